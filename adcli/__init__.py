@@ -1,0 +1,14 @@
+"""adcli: differentiate and optimise mathematical expressions from the command line.
+
+>>> import adcli
+>>> f = adcli.parse("(w0 + w1*x - y)^2")
+>>> value, gradient = f.grad({"x": 3.0, "y": 7.0, "w0": -2.0, "w1": 2.0})
+>>> float(value), {k: float(v) for k, v in gradient.items()}
+(9.0, {'w0': -6.0, 'w1': -18.0, 'x': -12.0, 'y': 6.0})
+"""
+
+from .errors import AdcliError
+from .function import Function, GradResult, parse
+
+__version__ = "0.1.0"
+__all__ = ["AdcliError", "Function", "GradResult", "parse", "__version__"]

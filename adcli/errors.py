@@ -1,0 +1,59 @@
+"""Errors of the core. They stay values until the CLI turns them into an exit status."""
+
+from __future__ import annotations
+
+
+class AdcliError(Exception):
+    """Bad input that the user can fix. ``exit_code`` 2, like a usage error."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, source: str | None = None, line: int = 0,
+                 column: int = 0, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.source = source
+        self.line = line
+        self.column = column
+        self.hint = hint
+
+    def context(self) -> str:
+        """The offending source line with a caret under the column ('' if not located)."""
+        if self.source is None or self.line <= 0:
+            return ""
+        lines = self.source.split("\n")
+        if self.line > len(lines):
+            return ""
+        text = lines[self.line - 1].replace("\t", " ").rstrip("\r")
+        col = max(self.column, 1)
+        # Keep very long lines readable: show a window around the column.
+        start = 0
+        if len(text) > 100:
+            start = max(0, min(col - 50, len(text) - 100))
+            text = ("..." if start else "") + text[start:start + 100] + (
+                "..." if start + 100 < len(text) else "")
+            col = col - start + (3 if start else 0)
+        return f"  {text}\n  {' ' * (col - 1)}^"
+
+    def render(self) -> str:
+        """The full message as the CLI prints it after 'Error: '."""
+        where = f" (line {self.line}, column {self.column})" if self.line > 0 else ""
+        parts = [self.message + where]
+        ctx = self.context()
+        if ctx:
+            parts.append(ctx)
+        if self.hint:
+            parts.append(self.hint)
+        return "\n".join(parts)
+
+
+class ParseError(AdcliError):
+    """The text is not a valid adcli program."""
+
+
+class NameResolutionError(AdcliError):
+    """Unknown function, wrong arity, unbound variable, bad let binding."""
+
+
+class PointError(AdcliError):
+    """A malformed ``--at``/``--from`` assignment or a missing value."""

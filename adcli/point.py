@@ -1,0 +1,80 @@
+"""Parsing of ``--at``/``--from`` assignments: ``x=2,y=-3.5,z=pi/4``.
+
+A value is a number, or a constant expression in adcli's own language (``pi/4``, ``2^-3``,
+``pow(2, 3)``), parsed by the same grammar and never passed to ``eval``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from .errors import AdcliError, PointError
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
+_SPECIAL = {"inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf"),
+            "nan": float("nan")}
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas outside parentheses, so ``x=pow(2,3),y=1`` is two assignments."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def parse_value(text: str, *, context: str = "") -> float:
+    """A number or a constant expression -> float64."""
+    t = text.strip()
+    if _NUMBER.match(t):
+        return float(t)
+    if t.lower() in _SPECIAL:
+        return _SPECIAL[t.lower()]
+    from .function import parse  # local: the grammar is loaded only when needed
+
+    try:
+        f = parse(t, max_bytes=10_000)
+        tape = f.tape()
+    except AdcliError:
+        raise PointError(f"{context}'{t}' is not a number") from None
+    if tape.inputs:
+        raise PointError(f"{context}'{t}' is not a number (it uses the variable "
+                         f"'{next(iter(tape.inputs))}')")
+    return float(f.eval({}))
+
+
+def parse_assignments(texts: str | Iterable[str], option: str = "--at") -> dict[str, float]:
+    """``"x=2,y=3"`` (or several such strings) -> ``{"x": 2.0, "y": 3.0}``."""
+    if isinstance(texts, str):
+        texts = [texts]
+    point: dict[str, float] = {}
+    for text in texts:
+        for part in _split_top_level(text):
+            item = part.strip()
+            if not item:
+                raise PointError(f"{option} '{text}' has an empty assignment; "
+                                 "write name=value pairs separated by commas")
+            if "=" not in item:
+                raise PointError(f"{option} '{item}' is missing '=': write name=value")
+            name, _, value = item.partition("=")
+            name = name.strip()
+            if not name:
+                raise PointError(f"{option} '{item}' has no name before '='")
+            if not _NAME.match(name):
+                raise PointError(f"{option} '{name}' is not a valid name "
+                                 "(letters, digits and _, not starting with a digit)")
+            if not value.strip():
+                raise PointError(f"{option} '{item}' has no value after '='")
+            if name in point:
+                raise PointError(f"{option} gives '{name}' twice")
+            point[name] = parse_value(value, context=f"{option} {name}=")
+    return point

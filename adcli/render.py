@@ -1,0 +1,63 @@
+"""Rich output for people. The only module that imports rich; it takes result records."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from .diagnose import format_value
+from .results import GradReport
+
+
+def stdout() -> Console:
+    # highlight=False: numbers keep one colour; rich honours NO_COLOR and non-terminals itself.
+    return Console(highlight=False)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def num(v) -> str:
+    return format_value(v)
+
+
+def warn(message: str) -> None:
+    stderr().print(f"[yellow]Warning:[/yellow] {message}", markup=True, highlight=False,
+                   soft_wrap=True)
+
+
+def value_line(value) -> None:
+    stdout().print(f"[bold]value[/bold] {num(value)}", soft_wrap=True)
+
+
+def grad(report: GradReport, table: bool = True, max_rows: int = 200) -> None:
+    out = stdout()
+    out.print(f"[bold]value[/bold]  {num(report.value)}", soft_wrap=True)
+    if report.gradient:
+        out.print("[bold]gradient[/bold]")
+        width = max(len(n) for n in report.gradient)
+        for name, g in report.gradient.items():
+            out.print(f"  d/d{name.ljust(width)}  {num(g)}", soft_wrap=True)
+    if table and report.nodes:
+        out.print()
+        out.print(node_table(report, max_rows))
+        hidden = len(report.nodes) - max_rows if max_rows > 0 else 0
+        if hidden > 0:
+            out.print(f"[dim]… {hidden:,} more nodes not shown (--max-rows 0 shows all)[/dim]")
+
+
+def node_table(report: GradReport, max_rows: int = 200) -> Table:
+    table = Table(title="tape (reverse sweep runs bottom to top)", title_justify="left",
+                  show_lines=False)
+    table.add_column("id", justify="right", style="dim")
+    table.add_column("op")
+    table.add_column("args", style="dim")
+    table.add_column("label", style="cyan")
+    table.add_column("value", justify="right")
+    table.add_column("grad (adjoint)", justify="right", style="green")
+    rows = report.nodes if max_rows <= 0 else report.nodes[:max_rows]
+    for n in rows:
+        table.add_row(str(n.id), n.op, " ".join(f"#{a}" for a in n.args), n.label,
+                      num(n.value), num(n.grad))
+    return table

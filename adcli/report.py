@@ -1,0 +1,58 @@
+"""Builders that run the core and package the outcome as plain result records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from . import sweeps
+from .diagnose import first_nonfinite_value
+from .function import Function, select_wrt
+from .results import GradReport, NodeRow
+from .tape import Tape
+
+
+def unused_names(tape: Tape, point: Mapping[str, float]) -> list[str]:
+    return [n for n in point if n not in tape.inputs]
+
+
+def nonfinite_warnings(tape: Tape, values: list) -> list[str]:
+    if sweeps_finite(values[tape.output]):
+        return []
+    bad = first_nonfinite_value(tape, values)
+    return [f"the value is not finite: {bad.describe()}"] if bad else []
+
+
+def sweeps_finite(v) -> bool:
+    return bool(np.all(np.isfinite(v)))
+
+
+def grad_report(function: Function, point: Mapping[str, float],
+                wrt: Iterable[str] | None = None, nodes: bool = True) -> GradReport:
+    """Value, gradient and (optionally) the per-node table of one reverse-mode evaluation."""
+    tape = function.tape(point)
+    names = select_wrt(tape, wrt) if wrt is not None else list(tape.inputs)
+    value, gradient, values, adjoint = sweeps.value_and_grad(tape, point)
+    report = GradReport(value, {n: gradient[n] for n in names})
+    if nodes:
+        labels = tape.describe()
+        report.nodes = [
+            NodeRow(i, tape.op_name(i), labels[i], values[i],
+                    adjoint[i] if adjoint[i] is not None else 0.0, tape.args[i])
+            for i in range(len(tape.ops))]
+    report.warnings += nonfinite_warnings(tape, values)
+    if not all(sweeps_finite(g) for g in report.gradient.values()) and sweeps_finite(value):
+        report.warnings.append("the gradient is not finite")
+    for name in unused_names(tape, point):
+        report.warnings.append(f"'{name}' is given a value but the expression does not use it")
+    return report
+
+
+def eval_report(function: Function, point: Mapping[str, float]) -> tuple[float, list[str]]:
+    tape = function.tape(point)
+    values = sweeps.evaluate(tape, point)
+    warnings = nonfinite_warnings(tape, values)
+    warnings += [f"'{n}' is given a value but the expression does not use it"
+                 for n in unused_names(tape, point)]
+    return values[tape.output], warnings

@@ -1,0 +1,190 @@
+"""Expression trees as the parser produces them.
+
+Nodes use identity equality and ``__slots__``: no generated ``__eq__``/``__hash__``/``__repr__``
+that would recurse through a 50,000-deep tree.  Every walk over nodes elsewhere uses an explicit
+stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class Node:
+    """An expression node.
+
+    ``op`` is ``"const"`` (with ``value``), ``"var"`` (with ``name``), or the name of an entry of
+    :data:`adcli.ops.OPS` (with ``args``).  ``line``/``column`` locate the node in the source
+    (1-based) when it came from text, for error messages.
+    """
+
+    __slots__ = ("op", "args", "value", "name", "line", "column")
+
+    def __init__(self, op: str, args: tuple[Node, ...] = (), value: float = 0.0,
+                 name: str = "", line: int = 0, column: int = 0) -> None:
+        self.op = op
+        self.args = args
+        self.value = value
+        self.name = name
+        self.line = line
+        self.column = column
+
+    def __repr__(self) -> str:  # shallow on purpose: never recurses
+        if self.op == "const":
+            return f"Node(const {self.value!r})"
+        if self.op == "var":
+            return f"Node(var {self.name})"
+        return f"Node({self.op}, {len(self.args)} args)"
+
+
+def const(value: float) -> Node:
+    return Node("const", value=float(value))
+
+
+def var(name: str, line: int = 0, column: int = 0) -> Node:
+    return Node("var", name=name, line=line, column=column)
+
+
+def call(op: str, *args: Node, line: int = 0, column: int = 0) -> Node:
+    return Node(op, tuple(args), line=line, column=column)
+
+
+@dataclass(slots=True)
+class Statement:
+    """``name = expr`` (``name`` is None for the final bare expression)."""
+
+    name: str | None
+    expr: Node
+    line: int = 0
+    column: int = 0
+
+
+@dataclass(slots=True)
+class Program:
+    """Statements in order; the last one is the output."""
+
+    statements: list[Statement] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def output(self) -> Node:
+        return self.statements[-1].expr
+
+
+def iter_postorder(root: Node):
+    """Yield each distinct node (by identity) once, children before parents, without recursion."""
+    seen: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            yield node
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for arg in reversed(node.args):
+            if id(arg) not in seen:
+                stack.append((arg, False))
+
+
+# --------------------------------------------------------------------------- smart constructors
+# Build expression trees with light simplification on the way (constant folding, 0 and 1
+# identities, double negation). The op table's symbolic derivative rules are written with these,
+# so derivatives come out readable without a separate simplification pass.
+
+
+def is_const(node: Node, value: float | None = None) -> bool:
+    return node.op == "const" and (value is None or node.value == value)
+
+
+def _fold(op: str, *args: Node) -> Node:
+    from .ops import OPS, apply  # local: ops imports this module's types only for hints
+
+    return const(float(apply(OPS[op], tuple(a.value for a in args))))
+
+
+def add(a: Node, b: Node) -> Node:
+    if is_const(a) and is_const(b):
+        return _fold("add", a, b)
+    if is_const(a, 0.0):
+        return b
+    if is_const(b, 0.0):
+        return a
+    if b.op == "neg":
+        return sub(a, b.args[0])
+    return call("add", a, b)
+
+
+def sub(a: Node, b: Node) -> Node:
+    if is_const(a) and is_const(b):
+        return _fold("sub", a, b)
+    if is_const(b, 0.0):
+        return a
+    if is_const(a, 0.0):
+        return neg(b)
+    if b.op == "neg":
+        return add(a, b.args[0])
+    return call("sub", a, b)
+
+
+def mul(a: Node, b: Node) -> Node:
+    if is_const(a) and is_const(b):
+        return _fold("mul", a, b)
+    if is_const(a, 0.0) or is_const(b, 0.0):
+        return const(0.0)
+    if is_const(a, 1.0):
+        return b
+    if is_const(b, 1.0):
+        return a
+    if is_const(a, -1.0):
+        return neg(b)
+    if is_const(b, -1.0):
+        return neg(a)
+    if a.op == "neg" and b.op == "neg":
+        return mul(a.args[0], b.args[0])
+    if a.op == "neg":
+        return neg(mul(a.args[0], b))
+    if b.op == "neg":
+        return neg(mul(a, b.args[0]))
+    if is_const(b) and not is_const(a):  # numeric coefficient first: 2*x, not x*2
+        return call("mul", b, a)
+    return call("mul", a, b)
+
+
+def div(a: Node, b: Node) -> Node:
+    if is_const(a) and is_const(b):
+        return _fold("div", a, b)
+    if is_const(b, 1.0):
+        return a
+    if is_const(a, 0.0):
+        return const(0.0)
+    if a.op == "neg":
+        return neg(div(a.args[0], b))
+    return call("div", a, b)
+
+
+def neg(a: Node) -> Node:
+    if is_const(a):
+        return const(-a.value)
+    if a.op == "neg":
+        return a.args[0]
+    return call("neg", a)
+
+
+def power(a: Node, b: Node) -> Node:
+    if is_const(a) and is_const(b):
+        return _fold("pow", a, b)
+    if is_const(b, 1.0):
+        return a
+    if is_const(b, 0.0):
+        return const(1.0)
+    return call("pow", a, b)
+
+
+def fn(name: str, *args: Node) -> Node:
+    """A call of op ``name``, folded when every argument is a constant."""
+    if all(is_const(a) for a in args):
+        return _fold(name, *args)
+    return call(name, *args)
