@@ -54,6 +54,9 @@ def lower(program: Program, bound: Collection[str] = ()) -> Tape:
     tape = Tape()
     key_slot: dict[tuple, int] = {}
     node_slot: dict[int, int] = {}
+    # Constant-valued nodes are kept aside and emitted only when a non-constant op reads them,
+    # so folded subtrees leave no dead slots behind.
+    node_const: dict[int, float] = {}
 
     def emit(key: tuple, op, args: tuple, value: float, active: bool) -> int:
         slot = key_slot.get(key)
@@ -66,6 +69,9 @@ def lower(program: Program, bound: Collection[str] = ()) -> Tape:
             tape.active.append(active)
         return slot
 
+    def const_slot(value: float) -> int:
+        return emit(_const_key(value), CONST, (), value, False)
+
     def children(node: Node) -> tuple[Node, ...]:
         if node.op == "var" and node.name in let_expr:
             return (let_expr[node.name],)
@@ -75,23 +81,27 @@ def lower(program: Program, bound: Collection[str] = ()) -> Tape:
     stack: list[tuple[Node, bool]] = [(program.output, False)]
     while stack:
         node, expanded = stack.pop()
-        if id(node) in node_slot:
+        if id(node) in node_slot or id(node) in node_const:
             continue
         if not expanded:
             stack.append((node, True))
             for child in reversed(children(node)):
-                if id(child) not in node_slot:
+                if id(child) not in node_slot and id(child) not in node_const:
                     stack.append((child, False))
             continue
+        slot = -1
         if node.op == "const":
-            slot = emit(_const_key(node.value), CONST, (), node.value, False)
+            node_const[id(node)] = node.value
         elif node.op == "var":
             name = node.name
             if name in let_expr:
-                slot = node_slot[id(let_expr[name])]
+                target = id(let_expr[name])
+                if target in node_const:
+                    node_const[id(node)] = node_const[target]
+                else:
+                    slot = node_slot[target]
             elif name in CONSTANTS and name not in bound:
-                value = CONSTANTS[name]
-                slot = emit(_const_key(value), CONST, (), value, False)
+                node_const[id(node)] = CONSTANTS[name]
             else:
                 slot = emit((VAR, name), VAR, (), 0.0, True)
                 if name not in tape.inputs:
@@ -100,16 +110,24 @@ def lower(program: Program, bound: Collection[str] = ()) -> Tape:
                     tape.positions[name] = (node.line, node.column)
         else:
             op = OPS[node.op]
-            args = tuple(node_slot[id(a)] for a in node.args)
-            if all(tape.ops[s] == CONST for s in args):
-                value = float(apply(op, tuple(tape.consts[s] for s in args)))
-                slot = emit(_const_key(value), CONST, (), value, False)
+            if all(id(a) in node_const for a in node.args):
+                node_const[id(node)] = float(apply(op, tuple(node_const[id(a)]
+                                                             for a in node.args)))
             else:
+                args = tuple(node_slot[id(a)] if id(a) in node_slot
+                             else const_slot(node_const[id(a)]) for a in node.args)
                 active = any(tape.active[s] for s in args)
                 slot = emit((op.name, args), op, args, 0.0, active)
+        if slot < 0:
+            continue
         node_slot[id(node)] = slot
         name = let_name_of.get(id(node))
         if name is not None and slot not in tape.labels:
             tape.labels[slot] = name
-    tape.output = node_slot[id(program.output)]
+    out = id(program.output)
+    tape.output = node_slot[out] if out in node_slot else const_slot(node_const[out])
+    if out in node_const and tape.output not in tape.labels:
+        name = let_name_of.get(out)
+        if name is not None:
+            tape.labels[tape.output] = name
     return tape
