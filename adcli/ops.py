@@ -232,3 +232,42 @@ def apply(op: Op, args: tuple) -> Array:
     """Evaluate ``op`` with IEEE semantics (never raises on overflow or domain errors)."""
     with np.errstate(all="ignore"):
         return op.fn(*args)
+
+
+# Scalar code templates for the compiled fast path (adcli.compile): each op's value and local
+# partials as Python expressions over {0}, {1} (argument names) and {o} (the op's output), using
+# only the helper names adcli.compile supplies (math functions on Python floats, and small
+# helpers mirroring the kernels above). They compute the same numbers as ``fn``/``partials``;
+# the compiled code falls back to the numpy interpreter whenever Python raises instead of
+# returning inf/nan (division by zero, math domain or overflow errors).
+SCALAR_CODE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "add": ("{0} + {1}", ("1.0", "1.0")),
+    "sub": ("{0} - {1}", ("1.0", "-1.0")),
+    "mul": ("{0} * {1}", ("{1}", "{0}")),
+    "div": ("{0} / {1}", ("1.0 / {1}", "-{o} / {1}")),
+    "neg": ("-{0}", ("-1.0",)),
+    "pow": ("pow({0}, {1})", ("(0.0 if {1} == 0.0 else {1} * pow({0}, {1} - 1.0))",
+                              "pow_dexp({0}, {1}, {o})")),
+    "sin": ("sin({0})", ("cos({0})",)),
+    "cos": ("cos({0})", ("-sin({0})",)),
+    "tan": ("tan({0})", ("1.0 + {o} * {o}",)),
+    "asin": ("asin({0})", ("1.0 / sqrt(1.0 - {0} * {0})",)),
+    "acos": ("acos({0})", ("-1.0 / sqrt(1.0 - {0} * {0})",)),
+    "atan": ("atan({0})", ("1.0 / (1.0 + {0} * {0})",)),
+    "sinh": ("sinh({0})", ("cosh({0})",)),
+    "cosh": ("cosh({0})", ("sinh({0})",)),
+    "tanh": ("tanh({0})", ("1.0 - {o} * {o}",)),
+    "exp": ("exp({0})", ("{o}",)),
+    "log": ("log({0})", ("1.0 / {0}",)),
+    "log2": ("log2({0})", ("1.0 / ({0} * LN2)",)),
+    "log10": ("log10({0})", ("1.0 / ({0} * LN10)",)),
+    "sqrt": ("sqrt({0})", ("0.5 / {o}",)),
+    "abs": ("abs({0})", ("sign({0})",)),
+    "sigmoid": ("sigmoid({0})", ("{o} * (1.0 - {o})",)),
+    "relu": ("relu({0})", ("step({0})",)),
+    "softplus": ("softplus({0})", ("sigmoid({0})",)),
+    "min": ("fmin({0}, {1})", ("tie({1}, {0})", "tie({0}, {1})")),
+    "max": ("fmax({0}, {1})", ("tie({0}, {1})", "tie({1}, {0})")),
+    "sign": ("sign({0})", ("0.0",)),
+    "step": ("step({0})", ("0.0",)),
+}
