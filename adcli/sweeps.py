@@ -10,6 +10,7 @@ data per variable); non-finite values propagate as IEEE inf/nan and never raise.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,22 @@ from .errors import PointError
 from .tape import Tape
 
 Value = Any  # float64 scalar or numpy array
+
+
+@dataclass(slots=True)
+class OpCount:
+    """Elementary operations the sweeps executed, counted as they run (pass ``count=`` to a
+    sweep): a primitive evaluation, a local partial derivative, or a multiply-accumulate along an
+    edge (tangent or adjoint propagation) each count as one. This is how ``compare-modes`` shows
+    what forward and reverse mode really cost, rather than estimating it."""
+
+    evaluations: int = 0
+    partials: int = 0
+    products: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.evaluations + self.partials + self.products
 
 
 def bind(tape: Tape, point: Mapping[str, Any]) -> list[Value]:
@@ -32,49 +49,67 @@ def bind(tape: Tape, point: Mapping[str, Any]) -> list[Value]:
     return values
 
 
-def evaluate(tape: Tape, point: Mapping[str, Any]) -> list[Value]:
+def evaluate(tape: Tape, point: Mapping[str, Any], *,
+             count: OpCount | None = None) -> list[Value]:
     """Value of every slot at ``point``."""
     values = bind(tape, point)
+    instructions = tape.instructions()
     with np.errstate(all="ignore"):
-        for slot, op, args in tape.instructions():
+        for slot, op, args in instructions:
             values[slot] = op.fn(*[values[a] for a in args])
+    if count is not None:
+        count.evaluations += len(instructions)
     return values
 
 
-def reverse(tape: Tape, values: list[Value], seed: Value = 1.0) -> list[Value | None]:
+def reverse(tape: Tape, values: list[Value], seed: Value = 1.0, *,
+            count: OpCount | None = None) -> list[Value | None]:
     """Adjoint of every slot (d output / d slot); None where no path reaches the output."""
     adjoint: list[Value | None] = [None] * len(tape.ops)
     adjoint[tape.output] = np.float64(seed) if np.ndim(seed) == 0 else seed
     active = tape.active
+    n_partials = n_products = 0
     with np.errstate(all="ignore"):
         for slot, op, args in reversed(tape.instructions()):
             g = adjoint[slot]
             if g is None:
                 continue
             partials = op.partials(tuple(values[a] for a in args), values[slot])
+            n_partials += len(args)
             for a, p in zip(args, partials):
                 if active[a]:
+                    n_products += 1
                     contribution = g * p
                     adjoint[a] = contribution if adjoint[a] is None else adjoint[a] + contribution
+    if count is not None:
+        count.partials += n_partials
+        count.products += n_products
     return adjoint
 
 
-def forward(tape: Tape, values: list[Value], direction: Mapping[str, Value]) -> list[Value]:
+def forward(tape: Tape, values: list[Value], direction: Mapping[str, Value], *,
+            count: OpCount | None = None) -> list[Value]:
     """Tangent of every slot along ``direction`` (a tangent per input; missing ones are 0)."""
     tangent: list[Value] = [0.0] * len(tape.ops)
     for name, slot in tape.inputs.items():
         tangent[slot] = np.float64(direction.get(name, 0.0))
     active = tape.active
+    n_partials = n_products = 0
     with np.errstate(all="ignore"):
         for slot, op, args in tape.instructions():
             if not active[slot]:
                 continue
             partials = op.partials(tuple(values[a] for a in args), values[slot])
+            n_partials += len(args)
             total: Value = 0.0
             for a, p in zip(args, partials):
                 if active[a]:
+                    n_products += 1
                     total = total + p * tangent[a]
             tangent[slot] = total
+    if count is not None:
+        count.partials += n_partials
+        count.products += n_products
     return tangent
 
 
