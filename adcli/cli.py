@@ -18,6 +18,7 @@ from .errors import AdcliError
 COMMANDS: dict[str, str] = {
     "grad": "adcli.commands.grad:grad",
     "eval": "adcli.commands.grad:eval_",
+    "hessian": "adcli.commands.diff:hessian",
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2

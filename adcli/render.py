@@ -61,3 +61,35 @@ def node_table(report: GradReport, max_rows: int = 200) -> Table:
         table.add_row(str(n.id), n.op, " ".join(f"#{a}" for a in n.args), n.label,
                       num(n.value), num(n.grad))
     return table
+
+
+def classify_hessian(ev) -> str:
+    """What the eigenvalues say about a stationary point (words, for people)."""
+    import numpy as np
+
+    if len(ev) == 0:
+        return "no variables"
+    if not np.all(np.isfinite(ev)):
+        return "not finite at this point"
+    scale = max(1.0, float(np.max(np.abs(ev))))
+    tiny = 1e-12 * scale
+    if np.all(ev > tiny):
+        return "positive definite: a local minimum if the gradient is 0"
+    if np.all(ev < -tiny):
+        return "negative definite: a local maximum if the gradient is 0"
+    if np.any(ev > tiny) and np.any(ev < -tiny):
+        return "indefinite: a saddle if the gradient is 0"
+    return "singular (a zero eigenvalue): the second-order test is inconclusive"
+
+
+def hessian(names: list[str], matrix, ev) -> None:
+    out = stdout()
+    table = Table(title="Hessian", title_justify="left")
+    table.add_column("", style="cyan")
+    for name in names:
+        table.add_column(name, justify="right")
+    for name, row in zip(names, matrix):
+        table.add_row(name, *(num(v) for v in row))
+    out.print(table)
+    out.print("[bold]eigenvalues[/bold]  " + "  ".join(num(v) for v in ev), soft_wrap=True)
+    out.print(classify_hessian(ev), soft_wrap=True)

@@ -1,0 +1,42 @@
+"""An independent reference: adcli expressions as SymPy expressions (for the derivative tests).
+
+Only the parse and the tape's structure come from adcli; every derivative is SymPy's own.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+import adcli
+
+_UNARY = {
+    "neg": lambda a: -a,
+    "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "asin": sp.asin, "acos": sp.acos,
+    "atan": sp.atan, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "exp": sp.exp,
+    "log": sp.log, "log2": lambda a: sp.log(a, 2), "log10": lambda a: sp.log(a, 10),
+    "sqrt": sp.sqrt, "abs": sp.Abs, "sigmoid": lambda a: 1 / (1 + sp.exp(-a)),
+    "relu": lambda a: sp.Max(a, 0), "softplus": lambda a: sp.log(1 + sp.exp(a)),
+    "sign": sp.sign, "step": lambda a: sp.Heaviside(a, 0),
+}
+_BINARY = {
+    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b, "pow": lambda a, b: a**b, "min": sp.Min, "max": sp.Max,
+}
+
+
+def to_sympy(text: str) -> tuple[sp.Expr, dict[str, sp.Symbol]]:
+    """(SymPy expression, symbols by name) for adcli source ``text`` (lets are substituted)."""
+    tape = adcli.parse(text).tape()
+    symbols = {name: sp.Symbol(name, real=True) for name in tape.inputs}
+    exprs: list = []
+    for slot, op in enumerate(tape.ops):
+        if op == "var":
+            exprs.append(symbols[tape.labels[slot]])
+        elif op == "const":
+            v = tape.consts[slot]
+            exprs.append(sp.Integer(int(v)) if float(v).is_integer() else sp.Float(v, 17))
+        else:
+            args = [exprs[a] for a in tape.args[slot]]
+            fn = _UNARY.get(op.name) or _BINARY[op.name]
+            exprs.append(fn(*args))
+    return exprs[tape.output], symbols
