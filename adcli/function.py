@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from . import sweeps
+from .compile import CompiledTape
 from .errors import NameResolutionError
 from .lower import lower
 from .ops import CONSTANTS
@@ -22,6 +25,13 @@ class GradResult(NamedTuple):
     gradient: dict[str, Any]
 
 
+class JvpResult(NamedTuple):
+    """``value, derivative = f.jvp(point, direction)``."""
+
+    value: Any
+    derivative: Any
+
+
 class Function:
     """A parsed adcli program.
 
@@ -32,6 +42,30 @@ class Function:
     def __init__(self, program: Program) -> None:
         self.program = program
         self._tapes: dict[frozenset[str], Tape] = {}
+        self._compiled: dict[int, CompiledTape] = {}  # id(tape) -> fast sweeps
+
+    def compiled(self, bound: Iterable[str] = ()) -> CompiledTape:
+        """The fast sweeps of :meth:`tape` (generated code; see :mod:`adcli.compile`)."""
+        tape = self.tape(bound)
+        fast = self._compiled.get(id(tape))
+        if fast is None:
+            fast = self._compiled[id(tape)] = CompiledTape(tape)
+        return fast
+
+    def grad_sum(self, point: Mapping[str, Any], wrt: Iterable[str] | None = None
+                 ) -> GradResult:
+        """Sum over the rows of data columns, and its gradient: the loss of a fit.
+
+        Runs in blocks of rows on threads (see :mod:`adcli.compile`); the same numbers as
+        summing :meth:`grad` up to the order of the floating-point additions."""
+        tape = self.tape(point)
+        sweeps.bind(tape, point)  # the interpreter's checks and messages for missing values
+        value, grads = self.compiled(point).sweep_columns(
+            [point[n] for n in tape.inputs], sum_value=True)
+        gradient = dict(zip(tape.inputs, grads))
+        if wrt is not None:
+            gradient = {name: gradient[name] for name in select_wrt(tape, wrt)}
+        return GradResult(value, gradient)
 
     @property
     def source(self) -> str:
@@ -58,19 +92,49 @@ class Function:
     def eval(self, point: Mapping[str, Any]) -> Any:
         """Value at ``point`` (float64 scalars, or numpy arrays for columns of data)."""
         tape = self.tape(point)
+        xs = _scalar_inputs(tape, point)
+        if xs is not None:
+            return np.float64(self.compiled(point).value(*xs))
         return sweeps.evaluate(tape, point)[tape.output]
 
     def grad(self, point: Mapping[str, Any], wrt: Iterable[str] | None = None) -> GradResult:
         """Value and gradient by one forward and one reverse sweep."""
         tape = self.tape(point)
-        value, gradient, _, _ = sweeps.value_and_grad(tape, point)
+        xs = _scalar_inputs(tape, point)
+        if xs is not None:
+            value, grads = self.compiled(point).value_and_grad(*xs)
+            value = np.float64(value)
+            gradient = {name: np.float64(g) for name, g in zip(tape.inputs, grads)}
+        else:
+            value, gradient, _, _ = sweeps.value_and_grad(tape, point)
         if wrt is not None:
             gradient = {name: gradient[name] for name in select_wrt(tape, wrt)}
         return GradResult(value, gradient)
 
+    def jvp(self, point: Mapping[str, Any], direction: Mapping[str, Any]) -> JvpResult:
+        """Value and directional derivative along ``direction`` by forward mode: one pass,
+        whatever the number of variables (variables missing from ``direction`` get 0)."""
+        tape = self.tape(point)
+        select_wrt(tape, direction)
+        values = sweeps.evaluate(tape, point)
+        tangent = sweeps.forward(tape, values, direction)
+        return JvpResult(values[tape.output], tangent[tape.output])
+
     def __repr__(self) -> str:
         text = self.source if len(self.source) < 60 else self.source[:57] + "..."
         return f"adcli.Function({text!r})"
+
+
+def _scalar_inputs(tape: Tape, point: Mapping[str, Any]) -> list[float] | None:
+    """The inputs as Python floats in tape order, or None when some value is an array (or
+    missing: the interpreter then reports it)."""
+    xs = []
+    for name in tape.inputs:
+        v = point.get(name)
+        if v is None or (type(v) is not float and np.ndim(v) != 0):
+            return None
+        xs.append(float(v))
+    return xs
 
 
 def select_wrt(tape: Tape, wrt: Iterable[str]) -> list[str]:
