@@ -1,0 +1,140 @@
+"""``adcli minimize``: find a minimum of an expression, or fit its parameters to a data file."""
+
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from .. import render
+from ..data import read_csv
+from ..optimize import (
+    DEFAULT_STEPS,
+    DEFAULT_TOL,
+    DIVERGED,
+    INTERRUPTED,
+    RULES,
+    CsvTrace,
+    History,
+    Options,
+    build_objective,
+    chain,
+    minimize as run_minimize,
+    resolve_method,
+)
+from .common import (
+    EXPR_HELP,
+    emit_json,
+    expr_argument,
+    json_option,
+    load_function,
+    max_size_option,
+    parse_names,
+    parse_point,
+)
+
+METHODS = ["auto", *RULES]
+
+
+@click.command(epilog=EXPR_HELP)
+@expr_argument
+@click.option("--from", "start", multiple=True, metavar="NAME=VALUE,...",
+              help="Starting point; parameters not given start at 0. With --wrt, also the "
+                   "values of the variables that stay fixed.")
+@click.option("--wrt", metavar="NAMES", help="Optimise only these variables, e.g. w0,w1.")
+@click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
+              help="auto: bfgs (lbfgs above 100 parameters; adam with --batch-size).")
+@click.option("--lr", type=float, help="Learning rate of gd/momentum/nesterov (default 0.01) "
+                                       "and adam (default 0.001).")
+@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9,
+              show_default=True, help="Momentum of momentum/nesterov (PyTorch convention).")
+@click.option("--steps", type=click.IntRange(min=0), default=DEFAULT_STEPS, show_default=True,
+              help="Maximum number of iterations.")
+@click.option("--tol", type=click.FloatRange(min=0), default=DEFAULT_TOL, show_default=True,
+              help="Stop when the gradient's 2-norm is below this.")
+@click.option("--data", "data_path", metavar="FILE.csv",
+              help="Fit to a CSV file: header names bind columns to variables; the objective "
+                   "is the mean of EXPR over the rows.")
+@click.option("--reduce", type=click.Choice(["mean", "sum"]), default="mean",
+              show_default=True, help="How --data rows combine.")
+@click.option("--batch-size", type=click.IntRange(min=1), metavar="B",
+              help="Minibatches of B rows (stochastic gradients; reshuffled each epoch).")
+@click.option("--seed", type=int, help="Seed for minibatch shuffles and --init-scale.")
+@click.option("--init-scale", type=click.FloatRange(min=0), default=0.0, metavar="S",
+              help="Start parameters not given in --from at uniform(-S, S) instead of 0 "
+                   "(networks need this to break symmetry).")
+@click.option("--trace", "trace_path", metavar="FILE",
+              help="Write a CSV row per iteration: iteration, value, grad_norm, parameters.")
+@click.option("--plot", "plot_path", metavar="FILE",
+              help="Draw loss vs iterations (and the contour with the path for two "
+                   "parameters) to a .png/.svg/.pdf file; needs matplotlib (adcli[plot]).")
+@json_option
+@max_size_option
+def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr: float | None,
+             momentum: float, steps: int, tol: float, data_path: str | None, reduce: str,
+             batch_size: int | None, seed: int | None, init_scale: float,
+             trace_path: str | None, plot_path: str | None, as_json: bool,
+             max_size: int) -> None:
+    """Minimise EXPR, or fit its parameters to the rows of a data file.
+
+    Gradients are exact (reverse mode over the tape). The default method, BFGS with a
+    strong-Wolfe line search, needs no learning rate. Stops when the gradient norm is
+    below --tol, after --steps iterations, when nothing changes any more, or when the
+    value becomes inf/nan (reason "diverged", exit status 1). Ctrl-C stops and reports
+    the best point so far (exit status 130).
+
+    \b
+    Examples:
+      adcli minimize "(1-x)^2 + 100*(y-x^2)^2" --from x=-1.2,y=1
+      adcli minimize "x^2 + y^2 + 400*x + 8*y" --method gd --lr 0.1
+      adcli minimize "(w0 + w1*x - y)^2" --data samples/line.csv
+    """
+    function = load_function(expr, max_size)
+    point = parse_point(start, "--from")
+    data = read_csv(data_path) if data_path else None
+    bound = set(point) | (set(data.names) if data else set())
+    names = parse_names(wrt)
+    tape = function.tape(bound | set(names or ()))
+    seeds = np.random.SeedSequence(seed).spawn(2)
+    objective, x0 = build_objective(tape, point, names, data, reduce=reduce,
+                                    batch_size=batch_size, seed=seeds[1])
+    if init_scale > 0:
+        rng = np.random.default_rng(seeds[0])
+        for i, name in enumerate(objective.names):
+            if name not in point:
+                x0[i] = rng.uniform(-init_scale, init_scale)
+    resolved = resolve_method(method, len(x0), objective.stochastic)
+    for name in point:
+        if name not in tape.inputs:
+            render.warn(f"--from '{name}' is not a variable of the expression")
+    if lr is not None and RULES[resolved].line_search:
+        render.warn(f"--lr is ignored by {resolved}, which chooses its steps by a line search")
+    if batch_size and not objective.stochastic:
+        render.warn("--batch-size is not smaller than the data; using full batches")
+    if plot_path:
+        from ..plot import check_path
+
+        check_path(plot_path)
+
+    trace = CsvTrace(trace_path, objective.names) if trace_path else None
+    history = History() if plot_path else None
+    live = not as_json and render.live_display_possible()
+    try:
+        with render.minimize_progress(steps, enabled=live) as progress:
+            result = run_minimize(objective, x0, method=resolved,
+                                  options=Options(lr=lr, momentum=momentum), steps=steps,
+                                  tol=tol, callback=chain(trace, history, progress))
+    finally:
+        if trace is not None:
+            trace.close()
+    if plot_path:
+        from ..plot import plot_run
+
+        plot_run(plot_path, result, history, objective)
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        render.minimize_result(result)
+    if result.reason == DIVERGED:
+        raise click.exceptions.Exit(1)
+    if result.reason == INTERRUPTED:
+        raise click.exceptions.Exit(130)

@@ -1,0 +1,709 @@
+"""Minimisers: one driver loop and a registry of update rules.
+
+The driver owns everything the rules have in common: when to stop (gradient norm below ``tol``,
+the step limit, no progress, a non-finite value, Ctrl-C), counting gradient evaluations, and
+reporting each iteration to a callback (trace file, progress display, plot).  An update rule
+only answers "from x, with value f and gradient g, where next?".  Adding a rule is one small
+class and one decorator line.
+
+Rules:
+
+- ``gd``        x -= lr*g
+- ``momentum``  PyTorch's SGD momentum: v = mu*v + g; x -= lr*v (not Sutskever's v = mu*v + lr*g)
+- ``nesterov``  PyTorch's SGD(nesterov=True): v = mu*v + g; x -= lr*(g + mu*v)
+- ``adam``      torch.optim.Adam / optax.adam defaults: betas (0.9, 0.999), eps 1e-8, lr 1e-3
+- ``newton``    exact Hessian (adcli.hessian), shifted by tau*I until Cholesky succeeds when it is
+                not positive definite (Nocedal & Wright, Algorithm 3.3), then Armijo backtracking
+- ``bfgs``      dense inverse-Hessian BFGS with a strong-Wolfe line search (c1 1e-4, c2 0.9)
+- ``lbfgs``     the same with the two-loop recursion over the last ``memory`` pairs
+
+``auto`` (the default) is ``bfgs`` up to :data:`DENSE_LIMIT` parameters and ``lbfgs`` above,
+because the dense inverse Hessian costs n^2 memory and n^2 work per step; with minibatches it is
+``adam``, because line searches need exact values.  BFGS needs no learning rate, and its
+superlinear convergence takes the standard test functions to machine precision in a few dozen
+gradient evaluations; Newton would too but needs a Hessian (n sweeps) per step.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import sweeps
+from .data import Dataset, batches
+from .errors import AdcliError
+from .tape import Tape
+
+Evaluate = Callable[[np.ndarray], tuple[float, np.ndarray]]
+Callback = Callable[[int, float, float, np.ndarray], None]
+
+#: above this many parameters ``auto`` switches from dense BFGS to L-BFGS.
+DENSE_LIMIT = 100
+DEFAULT_STEPS = 1000
+DEFAULT_TOL = 1e-8
+#: iterations without a lower value or a smaller gradient norm before "no-progress".
+PATIENCE = 100
+
+# Why a run stopped.  Only GRAD_TOL counts as converged.
+GRAD_TOL = "grad-tol"
+MAX_STEPS = "max-steps"
+NO_PROGRESS = "no-progress"
+DIVERGED = "diverged"
+INTERRUPTED = "interrupted"
+
+REASONS = {
+    GRAD_TOL: "the gradient norm fell below --tol",
+    MAX_STEPS: "the step limit was reached",
+    NO_PROGRESS: "no further progress was possible",
+    DIVERGED: "the value became non-finite; the last finite point is reported",
+    INTERRUPTED: "interrupted; the best point so far is reported",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Result
+
+
+@dataclass(slots=True)
+class MinimizeResult:
+    """Where a run ended and why.  ``to_json`` gives exactly the documented fields."""
+
+    names: list[str]
+    x: np.ndarray
+    value: float
+    grad: np.ndarray
+    iterations: int
+    evaluations: int
+    reason: str
+    method: str
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def converged(self) -> bool:
+        return self.reason == GRAD_TOL
+
+    @property
+    def grad_norm(self) -> float:
+        return float(np.linalg.norm(self.grad)) if len(self.grad) else 0.0
+
+    @property
+    def minimum(self) -> dict[str, float]:
+        return {n: float(v) for n, v in zip(self.names, self.x)}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"minimum": self.minimum, "value": float(self.value),
+                "grad_norm": self.grad_norm, "iterations": self.iterations,
+                "evaluations": self.evaluations, "converged": self.converged,
+                "reason": self.reason, "method": self.method}
+
+
+# ---------------------------------------------------------------------------------------------
+# The objective: a tape with parameters, fixed values and (optionally) columns of data
+
+
+class Objective:
+    """``f(x) -> (value, gradient)`` over the parameters ``names`` of a tape.
+
+    Other inputs are fixed numbers or data columns.  With data the objective is the mean (or
+    sum) of the expression over the rows, computed by ONE sweep over numpy columns: the reverse
+    sweep is seeded with 1/rows, so each scalar parameter's adjoint is already the mean's
+    gradient once summed over rows (batch backpropagation, no Python loop over rows).
+    """
+
+    def __init__(self, tape: Tape, names: Sequence[str], fixed: Mapping[str, float] | None = None,
+                 data: Dataset | None = None, reduce: str = "mean",
+                 batch_size: int | None = None, seed: int | None = None) -> None:
+        if reduce not in ("mean", "sum"):
+            raise AdcliError(f"unknown reduction '{reduce}' (use mean or sum)")
+        self.tape = tape
+        self.names = list(names)
+        self.fixed = {k: np.float64(v) for k, v in (fixed or {}).items() if k in tape.inputs}
+        used = [n for n in data.names if n in tape.inputs] if data is not None else []
+        self.data = data if used else None
+        self.columns = data.take(slice(None), used) if used else {}
+        self.rows = data.rows if used else 1
+        self.reduce = reduce
+        self.batch_size = batch_size if (batch_size and used and batch_size < self.rows) else None
+        self._batches: Iterator[np.ndarray] | None = None
+        if self.batch_size:
+            self._batches = batches(self.rows, self.batch_size, seed)
+        self.evaluations = 0
+
+    @property
+    def stochastic(self) -> bool:
+        return self.batch_size is not None
+
+    @property
+    def epoch(self) -> int:
+        """Minibatch steps per pass over the data."""
+        return -(-self.rows // self.batch_size) if self.batch_size else 1
+
+    def point(self, x: np.ndarray, columns: Mapping[str, np.ndarray] | None = None) -> dict:
+        point: dict[str, Any] = dict(self.fixed)
+        point.update(self.columns if columns is None else columns)
+        point.update(zip(self.names, (np.float64(v) for v in x)))
+        return point
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """The full objective and its gradient."""
+        scale = 1.0 if self.reduce == "sum" else 1.0 / self.rows
+        return self._sweep(x, self.columns, self.rows, scale)
+
+    def sample(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """An unbiased minibatch estimate of the objective and its gradient."""
+        assert self._batches is not None
+        rows = next(self._batches)
+        scale = (self.rows if self.reduce == "sum" else 1.0) / len(rows)
+        columns = {n: c[rows] for n, c in self.columns.items()}
+        return self._sweep(x, columns, len(rows), scale)
+
+    def _sweep(self, x: np.ndarray, columns: Mapping[str, np.ndarray], count: int,
+               scale: float) -> tuple[float, np.ndarray]:
+        """objective = scale * (sum of the expression over ``count`` rows)."""
+        self.evaluations += 1
+        point = self.point(x, columns)
+        seed = scale if columns else 1.0
+        # The one call a faster sweep may replace: value and gradient in one go.
+        value, grad, _, _ = sweeps.value_and_grad(self.tape, point, seed)
+        g = np.array([grad[n] for n in self.names], dtype=np.float64)
+        if not columns:
+            return float(value), g
+        if np.ndim(value) == 0:  # the output does not depend on the data rows
+            return float(value) * scale * count, g * count
+        with np.errstate(all="ignore"):
+            return float(np.sum(value) * scale), g
+
+    def hessian(self, x: np.ndarray) -> np.ndarray:
+        """The exact Hessian of the objective (for ``newton``)."""
+        try:
+            from .hessian import hessian
+        except ImportError:
+            raise AdcliError("--method newton needs adcli.hessian, which this build lacks; "
+                             "use --method bfgs") from None
+        if self.stochastic:
+            raise AdcliError("--method newton cannot use --batch-size")
+        # Over data columns adcli.hessian sums the rows, as the reverse sweep does.
+        H = np.asarray(hessian(self.tape, self.point(x), self.names), dtype=np.float64)
+        if self.columns:
+            H = H * (1.0 if self.reduce == "sum" else 1.0 / self.rows)
+        return H
+
+
+def build_objective(tape: Tape, start: Mapping[str, float], wrt: Sequence[str] | None = None,
+                    data: Dataset | None = None, **kwargs: Any) -> tuple[Objective, np.ndarray]:
+    """Decide which inputs are parameters and where they start.
+
+    Data columns bind variables of the same name.  Without ``wrt`` every other variable is a
+    parameter, starting at its ``start`` value or 0.  With ``wrt`` only those are, and every
+    remaining variable must be a column or have a value in ``start``.
+    """
+    columns = set(data.names) if data is not None else set()
+    clash = [n for n in start if n in columns]
+    if clash:
+        raise AdcliError(f"'{clash[0]}' is a column of the data file; it cannot also be given "
+                         "a value with --from")
+    inputs = list(tape.inputs)
+    if wrt is None:
+        names = [n for n in inputs if n not in columns]
+    else:
+        names = list(wrt)
+        for n in names:
+            if n in columns:
+                raise AdcliError(f"--wrt '{n}' is a column of the data file, not a parameter")
+            if n not in tape.inputs:
+                raise AdcliError(f"--wrt '{n}' is not a variable of the expression "
+                                 f"(variables: {', '.join(inputs) or 'none'})")
+        for n in inputs:
+            if n not in columns and n not in names and n not in start:
+                where = " nor a column of the data file" if data is not None else ""
+                raise AdcliError(f"variable '{n}' is neither a parameter (--wrt){where}, and "
+                                 "has no value; give it one with --from, e.g. "
+                                 f"--from {n}=1")
+    if not names:
+        raise AdcliError("there is nothing to optimise: every variable is a data column")
+    fixed = {n: v for n, v in start.items() if n not in names}
+    x0 = np.array([start.get(n, 0.0) for n in names], dtype=np.float64)
+    return Objective(tape, names, fixed, data, **kwargs), x0
+
+
+# ---------------------------------------------------------------------------------------------
+# Update rules
+
+
+@dataclass(slots=True)
+class Options:
+    lr: float | None = None  # None: the rule's default
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    memory: int = 10  # L-BFGS history
+
+
+@dataclass(slots=True)
+class Step:
+    """A rule's answer: the next point, with its value and gradient if the rule computed them
+    (line searches do), or ``failed`` saying why no step could be taken."""
+
+    x: np.ndarray
+    value: float | None = None
+    grad: np.ndarray | None = None
+    failed: str = ""
+
+
+class Rule:
+    name = ""
+    default_lr: float | None = None
+    line_search = False  # needs exact values: no minibatches
+
+    def __init__(self, n: int, options: Options, problem: Any) -> None:
+        self.options = options
+        self.problem = problem
+        self.lr = options.lr if options.lr is not None else self.default_lr
+
+    def step(self, x: np.ndarray, f: float, g: np.ndarray, evaluate: Evaluate) -> Step:
+        raise NotImplementedError
+
+
+RULES: dict[str, type[Rule]] = {}
+
+
+def rule(cls: type[Rule]) -> type[Rule]:
+    RULES[cls.name] = cls
+    return cls
+
+
+@rule
+class GradientDescent(Rule):
+    name, default_lr = "gd", 0.01
+
+    def step(self, x, f, g, evaluate):
+        return Step(x - self.lr * g)
+
+
+@rule
+class Momentum(Rule):
+    name, default_lr = "momentum", 0.01
+    nesterov = False
+
+    def __init__(self, n, options, problem):
+        super().__init__(n, options, problem)
+        self.v = np.zeros(n)
+
+    def step(self, x, f, g, evaluate):
+        mu = self.options.momentum
+        self.v = mu * self.v + g
+        return Step(x - self.lr * (g + mu * self.v if self.nesterov else self.v))
+
+
+@rule
+class Nesterov(Momentum):
+    name = "nesterov"
+    nesterov = True
+
+
+@rule
+class Adam(Rule):
+    name, default_lr = "adam", 1e-3
+
+    def __init__(self, n, options, problem):
+        super().__init__(n, options, problem)
+        self.m, self.v, self.t = np.zeros(n), np.zeros(n), 0
+
+    def step(self, x, f, g, evaluate):
+        b1, b2 = self.options.betas
+        self.t += 1
+        self.m = b1 * self.m + (1 - b1) * g
+        self.v = b2 * self.v + (1 - b2) * g * g
+        m_hat = self.m / (1 - b1 ** self.t)
+        v_hat = self.v / (1 - b2 ** self.t)
+        return Step(x - self.lr * m_hat / (np.sqrt(v_hat) + self.options.eps))
+
+
+@rule
+class Newton(Rule):
+    name, line_search = "newton", True
+
+    def step(self, x, f, g, evaluate):
+        H = self.problem.hessian(x)
+        p = newton_direction(H, g)
+        return armijo(evaluate, x, f, g, p)
+
+
+@rule
+class BFGS(Rule):
+    name, line_search = "bfgs", True
+
+    def __init__(self, n, options, problem):
+        super().__init__(n, options, problem)
+        self.n = n
+        self.H: np.ndarray | None = None  # inverse Hessian estimate; None: not yet scaled
+        self.first = True
+
+    def direction(self, g: np.ndarray) -> np.ndarray:
+        return -g if self.H is None else -(self.H @ g)
+
+    def reset(self) -> None:
+        self.H = None
+
+    def update(self, s: np.ndarray, y: np.ndarray) -> None:
+        ys = float(y @ s)
+        if not ys > 1e-12 * np.linalg.norm(y) * np.linalg.norm(s):
+            return  # curvature condition failed (numerically): keep the old estimate
+        if self.H is None:  # Nocedal & Wright (6.20): scale the identity before the first update
+            self.H = np.eye(self.n) * (ys / float(y @ y))
+        rho = 1.0 / ys
+        Hy = self.H @ y
+        self.H += (rho * rho * float(y @ Hy) + rho) * np.outer(s, s) - rho * (
+            np.outer(Hy, s) + np.outer(s, Hy))
+
+    def step(self, x, f, g, evaluate):
+        for attempt in range(2):
+            p = self.direction(g)
+            if not float(g @ p) < 0:  # lost positive definiteness: restart from -g
+                self.reset()
+                p = -g
+            # The first trial step moves a distance of about 1 along -g (scipy does the same);
+            # afterwards the quasi-Newton step length 1 is the natural guess.
+            alpha0 = min(1.0, 1.0 / float(np.linalg.norm(p))) if self.first else 1.0
+            found = wolfe(evaluate, x, f, g, p, alpha0)
+            if found is not None:
+                self.first = False
+                self.update(found.x - x, found.grad - g)
+                return found
+            if attempt == 0 and self.H is not None:
+                self.reset()  # a stale estimate can point badly: retry once along -g
+                continue
+            break
+        return Step(x, failed="the line search found no lower point along the search direction")
+
+
+@rule
+class LBFGS(BFGS):
+    name = "lbfgs"
+
+    def __init__(self, n, options, problem):
+        super().__init__(n, options, problem)
+        self.pairs: list[tuple[np.ndarray, np.ndarray, float]] = []
+
+    def reset(self) -> None:
+        self.pairs = []
+
+    def update(self, s, y):
+        ys = float(y @ s)
+        if ys > 1e-12 * np.linalg.norm(y) * np.linalg.norm(s):
+            self.pairs.append((s, y, 1.0 / ys))
+            del self.pairs[:-self.options.memory]
+
+    def direction(self, g):
+        """Two-loop recursion (Nocedal & Wright, Algorithm 7.4)."""
+        q = g.copy()
+        alphas = []
+        for s, y, rho in reversed(self.pairs):
+            a = rho * float(s @ q)
+            q -= a * y
+            alphas.append(a)
+        if self.pairs:
+            s, y, _ = self.pairs[-1]
+            q *= float(s @ y) / float(y @ y)
+        for (s, y, rho), a in zip(self.pairs, reversed(alphas)):
+            q += (a - rho * float(y @ q)) * s
+        return -q
+
+
+def newton_direction(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Solve (H + tau*I) p = -g with the smallest tau >= 0 (up to doubling) that makes the
+    matrix positive definite, so p is always a descent direction (Nocedal & Wright, Alg. 3.3).
+    """
+    if not np.all(np.isfinite(H)):
+        return -g
+    n = len(g)
+    beta = 1e-3 * max(1.0, float(np.max(np.abs(np.diag(H)))))
+    d = float(np.min(np.diag(H)))
+    tau = 0.0 if d > 0 else -d + beta
+    for _ in range(100):
+        try:
+            L = np.linalg.cholesky(H + tau * np.eye(n))
+        except np.linalg.LinAlgError:
+            tau = max(2.0 * tau, beta)
+            continue
+        return -np.linalg.solve(L.T, np.linalg.solve(L, g))
+    return -g
+
+
+def armijo(evaluate: Evaluate, x: np.ndarray, f: float, g: np.ndarray, p: np.ndarray,
+           c: float = 1e-4, shrink: float = 0.5, tries: int = 60) -> Step:
+    """Backtracking from the full step until f(x + a*p) <= f + c*a*<g, p> (and is finite)."""
+    slope = float(g @ p)
+    a = 1.0
+    for _ in range(tries):
+        xn = x + a * p
+        fn, gn = evaluate(xn)
+        if math.isfinite(fn) and fn <= f + c * a * slope:
+            return Step(xn, fn, gn)
+        a *= shrink
+    return Step(x, failed="backtracking found no point with sufficient decrease")
+
+
+def wolfe(evaluate: Evaluate, x: np.ndarray, f: float, g: np.ndarray, p: np.ndarray,
+          alpha0: float = 1.0, c1: float = 1e-4, c2: float = 0.9,
+          max_evals: int = 30) -> Step | None:
+    """A step length satisfying the strong Wolfe conditions (Nocedal & Wright, Algorithms 3.5
+    and 3.6, with cubic interpolation in the zoom).  None if none was found."""
+    slope0 = float(g @ p)
+    evals = 0
+    points: dict[float, Step] = {}
+
+    def phi(a: float) -> tuple[float, float]:
+        nonlocal evals
+        evals += 1
+        xa = x + a * p
+        fa, ga = evaluate(xa)
+        points[a] = Step(xa, fa, ga)
+        da = float(ga @ p)
+        if not (math.isfinite(fa) and math.isfinite(da)):
+            return math.inf, math.nan
+        return fa, da
+
+    def armijo_ok(a: float, fa: float) -> bool:
+        return fa <= f + c1 * a * slope0
+
+    def zoom(lo, flo, dlo, hi, fhi, dhi) -> Step | None:
+        while evals < max_evals:
+            a = _cubic_min(lo, flo, dlo, hi, fhi, dhi)
+            fa, da = phi(a)
+            if not armijo_ok(a, fa) or fa >= flo:
+                hi, fhi, dhi = a, fa, da
+            else:
+                if abs(da) <= -c2 * slope0:
+                    return points[a]
+                if da * (hi - lo) >= 0:
+                    hi, fhi, dhi = lo, flo, dlo
+                lo, flo, dlo = a, fa, da
+            if abs(hi - lo) <= 1e-16 * max(1.0, abs(lo)):
+                break
+        return points[lo] if lo > 0 else None  # sufficient decrease without curvature
+
+    a_prev, f_prev, d_prev = 0.0, f, slope0
+    a = alpha0
+    while evals < max_evals:
+        fa, da = phi(a)
+        if not armijo_ok(a, fa) or (a_prev > 0 and fa >= f_prev):
+            return zoom(a_prev, f_prev, d_prev, a, fa, da)
+        if abs(da) <= -c2 * slope0:
+            return points[a]
+        if da >= 0:
+            return zoom(a, fa, da, a_prev, f_prev, d_prev)
+        a_prev, f_prev, d_prev = a, fa, da
+        a *= 2.0
+    return points[a_prev] if a_prev > 0 else None
+
+
+def _cubic_min(lo: float, flo: float, dlo: float, hi: float, fhi: float, dhi: float) -> float:
+    """Minimiser of the cubic through both ends (values and slopes), kept inside the middle 80%
+    of the interval; bisection when the cubic is unusable (e.g. an infinite value)."""
+    left, right = min(lo, hi), max(lo, hi)
+    margin = 0.1 * (right - left)
+    mid = 0.5 * (lo + hi)
+    if not all(math.isfinite(v) for v in (flo, dlo, fhi, dhi)) or hi == lo:
+        return mid
+    d1 = dlo + dhi - 3.0 * (flo - fhi) / (lo - hi)
+    disc = d1 * d1 - dlo * dhi
+    if disc < 0:
+        return mid
+    d2 = math.copysign(math.sqrt(disc), hi - lo)
+    denom = dhi - dlo + 2.0 * d2
+    if denom == 0:
+        return mid
+    a = hi - (hi - lo) * (dhi + d2 - d1) / denom
+    if not (left + margin <= a <= right - margin):
+        return mid
+    return a
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver
+
+
+def resolve_method(method: str, n: int, stochastic: bool = False) -> str:
+    """``auto`` -> the rule actually used; unknown names are an error."""
+    if method == "auto":
+        if stochastic:
+            return "adam"
+        return "bfgs" if n <= DENSE_LIMIT else "lbfgs"
+    if method not in RULES:
+        raise AdcliError(f"unknown method '{method}' (choose from auto, {', '.join(RULES)})")
+    if stochastic and RULES[method].line_search:
+        raise AdcliError(f"--method {method} needs exact values and cannot use --batch-size; "
+                         "use gd, momentum, nesterov or adam")
+    return method
+
+
+def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
+             options: Options | None = None, steps: int = DEFAULT_STEPS,
+             tol: float = DEFAULT_TOL, names: Sequence[str] | None = None,
+             callback: Callback | None = None, patience: int = PATIENCE) -> MinimizeResult:
+    """Minimise ``problem(x) -> (value, gradient)`` from ``x0``.
+
+    ``problem`` is a plain callable or an :class:`Objective` (which adds ``hessian`` for
+    ``newton`` and ``sample`` for minibatches).  ``callback(iteration, value, grad_norm, x)``
+    sees every iterate, starting with iteration 0 at ``x0``; with minibatches the value and
+    gradient norm are the batch's.  Never raises on non-finite numbers: they end the run with
+    reason "diverged".
+    """
+    options = options or Options()
+    x = np.array(x0, dtype=np.float64)
+    n = len(x)
+    names = list(names if names is not None else getattr(problem, "names", None)
+                 or [f"x{i}" for i in range(n)])
+    stochastic = bool(getattr(problem, "stochastic", False))
+    method = resolve_method(method, n, stochastic)
+    rules = RULES[method](n, options, problem)
+    evaluations = 0
+
+    def full(xv: np.ndarray) -> tuple[float, np.ndarray]:
+        nonlocal evaluations
+        evaluations += 1
+        f, g = problem(xv)
+        return float(f), np.asarray(g, dtype=np.float64)
+
+    def noisy(xv: np.ndarray) -> tuple[float, np.ndarray]:
+        nonlocal evaluations
+        evaluations += 1
+        f, g = problem.sample(xv)
+        return float(f), np.asarray(g, dtype=np.float64)
+
+    evaluate = noisy if stochastic else full
+    epoch = int(getattr(problem, "epoch", 1)) if stochastic else 1
+
+    def result(xr, fr, gr, reason, message="") -> MinimizeResult:
+        return MinimizeResult(names, xr, fr, gr, iteration, evaluations, reason, method,
+                              message or REASONS[reason])
+
+    iteration = 0
+    # (value, gradient) of the full objective at the best point; minibatch runs check these
+    # once per epoch.
+    f, g = full(x)
+    if not math.isfinite(f):
+        return result(x, f, g, DIVERGED, "the value is not finite at the starting point")
+    best = (f, x, g)
+    best_gnorm, last_progress, f_anchor = math.inf, 0, f
+    reason, message = MAX_STEPS, ""
+    try:
+        if stochastic:
+            fs, gs = f, g
+        while True:
+            gnorm = float(np.linalg.norm(g))
+            if callback is not None:
+                callback(iteration, fs if stochastic else f, float(np.linalg.norm(gs))
+                         if stochastic else gnorm, x)
+            if not math.isfinite(gnorm):
+                reason, message = DIVERGED, "the gradient is not finite"
+                break
+            if gnorm < tol:
+                reason = GRAD_TOL
+                break
+            # Progress: a lower value, a smaller gradient, or at least a moving value (a value
+            # that keeps growing is heading for "diverged", not stuck).
+            if f < best[0] or gnorm < best_gnorm or abs(f - f_anchor) > 1e-10 * (1 + abs(f)):
+                last_progress, f_anchor = iteration, f
+                best_gnorm = min(best_gnorm, gnorm)
+                if f < best[0]:
+                    best = (f, x, g)
+            elif iteration - last_progress >= patience * epoch:
+                reason = NO_PROGRESS
+                message = (f"the value and the gradient norm stayed the same for "
+                           f"{patience * epoch} iterations")
+                break
+            if iteration >= steps:
+                reason = MAX_STEPS
+                break
+            step = rules.step(x, fs if stochastic else f, gs if stochastic else g, evaluate)
+            if step.failed:
+                reason, message = NO_PROGRESS, step.failed
+                break
+            xn = step.x
+            if step.value is None:
+                fn, gn = evaluate(xn)
+            else:
+                fn, gn = step.value, step.grad
+            iteration += 1
+            if not (math.isfinite(fn) and np.all(np.isfinite(xn))):
+                reason = DIVERGED
+                message = (f"the value became {fn} at iteration {iteration}; the last finite "
+                           "point is reported")
+                break
+            x = xn
+            if stochastic:
+                fs, gs = fn, gn
+                if iteration % epoch == 0 or iteration >= steps:
+                    f, g = full(x)
+                    if not math.isfinite(f):
+                        reason = DIVERGED
+                        break
+            else:
+                f, g = fn, gn
+    except KeyboardInterrupt:
+        f, x, g = best
+        return result(x, f, g, INTERRUPTED)
+    if stochastic and reason in (MAX_STEPS, NO_PROGRESS) and iteration % epoch:
+        f, g = full(x)
+    return result(x, f, g, reason, message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Trace file
+
+
+class CsvTrace:
+    """``--trace FILE``: one CSV row per iteration (iteration, value, grad_norm, parameters),
+    flushed as it goes so a long run can be watched with ``tail -f``."""
+
+    def __init__(self, path: str, names: Sequence[str]) -> None:
+        try:
+            self.fh = open(path, "w", newline="", encoding="utf-8")
+        except OSError as err:
+            raise AdcliError(f"cannot write trace file '{path}': {err.strerror or err}") from None
+        self.writer = csv.writer(self.fh)
+        self.writer.writerow(["iteration", "value", "grad_norm", *names])
+        self.fh.flush()
+
+    def __call__(self, iteration: int, value: float, grad_norm: float, x: np.ndarray) -> None:
+        self.writer.writerow([iteration, repr(float(value)), repr(float(grad_norm)),
+                              *(repr(float(v)) for v in x)])
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+class History:
+    """Keeps every iterate in memory (for pictures)."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.points: list[np.ndarray] = []
+
+    def __call__(self, iteration: int, value: float, grad_norm: float, x: np.ndarray) -> None:
+        self.values.append(float(value))
+        self.points.append(np.array(x, dtype=np.float64))
+
+
+def chain(*callbacks: Callback | None) -> Callback | None:
+    """One callback calling several (None entries skipped)."""
+    active = [c for c in callbacks if c is not None]
+    if not active:
+        return None
+    if len(active) == 1:
+        return active[0]
+
+    def call(iteration: int, value: float, grad_norm: float, x: np.ndarray) -> None:
+        for c in active:
+            c(iteration, value, grad_norm, x)
+
+    return call

@@ -1,0 +1,110 @@
+"""Pictures of a minimisation (``--plot FILE``): the loss against iterations and, for two
+parameters, the contour of the objective with the optimiser's path and the end point marked.
+
+matplotlib is an optional extra (``pip install 'adcli[plot]'``); it is imported only here and
+only when a picture is asked for, with the non-interactive Agg backend so it works without a
+display.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import sweeps
+from .errors import AdcliError
+from .optimize import History, MinimizeResult, Objective
+
+FORMATS = (".png", ".svg", ".pdf")
+
+
+def check_path(path: str) -> None:
+    """Fail before the run, not after it: a bad extension or missing matplotlib."""
+    if os.path.splitext(path)[1].lower() not in FORMATS:
+        raise AdcliError(f"--plot '{path}': use a .png, .svg or .pdf file name")
+    _matplotlib()
+
+
+def _matplotlib():
+    try:
+        import matplotlib
+    except ImportError:
+        raise AdcliError("--plot needs matplotlib, which is not installed",
+                         hint="install it with: pip install 'adcli[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def grid_values(objective: Objective, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """The objective over a grid of its two parameters.  Without data the grid is one
+    vectorised sweep (the parameters are bound to arrays); with data, one sweep per grid point
+    over all rows."""
+    a, b = objective.names
+    if not objective.columns:
+        point = objective.point(np.zeros(2))
+        point[a], point[b] = X, Y
+        tape = objective.tape
+        with np.errstate(all="ignore"):
+            Z = sweeps.evaluate(tape, point)[tape.output]
+        return np.broadcast_to(np.asarray(Z, dtype=np.float64), X.shape).copy()
+    Z = np.empty(X.shape)
+    scale = 1.0 if objective.reduce == "sum" else 1.0 / objective.rows
+    for idx in np.ndindex(X.shape):
+        point = objective.point(np.array([X[idx], Y[idx]]))
+        with np.errstate(all="ignore"):
+            v = sweeps.evaluate(objective.tape, point)[objective.tape.output]
+        Z[idx] = np.sum(v) * scale if np.ndim(v) else float(v)
+    return Z
+
+
+def plot_run(path: str, result: MinimizeResult, history: History,
+             objective: Objective | None = None) -> None:
+    """Write the picture to ``path`` (format from the extension)."""
+    plt = _matplotlib()
+    two = objective is not None and len(result.names) == 2 and len(history.points) > 0
+    fig, axes = plt.subplots(1, 2 if two else 1, figsize=(11 if two else 6, 4.5))
+    loss_ax = axes[0] if two else axes
+    values = np.array(history.values)
+    iterations = np.arange(len(values))
+    if len(values) and np.all(values[np.isfinite(values)] > 0):
+        loss_ax.semilogy(iterations, values)
+    else:
+        loss_ax.plot(iterations, values)
+    loss_ax.set_xlabel("iteration")
+    loss_ax.set_ylabel("value")
+    loss_ax.set_title(f"{result.method}: {result.reason}")
+    loss_ax.grid(True, alpha=0.3)
+    if two:
+        ax = axes[1]
+        path_xy = np.array(history.points)
+        path_xy = path_xy[np.all(np.isfinite(path_xy), axis=1)]
+        lo = np.minimum(path_xy.min(axis=0), result.x)
+        hi = np.maximum(path_xy.max(axis=0), result.x)
+        pad = np.maximum(0.15 * (hi - lo), 0.5)
+        n = 60 if not objective.columns else 30
+        X, Y = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], n),
+                           np.linspace(lo[1] - pad[1], hi[1] + pad[1], n))
+        Z = grid_values(objective, X, Y)
+        finite = Z[np.isfinite(Z)]
+        if finite.size and np.ptp(finite) > 0:
+            # Quantile levels: standard test functions span many decades, so equally spaced
+            # levels would leave the valley floor blank.
+            levels = np.unique(np.quantile(finite, np.linspace(0, 1, 25)))
+            ax.contour(X, Y, Z, levels=levels, cmap="viridis", linewidths=0.8)
+        ax.plot(path_xy[:, 0], path_xy[:, 1], ".-", color="tab:red", markersize=3,
+                linewidth=1, label="path")
+        ax.plot(*path_xy[0], "o", color="tab:blue", label="start")
+        ax.plot(*result.x, "*", color="black", markersize=12, label="end")
+        ax.set_xlabel(result.names[0])
+        ax.set_ylabel(result.names[1])
+        ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    try:
+        fig.savefig(path)
+    except OSError as err:
+        raise AdcliError(f"cannot write '{path}': {err.strerror or err}") from None
+    finally:
+        plt.close(fig)
