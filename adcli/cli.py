@@ -18,6 +18,7 @@ from .errors import AdcliError
 COMMANDS: dict[str, str] = {
     "grad": "adcli.commands.grad:grad",
     "eval": "adcli.commands.grad:eval_",
+    "minimize": "adcli.commands.minimize:minimize",
     "hessian": "adcli.commands.diff:hessian",
 }
 

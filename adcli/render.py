@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from rich.console import Console
 from rich.table import Table
 
@@ -93,3 +97,56 @@ def hessian(names: list[str], matrix, ev) -> None:
     out.print(table)
     out.print("[bold]eigenvalues[/bold]  " + "  ".join(num(v) for v in ev), soft_wrap=True)
     out.print(classify_hessian(ev), soft_wrap=True)
+
+
+# --- minimize ------------------------------------------------------------------------------
+
+
+def minimize_result(result) -> None:
+    """The outcome of ``adcli minimize``: where, how low, and why it stopped."""
+    out = stdout()
+    colour = "green" if result.converged else ("red" if result.reason == "diverged" else "yellow")
+    verdict = "converged" if result.converged else "not converged"
+    out.print(f"[bold {colour}]{verdict}[/bold {colour}] ({result.reason}): {result.message}",
+              soft_wrap=True)
+    out.print("[bold]minimum[/bold]" if result.converged else "[bold]point[/bold]")
+    if result.names:
+        width = max(len(n) for n in result.names)
+        for name, v in result.minimum.items():
+            out.print(f"  {name.ljust(width)}  {num(v)}", soft_wrap=True)
+    out.print(f"[bold]value[/bold]      {num(result.value)}", soft_wrap=True)
+    out.print(f"[bold]grad norm[/bold]  {num(result.grad_norm)}", soft_wrap=True)
+    out.print(f"[dim]method {result.method}, {result.iterations:,} iterations, "
+              f"{result.evaluations:,} gradient evaluations[/dim]", soft_wrap=True)
+
+
+def live_display_possible() -> bool:
+    """A progress display only when both streams are terminals (never into pipes or files)."""
+    return stdout().is_terminal and stderr().is_terminal
+
+
+@contextmanager
+def minimize_progress(total: int, enabled: bool = True) -> Iterator:
+    """A live progress bar with the current loss on stderr; yields an optimiser callback
+    (None when disabled).  Redraws at most ten times a second so fast runs stay fast."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("[bold]minimize[/bold]"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]}"),
+                        TextColumn("|grad| {task.fields[gnorm]}"), TimeElapsedColumn(),
+                        console=stderr(), transient=True)
+    last = 0.0
+    with progress:
+        task = progress.add_task("minimize", total=total, loss="…", gnorm="…")
+
+        def update(iteration: int, value: float, grad_norm: float, x) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= 0.1:
+                last = now
+                progress.update(task, completed=iteration, loss=num(value), gnorm=num(grad_norm))
+
+        yield update

@@ -18,8 +18,10 @@ from ..optimize import (
     Options,
     build_objective,
     chain,
-    minimize as run_minimize,
     resolve_method,
+)
+from ..optimize import (
+    minimize as run_minimize,
 )
 from .common import (
     EXPR_HELP,
