@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from . import sweeps
-from .diagnose import first_nonfinite_value
+from .diagnose import derivative_warnings, first_nonfinite_value
 from .function import Function, select_wrt
 from .results import GradReport, NodeRow
 from .tape import Tape
@@ -41,9 +41,7 @@ def grad_report(function: Function, point: Mapping[str, float],
             NodeRow(i, tape.op_name(i), labels[i], values[i],
                     adjoint[i] if adjoint[i] is not None else 0.0, tape.args[i])
             for i in range(len(tape.ops))]
-    report.warnings += nonfinite_warnings(tape, values)
-    if not all(sweeps_finite(g) for g in report.gradient.values()) and sweeps_finite(value):
-        report.warnings.append("the gradient is not finite")
+    report.warnings += derivative_warnings(tape, values, adjoint, gradient)
     for name in unused_names(tape, point):
         report.warnings.append(f"'{name}' is given a value but the expression does not use it")
     return report
