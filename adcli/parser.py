@@ -7,16 +7,21 @@ Numbers become float64 the moment they are read (``9^9^9^9`` is inf, never a big
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
-
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from typing import TYPE_CHECKING
 
 from .errors import NameResolutionError, ParseError
 from .ops import FUNCTIONS
 from .syntax import Node, Program, Statement, call, const, var
+
+if TYPE_CHECKING:
+    from lark import Token
+    from lark.exceptions import UnexpectedInput
 
 #: Refuse sources larger than this many bytes unless the caller raises the limit.
 DEFAULT_MAX_SOURCE_BYTES = 4 * 1024 * 1024
@@ -37,8 +42,7 @@ def grammar_path() -> Path:
     raise FileNotFoundError("adcli's grammar file expr.lark is missing from the installation")
 
 
-@v_args(inline=True)
-class _Build(Transformer):
+class _Build:
     """Inline callbacks, one per grammar alias. Raises NameResolutionError for bad calls."""
 
     def number(self, tok: Token) -> Node:
@@ -98,12 +102,18 @@ class _Build(Transformer):
 
 
 @lru_cache(maxsize=1)
-def _parser() -> Lark:
+def _parser():
+    """Lark's LALR parser for the grammar: the definition of the language, used for error
+    messages and to build the tables the fast driver runs."""
+    from lark import Lark, Transformer, v_args
+
+    methods = {k: v for k, v in vars(_Build).items() if not k.startswith("__")}
+    transformer = v_args(inline=True)(type("_LarkBuild", (Transformer,), methods))()
     cache: bool | str = True
     if os.environ.get("ADCLI_NO_GRAMMAR_CACHE"):
         cache = False
     return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
-                transformer=_Build(), cache=cache, maybe_placeholders=False)
+                transformer=transformer, cache=cache, maybe_placeholders=False)
 
 
 def _describe_expected(expected) -> str:
@@ -123,6 +133,8 @@ def _end_position(text: str) -> tuple[int, int]:
 
 
 def _syntax_error(err: UnexpectedInput, text: str) -> ParseError:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
     if isinstance(err, UnexpectedCharacters):
         ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
         return ParseError(f"unexpected character {ch!r}", source=text, line=err.line,
@@ -140,6 +152,281 @@ def _syntax_error(err: UnexpectedInput, text: str) -> ParseError:
     return ParseError(str(err), source=text)
 
 
+def _lark_parse(text: str) -> list[Statement]:
+    """Parse with Lark itself: slower, but the reference, and the source of error messages."""
+    from lark.exceptions import UnexpectedInput
+
+    try:
+        return _parser().parse(text)
+    except UnexpectedInput as err:
+        raise _syntax_error(err, text) from None
+    except NameResolutionError as err:
+        err.source = text
+        raise
+    except RecursionError:  # defensive: the design has no recursion over input
+        raise ParseError("expression nests too deeply") from None
+
+
+# --------------------------------------------------------------------------- fast driver
+# The same LALR tables Lark builds from grammars/expr.lark, run by a lean loop over tokens from
+# one regular expression. Lark stays the definition of the language: the tables are Lark's,
+# the token patterns are checked against Lark's terminals, and any input the driver does not
+# accept (every syntax or name error) is handed to Lark, which then parses it or reports why
+# not. The tables are cached as JSON next to Lark's own cache, so start-up need not import
+# Lark at all.
+
+_KEEP, _SPLICE, _DROP = 0, 1, 2
+_TERMINAL_PATTERNS = {  # must equal Lark's; checked when the tables are built
+    "POW": r"(?:\*\*|\^)", "NAME": "[A-Za-z_][A-Za-z0-9_]*",
+    "NUMBER": r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", "_NL": "\r?\n", "COMMENT": "#[^\n]*",
+}
+_PUNCT = {"=": "EQUAL", ";": "SEMICOLON", "+": "PLUS", "-": "MINUS", "*": "STAR", "/": "SLASH",
+          "(": "LPAR", ")": "RPAR", ",": "COMMA"}
+_TOKEN_RE = re.compile(
+    r"(?P<WS>[ \t\f\r]+)|(?P<COMMENT>#[^\n]*)|(?P<NL>\r?\n)"
+    r"|(?P<NUMBER>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<NAME>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<POW>\*\*|\^)|(?P<PUNCT>[=;+\-*/(),])")
+
+
+def _table_cache_path(key: str) -> Path:
+    """In the user's own cache directory (not a shared temp dir): JSON, never pickle."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "adcli" / f"lalr-{key}.json"
+
+
+def _build_tables() -> dict:
+    import lark
+
+    p = _parser()
+    patterns = {t.name: t.pattern.value for t in p.terminals}
+    for name, pattern in _TERMINAL_PATTERNS.items():
+        if patterns.get(name) != pattern:
+            raise RuntimeError(f"terminal {name} changed in the grammar; update the fast lexer")
+    table = p.parser.parser.parser.parse_table
+    rules = []
+    rule_index: dict[int, int] = {}
+    for state in table.states.values():
+        for _tok, (action, arg) in state.items():
+            if action.name == "Reduce" and id(arg) not in rule_index:
+                rule_index[id(arg)] = len(rules)
+                rules.append([arg.origin.name, [s.name for s in arg.expansion], arg.alias,
+                              bool(arg.options.expand1)])
+    states = []
+    for i in range(len(table.states)):
+        row = {}
+        for tok, (action, arg) in table.states[i].items():
+            row[tok] = arg if action.name == "Shift" else -1 - rule_index[id(arg)]
+        states.append(row)
+    return {"lark": lark.__version__, "start": table.start_states["start"],
+            "end": table.end_states["start"], "states": states, "rules": rules}
+
+
+@lru_cache(maxsize=1)
+def _tables() -> tuple:
+    text = grammar_path().read_bytes()
+    key = hashlib.sha256(text + b"adcli-fast-1").hexdigest()[:20]
+    path = _table_cache_path(key)
+    data = None
+    if not os.environ.get("ADCLI_NO_GRAMMAR_CACHE"):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+    if data is None:
+        data = _build_tables()
+        if not os.environ.get("ADCLI_NO_GRAMMAR_CACHE"):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(data), encoding="utf-8")
+                os.replace(tmp, path)
+            except OSError:
+                pass
+    return _prepare(data)
+
+
+_ALIASES = {None, "add", "sub", "mul", "div", "neg", "pos", "pow", "number", "name", "call",
+            "call0", "assign", "output"}
+
+
+def _prepare(data: dict) -> tuple:
+    """Per-rule reducers: which children are kept, spliced (inlined rules) or dropped."""
+    if not all(alias in _ALIASES for _o, _e, alias, _x in data["rules"]):
+        raise ValueError("unexpected rule alias in the parse tables")
+    kept_terminals = {"NAME", "NUMBER", "POW"}
+    reducers = []
+    for origin, expansion, alias, expand1 in data["rules"]:
+        kinds = []
+        for sym in expansion:
+            if sym.isupper() or sym.startswith("__") and sym.lstrip("_").isupper():
+                kinds.append(_KEEP if sym in kept_terminals else _DROP)
+            elif sym.startswith("_"):
+                kinds.append(_SPLICE)
+            else:
+                kinds.append(_KEEP)
+        reducers.append((len(expansion), origin, tuple(kinds), alias, expand1,
+                         origin.startswith("_")))
+    states = [dict(row) for row in data["states"]]
+    return data["start"], data["end"], states, reducers
+
+
+def _fast_call(name_tok: tuple, args: tuple) -> Node:
+    name, line, column = name_tok
+    op = FUNCTIONS[name]  # KeyError: unknown function, Lark reports it
+    if len(args) != op.arity:
+        raise ValueError("arity")
+    return Node(op.name, args, line=line, column=column)
+
+
+def _reduce_generic(reducer: tuple, children: list):
+    _size, origin, kinds, alias, expand1, inline = reducer
+    kept: list = []
+    if kinds and kinds[0] == _SPLICE:  # left recursion: grow the list in place, not O(n^2)
+        kept = children[0]
+        kinds, children = kinds[1:], children[1:]
+    for kind, v in zip(kinds, children):
+        if kind == _KEEP:
+            kept.append(v)
+        elif kind == _SPLICE:
+            kept.extend(v)
+    if inline:
+        return kept
+    if expand1 and len(kept) == 1 and alias is None:
+        return kept[0]
+    name = alias or origin
+    if name == "number":
+        return const(float(kept[0]))
+    if name == "name":
+        text, line, column = kept[0]
+        return var(text, line, column)
+    if name in ("add", "sub", "mul", "div"):
+        return Node(name, (kept[0], kept[1]))
+    if name == "pow":
+        return Node("pow", (kept[0], kept[2]))
+    if name == "neg":
+        return Node("neg", (kept[0],))
+    if name == "pos":
+        return kept[0]
+    if name == "arguments":
+        return tuple(kept)
+    if name == "call":
+        return _fast_call(kept[0], kept[1])
+    if name == "call0":
+        return _fast_call(kept[0], ())
+    if name == "assign":
+        text, line, column = kept[0]
+        return Statement(text, kept[1], line, column)
+    if name == "output":
+        return Statement(None, kept[0], kept[0].line, kept[0].column)
+    if name == "start":
+        return kept
+    raise ValueError(f"no reducer for {name}")
+
+
+@lru_cache(maxsize=1)
+def _fast_reducers() -> tuple:
+    """Specialised reductions for the hot rules; the rest go through ``_reduce_generic``."""
+    start, end, states, reducers = _tables()
+    fast = []
+    for r in reducers:
+        size, origin, kinds, alias, expand1, inline = r
+        if not inline and expand1 and alias is None and kinds.count(_KEEP) == 1 \
+                and _SPLICE not in kinds:
+            fast.append((size, 0, kinds.index(_KEEP), origin))  # pass one child through
+        elif alias in ("add", "sub", "mul", "div", "pow") and kinds == (_KEEP, _DROP, _KEEP) \
+                or alias == "pow" and kinds == (_KEEP, _KEEP, _KEEP):
+            fast.append((size, 1, alias, origin))
+        elif alias == "number" and size == 1:
+            fast.append((size, 3, None, origin))
+        elif alias == "name" and size == 1:
+            fast.append((size, 4, None, origin))
+        else:
+            fast.append((size, 2, r, origin))
+    return start, end, states, fast
+
+
+def _fast_parse(text: str) -> list[Statement]:
+    start, end, states, reducers = _fast_reducers()
+    state_stack = [start]
+    value_stack: list = []
+    push_state, push_value = state_stack.append, value_stack.append
+    line, line_start = 1, 0
+    punct = _PUNCT
+    pos = 0
+    tok = value = None
+    for m in _TOKEN_RE.finditer(text):
+        if m.start() != pos:
+            raise ValueError("unexpected character")
+        pos = m.end()
+        kind = m.lastindex  # 1 WS, 2 COMMENT, 3 NL, 4 NUMBER, 5 NAME, 6 POW, 7 PUNCT
+        if kind == 5:
+            tok, value = "NAME", (m.group(), line, m.start() - line_start + 1)
+        elif kind == 7:
+            tok, value = punct[m.group()], None
+        elif kind == 4:
+            tok, value = "NUMBER", m.group()
+        elif kind <= 2:
+            continue
+        elif kind == 3:
+            tok, value = "_NL", None
+            line += 1
+            line_start = pos
+        else:
+            tok, value = "POW", None
+        while True:
+            action = states[state_stack[-1]][tok]  # KeyError: syntax error, Lark reports it
+            if action >= 0:
+                push_state(action)
+                push_value(value)
+                break
+            size, how, info, origin = reducers[~action]
+            if how == 0 and size == 1:  # unit rule: the value stays, only the state moves
+                state_stack[-1] = states[state_stack[-2]][origin]
+                continue
+            if how == 1:
+                result = Node(info, (value_stack[-3], value_stack[-1]))
+            elif how == 3:
+                result = const(float(value_stack[-1]))
+            elif how == 4:
+                name, ln, col = value_stack[-1]
+                result = Node("var", name=name, line=ln, column=col)
+            elif how == 0:
+                result = value_stack[info - size]
+            else:
+                result = _reduce_generic(info, value_stack[-size:] if size else [])
+            if size:
+                del state_stack[-size:]
+                del value_stack[-size:]
+            push_state(states[state_stack[-1]][origin])
+            push_value(result)
+    if pos != len(text):
+        raise ValueError("unexpected character")
+    while True:
+        action = states[state_stack[-1]]["$END"]
+        if action >= 0:
+            raise ValueError("shift at end")
+        size, how, info, origin = reducers[~action]
+        children = value_stack[-size:] if size else []
+        if how == 0:
+            result = children[info]
+        elif how == 1:
+            result = Node(info, (children[0], children[2]))
+        elif how == 3:
+            result = const(float(children[0]))
+        elif how == 4:
+            name, ln, col = children[0]
+            result = Node("var", name=name, line=ln, column=col)
+        else:
+            result = _reduce_generic(info, children)
+        if size:
+            del state_stack[-size:]
+            del value_stack[-size:]
+        push_state(states[state_stack[-1]][origin])
+        push_value(result)
+        if state_stack[-1] == end:
+            return value_stack[-1]
+
+
 def parse_program(text: str, *, max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES) -> Program:
     """Parse adcli source into a Program. Raises :class:`~adcli.errors.AdcliError` on bad input."""
     if max_bytes is not None and len(text) > max_bytes:
@@ -150,14 +437,9 @@ def parse_program(text: str, *, max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES
             not ln.split("#", 1)[0].strip(" \t\r;") for ln in text.split("\n")):
         raise ParseError("empty expression: nothing to evaluate")
     try:
-        statements = _parser().parse(text)
-    except UnexpectedInput as err:
-        raise _syntax_error(err, text) from None
-    except NameResolutionError as err:
-        err.source = text
-        raise
-    except RecursionError:  # defensive: the design has no recursion over input
-        raise ParseError("expression nests too deeply") from None
+        statements = _fast_parse(text)
+    except Exception:  # noqa: BLE001 - any trouble: Lark parses it and reports the error
+        statements = _lark_parse(text)
     program = Program(statements, text)
     for stmt in statements[:-1]:
         if stmt.name is None:
