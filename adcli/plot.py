@@ -90,9 +90,10 @@ def plot_run(path: str, result: MinimizeResult, history: History,
         Z = grid_values(objective, X, Y)
         finite = Z[np.isfinite(Z)]
         if finite.size and np.ptp(finite) > 0:
-            # Quantile levels: standard test functions span many decades, so equally spaced
-            # levels would leave the valley floor blank.
-            levels = np.unique(np.quantile(finite, np.linspace(0, 1, 25)))
+            # Geometric levels above the lowest value: test functions span many decades, so
+            # equally spaced levels would leave the valley floor blank.
+            low, span = float(finite.min()), float(np.ptp(finite))
+            levels = low + np.geomspace(span * 1e-7, span, 30)
             ax.contour(X, Y, Z, levels=levels, cmap="viridis", linewidths=0.8)
         ax.plot(path_xy[:, 0], path_xy[:, 1], ".-", color="tab:red", markersize=3,
                 linewidth=1, label="path")
