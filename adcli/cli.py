@@ -18,8 +18,10 @@ from .errors import AdcliError
 COMMANDS: dict[str, str] = {
     "grad": "adcli.commands.grad:grad",
     "eval": "adcli.commands.grad:eval_",
+    "compare-modes": "adcli.commands.compare:compare_modes_cmd",
     "minimize": "adcli.commands.minimize:minimize",
     "hessian": "adcli.commands.diff:hessian",
+    "diff": "adcli.commands.diff:diff",
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2

@@ -150,3 +150,137 @@ def minimize_progress(total: int, enabled: bool = True) -> Iterator:
                 progress.update(task, completed=iteration, loss=num(value), gnorm=num(grad_norm))
 
         yield update
+
+
+# --- compare-modes -------------------------------------------------------------------------
+
+
+def _seconds(s: float) -> str:
+    if s != s:
+        return "nan"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if s >= scale:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s * 1e9:.3g} ns"
+
+
+def _passes(cost) -> str:
+    if cost.backward_passes:
+        return f"{cost.forward_passes} forward + {cost.backward_passes} backward"
+    return f"{cost.forward_passes} forward"
+
+
+def compare(result, max_rows: int = 20) -> None:
+    """``adcli compare-modes``: the gradient three ways, then what each way cost."""
+    out = stdout()
+    out.print(f"[bold]value[/bold]  {num(result.value)}   [dim]({result.variables} inputs, "
+              f"{result.instructions} instructions on the tape)[/dim]", soft_wrap=True)
+    table = Table(title="gradient", title_justify="left")
+    table.add_column("variable", style="cyan")
+    for name in ("forward", "reverse", "numeric"):
+        table.add_column(name, justify="right")
+    table.add_column("max abs diff", justify="right", style="dim")
+    table.add_column("max rel diff", justify="right", style="dim")
+    rows = result.rows if max_rows <= 0 else result.rows[:max_rows]
+    for r in rows:
+        table.add_row(r.name, num(r.forward), num(r.reverse), num(r.numeric),
+                      f"{r.abs_diff:.2e}", f"{r.rel_diff:.2e}")
+    out.print(table)
+    if len(result.rows) > len(rows):
+        out.print(f"[dim]… {len(result.rows) - len(rows):,} more variables not shown "
+                  "(--max-rows 0 shows all)[/dim]")
+    out.print(f"largest difference: {result.max_abs_diff:.3g} absolute, "
+              f"{result.max_rel_diff:.3g} relative (forward vs reverse: "
+              f"{result.max_ad_diff:.3g})", soft_wrap=True)
+    out.print()
+    cost = Table(title="cost of one full gradient", title_justify="left")
+    cost.add_column("mode")
+    cost.add_column("passes over the tape")
+    cost.add_column("operations", justify="right")
+    cost.add_column("time (best)", justify="right")
+    cost.add_column("runs", justify="right", style="dim")
+    for name, c in (("forward", result.forward), ("reverse", result.reverse),
+                    ("numeric", result.numeric)):
+        cost.add_row(name, _passes(c), f"{c.ops:,}", _seconds(c.seconds), str(c.runs))
+    out.print(cost)
+    out.print(result.reading(), soft_wrap=True)
+    d = result.directional
+    if d is not None:
+        out.print()
+        shown = ", ".join(f"{k}={num(v)}" for k, v in d.direction.items())
+        out.print(f"[bold]directional derivative[/bold] along ({shown})", soft_wrap=True)
+        out.print(f"  forward (1 pass, {d.forward_ops:,} operations)  {num(d.forward)}",
+                  soft_wrap=True)
+        out.print(f"  reverse (gradient · direction)  {num(d.reverse)}", soft_wrap=True)
+        out.print(f"  numeric (1 central difference)  {num(d.numeric)}", soft_wrap=True)
+
+
+def scaling(family: str, description: str, rows, chart: bool | None = None) -> None:
+    """The scaling view: forward versus reverse cost as the number of inputs grows, with a
+    log-scale bar chart of the times when writing to a terminal."""
+    out = stdout()
+    out.print(f"[bold]family[/bold] {family}: {description}", soft_wrap=True)
+    table = Table(title="cost of one full gradient as the number of inputs n grows",
+                  title_justify="left")
+    for col, justify in (("n", "right"), ("instructions", "right"), ("fwd passes", "right"),
+                         ("fwd operations", "right"), ("fwd time", "right"),
+                         ("rev passes", "right"), ("rev operations", "right"),
+                         ("rev time", "right"), ("fwd / rev", "right")):
+        table.add_column(col, justify=justify)
+    estimated = False
+    for r in rows:
+        mark = "~" if r.forward_estimated else ""
+        estimated |= r.forward_estimated
+        table.add_row(f"{r.n:,}", f"{r.instructions:,}", f"{r.forward_passes:,}",
+                      f"{r.forward_ops:,}", mark + _seconds(r.forward_seconds),
+                      "1 + 1", f"{r.reverse_ops:,}", _seconds(r.reverse_seconds),
+                      f"{mark}{r.ratio:,.1f}x")
+    out.print(table)
+    if estimated:
+        timed = ", ".join(f"{r.forward_passes_timed} of {r.forward_passes:,} at n={r.n:,}"
+                          for r in rows if r.forward_estimated)
+        out.print(f"[dim]~ forward time extrapolated from the passes timed within the budget "
+                  f"({timed}); every pass runs the same instructions. --budget 0 times them "
+                  f"all.[/dim]", soft_wrap=True)
+    out.print("forward mode needs n passes, reverse mode 1 forward + 1 backward: with the tape "
+              "itself growing like n, forward cost grows like n^2 and reverse like n.",
+              soft_wrap=True)
+    if chart is None:
+        chart = out.is_terminal
+    if chart:
+        out.print()
+        out.print(scaling_chart(rows))
+
+
+def scaling_chart(rows, width: int = 40) -> str:
+    """Bars of log10(time): each step of n multiplies forward time by ~n^2, reverse by ~n."""
+    import math
+
+    times = [t for r in rows for t in (r.forward_seconds, r.reverse_seconds) if t > 0]
+    if not times:
+        return ""
+    lo = math.log10(min(times)) - 0.5
+    hi = math.log10(max(times))
+    span = max(hi - lo, 1e-9)
+    lines = [f"time per gradient, log scale ({_seconds(10 ** lo)} … {_seconds(10 ** hi)})"]
+    label = max(len(f"{r.n:,}") for r in rows)
+    for r in rows:
+        for name, t in (("fwd", r.forward_seconds), ("rev", r.reverse_seconds)):
+            n = max(1, round((math.log10(t) - lo) / span * width)) if t > 0 else 0
+            bar = "█" * n
+            style = "magenta" if name == "fwd" else "green"
+            head = f"n={r.n:,}".rjust(label + 2) if name == "fwd" else " " * (label + 2)
+            lines.append(f"{head} {name} [{style}]{bar}[/{style}] {_seconds(t)}")
+    return "\n".join(lines)
+
+
+def derivatives(names: list[str], texts: list[str]) -> None:
+    """Each derivative as source text; several are separated by ``# d/dNAME`` comment lines,
+    so the output stays valid adcli source."""
+    out = stdout()
+    for k, (name, text) in enumerate(zip(names, texts)):
+        if len(names) > 1:
+            if k:
+                out.print()
+            out.print(f"[dim]# d/d{name}[/dim]", soft_wrap=True)
+        out.print(text, markup=False, soft_wrap=True)

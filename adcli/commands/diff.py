@@ -55,3 +55,46 @@ def hessian(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool,
         emit_json({"variables": names, "hessian": matrix.tolist(), "eigenvalues": ev.tolist()})
     else:
         render.hessian(names, matrix, ev)
+
+
+@click.command(epilog=EXPR_HELP)
+@expr_argument
+@click.option("--wrt", metavar="NAMES",
+              help="Differentiate with respect to these variables, e.g. x or w0,w1 "
+                   "(default: every variable).")
+@json_option
+@max_size_option
+def diff(expr: str, wrt: str | None, as_json: bool, max_size: int) -> None:
+    """The derivative of EXPR as an expression you can read, evaluate or differentiate again.
+
+    Built from the same derivative rules as reverse mode, then simplified. Parts of the
+    result used more than once are printed as let-bindings (keeping your own let names),
+    so the output stays proportional to the input instead of swelling.
+
+    \b
+    Examples:
+      adcli diff "sin(x^2)" --wrt x
+      adcli diff "(w0 + w1*x - y)^2" --wrt w0,w1 --json
+      adcli eval "$(adcli diff 'x^3' --wrt x)" --at x=2
+    """
+    function = load_function(expr, max_size)
+    tape = function.tape()
+    names = select_wrt(tape, parse_names(wrt)) if wrt is not None else list(tape.inputs)
+    texts = derivative_texts(tape, names, sep="; " if as_json else "\n")
+    if as_json:
+        if len(names) == 1:
+            emit_json({"wrt": names[0], "derivative": texts[0]})
+        else:
+            emit_json({"wrt": names, "derivative": texts})
+    else:
+        render.derivatives(names, texts)
+
+
+def derivative_texts(tape, names: list[str], sep: str = "; ") -> list[str]:
+    """Printed derivative of the tape's output for each name (each a complete program)."""
+    from ..printer import to_source
+    from ..symbolic import derivative
+
+    d = derivative(tape, names)
+    reserved = set(tape.inputs) | set(tape.labels.values())
+    return [to_source(d.exprs[n], d.names, reserved, sep=sep) for n in names]

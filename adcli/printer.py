@@ -1,0 +1,158 @@
+"""Expression DAG -> adcli source text, with the fewest parentheses and no expression swell.
+
+Parentheses come from one rule on the precedence numbers of the op table (:func:`parens`, which
+refines :func:`adcli.tape.needs_parens` with the grammar's two asymmetries of ``^``: its left
+operand must be an atom, its right operand may be any unary expression, so ``x^-2`` and
+``(x^2)^3``).  A subexpression used more than once is printed once, as a let-binding
+``name = ...;`` (the user's own let name when it has one), unless its text is so short that
+repeating it is clearer than naming it.  A node the user named with a let keeps its binding
+wherever the output uses it.  So the printed size is linear in the size of the DAG, never
+exponential; ``parse(print(e))`` computes the same function.
+
+Everything is iterative: a 100,000-node chain prints without recursion and without quadratic
+string building (text is emitted as pieces into one list).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from .ops import CONSTANTS, FUNCTIONS, OPS, PREC_ADD, PREC_ATOM, PREC_MUL, PREC_UNARY, Op
+from .syntax import Node, iter_postorder
+from .tape import format_number, needs_parens
+
+#: a shared subexpression whose text is at most this long is repeated instead of named
+SHORT = 8
+
+
+def number_text(value: float) -> tuple[str, int]:
+    """(text, precedence) of a constant. inf and nan have no literal, so they print as the
+    divisions that produce them (``1/0``, ``0/0``)."""
+    v = float(value)
+    if v != v:
+        return "0/0", PREC_MUL
+    if v == float("inf"):
+        return "1/0", PREC_MUL
+    if v == float("-inf"):
+        return "-1/0", PREC_MUL
+    text = format_number(v)
+    return text, (PREC_UNARY if text.startswith("-") else PREC_ATOM)
+
+
+def parens(child_prec: int, op: Op, position: int) -> bool:
+    """Whether argument ``position`` of ``op``, printed at ``child_prec``, needs parentheses."""
+    if op.name == "pow":
+        # grammar: power: atom POW unary
+        return child_prec < PREC_ATOM if position == 0 else child_prec < PREC_UNARY
+    return needs_parens(child_prec, op, position)
+
+
+def infix_text(op: Op) -> str:
+    """How a binary operator is written: spaces around + and -, none around * / ^."""
+    if op.form == "call":
+        return op.symbol
+    return f" {op.symbol} " if op.prec == PREC_ADD else op.symbol
+
+
+def _prec(node: Node) -> int:
+    if node.op == "const":
+        return number_text(node.value)[1]
+    if node.op == "var":
+        return PREC_ATOM
+    return OPS[node.op].prec
+
+
+def to_source(root: Node, names: Mapping[int, str] | None = None,
+              reserved: Iterable[str] = (), sep: str = "; ", short: int = SHORT) -> str:
+    """Source text of the DAG under ``root``: let-bindings for shared parts, then the
+    expression. ``names`` maps nodes (by id) to preferred binding names; generated names
+    (t1, t2, ...) avoid ``reserved``, every variable, function and constant name."""
+    names = dict(names or {})
+    order = list(iter_postorder(root))
+    uses: dict[int, int] = {id(root): 1}
+    taken = set(reserved) | set(FUNCTIONS) | set(CONSTANTS) | set(names.values())
+    for node in order:
+        if node.op == "var":
+            taken.add(node.name)
+        for a in node.args:
+            uses[id(a)] = uses.get(id(a), 0) + 1
+
+    # Pass 1: inline length of every node, deciding bindings bottom-up.
+    length: dict[int, int] = {}
+    bound: dict[int, str] = {}
+    counter = 0
+    for node in order:
+        if node.op == "const":
+            length[id(node)] = len(number_text(node.value)[0])
+            continue
+        if node.op == "var":
+            length[id(node)] = len(node.name)
+            continue
+        op = OPS[node.op]
+        total = len(infix_text(op)) + (2 if op.form == "call" else 0)
+        for k, a in enumerate(node.args):
+            total += length[id(a)] + (2 * (len(node.args) - 1) if op.form == "call" and k else 0)
+            if id(a) not in bound and parens(_prec(a), op, k):
+                total += 2
+        length[id(node)] = total
+        if node is not root and (id(node) in names or (uses[id(node)] > 1 and total > short)):
+            name = names.get(id(node))
+            if name is None:
+                counter += 1
+                while f"t{counter}" in taken:
+                    counter += 1
+                name = f"t{counter}"
+                taken.add(name)
+            bound[id(node)] = name
+            length[id(node)] = len(name)
+
+    # Pass 2: emit the bindings in dependency order, then the expression.
+    statements = [f"{bound[id(n)]} = {_emit(n, bound)}" for n in order if id(n) in bound]
+    statements.append(_emit(root, bound))
+    return sep.join(statements)
+
+
+def _emit(top: Node, bound: Mapping[int, str]) -> str:
+    """Inline text of ``top`` (bound children print as their names)."""
+    pieces: list[str] = []
+    stack: list[Node | str] = [top]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            pieces.append(item)
+            continue
+        node = item
+        if node is not top and id(node) in bound:
+            pieces.append(bound[id(node)])
+            continue
+        if node.op == "const":
+            pieces.append(number_text(node.value)[0])
+            continue
+        if node.op == "var":
+            pieces.append(node.name)
+            continue
+        op = OPS[node.op]
+        seq: list[Node | str] = []
+        if op.form == "call":
+            seq.append(op.symbol + "(")
+            for k, a in enumerate(node.args):
+                if k:
+                    seq.append(", ")
+                seq.append(a)
+            seq.append(")")
+        else:
+            for k, a in enumerate(node.args):
+                if op.form == "prefix":
+                    seq.append(op.symbol)
+                elif k:
+                    seq.append(infix_text(op))
+                wrap = id(a) not in bound and parens(_prec(a), op, k)
+                seq.extend(["(", a, ")"] if wrap else [a])
+        stack.extend(reversed(seq))
+    return "".join(pieces)
+
+
+def expression_prec(node: Node) -> int:
+    """Precedence at which ``node`` prints (for callers composing text)."""
+    return _prec(node)
+
