@@ -112,8 +112,8 @@ class Objective:
 
     Other inputs are fixed numbers or data columns.  With data the objective is the mean (or
     sum) of the expression over the rows, computed by ONE sweep over numpy columns: the reverse
-    sweep is seeded with 1/rows, so each scalar parameter's adjoint is already the mean's
-    gradient once summed over rows (batch backpropagation, no Python loop over rows).
+    sweep is seeded with 1/rows per row, so each scalar parameter's adjoint, summed over rows,
+    is the mean's gradient (batch backpropagation, no Python loop over rows).
     """
 
     def __init__(self, tape: Tape, names: Sequence[str], fixed: Mapping[str, float] | None = None,
@@ -168,16 +168,19 @@ class Objective:
         """objective = scale * (sum of the expression over ``count`` rows)."""
         self.evaluations += 1
         point = self.point(x, columns)
-        seed = scale if columns else 1.0
+        # A seed per row, not a scalar: a term that does not depend on the rows (a penalty
+        # such as 0.01*w^2 next to a data term) is broadcast over the rows going forward, so
+        # its adjoint must be summed over the rows coming back.  A scalar seed would leave
+        # that adjoint a scalar and count the term once instead of once per row.
+        seed = np.full(count, scale) if columns else 1.0
         # The one call a faster sweep may replace: value and gradient in one go.
         value, grad, _, _ = sweeps.value_and_grad(self.tape, point, seed)
         g = np.array([grad[n] for n in self.names], dtype=np.float64)
         if not columns:
             return float(value), g
-        if np.ndim(value) == 0:  # the output does not depend on the data rows
-            return float(value) * scale * count, g * count
         with np.errstate(all="ignore"):
-            return float(np.sum(value) * scale), g
+            total = np.sum(value) if np.ndim(value) else value * count
+            return float(total * scale), g
 
     def hessian(self, x: np.ndarray) -> np.ndarray:
         """The exact Hessian of the objective (for ``newton``)."""
@@ -593,12 +596,17 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
         return result(x, f, g, DIVERGED, "the value is not finite at the starting point")
     best = (f, x, g)
     best_gnorm, last_progress, f_anchor = math.inf, 0, f
+    fresh = True  # f and g belong to x (with minibatches, only once per epoch)
+    last_fresh = best
     reason, message = MAX_STEPS, ""
     try:
         if stochastic:
             fs, gs = f, g
         while True:
             gnorm = float(np.linalg.norm(g))
+            improved = fresh and f < best[0]
+            if improved:
+                best = (f, x, g)
             if callback is not None:
                 callback(iteration, fs if stochastic else f, float(np.linalg.norm(gs))
                          if stochastic else gnorm, x)
@@ -610,11 +618,9 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                 break
             # Progress: a lower value, a smaller gradient, or at least a moving value (a value
             # that keeps growing is heading for "diverged", not stuck).
-            if f < best[0] or gnorm < best_gnorm or abs(f - f_anchor) > 1e-10 * (1 + abs(f)):
+            if improved or gnorm < best_gnorm or abs(f - f_anchor) > 1e-10 * (1 + abs(f)):
                 last_progress, f_anchor = iteration, f
                 best_gnorm = min(best_gnorm, gnorm)
-                if f < best[0]:
-                    best = (f, x, g)
             elif iteration - last_progress >= patience * epoch:
                 reason = NO_PROGRESS
                 message = (f"the value and the gradient norm stayed the same for "
@@ -641,17 +647,24 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
             x = xn
             if stochastic:
                 fs, gs = fn, gn
-                if iteration % epoch == 0 or iteration >= steps:
-                    f, g = full(x)
-                    if not math.isfinite(f):
+                fresh = iteration % epoch == 0 or iteration >= steps
+                if fresh:
+                    f_all, g_all = full(x)
+                    if not math.isfinite(f_all):
                         reason = DIVERGED
+                        message = (f"the value over all rows became non-finite at iteration "
+                                   f"{iteration}; the last finite point is reported")
                         break
+                    f, g = f_all, g_all
+                    last_fresh = (f, x, g)
             else:
                 f, g = fn, gn
     except KeyboardInterrupt:
         f, x, g = best
-        return result(x, f, g, INTERRUPTED)
-    if stochastic and reason in (MAX_STEPS, NO_PROGRESS) and iteration % epoch:
+        return result(x, f, g, INTERRUPTED)  # the best full-objective point seen
+    if stochastic and reason == DIVERGED:
+        f, x, g = last_fresh  # the last point whose full objective was computed and finite
+    elif stochastic and not fresh:
         f, g = full(x)
     return result(x, f, g, reason, message)
 
