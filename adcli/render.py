@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .diagnose import format_value
@@ -164,6 +165,15 @@ def _seconds(s: float) -> str:
     return f"{s * 1e9:.3g} ns"
 
 
+def _count(k: int) -> str:
+    """Operation counts in a narrow column: 3,460 / 346k / 35.0M."""
+    if k < 100_000:
+        return f"{k:,}"
+    if k < 10_000_000:
+        return f"{k / 1e3:,.0f}k"
+    return f"{k / 1e6:,.1f}M"
+
+
 def _passes(cost) -> str:
     if cost.backward_passes:
         return f"{cost.forward_passes} forward + {cost.backward_passes} backward"
@@ -179,8 +189,8 @@ def compare(result, max_rows: int = 20) -> None:
     table.add_column("variable", style="cyan")
     for name in ("forward", "reverse", "numeric"):
         table.add_column(name, justify="right")
-    table.add_column("max abs diff", justify="right", style="dim")
-    table.add_column("max rel diff", justify="right", style="dim")
+    table.add_column("abs diff", justify="right", style="dim")
+    table.add_column("rel diff", justify="right", style="dim")
     rows = result.rows if max_rows <= 0 else result.rows[:max_rows]
     for r in rows:
         table.add_row(r.name, num(r.forward), num(r.reverse), num(r.numeric),
@@ -219,22 +229,20 @@ def scaling(family: str, description: str, rows, chart: bool | None = None) -> N
     """The scaling view: forward versus reverse cost as the number of inputs grows, with a
     log-scale bar chart of the times when writing to a terminal."""
     out = stdout()
-    out.print(f"[bold]family[/bold] {family}: {description}", soft_wrap=True)
-    table = Table(title="cost of one full gradient as the number of inputs n grows",
-                  title_justify="left")
-    for col, justify in (("n", "right"), ("instructions", "right"), ("fwd passes", "right"),
-                         ("fwd operations", "right"), ("fwd time", "right"),
-                         ("rev passes", "right"), ("rev operations", "right"),
-                         ("rev time", "right"), ("fwd / rev", "right")):
-        table.add_column(col, justify=justify)
+    out.print(f"[bold]family[/bold] {escape(family)}: {escape(description)}", soft_wrap=True)
+    table = Table(title="cost of one full gradient as the number of inputs n grows "
+                  "(reverse: always 1 forward + 1 backward pass)", title_justify="left")
+    for col in ("n", "tape", "fwd passes", "fwd ops", "fwd time", "rev ops", "rev time",
+                "fwd/rev"):
+        table.add_column(col, justify="right", no_wrap=True)
     estimated = False
     for r in rows:
         mark = "~" if r.forward_estimated else ""
         estimated |= r.forward_estimated
         table.add_row(f"{r.n:,}", f"{r.instructions:,}", f"{r.forward_passes:,}",
-                      f"{r.forward_ops:,}", mark + _seconds(r.forward_seconds),
-                      "1 + 1", f"{r.reverse_ops:,}", _seconds(r.reverse_seconds),
-                      f"{mark}{r.ratio:,.1f}x")
+                      _count(r.forward_ops), mark + _seconds(r.forward_seconds),
+                      _count(r.reverse_ops), _seconds(r.reverse_seconds),
+                      f"{mark}{r.ratio:,.0f}x" if r.ratio >= 10 else f"{mark}{r.ratio:.1f}x")
     out.print(table)
     if estimated:
         timed = ", ".join(f"{r.forward_passes_timed} of {r.forward_passes:,} at n={r.n:,}"
@@ -275,8 +283,8 @@ def scaling_chart(rows, width: int = 40) -> str:
 
 
 def derivatives(names: list[str], texts: list[str]) -> None:
-    """Each derivative as source text; several are separated by ``# d/dNAME`` comment lines,
-    so the output stays valid adcli source."""
+    """Each derivative as source text; several are headed by ``# d/dNAME`` comment lines (each
+    block is a program of its own)."""
     out = stdout()
     for k, (name, text) in enumerate(zip(names, texts)):
         if len(names) > 1:
