@@ -436,7 +436,8 @@ class _Simplifier:
                     stack.append((arg, False))
         with np.errstate(all="ignore"):
             for node in order:
-                if id(node) in self.opaque or node.op in ("var", "const"):
+                if id(node) in self.opaque or (id(node) in self.original
+                                               and node.op in ("var", "const")):
                     self.form[id(node)] = node
                 else:
                     self.form[id(node)] = self.visit(node)
