@@ -148,7 +148,8 @@ def minimize_progress(total: int, enabled: bool = True) -> Iterator:
             now = time.monotonic()
             if now - last >= 0.1:
                 last = now
-                progress.update(task, completed=iteration, loss=num(value), gnorm=num(grad_norm))
+                progress.update(task, completed=iteration, loss=f"{value:.6g}",
+                                gnorm=f"{grad_norm:.3g}")
 
         yield update
 
