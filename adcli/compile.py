@@ -29,9 +29,9 @@ from .ops import LN2, LN10, OPS, SCALAR_CODE
 from .tape import CONST, Tape
 
 #: Tapes with at most this many instructions are compiled on first use.
-COMPILE_AT_ONCE = 4000
+COMPILE_AT_ONCE = 500
 #: Larger tapes are compiled once they have been swept this many times.
-COMPILE_AFTER_CALLS = 3
+COMPILE_AFTER_CALLS = 8
 #: Rows per block in data sweeps (about 256 KiB per float64 column: stays in L2 cache).
 BLOCK_ROWS = 32768
 #: Threads for data sweeps over many rows.
@@ -223,7 +223,8 @@ def _scalar_functions(tape: Tape, slow_value: Callable, slow_grad: Callable):
            "    except _FALLBACK:",
            f"        return _slow_grad({params})", ""])
     ns = dict(SCALAR_NAMES, _FALLBACK=_FALLBACK, _slow_value=slow_value, _slow_grad=slow_grad)
-    return _build(value_src, dict(ns), "value"), _build(grad_src, dict(ns), "value_and_grad")
+    return (_build(value_src, dict(ns), "value"), _build(grad_src, dict(ns), "value_and_grad"),
+            value_src + grad_src)
 
 
 # --------------------------------------------------------------------------- float interpreter
@@ -253,16 +254,11 @@ def _interpreter(tape: Tape):
     global _OPFUNCS
     if _OPFUNCS is None:
         _OPFUNCS = _op_functions()
-    ops = _OPFUNCS
-    forward = []
-    backward = []
-    for slot, op, args in tape.instructions():
-        value_fn, partial_fns = ops[op.name]
-        forward.append((slot, value_fn, args))
-        backward.append((slot, tuple(
-            (a, p) for a, p in zip(args, partial_fns) if tape.active[a]), args))
-    backward.reverse()
+    table = _OPFUNCS
+    program = [(slot, *table[op.name], args) for slot, (op, args)
+               in enumerate(zip(tape.ops, tape.args)) if op.__class__ is not str]
     consts = [float(c) for c in tape.consts]
+    active = tape.active
     input_slots = list(tape.inputs.values())
     out = tape.output
     n = len(tape.ops)
@@ -271,7 +267,7 @@ def _interpreter(tape: Tape):
         v = consts[:]
         for s, x in zip(input_slots, xs):
             v[s] = x
-        for slot, f, args in forward:
+        for slot, f, _p, args in program:
             if len(args) == 2:
                 v[slot] = f(v[args[0]], v[args[1]])
             else:
@@ -285,14 +281,25 @@ def _interpreter(tape: Tape):
         v = run(xs)
         adj: list[float | None] = [None] * n
         adj[out] = 1.0
-        for slot, pairs, args in backward:
+        for slot, _f, partials, args in reversed(program):
             g = adj[slot]
             if g is None:
                 continue
             o = v[slot]
-            vals = [v[a] for a in args]
-            for a, p in pairs:
-                c = g * p(*vals, o)
+            if len(args) == 2:
+                a, b = args
+                x, y = v[a], v[b]
+                if active[a]:
+                    c = g * partials[0](x, y, o)
+                    prev = adj[a]
+                    adj[a] = c if prev is None else prev + c
+                if active[b]:
+                    c = g * partials[1](x, y, o)
+                    prev = adj[b]
+                    adj[b] = c if prev is None else prev + c
+            else:
+                a = args[0]
+                c = g * partials[0](v[a], o)
                 prev = adj[a]
                 adj[a] = c if prev is None else prev + c
         return v[out], tuple(0.0 if adj[s] is None else adj[s] for s in input_slots)
@@ -353,11 +360,12 @@ class CompiledTape:
     def __init__(self, tape: Tape) -> None:
         self.tape = tape
         self.names: list[str] = list(tape.inputs)
-        self.size = len(tape.instructions())
+        self.size = sum(op.__class__ is not str for op in tape.ops)
         self.calls = 0
         self._compiled = None
         self._interp = None
         self._block = None
+        self.source = ""  # the generated scalar source, once compiled (for inspection)
 
     # -- plain interpreter, for the cases Python floats cannot do in IEEE fashion
     def _slow_value(self, *xs: float) -> float:
@@ -374,7 +382,9 @@ class CompiledTape:
     def compiled(self) -> tuple[Callable, Callable]:
         """(value, value_and_grad) as generated straight-line functions (compiles now)."""
         if self._compiled is None:
-            self._compiled = _scalar_functions(self.tape, self._slow_value, self._slow_grad)
+            value, grad, self.source = _scalar_functions(
+                self.tape, self._slow_value, self._slow_grad)
+            self._compiled = (value, grad)
         return self._compiled
 
     def _functions(self) -> tuple[Callable, Callable]:

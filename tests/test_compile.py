@@ -1,0 +1,276 @@
+"""The fast paths (adcli.compile, the fast parser driver) against the plain references.
+
+Every fast path must give the plain interpreter's numbers (adcli.sweeps) — including inf/nan —
+and the fast parser must build exactly the tree Lark builds. Generated code must never contain
+user text, whatever the names and numbers are.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import adcli
+from adcli import compile as C
+from adcli import sweeps
+from adcli.compile import SCALAR_NAMES, CompiledTape
+from adcli.ops import OPS, SCALAR_CODE
+from adcli.parser import _fast_parse, _lark_parse, parse_program
+from adcli.syntax import iter_postorder
+
+sys.path.insert(0, str(Path(__file__).parent))
+from strategies import programs  # noqa: E402
+
+FAST = settings(max_examples=150, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+def same(a: float, b: float) -> bool:
+    """Equal to rounding (math library functions may differ in the last bit), same non-finite
+    class (nan, +inf, -inf) exactly."""
+    a, b = float(a), float(b)
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-300)
+
+
+def plain(tape, point):
+    value, grads, _, _ = sweeps.value_and_grad(tape, point)
+    return float(value), [float(grads[n]) for n in tape.inputs]
+
+
+def check_scalar(source: str, point: dict[str, float]) -> None:
+    f = adcli.parse(source)
+    tape = f.tape(point)
+    want_value, want_grad = plain(tape, point)
+    xs = [point[n] for n in tape.inputs]
+    fast = CompiledTape(tape)
+    compiled_value, compiled_grad = fast.compiled()
+    interp_value, interp_grad = C._interpreter(tape)
+    for value_fn, grad_fn, kind in ((compiled_value, compiled_grad, "compiled"),
+                                    (CompiledTape._guard(interp_value, fast._slow_value),
+                                     CompiledTape._guard(interp_grad, fast._slow_grad),
+                                     "interpreter")):
+        got_value, got_grad = grad_fn(*xs)
+        assert same(value_fn(*xs), want_value), (kind, source, point)
+        assert same(got_value, want_value), (kind, source, point)
+        assert len(got_grad) == len(want_grad)
+        for name, g, w in zip(tape.inputs, got_grad, want_grad):
+            assert same(g, w), (kind, source, point, name, g, w)
+    # and the public API
+    value, gradient = f.grad(point)
+    assert same(value, want_value)
+    assert all(same(gradient[n], w) for n, w in zip(tape.inputs, want_grad))
+    assert same(f.eval(point), want_value)
+
+
+@FAST
+@given(programs())
+def test_compiled_matches_interpreter(example) -> None:
+    check_scalar(example.source, example.point)
+
+
+@FAST
+@given(programs(defined=False))
+def test_compiled_matches_interpreter_anywhere(example) -> None:
+    """Zeros, huge numbers, inf, nan: the fast code falls back where Python would raise."""
+    check_scalar(example.source, example.point)
+
+
+@pytest.mark.parametrize("source, point", [
+    ("1/x", {"x": 0.0}), ("1/x", {"x": -0.0}), ("log(x)*y", {"x": 0.0, "y": 2.0}),
+    ("exp(x)", {"x": 1000.0}), ("x^y", {"x": -8.0, "y": 1 / 3}), ("x^y", {"x": 0.0, "y": -1.0}),
+    ("x^y", {"x": 0.0, "y": 2.0}), ("x^2", {"x": 1e200}), ("sqrt(x)", {"x": 0.0}),
+    ("sqrt(x)", {"x": -1.0}), ("asin(x)", {"x": 1.0}), ("acos(x)", {"x": 2.0}),
+    ("sin(x)", {"x": math.inf}), ("tan(x)", {"x": math.nan}), ("cosh(x)", {"x": 800.0}),
+    ("abs(x) + relu(x) + sign(x) + step(x)", {"x": 0.0}),
+    ("abs(x) + relu(x) + sign(x) + step(x)", {"x": math.nan}),
+    ("max(x, y) + min(x, y)", {"x": 1.0, "y": 1.0}),
+    ("max(x, y) * min(y, x)", {"x": math.nan, "y": 1.0}),
+    ("sigmoid(x) + softplus(x)", {"x": -800.0}), ("sigmoid(x) * softplus(x)", {"x": 800.0}),
+    ("log2(x) + log10(x)", {"x": 0.0}), ("x - x", {"x": math.inf}), ("x * 0", {"x": math.inf}),
+    ("x^0", {"x": 0.0}), ("x^1 + x^2 + x^3 + x^0.5 + x^-1", {"x": 2.0}),
+    ("x", {"x": 3.0}), ("pi + x", {"pi": 1.0, "x": 2.0}),
+])
+def test_nonfinite_and_special_cases(source: str, point: dict[str, float]) -> None:
+    check_scalar(source, point)
+
+
+def test_every_op_has_templates() -> None:
+    assert set(SCALAR_CODE) == set(OPS)
+    for name, (_value, partials) in SCALAR_CODE.items():
+        assert len(partials) == OPS[name].arity
+
+
+def test_policy_interpreter_then_compile(monkeypatch) -> None:
+    monkeypatch.setattr(C, "COMPILE_AT_ONCE", 2)
+    monkeypatch.setattr(C, "COMPILE_AFTER_CALLS", 2)
+    f = adcli.parse("sin(x)*y + x^2 + exp(y)/x")
+    point = {"x": 0.7, "y": -1.3}
+    want = plain(f.tape(point), point)
+    for _ in range(4):
+        value, gradient = f.grad(point)
+        assert same(value, want[0])
+        assert all(same(a, b) for a, b in zip(gradient.values(), want[1]))
+    assert f.compiled(point).source  # compiled after a few calls
+
+
+# --------------------------------------------------------------------------- data columns
+
+
+@FAST
+@given(programs(max_steps=6), st.integers(1, 40), st.integers(0, 2**32 - 1))
+def test_columns_match_interpreter(example, rows: int, seed: int) -> None:
+    f = adcli.parse(example.source)
+    tape = f.tape(example.point)
+    rng = np.random.default_rng(seed)
+    names = list(tape.inputs)
+    point = {n: (example.point[n] + 0.01 * rng.standard_normal(rows) if k % 2 == 0
+                 else example.point[n]) for k, n in enumerate(names)}
+    want_value, want_grad, _, _ = sweeps.value_and_grad(tape, point)
+    value, grads = f.compiled(point).sweep_columns([point[n] for n in names])
+    np.testing.assert_allclose(value, np.broadcast_to(want_value, np.shape(value)),
+                               rtol=1e-12, atol=1e-300)
+    for n, g in zip(names, grads):
+        assert np.shape(g) == np.shape(point[n])
+        np.testing.assert_allclose(g, want_grad[n], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_blocked_threaded_columns(monkeypatch, threads: int) -> None:
+    monkeypatch.setattr(C, "BLOCK_ROWS", 64)
+    monkeypatch.setattr(C, "THREADS", threads)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(1000)
+    y = 3 * x + rng.standard_normal(1000)
+    x[5] = np.nan  # a non-finite row stays in its row
+    f = adcli.parse("(w0 + w1*x - y)^2 + log(x)")
+    point = {"w0": 0.5, "w1": 2.0, "x": x, "y": y}
+    tape = f.tape(point)
+    want_value, want_grad, _, _ = sweeps.value_and_grad(tape, point)
+    value, grads = f.compiled(point).sweep_columns([point[n] for n in tape.inputs])
+    np.testing.assert_allclose(value, want_value, rtol=1e-12)
+    for n, g in zip(tape.inputs, grads):
+        np.testing.assert_allclose(g, want_grad[n], rtol=1e-9, equal_nan=True)
+    finite = {"w0": 0.5, "w1": 2.0, "x": np.abs(np.nan_to_num(x)) + 1, "y": y}
+    total, gradient = f.grad_sum(finite)
+    ref_value, ref_grad = f.grad(finite)
+    assert same(total, np.sum(ref_value)) or math.isclose(total, np.sum(ref_value),
+                                                          rel_tol=1e-11)
+    assert math.isclose(gradient["w1"], ref_grad["w1"], rel_tol=1e-11)
+    np.testing.assert_allclose(gradient["x"], ref_grad["x"], rtol=1e-12)
+
+
+def test_grad_sum_reports_missing_values() -> None:
+    with pytest.raises(adcli.AdcliError, match="has no value"):
+        adcli.parse("a*x").grad_sum({"x": np.ones(3)})
+
+
+# --------------------------------------------------------------------------- no injection
+
+_SAFE_TOKEN = re.compile(
+    r"\s+|[vg]\d+|\d+(\.\d*)?(e[+-]?\d+)?|[-+*/(),:=<>!]=?|def|try|except|return|if|else"
+    r"|and|or|_FALLBACK|_slow_value|_slow_grad|value_and_grad|value|\.")
+
+
+def tokens_outside_allowlist(source: str) -> list[str]:
+    allowed = set(SCALAR_NAMES)
+    bad, pos = [], 0
+    while pos < len(source):
+        m = _SAFE_TOKEN.match(source, pos)
+        if m and m.end() > pos:
+            pos = m.end()
+            continue
+        word = re.match(r"[A-Za-z_][A-Za-z0-9_]*", source[pos:])
+        if word and word.group() in allowed:
+            pos += word.end()
+            continue
+        bad.append(source[pos:pos + 20])
+        pos += 1
+    return bad
+
+
+NASTY_NAMES = ["__import__", "os", "exec", "eval", "v0", "g0", "v1", "_slow_grad", "_FALLBACK",
+               "sin", "pow", "nan", "inf", "value", "value_and_grad", "return", "lambda",
+               "__builtins__", "_", "LN2", "open", "sys", "print", "x" * 200]
+
+
+@pytest.mark.parametrize("name", NASTY_NAMES)
+def test_names_never_reach_generated_code(name: str) -> None:
+    source = f"{name} * 2 + sin({name})^2 + {name}/3"
+    f = adcli.parse(source)
+    point = {name: 0.5}
+    fast = f.compiled(point)
+    fast.compiled()
+    assert tokens_outside_allowlist(fast.source) == []
+    generated = {"def", "try", "except", "return", "if", "else", "and", "or", "value",
+                 "value_and_grad", "_FALLBACK", "_slow_value", "_slow_grad", *SCALAR_NAMES}
+    if name not in generated and not re.fullmatch(r"[vg]\d+", name):
+        assert name not in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", fast.source)
+    check_scalar(source, point)
+
+
+@pytest.mark.parametrize("number", ["1e308*10", "1e-320", "123456789012345678901234567890",
+                                    "0.1", "9^9^9^9", "1e309", "0*1e309", ".5e-3"])
+def test_numbers_are_written_as_float_literals(number: str) -> None:
+    source = f"x * ({number}) + x"
+    f = adcli.parse(source)
+    fast = f.compiled({"x": 1.0})
+    fast.compiled()
+    assert tokens_outside_allowlist(fast.source) == []
+    check_scalar(source, {"x": 1.5})
+
+
+def test_literal_is_safe() -> None:
+    for v in [0.0, -0.0, 1e-320, -1e308, math.inf, -math.inf, math.nan, 2.5]:
+        text = C.literal(v)
+        assert re.fullmatch(r"\(-?[0-9.e+-]+\)|nan|inf|\(-inf\)", text), text
+
+
+# --------------------------------------------------------------------------- fast parser
+
+
+def tree(statements) -> list:
+    out = []
+    for st_ in statements:
+        out.append(("stmt", st_.name, st_.line, st_.column))
+        for n in iter_postorder(st_.expr):
+            out.append((n.op, n.value if n.op == "const" else None, n.name, n.line, n.column,
+                        len(n.args)))
+    return out
+
+
+@FAST
+@given(programs(defined=False))
+def test_fast_parser_builds_larks_tree(example) -> None:
+    assert tree(_fast_parse(example.source)) == tree(_lark_parse(example.source))
+
+
+@pytest.mark.parametrize("source", [
+    "x", "-x^2", "2^3^2", "x^-y^2", "x**2**3", "+-+-x", "((((x))))", "\n\n x # c\n",
+    "a = x^2; b = x*y\nc = y^2; d = 3*a; e = 5*c; d + b + e", "a=1;;;\n\r\nb=2\n a+b",
+    "f = sin(x)\r\n f*2", "1.e5*x + 1e-3 + .5 + 2.5E+4", "max(x, pow(y, 2)) - min(x,y)/2/3",
+])
+def test_fast_parser_cases(source: str) -> None:
+    assert tree(_fast_parse(source)) == tree(_lark_parse(source))
+
+
+@pytest.mark.parametrize("source", ["x +", "sin()", "foo(x)", "x $ y", "sin(x, y)", "(x", "x)",
+                                    "= 3", "1e", "x y", "x = ", "pow(x)"])
+def test_errors_still_come_from_lark(source: str) -> None:
+    with pytest.raises(Exception):  # noqa: B017 - the fast driver refuses it
+        _fast_parse(source)
+    with pytest.raises(adcli.AdcliError) as fast_err:
+        parse_program(source)
+    with pytest.raises(adcli.AdcliError) as lark_err:
+        _lark_parse(source)
+    assert fast_err.value.render() == lark_err.value.render()
