@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "minimize": "adcli.commands.minimize:minimize",
     "hessian": "adcli.commands.diff:hessian",
     "diff": "adcli.commands.diff:diff",
+    "graph": "adcli.commands.diff:graph",
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from .. import render, sweeps
+from ..errors import AdcliError
 from ..function import select_wrt
 from ..hessian import eigenvalues
 from ..hessian import hessian as hessian_at
@@ -98,3 +99,58 @@ def derivative_texts(tape, names: list[str], sep: str = "; ") -> list[str]:
     d = derivative(tape, names)
     reserved = set(tape.inputs) | set(tape.labels.values())
     return [to_source(d.exprs[n], d.names, reserved, sep=sep) for n in names]
+
+
+@click.command(epilog=EXPR_HELP)
+@expr_argument
+@at_option
+@click.option("--format", "fmt", type=click.Choice(["dot", "svg", "png"]), default=None,
+              help="Output format (default: from the -o file's extension, else dot). "
+                   "svg and png need Graphviz's dot program (apt-get install graphviz).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to this file instead of standard output.")
+@max_size_option
+def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
+          max_size: int) -> None:
+    """The tape of EXPR as a Graphviz graph: one node per tape entry, edges from each
+    input to its consumers. With --at, every node also shows its value and gradient.
+
+    \b
+    Examples:
+      adcli graph "(w0 + w1*x - y)^2" --at x=3,y=7,w0=-2,w1=2 -o g.dot
+      adcli graph "a = x^2; a + sin(a)" --at x=1 -o g.svg
+    """
+    import os
+    import sys
+
+    from ..graph import render as draw
+    from ..graph import to_dot
+
+    if fmt is None:
+        ext = os.path.splitext(output or "")[1].lower().lstrip(".")
+        fmt = ext if ext in ("svg", "png") else "dot"
+    function = load_function(expr, max_size)
+    point = parse_point(at)
+    tape = function.tape(point)
+    if point:
+        values = sweeps.evaluate(tape, point)
+        for message in nonfinite_warnings(tape, values):
+            render.warn(message)
+        for name in unused_names(tape, point):
+            render.warn(f"'{name}' is given a value but the expression does not use it")
+    data = draw(to_dot(tape, point or None, title=function.source if len(function.source) < 80
+                       else ""), fmt)
+    if output is None:
+        if fmt == "png" and sys.stdout.isatty():
+            raise AdcliError("PNG is binary: write it to a file with -o FILE.png")
+        if fmt == "dot":
+            click.echo(data.decode(), nl=False)
+        else:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        return
+    try:
+        with open(output, "wb") as fh:
+            fh.write(data)
+    except OSError as err:
+        raise AdcliError(f"cannot write '{output}': {err.strerror or err}") from None
