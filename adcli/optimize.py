@@ -566,6 +566,8 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                  or [f"x{i}" for i in range(n)])
     stochastic = bool(getattr(problem, "stochastic", False))
     method = resolve_method(method, n, stochastic)
+    if method == "newton" and not hasattr(problem, "hessian"):
+        raise AdcliError("newton needs a problem with a hessian(x) method (an Objective)")
     rules = RULES[method](n, options, problem)
     evaluations = 0
 
