@@ -36,7 +36,8 @@ def to_dot(tape: Tape, point: Mapping[str, Any] | None = None, title: str = "") 
         adjoint = sweeps.reverse(tape, values)
     labels = tape.describe()
     lines = ["digraph adcli {", "  rankdir=LR;",
-             '  node [fontname="Helvetica", fontsize=11];', '  edge [color="#555555", fontname="Helvetica", fontsize=10];']
+             '  node [fontname="Helvetica", fontsize=11];',
+             '  edge [color="#555555", fontname="Helvetica", fontsize=10];']
     if title:
         lines.append(f"  label={quote(title)}; labelloc=t;")
     for slot, op in enumerate(tape.ops):
