@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from .. import render
 from ..report import eval_report, grad_report
 from .common import (
     EXPR_HELP,
@@ -17,6 +16,13 @@ from .common import (
     parse_names,
     parse_point,
 )
+
+
+def _render():
+    """The rich renderer, imported only when something is printed through it (start-up)."""
+    from .. import render
+
+    return render
 
 
 @click.command(epilog=EXPR_HELP)
@@ -44,11 +50,11 @@ def grad(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool, no_tabl
     report = grad_report(function, parse_point(at), parse_names(wrt),
                          nodes=as_json or not no_table)
     for message in report.warnings:
-        render.warn(message)
+        _render().warn(message)
     if as_json:
         emit_json(report.to_json())
     else:
-        render.grad(report, table=not no_table, max_rows=max_rows)
+        _render().grad(report, table=not no_table, max_rows=max_rows)
 
 
 @click.command("eval", epilog=EXPR_HELP)
@@ -66,8 +72,8 @@ def eval_(expr: str, at: tuple[str, ...], as_json: bool, max_size: int) -> None:
     function = load_function(expr, max_size)
     value, warnings = eval_report(function, parse_point(at))
     for message in warnings:
-        render.warn(message)
+        _render().warn(message)
     if as_json:
         emit_json({"value": value})
     else:
-        click.echo(render.num(value))
+        click.echo(_render().num(value))
