@@ -231,19 +231,18 @@ def scaling(family: str, description: str, rows, chart: bool | None = None) -> N
     log-scale bar chart of the times when writing to a terminal."""
     out = stdout()
     out.print(f"[bold]family[/bold] {escape(family)}: {escape(description)}", soft_wrap=True)
-    table = Table(title="cost of one full gradient as the number of inputs n grows "
-                  "(reverse: always 1 forward + 1 backward pass)", title_justify="left")
-    for col in ("n", "tape", "fwd passes", "fwd ops", "fwd time", "rev ops", "rev time",
-                "fwd/rev"):
+    table = Table(title="one full gradient as the number of inputs n grows (forward: n passes; "
+                  "reverse: 1 forward + 1 backward)", title_justify="left")
+    for col in ("n", "tape", "fwd ops", "fwd time", "rev ops", "rev time", "fwd/rev"):
         table.add_column(col, justify="right", no_wrap=True)
     estimated = False
     for r in rows:
         mark = "~" if r.forward_estimated else ""
         estimated |= r.forward_estimated
-        table.add_row(f"{r.n:,}", f"{r.instructions:,}", f"{r.forward_passes:,}",
-                      _count(r.forward_ops), mark + _seconds(r.forward_seconds),
+        table.add_row(f"{r.n:,}", f"{r.instructions:,}", _count(r.forward_ops),
+                      mark + _seconds(r.forward_seconds),
                       _count(r.reverse_ops), _seconds(r.reverse_seconds),
-                      f"{mark}{r.ratio:,.0f}x" if r.ratio >= 10 else f"{mark}{r.ratio:.1f}x")
+                      f"{mark}{r.ratio:.0f}x" if r.ratio >= 10 else f"{mark}{r.ratio:.1f}x")
     out.print(table)
     if estimated:
         timed = ", ".join(f"{r.forward_passes_timed} of {r.forward_passes:,} at n={r.n:,}"

@@ -92,7 +92,7 @@ def test_scaling_1000_inputs_op_counts(run):
 def test_scaling_table_and_chart(run):
     args = ["compare-modes", "--scaling", "rosenbrock", "--sizes", "1,10", "--repeat", "1"]
     plain = run(*args)
-    assert plain.exit_code == 0 and "fwd passes" in plain.stdout
+    assert plain.exit_code == 0 and "fwd ops" in plain.stdout
     assert "log scale" not in plain.stdout  # no chart into a pipe
     chart = run(*args, "--chart")
     assert "log scale" in chart.stdout and "█" in chart.stdout
