@@ -22,20 +22,22 @@ summed in a fixed order, so results do not depend on thread timing.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
 from .ops import LN2, LN10, OPS, SCALAR_CODE
-from .tape import CONST, Tape
+from .tape import CONST, VAR, Tape
 
 #: Tapes with at most this many instructions are compiled on first use.
 COMPILE_AT_ONCE = 500
 #: Larger tapes are compiled once they have been swept this many times.
 COMPILE_AFTER_CALLS = 8
-#: Rows per block in data sweeps (about 256 KiB per float64 column: stays in L2 cache).
-BLOCK_ROWS = 32768
-#: Threads for data sweeps over many rows.
-THREADS = 2
+#: Rows per block in data sweeps (128 KiB per float64 column: temporaries stay in L2 cache).
+BLOCK_ROWS = 16384
+#: Threads for data sweeps over many rows (ADCLI_THREADS overrides). On a machine with two
+#: cores or fewer, threads measured slower than one (the other core is busy with the OS).
+THREADS = int(os.environ.get("ADCLI_THREADS") or (2 if (os.cpu_count() or 1) > 2 else 1))
 
 _NAN = float("nan")
 _INF = float("inf")
@@ -310,36 +312,65 @@ def _interpreter(tape: Tape):
 # --------------------------------------------------------------------------- data columns
 
 
-def _array_function(tape: Tape) -> Callable:
-    """Generated numpy code for one block of rows: values and adjoints, calling the op table's
-    own ``fn``/``partials`` (with the trivial partials of + - * neg written inline)."""
-    ns: dict[str, Any] = {}
+def _array_function(tape: Tape, wanted: frozenset[int]) -> Callable:
+    """Generated numpy code for one block of rows: values and adjoints (seed 1).
+
+    Calls the op table's own ``fn``/``partials``, except where the partials are written inline
+    as the very same numpy expressions (+ - * / neg, and ``^`` with a constant exponent), which
+    also skips partials nobody needs. Adjoints of inputs not in ``wanted`` (slots) are not
+    accumulated: data columns need none."""
+    import numpy as np
+
+    ns: dict[str, Any] = {"ONE": np.float64(1.0), "POW": np.power}
     lines = []
+
+    def const(slot: int) -> float | None:
+        return float(tape.consts[slot]) if tape.ops[slot] == CONST else None
+
     for slot, op, args in tape.instructions():
-        ns[f"F_{op.name}"] = op.fn
         names = ", ".join(f"v{a}" for a in args)
+        if op.name == "pow" and const(args[1]) == 2.0:  # numpy's power(a, 2) is a*a
+            lines.append(f"v{slot} = v{args[0]} * v{args[0]}")
+            continue
+        ns[f"F_{op.name}"] = op.fn
         lines.append(f"v{slot} = F_{op.name}({names})")
-    acc: dict[int, str] = {tape.output: "seed"}
+    acc: dict[int, str] = {tape.output: "ONE"}
     for slot, op, args in reversed(tape.instructions()):
         g = acc.get(slot)
         if g is None:
             continue
-        simple = {"add": ("1", "1"), "sub": ("1", "-1"), "neg": ("-1",),
-                  "mul": (f"v{args[1]}", f"v{args[0]}") if op.arity == 2 else ()}
-        parts = simple.get(op.name)
-        if parts is None:
+        need = [tape.active[a] and not (tape.ops[a] == VAR and a not in wanted) for a in args]
+        if not any(need):
+            continue
+        if op.name in ("add", "sub", "neg", "mul"):
+            parts = {"add": ("1", "1"), "sub": ("1", "-1"), "neg": ("-1",),
+                     "mul": (f"v{args[-1]}", f"v{args[0]}")}[op.name]
+        elif op.name == "div":
+            parts = (f"(1.0 / v{args[1]})", f"(-v{slot} / v{args[1]})")
+        elif op.name == "pow" and const(args[1]) not in (None, 0.0) and not need[1]:
+            b = const(args[1])
+            parts = (f"(2.0 * v{args[0]})" if b == 2.0 else
+                     f"({literal(b)} * POW(v{args[0]}, {literal(b - 1.0)}))", "")
+        else:
             ns[f"P_{op.name}"] = op.partials
             names = ", ".join(f"v{a}" for a in args)
             lines.append(f"p = P_{op.name}(({names},), v{slot})")
             parts = tuple(f"p[{i}]" for i in range(op.arity))
-        for a, p in zip(args, parts):
-            if not tape.active[a]:
+        for a, p, needed in zip(args, parts, need):
+            if not needed:
                 continue
-            c = g if p == "1" else (f"-{g}" if p == "-1" else f"{g} * {p}")
+            if p == "1":
+                c = g
+            elif p == "-1":
+                c = f"-{g}"
+            elif g == "ONE":  # 1.0 * p is p, bit for bit
+                c = p
+            else:
+                c = f"{g} * {p}"
             prev = acc.get(a)
             lines.append(f"g{a} = {c}" if prev is None else f"g{a} = {prev} + {c}")
             acc[a] = f"g{a}"
-    params = ", ".join(["seed"] + [f"v{s}" for s in tape.inputs.values()]
+    params = ", ".join([f"v{s}" for s in tape.inputs.values()]
                        + [f"v{s}" for s in range(len(tape.ops)) if tape.ops[s] == CONST])
     grads = ", ".join(acc.get(s, "None") for s in tape.inputs.values())
     src = "\n".join([f"def block({params}):"] + [f"    {ln}" for ln in lines]
@@ -364,7 +395,7 @@ class CompiledTape:
         self.calls = 0
         self._compiled = None
         self._interp = None
-        self._block = None
+        self._blocks: dict[frozenset[int], Callable] = {}
         self.source = ""  # the generated scalar source, once compiled (for inspection)
 
     # -- plain interpreter, for the cases Python floats cannot do in IEEE fashion
@@ -417,18 +448,23 @@ class CompiledTape:
         return self._functions()[1]
 
     # -- numpy columns
-    def sweep_columns(self, xs: list, *, sum_value: bool = False):
+    def sweep_columns(self, xs: list, *, sum_value: bool = False,
+                      wrt: list[str] | None = None):
         """Value and gradient over columns of data (some inputs arrays, some scalars).
 
         Rows are processed in blocks of :data:`BLOCK_ROWS` on :data:`THREADS` threads. The
         gradient of a scalar input is the sum of its per-row contributions (block sums added in
         block order); an array input gets a per-row gradient. With ``sum_value`` the value is
-        the sum over rows instead of the column of values."""
+        the sum over rows instead of the column of values. With ``wrt`` only those inputs get a
+        gradient (the others get None), which saves a pass per data column."""
         import numpy as np
 
-        if self._block is None:
-            self._block = _array_function(self.tape)
-        block = self._block
+        names = self.names if wrt is None else wrt
+        wanted = frozenset(self.tape.inputs[n] for n in names)
+        block = self._blocks.get(wanted)
+        if block is None:
+            block = self._blocks[wanted] = _array_function(self.tape, wanted)
+        skip = [self.tape.inputs[n] not in wanted for n in self.names]
         consts = [np.float64(self.tape.consts[s]) for s in range(len(self.tape.ops))
                   if self.tape.ops[s] == CONST]
         xs = [np.float64(x) if np.ndim(x) == 0 else np.asarray(x, dtype=np.float64)
@@ -437,12 +473,13 @@ class CompiledTape:
         shapes = {np.shape(x) for x, a in zip(xs, arrays) if a}
         rows = next(iter(shapes))[0] if len(shapes) == 1 and len(next(iter(shapes))) == 1 \
             else None
-        one = np.float64(1.0)
 
         def finish(part, value, grads):
             out = []
-            for g, x, is_arr in zip(grads, part, arrays):
-                if g is None:
+            for g, x, is_arr, no in zip(grads, part, arrays, skip):
+                if no:
+                    g = None
+                elif g is None:
                     g = np.zeros_like(x)
                 elif not is_arr and np.ndim(g) > 0:
                     g = np.sum(g)
@@ -456,7 +493,7 @@ class CompiledTape:
 
         with np.errstate(all="ignore"):
             if rows is None or rows < 2 * BLOCK_ROWS:
-                value, grads = finish(xs, *block(one, *xs, *consts))
+                value, grads = finish(xs, *block(*xs, *consts))
                 if not sum_value and rows is not None and np.ndim(value) == 0:
                     value = np.full(rows, value)
                 return value, grads
@@ -468,7 +505,7 @@ class CompiledTape:
                     for start in chunk:
                         sl = slice(start, start + BLOCK_ROWS)
                         part = [x[sl] if a else x for x, a in zip(xs, arrays)]
-                        results.append(finish(part, *block(one, *part, *consts)))
+                        results.append(finish(part, *block(*part, *consts)))
                 return results
 
             per = -(-len(starts) // THREADS)
@@ -490,7 +527,9 @@ class CompiledTape:
             grads = []
             for k, is_arr in enumerate(arrays):
                 pieces = [p[1][k] for p in parts]
-                if is_arr:
+                if skip[k]:
+                    grads.append(None)
+                elif is_arr:
                     grads.append(np.concatenate(pieces))
                 else:
                     total = np.float64(0.0)

@@ -60,12 +60,11 @@ class Function:
         summing :meth:`grad` up to the order of the floating-point additions."""
         tape = self.tape(point)
         sweeps.bind(tape, point)  # the interpreter's checks and messages for missing values
+        names = select_wrt(tape, wrt) if wrt is not None else list(tape.inputs)
         value, grads = self.compiled(point).sweep_columns(
-            [point[n] for n in tape.inputs], sum_value=True)
+            [point[n] for n in tape.inputs], sum_value=True, wrt=names)
         gradient = dict(zip(tape.inputs, grads))
-        if wrt is not None:
-            gradient = {name: gradient[name] for name in select_wrt(tape, wrt)}
-        return GradResult(value, gradient)
+        return GradResult(value, {name: gradient[name] for name in names})
 
     @property
     def source(self) -> str:
