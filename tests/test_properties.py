@@ -6,8 +6,8 @@ differences (which read no derivative rule at all).
 
 CI settings: ``derandomize=True`` and no example database, so every run draws the same examples
 and a failure reproduces exactly; ``deadline=None`` because the shared CI machine has noisy
-timings. Example counts: 600 + 150 + 150 + 60 = 960 per run (about 500 of the first 600 have a
-variable far enough from every kink for the finite-difference check), about 15 s here.
+timings. Example counts: 600 + 150 + 150 + 60 + 150 = 1,110 per run (about 500 of the first
+600 have a variable far enough from every kink for the finite-difference check), about 15 s.
 """
 
 from __future__ import annotations
@@ -197,3 +197,26 @@ def test_compare_report_is_valid_json_on_nan():
     result = compare_modes(function, {"x": 2.0, "y": 1.0}, repeat=1)
     text = dumps(result.to_json())
     assert '"nan"' in text and "NaN" not in text
+
+
+@settings(CI, max_examples=150)
+@given(programs(defined=False))
+def test_print_parse_round_trip(example):
+    """The printer (adcli.printer, used by `adcli diff`) on the lowered program reads back as
+    the same function: the same value bit for bit (the same operations on the same constants;
+    constants print as their shortest round-tripping text) and the same gradient."""
+    printer = pytest.importorskip("adcli.printer")
+    symbolic = pytest.importorskip("adcli.symbolic")
+    function, tape, point = _setup(example)
+    text = printer.to_source(symbolic.tape_nodes(tape)[tape.output])
+    again = adcli.parse(text)
+    tape2 = again.tape(point)
+    assert set(tape2.inputs) <= set(tape.inputs)
+    value, grad, values, _ = sweeps.value_and_grad(tape, point)
+    value2, grad2, _, _ = sweeps.value_and_grad(tape2, point)
+    assert np.array_equal(value, value2, equal_nan=True), text
+    scale = absolute_gradient(tape, values)
+    for name in tape.inputs:
+        a, b = float(grad[name]), float(grad2.get(name, 0.0))
+        if math.isfinite(a) and math.isfinite(b):
+            assert abs(a - b) <= 1e-12 * max(abs(a), abs(b), scale[name]) + 1e-300, text
