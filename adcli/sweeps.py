@@ -66,6 +66,11 @@ def reverse(tape: Tape, values: list[Value], seed: Value = 1.0, *,
             count: OpCount | None = None) -> list[Value | None]:
     """Adjoint of every slot (d output / d slot); None where no path reaches the output."""
     adjoint: list[Value | None] = [None] * len(tape.ops)
+    out = values[tape.output]
+    if np.ndim(seed) == 0 and np.ndim(out) > 0:
+        # One seed per row: the output over data is a column, and a term that does not depend on
+        # the rows (w0 in w0 + x) must still be counted once per row.
+        seed = np.full(np.shape(out), seed, dtype=np.float64)
     adjoint[tape.output] = np.float64(seed) if np.ndim(seed) == 0 else seed
     active = tape.active
     n_partials = n_products = 0

@@ -202,8 +202,6 @@ def test_armijo_backtracks_to_sufficient_decrease():
     assert step.value < 1.0 and not step.failed
 
 
-@pytest.mark.xfail(strict=True, reason="adcli.hessian does not sum Hessian entries that are "
-                   "constant across data rows (d2/dw0^2 of the line loss gives 2, not 2*rows)")
 def test_newton_on_data_takes_one_step_for_least_squares():
     obj, x0 = objective("(w0 + w1*x - y)^2", data=read_csv(str(SAMPLES / "line.csv")))
     r = minimize(obj, x0, method="newton")

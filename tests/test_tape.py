@@ -156,3 +156,10 @@ def test_fifty_thousand_deep_chain_of_calls():
     text = "sin(" * 50_000 + "x" + ")" * 50_000
     value, grad = adcli.parse(text).grad({"x": 0.5})
     assert math.isfinite(value) and 0 < grad["x"] < 1
+
+
+def test_row_independent_terms_count_once_per_row():
+    # Over data the output is a column; w0 appears in every row, so its gradient is the row count.
+    tape = adcli.parse("w0 + w1*x").tape()
+    _, grad, _, _ = sweeps.value_and_grad(tape, {"w0": 1.0, "w1": 2.0, "x": np.arange(3.0)})
+    assert grad["w0"] == 3.0 and grad["w1"] == 3.0
