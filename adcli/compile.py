@@ -29,9 +29,11 @@ from typing import Any
 from .ops import LN2, LN10, OPS, SCALAR_CODE
 from .tape import CONST, VAR, Tape
 
-#: Tapes with at most this many instructions are compiled on first use.
+#: Tapes with at most this many instructions are compiled on their second sweep...
 COMPILE_AT_ONCE = 500
-#: Larger tapes are compiled once they have been swept this many times.
+#: ...larger ones once they have been swept this many times. Until then the float
+#: interpreter runs them: generating and compiling costs about 25 µs per instruction, a
+#: hundred times one interpreted sweep, so a one-shot gradient never pays for it.
 COMPILE_AFTER_CALLS = 8
 #: Rows per block in data sweeps (128 KiB per float64 column: temporaries stay in L2 cache).
 BLOCK_ROWS = 16384
@@ -422,7 +424,7 @@ class CompiledTape:
         if self._compiled is not None:
             return self._compiled
         self.calls += 1
-        if self.size <= COMPILE_AT_ONCE or self.calls > COMPILE_AFTER_CALLS:
+        if self.calls > (1 if self.size <= COMPILE_AT_ONCE else COMPILE_AFTER_CALLS):
             return self.compiled()
         if self._interp is None:
             value, grad = _interpreter(self.tape)
