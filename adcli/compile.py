@@ -427,6 +427,216 @@ def _array_function(tape: Tape, wanted: frozenset[int], columns: frozenset[int])
     return _build(src, ns, "block")
 
 
+# --------------------------------------------------------------------------- levelled sweeps
+
+#: Big tapes whose instructions fall into few (level, op) groups run level by level in numpy.
+LEVELLED_MIN_SIZE = 2000
+#: ... when each group holds at least this many instructions on average.
+LEVELLED_MIN_GROUP = 40
+
+
+def _index(slots) -> Any:
+    """Index array -> a slice when the slots are evenly spaced (views instead of gathers)."""
+    import numpy as np
+
+    ix = np.asarray(slots, dtype=np.intp)
+    if len(ix) >= 2:
+        step = int(ix[1] - ix[0])
+        if step > 0 and np.all(np.diff(ix) == step):
+            return slice(int(ix[0]), int(ix[-1]) + 1, step)
+    return ix
+
+
+class Levelled:
+    """Sweeps of a big scalar tape as a few numpy operations per level instead of one Python
+    operation per node: every instruction gets a level (one more than its deepest argument);
+    the instructions of one level and one op are gathered from a value array, computed by the
+    op table's own numpy ``fn``/``partials`` at once, and scattered back. The reverse sweep
+    walks the levels backwards and adds ``adjoint * partial`` into the arguments.
+
+    A left-nested chain of ``+``/``-`` (a sum of many terms) would make one level per term, so
+    such a chain becomes one cumulative sum (``np.cumsum`` adds left to right, exactly the
+    chain's own order; ``a - b`` is ``a + (-b)`` bit for bit), and every link of the chain has
+    the chain's adjoint. Results equal the interpreter's to rounding: numpy's array kernels
+    may differ from its scalar ones in the last bit, and adjoints are summed in another order.
+    """
+
+    def __init__(self, tape: Tape) -> None:
+        import numpy as np
+
+        self.np = np
+        n = len(tape.ops)
+        ops, args = tape.ops, tape.args
+        uses = [0] * n
+        for a in args:
+            for s in a:
+                uses[s] += 1
+        # Chains: add/sub whose first argument is an add/sub used only there.
+        chain_of: dict[int, int] = {}  # internal link slot -> chain end
+        ends: dict[int, list[int]] = {}
+        for slot in range(n - 1, -1, -1):
+            op = ops[slot]
+            if op.__class__ is str or op.name not in ("add", "sub") or slot in chain_of:
+                continue
+            links = [slot]
+            cur = slot
+            while True:
+                first = args[cur][0]
+                fop = ops[first]
+                if fop.__class__ is str or fop.name not in ("add", "sub") or uses[first] != 1:
+                    break
+                links.append(first)
+                cur = first
+            if len(links) >= 8:
+                links.reverse()
+                for link in links:
+                    chain_of[link] = slot
+                ends[slot] = links
+        level = [0] * n
+        groups: dict[tuple[int, str], list[int]] = {}
+        chains: dict[int, list[int]] = {}
+        for slot in range(n):
+            op = ops[slot]
+            if op.__class__ is str:
+                continue
+            if slot in chain_of and chain_of[slot] != slot:
+                continue  # computed with its chain
+            if slot in ends:
+                links = ends[slot]
+                members = [args[links[0]][0]] + [args[k][1] for k in links]
+                lv = 1 + max(level[m] for m in members)
+                for k in links:
+                    level[k] = lv
+                chains.setdefault(lv, []).append(slot)
+                continue
+            lv = 1 + max(level[a] for a in args[slot])
+            level[slot] = lv
+            groups.setdefault((lv, op.name), []).append(slot)
+        top = max(level) if n else 0
+        self.n_groups = len(groups) + sum(len(v) for v in chains.values())
+        self.size = sum(op.__class__ is not str for op in ops)
+        plan = []  # per level: [("op", Op, slots, [arg index arrays], [unique?]) | ("chain", ...)]
+        for lv in range(1, top + 1):
+            steps = []
+            for (glv, name), slots in sorted(groups.items()):
+                if glv != lv:
+                    continue
+                op = OPS[name]
+                arg_idx: list[Any] = []
+                for k in range(op.arity):
+                    column = [args[s][k] for s in slots]
+                    first = column[0]
+                    if ops[first] == CONST and column.count(first) == len(column):
+                        arg_idx.append(float(tape.consts[first]))  # one constant: a scalar
+                    else:
+                        arg_idx.append(_index(column))
+                unique = [isinstance(ix, (float, slice)) or len(np.unique(ix)) == len(ix)
+                          for ix in arg_idx]
+                kind = "op"
+                if name == "pow" and isinstance(arg_idx[1], float) and arg_idx[1] != 0.0:
+                    kind = "powc"  # constant exponent: only d/dbase, as in the array path
+                if name in ("add", "sub", "neg", "mul"):
+                    kind = name  # partials written inline: no multiply by 1
+                steps.append((kind, op, _index(slots), arg_idx, unique))
+            for end in chains.get(lv, []):
+                links = ends[end]
+                members = np.array([args[links[0]][0]] + [args[k][1] for k in links],
+                                   dtype=np.intp)
+                signs = np.array([1.0] + [1.0 if ops[k].name == "add" else -1.0
+                                          for k in links])
+                unique = len(np.unique(members)) == len(members)
+                steps.append(("chain", links[-1], _index(members), signs, unique))
+            plan.append(steps)
+        self.plan = plan
+        self.consts = np.array([float(c) for c in tape.consts], dtype=np.float64)
+        self.inputs = np.array(list(tape.inputs.values()), dtype=np.intp)
+        self.out = tape.output
+        self.n = n
+
+    def forward(self, x, keep: list | None = None):
+        """Values of all slots (links inside a chain are skipped: only the chain's end is
+        ever read). With ``keep``, each step's gathered arguments are kept for the reverse
+        sweep."""
+        np = self.np
+        v = self.consts.copy()
+        v[self.inputs] = x
+        for steps in self.plan:
+            for step in steps:
+                kind = step[0]
+                if kind == "chain":
+                    _, end, members, signs, _u = step
+                    terms = v[members] * signs
+                    v[end] = np.cumsum(terms)[-1]  # left to right, the chain's own order
+                    continue
+                _, op, slots, arg_idx, _u = step
+                vals = [ix if ix.__class__ is float else v[ix] for ix in arg_idx]
+                if keep is not None:
+                    keep.append(vals)
+                if kind == "powc" and vals[1] == 2.0:
+                    v[slots] = vals[0] * vals[0]  # numpy's power(a, 2) is a*a
+                else:
+                    v[slots] = op.fn(*vals)
+        return v
+
+    def value(self, x) -> float:
+        with self.np.errstate(all="ignore"):
+            return float(self.forward(x)[self.out])
+
+    def value_and_grad(self, x):
+        """(value, gradient array in input order) at ``x`` (an array in input order)."""
+        np = self.np
+        kept: list = []
+        with np.errstate(all="ignore"):
+            v = self.forward(x, kept)
+            adj = np.zeros(self.n)
+            adj[self.out] = 1.0
+            for steps in reversed(self.plan):
+                for step in reversed(steps):
+                    kind = step[0]
+                    if kind == "chain":
+                        _, end, members, signs, uniq = step
+                        c = adj[end] * signs
+                        if uniq:
+                            adj[members] += c
+                        else:
+                            np.add.at(adj, members, c)
+                        continue
+                    _, op, slots, arg_idx, unique = step
+                    vals = kept.pop()
+                    g = adj[slots]
+                    if kind == "add":
+                        contributions = (g, g)
+                    elif kind == "sub":
+                        contributions = (g, -g)
+                    elif kind == "neg":
+                        contributions = (-g,)
+                    elif kind == "mul":
+                        contributions = (g * vals[1], g * vals[0])
+                    elif kind == "powc":
+                        b = vals[1]
+                        contributions = (g * ((2.0 * vals[0]) if b == 2.0 else
+                                              b * np.power(vals[0], b - 1.0)),)
+                    else:
+                        contributions = tuple(g * p for p in op.partials(tuple(vals), v[slots]))
+                    for ix, c, uniq in zip(arg_idx, contributions, unique):
+                        if ix.__class__ is float:
+                            continue  # a constant: no adjoint needed
+                        if uniq:
+                            adj[ix] += c
+                        else:
+                            np.add.at(adj, ix, np.broadcast_to(c, np.shape(ix)))
+            return float(v[self.out]), adj[self.inputs]
+
+
+def levelled(tape: Tape) -> Levelled | None:
+    """A :class:`Levelled` plan when the tape is big and its levels are wide, else None."""
+    size = sum(op.__class__ is not str for op in tape.ops)
+    if size < LEVELLED_MIN_SIZE:
+        return None
+    plan = Levelled(tape)
+    return plan if plan.size >= LEVELLED_MIN_GROUP * plan.n_groups else None
+
+
 # --------------------------------------------------------------------------- public object
 
 
@@ -446,6 +656,7 @@ class CompiledTape:
         self._interp = None
         self._blocks: dict[tuple[frozenset[int], frozenset[int]], Callable] = {}
         self.source = ""  # the generated scalar source, once compiled (for inspection)
+        self._levelled: Levelled | None | bool = None
 
     # -- plain interpreter, for the cases Python floats cannot do in IEEE fashion
     def _slow_value(self, *xs: float) -> float:
@@ -467,17 +678,44 @@ class CompiledTape:
             self._compiled = (value, grad)
         return self._compiled
 
-    def _functions(self) -> tuple[Callable, Callable]:
-        if self._compiled is not None:
-            return self._compiled
-        self.calls += 1
-        if self.calls > (1 if self.size <= COMPILE_AT_ONCE else COMPILE_AFTER_CALLS):
-            return self.compiled()
-        if self._interp is None:
-            value, grad = _interpreter(self.tape)
-            self._interp = (self._guard(value, self._slow_value),
-                            self._guard(grad, self._slow_grad))
-        return self._interp
+    def levelled(self) -> Levelled | None:
+        """The level-by-level numpy plan, when the tape is big and wide enough for one."""
+        if self._levelled is None:
+            self._levelled = levelled(self.tape) or False
+        return self._levelled or None
+
+    def value_and_grad_vector(self, x) -> tuple[float, Any]:
+        """(value, gradient) with the inputs as one numpy array in ``names`` order (the
+        natural form for thousands of inputs); the gradient is an array in the same order."""
+        import numpy as np
+
+        plan = self.levelled()
+        if plan is not None:
+            return plan.value_and_grad(np.asarray(x, dtype=np.float64))
+        value, grads = self.value_and_grad(*np.asarray(x, dtype=np.float64).tolist())
+        return value, np.array(grads)
+
+    def value_vector(self, x) -> float:
+        """Value with the inputs as one numpy array in ``names`` order."""
+        import numpy as np
+
+        plan = self.levelled()
+        if plan is not None:
+            return plan.value(np.asarray(x, dtype=np.float64))
+        return self.value(*np.asarray(x, dtype=np.float64).tolist())
+
+    @staticmethod
+    def _levelled_functions(plan: Levelled) -> tuple[Callable, Callable]:
+        import numpy as np
+
+        def value(*xs: float) -> float:
+            return plan.value(np.array(xs, dtype=np.float64))
+
+        def value_and_grad(*xs: float):
+            v, g = plan.value_and_grad(np.array(xs, dtype=np.float64))
+            return v, tuple(g.tolist())
+
+        return value, value_and_grad
 
     @staticmethod
     def _guard(fast: Callable, slow: Callable) -> Callable:
@@ -488,13 +726,40 @@ class CompiledTape:
                 return slow(*xs)
         return run
 
+    def fast(self) -> tuple[Callable, Callable]:
+        """(value, value_and_grad) at full speed, built now: the level-by-level plan for a
+        big wide tape, else generated straight-line code."""
+        if self._compiled is None:
+            plan = self.levelled() if self.size > COMPILE_AT_ONCE else None
+            if plan is not None:
+                self._compiled = self._levelled_functions(plan)
+            else:
+                self.compiled()
+        return self._compiled
+
+    def auto(self) -> tuple[Callable, Callable]:
+        """(value, value_and_grad) for one more call: the float interpreter while the tape has
+        been used only a few times, then :meth:`fast` (what ``Function.grad`` uses)."""
+        if self._compiled is not None:
+            return self._compiled
+        self.calls += 1
+        if self.calls > (1 if self.size <= COMPILE_AT_ONCE else COMPILE_AFTER_CALLS):
+            return self.fast()
+        if self._interp is None:
+            value, grad = _interpreter(self.tape)
+            self._interp = (self._guard(value, self._slow_value),
+                            self._guard(grad, self._slow_grad))
+        return self._interp
+
     @property
     def value(self) -> Callable[..., float]:
-        return self._functions()[0]
+        """The fast value function (positional floats in ``names`` order)."""
+        return self.fast()[0]
 
     @property
     def value_and_grad(self) -> Callable[..., tuple[float, tuple[float, ...]]]:
-        return self._functions()[1]
+        """The fast value-and-gradient function: ``value, grads = vg(*xs)``."""
+        return self.fast()[1]
 
     # -- numpy columns
     def sweep_columns(self, xs: list, *, sum_value: bool = False,

@@ -93,7 +93,7 @@ class Function:
         tape = self.tape(point)
         xs = _scalar_inputs(tape, point)
         if xs is not None:
-            return np.float64(self.compiled(point).value(*xs))
+            return np.float64(self.compiled(point).auto()[0](*xs))
         return sweeps.evaluate(tape, point)[tape.output]
 
     def grad(self, point: Mapping[str, Any], wrt: Iterable[str] | None = None) -> GradResult:
@@ -101,7 +101,7 @@ class Function:
         tape = self.tape(point)
         xs = _scalar_inputs(tape, point)
         if xs is not None:
-            value, grads = self.compiled(point).value_and_grad(*xs)
+            value, grads = self.compiled(point).auto()[1](*xs)
             value = np.float64(value)
             gradient = {name: np.float64(g) for name, g in zip(tape.inputs, grads)}
         else:

@@ -274,3 +274,60 @@ def test_errors_still_come_from_lark(source: str) -> None:
     with pytest.raises(adcli.AdcliError) as lark_err:
         _lark_parse(source)
     assert fast_err.value.render() == lark_err.value.render()
+
+
+# --------------------------------------------------------------------------- levelled sweeps
+
+
+def check_levelled(source: str, point: dict[str, float], rel: float = 1e-12) -> None:
+    """Level by level in numpy: the interpreter's numbers up to rounding (array kernels and
+    the order of adjoint sums may differ in the last bit)."""
+    f = adcli.parse(source, max_bytes=None)
+    tape = f.tape(point)
+    plan = C.Levelled(tape)
+    xs = np.array([point[n] for n in tape.inputs])
+    want_value, want_grad = plain(tape, point)
+    value, grad = plan.value_and_grad(xs)
+    assert same(plan.value(xs), want_value) or math.isclose(plan.value(xs), want_value,
+                                                           rel_tol=rel)
+    assert same(value, want_value) or math.isclose(value, want_value, rel_tol=rel)
+    for name, g, w in zip(tape.inputs, grad, want_grad):
+        assert same(g, w) or math.isclose(g, w, rel_tol=rel, abs_tol=1e-12), (name, g, w)
+
+
+@FAST
+@given(programs(defined=True))
+def test_levelled_matches_interpreter(example) -> None:
+    check_levelled(example.source, example.point, rel=1e-9)
+
+
+@pytest.mark.parametrize("source", [
+    " + ".join(f"(x{i} - {i / 7!r})^2*sin(x{i})" for i in range(30))
+    + " + " + " + ".join(f"x{i}*x{i + 1}" for i in range(29)),
+    " - ".join(f"x{i % 5}*{i}" for i in range(40)),  # a chain of subtractions, repeated terms
+    "y + " + " + ".join(["x"] * 50),  # every link adds the same slot
+    "a = " + " + ".join(f"x{i}^3" for i in range(20)) + "; a*a + a",  # a chain used twice
+    " + ".join(f"max(x{i}, x{i + 1}) - relu(x{i}) / (1 + x{i}^2)" for i in range(25)),
+    "1 + 2 + " + " + ".join(f"exp(x{i % 4}) - 3" for i in range(30)),  # constants in a chain
+])
+def test_levelled_cases(source: str) -> None:
+    rng = np.random.default_rng(len(source))
+    names = adcli.parse(source, max_bytes=None).variables
+    point = {n: float(v) for n, v in zip(names, rng.uniform(-2, 2, len(names)))}
+    check_levelled(source, point)
+    point = {n: (math.inf if k == 0 else 0.0) for k, n in enumerate(names)}
+    check_levelled(source, point)
+
+
+def test_levelled_is_chosen_for_big_wide_tapes() -> None:
+    n = 600
+    text = " + ".join(f"sin(x{i})*x{i + 1}^2" for i in range(n))
+    f = adcli.parse(text)
+    fast = f.compiled()
+    assert fast.levelled() is not None and fast.levelled().n_groups <= 6
+    point = {f"x{i}": 0.01 * i for i in range(n + 1)}
+    want_value, want_grad = plain(f.tape(), point)
+    value, grad = fast.value_and_grad_vector([point[k] for k in fast.names])
+    assert math.isclose(value, want_value, rel_tol=1e-12)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-15)
+    assert adcli.parse("sin(x)*y").compiled().levelled() is None  # small: compiled code
