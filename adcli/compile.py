@@ -532,6 +532,9 @@ class Levelled:
                         arg_idx.append(_index(column))
                 unique = [isinstance(ix, (float, slice)) or len(np.unique(ix)) == len(ix)
                           for ix in arg_idx]
+                for k in range(op.arity):  # constants (one or many) need no adjoint
+                    if not any(tape.active[args[s][k]] for s in slots):
+                        unique[k] = None
                 kind = "op"
                 if name == "pow" and isinstance(arg_idx[1], float) and arg_idx[1] != 0.0:
                     kind = "powc"  # constant exponent: only d/dbase, as in the array path
@@ -544,6 +547,8 @@ class Levelled:
                                    dtype=np.intp)
                 signs = np.array([1.0] + [1.0 if ops[k].name == "add" else -1.0
                                           for k in links])
+                if np.all(signs == 1.0):
+                    signs = None  # a plain sum: no multiply by 1
                 unique = len(np.unique(members)) == len(members)
                 steps.append(("chain", links[-1], _index(members), signs, unique))
             plan.append(steps)
@@ -565,7 +570,7 @@ class Levelled:
                 kind = step[0]
                 if kind == "chain":
                     _, end, members, signs, _u = step
-                    terms = v[members] * signs
+                    terms = v[members] if signs is None else v[members] * signs
                     v[end] = np.cumsum(terms)[-1]  # left to right, the chain's own order
                     continue
                 _, op, slots, arg_idx, _u = step
@@ -595,32 +600,35 @@ class Levelled:
                     kind = step[0]
                     if kind == "chain":
                         _, end, members, signs, uniq = step
-                        c = adj[end] * signs
+                        c = adj[end] if signs is None else adj[end] * signs
                         if uniq:
                             adj[members] += c
                         else:
-                            np.add.at(adj, members, c)
+                            np.add.at(adj, members, np.broadcast_to(c, np.shape(members)))
                         continue
                     _, op, slots, arg_idx, unique = step
                     vals = kept.pop()
                     g = adj[slots]
+                    need = [u is not None for u in unique]
                     if kind == "add":
                         contributions = (g, g)
                     elif kind == "sub":
-                        contributions = (g, -g)
+                        contributions = (g, -g if need[1] else None)
                     elif kind == "neg":
                         contributions = (-g,)
                     elif kind == "mul":
-                        contributions = (g * vals[1], g * vals[0])
+                        contributions = (g * vals[1] if need[0] else None,
+                                         g * vals[0] if need[1] else None)
                     elif kind == "powc":
                         b = vals[1]
                         contributions = (g * ((2.0 * vals[0]) if b == 2.0 else
                                               b * np.power(vals[0], b - 1.0)),)
                     else:
-                        contributions = tuple(g * p for p in op.partials(tuple(vals), v[slots]))
+                        contributions = tuple(g * p if nd else None for p, nd
+                                              in zip(op.partials(tuple(vals), v[slots]), need))
                     for ix, c, uniq in zip(arg_idx, contributions, unique):
-                        if ix.__class__ is float:
-                            continue  # a constant: no adjoint needed
+                        if uniq is None:
+                            continue  # constants: no adjoint needed
                         if uniq:
                             adj[ix] += c
                         else:
