@@ -33,6 +33,8 @@ def _check_bindings(program: Program) -> dict[str, int]:
                 source=program.source, line=stmt.line, column=stmt.column)
         if stmt.name is not None:
             bound_at[stmt.name] = index
+    if not bound_at:
+        return bound_at
     for index, stmt in enumerate(program.statements):
         for node in iter_postorder(stmt.expr):
             if node.op == "var" and node.name in bound_at and bound_at[node.name] >= index:
@@ -52,82 +54,106 @@ def lower(program: Program, bound: Collection[str] = ()) -> Tape:
     let_name_of = {id(program.statements[i].expr): name for name, i in lets.items()}
 
     tape = Tape()
+    ops, args_of, consts, active = tape.ops, tape.args, tape.consts, tape.active
     key_slot: dict[tuple, int] = {}
-    node_slot: dict[int, int] = {}
-    # Constant-valued nodes are kept aside and emitted only when a non-constant op reads them,
-    # so folded subtrees leave no dead slots behind.
-    node_const: dict[int, float] = {}
-
-    def emit(key: tuple, op, args: tuple, value: float, active: bool) -> int:
-        slot = key_slot.get(key)
-        if slot is None:
-            slot = len(tape.ops)
-            key_slot[key] = slot
-            tape.ops.append(op)
-            tape.args.append(args)
-            tape.consts.append(value)
-            tape.active.append(active)
-        return slot
+    # What each lowered node became, by id: a slot (>= 0), or ~k for the constant
+    # ``folded[k]``. Constants are emitted as slots only when a non-constant op reads them, so
+    # folded subtrees leave no dead slots behind. One dict, so "done?" is one lookup.
+    code: dict[int, int] = {}
+    folded: list[float] = []
 
     def const_slot(value: float) -> int:
-        return emit(_const_key(value), CONST, (), value, False)
+        key = _const_key(value)
+        slot = key_slot.get(key)
+        if slot is None:
+            slot = key_slot[key] = len(ops)
+            ops.append(CONST)
+            args_of.append(())
+            consts.append(value)
+            active.append(False)
+        return slot
 
-    def children(node: Node) -> tuple[Node, ...]:
-        if node.op == "var" and node.name in let_expr:
-            return (let_expr[node.name],)
-        return node.args
+    def fold(value: float) -> int:
+        folded.append(value)
+        return ~(len(folded) - 1)
 
-    # Iterative post-order over the program DAG, following let references.
-    stack: list[tuple[Node, bool]] = [(program.output, False)]
+    # Iterative post-order over the program DAG, following let references: a node is pushed,
+    # and when popped with all its children done it is lowered, else pushed back under them.
+    stack: list[Node] = [program.output]
     while stack:
-        node, expanded = stack.pop()
-        if id(node) in node_slot or id(node) in node_const:
+        node = stack[-1]
+        nid = id(node)
+        if nid in code:
+            stack.pop()
             continue
-        if not expanded:
-            stack.append((node, True))
-            for child in reversed(children(node)):
-                if id(child) not in node_slot and id(child) not in node_const:
-                    stack.append((child, False))
+        op_name = node.op
+        if op_name == "var" and node.name in let_expr:
+            kids: tuple[Node, ...] = (let_expr[node.name],)
+        else:
+            kids = node.args
+        pending = False
+        for child in reversed(kids):  # the first argument is lowered first
+            if id(child) not in code:
+                stack.append(child)
+                pending = True
+        if pending:
             continue
-        slot = -1
-        if node.op == "const":
-            node_const[id(node)] = node.value
-        elif node.op == "var":
+        stack.pop()
+        if op_name == "const":
+            code[nid] = fold(node.value)
+            continue
+        if op_name == "var":
             name = node.name
             if name in let_expr:
-                target = id(let_expr[name])
-                if target in node_const:
-                    node_const[id(node)] = node_const[target]
-                else:
-                    slot = node_slot[target]
+                c = code[nid] = code[id(kids[0])]
             elif name in CONSTANTS and name not in bound:
-                node_const[id(node)] = CONSTANTS[name]
+                code[nid] = fold(CONSTANTS[name])
+                continue
             else:
-                slot = emit((VAR, name), VAR, (), 0.0, True)
-                if name not in tape.inputs:
-                    tape.inputs[name] = slot
-                    tape.labels[slot] = name
+                key = (VAR, name)
+                c = key_slot.get(key)
+                if c is None:
+                    c = key_slot[key] = len(ops)
+                    ops.append(VAR)
+                    args_of.append(())
+                    consts.append(0.0)
+                    active.append(True)
+                    tape.inputs[name] = c
+                    tape.labels[c] = name
                     tape.positions[name] = (node.line, node.column)
+                code[nid] = c
         else:
-            op = OPS[node.op]
-            if all(id(a) in node_const for a in node.args):
-                node_const[id(node)] = float(apply(op, tuple(node_const[id(a)]
-                                                             for a in node.args)))
+            op = OPS[op_name]
+            if len(kids) == 2:  # the common case, spelled out: this loop runs per node
+                a, b = code[id(kids[0])], code[id(kids[1])]
+                if a < 0 and b < 0:
+                    c = code[nid] = fold(float(apply(op, (folded[~a], folded[~b]))))
+                    continue
+                slots = (a if a >= 0 else const_slot(folded[~a]),
+                         b if b >= 0 else const_slot(folded[~b]))
             else:
-                args = tuple(node_slot[id(a)] if id(a) in node_slot
-                             else const_slot(node_const[id(a)]) for a in node.args)
-                active = any(tape.active[s] for s in args)
-                slot = emit((op.name, args), op, args, 0.0, active)
-        if slot < 0:
-            continue
-        node_slot[id(node)] = slot
-        name = let_name_of.get(id(node))
-        if name is not None and slot not in tape.labels:
-            tape.labels[slot] = name
-    out = id(program.output)
-    tape.output = node_slot[out] if out in node_slot else const_slot(node_const[out])
-    if out in node_const and tape.output not in tape.labels:
-        name = let_name_of.get(out)
+                arg_codes = [code[id(k)] for k in kids]
+                if all(a < 0 for a in arg_codes):
+                    c = code[nid] = fold(float(apply(op, tuple(folded[~a] for a in arg_codes))))
+                    continue
+                slots = tuple(a if a >= 0 else const_slot(folded[~a]) for a in arg_codes)
+            key = (op_name, slots)
+            c = key_slot.get(key)
+            if c is None:
+                c = key_slot[key] = len(ops)
+                ops.append(op)
+                args_of.append(slots)
+                consts.append(0.0)
+                active.append(any(active[s] for s in slots))
+            code[nid] = c
+        if let_name_of and c >= 0:
+            name = let_name_of.get(nid)
+            if name is not None and c not in tape.labels:
+                tape.labels[c] = name
+    out = code[id(program.output)]
+    tape.output = out if out >= 0 else const_slot(folded[~out])
+    if out < 0 and tape.output not in tape.labels:
+        name = let_name_of.get(id(program.output))
         if name is not None:
             tape.labels[tape.output] = name
     return tape

@@ -35,6 +35,8 @@ class Tape:
     active: list[bool] = field(default_factory=list)
     output: int = 0
     positions: dict[str, tuple[int, int]] = field(default_factory=dict)  # var -> (line, col)
+    _instructions: list = field(default_factory=list, repr=False)  # instructions(), cached
+    _instructions_len: int = field(default=-1, repr=False)  # len(ops) when it was cached
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -48,9 +50,13 @@ class Tape:
         return op if isinstance(op, str) else op.name
 
     def instructions(self) -> list[tuple[int, Op, tuple[int, ...]]]:
-        """The (slot, op, args) triples the sweeps run, in order."""
-        return [(i, op, a) for i, (op, a) in enumerate(zip(self.ops, self.args))
-                if not isinstance(op, str)]
+        """The (slot, op, args) triples the sweeps run, in order. Built once per tape (every
+        sweep walks it; a tape is not appended to once lowered), rebuilt if it grew."""
+        if self._instructions_len != len(self.ops):
+            self._instructions = [(i, op, a) for i, (op, a) in enumerate(zip(self.ops, self.args))
+                                  if not isinstance(op, str)]
+            self._instructions_len = len(self.ops)
+        return self._instructions
 
     def check(self) -> None:
         """Assert the invariants every sweep relies on."""
