@@ -651,7 +651,10 @@ t = time.perf_counter()
 f._tapes = {frozenset(): tape}
 value, grad = f.grad(point)
 grad_s = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would report the RSS of the
+# benchmark process this child was forked from (3.3 GB after the JAX workloads).
+with open("/proc/self/status") as fh:
+    peak = next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM:")) / 1024
 print(nodes, tape_mb, peak, build, grad_s, deep_mb)
 """
 
