@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import sweeps
+from .compile import CompiledTape
 from .data import Dataset, batches
 from .errors import AdcliError
 from .tape import Tape
@@ -134,6 +135,9 @@ class Objective:
         if self.batch_size:
             self._batches = batches(self.rows, self.batch_size, seed)
         self.evaluations = 0
+        self._fast: CompiledTape | None = None  # built on the first sweep
+        position = {name: i for i, name in enumerate(tape.inputs)}
+        self._slots = [position[n] for n in self.names]
 
     @property
     def stochastic(self) -> bool:
@@ -168,18 +172,20 @@ class Objective:
         """objective = scale * (sum of the expression over ``count`` rows)."""
         self.evaluations += 1
         point = self.point(x, columns)
-        # A seed per row, not a scalar: a term that does not depend on the rows (a penalty
-        # such as 0.01*w^2 next to a data term) is broadcast over the rows going forward, so
-        # its adjoint must be summed over the rows coming back.  A scalar seed would leave
-        # that adjoint a scalar and count the term once instead of once per row.
-        seed = np.full(count, scale) if columns else 1.0
-        # The one call a faster sweep may replace: value and gradient in one go.
-        value, grad, _, _ = sweeps.value_and_grad(self.tape, point, seed)
-        g = np.array([grad[n] for n in self.names], dtype=np.float64)
+        if self._fast is None:
+            sweeps.bind(self.tape, point)  # the interpreter's message for a missing value
+            self._fast = CompiledTape(self.tape)
+        xs = [point[n] for n in self.tape.inputs]
         if not columns:
-            return float(value), g
+            # Straight-line code on Python floats: the interpreter's numbers, bit for bit.
+            value, grads = self._fast.auto()[1](*map(float, xs))
+            return float(value), np.array([grads[i] for i in self._slots], dtype=np.float64)
+        # Blocked numpy sweeps over the rows (adcli.compile): the sum of the expression and
+        # of each parameter's per-row adjoints, a term that does not depend on the rows (a
+        # penalty such as 0.01*w^2) counted once per row, as a per-row seed would.
+        total, grads = self._fast.sweep_columns(xs, sum_value=True, wrt=self.names)
         with np.errstate(all="ignore"):
-            total = np.sum(value) if np.ndim(value) else value * count
+            g = np.array([grads[i] for i in self._slots], dtype=np.float64) * scale
             return float(total * scale), g
 
     def hessian(self, x: np.ndarray) -> np.ndarray:
