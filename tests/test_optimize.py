@@ -305,6 +305,26 @@ def test_data_gradient_is_the_mean_of_row_gradients():
     assert v_sum == pytest.approx(37 * value) and g_sum == pytest.approx(37 * g)
 
 
+def test_data_objective_matches_the_interpreter_over_many_blocks():
+    """The objective runs on the blocked fast sweeps; the plain interpreter, seeded per row,
+    is the reference (sums in another order: agreement to rounding, not bits)."""
+    from adcli import sweeps
+    from adcli.compile import BLOCK_ROWS
+
+    rows = 2 * BLOCK_ROWS + 123  # several blocks and a ragged last one
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=rows), rng.normal(size=rows)
+    expr = "tanh(a*x + b)*c - y + 0.01*a^2 + sin(b)*x"
+    obj, _ = objective(expr, {"c": 0.7}, ["a", "b"], from_columns({"x": x, "y": y}))
+    w = np.array([0.4, -0.3])
+    value, g = obj(w)
+    tape = obj.tape
+    point = {"x": x, "y": y, "c": 0.7, "a": w[0], "b": w[1]}
+    ref_value, ref_grad, _, _ = sweeps.value_and_grad(tape, point, np.full(rows, 1.0 / rows))
+    assert value == pytest.approx(np.sum(ref_value) / rows, rel=1e-12)
+    assert g == pytest.approx([ref_grad["a"], ref_grad["b"]], rel=1e-11)
+
+
 def test_data_term_that_does_not_depend_on_rows_counts_per_row():
     data = from_columns({"x": [1.0, 2.0, 3.0]})
     obj, _ = objective("w^2", {}, ["w"], data)  # x unused: the mean of w^2 is w^2
