@@ -552,6 +552,29 @@ class Levelled:
             level[slot] = lv
             groups.setdefault((lv, op.name), []).append(slot)
         top = max(level) if n else 0
+        # Renumber the slots so that each group's results are contiguous, in the order the
+        # plan runs them: writes become slice assignments and, where a group reads another
+        # group's results in order (term i of a sum reads factor i), reads become views.
+        pos = [-1] * n
+        nxt = 0
+        for kind in (VAR, CONST):  # inputs first, then constants, each in order of first use
+            for slot in range(n):
+                if ops[slot] == kind:
+                    pos[slot] = nxt
+                    nxt += 1
+        for lv in range(1, top + 1):
+            for (glv, _name), slots in sorted(groups.items()):
+                if glv == lv:
+                    for slot in slots:
+                        pos[slot] = nxt
+                        nxt += 1
+            for end in chains.get(lv, []):
+                pos[end] = nxt
+                nxt += 1
+        for slot in range(n):  # links inside chains: never read
+            if pos[slot] < 0:
+                pos[slot] = nxt
+                nxt += 1
         self.n_groups = len(groups) + sum(len(v) for v in chains.values())
         self.size = sum(op.__class__ is not str for op in ops)
         plan = []  # per level: [("op", Op, slots, [arg index arrays], [unique?]) | ("chain", ...)]
@@ -567,10 +590,16 @@ class Levelled:
                     first = column[0]
                     if ops[first] == CONST and column.count(first) == len(column):
                         arg_idx.append(float(tape.consts[first]))  # one constant: a scalar
+                    elif all(ops[a] == CONST for a in column):  # constants: a fixed column
+                        arg_idx.append(np.array([tape.consts[a] for a in column], dtype=float))
                     else:
-                        arg_idx.append(_index(column))
-                unique = [isinstance(ix, (float, slice)) or len(np.unique(ix)) == len(ix)
-                          for ix in arg_idx]
+                        arg_idx.append(_index([pos[a] for a in column]))
+                # False: a constant (a float or a float column), used as it is
+                gather = tuple(not (ix.__class__ is float
+                                    or getattr(ix, "dtype", None) == np.float64)
+                               for ix in arg_idx)
+                unique = [not g or isinstance(ix, slice) or len(np.unique(ix)) == len(ix)
+                          for ix, g in zip(arg_idx, gather)]
                 for k in range(op.arity):  # constants (one or many) need no adjoint
                     if not any(tape.active[args[s][k]] for s in slots):
                         unique[k] = None
@@ -579,22 +608,52 @@ class Levelled:
                     kind = "powc"  # constant exponent: only d/dbase, as in the array path
                 if name in ("add", "sub", "neg", "mul"):
                     kind = name  # partials written inline: no multiply by 1
-                steps.append((kind, op, _index(slots), arg_idx, unique))
+                steps.append((kind, op, _index([pos[s] for s in slots]), arg_idx, unique,
+                              gather))
             for end in chains.get(lv, []):
                 links = ends[end]
-                members = np.array([args[links[0]][0]] + [args[k][1] for k in links],
+                members = np.array([pos[args[links[0]][0]]] + [pos[args[k][1]] for k in links],
                                    dtype=np.intp)
                 signs = np.array([1.0] + [1.0 if ops[k].name == "add" else -1.0
                                           for k in links])
                 if np.all(signs == 1.0):
                     signs = None  # a plain sum: no multiply by 1
                 unique = len(np.unique(members)) == len(members)
-                steps.append(("chain", links[-1], _index(members), signs, unique))
+                # A plain sum's terms usually come from a few groups, each contiguous: its
+                # adjoint (one number for every term) is then added to a few slices.
+                cuts = np.flatnonzero(np.diff(members) != 1) + 1
+                runs = None
+                if signs is None and unique and len(cuts) < 8:
+                    bounds = [0, *cuts.tolist(), len(members)]
+                    runs = [slice(int(members[a]), int(members[b - 1]) + 1)
+                            for a, b in zip(bounds, bounds[1:])]
+                steps.append(("chain", pos[links[-1]], _index(members), signs, unique, runs))
             plan.append(steps)
         self.plan = plan
-        self.consts = np.array([float(c) for c in tape.consts], dtype=np.float64)
-        self.inputs = np.array(list(tape.inputs.values()), dtype=np.intp)
-        self.out = tape.output
+        # Where the reverse sweep reaches a slot's adjoint for the first time it can write the
+        # contribution instead of adding it to 0 (the interpreter does the same, so -0.0 stays
+        # -0.0), straight into the adjoint array (``out=``): one numpy call instead of two.
+        touched = np.zeros(n, dtype=bool)
+        touched[pos[tape.output]] = True
+        self.firsts = {}
+        for steps in reversed(plan):
+            for step in reversed(steps):
+                if step[0] == "chain":  # one number for every term: always added
+                    touched[step[2]] = True
+                    continue
+                firsts = []
+                for ix, uniq in zip(step[3], step[4]):
+                    if uniq is None:
+                        firsts.append(False)
+                        continue
+                    firsts.append(bool(uniq) and not touched[ix].any())
+                    touched[ix] = True
+                self.firsts[id(step)] = tuple(firsts)
+        consts = np.zeros(n)
+        consts[pos] = [float(c) for c in tape.consts]
+        self.consts = consts
+        self.inputs = _index([pos[s] for s in tape.inputs.values()])  # a slice: 0..n-1
+        self.out = pos[tape.output]
         self.n = n
 
     def forward(self, x, keep: list | None = None):
@@ -608,12 +667,12 @@ class Levelled:
             for step in steps:
                 kind = step[0]
                 if kind == "chain":
-                    _, end, members, signs, _u = step
+                    _, end, members, signs, _u, _runs = step
                     terms = v[members] if signs is None else v[members] * signs
                     v[end] = np.cumsum(terms)[-1]  # left to right, the chain's own order
                     continue
-                _, op, slots, arg_idx, _u = step
-                vals = [ix if ix.__class__ is float else v[ix] for ix in arg_idx]
+                _, op, slots, arg_idx, _u, gather = step
+                vals = [v[ix] if g else ix for ix, g in zip(arg_idx, gather)]
                 if keep is not None:
                     keep.append(vals)
                 if kind == "powc" and vals[1] == 2.0:
@@ -638,37 +697,49 @@ class Levelled:
                 for step in reversed(steps):
                     kind = step[0]
                     if kind == "chain":
-                        _, end, members, signs, uniq = step
+                        _, end, members, signs, uniq, runs = step
                         c = adj[end] if signs is None else adj[end] * signs
-                        if uniq:
+                        if runs is not None:
+                            for run in runs:
+                                adj[run] += c
+                        elif uniq:
                             adj[members] += c
                         else:
                             np.add.at(adj, members, np.broadcast_to(c, np.shape(members)))
                         continue
-                    _, op, slots, arg_idx, unique = step
+                    _, op, slots, arg_idx, unique, _g = step
                     vals = kept.pop()
                     g = adj[slots]
                     need = [u is not None for u in unique]
+                    # (g, factor) per argument: its contribution is g * factor; None: not needed
                     if kind == "add":
-                        contributions = (g, g)
+                        pairs = ((g, 1.0), (g, 1.0))
                     elif kind == "sub":
-                        contributions = (g, -g if need[1] else None)
+                        pairs = ((g, 1.0), (g, -1.0))
                     elif kind == "neg":
-                        contributions = (-g,)
+                        pairs = ((g, -1.0),)
                     elif kind == "mul":
-                        contributions = (g * vals[1] if need[0] else None,
-                                         g * vals[0] if need[1] else None)
+                        pairs = ((g, vals[1]), (g, vals[0]))
                     elif kind == "powc":
                         b = vals[1]
-                        contributions = (g * ((2.0 * vals[0]) if b == 2.0 else
-                                              b * np.power(vals[0], b - 1.0)),)
+                        pairs = ((g, (2.0 * vals[0]) if b == 2.0 else
+                                  b * np.power(vals[0], b - 1.0)),)
                     else:
-                        contributions = tuple(g * p if nd else None for p, nd
-                                              in zip(op.partials(tuple(vals), v[slots]), need))
-                    for ix, c, uniq in zip(arg_idx, contributions, unique):
+                        partials = op.partials(tuple(vals), v[slots])
+                        pairs = tuple((g, p) if nd else None for p, nd in zip(partials, need))
+                    firsts = self.firsts[id(step)]
+                    for ix, pair, uniq, first in zip(arg_idx, pairs, unique, firsts):
                         if uniq is None:
                             continue  # constants: no adjoint needed
-                        if uniq:
+                        gk, p = pair
+                        if first and ix.__class__ is slice and p.__class__ is not float:
+                            np.multiply(gk, p, out=adj[ix])
+                            continue
+                        c = gk if p.__class__ is float and p == 1.0 else (
+                            -gk if p.__class__ is float and p == -1.0 else gk * p)
+                        if first:
+                            adj[ix] = c
+                        elif uniq:
                             adj[ix] += c
                         else:
                             np.add.at(adj, ix, np.broadcast_to(c, np.shape(ix)))
