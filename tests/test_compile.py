@@ -309,6 +309,10 @@ def test_levelled_matches_interpreter(example) -> None:
     "a = " + " + ".join(f"x{i}^3" for i in range(20)) + "; a*a + a",  # a chain used twice
     " + ".join(f"max(x{i}, x{i + 1}) - relu(x{i}) / (1 + x{i}^2)" for i in range(25)),
     "1 + 2 + " + " + ".join(f"exp(x{i % 4}) - 3" for i in range(30)),  # constants in a chain
+    # both arguments of a group are the same slots (first adjoint written, then added), and
+    # each input is reached from several groups and levels
+    " + ".join(f"x{i}*x{i} + sin(x{i})*exp(x{(i + 3) % 20}) - x{i}/(2 + x{i}^2)"
+               for i in range(20)),
 ])
 def test_levelled_cases(source: str) -> None:
     rng = np.random.default_rng(len(source))
