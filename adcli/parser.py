@@ -7,10 +7,10 @@ Numbers become float64 the moment they are read (``9^9^9^9`` is inf, never a big
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
+import zlib
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -224,7 +224,9 @@ def _build_tables() -> dict:
 @lru_cache(maxsize=1)
 def _tables() -> tuple:
     text = grammar_path().read_bytes()
-    key = hashlib.sha256(text + b"adcli-fast-1").hexdigest()[:20]
+    # crc32, not a cryptographic hash: the key only tells grammar versions apart, and
+    # hashlib's import alone cost 6 ms of every start-up.
+    key = f"{zlib.crc32(text + b'adcli-fast-1'):08x}-{len(text)}"
     path = _table_cache_path(key)
     data = None
     if not os.environ.get("ADCLI_NO_GRAMMAR_CACHE"):
