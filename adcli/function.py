@@ -107,6 +107,14 @@ class Function:
             value, grads = self.compiled(point).auto()[1](*xs)
             value = np.float64(value)
             gradient = {name: np.float64(g) for name, g in zip(tape.inputs, grads)}
+        elif _same_length_columns(sweeps.bind(tape, point)):
+            # Columns of data: blocked numpy sweeps (per-row values, per-row gradients for the
+            # columns, summed gradients for the scalars), as the interpreter defines them.
+            names = select_wrt(tape, wrt) if wrt is not None else list(tape.inputs)
+            value, grads = self.compiled(point).sweep_columns(
+                [point[n] for n in tape.inputs], wrt=names)
+            gradient = dict(zip(tape.inputs, grads))
+            return GradResult(value, {name: gradient[name] for name in names})
         else:
             value, gradient, _, _ = sweeps.value_and_grad(tape, point)
         if wrt is not None:
@@ -137,6 +145,13 @@ def _scalar_inputs(tape: Tape, point: Mapping[str, Any]) -> list[float] | None:
             return None
         xs.append(float(v))
     return xs
+
+
+def _same_length_columns(values: list) -> bool:
+    """Whether the array inputs are all 1-D of one length (rows of data), the case the
+    blocked sweeps handle; other shapes broadcast through the interpreter."""
+    shapes = {np.shape(v) for v in values if np.ndim(v) > 0}
+    return len(shapes) == 1 and len(next(iter(shapes))) == 1
 
 
 def select_wrt(tape: Tape, wrt: Iterable[str]) -> list[str]:

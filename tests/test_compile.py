@@ -335,3 +335,23 @@ def test_levelled_is_chosen_for_big_wide_tapes() -> None:
     assert math.isclose(value, want_value, rel_tol=1e-12)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-15)
     assert adcli.parse("sin(x)*y").compiled().levelled() is None  # small: compiled code
+
+
+def test_function_grad_over_columns_runs_the_blocked_sweeps_with_interpreter_results() -> None:
+    """``f.grad`` with columns of data: per-row values and column gradients, summed scalar
+    gradients, as the interpreter defines them (the sums in another order)."""
+    rows = 3 * C.BLOCK_ROWS + 5
+    rng = np.random.default_rng(11)
+    point = {"x": rng.normal(size=rows), "y": rng.normal(size=rows), "w": 0.3, "b": -1.2}
+    f = adcli.parse("log(1 + exp(-(w*x + b)*y)) + 0.5*w^2")
+    value, grad = f.grad(point)
+    want_value, want_grad, _, _ = sweeps.value_and_grad(f.tape(point), point)
+    np.testing.assert_allclose(value, want_value, rtol=1e-15)
+    for name in ("x", "y"):
+        assert np.shape(grad[name]) == (rows,)
+        np.testing.assert_allclose(grad[name], want_grad[name], rtol=1e-15)
+    for name in ("w", "b"):
+        assert np.ndim(grad[name]) == 0
+        assert math.isclose(grad[name], want_grad[name], rel_tol=1e-11)
+    _, only = f.grad(point, wrt=["w"])
+    assert list(only) == ["w"] and math.isclose(only["w"], want_grad["w"], rel_tol=1e-11)
