@@ -186,3 +186,10 @@ def test_installed_script_exit_status_on_divergence():
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["reason"] == "diverged"
     assert proc.stderr == ""  # no progress display into a pipe
+
+
+@pytest.mark.parametrize("lr", ["0", "-1"])
+def test_learning_rate_must_be_positive(run, lr):
+    result = run("minimize", "x^2", "--from", "x=1", "--method", "gd", "--lr", lr)
+    assert result.exit_code == 2 and "--lr" in result.stderr and "x>0" in result.stderr
+    assert result.stdout == ""
