@@ -77,8 +77,30 @@ def lower(program: Program, bound: Collection[str] = ()) -> Tape:
         folded.append(value)
         return ~(len(folded) - 1)
 
+    def leaf(node: Node) -> int:
+        """The code of a constant or an input variable (a let name is not a leaf)."""
+        if node.op == "const":
+            return fold(node.value)
+        name = node.name
+        if name in CONSTANTS and name not in bound:
+            return fold(CONSTANTS[name])
+        key = (VAR, name)
+        c = key_slot.get(key)
+        if c is None:
+            c = key_slot[key] = len(ops)
+            ops.append(VAR)
+            args_of.append(())
+            consts.append(0.0)
+            active.append(True)
+            tape.inputs[name] = c
+            tape.labels[c] = name
+            tape.positions[name] = (node.line, node.column)
+        return c
+
     # Iterative post-order over the program DAG, following let references: a node is pushed,
     # and when popped with all its children done it is lowered, else pushed back under them.
+    # Leaves are lowered on the spot while no earlier sibling is pending, so the order of
+    # first use (which numbers the input slots) is the post-order's.
     stack: list[Node] = [program.output]
     while stack:
         node = stack[-1]
@@ -89,39 +111,32 @@ def lower(program: Program, bound: Collection[str] = ()) -> Tape:
         op_name = node.op
         if op_name == "var" and node.name in let_expr:
             kids: tuple[Node, ...] = (let_expr[node.name],)
+        elif op_name == "var" or op_name == "const":
+            stack.pop()
+            c = code[nid] = leaf(node)
+            if let_name_of and c >= 0:
+                name = let_name_of.get(nid)
+                if name is not None and c not in tape.labels:
+                    tape.labels[c] = name
+            continue
         else:
             kids = node.args
-        pending = False
-        for child in reversed(kids):  # the first argument is lowered first
-            if id(child) not in code:
-                stack.append(child)
-                pending = True
+        pending: list[Node] = []
+        for child in kids:
+            cid = id(child)
+            if cid in code:
+                continue
+            if not pending and (child.op == "const" or child.op == "var"
+                                and child.name not in let_expr):
+                code[cid] = leaf(child)
+                continue
+            pending.append(child)
         if pending:
+            stack.extend(reversed(pending))  # the first argument is lowered first
             continue
         stack.pop()
-        if op_name == "const":
-            code[nid] = fold(node.value)
-            continue
-        if op_name == "var":
-            name = node.name
-            if name in let_expr:
-                c = code[nid] = code[id(kids[0])]
-            elif name in CONSTANTS and name not in bound:
-                code[nid] = fold(CONSTANTS[name])
-                continue
-            else:
-                key = (VAR, name)
-                c = key_slot.get(key)
-                if c is None:
-                    c = key_slot[key] = len(ops)
-                    ops.append(VAR)
-                    args_of.append(())
-                    consts.append(0.0)
-                    active.append(True)
-                    tape.inputs[name] = c
-                    tape.labels[c] = name
-                    tape.positions[name] = (node.line, node.column)
-                code[nid] = c
+        if op_name == "var":  # a let name: its expression's code
+            c = code[nid] = code[id(kids[0])]
         else:
             op = OPS[op_name]
             if len(kids) == 2:  # the common case, spelled out: this loop runs per node

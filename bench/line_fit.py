@@ -44,14 +44,17 @@ def adcli_value_and_grad(x: np.ndarray, y: np.ndarray) -> Callable:
     return objective
 
 
-def best_time(f: Callable, w: np.ndarray, repeat: int) -> float:
-    """Best of ``repeat`` calls (the least disturbed by the other processes on the machine)."""
-    f(w)  # warm-up
-    best = float("inf")
+def best_times(fs: list[Callable], w: np.ndarray, repeat: int) -> list[float]:
+    """Best of ``repeat`` calls each, interleaved (a burst of load from elsewhere on the
+    machine then slows both alike, not one of them)."""
+    for f in fs:
+        f(w)  # warm-up
+    best = [float("inf")] * len(fs)
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        f(w)
-        best = min(best, time.perf_counter() - t0)
+        for k, f in enumerate(fs):
+            t0 = time.perf_counter()
+            f(w)
+            best[k] = min(best[k], time.perf_counter() - t0)
     return best
 
 
@@ -62,7 +65,7 @@ def run(rows: int = 10**6, repeat: int = 15) -> dict:
     w = np.array([0.3, -0.2])
     (v1, g1), (v2, g2) = ours(w), ref(w)
     assert np.isclose(v1, v2, rtol=1e-10) and np.allclose(g1, g2, rtol=1e-10), (v1, v2, g1, g2)
-    t_ours, t_ref = best_time(ours, w, repeat), best_time(ref, w, repeat)
+    t_ours, t_ref = best_times([ours, ref], w, repeat)
     return {"rows": rows, "adcli_s": t_ours, "numpy_s": t_ref, "ratio": t_ours / t_ref}
 
 

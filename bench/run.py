@@ -40,26 +40,58 @@ def have(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def best(fn: Callable[[], object], repeat: int = 5, min_time: float = 0.02,
-         max_number: int = 100_000) -> float:
-    """Best time per call over ``repeat`` rounds of ``number`` calls (auto-sized)."""
-    fn()  # warm up (and jit compile)
-    number = 1
-    while number < max_number:
-        t = time.perf_counter()
-        for _ in range(number):
-            fn()
-        if time.perf_counter() - t >= min_time:
-            break
-        number *= 4
-    times = []
-    for _ in range(repeat):
+class Pending:
+    """A timing not taken yet. ``best`` returns one, and :func:`resolve` times all the rows of
+    a table in interleaved rounds (each round times every row once), so that a burst of load
+    from elsewhere on this shared machine slows every row a little rather than one row a lot;
+    each row keeps its best round."""
+
+    def __init__(self, fn: Callable[[], object], repeat: int, min_time: float,
+                 max_number: int) -> None:
+        self.fn, self.repeat, self.min_time, self.max_number = fn, repeat, min_time, max_number
+        self.number = 1
+        self.times: list[float] = []
+
+    def calibrate(self) -> None:
+        """Warm up (and jit compile), then size a round to take at least ``min_time``."""
+        self.fn()
+        while self.number < self.max_number:
+            t = time.perf_counter()
+            for _ in range(self.number):
+                self.fn()
+            if time.perf_counter() - t >= self.min_time:
+                break
+            self.number *= 4
+
+    def round(self) -> None:
+        fn = self.fn
         gc.collect()
         t = time.perf_counter()
-        for _ in range(number):
+        for _ in range(self.number):
             fn()
-        times.append((time.perf_counter() - t) / number)
-    return min(times)
+        self.times.append((time.perf_counter() - t) / self.number)
+
+
+def best(fn: Callable[[], object], repeat: int = 5, min_time: float = 0.02,
+         max_number: int = 100_000) -> Pending:
+    """Best time per call over ``repeat`` rounds of auto-sized batches of calls (deferred:
+    :func:`resolve` measures it, interleaved with the other rows of its table)."""
+    return Pending(fn, repeat, min_time, max_number)
+
+
+def resolve(rows: dict) -> None:
+    """Replace every pending timing in ``rows`` by its measurement, taken in interleaved
+    rounds."""
+    pending = [p for p in rows.values() if isinstance(p, Pending)]
+    for p in pending:
+        p.calibrate()
+    for r in range(max((p.repeat for p in pending), default=0)):
+        for p in pending:
+            if r < p.repeat:
+                p.round()
+    for name, p in list(rows.items()):
+        if isinstance(p, Pending):
+            rows[name] = min(p.times)
 
 
 def once(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -84,6 +116,7 @@ def fmt(seconds: float | None) -> str:
 
 def table(title: str, rows: dict[str, float], floor: str = "floor", note: str = "") -> None:
     """Times, ratio to the floor, and adcli's time as a fraction of each other entry."""
+    resolve(rows)
     print(f"\n{title}", file=OUT)
     if note:
         print(f"  {note}", file=OUT)
