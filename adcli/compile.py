@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -35,11 +36,14 @@ COMPILE_AT_ONCE = 500
 #: interpreter runs them: generating and compiling costs about 25 µs per instruction, a
 #: hundred times one interpreted sweep, so a one-shot gradient never pays for it.
 COMPILE_AFTER_CALLS = 8
-#: Rows per block in data sweeps: 256 KiB per float64 column, so a block's temporaries stay in
-#: L2/L3 cache. Measured on the 2-core machine (interleaved runs, best of 12, 10^6 rows): the
-#: line fit took 5.4 / 4.1 / 3.4 / 2.9 ms with blocks of 8k / 16k / 32k / 64k rows, a small
-#: tanh network 76 / 78 / 78 / 88 ms; 32k is near the best of both.
-BLOCK_ROWS = 32768
+#: The most rows per block in data sweeps. A block has as many rows as keep its columns (the
+#: varying values; their adjoints reuse about as much) within :data:`BLOCK_VALUES` float64
+#: numbers, halving from here down to 8192, so small losses run in few, long blocks and big
+#: programs keep their temporaries in cache. Measured on the 2-core machine (interleaved
+#: runs, best of 12, 10^6 rows): the line fit took 5.4 / 4.1 / 3.4 / 2.9 ms with blocks of
+#: 8k / 16k / 32k / 64k rows, a small tanh network 76 / 78 / 78 / 88 ms.
+BLOCK_ROWS = 65536
+BLOCK_VALUES = 2**19
 #: Threads for data sweeps over many rows (ADCLI_THREADS overrides). On a machine with two
 #: cores or fewer, threads measured slower than one (the other core is busy with the OS).
 THREADS = int(os.environ.get("ADCLI_THREADS") or (2 if (os.cpu_count() or 1) > 2 else 1))
@@ -351,6 +355,14 @@ def _interpreter(tape: Tape):
 # --------------------------------------------------------------------------- data columns
 
 
+def block_rows(columns: int) -> int:
+    """Rows per block for a block function with ``columns`` varying values."""
+    rows = BLOCK_ROWS
+    while rows > 8192 and rows * columns > BLOCK_VALUES:
+        rows //= 2
+    return rows
+
+
 def _row_dot(g, p):
     """The sum over rows of ``g * p`` for a column ``g``: one BLAS dot instead of a product
     column and a sum (the same sum in another order)."""
@@ -364,7 +376,7 @@ def _row_dot(g, p):
 
 
 def _array_function(tape: Tape, wanted: frozenset[int], columns: frozenset[int],
-                    sum_value: bool = False) -> Callable:
+                    sum_value: bool = False, in_place: bool = False) -> Callable:
     """Generated numpy code for one block of rows: values and adjoints (seed 1).
 
     Calls the op table's own ``fn``/``partials``, except where the partials are written inline
@@ -381,7 +393,12 @@ def _array_function(tape: Tape, wanted: frozenset[int], columns: frozenset[int],
     ever needs its adjoint summed over the rows, so the sum is taken where a column first
     flows into it (``ROWDOT(g, p)``, a dot product) and everything below it runs on scalars.
     With ``sum_value`` the block returns the sum of the output over its rows (a dot product
-    for a squared or multiplied output, whose column is then never formed)."""
+    for a squared or multiplied output, whose column is then never formed).
+
+    With ``in_place`` (every column 1-D and of one length, so every varying value has the
+    block's shape) a numpy ufunc writes its result into an operand that it reads for the last
+    time, if that operand is a column the block computed itself: fewer fresh arrays, hotter
+    cache."""
     import numpy as np
 
     ns: dict[str, Any] = {"ONE": np.float64(1.0), "POW": np.power, "SUM": np.sum,
@@ -396,6 +413,8 @@ def _array_function(tape: Tape, wanted: frozenset[int], columns: frozenset[int],
 
     out = tape.output
     value_sum = None  # the summed output, when it is a dot product of two columns
+    owned = [False] * len(tape.ops)  # columns computed by this block (never the caller's data)
+    reusable: list[tuple[int, list[int]]] = []  # (forward line, owned operands) of ufuncs
     for slot, op, args in tape.instructions():
         names = ", ".join(f"v{a}" for a in args)
         square = op.name == "pow" and const(args[1]) == 2.0
@@ -405,53 +424,74 @@ def _array_function(tape: Tape, wanted: frozenset[int], columns: frozenset[int],
             value_sum = f"ROWDOT(v{args[0]}, v{args[0] if square else args[1]})"
             continue
         if square:  # numpy's power(a, 2) is a*a
+            owned[slot] = varying[slot]
             lines.append(f"v{slot} = v{args[0]} * v{args[0]}")
             continue
         ns[f"F_{op.name}"] = op.fn
+        if in_place and varying[slot] and isinstance(op.fn, np.ufunc):
+            reusable.append((len(lines), [a for a in args if owned[a]]))
+        owned[slot] = varying[slot]
         lines.append(f"v{slot} = F_{op.name}({names})")
+    # An adjoint is (k, text): the value k * text, with k an exact factor (a signed power of
+    # two: the -1 of a subtraction, the 2 of a square) kept aside until a sum, a dot product or
+    # an addition needs the product. Scaling by a power of two is exact, so the numbers are
+    # the interpreter's bit for bit, and 2*SUM(r) costs one pass fewer than SUM(2*r).
+    def full(entry: tuple[float, str]) -> str:
+        k, text = entry
+        if k == 1.0:
+            return text
+        return f"(-{text})" if k == -1.0 else f"({literal(k)} * {text})"
+
     seed = "ONES" if varying[out] else "ONE"
-    acc: dict[int, str] = {out: seed}
+    acc: dict[int, tuple[float, str]] = {out: (1.0, seed)}
     for slot, op, args in reversed(tape.instructions()):
-        g = acc.get(slot)
-        if g is None:
+        entry = acc.get(slot)
+        if entry is None:
             continue
+        gk, g = entry
         need = [tape.active[a] and not (tape.ops[a] == VAR and a not in wanted) for a in args]
         if not any(need):
             continue
+        # parts: (exact factor, text) of each local partial
         if op.name in ("add", "sub", "neg", "mul"):
-            parts = {"add": ("1", "1"), "sub": ("1", "-1"), "neg": ("-1",),
-                     "mul": (f"v{args[-1]}", f"v{args[0]}")}[op.name]
-            full = {"mul": (varying[args[-1]], varying[args[0]])}.get(op.name, (False, False))
+            parts = {"add": ((1.0, "1"), (1.0, "1")), "sub": ((1.0, "1"), (-1.0, "1")),
+                     "neg": ((-1.0, "1"),),
+                     "mul": ((1.0, f"v{args[-1]}"), (1.0, f"v{args[0]}"))}[op.name]
+            full_column = {"mul": (varying[args[-1]], varying[args[0]])}.get(
+                op.name, (False, False))
         elif op.name == "div":
-            parts = (f"(1.0 / v{args[1]})", f"(-v{slot} / v{args[1]})")
-            full = (varying[args[1]], varying[slot])
+            parts = ((1.0, f"(1.0 / v{args[1]})"), (1.0, f"(-v{slot} / v{args[1]})"))
+            full_column = (varying[args[1]], varying[slot])
         elif op.name == "pow" and const(args[1]) not in (None, 0.0) and not need[1]:
             b = const(args[1])
-            parts = (f"(2.0 * v{args[0]})" if b == 2.0 else
-                     f"({literal(b)} * POW(v{args[0]}, {literal(b - 1.0)}))", "")
-            full = (varying[args[0]], False)
+            parts = ((2.0, f"v{args[0]}") if b == 2.0 else
+                     (1.0, f"({literal(b)} * POW(v{args[0]}, {literal(b - 1.0)}))"), (1.0, ""))
+            full_column = (varying[args[0]], False)
         else:
             ns[f"P_{op.name}"] = op.partials
             names = ", ".join(f"v{a}" for a in args)
             lines.append(f"p = P_{op.name}(({names},), v{slot})")
-            parts = tuple(f"p[{i}]" for i in range(op.arity))
-            full = (False, False)
-        for a, p, needed, is_full in zip(args, parts, need, full):
+            parts = tuple((1.0, f"p[{i}]") for i in range(op.arity))
+            full_column = (False, False)
+        for a, (pk, p), needed, is_full in zip(args, parts, need, full_column):
             if not needed:
                 continue
+            k = gk * pk
             if varying[slot] and not varying[a]:  # a column flows into a row-constant slot
-                c = {"1": f"SUM({g})", "-1": f"-SUM({g})"}.get(p, f"ROWDOT({g}, {p})")
+                c = (k, f"SUM({g})" if p == "1" else f"ROWDOT({g}, {p})")
             elif p == "1":
-                c = g
-            elif p == "-1":
-                c = f"-{g}"
+                c = (k, g)
             elif g == "ONE" or (g == "ONES" and is_full):  # 1.0 * p is p, bit for bit
-                c = p
+                c = (k, p)
             else:
-                c = f"{g} * {p}"
+                c = (k, f"{g} * {p}")
             prev = acc.get(a)
-            lines.append(f"g{a} = {c}" if prev is None else f"g{a} = {prev} + {c}")
-            acc[a] = f"g{a}"
+            if prev is None:
+                lines.append(f"g{a} = {c[1]}")
+                acc[a] = (c[0], f"g{a}")
+            else:
+                lines.append(f"g{a} = {full(prev)} + {full(c)}")
+                acc[a] = (1.0, f"g{a}")
     if not sum_value:
         value = f"v{out}"
     elif value_sum is not None:
@@ -460,10 +500,23 @@ def _array_function(tape: Tape, wanted: frozenset[int], columns: frozenset[int],
         value = f"SUM(v{out})" if varying[out] else f"v{out} * ONES.size"
     params = ", ".join(["ONES"] + [f"v{s}" for s in tape.inputs.values()]
                        + [f"v{s}" for s in range(len(tape.ops)) if tape.ops[s] == CONST])
-    grads = ", ".join(acc.get(s, "None") for s in tape.inputs.values())
+    grads = ", ".join(full(acc[s]) if s in acc else "None" for s in tape.inputs.values())
+    if reusable:
+        # The last line that names each v-slot (the return statement counts as a line).
+        last: dict[str, int] = {}
+        for i, text in enumerate([*lines, f"{value} {grads}"]):
+            for name in re.findall(r"\bv\d+\b", text):
+                last[name] = i
+        for i, operands in reusable:
+            for a in operands:
+                if last[f"v{a}"] == i:
+                    lines[i] = f"{lines[i][:-1]}, out=v{a})"
+                    break
     src = "\n".join([f"def block({params}):"] + [f"    {ln}" for ln in lines]
                     + [f"    return {value}, ({grads}{',' if tape.inputs else ''})", ""])
-    return _build(src, ns, "block")
+    block = _build(src, ns, "block")
+    block.columns = sum(varying)  # for block_rows
+    return block
 
 
 # --------------------------------------------------------------------------- levelled sweeps
@@ -772,7 +825,7 @@ class CompiledTape:
         self.calls = 0
         self._compiled = None
         self._interp = None
-        self._blocks: dict[tuple[frozenset[int], frozenset[int], bool], Callable] = {}
+        self._blocks: dict[tuple[frozenset[int], frozenset[int], bool, bool], Callable] = {}
         self.source = ""  # the generated scalar source, once compiled (for inspection)
         self._levelled: Levelled | None | bool = None
 
@@ -894,10 +947,6 @@ class CompiledTape:
         names = self.names if wrt is None else wrt
         wanted = frozenset(self.tape.inputs[n] for n in names)
         columns = frozenset(s for s, x in zip(self.tape.inputs.values(), xs) if np.ndim(x) > 0)
-        key = (wanted, columns, sum_value)
-        block = self._blocks.get(key)
-        if block is None:
-            block = self._blocks[key] = _array_function(self.tape, wanted, columns, sum_value)
         skip = [self.tape.inputs[n] not in wanted for n in self.names]
         consts = [np.float64(self.tape.consts[s]) for s in range(len(self.tape.ops))
                   if self.tape.ops[s] == CONST]
@@ -907,6 +956,11 @@ class CompiledTape:
         shapes = {np.shape(x) for x, a in zip(xs, arrays) if a}
         rows = next(iter(shapes))[0] if len(shapes) == 1 and len(next(iter(shapes))) == 1 \
             else None
+        key = (wanted, columns, sum_value, rows is not None)
+        block = self._blocks.get(key)
+        if block is None:
+            block = self._blocks[key] = _array_function(
+                self.tape, wanted, columns, sum_value, in_place=rows is not None)
 
         def finish(part, value, grads):
             out = []
@@ -923,21 +977,22 @@ class CompiledTape:
             return value, out  # with sum_value the block has summed its rows already
 
         with np.errstate(all="ignore"):
-            if rows is None or rows < 2 * BLOCK_ROWS:
+            step = block_rows(block.columns)
+            if rows is None or rows < 2 * step:
                 ones = np.ones(np.broadcast_shapes(*shapes)) if shapes else np.float64(1.0)
                 value, grads = finish(xs, *block(ones, *xs, *consts))
                 if not sum_value and rows is not None and np.ndim(value) == 0:
                     value = np.full(rows, value)
                 return value, grads
-            starts = list(range(0, rows, BLOCK_ROWS))
-            all_ones = np.ones(BLOCK_ROWS)  # the per-row seed; generated code never writes to it
+            starts = list(range(0, rows, step))
+            all_ones = np.ones(step)  # the per-row seed; generated code never writes to it
             first = arrays.index(True)
 
             def run_range(chunk: list[int]) -> list:
                 results = []
                 with np.errstate(all="ignore"):
                     for start in chunk:
-                        sl = slice(start, start + BLOCK_ROWS)
+                        sl = slice(start, start + step)
                         part = [x[sl] if a else x for x, a in zip(xs, arrays)]
                         ones = all_ones[:len(part[first])]
                         results.append(finish(part, *block(ones, *part, *consts)))
@@ -957,7 +1012,7 @@ class CompiledTape:
                 for v, _ in parts:
                     value = value + v
             else:
-                value = np.concatenate([np.broadcast_to(v, (min(BLOCK_ROWS, rows - s),))
+                value = np.concatenate([np.broadcast_to(v, (min(step, rows - s),))
                                         for (v, _), s in zip(parts, starts)])
             grads = []
             for k, is_arr in enumerate(arrays):

@@ -45,8 +45,9 @@ METHODS = ["auto", *RULES]
 @click.option("--wrt", metavar="NAMES", help="Optimise only these variables, e.g. w0,w1.")
 @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
               help="auto: bfgs (lbfgs above 100 parameters; adam with --batch-size).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate of gd/momentum/nesterov (default 0.01) "
-                                       "and adam (default 0.001).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+              help="Learning rate of gd/momentum/nesterov (default 0.01) and adam "
+                   "(default 0.001).")
 @click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9,
               show_default=True, help="Momentum of momentum/nesterov (PyTorch convention).")
 @click.option("--steps", type=click.IntRange(min=0), default=DEFAULT_STEPS, show_default=True,
