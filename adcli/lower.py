@@ -111,13 +111,9 @@ def lower(program: Program, bound: Collection[str] = ()) -> Tape:
         op_name = node.op
         if op_name == "var" and node.name in let_expr:
             kids: tuple[Node, ...] = (let_expr[node.name],)
-        elif op_name == "var" or op_name == "const":
+        elif op_name == "var" or op_name == "const":  # (an input's slot is labelled already)
             stack.pop()
-            c = code[nid] = leaf(node)
-            if let_name_of and c >= 0:
-                name = let_name_of.get(nid)
-                if name is not None and c not in tape.labels:
-                    tape.labels[c] = name
+            code[nid] = leaf(node)
             continue
         else:
             kids = node.args

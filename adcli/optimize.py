@@ -112,9 +112,10 @@ class Objective:
     """``f(x) -> (value, gradient)`` over the parameters ``names`` of a tape.
 
     Other inputs are fixed numbers or data columns.  With data the objective is the mean (or
-    sum) of the expression over the rows, computed by ONE sweep over numpy columns: the reverse
-    sweep is seeded with 1/rows per row, so each scalar parameter's adjoint, summed over rows,
-    is the mean's gradient (batch backpropagation, no Python loop over rows).
+    sum) of the expression over the rows, computed by vectorised sweeps over numpy columns
+    (batch backpropagation, no Python loop over rows; :meth:`CompiledTape.sweep_columns` runs
+    them in cache-sized blocks of rows): each scalar parameter's adjoint, summed over the rows
+    and scaled by 1/rows, is the mean's gradient.
     """
 
     def __init__(self, tape: Tape, names: Sequence[str], fixed: Mapping[str, float] | None = None,
