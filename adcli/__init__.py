@@ -7,8 +7,24 @@
 (9.0, {'w0': -6.0, 'w1': -18.0, 'x': -12.0, 'y': 6.0})
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .errors import AdcliError
-from .function import Function, GradResult, parse
+
+if TYPE_CHECKING:
+    from .function import Function, GradResult, parse
 
 __version__ = "0.1.0"
 __all__ = ["AdcliError", "Function", "GradResult", "parse", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # The Python API loads numpy; importing adcli.cli or adcli.errors (``adcli --help``,
+    # ``--version``) does not.
+    if name in ("Function", "GradResult", "parse"):
+        from . import function
+
+        return getattr(function, name)
+    raise AttributeError(f"module 'adcli' has no attribute {name!r}")

@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from . import __version__
 from .errors import AdcliError
 
 #: command name -> "module:function"; each command module is imported only when run.
@@ -23,6 +24,19 @@ COMMANDS: dict[str, str] = {
     "hessian": "adcli.commands.diff:hessian",
     "diff": "adcli.commands.diff:diff",
     "graph": "adcli.commands.diff:graph",
+}
+
+#: The first line of each command's help, for ``adcli --help``: listing the commands then
+#: imports none of them (nor numpy, nor rich). A test keeps these equal to the docstrings.
+SUMMARIES: dict[str, str] = {
+    "compare-modes": "Gradient of EXPR by forward mode, reverse mode and finite differences.",
+    "diff": "The derivative of EXPR as an expression you can read, evaluate or differentiate "
+            "again.",
+    "eval": "Value of EXPR at a point.",
+    "grad": "Value and gradient of EXPR at a point, by reverse mode.",
+    "graph": "The tape of EXPR as a Graphviz graph, with values and gradients at a point.",
+    "hessian": "The exact Hessian matrix of EXPR at a point, with its eigenvalues.",
+    "minimize": "Minimise EXPR, or fit its parameters to the rows of a data file.",
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -45,6 +59,11 @@ class AdcliGroup(click.Group):
         module, attr = target.split(":")
         return getattr(importlib.import_module(module), attr)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SUMMARIES[name]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -58,7 +77,7 @@ class AdcliGroup(click.Group):
 
 @click.group(cls=AdcliGroup, context_settings={"help_option_names": ["-h", "--help"],
                                                "max_content_width": 100})
-@click.version_option(package_name="adcli", prog_name="adcli")
+@click.version_option(version=__version__, prog_name="adcli")  # no importlib.metadata scan
 def cli() -> None:
     """Differentiate and optimise mathematical expressions.
 

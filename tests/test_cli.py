@@ -201,3 +201,32 @@ def test_colours_follow_the_terminal_and_no_color():
     plain = subprocess.run(args, capture_output=True, text=True, timeout=60,
                            env={**env, "FORCE_COLOR": "1", "NO_COLOR": "1"})
     assert "\x1b[32m" not in plain.stdout and "adjoint" in plain.stdout
+
+
+def test_command_list_needs_no_command_module():
+    """``adcli --help`` lists the commands from adcli.cli.SUMMARIES, without importing them
+    (nor numpy, nor rich); the summaries must stay the commands' own first help lines."""
+    import click
+
+    from adcli.cli import COMMANDS, SUMMARIES, cli
+
+    assert sorted(SUMMARIES) == sorted(COMMANDS)
+    ctx = click.Context(cli)
+    for name in COMMANDS:
+        assert cli.get_command(ctx, name).help.split("\n")[0] == SUMMARIES[name]
+    code = ("import sys; from adcli.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('numpy', 'rich', 'lark') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and "minimize" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_version_matches_the_installed_package(run):
+    from importlib.metadata import version
+
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"adcli, version {version('adcli')}" == \
+        f"adcli, version {adcli.__version__}"

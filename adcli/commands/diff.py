@@ -112,8 +112,10 @@ def derivative_texts(tape, names: list[str], sep: str = "; ") -> list[str]:
 @max_size_option
 def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
           max_size: int) -> None:
-    """The tape of EXPR as a Graphviz graph: one node per tape entry, edges from each
-    input to its consumers. With --at, every node also shows its value and gradient.
+    """The tape of EXPR as a Graphviz graph, with values and gradients at a point.
+
+    One node per tape entry, edges from each input to its consumers (a node used twice has
+    two edges). With --at, every node also shows its value and gradient.
 
     \b
     Examples:
