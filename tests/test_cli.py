@@ -226,6 +226,8 @@ def test_command_list_needs_no_command_module():
 def test_version_matches_the_installed_package(run):
     from importlib.metadata import version
 
+    import adcli
+
     result = run("--version")
     assert result.exit_code == 0
     assert result.stdout.strip() == f"adcli, version {version('adcli')}" == \
