@@ -983,6 +983,10 @@ class CompiledTape:
                 value, grads = finish(xs, *block(ones, *xs, *consts))
                 if not sum_value and rows is not None and np.ndim(value) == 0:
                     value = np.full(rows, value)
+                # Generated code may hand back an input column itself (d(x*y)/dx is y): the
+                # caller gets arrays of its own, as from the interpreter.
+                inputs = {id(x) for x, a in zip(xs, arrays) if a}
+                grads = [g.copy() if id(g) in inputs else g for g in grads]
                 return value, grads
             starts = list(range(0, rows, step))
             all_ones = np.ones(step)  # the per-row seed; generated code never writes to it

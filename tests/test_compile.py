@@ -355,3 +355,11 @@ def test_function_grad_over_columns_runs_the_blocked_sweeps_with_interpreter_res
         assert math.isclose(grad[name], want_grad[name], rel_tol=1e-11)
     _, only = f.grad(point, wrt=["w"])
     assert list(only) == ["w"] and math.isclose(only["w"], want_grad["w"], rel_tol=1e-11)
+
+
+def test_column_gradients_never_alias_the_caller_arrays() -> None:
+    x, y = np.arange(5.0), np.linspace(1.0, 2.0, 5)
+    _, grad = adcli.parse("x*y").grad({"x": x, "y": y})
+    assert np.array_equal(grad["x"], y) and np.array_equal(grad["y"], x)
+    grad["x"][0] = 99.0
+    assert y[0] == 1.0
