@@ -13,7 +13,7 @@ from collections.abc import Collection
 
 from .errors import NameResolutionError
 from .ops import CONSTANTS, OPS, apply
-from .syntax import Node, Program, iter_postorder
+from .syntax import Program, iter_postorder
 from .tape import CONST, VAR, Tape
 
 
@@ -55,10 +55,11 @@ def lower(program: Program, bound: Collection[str] = ()) -> Tape:
 
     tape = Tape()
     ops, args_of, consts, active = tape.ops, tape.args, tape.consts, tape.active
+    inputs, labels = tape.inputs, tape.labels
     key_slot: dict[tuple, int] = {}
     # What each lowered node became, by id: a slot (>= 0), or ~k for the constant
     # ``folded[k]``. Constants are emitted as slots only when a non-constant op reads them, so
-    # folded subtrees leave no dead slots behind. One dict, so "done?" is one lookup.
+    # folded subtrees leave no dead slots behind.
     code: dict[int, int] = {}
     folded: list[float] = []
 
@@ -73,98 +74,70 @@ def lower(program: Program, bound: Collection[str] = ()) -> Tape:
             active.append(False)
         return slot
 
-    def fold(value: float) -> int:
-        folded.append(value)
-        return ~(len(folded) - 1)
-
-    def leaf(node: Node) -> int:
-        """The code of a constant or an input variable (a let name is not a leaf)."""
-        if node.op == "const":
-            return fold(node.value)
-        name = node.name
-        if name in CONSTANTS and name not in bound:
-            return fold(CONSTANTS[name])
-        key = (VAR, name)
-        c = key_slot.get(key)
-        if c is None:
-            c = key_slot[key] = len(ops)
-            ops.append(VAR)
-            args_of.append(())
-            consts.append(0.0)
-            active.append(True)
-            tape.inputs[name] = c
-            tape.labels[c] = name
-            tape.positions[name] = (node.line, node.column)
-        return c
-
-    # Iterative post-order over the program DAG, following let references: a node is pushed,
-    # and when popped with all its children done it is lowered, else pushed back under them.
-    # Leaves are lowered on the spot while no earlier sibling is pending, so the order of
-    # first use (which numbers the input slots) is the post-order's.
-    stack: list[Node] = [program.output]
-    while stack:
-        node = stack[-1]
-        nid = id(node)
-        if nid in code:
-            stack.pop()
+    # Post-order first, then one plain loop: every node's arguments are lowered before it.
+    for node in iter_postorder(program.output, let_expr):
+        kind = node.op
+        if kind == "const":
+            folded.append(node.value)
+            code[id(node)] = ~(len(folded) - 1)
             continue
-        op_name = node.op
-        if op_name == "var" and node.name in let_expr:
-            kids: tuple[Node, ...] = (let_expr[node.name],)
-        elif op_name == "var" or op_name == "const":  # (an input's slot is labelled already)
-            stack.pop()
-            code[nid] = leaf(node)
-            continue
+        if kind == "var":
+            name = node.name
+            if name in let_expr:
+                c = code[id(node)] = code[id(let_expr[name])]
+            elif name in CONSTANTS and name not in bound:
+                folded.append(CONSTANTS[name])
+                code[id(node)] = ~(len(folded) - 1)
+                continue
+            else:
+                c = inputs.get(name)
+                if c is None:
+                    c = inputs[name] = len(ops)
+                    ops.append(VAR)
+                    args_of.append(())
+                    consts.append(0.0)
+                    active.append(True)
+                    labels[c] = name
+                    tape.positions[name] = (node.line, node.column)
+                code[id(node)] = c
+                continue  # an input is labelled by its own name
         else:
+            op = OPS[kind]
             kids = node.args
-        pending: list[Node] = []
-        for child in kids:
-            cid = id(child)
-            if cid in code:
-                continue
-            if not pending and (child.op == "const" or child.op == "var"
-                                and child.name not in let_expr):
-                code[cid] = leaf(child)
-                continue
-            pending.append(child)
-        if pending:
-            stack.extend(reversed(pending))  # the first argument is lowered first
-            continue
-        stack.pop()
-        if op_name == "var":  # a let name: its expression's code
-            c = code[nid] = code[id(kids[0])]
-        else:
-            op = OPS[op_name]
             if len(kids) == 2:  # the common case, spelled out: this loop runs per node
                 a, b = code[id(kids[0])], code[id(kids[1])]
                 if a < 0 and b < 0:
-                    c = code[nid] = fold(float(apply(op, (folded[~a], folded[~b]))))
+                    folded.append(float(apply(op, (folded[~a], folded[~b]))))
+                    c = code[id(node)] = ~(len(folded) - 1)
                     continue
                 slots = (a if a >= 0 else const_slot(folded[~a]),
                          b if b >= 0 else const_slot(folded[~b]))
+                is_active = active[slots[0]] or active[slots[1]]
             else:
                 arg_codes = [code[id(k)] for k in kids]
                 if all(a < 0 for a in arg_codes):
-                    c = code[nid] = fold(float(apply(op, tuple(folded[~a] for a in arg_codes))))
+                    folded.append(float(apply(op, tuple(folded[~a] for a in arg_codes))))
+                    code[id(node)] = ~(len(folded) - 1)
                     continue
                 slots = tuple(a if a >= 0 else const_slot(folded[~a]) for a in arg_codes)
-            key = (op_name, slots)
+                is_active = any(active[s] for s in slots)
+            key = (kind, slots)
             c = key_slot.get(key)
             if c is None:
                 c = key_slot[key] = len(ops)
                 ops.append(op)
                 args_of.append(slots)
                 consts.append(0.0)
-                active.append(any(active[s] for s in slots))
-            code[nid] = c
+                active.append(is_active)
+            code[id(node)] = c
         if let_name_of and c >= 0:
-            name = let_name_of.get(nid)
-            if name is not None and c not in tape.labels:
-                tape.labels[c] = name
+            name = let_name_of.get(id(node))
+            if name is not None and c not in labels:
+                labels[c] = name
     out = code[id(program.output)]
     tape.output = out if out >= 0 else const_slot(folded[~out])
-    if out < 0 and tape.output not in tape.labels:
+    if out < 0 and tape.output not in labels:
         name = let_name_of.get(id(program.output))
         if name is not None:
-            tape.labels[tape.output] = name
+            labels[tape.output] = name
     return tape

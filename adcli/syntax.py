@@ -7,6 +7,7 @@ stack.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -71,22 +72,36 @@ class Program:
         return self.statements[-1].expr
 
 
-def iter_postorder(root: Node):
-    """Yield each distinct node (by identity) once, children before parents, without recursion."""
+def iter_postorder(root: Node, lets: Mapping[str, Node] | None = None) -> list[Node]:
+    """Each distinct node (by identity) once, children in order before parents, without
+    recursion. With ``lets``, a variable named there counts as having that expression as its
+    only child (how lowering follows let bindings)."""
+    order: list[Node] = []
     seen: set[int] = set()
-    stack: list[tuple[Node, bool]] = [(root, False)]
+    stack: list[Node | None] = [root]
+    push, pop, emit = stack.append, stack.pop, order.append
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            yield node
+        node = pop()
+        if node is None:  # the marker pushed above a node's children: they are all done
+            emit(pop())
             continue
-        if id(node) in seen:
+        nid = id(node)
+        if nid in seen:
             continue
-        seen.add(id(node))
-        stack.append((node, True))
-        for arg in reversed(node.args):
-            if id(arg) not in seen:
-                stack.append((arg, False))
+        seen.add(nid)
+        if lets and node.op == "var" and node.name in lets:
+            kids: tuple[Node, ...] = (lets[node.name],)
+        else:
+            kids = node.args
+            if not kids:
+                emit(node)
+                continue
+        push(node)
+        push(None)
+        for child in reversed(kids):
+            if id(child) not in seen:
+                push(child)
+    return order
 
 
 # --------------------------------------------------------------------------- smart constructors
