@@ -47,7 +47,7 @@ def grad(report: GradReport, table: bool = True, max_rows: int = 200) -> None:
     if table and report.nodes:
         out.print()
         out.print(node_table(report, max_rows))
-        hidden = len(report.nodes) - max_rows if max_rows > 0 else 0
+        hidden = max(report.node_count, len(report.nodes)) - max_rows if max_rows > 0 else 0
         if hidden > 0:
             out.print(f"[dim]… {hidden:,} more nodes not shown (--max-rows 0 shows all)[/dim]")
 

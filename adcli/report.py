@@ -29,18 +29,21 @@ def sweeps_finite(v) -> bool:
 
 
 def grad_report(function: Function, point: Mapping[str, float],
-                wrt: Iterable[str] | None = None, nodes: bool = True) -> GradReport:
-    """Value, gradient and (optionally) the per-node table of one reverse-mode evaluation."""
+                wrt: Iterable[str] | None = None, nodes: bool = True,
+                max_nodes: int | None = None) -> GradReport:
+    """Value, gradient and (optionally) the per-node table of one reverse-mode evaluation:
+    every node, or the first ``max_nodes`` (all a table of a big tape will show)."""
     tape = function.tape(point)
     names = select_wrt(tape, wrt) if wrt is not None else list(tape.inputs)
     value, gradient, values, adjoint = sweeps.value_and_grad(tape, point)
-    report = GradReport(value, {n: gradient[n] for n in names})
+    report = GradReport(value, {n: gradient[n] for n in names}, node_count=len(tape.ops))
     if nodes:
-        labels = tape.describe()
+        count = len(tape.ops) if max_nodes is None else min(max_nodes, len(tape.ops))
+        labels = tape.describe(count=count)
         report.nodes = [
             NodeRow(i, tape.op_name(i), labels[i], values[i],
                     adjoint[i] if adjoint[i] is not None else 0.0, tape.args[i])
-            for i in range(len(tape.ops))]
+            for i in range(count)]
     report.warnings += derivative_warnings(tape, values, adjoint, gradient)
     for name in unused_names(tape, point):
         report.warnings.append(f"'{name}' is given a value but the expression does not use it")
@@ -49,8 +52,10 @@ def grad_report(function: Function, point: Mapping[str, float],
 
 def eval_report(function: Function, point: Mapping[str, float]) -> tuple[float, list[str]]:
     tape = function.tape(point)
-    values = sweeps.evaluate(tape, point)
-    warnings = nonfinite_warnings(tape, values)
+    value = function.eval(point)  # the fast path: the interpreter's bits
+    # Every node's value is needed only to say where a non-finite value came from.
+    warnings = [] if sweeps_finite(value) else nonfinite_warnings(
+        tape, sweeps.evaluate(tape, point))
     warnings += [f"'{n}' is given a value but the expression does not use it"
                  for n in unused_names(tape, point)]
-    return values[tape.output], warnings
+    return value, warnings

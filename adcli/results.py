@@ -26,6 +26,7 @@ class GradReport:
     gradient: dict[str, Any]
     nodes: list[NodeRow] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    node_count: int = 0  # nodes on the tape (``nodes`` may hold only the first of them)
 
     def to_json(self) -> dict:
         return {

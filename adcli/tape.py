@@ -72,12 +72,13 @@ class Tape:
         for name, slot in self.inputs.items():
             assert self.ops[slot] == VAR and self.labels.get(slot) == name
 
-    def describe(self, max_len: int = 32) -> list[str]:
-        """A short source-like label for every slot: its name if it has one, else its
-        subexpression, cut to ``max_len`` characters. Linear time on any DAG."""
+    def describe(self, max_len: int = 32, count: int | None = None) -> list[str]:
+        """A short source-like label for every slot (or the first ``count``; a label reads
+        only earlier ones): its name if it has one, else its subexpression, cut to
+        ``max_len`` characters. Linear time on any DAG."""
         texts: list[str] = []
         precs: list[int] = []
-        for i, (op, a) in enumerate(zip(self.ops, self.args)):
+        for i, (op, a) in enumerate(zip(self.ops[:count], self.args[:count])):
             if i in self.labels:
                 text, prec = self.labels[i], PREC_ATOM
             elif op == CONST:

@@ -232,3 +232,12 @@ def test_version_matches_the_installed_package(run):
     assert result.exit_code == 0
     assert result.stdout.strip() == f"adcli, version {version('adcli')}" == \
         f"adcli, version {adcli.__version__}"
+
+
+def test_max_rows_shows_the_first_nodes_and_counts_the_rest(run):
+    result = run("grad", "(w0 + w1*x - y)^2", "--at", "x=3,y=7,w0=-2,w1=2", "--max-rows", "3")
+    assert result.exit_code == 0
+    assert "w1" in result.stdout and "w1 * x" not in result.stdout  # node 3 is not shown
+    assert "6 more nodes not shown" in result.stdout
+    everything = run("grad", "(w0 + w1*x - y)^2", "--at", "x=3,y=7,w0=-2,w1=2", "--max-rows", "0")
+    assert "(w0 + w1 * x - y)^2" in everything.stdout and "not shown" not in everything.stdout

@@ -48,7 +48,8 @@ def grad(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool, no_tabl
     """
     function = load_function(expr, max_size)
     report = grad_report(function, parse_point(at), parse_names(wrt),
-                         nodes=as_json or not no_table)
+                         nodes=as_json or not no_table,
+                         max_nodes=None if as_json or max_rows == 0 else max_rows)
     for message in report.warnings:
         _render().warn(message)
     if as_json:
