@@ -434,8 +434,9 @@ def _array_function(tape: Tape, wanted: frozenset[int], columns: frozenset[int],
         lines.append(f"v{slot} = F_{op.name}({names})")
     # An adjoint is (k, text): the value k * text, with k an exact factor (a signed power of
     # two: the -1 of a subtraction, the 2 of a square) kept aside until a sum, a dot product or
-    # an addition needs the product. Scaling by a power of two is exact, so the numbers are
-    # the interpreter's bit for bit, and 2*SUM(r) costs one pass fewer than SUM(2*r).
+    # an addition needs the product. Scaling by a power of two is exact (short of overflow or
+    # subnormals), so the numbers are the interpreter's bit for bit, and 2*SUM(r) costs one
+    # pass fewer than SUM(2*r).
     def full(entry: tuple[float, str]) -> str:
         k, text = entry
         if k == 1.0:
