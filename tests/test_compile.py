@@ -145,6 +145,41 @@ def test_columns_match_interpreter(example, rows: int, seed: int) -> None:
         np.testing.assert_allclose(g, want_grad[n], rtol=1e-10, atol=1e-12)
 
 
+@FAST
+@given(programs(max_steps=6), st.integers(1, 300), st.integers(0, 2**32 - 1))
+def test_summed_columns_match_interpreter(example, rows: int, seed: int) -> None:
+    """The summed path (``sum_value``: what fits use), in blocks of 64 rows so that a few
+    hundred rows make several: the sum of the interpreter's per-row values, and its
+    gradients, to rounding."""
+    f = adcli.parse(example.source)
+    tape = f.tape(example.point)
+    rng = np.random.default_rng(seed)
+    names = list(tape.inputs)
+    point = {n: (example.point[n] + 0.01 * rng.standard_normal(rows) if k % 2 == 0
+                 else example.point[n]) for k, n in enumerate(names)}
+    want_value, want_grad, _, _ = sweeps.value_and_grad(tape, point)
+    saved = C.BLOCK_ROWS, C.BLOCK_VALUES
+    C.BLOCK_ROWS, C.BLOCK_VALUES = 64, 10**9
+    params = [n for n in names if np.ndim(point[n]) == 0]  # what a fit asks for
+    try:
+        total, grads = f.compiled(point).sweep_columns([point[n] for n in names],
+                                                       sum_value=True)
+        _, fit_grads = f.compiled(point).sweep_columns([point[n] for n in names],
+                                                       sum_value=True, wrt=params)
+    finally:
+        C.BLOCK_ROWS, C.BLOCK_VALUES = saved
+    want_total = np.sum(np.broadcast_to(want_value, (rows,)))
+    assert same(total, want_total) or math.isclose(total, want_total, rel_tol=1e-10,
+                                                   abs_tol=1e-9 * max(1.0, abs(want_total)))
+    for n, g, fit_g in zip(names, grads, fit_grads):
+        np.testing.assert_allclose(g, want_grad[n], rtol=1e-9, atol=1e-10, equal_nan=True)
+        if n in params:
+            np.testing.assert_allclose(fit_g, want_grad[n], rtol=1e-9, atol=1e-10,
+                                       equal_nan=True)
+        else:
+            assert fit_g is None
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 def test_blocked_threaded_columns(monkeypatch, threads: int) -> None:
     monkeypatch.setattr(C, "BLOCK_ROWS", 64)
@@ -163,7 +198,7 @@ def test_blocked_threaded_columns(monkeypatch, threads: int) -> None:
         np.testing.assert_allclose(g, want_grad[n], rtol=1e-9, equal_nan=True)
     finite = {"w0": 0.5, "w1": 2.0, "x": np.abs(np.nan_to_num(x)) + 1, "y": y}
     total, gradient = f.grad_sum(finite)
-    ref_value, ref_grad = f.grad(finite)
+    ref_value, ref_grad, _, _ = sweeps.value_and_grad(tape, finite)  # the interpreter
     assert same(total, np.sum(ref_value)) or math.isclose(total, np.sum(ref_value),
                                                           rel_tol=1e-11)
     assert math.isclose(gradient["w1"], ref_grad["w1"], rel_tol=1e-11)
