@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -266,7 +267,9 @@ class Step:
     failed: str = ""
 
 
-class Rule:
+class Rule(ABC):
+    """An update rule: from x, with value f and gradient g, where next?"""
+
     name = ""
     default_lr: float | None = None
     line_search = False  # needs exact values: no minibatches
@@ -276,8 +279,9 @@ class Rule:
         self.problem = problem
         self.lr = options.lr if options.lr is not None else self.default_lr
 
+    @abstractmethod
     def step(self, x: np.ndarray, f: float, g: np.ndarray, evaluate: Evaluate) -> Step:
-        raise NotImplementedError
+        """The next point (and its value and gradient if the rule computed them)."""
 
 
 RULES: dict[str, type[Rule]] = {}
