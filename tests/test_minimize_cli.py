@@ -122,6 +122,7 @@ def test_plot_png(run, tmp_path):
                  "--plot", str(path))
     assert result.exit_code == 0, result.stderr
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.stderr.strip() == f"plot written to {path}"
 
 
 def test_plot_without_matplotlib_says_how_to_install(run, tmp_path, monkeypatch):

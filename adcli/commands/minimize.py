@@ -137,6 +137,9 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
         emit_json(result.to_json())
     else:
         render.minimize_result(result)
+    for what, path in (("trace", trace_path), ("plot", plot_path)):
+        if path:  # on stderr: stdout stays the result (one JSON object with --json)
+            click.echo(f"{what} written to {path}", err=True)
     if result.reason == DIVERGED:
         raise click.exceptions.Exit(1)
     if result.reason == INTERRUPTED:
