@@ -545,7 +545,8 @@ class Levelled:
     operation per node: every instruction gets a level (one more than its deepest argument);
     the instructions of one level and one op are gathered from a value array, computed by the
     op table's own numpy ``fn``/``partials`` at once, and scattered back. The reverse sweep
-    walks the levels backwards and adds ``adjoint * partial`` into the arguments.
+    walks the levels backwards and adds ``adjoint * partial`` into the arguments. Slots are
+    renumbered so that each such group is contiguous: most gathers and scatters are slices.
 
     A left-nested chain of ``+``/``-`` (a sum of many terms) would make one level per term, so
     such a chain becomes one cumulative sum (``np.cumsum`` adds left to right, exactly the
