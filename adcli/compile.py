@@ -710,95 +710,117 @@ class Levelled:
         self.inputs = _index([pos[s] for s in tape.inputs.values()])  # a slice: 0..n-1
         self.out = pos[tape.output]
         self.n = n
+        self._functions: tuple[Callable, Callable] | None = None  # generated on first use
+        self.source = ""
 
-    def forward(self, x, keep: list | None = None):
-        """Values of all slots (links inside a chain are skipped: only the chain's end is
-        ever read). With ``keep``, each step's gathered arguments are kept for the reverse
-        sweep."""
+    def _generate(self) -> tuple[Callable, Callable]:
+        """The plan as straight-line numpy code: one function for the value, one for value and
+        gradient, with every index, constant and kernel bound by name (``S3``, ``A3_0``,
+        ``F3``: step numbers only, never user text). Running the plan step by step spent as
+        much time deciding what to do as doing it."""
         np = self.np
-        v = self.consts.copy()
-        v[self.inputs] = x
-        for steps in self.plan:
-            for step in steps:
-                kind = step[0]
-                if kind == "chain":
-                    _, end, members, signs, _u, _runs = step
-                    terms = v[members] if signs is None else v[members] * signs
-                    v[end] = np.cumsum(terms)[-1]  # left to right, the chain's own order
-                    continue
-                _, op, slots, arg_idx, _u, gather = step
-                vals = [v[ix] if g else ix for ix, g in zip(arg_idx, gather)]
-                if keep is not None:
-                    keep.append(vals)
-                if kind == "powc" and vals[1] == 2.0:
-                    v[slots] = vals[0] * vals[0]  # numpy's power(a, 2) is a*a
+        ns: dict[str, Any] = {"np": np, "CONSTS": self.consts, "INPUTS": self.inputs,
+                              "cumsum": np.cumsum, "zeros": np.zeros, "power": np.power,
+                              "multiply": np.multiply, "negative": np.negative,
+                              "add_at": np.add.at, "broadcast_to": np.broadcast_to,
+                              "errstate": np.errstate}
+        fwd: list[str] = []
+        rev: list[str] = []
+        steps = [step for level in self.plan for step in level]
+        for k, step in enumerate(steps):
+            kind = step[0]
+            if kind == "chain":
+                _, end, members, signs, uniq, runs = step
+                ns[f"M{k}"], ns[f"SG{k}"] = members, signs
+                terms = f"v[M{k}]" if signs is None else f"v[M{k}] * SG{k}"
+                fwd.append(f"v[{end}] = cumsum({terms})[-1]")  # left to right, as the tape
+                block = [f"c = adj[{end}]" if signs is None else f"c = adj[{end}] * SG{k}"]
+                if runs is not None:
+                    for r, run in enumerate(runs):
+                        ns[f"R{k}_{r}"] = run
+                        block.append(f"adj[R{k}_{r}] += c")
+                elif uniq:
+                    block.append(f"adj[M{k}] += c")
                 else:
-                    v[slots] = op.fn(*vals)
-        return v
+                    block.append(f"add_at(adj, M{k}, broadcast_to(c, M{k}.shape))")
+                rev.append(block)
+                continue
+            _, op, slots, arg_idx, unique, gather = step
+            ns[f"S{k}"], ns[f"F{k}"], ns[f"P{k}"] = slots, op.fn, op.partials
+            args = []
+            for j, (ix, g) in enumerate(zip(arg_idx, gather)):
+                ns[f"A{k}_{j}"] = ix
+                if g:
+                    fwd.append(f"a{k}_{j} = v[A{k}_{j}]")
+                    args.append(f"a{k}_{j}")
+                else:
+                    args.append(f"A{k}_{j}")  # a constant, as it is
+            if kind == "powc" and arg_idx[1] == 2.0:
+                fwd.append(f"v[S{k}] = {args[0]} * {args[0]}")  # numpy's power(a, 2) is a*a
+            else:
+                fwd.append(f"v[S{k}] = F{k}({', '.join(args)})")
+            block = [f"g = adj[S{k}]"]
+            # (factor, kind of factor) per argument: the contribution is g * factor
+            if kind == "add":
+                factors = [("1", "one"), ("1", "one")]
+            elif kind == "sub":
+                factors = [("1", "one"), ("-1", "one")]
+            elif kind == "neg":
+                factors = [("-1", "one")]
+            elif kind == "mul":
+                factors = [(args[1], "any"), (args[0], "any")]
+            elif kind == "powc":
+                b = arg_idx[1]
+                factors = [(f"(2.0 * {args[0]})" if b == 2.0 else
+                            f"({literal(b)} * power({args[0]}, {literal(b - 1.0)}))", "any")]
+            else:
+                block.append(f"p = P{k}(({', '.join(args)},), v[S{k}])")
+                factors = [(f"p[{j}]", "any") for j in range(op.arity)]
+            for j, ((factor, what), uniq, first) in enumerate(
+                    zip(factors, unique, self.firsts[id(step)])):
+                if uniq is None:
+                    continue  # constants: no adjoint needed
+                ix = f"A{k}_{j}"
+                is_slice = isinstance(arg_idx[j], slice)
+                if what == "one":
+                    c = "g" if factor == "1" else "-g"
+                    if first and is_slice and factor == "-1":
+                        block.append(f"negative(g, out=adj[{ix}])")
+                        continue
+                elif first and is_slice:
+                    block.append(f"multiply(g, {factor}, out=adj[{ix}])")
+                    continue
+                else:
+                    c = f"g * {factor}"
+                if first:
+                    block.append(f"adj[{ix}] = {c}")
+                elif uniq:
+                    block.append(f"adj[{ix}] += {c}")
+                else:
+                    block.append(f"add_at(adj, {ix}, broadcast_to({c}, {ix}.shape))")
+            rev.append(block)
+        head = ["    with errstate(all='ignore'):", "        v = CONSTS.copy()",
+                "        v[INPUTS] = x"]
+        body = [f"        {line}" for line in fwd]
+        value_src = "\n".join(["def value(x):", *head, *body,
+                               f"        return float(v[{self.out}])", ""])
+        back = [f"        {line}" for block in reversed(rev) for line in block]
+        grad_src = "\n".join(["def value_and_grad(x):", *head, *body,
+                              f"        adj = zeros({self.n})", f"        adj[{self.out}] = 1.0",
+                              *back, f"        return float(v[{self.out}]), adj[INPUTS]", ""])
+        self.source = value_src + grad_src
+        return _build(value_src, dict(ns), "value"), _build(grad_src, dict(ns), "value_and_grad")
 
     def value(self, x) -> float:
-        with self.np.errstate(all="ignore"):
-            return float(self.forward(x)[self.out])
+        if self._functions is None:
+            self._functions = self._generate()
+        return self._functions[0](x)
 
     def value_and_grad(self, x):
         """(value, gradient array in input order) at ``x`` (an array in input order)."""
-        np = self.np
-        kept: list = []
-        with np.errstate(all="ignore"):
-            v = self.forward(x, kept)
-            adj = np.zeros(self.n)
-            adj[self.out] = 1.0
-            for steps in reversed(self.plan):
-                for step in reversed(steps):
-                    kind = step[0]
-                    if kind == "chain":
-                        _, end, members, signs, uniq, runs = step
-                        c = adj[end] if signs is None else adj[end] * signs
-                        if runs is not None:
-                            for run in runs:
-                                adj[run] += c
-                        elif uniq:
-                            adj[members] += c
-                        else:
-                            np.add.at(adj, members, np.broadcast_to(c, np.shape(members)))
-                        continue
-                    _, op, slots, arg_idx, unique, _g = step
-                    vals = kept.pop()
-                    g = adj[slots]
-                    need = [u is not None for u in unique]
-                    # (g, factor) per argument: its contribution is g * factor; None: not needed
-                    if kind == "add":
-                        pairs = ((g, 1.0), (g, 1.0))
-                    elif kind == "sub":
-                        pairs = ((g, 1.0), (g, -1.0))
-                    elif kind == "neg":
-                        pairs = ((g, -1.0),)
-                    elif kind == "mul":
-                        pairs = ((g, vals[1]), (g, vals[0]))
-                    elif kind == "powc":
-                        b = vals[1]
-                        pairs = ((g, (2.0 * vals[0]) if b == 2.0 else
-                                  b * np.power(vals[0], b - 1.0)),)
-                    else:
-                        partials = op.partials(tuple(vals), v[slots])
-                        pairs = tuple((g, p) if nd else None for p, nd in zip(partials, need))
-                    firsts = self.firsts[id(step)]
-                    for ix, pair, uniq, first in zip(arg_idx, pairs, unique, firsts):
-                        if uniq is None:
-                            continue  # constants: no adjoint needed
-                        gk, p = pair
-                        if first and ix.__class__ is slice and p.__class__ is not float:
-                            np.multiply(gk, p, out=adj[ix])
-                            continue
-                        c = gk if p.__class__ is float and p == 1.0 else (
-                            -gk if p.__class__ is float and p == -1.0 else gk * p)
-                        if first:
-                            adj[ix] = c
-                        elif uniq:
-                            adj[ix] += c
-                        else:
-                            np.add.at(adj, ix, np.broadcast_to(c, np.shape(ix)))
-            return float(v[self.out]), adj[self.inputs]
+        if self._functions is None:
+            self._functions = self._generate()
+        return self._functions[1](x)
 
 
 def levelled(tape: Tape) -> Levelled | None:

@@ -398,3 +398,25 @@ def test_column_gradients_never_alias_the_caller_arrays() -> None:
     assert np.array_equal(grad["x"], y) and np.array_equal(grad["y"], x)
     grad["x"][0] = 99.0
     assert y[0] == 1.0
+
+
+def test_levelled_source_holds_step_numbers_only() -> None:
+    """The level-by-level code is generated too: from step numbers, slot numbers and the
+    fixed helper names, never from the program's text (its names are nasty on purpose)."""
+    names = [n for n in NASTY_NAMES if n not in ("pow", "sin", "nan", "inf")]
+    terms = [f"sin({a})*{b}^2 + {a}/(1 + {b}^2) - 1e-3" for a, b in zip(names, names[1:])]
+    f = adcli.parse(" + ".join(terms * 40), max_bytes=None)
+    plan = C.Levelled(f.tape())
+    xs = np.linspace(0.5, 1.5, len(f.tape().inputs))
+    plan.value_and_grad(xs)
+    identifiers = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", plan.source))
+    fixed = {"def", "value", "value_and_grad", "x", "with", "errstate", "all", "ignore", "v",
+             "CONSTS", "INPUTS", "float", "return", "cumsum", "zeros", "adj", "g", "c", "p",
+             "multiply", "negative", "power", "add_at", "broadcast_to", "shape", "out",
+             "copy"}
+    step_names = re.compile(r"(S|F|P|M|SG|a|A)\d+(_\d+)?$|R\d+_\d+$")
+    assert {w for w in identifiers if w not in fixed and not step_names.match(w)} == set()
+    want_value, want_grad = plain(f.tape(), dict(zip(f.tape().inputs, xs)))
+    value, grad = plan.value_and_grad(xs)
+    assert math.isclose(value, want_value, rel_tol=1e-12)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-15)
