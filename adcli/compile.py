@@ -961,7 +961,7 @@ class CompiledTape:
                       wrt: list[str] | None = None):
         """Value and gradient over columns of data (some inputs arrays, some scalars).
 
-        Rows are processed in blocks of :data:`BLOCK_ROWS` on :data:`THREADS` threads. The
+        Rows are processed in blocks (:func:`block_rows`) on :data:`THREADS` threads. The
         gradient of a scalar input is the sum of its per-row contributions (block sums added in
         block order); an array input gets a per-row gradient. With ``sum_value`` the value is
         the sum over rows instead of the column of values. With ``wrt`` only those inputs get a
