@@ -486,6 +486,8 @@ def _array_function(tape: Tape, wanted: frozenset[int], columns: frozenset[int],
                 c = (k, p)
             else:
                 c = (k, f"{g} * {p}")
+            if abs(c[0]) > 2.0**32:  # long chains of squares: apply the factor before it
+                c = (1.0, full(c))   # could overflow where the interpreter's products do not
             prev = acc.get(a)
             if prev is None:
                 lines.append(f"g{a} = {c[1]}")

@@ -420,3 +420,18 @@ def test_levelled_source_holds_step_numbers_only() -> None:
     value, grad = plan.value_and_grad(xs)
     assert math.isclose(value, want_value, rel_tol=1e-12)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-15)
+
+
+def test_a_long_chain_of_squares_over_data_matches_the_interpreter() -> None:
+    """The 2s of 1,100 nested squares multiply to inf if kept aside; they are applied once
+    they grow large, so underflow and overflow happen where the interpreter's do."""
+    text = "w*x"
+    for _ in range(1100):
+        text = f"({text})^2"
+    f = adcli.parse(text)
+    point = {"x": np.array([0.999999, 1.0, 1.0000001]), "w": 1.0}
+    _, grad = f.grad(point)
+    _, want, _, _ = sweeps.value_and_grad(f.tape(point), point)
+    np.testing.assert_array_equal(grad["x"], want["x"])  # 0, inf, inf: no nan
+    assert np.array_equal(f.grad_sum(point, wrt=["w"]).gradient["w"], want["w"],
+                          equal_nan=True)
