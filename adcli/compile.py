@@ -687,25 +687,6 @@ class Levelled:
                 steps.append(("chain", pos[links[-1]], _index(members), signs, unique, runs))
             plan.append(steps)
         self.plan = plan
-        # Where the reverse sweep reaches a slot's adjoint for the first time it can write the
-        # contribution instead of adding it to 0 (the interpreter does the same, so -0.0 stays
-        # -0.0), straight into the adjoint array (``out=``): one numpy call instead of two.
-        touched = np.zeros(n, dtype=bool)
-        touched[pos[tape.output]] = True
-        self.firsts = {}
-        for steps in reversed(plan):
-            for step in reversed(steps):
-                if step[0] == "chain":  # one number for every term: always added
-                    touched[step[2]] = True
-                    continue
-                firsts = []
-                for ix, uniq in zip(step[3], step[4]):
-                    if uniq is None:
-                        firsts.append(False)
-                        continue
-                    firsts.append(bool(uniq) and not touched[ix].any())
-                    touched[ix] = True
-                self.firsts[id(step)] = tuple(firsts)
         consts = np.zeros(n)
         consts[pos] = [float(c) for c in tape.consts]
         self.consts = consts
@@ -729,6 +710,26 @@ class Levelled:
         fwd: list[str] = []
         rev: list[str] = []
         steps = [step for level in self.plan for step in level]
+        # Where the reverse sweep reaches a slot's adjoint for the first time it can write the
+        # contribution instead of adding it to 0 (the interpreter does the same, so -0.0 stays
+        # -0.0), straight into the adjoint array (``out=``): one numpy call instead of two.
+        touched = np.zeros(self.n, dtype=bool)
+        touched[self.out] = True
+        firsts: list[list[bool]] = [[] for _ in steps]
+        for k in range(len(steps) - 1, -1, -1):
+            step = steps[k]
+            if step[0] == "chain":  # one number for every term: always added
+                touched[step[2]] = True
+                continue
+            for ix, uniq in zip(step[3], step[4]):
+                firsts[k].append(bool(uniq) and not touched[ix].any())
+                if uniq is not None:
+                    touched[ix] = True
+
+        def add_into(block: list[str], ix: str, c: str, uniq: bool) -> None:
+            block.append(f"adj[{ix}] += {c}" if uniq
+                         else f"add_at(adj, {ix}, broadcast_to({c}, {ix}.shape))")
+
         for k, step in enumerate(steps):
             kind = step[0]
             if kind == "chain":
@@ -740,11 +741,9 @@ class Levelled:
                 if runs is not None:
                     for r, run in enumerate(runs):
                         ns[f"R{k}_{r}"] = run
-                        block.append(f"adj[R{k}_{r}] += c")
-                elif uniq:
-                    block.append(f"adj[M{k}] += c")
+                        add_into(block, f"R{k}_{r}", "c", True)
                 else:
-                    block.append(f"add_at(adj, M{k}, broadcast_to(c, M{k}.shape))")
+                    add_into(block, f"M{k}", "c", uniq)
                 rev.append(block)
                 continue
             _, op, slots, arg_idx, unique, gather = step
@@ -779,7 +778,7 @@ class Levelled:
                 block.append(f"p = P{k}(({', '.join(args)},), v[S{k}])")
                 factors = [(f"p[{j}]", "any") for j in range(op.arity)]
             for j, ((factor, what), uniq, first) in enumerate(
-                    zip(factors, unique, self.firsts[id(step)])):
+                    zip(factors, unique, firsts[k])):
                 if uniq is None:
                     continue  # constants: no adjoint needed
                 ix = f"A{k}_{j}"
@@ -796,10 +795,8 @@ class Levelled:
                     c = f"g * {factor}"
                 if first:
                     block.append(f"adj[{ix}] = {c}")
-                elif uniq:
-                    block.append(f"adj[{ix}] += {c}")
                 else:
-                    block.append(f"add_at(adj, {ix}, broadcast_to({c}, {ix}.shape))")
+                    add_into(block, ix, c, uniq)
             rev.append(block)
         head = ["    with errstate(all='ignore'):", "        v = CONSTS.copy()",
                 "        v[INPUTS] = x"]

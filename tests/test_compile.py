@@ -127,9 +127,9 @@ def test_policy_interpreter_then_compile(monkeypatch) -> None:
 # --------------------------------------------------------------------------- data columns
 
 
-@FAST
-@given(programs(max_steps=6), st.integers(1, 40), st.integers(0, 2**32 - 1))
-def test_columns_match_interpreter(example, rows: int, seed: int) -> None:
+def columns_case(example, rows: int, seed: int):
+    """A drawn program over data: every other input a column of ``rows`` values near the
+    drawn point; with the interpreter's values and gradients as the reference."""
     f = adcli.parse(example.source)
     tape = f.tape(example.point)
     rng = np.random.default_rng(seed)
@@ -137,6 +137,13 @@ def test_columns_match_interpreter(example, rows: int, seed: int) -> None:
     point = {n: (example.point[n] + 0.01 * rng.standard_normal(rows) if k % 2 == 0
                  else example.point[n]) for k, n in enumerate(names)}
     want_value, want_grad, _, _ = sweeps.value_and_grad(tape, point)
+    return f, names, point, want_value, want_grad
+
+
+@FAST
+@given(programs(max_steps=6), st.integers(1, 40), st.integers(0, 2**32 - 1))
+def test_columns_match_interpreter(example, rows: int, seed: int) -> None:
+    f, names, point, want_value, want_grad = columns_case(example, rows, seed)
     value, grads = f.compiled(point).sweep_columns([point[n] for n in names])
     np.testing.assert_allclose(value, np.broadcast_to(want_value, np.shape(value)),
                                rtol=1e-12, atol=1e-300)
@@ -151,13 +158,7 @@ def test_summed_columns_match_interpreter(example, rows: int, seed: int) -> None
     """The summed path (``sum_value``: what fits use), in blocks of 64 rows so that a few
     hundred rows make several: the sum of the interpreter's per-row values, and its
     gradients, to rounding."""
-    f = adcli.parse(example.source)
-    tape = f.tape(example.point)
-    rng = np.random.default_rng(seed)
-    names = list(tape.inputs)
-    point = {n: (example.point[n] + 0.01 * rng.standard_normal(rows) if k % 2 == 0
-                 else example.point[n]) for k, n in enumerate(names)}
-    want_value, want_grad, _, _ = sweeps.value_and_grad(tape, point)
+    f, names, point, want_value, want_grad = columns_case(example, rows, seed)
     saved = C.BLOCK_ROWS, C.BLOCK_VALUES
     C.BLOCK_ROWS, C.BLOCK_VALUES = 64, 10**9
     params = [n for n in names if np.ndim(point[n]) == 0]  # what a fit asks for
