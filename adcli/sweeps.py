@@ -38,8 +38,10 @@ class OpCount:
 
 
 def bind(tape: Tape, point: Mapping[str, Any]) -> list[Value]:
-    """Initial slot values: constants, and each input taken from ``point`` as float64."""
-    values: list[Value] = list(tape.consts)
+    """Initial slot values: constants, and each input taken from ``point`` as float64.
+    Constants too are numpy float64: as Python floats, ``x/(2-2)`` would raise
+    ZeroDivisionError in a local partial instead of giving inf."""
+    values: list[Value] = list(map(np.float64, tape.consts))
     for name, slot in tape.inputs.items():
         if name not in point:
             line, column = tape.positions.get(name, (0, 0))

@@ -241,3 +241,10 @@ def test_max_rows_shows_the_first_nodes_and_counts_the_rest(run):
     assert "6 more nodes not shown" in result.stdout
     everything = run("grad", "(w0 + w1*x - y)^2", "--at", "x=3,y=7,w0=-2,w1=2", "--max-rows", "0")
     assert "(w0 + w1 * x - y)^2" in everything.stdout and "not shown" not in everything.stdout
+
+
+@pytest.mark.parametrize("command", ["grad", "compare-modes", "eval"])
+def test_division_by_a_folded_zero_is_inf_not_a_crash(run, command):
+    result = run(command, "x/(2-2)", "--at", "x=1", "--json")
+    assert result.exit_code == 0 and "Traceback" not in result.stderr
+    assert json.loads(result.stdout)["value"] == "inf"
