@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import zlib
+import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -112,11 +112,10 @@ def _parser():
 
     methods = {k: v for k, v in vars(_Build).items() if not k.startswith("__")}
     transformer = v_args(inline=True)(type("_LarkBuild", (Transformer,), methods))()
-    cache: bool | str = True
-    if os.environ.get("ADCLI_NO_GRAMMAR_CACHE"):
-        cache = False
+    # Never cache=True: Lark's cache is a pickle at a predictable name in the shared temp
+    # directory, so anyone who can write there could run code as the user (issue 10).
     return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
-                transformer=transformer, cache=cache, maybe_placeholders=False)
+                transformer=transformer, cache=False, maybe_placeholders=False)
 
 
 def _describe_expected(expected) -> str:
@@ -175,8 +174,8 @@ def _lark_parse(text: str) -> list[Statement]:
 # one regular expression. Lark stays the definition of the language: the tables are Lark's,
 # the token patterns are checked against Lark's terminals, and any input the driver does not
 # accept (every syntax or name error) is handed to Lark, which then parses it or reports why
-# not. The tables are cached as JSON next to Lark's own cache, so start-up need not import
-# Lark at all.
+# not. The tables are cached as JSON (never pickle) in the user's own cache directory, checked
+# before use, so start-up need not import Lark at all.
 
 _KEEP, _SPLICE, _DROP = 0, 1, 2
 _TERMINAL_PATTERNS = {  # must equal Lark's; checked when the tables are built
@@ -191,10 +190,139 @@ _TOKEN_RE = re.compile(
     r"|(?P<POW>\*\*|\^)|(?P<PUNCT>[=;+\-*/(),])")
 
 
-def _table_cache_path(key: str) -> Path:
-    """In the user's own cache directory (not a shared temp dir): JSON, never pickle."""
+#: The table cache's own format; bump it when the layout of the JSON changes.
+_CACHE_FORMAT = 2
+#: A cache file larger than this is not ours (the tables are about 15 KB).
+_CACHE_MAX_BYTES = 1 << 20
+#: Parsed through freshly loaded tables and compared with its known shape, so tables that
+#: were altered (say add and sub swapped) are rebuilt, whatever digest they carry.
+_CANARY = "a = x + y - z\nb = +a * w / v ^ -u ** 2; max(b, sin(.5e1)) # c"
+_CANARY_SHAPE = ["a (sub (add x y) z)", "b (div (mul a w) (pow v (neg (pow u 2.0))))",
+                 "(max b (sin 5.0))"]
+
+
+def _digest(data: bytes) -> str:
+    """A content digest of the cache (blake2b; its C module alone costs 0.2 ms, hashlib 3 ms)."""
+    try:
+        from _blake2 import blake2b
+    except ImportError:  # pragma: no cover - another Python implementation
+        from hashlib import blake2b
+    return blake2b(data, digest_size=20).hexdigest()
+
+
+def _cache_dir() -> str | None:
+    """``$XDG_CACHE_HOME/adcli`` (or ``~/.cache/adcli``), created 0700, or None when it is not
+    safely ours: a symlink, not a directory, or owned by someone else. Never a shared temp dir."""
+    if os.environ.get("ADCLI_NO_GRAMMAR_CACHE"):
+        return None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "adcli" / f"lalr-{key}.json"
+    if not os.path.isabs(base):
+        return None  # XDG says relative paths are invalid; never cache in the working dir
+    path = os.path.join(base, "adcli")
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            return None
+        if st.st_mode & 0o077:  # made by an older adcli with the default umask
+            os.chmod(path, 0o700)
+    except (OSError, AttributeError):  # AttributeError: no os.getuid (Windows)
+        return None
+    return path
+
+
+def _lark_version() -> str:
+    """Lark's version without importing it (50 ms): read from its ``__init__.py``."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("lark")
+        if spec is None or not spec.origin:
+            return ""
+        with open(spec.origin, encoding="utf-8") as fh:
+            m = re.search(r"""^__version__\s*(?::\s*str\s*)?=\s*["']([^"']+)["']""",
+                          fh.read(65536), re.M)
+    except (OSError, ImportError, ValueError):
+        return ""
+    return m.group(1) if m else ""
+
+
+def _read_cache(path: str) -> bytes | None:
+    """The file's bytes if it is a regular file of ours (never through a symlink), else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() \
+                or st.st_size > _CACHE_MAX_BYTES:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(_CACHE_MAX_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _write_cache(directory: str, name: str, payload: bytes) -> None:
+    """Atomically: a private temp file in the same directory, then ``os.replace``."""
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                     | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+        os.replace(tmp, os.path.join(directory, name))
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _unpack_cache(raw: bytes | None, key: str, lark_version: str) -> dict | None:
+    """The tables from a cache file, or None if anything does not match (then they are
+    rebuilt): format, grammar key, Lark version and the digest of the tables."""
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+        tables = doc["tables"]
+        ok = (doc["format"] == _CACHE_FORMAT and doc["grammar"] == key
+              and lark_version and doc["lark"] == lark_version == tables["lark"]
+              and doc["digest"] == _digest(json.dumps(tables, sort_keys=True).encode()))
+    except (ValueError, KeyError, TypeError):
+        return None
+    return tables if ok else None
+
+
+def _shape(statements: list[Statement]) -> list[str]:
+    """Statements as s-expressions, iteratively (used on the fixed canary only)."""
+    out = []
+    for st in statements:
+        parts: list[str] = [st.name + " "] if st.name else []
+        stack: list = [st.expr]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                parts.append(item)
+            elif item.op == "const":
+                parts.append(repr(item.value))
+            elif item.op == "var":
+                parts.append(item.name)
+            else:
+                parts.append("(" + item.op)
+                stack.append(")")
+                for arg in reversed(item.args):
+                    stack.extend((arg, " "))
+        out.append("".join(parts))
+    return out
 
 
 def _build_tables() -> dict:
@@ -226,28 +354,31 @@ def _build_tables() -> dict:
 
 @lru_cache(maxsize=1)
 def _tables() -> tuple:
+    """The LALR tables, from the validated JSON cache or freshly built from Lark."""
     text = grammar_path().read_bytes()
-    # crc32, not a cryptographic hash: the key only tells grammar versions apart, and
-    # hashlib's import alone cost 6 ms of every start-up.
-    key = f"{zlib.crc32(text + b'adcli-fast-1'):08x}-{len(text)}"
-    path = _table_cache_path(key)
-    data = None
-    if not os.environ.get("ADCLI_NO_GRAMMAR_CACHE"):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = None
-    if data is None:
-        data = _build_tables()
-        if not os.environ.get("ADCLI_NO_GRAMMAR_CACHE"):
+    key = _digest(text + b"adcli-fast-2")
+    name = f"lalr-{key[:16]}.json"
+    directory = _cache_dir()
+    if directory is not None:
+        version = _lark_version()
+        tables = _unpack_cache(_read_cache(os.path.join(directory, name)), key, version)
+        if tables is not None:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(data), encoding="utf-8")
-                os.replace(tmp, path)
-            except OSError:
+                prepared = _prepare(tables)
+                if _shape(_fast_parse(_CANARY, _specialise(prepared))) == _CANARY_SHAPE:
+                    return prepared
+            except Exception:  # noqa: BLE001 - damaged tables of any kind: rebuild them
                 pass
-    return _prepare(data)
+    tables = _build_tables()
+    prepared = _prepare(tables)
+    if _shape(_fast_parse(_CANARY, _specialise(prepared))) != _CANARY_SHAPE:
+        raise RuntimeError("the fast parser disagrees with the grammar on the canary program")
+    if directory is not None:
+        body = json.dumps(tables, sort_keys=True)
+        doc = {"format": _CACHE_FORMAT, "grammar": key, "lark": tables["lark"],
+               "digest": _digest(body.encode()), "tables": tables}
+        _write_cache(directory, name, json.dumps(doc).encode())
+    return prepared
 
 
 _ALIASES = {None, "add", "sub", "mul", "div", "neg", "pos", "pow", "number", "name", "call",
@@ -330,8 +461,12 @@ def _reduce_generic(reducer: tuple, children: list):
 
 @lru_cache(maxsize=1)
 def _fast_reducers() -> tuple:
+    return _specialise(_tables())
+
+
+def _specialise(prepared: tuple) -> tuple:
     """Specialised reductions for the hot rules; the rest go through ``_reduce_generic``."""
-    start, end, states, reducers = _tables()
+    start, end, states, reducers = prepared
     fast = []
     for r in reducers:
         size, origin, kinds, alias, expand1, inline = r
@@ -350,8 +485,8 @@ def _fast_reducers() -> tuple:
     return start, end, states, fast
 
 
-def _fast_parse(text: str) -> list[Statement]:
-    start, end, states, reducers = _fast_reducers()
+def _fast_parse(text: str, tables: tuple | None = None) -> list[Statement]:
+    start, end, states, reducers = tables or _fast_reducers()
     state_stack = [start]
     value_stack: list = []
     push_state, push_value = state_stack.append, value_stack.append
