@@ -9,17 +9,26 @@ convert string to float" is not an error message a user can act on.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
+import stat
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 
 from .errors import AdcliError
+from .inputs import open_binary, read_limited
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+#: ``--max-data-size``'s default: a data file larger than this is refused before it is read.
+DEFAULT_MAX_DATA_BYTES = 4 << 30
+#: The header line alone is bounded much tighter (names only; ``/dev/zero`` ends at once).
+MAX_HEADER_BYTES = 1 << 20
 
 
 class DataError(AdcliError):
@@ -58,38 +67,75 @@ def from_columns(columns: Mapping[str, object], path: str = "") -> Dataset:
     return Dataset(cols, path)
 
 
-def read_csv(path: str) -> Dataset:
+def read_csv(path: str, max_bytes: int | None = DEFAULT_MAX_DATA_BYTES) -> Dataset:
     """Read a CSV file whose first row names the columns; every other cell must be a finite
-    number.  Errors name the line and column (both 1-based, counting the header as line 1)."""
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            header_line = fh.readline()
-    except FileNotFoundError:
-        raise DataError(f"data file '{path}' does not exist") from None
-    except IsADirectoryError:
-        raise DataError(f"data file '{path}' is a directory") from None
-    except UnicodeDecodeError as err:
-        raise DataError(f"data file '{path}' is not UTF-8 text (byte {err.start})") from None
-    except OSError as err:
-        raise DataError(f"cannot read data file '{path}': {err.strerror or err}") from None
-    names = _header(header_line, path)
-    try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # numpy warns on a header-only file; we say it
-            table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2,
-                               encoding="utf-8-sig")
-    except (ValueError, UnicodeDecodeError):
-        _locate_bad_cell(path, names)  # raises with line and column
-        raise DataError(f"data file '{path}' could not be read as numbers") from None
-    if table.size == 0:
-        raise DataError(f"data file '{path}' has a header but no rows")
-    if table.shape[1] != len(names):
-        _locate_bad_cell(path, names)
-        raise DataError(f"data file '{path}': rows have {table.shape[1]} fields but the header "
-                        f"has {len(names)}")
-    if not np.all(np.isfinite(table)):
-        _locate_bad_cell(path, names)
+    number.  Errors name the line and column (both 1-based, counting the header as line 1).
+
+    The file is opened once, so a pipe (``--data /dev/stdin``, ``<(...)``) works too: a
+    regular file over ``max_bytes`` (None: no limit) is refused from its size, anything else
+    is read into memory up to the limit. The header line is bounded on its own, so
+    ``/dev/zero`` ends at once."""
+    what = f"data file '{path}'"
+    fh, st = open_binary(path, what, DataError)
+    with fh:
+        if max_bytes is not None and stat.S_ISREG(st.st_mode) and st.st_size > max_bytes:
+            raise _too_large(what, max_bytes, st.st_size)
+        try:
+            header = fh.readline(MAX_HEADER_BYTES + 1)
+            if len(header) > MAX_HEADER_BYTES and not header.endswith(b"\n"):
+                raise DataError(f"{what}: the header line is longer than "
+                                f"{MAX_HEADER_BYTES:,} bytes; the first line must name the "
+                                "columns, e.g. x,y")
+            if stat.S_ISREG(st.st_mode):
+                body: BinaryIO = fh
+            else:  # a pipe or device: read it once, bounded, and parse from memory
+                rest = read_limited(fh, None if max_bytes is None
+                                    else max(max_bytes - len(header), 0))
+                if max_bytes is not None and len(header) + len(rest) > max_bytes:
+                    raise _too_large(what, max_bytes)
+                body = io.BytesIO(rest)
+            names = _header(_decode(header, what), path)
+            start = body.tell()
+            text = io.TextIOWrapper(body, encoding="utf-8", newline="")
+            try:
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # numpy warns on a header-only file
+                    table = np.loadtxt(text, delimiter=",", dtype=np.float64, ndmin=2)
+            except (ValueError, UnicodeDecodeError):
+                _locate_bad_cell(_rewind(text, start), path, names)  # raises with the place
+                raise DataError(f"{what} could not be read as numbers") from None
+            if table.size == 0:
+                raise DataError(f"{what} has a header but no rows")
+            if table.shape[1] != len(names):
+                _locate_bad_cell(_rewind(text, start), path, names)
+                raise DataError(f"{what}: rows have {table.shape[1]} fields but the header "
+                                f"has {len(names)}")
+            if not np.all(np.isfinite(table)):
+                _locate_bad_cell(_rewind(text, start), path, names)
+            text.detach()
+        except OSError as err:
+            raise DataError(f"cannot read {what}: {err.strerror or err}") from None
     return Dataset({n: np.ascontiguousarray(table[:, i]) for i, n in enumerate(names)}, path)
+
+
+def _too_large(what: str, limit: int, size: int | None = None) -> DataError:
+    shown = f"{size:,} bytes, " if size is not None else ""
+    return DataError(f"{what} is {shown}over the limit of {limit:,} bytes",
+                     hint="raise the limit with --max-data-size BYTES (suffixes K, M, G)")
+
+
+def _decode(header: bytes, what: str) -> str:
+    try:
+        return header.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{what} is not UTF-8 text (byte {err.start})") from None
+
+
+def _rewind(text: io.TextIOWrapper, start: int) -> io.TextIOWrapper:
+    """A fresh text stream over the rows again (after the header), for error location."""
+    raw = text.detach()
+    raw.seek(start)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
 
 
 def _header(line: str, path: str) -> list[str]:
@@ -110,30 +156,28 @@ def _header(line: str, path: str) -> list[str]:
     return names
 
 
-def _locate_bad_cell(path: str, names: list[str]) -> None:
-    """Walk the file with the csv module and raise for the first cell that is not a finite
+def _locate_bad_cell(rows: io.TextIOWrapper, path: str, names: list[str]) -> None:
+    """Walk the rows with the csv module and raise for the first cell that is not a finite
     number or the first row with the wrong number of fields."""
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        next(reader, None)
-        for row in reader:
-            line = reader.line_num
-            if not row or all(not c.strip() for c in row):
-                continue  # numpy skips blank lines too
-            if len(row) != len(names):
-                raise DataError(f"data file '{path}', line {line}: {len(row)} fields, but the "
-                                f"header names {len(names)} columns")
-            for col, cell in enumerate(row, start=1):
-                text = cell.strip()
-                try:
-                    value = float(text)
-                except ValueError:
-                    shown = f"'{text}'" if text else "an empty cell"
-                    raise DataError(f"data file '{path}', line {line}, column {col} "
-                                    f"('{names[col - 1]}'): {shown} is not a number") from None
-                if not math.isfinite(value):
-                    raise DataError(f"data file '{path}', line {line}, column {col} "
-                                    f"('{names[col - 1]}'): '{text}' is not a finite number")
+    reader = csv.reader(rows)
+    for row in reader:
+        line = reader.line_num + 1  # the header is line 1
+        if not row or all(not c.strip() for c in row):
+            continue  # numpy skips blank lines too
+        if len(row) != len(names):
+            raise DataError(f"data file '{path}', line {line}: {len(row)} fields, but the "
+                            f"header names {len(names)} columns")
+        for col, cell in enumerate(row, start=1):
+            text = cell.strip()
+            try:
+                value = float(text)
+            except ValueError:
+                shown = f"'{text}'" if text else "an empty cell"
+                raise DataError(f"data file '{path}', line {line}, column {col} "
+                                f"('{names[col - 1]}'): {shown} is not a number") from None
+            if not math.isfinite(value):
+                raise DataError(f"data file '{path}', line {line}, column {col} "
+                                f"('{names[col - 1]}'): '{text}' is not a finite number")
 
 
 def batches(rows: int, batch_size: int, seed: int | None = None) -> Iterator[np.ndarray]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable
 
 import click
 
 from ..errors import AdcliError
 from ..function import Function, parse
+from ..inputs import read_bounded
 from ..parser import DEFAULT_MAX_SOURCE_BYTES
 from ..point import parse_assignments
 from ..results import dumps
@@ -18,30 +17,22 @@ EXPR_HELP = "EXPR is an expression or program, @FILE to read one from a file, or
 
 
 def read_source(expr: str, max_bytes: int) -> str:
-    """EXPR, @path or - (stdin) -> source text, refusing anything over ``max_bytes``."""
-    limit_hint = "raise the limit with --max-size BYTES"
+    """EXPR, @path or - (stdin) -> source text, reading at most ``max_bytes`` + 1 bytes
+    (0: no limit) from any file, device or pipe; a UTF-8 byte-order mark is dropped."""
+    limit = max_bytes or None
     if expr == "-":
-        data = sys.stdin.buffer.read(max_bytes + 1) if max_bytes else sys.stdin.buffer.read()
+        data = read_bounded(None, limit, "standard input", "--max-size")
         origin = "standard input"
     elif expr.startswith("@"):
         path = expr[1:]
-        origin = f"'{path}'"
         if not path:
             raise AdcliError("'@' must be followed by a file name, as in @model.adc")
-        try:
-            size = os.path.getsize(path)
-            if max_bytes and size > max_bytes:
-                raise AdcliError(f"{origin} is {size:,} bytes, over the limit of "
-                                 f"{max_bytes:,} bytes", hint=limit_hint)
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except OSError as err:
-            reason = err.strerror or str(err)
-            raise AdcliError(f"cannot read {origin}: {reason}") from None
+        origin = f"'{path}'"
+        data = read_bounded(path, limit, origin, "--max-size")
     else:
         return expr
-    if max_bytes and len(data) > max_bytes:
-        raise AdcliError(f"{origin} is over the limit of {max_bytes:,} bytes", hint=limit_hint)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
