@@ -1,13 +1,18 @@
 """The command line: a click group whose commands live in adcli/commands/, loaded on demand.
 
-This is the one place where core errors become exit statuses: an :class:`AdcliError` prints
-``Error: ...`` on stderr and exits 2. Commands stay thin: parse options, call the core, hand the
+This is the one place where errors become exit statuses (:meth:`AdcliGroup.main`): an
+:class:`AdcliError` or a usage error prints one ``Error: ...`` line on stderr and exits 2, an
+output that cannot be written exits 1, a broken pipe exits 141 quietly and Ctrl-C exits 130,
+for every command and output format. Commands stay thin: parse options, call the core, hand the
 result to a renderer.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
+import io
+import os
 import sys
 
 import click
@@ -40,12 +45,28 @@ SUMMARIES: dict[str, str] = {
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+#: Ctrl-C, and a reader that went away (``| head -1``): 128 + SIGINT, 128 + SIGPIPE, as a
+#: shell reports a program killed by those signals.
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
 
 
 class CliError(click.ClickException):
     """A one-line ``Error: ...`` on stderr and exit status 2 (no usage block)."""
 
     exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, message: str, exit_code: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Stop(Exception):  # noqa: N818 - not an error: carries an outcome past click's handlers
+    """Raised from ``invoke`` so that click's own handlers (which print "Aborted!" and exit 1
+    for Ctrl-C and a broken pipe) never see these cases."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class AdcliGroup(click.Group):
@@ -68,11 +89,67 @@ class AdcliGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AdcliError as err:
-            raise CliError(err.render()) from None
+            raise CliError(err.render(), err.exit_code) from None
         except RecursionError:
             raise CliError("input nests too deeply for this operation") from None
         except MemoryError:
             raise CliError("out of memory: the input is too large") from None
+        except (KeyboardInterrupt, OSError) as err:
+            raise _Stop(err) from None
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        """click's main, with every outcome mapped to one status here (see the module doc)."""
+        code = self._run(args, prog_name, complete_var, **extra)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def _run(self, args, prog_name, complete_var, **extra) -> int:
+        try:
+            try:
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                  **extra)
+                code = rv if isinstance(rv, int) else EXIT_OK
+                sys.stdout.flush()  # buffered output fails here, not at interpreter exit
+                return code
+            except _Stop as stop:
+                raise stop.cause from None
+        except click.UsageError as err:
+            hint = f"\nTry '{err.ctx.command_path} --help' for help." if err.ctx else ""
+            click.echo(f"Error: {err.format_message()}{hint}", err=True)
+            return EXIT_BAD_INPUT
+        except click.ClickException as err:
+            click.echo(f"Error: {err.format_message()}", err=True)
+            return err.exit_code
+        except (KeyboardInterrupt, click.Abort):
+            _discard_stdout()
+            click.echo("Error: interrupted", err=True)
+            return EXIT_INTERRUPTED
+        except OSError as err:
+            _discard_stdout()
+            if err.errno == errno.EPIPE:
+                return EXIT_BROKEN_PIPE
+            reason = err.strerror or str(err)
+            if err.filename is not None:
+                reason = f"'{err.filename}': {reason}"
+            click.echo(f"Error: cannot write output: {reason}", err=True)
+            return EXIT_FAILED
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so output still buffered cannot fail again (and print
+    "Exception ignored") when the interpreter flushes it at exit."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (CliRunner)
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    except OSError:
+        pass
 
 
 @click.group(cls=AdcliGroup, context_settings={"help_option_names": ["-h", "--help"],
@@ -85,15 +162,45 @@ def cli() -> None:
     ("a = x^2; b = x*y; a + b"); pass it inline, as @FILE, or - for stdin.
 
     \b
-    Exit status: 0 success, 1 the job ran but failed (e.g. an optimiser diverged),
-    2 bad input (syntax, unknown name, missing value, unreadable file).
+    Exit status: 0 success, 1 the job ran but failed (e.g. an optimiser diverged, or
+    the output could not be written), 2 bad input (syntax, unknown name, missing value,
+    unreadable file, bad option), 130 interrupted, 141 the output pipe was closed.
     """
+
+
+class _WriteAll(io.BufferedWriter):
+    """CPython's BufferedWriter may return a short count for a large write when the pipe's
+    reader goes away, and TextIOWrapper ignores it: the output would be cut silently, exit 0.
+    Writing the rest makes the broken pipe (or a full disk) an error we can report."""
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            done += super().write(view[done:])
+        return len(view)
+
+
+def _checked_stdout() -> None:
+    """Put stdout on a :class:`_WriteAll` buffer, keeping its encoding and line buffering."""
+    out = sys.stdout
+    try:
+        fd = out.fileno()
+        raw = io.FileIO(fd, "w", closefd=False)
+    except (AttributeError, OSError, ValueError):
+        return
+    out.flush()
+    sys.stdout = io.TextIOWrapper(_WriteAll(raw), encoding=out.encoding, errors=out.errors,
+                                  line_buffering=out.line_buffering)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     try:
-        cli.main(args=argv, prog_name="adcli")
-    except KeyboardInterrupt:
-        click.echo("Interrupted", err=True)
-        sys.exit(130)
+        _checked_stdout()
+        code = cli.main(args=argv, prog_name="adcli", standalone_mode=False)
+    except KeyboardInterrupt:  # between click's handlers and here
+        _discard_stdout()
+        click.echo("Error: interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)

@@ -57,3 +57,14 @@ class NameResolutionError(AdcliError):
 
 class PointError(AdcliError):
     """A malformed ``--at``/``--from`` assignment or a missing value."""
+
+
+class OutputError(AdcliError):
+    """An output (stdout, ``-o``, ``--trace``, ``--plot``) that cannot be written: the job ran
+    but failed, so exit status 1."""
+
+    exit_code = 1
+
+    def __init__(self, path: str | None, err: OSError) -> None:
+        reason = err.strerror or str(err)
+        super().__init__(f"cannot write output: {f'{path!r}: ' if path else ''}{reason}")

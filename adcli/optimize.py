@@ -38,7 +38,7 @@ import numpy as np
 from . import sweeps
 from .compile import CompiledTape
 from .data import Dataset, batches
-from .errors import AdcliError
+from .errors import AdcliError, OutputError
 from .tape import Tape
 
 Evaluate = Callable[[np.ndarray], tuple[float, np.ndarray]]
@@ -694,7 +694,7 @@ class CsvTrace:
         try:
             self.fh = open(path, "w", newline="", encoding="utf-8")
         except OSError as err:
-            raise AdcliError(f"cannot write trace file '{path}': {err.strerror or err}") from None
+            raise OutputError(path, err) from None
         self.writer = csv.writer(self.fh)
         self.writer.writerow(["iteration", "value", "grad_norm", *names])
         self.fh.flush()

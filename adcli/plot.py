@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from . import sweeps
-from .errors import AdcliError
+from .errors import AdcliError, OutputError
 from .optimize import History, MinimizeResult, Objective
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -106,6 +106,6 @@ def plot_run(path: str, result: MinimizeResult, history: History,
     try:
         fig.savefig(path)
     except OSError as err:
-        raise AdcliError(f"cannot write '{path}': {err.strerror or err}") from None
+        raise OutputError(path, err) from None
     finally:
         plt.close(fig)

@@ -14,13 +14,20 @@ from .diagnose import format_value
 from .results import GradReport
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """rich exits 1 here; raise instead, so the CLI gives one status for every format."""
+        self.quiet = True
+        raise BrokenPipeError(32, "Broken pipe")
+
+
 def stdout() -> Console:
     # highlight=False: numbers keep one colour; rich honours NO_COLOR and non-terminals itself.
-    return Console(highlight=False)
+    return _Console(highlight=False)
 
 
 def stderr() -> Console:
-    return Console(stderr=True, highlight=False)
+    return _Console(stderr=True, highlight=False)
 
 
 def num(v) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from .. import render, sweeps
-from ..errors import AdcliError
+from ..errors import AdcliError, OutputError
 from ..function import select_wrt
 from ..hessian import eigenvalues
 from ..hessian import hessian as hessian_at
@@ -107,7 +107,7 @@ def derivative_texts(tape, names: list[str], sep: str = "; ") -> list[str]:
 @click.option("--format", "fmt", type=click.Choice(["dot", "svg", "png"]), default=None,
               help="Output format (default: from the -o file's extension, else dot). "
                    "svg and png need Graphviz's dot program (apt-get install graphviz).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write to this file instead of standard output.")
 @max_size_option
 def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
@@ -155,4 +155,4 @@ def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
         with open(output, "wb") as fh:
             fh.write(data)
     except OSError as err:
-        raise AdcliError(f"cannot write '{output}': {err.strerror or err}") from None
+        raise OutputError(output, err) from None
