@@ -18,7 +18,7 @@ import sys
 import click
 
 from . import __version__
-from .errors import AdcliError
+from .errors import AdcliError, clip_words
 
 #: command name -> "module:function"; each command module is imported only when run.
 COMMANDS: dict[str, str] = {
@@ -117,7 +117,7 @@ class AdcliGroup(click.Group):
                 raise stop.cause from None
         except click.UsageError as err:
             hint = f"\nTry '{err.ctx.command_path} --help' for help." if err.ctx else ""
-            click.echo(f"Error: {err.format_message()}{hint}", err=True)
+            click.echo(f"Error: {clip_words(err.format_message())}{hint}", err=True)
             return EXIT_BAD_INPUT
         except click.ClickException as err:
             click.echo(f"Error: {err.format_message()}", err=True)

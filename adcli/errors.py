@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
+#: A word longer than this in a message is cut to its ends (a 1 MB identifier is not echoed).
+MAX_ECHOED_WORD = 100
+_LONG_WORD = re.compile(r"[^\s'\"]{" + str(MAX_ECHOED_WORD + 1) + ",}")
+
+
+def clip_words(text: str) -> str:
+    """``text`` with every word over :data:`MAX_ECHOED_WORD` characters cut to
+    ``first...last`` (the source line itself is shown as a window around the caret)."""
+    half = (MAX_ECHOED_WORD - 4) // 2
+    return _LONG_WORD.sub(lambda m: f"{m[0][:half]}...{m[0][-half:]}", text)
+
 
 class AdcliError(Exception):
     """Bad input that the user can fix. ``exit_code`` 2, like a usage error."""
@@ -38,12 +51,12 @@ class AdcliError(Exception):
     def render(self) -> str:
         """The full message as the CLI prints it after 'Error: '."""
         where = f" (line {self.line}, column {self.column})" if self.line > 0 else ""
-        parts = [self.message + where]
+        parts = [clip_words(self.message) + where]
         ctx = self.context()
         if ctx:
             parts.append(ctx)
         if self.hint:
-            parts.append(self.hint)
+            parts.append(clip_words(self.hint))
         return "\n".join(parts)
 
 

@@ -12,9 +12,11 @@ from collections.abc import Iterable
 from .errors import AdcliError, PointError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
-_SPECIAL = {"inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf"),
-            "nan": float("nan")}
+# ASCII only, like the grammar: \d alone would take '１' (a full-width digit) and float() too.
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z", re.ASCII)
+#: One rule for non-finite values: nan, inf or infinity in any case, with an optional sign
+#: (-nan is nan; the sign of a nan means nothing).
+_SPECIAL = re.compile(r"[+-]?(nan|inf|infinity)\Z", re.IGNORECASE | re.ASCII)
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -37,8 +39,8 @@ def parse_value(text: str, *, context: str = "") -> float:
     t = text.strip()
     if _NUMBER.match(t):
         return float(t)
-    if t.lower() in _SPECIAL:
-        return _SPECIAL[t.lower()]
+    if _SPECIAL.match(t):
+        return float(t)
     from .function import parse  # local: the grammar is loaded only when needed
 
     try:

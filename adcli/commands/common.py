@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 
 import click
@@ -48,12 +50,45 @@ def parse_point(values: tuple[str, ...], option: str = "--at") -> dict[str, floa
 
 
 def parse_names(text: str | None, option: str = "--wrt") -> list[str] | None:
+    """``"x,y,x"`` -> ``["x", "y"]``: first occurrences, in order (no duplicate rows)."""
     if text is None:
         return None
     names = [n.strip() for n in text.split(",")]
     if any(not n for n in names):
         raise AdcliError(f"{option} '{text}' has an empty name; write names separated by commas")
-    return names
+    return list(dict.fromkeys(names))
+
+
+class FiniteFloat(click.FloatRange):
+    """A float in a range that is also finite: click's FloatRange lets nan through every
+    comparison and inf through open-ended ranges (``--lr nan`` silently "diverged")."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+_SIZE = re.compile(r"(\d+)\s*([KMGT]?)(?:i?B)?\Z", re.IGNORECASE | re.ASCII)
+
+
+class ByteSize(click.ParamType):
+    """A size in bytes: a whole number, or with a binary suffix K, M, G or T (``512M``,
+    ``4GiB``). 0 means no limit."""
+
+    name = "bytes"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        m = _SIZE.match(str(value).strip())
+        if not m:
+            self.fail(f"{value!r} is not a size in bytes (e.g. 1000000, 512K, 2M, 4G).",
+                      param, ctx)
+        return int(m[1]) << (10 * " KMGT".index(m[2].upper() or " "))
 
 
 def emit_json(obj) -> None:
@@ -66,9 +101,9 @@ def expr_argument(f: Callable) -> Callable:
 
 def max_size_option(f: Callable) -> Callable:
     return click.option(
-        "--max-size", type=click.IntRange(min=0), default=DEFAULT_MAX_SOURCE_BYTES,
+        "--max-size", type=ByteSize(), default=DEFAULT_MAX_SOURCE_BYTES,
         show_default=True, metavar="BYTES",
-        help="Refuse inputs larger than this (0: no limit).")(f)
+        help="Refuse inputs larger than this (suffixes K, M, G; 0: no limit).")(f)
 
 
 def at_option(f: Callable) -> Callable:

@@ -9,6 +9,7 @@ from ..compare import DEFAULT_SIZES, FAMILIES, compare_modes, scaling
 from ..errors import AdcliError
 from .common import (
     EXPR_HELP,
+    FiniteFloat,
     at_option,
     emit_json,
     json_option,
@@ -38,7 +39,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 @click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True,
               help="Time each mode this many times and keep the best (a mode stops repeating "
                    "once it has used --budget seconds).")
-@click.option("--budget", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--budget", type=FiniteFloat(min=0), default=1.0, show_default=True,
               metavar="SECONDS",
               help="Time budget per mode and size. With --scaling, forward passes beyond it "
                    "are extrapolated (marked ~); 0 means no limit.")

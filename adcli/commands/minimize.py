@@ -6,7 +6,7 @@ import click
 import numpy as np
 
 from .. import render
-from ..data import read_csv
+from ..data import DEFAULT_MAX_DATA_BYTES, read_csv
 from ..optimize import (
     DEFAULT_STEPS,
     DEFAULT_TOL,
@@ -25,6 +25,8 @@ from ..optimize import (
 )
 from .common import (
     EXPR_HELP,
+    ByteSize,
+    FiniteFloat,
     emit_json,
     expr_argument,
     json_option,
@@ -45,24 +47,28 @@ METHODS = ["auto", *RULES]
 @click.option("--wrt", metavar="NAMES", help="Optimise only these variables, e.g. w0,w1.")
 @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
               help="auto: bfgs (lbfgs above 100 parameters; adam with --batch-size).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True),
               help="Learning rate of gd/momentum/nesterov (default 0.01) and adam "
                    "(default 0.001).")
-@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9,
+@click.option("--momentum", type=FiniteFloat(0, 1, max_open=True), default=0.9,
               show_default=True, help="Momentum of momentum/nesterov (PyTorch convention).")
 @click.option("--steps", type=click.IntRange(min=0), default=DEFAULT_STEPS, show_default=True,
               help="Maximum number of iterations.")
-@click.option("--tol", type=click.FloatRange(min=0), default=DEFAULT_TOL, show_default=True,
+@click.option("--tol", type=FiniteFloat(min=0), default=DEFAULT_TOL, show_default=True,
               help="Stop when the gradient's 2-norm is below this.")
 @click.option("--data", "data_path", metavar="FILE.csv",
               help="Fit to a CSV file: header names bind columns to variables; the objective "
                    "is the mean of EXPR over the rows.")
 @click.option("--reduce", type=click.Choice(["mean", "sum"]), default="mean",
               show_default=True, help="How --data rows combine.")
+@click.option("--max-data-size", type=ByteSize(), default=DEFAULT_MAX_DATA_BYTES,
+              metavar="BYTES", show_default="4G",
+              help="Refuse a --data file larger than this (suffixes K, M, G; 0: no limit).")
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="B",
               help="Minibatches of B rows (stochastic gradients; reshuffled each epoch).")
-@click.option("--seed", type=int, help="Seed for minibatch shuffles and --init-scale.")
-@click.option("--init-scale", type=click.FloatRange(min=0), default=0.0, metavar="S",
+@click.option("--seed", type=click.IntRange(min=0),
+              help="Seed for minibatch shuffles and --init-scale (a whole number >= 0).")
+@click.option("--init-scale", type=FiniteFloat(0, 1e300), default=0.0, metavar="S",
               help="Start parameters not given in --from at uniform(-S, S) instead of 0 "
                    "(networks need this to break symmetry).")
 @click.option("--trace", "trace_path", metavar="FILE",
@@ -74,7 +80,7 @@ METHODS = ["auto", *RULES]
 @max_size_option
 def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr: float | None,
              momentum: float, steps: int, tol: float, data_path: str | None, reduce: str,
-             batch_size: int | None, seed: int | None, init_scale: float,
+             max_data_size: int, batch_size: int | None, seed: int | None, init_scale: float,
              trace_path: str | None, plot_path: str | None, as_json: bool,
              max_size: int) -> None:
     """Minimise EXPR, or fit its parameters to the rows of a data file.
@@ -93,7 +99,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
     """
     function = load_function(expr, max_size)
     point = parse_point(start, "--from")
-    data = read_csv(data_path) if data_path else None
+    data = read_csv(data_path, max_data_size or None) if data_path else None
     bound = set(point) | (set(data.names) if data else set())
     names = parse_names(wrt)
     tape = function.tape(bound | set(names or ()))
