@@ -180,13 +180,15 @@ def _lark_parse(text: str) -> list[Statement]:
 _KEEP, _SPLICE, _DROP = 0, 1, 2
 _TERMINAL_PATTERNS = {  # must equal Lark's; checked when the tables are built
     "POW": r"(?:\*\*|\^)", "NAME": "[A-Za-z_][A-Za-z0-9_]*",
-    "NUMBER": r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", "_NL": "\r?\n", "COMMENT": "#[^\n]*",
+    "NUMBER": r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", "_NL": "\r?\n",
+    "COMMENT": "#[^\n]*",
 }
 _PUNCT = {"=": "EQUAL", ";": "SEMICOLON", "+": "PLUS", "-": "MINUS", "*": "STAR", "/": "SLASH",
           "(": "LPAR", ")": "RPAR", ",": "COMMA"}
 _TOKEN_RE = re.compile(
     r"(?P<WS>[ \t\f\r]+)|(?P<COMMENT>#[^\n]*)|(?P<NL>\r?\n)"
-    r"|(?P<NUMBER>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<NAME>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<NUMBER>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+    r"|(?P<NAME>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<POW>\*\*|\^)|(?P<PUNCT>[=;+\-*/(),])")
 
 
