@@ -284,8 +284,11 @@ def test_a_pipe_closed_in_the_middle_exits_141_quietly(big, args):
 
 def test_ctrl_c_exits_130():
     args = ["compare-modes", "--scaling", "rosenbrock", "--sizes", "10000", "--budget", "0"]
+    # SIGINT as at a terminal: a shell starts background jobs with it ignored (and Python
+    # keeps it ignored), which is how this suite may itself be running.
     proc = subprocess.Popen([*ADCLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=BASE_ENV, text=True)
+                            env=BASE_ENV, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(3)  # well past start-up (0.3 s): inside the command
     assert proc.poll() is None, "finished before the signal: the test would prove nothing"
     proc.send_signal(signal.SIGINT)
