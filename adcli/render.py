@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .diagnose import format_value
+from .errors import clip_words
 from .results import GradReport
 
 
@@ -35,8 +36,9 @@ def num(v) -> str:
 
 
 def warn(message: str) -> None:
-    stderr().print(f"[yellow]Warning:[/yellow] {message}", markup=True, highlight=False,
-                   soft_wrap=True)
+    """``Warning: ...`` on stderr; very long words (a 1 MB name) are cut to their ends."""
+    stderr().print(f"[yellow]Warning:[/yellow] {escape(clip_words(message))}", markup=True,
+                   highlight=False, soft_wrap=True)
 
 
 def value_line(value) -> None:

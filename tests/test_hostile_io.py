@@ -399,3 +399,10 @@ def test_a_huge_identifier_is_not_echoed_in_full(tmp_path, text):
     assert_error(result, 2)
     assert len(result.stderr) < 1000
     assert "..." in result.stderr
+
+
+def test_a_huge_name_in_a_warning_is_cut(run):
+    name = "d" * 100_000
+    result = run("eval", "x", "--at", f"x=1,{name}=2")
+    assert result.exit_code == 0 and result.stdout.strip() == "1.0"
+    assert result.stderr.startswith("Warning: ") and len(result.stderr) < 400
