@@ -97,15 +97,17 @@ class AdcliGroup(click.Group):
         except (KeyboardInterrupt, OSError) as err:
             raise _Stop(err) from None
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
-             **extra):
+    def main(self, args: list[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra) -> int:
         """click's main, with every outcome mapped to one status here (see the module doc)."""
         code = self._run(args, prog_name, complete_var, **extra)
         if standalone_mode:
             sys.exit(code)
         return code
 
-    def _run(self, args, prog_name, complete_var, **extra) -> int:
+    def _run(self, args: list[str] | None, prog_name: str | None, complete_var: str | None,
+             **extra) -> int:
         try:
             try:
                 rv = super().main(args, prog_name, complete_var, standalone_mode=False,

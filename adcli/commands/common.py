@@ -65,7 +65,8 @@ class FiniteFloat(click.FloatRange):
 
     name = "finite float"
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
         number = click.FLOAT.convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
@@ -81,7 +82,8 @@ class ByteSize(click.ParamType):
 
     name = "bytes"
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
         m = _SIZE.match(str(value).strip())
