@@ -406,3 +406,64 @@ def test_a_huge_name_in_a_warning_is_cut(run):
     result = run("eval", "x", "--at", f"x=1,{name}=2")
     assert result.exit_code == 0 and result.stdout.strip() == "1.0"
     assert result.stderr.startswith("Warning: ") and len(result.stderr) < 400
+
+
+# ------------------------------------------------- 1: error paths need no Lark, same messages
+
+_PIECES = ["x", "y", "sin", "max", "foo", "1", "2.5e3", ".5", "+", "-", "*", "/", "^", "**",
+           "(", ")", ",", "=", ";", "\n", " ", "#c\n", "$", "\u00e9", "\uff11", "a1", "_"]
+
+
+def _bad_inputs() -> list[str]:
+    import random
+
+    rng = random.Random(10)
+    texts = ["x +", "x + * y", "x $ y", "(x", "x)", "foo(x)", "sin(x, y)", "x +\n1", "2x",
+             "x**", "a = ; b", "max()", "x y", "a = 1\nb =", "sin(", "f()", "((x)", "x = = 1",
+             "x;;;y +", "1 2", "pow(1,2,3)", "sin(x)(y)", "x ** ** 2", "-", "x, y", "x =\n",
+             "a = sin(x, foo(y))", "max(1, foo(2), 3)", "foo(1 $)", "x +\r\n", "é", "x１"]
+    for _ in range(3000):
+        texts.append("".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 9))))
+    return texts
+
+
+def test_syntax_and_name_errors_are_lark_s_without_building_lark():
+    from adcli.errors import AdcliError
+    from adcli.parser import _diagnose, _fast_parse, _lark_parse
+
+    compared = 0
+    for text in _bad_inputs():
+        if not text.strip():
+            continue
+        try:
+            _fast_parse(text)
+            continue  # valid input: nothing to compare
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            _lark_parse(text)
+            lark_error = None
+        except AdcliError as err:
+            lark_error = err
+        ours = _diagnose(text)
+        if lark_error is None:
+            assert ours is None, text
+            continue
+        assert ours is not None, text
+        assert (type(ours), ours.message, ours.line, ours.column, ours.hint) == (
+            type(lark_error), lark_error.message, lark_error.line, lark_error.column,
+            lark_error.hint), repr(text)
+        compared += 1
+    assert compared > 1000
+
+
+def test_error_paths_do_not_import_lark(tmp_path):
+    code = ("import sys\nfrom adcli import parse\nfrom adcli.errors import AdcliError\n"
+            "parse('x + y')\n"
+            "for text in ['x +', 'foo(x)', 'x $ 1', 'sin(1, 2)']:\n"
+            "    try: parse(text)\n    except AdcliError: pass\n"
+            "print('lark' in sys.modules)")
+    env = {**BASE_ENV, "XDG_CACHE_HOME": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)  # fills the cache
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
