@@ -80,6 +80,12 @@ class AdcliGroup(click.Group):
         module, attr = target.split(":")
         return getattr(importlib.import_module(module), attr)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is None:
+            return name, command, rest
+        return name, command, _expr_after_dashes(command, rest, ctx.help_option_names)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, SUMMARIES[name]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
@@ -137,6 +143,43 @@ class AdcliGroup(click.Group):
                 reason = f"'{err.filename}': {reason}"
             click.echo(f"Error: cannot write output: {reason}", err=True)
             return EXIT_FAILED
+
+
+def _expr_after_dashes(command: click.Command, args: list[str],
+                       help_names: list[str]) -> list[str]:
+    """``adcli eval "-x^2" --at x=1``: an EXPR that starts with '-' is not an option. An
+    argument like that which no option of the command claims (nor takes as its value) moves
+    behind ``--``, where click reads it as EXPR, as ``adcli eval --at x=1 -- "-x^2"`` would."""
+    short, takes_value = {n for n in help_names if not n.startswith("--")}, set()
+    for param in command.params:
+        if isinstance(param, click.Option):
+            names = [*param.opts, *param.secondary_opts]
+            short.update(n for n in names if not n.startswith("--"))
+            if not param.is_flag and not param.count:
+                takes_value.update(names)
+    kept: list[str] = []
+    moved: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            kept.extend(args[i:])
+            break
+        if arg in takes_value and i + 1 < len(args):
+            kept.extend(args[i:i + 2])
+            i += 2
+            continue
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 1 \
+                and arg[:2] not in short:
+            moved.append(arg)
+        else:
+            kept.append(arg)
+        i += 1
+    if not moved:
+        return args
+    if "--" in kept:
+        return args  # already explicit: leave it to click
+    return [*kept, "--", *moved]
 
 
 def _discard_stdout() -> None:

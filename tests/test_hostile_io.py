@@ -467,3 +467,21 @@ def test_error_paths_do_not_import_lark(tmp_path):
     subprocess.run([sys.executable, "-c", code], env=env, check=True)  # fills the cache
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.parametrize("args, value", [
+    (["eval", "-x^2", "--at", "x=3"], "-9.0"),
+    (["eval", "--at", "x=3", "-2 + x"], "1.0"),
+    (["eval", "--at", "x=3", "--", "-x"], "-3.0"),  # explicit -- still works
+    (["eval", "- x", "--json", "--at", "x=1"], '{"value": -1.0}'),
+])
+def test_an_expr_starting_with_minus_is_not_an_option(run, args, value):
+    result = run(*args)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == value
+
+
+def test_option_values_starting_with_minus_stay_values(run):
+    result = run("minimize", "x^2", "--method", "gd", "--lr", "-1")
+    assert result.exit_code == 2 and "'--lr': -1.0 is not in the range" in result.stderr
+    assert "Value of EXPR at a point." in run("eval", "-h").stdout
