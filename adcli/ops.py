@@ -118,6 +118,10 @@ def _half_sign(E, a, b, sgn: float):
     return E.mul(_c(E, 0.5), E.add(_c(E, 1.0), s) if sgn > 0 else E.sub(_c(E, 1.0), s))
 
 
+def _sumsq(E, a):
+    return E.add(E.power(a[0], _c(E, 2)), E.power(a[1], _c(E, 2)))
+
+
 def _asin_d(E, x):
     return E.div(_c(E, 1), E.fn("sqrt", E.sub(_c(E, 1), E.power(x, _c(E, 2)))))
 
@@ -173,6 +177,30 @@ _TABLE: list[Op] = [
        lambda E, a, o: (E.div(_c(E, 1), E.mul(a[0], E.call("log", _c(E, 10)))),)),
     # sqrt is exact in IEEE arithmetic: the math module's is numpy's; sqrt'(0) = +inf
     Op("sqrt", 1, (math.sqrt, np.sqrt), ("0.5 / {o}",), lambda E, a, o: (E.div(_c(E, 0.5), o),)),
+    # log(1 + a), accurate for small a; domain a >= -1, log1p'(-1) = +inf
+    Op("log1p", 1, K.numpy_pair(math.log1p, np.log1p), ("1.0 / (1.0 + {0})",),
+       lambda E, a, o: (E.div(_c(E, 1), E.add(_c(E, 1), a[0])),)),
+    # exp(a) - 1, accurate for small a
+    Op("expm1", 1, K.numpy_pair(math.expm1, np.expm1), ("exp({0})",),
+       lambda E, a, o: (E.fn("exp", a[0]),)),
+    # real cube root, defined for every a; cbrt'(0) = +inf
+    Op("cbrt", 1, (lambda x: float(np.cbrt(x)), np.cbrt), ("1.0 / (3.0 * {o} * {o})",),
+       lambda E, a, o: (E.div(_c(E, 1), E.mul(_c(E, 3), E.power(o, _c(E, 2)))),)),
+    # complementary error function 1 - erf(a), by scipy.special (loaded on first use)
+    Op("erfc", 1, K.scipy_pair("erfc"), ("-1.1283791670955126 * exp(-({0} * {0}))",),
+       lambda E, a, o: (E.mul(_c(E, -2 / math.sqrt(math.pi)),
+                              E.fn("exp", E.neg(E.power(a[0], _c(E, 2))))),)),
+    # atan2(y, x): the angle of the point (x, y); no derivative at the origin (nan there)
+    Op("atan2", 2, K.numpy_pair(math.atan2, np.arctan2, 2),
+       ("{1} / ({0} * {0} + {1} * {1})", "-{0} / ({0} * {0} + {1} * {1})"),
+       lambda E, a, o: (E.div(a[1], _sumsq(E, a)), E.neg(E.div(a[0], _sumsq(E, a)))),
+       kink=lambda a: (a[0] == 0) & (a[1] == 0),
+       convention="atan2 has no derivative at (0, 0): nan"),
+    # hypot(x, y) = sqrt(x^2 + y^2) without overflow; a norm: kink at the origin
+    Op("hypot", 2, (K.f_hypot, np.hypot), ("div0({0}, {o})", "div0({1}, {o})"),
+       lambda E, a, o: (E.div(a[0], o), E.div(a[1], o)),
+       kink=lambda a: (a[0] == 0) & (a[1] == 0),
+       convention="hypot'(0, 0) = (0, 0) (minimum-norm subgradient)"),
     # piecewise and activations
     Op("abs", 1, (abs, np.abs), ("sign({0})",), lambda E, a, o: (E.fn("sign", a[0]),),
        kink=lambda a: a[0] == 0, convention="abs'(0) = 0 (minimum-norm subgradient)"),
