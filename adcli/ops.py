@@ -186,6 +186,10 @@ _TABLE: list[Op] = [
     # real cube root, defined for every a; cbrt'(0) = +inf
     Op("cbrt", 1, (lambda x: float(np.cbrt(x)), np.cbrt), ("1.0 / (3.0 * {o} * {o})",),
        lambda E, a, o: (E.div(_c(E, 1), E.mul(_c(E, 3), E.power(o, _c(E, 2)))),)),
+    # error function, by scipy.special (loaded on first use)
+    Op("erf", 1, K.scipy_pair("erf"), ("1.1283791670955126 * exp(-({0} * {0}))",),
+       lambda E, a, o: (E.mul(_c(E, 2 / math.sqrt(math.pi)),
+                              E.fn("exp", E.neg(E.power(a[0], _c(E, 2))))),)),
     # complementary error function 1 - erf(a), by scipy.special (loaded on first use)
     Op("erfc", 1, K.scipy_pair("erfc"), ("-1.1283791670955126 * exp(-({0} * {0}))",),
        lambda E, a, o: (E.mul(_c(E, -2 / math.sqrt(math.pi)),

@@ -18,7 +18,7 @@ _UNARY = {
     "relu": lambda a: sp.Max(a, 0), "softplus": lambda a: sp.log(1 + sp.exp(a)),
     "sign": sp.sign, "step": lambda a: sp.Heaviside(a, 0),
     "log1p": lambda a: sp.log(1 + a), "expm1": lambda a: sp.exp(a) - 1, "cbrt": sp.cbrt,
-    "erfc": sp.erfc,
+    "erf": sp.erf, "erfc": sp.erfc,
 }
 _BINARY = {
     "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,

@@ -477,3 +477,24 @@ def test_a_long_chain_of_squares_over_data_matches_the_interpreter() -> None:
     np.testing.assert_array_equal(grad["x"], want["x"])  # 0, inf, inf: no nan
     assert np.array_equal(f.grad_sum(point, wrt=["w"]).gradient["w"], want["w"],
                           equal_nan=True)
+
+
+def test_erf_kernels_against_the_c_library() -> None:
+    """erf and erfc come from scipy.special (see the README's conventions table): measured
+    here against the C library's (math.erf, math.erfc, within an ulp or two of the true
+    values) on 10^6 points including both tails. erf agrees to 3 ulp; erfc to 1e-12
+    relative while its value is a normal float (in the far tail scipy is up to ~500 ulp
+    off, and it flushes values below about 1e-310 to 0)."""
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(-6, 6, 600_000), rng.uniform(-27, 27, 200_000),
+                        np.geomspace(1e-300, 6, 100_000), -np.geomspace(1e-300, 6, 100_000)])
+    got = OPS["erf"].fn(x)
+    want = np.frompyfunc(math.erf, 1, 1)(x).astype(float)
+    assert np.max(np.abs(got - want) / np.spacing(np.abs(want))) <= 3
+    got = OPS["erfc"].fn(x)
+    want = np.frompyfunc(math.erfc, 1, 1)(x).astype(float)
+    normal = want > 2.3e-308
+    assert np.max(np.abs(got - want)[normal] / want[normal]) <= 1e-12
+    assert np.all(np.abs(got - want)[~normal] <= 1e-300)
+    # the float kernel is the same kernel: the same bits
+    assert all(OPS["erf"].kernel[0](float(v)) == float(OPS["erf"].fn(v)) for v in x[:1000])

@@ -33,7 +33,7 @@ FUNCTIONS = {
     "min": sp.Min, "max": sp.Max, "pow": sp.Pow, "sign": sp.sign,
     "step": lambda a: sp.Heaviside(a, 0), "pi": sp.pi, "e": sp.E,
     "log1p": lambda a: sp.log(1 + a), "expm1": lambda a: sp.exp(a) - 1, "cbrt": sp.cbrt,
-    "erfc": sp.erfc, "atan2": sp.atan2, "hypot": lambda a, b: sp.sqrt(a**2 + b**2),
+    "erf": sp.erf, "erfc": sp.erfc, "atan2": sp.atan2, "hypot": lambda a, b: sp.sqrt(a**2 + b**2),
 }
 TRANSFORMS = standard_transformations + (convert_xor,)
 
@@ -81,6 +81,8 @@ TABLE: list[tuple[str, dict[str, float]]] = [
     ("log1p(x^2) / expm1(y)", {"x": 0.05, "y": 0.3}),
     ("cbrt(x*y) + cbrt(x)^2", {"x": 2.5, "y": 0.4}),
     ("erfc(x) * exp(x^2)", {"x": 1.7}),
+    ("erf(x/sqrt(2))/2 + erf(x*y)", {"x": 0.9, "y": -0.6}),
+    ("erf(x) + erfc(x)", {"x": -2.3}),
     ("erfc(x*y - 1) + x", {"x": 0.2, "y": -1.1}),
     ("atan2(y, x)", {"x": -0.8, "y": 0.3}),
     ("atan2(x*y, x + y) * hypot(x, y)", {"x": 1.3, "y": 2.2}),
