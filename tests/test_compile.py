@@ -498,3 +498,16 @@ def test_erf_kernels_against_the_c_library() -> None:
     assert np.all(np.abs(got - want)[~normal] <= 1e-300)
     # the float kernel is the same kernel: the same bits
     assert all(OPS["erf"].kernel[0](float(v)) == float(OPS["erf"].fn(v)) for v in x[:1000])
+
+
+def test_scipy_is_loaded_only_by_programs_that_use_it() -> None:
+    import subprocess
+
+    code = ("import sys, adcli\n"
+            "adcli.parse('sin(x)*x + atan2(x, 2) + cbrt(x)').grad({'x': 0.5})\n"
+            "print('scipy' in sys.modules)\n"
+            "adcli.parse('erf(x)').grad({'x': 0.5})\n"
+            "print('scipy' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.split() == ["False", "True"], proc.stderr

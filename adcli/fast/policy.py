@@ -8,7 +8,7 @@ situation                               engine
 ======================================  ==================================================
 first sweep of a small tape             float interpreter (:func:`.scalar.interpreter`)
 first ``COMPILE_AFTER_CALLS`` sweeps    float interpreter: generating and compiling costs
-of a big tape                           about a hundred interpreted sweeps
+of a big tape                           many interpreted sweeps (figures: bench/README.md)
 later sweeps, or many sweeps expected   straight-line code (:func:`.scalar.scalar_functions`),
                                         or for a big tape whose levels are wide, the
                                         level-by-level plan (:mod:`.levelled`)
