@@ -257,7 +257,9 @@ def directional(tape: Tape, point: Mapping[str, Any], direction: Mapping[str, fl
     values = sweeps.evaluate(tape, point, count=count)
     tangent = sweeps.forward(tape, values, direction, count=count)
     with np.errstate(all="ignore"):
-        dot = float(sum(float(gradient[k]) * float(v) for k, v in direction.items()))
+        # a zero component contributes nothing, as in forward mode (never inf * 0)
+        dot = float(sum(float(gradient[k]) * float(v) for k, v in direction.items()
+                        if float(v) != 0))
     return Directional(dict(direction), tangent[tape.output], dot,
                        numeric_directional(tape, point, direction), count.total)
 

@@ -11,8 +11,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import sweeps
-from .compile import CompiledTape
 from .errors import NameResolutionError
+from .fast.policy import CompiledTape
 from .lower import lower
 from .ops import CONSTANTS
 from .parser import DEFAULT_MAX_SOURCE_BYTES, parse_program
@@ -47,7 +47,7 @@ class Function:
         self._compiled: dict[int, CompiledTape] = {}  # id(tape) -> fast sweeps
 
     def compiled(self, bound: Iterable[str] = ()) -> CompiledTape:
-        """The fast sweeps of :meth:`tape` (generated code; see :mod:`adcli.compile`)."""
+        """The fast sweeps of :meth:`tape` (generated code; see :mod:`adcli.fast`)."""
         tape = self.tape(bound)
         fast = self._compiled.get(id(tape))
         if fast is None:
@@ -58,7 +58,7 @@ class Function:
                  ) -> GradResult:
         """Sum over the rows of data columns, and its gradient: the loss of a fit.
 
-        Runs in blocks of rows on threads (see :mod:`adcli.compile`); the same numbers as
+        Runs in blocks of rows on threads (see :mod:`adcli.fast`); the same numbers as
         summing :meth:`grad` up to the order of the floating-point additions."""
         tape = self.tape(point)
         sweeps.bind(tape, point)  # the interpreter's checks and messages for missing values

@@ -8,18 +8,17 @@ bound, or an input variable.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Collection
 
 from .errors import NameResolutionError
-from .ops import CONSTANTS, OPS, apply
+from .ops import CONSTANTS, OPS, apply, const_key
 from .syntax import Program, iter_postorder
 from .tape import CONST, VAR, Tape
 
 
 def _const_key(value: float) -> tuple:
     # Bit pattern, so 0.0 and -0.0 stay apart and nan is one key.
-    return (CONST, struct.pack("<d", value))
+    return (CONST, const_key(value))
 
 
 def _check_bindings(program: Program) -> dict[str, int]:

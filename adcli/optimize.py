@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from . import sweeps
-from .compile import CompiledTape
 from .data import Dataset, batches
 from .errors import AdcliError, OutputError
+from .fast.policy import CompiledTape
 from .tape import Tape
 
 Evaluate = Callable[[np.ndarray], tuple[float, np.ndarray]]
@@ -182,7 +182,7 @@ class Objective:
             # Straight-line code on Python floats: the interpreter's numbers, bit for bit.
             value, grads = self._fast.auto()[1](*map(float, xs))
             return float(value), np.array([grads[i] for i in self._slots], dtype=np.float64)
-        # Blocked numpy sweeps over the rows (adcli.compile): the sum of the expression and
+        # Blocked numpy sweeps over the rows (adcli.fast): the sum of the expression and
         # of each parameter's per-row adjoints, a term that does not depend on the rows (a
         # penalty such as 0.01*w^2) counted once per row, as a per-row seed would.
         total, grads = self._fast.sweep_columns(xs, sum_value=True, wrt=self.names)

@@ -96,10 +96,19 @@ def reverse(tape: Tape, values: list[Value], seed: Value = 1.0, *,
 
 def forward(tape: Tape, values: list[Value], direction: Mapping[str, Value], *,
             count: OpCount | None = None) -> list[Value]:
-    """Tangent of every slot along ``direction`` (a tangent per input; missing ones are 0)."""
+    """Tangent of every slot along ``direction`` (a tangent per input; missing ones are 0).
+
+    An input whose tangent is 0 (a scalar 0, or a column of zeros), and every slot that only
+    such inputs reach, contributes nothing: d/dx of ``x + log(y)`` at y = 0 is 1, not nan from
+    log'(0) * 0 = inf * 0, just as reverse mode never multiplies by the partial of an
+    argument that does not depend on an input. A tangent that is computed to be 0 (that of
+    ``y^2`` at y = 0) still multiplies, as the adjoint does in reverse mode."""
     tangent: list[Value] = [0.0] * len(tape.ops)
+    live = [False] * len(tape.ops)  # reached from an input with a non-zero tangent
     for name, slot in tape.inputs.items():
-        tangent[slot] = np.float64(direction.get(name, 0.0))
+        t = direction.get(name, 0.0)
+        tangent[slot] = np.float64(t) if np.ndim(t) == 0 else np.asarray(t, dtype=np.float64)
+        live[slot] = bool(np.any(tangent[slot] != 0))  # nan counts as non-zero
     active = tape.active
     n_partials = n_products = 0
     with np.errstate(all="ignore"):
@@ -112,7 +121,9 @@ def forward(tape: Tape, values: list[Value], direction: Mapping[str, Value], *,
             for a, p in zip(args, partials):
                 if active[a]:
                     n_products += 1
-                    total = total + p * tangent[a]
+                    if live[a]:
+                        total = total + p * tangent[a]
+                        live[slot] = True
             tangent[slot] = total
     if count is not None:
         count.partials += n_partials

@@ -24,14 +24,13 @@ Known differences from the numeric rules (documented, not hidden):
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from . import syntax as S
-from .ops import OPS, apply
+from .ops import OPS, apply, const_key
 from .syntax import Node
 from .tape import CONST, VAR, Tape
 
@@ -88,7 +87,7 @@ def gradient(tape: Tape, wrt: Iterable[str] | None = None) -> Derivative:
             continue
         contributions[slot] = None  # done with it; frees the list
         adj = _sum(terms)
-        partials = op.derivative(tuple(nodes[a] for a in args), nodes[slot])
+        partials = op.derivative(S, tuple(nodes[a] for a in args), nodes[slot])
         for a, p in zip(args, partials):
             if active[a]:
                 bucket = contributions[a]
@@ -120,7 +119,7 @@ class _Builder:
 
     def _key(self, node: Node) -> tuple:
         if node.op == "const":
-            return ("const", struct.pack("<d", node.value))
+            return ("const", const_key(node.value))
         if node.op == "var":
             return ("var", node.name)
         return (node.op, *(id(a) for a in node.args))
@@ -136,7 +135,7 @@ class _Builder:
         return node
 
     def const(self, value: float) -> Node:
-        found = self.table.get(("const", struct.pack("<d", float(value))))
+        found = self.table.get(("const", const_key(float(value))))
         return found if found is not None else self.adopt(S.const(value))
 
     def call(self, op: str, *args: Node) -> Node:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .ops import OPS, apply
+
 
 class Node:
     """An expression node.
@@ -115,8 +117,6 @@ def is_const(node: Node, value: float | None = None) -> bool:
 
 
 def _fold(op: str, *args: Node) -> Node:
-    from .ops import OPS, apply  # local: ops imports this module's types only for hints
-
     return const(float(apply(OPS[op], tuple(a.value for a in args))))
 
 

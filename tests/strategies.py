@@ -86,6 +86,14 @@ def well_defined(name: str, args: list[float], active_exponent: bool = True) -> 
         ok = a >= 0.2
     elif name == "sqrt":
         ok = a >= 0.1
+    elif name == "cbrt":
+        ok = abs(a) >= 0.1
+    elif name == "log1p":
+        ok = a >= -0.8
+    elif name == "expm1":
+        ok = abs(a) <= 8
+    elif name in ("atan2", "hypot"):
+        ok = a * a + b * b >= 0.04
     elif name in ("asin", "acos"):
         ok = abs(a) <= 0.9
     elif name == "tan":

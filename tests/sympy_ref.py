@@ -17,10 +17,13 @@ _UNARY = {
     "sqrt": sp.sqrt, "abs": sp.Abs, "sigmoid": lambda a: 1 / (1 + sp.exp(-a)),
     "relu": lambda a: sp.Max(a, 0), "softplus": lambda a: sp.log(1 + sp.exp(a)),
     "sign": sp.sign, "step": lambda a: sp.Heaviside(a, 0),
+    "log1p": lambda a: sp.log(1 + a), "expm1": lambda a: sp.exp(a) - 1, "cbrt": sp.cbrt,
+    "erf": sp.erf, "erfc": sp.erfc,
 }
 _BINARY = {
     "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
     "div": lambda a, b: a / b, "pow": lambda a, b: a**b, "min": sp.Min, "max": sp.Max,
+    "atan2": sp.atan2, "hypot": lambda a, b: sp.sqrt(a**2 + b**2),
 }
 
 

@@ -309,7 +309,7 @@ def test_data_objective_matches_the_interpreter_over_many_blocks():
     """The objective runs on the blocked fast sweeps; the plain interpreter, seeded per row,
     is the reference (sums in another order: agreement to rounding, not bits)."""
     from adcli import sweeps
-    from adcli.compile import BLOCK_ROWS
+    from adcli.fast.columns import BLOCK_ROWS
 
     rows = 2 * BLOCK_ROWS + 123  # several blocks and a ragged last one
     rng = np.random.default_rng(7)

@@ -188,7 +188,8 @@ def test_cli_never_tracebacks(run, example):
 
     point = ",".join(f"{k}={v!r}" for k, v in example.point.items())
     for command in (["grad", "--json"], ["compare-modes", "--json", "--repeat", "1"]):
-        result = run(*command, example.source, "--at", point)
+        # "--": a program may start with "-(", which click would take for an option
+        result = run(*command, "--at", point, "--", example.source)
         assert result.exit_code == 0, result.stderr
         json.loads(result.stdout)
 

@@ -272,3 +272,21 @@ def test_random_points_agree_with_sympy_lambdify():
             want = float(ref(*[p[n] for n in syms]))
             assert _eval(printed, p) == pytest.approx(want, rel=1e-9, abs=1e-12)
     assert np.isfinite(want)
+
+
+@pytest.mark.parametrize("name", sorted(adcli.ops.OPS))
+def test_every_op_derivative_round_trips(name):
+    """Each op's symbolic rule: ``diff``'s text parses and evaluates to reverse mode's value
+    (the numeric rule of the same entry) at points inside the op's domain, off its kinks."""
+    op = adcli.ops.OPS[name]
+    args = ["x", "y"][:op.arity]
+    text = (f"x {op.symbol} y" if op.form == "infix" else "-x" if op.form == "prefix"
+            else f"{op.symbol}({', '.join(args)})")
+    for point in ({"x": 0.37, "y": 1.7}, {"x": 0.61, "y": -0.45}, {"x": 0.83, "y": 2.9}):
+        point = {k: point[k] for k in args}
+        _, gradient_ref = adcli.parse(text).grad(point)
+        for wrt in args:
+            printed = _diff(text, wrt)
+            ref = float(gradient_ref[wrt])
+            assert math.isfinite(ref), (text, point, wrt)
+            assert _eval(printed, point) == pytest.approx(ref, rel=1e-12, abs=1e-15), printed

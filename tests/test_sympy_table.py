@@ -32,6 +32,8 @@ FUNCTIONS = {
     "relu": lambda a: sp.Max(a, 0), "softplus": lambda a: sp.log(1 + sp.exp(a)),
     "min": sp.Min, "max": sp.Max, "pow": sp.Pow, "sign": sp.sign,
     "step": lambda a: sp.Heaviside(a, 0), "pi": sp.pi, "e": sp.E,
+    "log1p": lambda a: sp.log(1 + a), "expm1": lambda a: sp.exp(a) - 1, "cbrt": sp.cbrt,
+    "erf": sp.erf, "erfc": sp.erfc, "atan2": sp.atan2, "hypot": lambda a, b: sp.sqrt(a**2 + b**2),
 }
 TRANSFORMS = standard_transformations + (convert_xor,)
 
@@ -75,6 +77,16 @@ TABLE: list[tuple[str, dict[str, float]]] = [
     ("max(sin(x), cos(x))", {"x": 0.3}),
     ("min(x^2, y) * max(x, -y)", {"x": -1.5, "y": 0.7}),
     ("sign(x) * x^2 + step(y) * y", {"x": -1.3, "y": 2}),
+    ("log1p(x*y) + expm1(x - y)", {"x": 0.3, "y": -0.7}),
+    ("log1p(x^2) / expm1(y)", {"x": 0.05, "y": 0.3}),
+    ("cbrt(x*y) + cbrt(x)^2", {"x": 2.5, "y": 0.4}),
+    ("erfc(x) * exp(x^2)", {"x": 1.7}),
+    ("erf(x/sqrt(2))/2 + erf(x*y)", {"x": 0.9, "y": -0.6}),
+    ("erf(x) + erfc(x)", {"x": -2.3}),
+    ("erfc(x*y - 1) + x", {"x": 0.2, "y": -1.1}),
+    ("atan2(y, x)", {"x": -0.8, "y": 0.3}),
+    ("atan2(x*y, x + y) * hypot(x, y)", {"x": 1.3, "y": 2.2}),
+    ("hypot(x, 3*y) - sqrt(x^2 + 9*y^2) + hypot(y, 1)", {"x": -0.4, "y": 0.25}),
     # constants
     ("sin(pi*x) + e^x", {"x": 0.3}),
     ("exp(x*log(e)) - pi*x", {"x": 1.1}),

@@ -1,0 +1,74 @@
+"""What every code generator shares: float literals, atoms, templates and the one ``exec``.
+
+Generated code is built from two things only: the op table's templates (fixed text written in
+:mod:`adcli.ops`) and slot or step numbers (``v12``, ``g12``, ``S3``). No user text ever
+reaches it: variable names are passed by position, and constants are written with
+``repr(float)`` (digits, ``.``, ``e``, ``-``) or as the fixed names ``inf``/``nan``. Tests try
+to inject code through names and numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .kernels import INF
+
+#: Exceptions on which generated float code hands over to the plain interpreter (Python raises
+#: where IEEE arithmetic gives inf/nan).
+FALLBACK = (ArithmeticError, ValueError)
+
+
+def literal(value: float) -> str:
+    """Source text for a float64 constant; only digits, '.', 'e', '-' or inf/nan."""
+    v = float(value)
+    if v != v:
+        return "nan"
+    if v == INF:
+        return "inf"
+    if v == -INF:
+        return "(-inf)"
+    return f"({v!r})"
+
+
+def is_atom(text: str) -> bool:
+    """Whether ``text`` can be used as an operand without parentheses."""
+    return text.isidentifier() or (text.startswith("(") and text.endswith(")")
+                                   and text.count("(") == 1) or text == "1.0"
+
+
+def fill(template: str, args: Sequence[str], out: str) -> str:
+    """An op template with its placeholders ({0}, {1}, {o}) replaced by operand text."""
+    return template.format(*args, o=out)
+
+
+def build(source: str, namespace: dict[str, Any], name: str) -> Callable:
+    """Compile generated ``source`` and return its function ``name``."""
+    code = compile(source, f"<adcli generated {name}>", "exec")
+    exec(code, namespace)  # noqa: S102 - source built from the op table and slot numbers only
+    return namespace[name]
+
+
+_PARAMS = ("a", "b")
+
+
+def value_function(arity: int, template: str, names: dict[str, Any]) -> Callable:
+    """``f(a[, b])``: an op's value template as a function over ``names``' kernels."""
+    params = ", ".join(_PARAMS[:arity])
+    return build(f"def f({params}):\n    return {fill(template, _PARAMS, 'o')}\n",
+                 dict(names), "f")
+
+
+def partial_function(arity: int, template: str, names: dict[str, Any]) -> Callable:
+    """``f(a[, b], o)``: one partial template as a function (the float interpreter's form)."""
+    params = ", ".join(_PARAMS[:arity])
+    return build(f"def f({params}, o):\n    return {fill(template, _PARAMS, 'o')}\n",
+                 dict(names), "f")
+
+
+def partials_function(arity: int, templates: Sequence[str], names: dict[str, Any]) -> Callable:
+    """``f(args, o) -> tuple``: all partial templates at once (the form of ``Op.partials``)."""
+    params = ", ".join(_PARAMS[:arity])
+    body = ", ".join(fill(t, _PARAMS, "o") for t in templates)
+    return build(f"def f(args, o):\n    {params}, = args\n    return ({body},)\n",
+                 dict(names), "f")

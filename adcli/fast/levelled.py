@@ -1,0 +1,315 @@
+"""Big wide tapes level by level: a few numpy operations per level instead of one Python
+operation per node (see :class:`Levelled`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..ops import OPS, Op
+from ..tape import CONST, VAR, Tape
+from .codegen import build, literal
+
+#: Big tapes whose instructions fall into few (level, op) groups run level by level in numpy.
+LEVELLED_MIN_SIZE = 2000
+#: ... when each group holds at least this many instructions on average.
+LEVELLED_MIN_GROUP = 40
+
+
+def _is_link(op: Op) -> bool:
+    """A link of a sum chain: a binary op that is a + b or a - b (partials (1, ±1))."""
+    return op.arity == 2 and op.unit_partials is not None and op.unit_partials[0] == 1.0
+
+
+def _index(slots) -> Any:
+    """Index array -> a slice when the slots are evenly spaced (views instead of gathers)."""
+    ix = np.asarray(slots, dtype=np.intp)
+    if len(ix) >= 2:
+        step = int(ix[1] - ix[0])
+        if step > 0 and np.all(np.diff(ix) == step):
+            return slice(int(ix[0]), int(ix[-1]) + 1, step)
+    return ix
+
+
+class Levelled:
+    """Sweeps of a big scalar tape as a few numpy operations per level instead of one Python
+    operation per node: every instruction gets a level (one more than its deepest argument);
+    the instructions of one level and one op are gathered from a value array, computed by the
+    op table's own numpy ``fn``/``partials`` at once, and scattered back. The reverse sweep
+    walks the levels backwards and adds ``adjoint * partial`` into the arguments. Slots are
+    renumbered so that each such group is contiguous: most gathers and scatters are slices.
+
+    A left-nested chain of ``+``/``-`` (a sum of many terms) would make one level per term, so
+    such a chain becomes one cumulative sum (``np.cumsum`` adds left to right, exactly the
+    chain's own order; ``a - b`` is ``a + (-b)`` bit for bit), and every link of the chain has
+    the chain's adjoint. Results equal the interpreter's to rounding: numpy's array kernels
+    may differ from its scalar ones in the last bit, and adjoints are summed in another order.
+    """
+
+    def __init__(self, tape: Tape) -> None:
+        n = len(tape.ops)
+        ops, args = tape.ops, tape.args
+        uses = [0] * n
+        for a in args:
+            for s in a:
+                uses[s] += 1
+        # Chains: add/sub whose first argument is an add/sub used only there.
+        chain_of: dict[int, int] = {}  # internal link slot -> chain end
+        ends: dict[int, list[int]] = {}
+        for slot in range(n - 1, -1, -1):
+            op = ops[slot]
+            if op.__class__ is str or not _is_link(op) or slot in chain_of:
+                continue
+            links = [slot]
+            cur = slot
+            while True:
+                first = args[cur][0]
+                fop = ops[first]
+                if fop.__class__ is str or not _is_link(fop) or uses[first] != 1:
+                    break
+                links.append(first)
+                cur = first
+            if len(links) >= 8:
+                links.reverse()
+                for link in links:
+                    chain_of[link] = slot
+                ends[slot] = links
+        level = [0] * n
+        groups: dict[tuple[int, str], list[int]] = {}
+        chains: dict[int, list[int]] = {}
+        for slot in range(n):
+            op = ops[slot]
+            if op.__class__ is str:
+                continue
+            if slot in chain_of and chain_of[slot] != slot:
+                continue  # computed with its chain
+            if slot in ends:
+                links = ends[slot]
+                members = [args[links[0]][0]] + [args[k][1] for k in links]
+                lv = 1 + max(level[m] for m in members)
+                for k in links:
+                    level[k] = lv
+                chains.setdefault(lv, []).append(slot)
+                continue
+            lv = 1 + max(level[a] for a in args[slot])
+            level[slot] = lv
+            groups.setdefault((lv, op.name), []).append(slot)
+        top = max(level) if n else 0
+        # Renumber the slots so that each group's results are contiguous, in the order the
+        # plan runs them: writes become slice assignments and, where a group reads another
+        # group's results in order (term i of a sum reads factor i), reads become views.
+        pos = [-1] * n
+        nxt = 0
+        for kind in (VAR, CONST):  # inputs first, then constants, each in order of first use
+            for slot in range(n):
+                if ops[slot] == kind:
+                    pos[slot] = nxt
+                    nxt += 1
+        for lv in range(1, top + 1):
+            for (glv, _name), slots in sorted(groups.items()):
+                if glv == lv:
+                    for slot in slots:
+                        pos[slot] = nxt
+                        nxt += 1
+            for end in chains.get(lv, []):
+                pos[end] = nxt
+                nxt += 1
+        for slot in range(n):  # links inside chains: never read
+            if pos[slot] < 0:
+                pos[slot] = nxt
+                nxt += 1
+        self.n_groups = len(groups) + sum(len(v) for v in chains.values())
+        self.size = sum(op.__class__ is not str for op in ops)
+        plan = []  # per level: [("op", Op, slots, [arg index arrays], [unique?]) | ("chain", ...)]
+        for lv in range(1, top + 1):
+            steps = []
+            for (glv, name), slots in sorted(groups.items()):
+                if glv != lv:
+                    continue
+                op = OPS[name]
+                arg_idx: list[Any] = []
+                for k in range(op.arity):
+                    column = [args[s][k] for s in slots]
+                    first = column[0]
+                    if ops[first] == CONST and column.count(first) == len(column):
+                        arg_idx.append(float(tape.consts[first]))  # one constant: a scalar
+                    elif all(ops[a] == CONST for a in column):  # constants: a fixed column
+                        arg_idx.append(np.array([tape.consts[a] for a in column], dtype=float))
+                    else:
+                        arg_idx.append(_index([pos[a] for a in column]))
+                # False: a constant (a float or a float column), used as it is
+                gather = tuple(not (ix.__class__ is float
+                                    or getattr(ix, "dtype", None) == np.float64)
+                               for ix in arg_idx)
+                unique = [not g or isinstance(ix, slice) or len(np.unique(ix)) == len(ix)
+                          for ix, g in zip(arg_idx, gather)]
+                for k in range(op.arity):  # constants (one or many) need no adjoint
+                    if not any(tape.active[args[s][k]] for s in slots):
+                        unique[k] = None
+                kind = "op"
+                if op.const_exponent and isinstance(arg_idx[1], float) and arg_idx[1] != 0.0:
+                    kind = "powc"  # constant exponent: only d/dbase, as in the array path
+                if op.unit_partials is not None:
+                    kind = "unit"  # the adjoint passes through: no multiply by 1
+                elif op.bilinear:
+                    kind = "bilinear"  # the partials are the arguments
+                steps.append((kind, op, _index([pos[s] for s in slots]), arg_idx, unique,
+                              gather))
+            for end in chains.get(lv, []):
+                links = ends[end]
+                members = np.array([pos[args[links[0]][0]]] + [pos[args[k][1]] for k in links],
+                                   dtype=np.intp)
+                signs = np.array([1.0] + [ops[k].unit_partials[1] for k in links])
+                if np.all(signs == 1.0):
+                    signs = None  # a plain sum: no multiply by 1
+                unique = len(np.unique(members)) == len(members)
+                # A plain sum's terms usually come from a few groups, each contiguous: its
+                # adjoint (one number for every term) is then added to a few slices.
+                cuts = np.flatnonzero(np.diff(members) != 1) + 1
+                runs = None
+                if signs is None and unique and len(cuts) < 8:
+                    bounds = [0, *cuts.tolist(), len(members)]
+                    runs = [slice(int(members[a]), int(members[b - 1]) + 1)
+                            for a, b in zip(bounds, bounds[1:])]
+                steps.append(("chain", pos[links[-1]], _index(members), signs, unique, runs))
+            plan.append(steps)
+        self.plan = plan
+        consts = np.zeros(n)
+        consts[pos] = [float(c) for c in tape.consts]
+        self.consts = consts
+        self.inputs = _index([pos[s] for s in tape.inputs.values()])  # a slice: 0..n-1
+        self.out = pos[tape.output]
+        self.n = n
+        self._functions: tuple[Callable, Callable] | None = None  # generated on first use
+        self.source = ""
+
+    def _generate(self) -> tuple[Callable, Callable]:
+        """The plan as straight-line numpy code: one function for the value, one for value and
+        gradient, with every index, constant and kernel bound by name (``S3``, ``A3_0``,
+        ``F3``: step numbers only, never user text). Running the plan step by step spent as
+        much time deciding what to do as doing it."""
+        ns: dict[str, Any] = {"np": np, "CONSTS": self.consts, "INPUTS": self.inputs,
+                              "cumsum": np.cumsum, "zeros": np.zeros, "power": np.power,
+                              "multiply": np.multiply, "negative": np.negative,
+                              "add_at": np.add.at, "broadcast_to": np.broadcast_to,
+                              "errstate": np.errstate}
+        fwd: list[str] = []
+        rev: list[str] = []
+        steps = [step for level in self.plan for step in level]
+        # Where the reverse sweep reaches a slot's adjoint for the first time it can write the
+        # contribution instead of adding it to 0 (the interpreter does the same, so -0.0 stays
+        # -0.0), straight into the adjoint array (``out=``): one numpy call instead of two.
+        touched = np.zeros(self.n, dtype=bool)
+        touched[self.out] = True
+        firsts: list[list[bool]] = [[] for _ in steps]
+        for k in range(len(steps) - 1, -1, -1):
+            step = steps[k]
+            if step[0] == "chain":  # one number for every term: always added
+                touched[step[2]] = True
+                continue
+            for ix, uniq in zip(step[3], step[4]):
+                firsts[k].append(bool(uniq) and not touched[ix].any())
+                if uniq is not None:
+                    touched[ix] = True
+
+        def add_into(block: list[str], ix: str, c: str, uniq: bool) -> None:
+            block.append(f"adj[{ix}] += {c}" if uniq
+                         else f"add_at(adj, {ix}, broadcast_to({c}, {ix}.shape))")
+
+        for k, step in enumerate(steps):
+            kind = step[0]
+            if kind == "chain":
+                _, end, members, signs, uniq, runs = step
+                ns[f"M{k}"], ns[f"SG{k}"] = members, signs
+                terms = f"v[M{k}]" if signs is None else f"v[M{k}] * SG{k}"
+                fwd.append(f"v[{end}] = cumsum({terms})[-1]")  # left to right, as the tape
+                block = [f"c = adj[{end}]" if signs is None else f"c = adj[{end}] * SG{k}"]
+                if runs is not None:
+                    for r, run in enumerate(runs):
+                        ns[f"R{k}_{r}"] = run
+                        add_into(block, f"R{k}_{r}", "c", True)
+                else:
+                    add_into(block, f"M{k}", "c", uniq)
+                rev.append(block)
+                continue
+            _, op, slots, arg_idx, unique, gather = step
+            ns[f"S{k}"], ns[f"F{k}"], ns[f"P{k}"] = slots, op.fn, op.partials
+            args = []
+            for j, (ix, g) in enumerate(zip(arg_idx, gather)):
+                ns[f"A{k}_{j}"] = ix
+                if g:
+                    fwd.append(f"a{k}_{j} = v[A{k}_{j}]")
+                    args.append(f"a{k}_{j}")
+                else:
+                    args.append(f"A{k}_{j}")  # a constant, as it is
+            if kind == "powc" and arg_idx[1] == 2.0:
+                fwd.append(f"v[S{k}] = {args[0]} * {args[0]}")  # numpy's power(a, 2) is a*a
+            else:
+                fwd.append(f"v[S{k}] = F{k}({', '.join(args)})")
+            block = [f"g = adj[S{k}]"]
+            # (factor, kind of factor) per argument: the contribution is g * factor
+            if kind == "unit":
+                factors = [("1" if u == 1.0 else "-1", "one") for u in op.unit_partials]
+            elif kind == "bilinear":
+                factors = [(args[j], "any") for j in op.arg_partials]
+            elif kind == "powc":
+                b = arg_idx[1]
+                factors = [(f"(2.0 * {args[0]})" if b == 2.0 else
+                            f"({literal(b)} * power({args[0]}, {literal(b - 1.0)}))", "any")]
+            else:
+                block.append(f"p = P{k}(({', '.join(args)},), v[S{k}])")
+                factors = [(f"p[{j}]", "any") for j in range(op.arity)]
+            for j, ((factor, what), uniq, first) in enumerate(
+                    zip(factors, unique, firsts[k])):
+                if uniq is None:
+                    continue  # constants: no adjoint needed
+                ix = f"A{k}_{j}"
+                is_slice = isinstance(arg_idx[j], slice)
+                if what == "one":
+                    c = "g" if factor == "1" else "-g"
+                    if first and is_slice and factor == "-1":
+                        block.append(f"negative(g, out=adj[{ix}])")
+                        continue
+                elif first and is_slice:
+                    block.append(f"multiply(g, {factor}, out=adj[{ix}])")
+                    continue
+                else:
+                    c = f"g * {factor}"
+                if first:
+                    block.append(f"adj[{ix}] = {c}")
+                else:
+                    add_into(block, ix, c, uniq)
+            rev.append(block)
+        head = ["    with errstate(all='ignore'):", "        v = CONSTS.copy()",
+                "        v[INPUTS] = x"]
+        body = [f"        {line}" for line in fwd]
+        value_src = "\n".join(["def value(x):", *head, *body,
+                               f"        return float(v[{self.out}])", ""])
+        back = [f"        {line}" for block in reversed(rev) for line in block]
+        grad_src = "\n".join(["def value_and_grad(x):", *head, *body,
+                              f"        adj = zeros({self.n})", f"        adj[{self.out}] = 1.0",
+                              *back, f"        return float(v[{self.out}]), adj[INPUTS]", ""])
+        self.source = value_src + grad_src
+        return build(value_src, dict(ns), "value"), build(grad_src, dict(ns), "value_and_grad")
+
+    def value(self, x) -> float:
+        if self._functions is None:
+            self._functions = self._generate()
+        return self._functions[0](x)
+
+    def value_and_grad(self, x):
+        """(value, gradient array in input order) at ``x`` (an array in input order)."""
+        if self._functions is None:
+            self._functions = self._generate()
+        return self._functions[1](x)
+
+
+def levelled(tape: Tape) -> Levelled | None:
+    """A :class:`Levelled` plan when the tape is big and its levels are wide, else None."""
+    size = sum(op.__class__ is not str for op in tape.ops)
+    if size < LEVELLED_MIN_SIZE:
+        return None
+    plan = Levelled(tape)
+    return plan if plan.size >= LEVELLED_MIN_GROUP * plan.n_groups else None

@@ -1,0 +1,176 @@
+"""Which engine runs a tape, and when: the one policy over the engines of :mod:`adcli.fast`.
+
+For a point (positional floats), :func:`choose` decides from the tape's size and how often it
+has been swept:
+
+======================================  ==================================================
+situation                               engine
+======================================  ==================================================
+first sweep of a small tape             float interpreter (:func:`.scalar.interpreter`)
+first ``COMPILE_AFTER_CALLS`` sweeps    float interpreter: generating and compiling costs
+of a big tape                           many interpreted sweeps (figures: bench/README.md)
+later sweeps, or many sweeps expected   straight-line code (:func:`.scalar.scalar_functions`),
+                                        or for a big tape whose levels are wide, the
+                                        level-by-level plan (:mod:`.levelled`)
+======================================  ==================================================
+
+Columns of data always run the blocked numpy sweeps (:mod:`.columns`). Whatever the engine,
+a sweep that Python cannot do in IEEE fashion falls back to the plain interpreter
+(:mod:`adcli.sweeps`), so every engine gives the interpreter's numbers (tests check it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import sweeps
+from ..tape import Tape
+from .codegen import FALLBACK
+from .columns import sweep_columns
+from .levelled import Levelled, levelled
+from .scalar import interpreter, scalar_functions
+
+#: Tapes with at most this many instructions are compiled on their second sweep...
+COMPILE_AT_ONCE = 500
+#: ...larger ones once they have been swept this many times. Until then the float
+#: interpreter runs them: a one-shot gradient never pays for compiling.
+COMPILE_AFTER_CALLS = 8
+
+Functions = tuple[Callable[..., float], Callable[..., tuple[float, tuple[float, ...]]]]
+
+
+def choose(size: int, calls: int | None) -> str:
+    """The engine for a sweep of a tape of ``size`` instructions that has now been called
+    ``calls`` times (None: many calls expected): "interpreter" or "compiled" (straight-line
+    code, or the levelled plan when the tape has one; see the module docstring)."""
+    if calls is not None and calls <= (1 if size <= COMPILE_AT_ONCE else COMPILE_AFTER_CALLS):
+        return "interpreter"
+    return "compiled"
+
+
+def guard(fast: Callable, slow: Callable) -> Callable:
+    """``fast``, or ``slow`` where ``fast`` raises instead of returning inf/nan."""
+    def run(*xs: float):
+        try:
+            return fast(*xs)
+        except FALLBACK:
+            return slow(*xs)
+    return run
+
+
+class CompiledTape:
+    """Fast sweeps for one tape; engines built lazily, cached on the tape's
+    :class:`~adcli.function.Function`.
+
+    :meth:`auto` (one more call) and :meth:`fast` (many calls; also the properties ``value``
+    and ``value_and_grad``, the public API) return ``(value, value_and_grad)``: functions of
+    the input values by position, in ``names`` order, returning Python floats
+    (``value_and_grad`` returns ``(value, grads)`` with ``grads`` a tuple in the same order).
+    :meth:`interpreter` and :meth:`compiled` name one engine (for tests and benchmarks);
+    :meth:`sweep_columns` handles numpy columns."""
+
+    def __init__(self, tape: Tape) -> None:
+        self.tape = tape
+        self.names: list[str] = list(tape.inputs)
+        self.size = sum(op.__class__ is not str for op in tape.ops)
+        self.calls = 0
+        self._compiled: Functions | None = None
+        self._interp: Functions | None = None
+        self._blocks: dict[tuple[frozenset[int], frozenset[int], bool, bool], Callable] = {}
+        self.source = ""  # the generated scalar source, once compiled (for inspection)
+        self._levelled: Levelled | None | bool = None
+
+    # -- plain interpreter, for the cases Python floats cannot do in IEEE fashion
+    def _slow_value(self, *xs: float) -> float:
+        return float(sweeps.evaluate(self.tape, dict(zip(self.names, xs)))[self.tape.output])
+
+    def _slow_grad(self, *xs: float):
+        value, grads, _, _ = sweeps.value_and_grad(self.tape, dict(zip(self.names, xs)))
+        return float(value), tuple(float(grads[n]) for n in self.names)
+
+    def interpreter(self) -> Functions:
+        """(value, value_and_grad) by the float interpreter, falling back to the plain one."""
+        if self._interp is None:
+            value, grad = interpreter(self.tape)
+            self._interp = (guard(value, self._slow_value), guard(grad, self._slow_grad))
+        return self._interp
+
+    def compiled(self) -> Functions:
+        """(value, value_and_grad) as generated straight-line functions (compiles now)."""
+        if self._compiled is None:
+            value, grad, self.source = scalar_functions(
+                self.tape, self._slow_value, self._slow_grad)
+            self._compiled = (value, grad)
+        return self._compiled
+
+    def levelled(self) -> Levelled | None:
+        """The level-by-level numpy plan, when the tape is big and wide enough for one."""
+        if self._levelled is None:
+            self._levelled = levelled(self.tape) or False
+        return self._levelled or None
+
+    def fast(self) -> Functions:
+        """(value, value_and_grad) for many calls, built now: the level-by-level plan for a
+        big wide tape, else straight-line code."""
+        if self._compiled is None:
+            plan = self.levelled()
+            if plan is not None:
+                self._compiled = _levelled_functions(plan)
+            else:
+                self.compiled()
+        return self._compiled  # type: ignore[return-value]
+
+    def auto(self) -> Functions:
+        """(value, value_and_grad) for one more call, as :func:`choose` decides (what
+        ``Function.grad`` and the optimisers use)."""
+        if self._compiled is not None:
+            return self._compiled
+        self.calls += 1
+        if choose(self.size, self.calls) == "interpreter":
+            return self.interpreter()
+        return self.fast()
+
+    @property
+    def value(self) -> Callable[..., float]:
+        """The public name of ``fast()[0]``: the value function, positional floats."""
+        return self.fast()[0]
+
+    @property
+    def value_and_grad(self) -> Callable[..., tuple[float, tuple[float, ...]]]:
+        """The public name of ``fast()[1]``: ``value, grads = vg(*xs)``."""
+        return self.fast()[1]
+
+    def value_and_grad_vector(self, x) -> tuple[float, Any]:
+        """(value, gradient) with the inputs as one numpy array in ``names`` order (the
+        natural form for thousands of inputs); the gradient is an array in the same order."""
+        plan = self.levelled()
+        if plan is not None:
+            return plan.value_and_grad(np.asarray(x, dtype=np.float64))
+        value, grads = self.fast()[1](*np.asarray(x, dtype=np.float64).tolist())
+        return value, np.array(grads)
+
+    def value_vector(self, x) -> float:
+        """Value with the inputs as one numpy array in ``names`` order."""
+        plan = self.levelled()
+        if plan is not None:
+            return plan.value(np.asarray(x, dtype=np.float64))
+        return self.fast()[0](*np.asarray(x, dtype=np.float64).tolist())
+
+    def sweep_columns(self, xs: list, *, sum_value: bool = False,
+                      wrt: list[str] | None = None):
+        """Value and gradient over columns of data: :func:`adcli.fast.columns.sweep_columns`."""
+        return sweep_columns(self.tape, self._blocks, xs, sum_value=sum_value, wrt=wrt)
+
+
+def _levelled_functions(plan: Levelled) -> Functions:
+    def value(*xs: float) -> float:
+        return plan.value(np.array(xs, dtype=np.float64))
+
+    def value_and_grad(*xs: float):
+        v, g = plan.value_and_grad(np.array(xs, dtype=np.float64))
+        return v, tuple(g.tolist())
+
+    return value, value_and_grad

@@ -1,0 +1,200 @@
+"""Scalar engines: straight-line generated Python, and a tight float interpreter.
+
+The plain interpreter (:mod:`adcli.sweeps`) pays for a loop, a list and a numpy scalar per node.
+Here a tape becomes one Python function per sweep, written from the op templates
+(:attr:`adcli.ops.Op.value`, :attr:`adcli.ops.Op.partial`) and slot numbers, with the names
+bound to float kernels (:data:`adcli.ops.FLOAT_NAMES`). Python floats are several times faster
+than numpy scalars but raise where IEEE arithmetic gives inf/nan, so every function falls back
+to the plain interpreter on :data:`~adcli.fast.codegen.FALLBACK`, and a non-finite result is
+the interpreter's own. The float interpreter runs the same templates as tiny functions, without
+a compile step, for tapes not yet used often enough to pay for one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..ops import FLOAT_NAMES, OPS, Op
+from ..tape import CONST, Tape
+from .codegen import FALLBACK, build, fill, is_atom, literal, partial_function, value_function
+
+#: The only names generated scalar code can refer to, besides its own v*/g* locals.
+SCALAR_NAMES: dict[str, Any] = dict(FLOAT_NAMES)
+
+
+class ScalarGen:
+    """Source text for the sweeps of one tape (scalar flavour)."""
+
+    def __init__(self, tape: Tape) -> None:
+        self.tape = tape
+        self.instrs = tape.instructions()
+
+    def atom(self, slot: int) -> str:
+        if self.tape.ops[slot] == CONST:
+            return literal(self.tape.consts[slot])
+        return f"v{slot}"
+
+    def const_of(self, slot: int) -> float | None:
+        return float(self.tape.consts[slot]) if self.tape.ops[slot] == CONST else None
+
+    def value_expr(self, slot: int, op: Op, args: tuple[int, ...]) -> str:
+        names = [self.atom(a) for a in args]
+        if op.const_exponent:
+            b = self.const_of(args[1])
+            if b == 2.0:
+                return f"{names[0]} * {names[0]}"
+            if b == 1.0:
+                return names[0]
+        return fill(op.value, names, f"v{slot}")
+
+    def partial_expr(self, slot: int, op: Op, args: tuple[int, ...], i: int) -> str:
+        names = [self.atom(a) for a in args]
+        if op.const_exponent and i == 0:
+            b = self.const_of(args[1])
+            if b is not None:
+                if b == 0.0:
+                    return "0.0"
+                if b == 2.0:  # b * a^(b-1) with a^1 == a exactly
+                    return f"2.0 * {names[0]}"
+                return f"{literal(b)} * pow({names[0]}, {literal(b - 1.0)})"
+        return fill(op.partial[i], names, f"v{slot}")
+
+    def forward_lines(self) -> list[str]:
+        return [f"v{s} = {self.value_expr(s, op, a)}" for s, op, a in self.instrs]
+
+    def reverse_lines(self) -> tuple[list[str], dict[int, str]]:
+        """Adjoint accumulation in the interpreter's order; returns (lines, adjoint per slot).
+
+        An adjoint is tracked as source text: the first contribution to a slot is bound by name
+        (or aliased when it is already a name), later ones are added to it, exactly as
+        :func:`adcli.sweeps.reverse` does (``g * 1.0`` is ``g`` bit for bit)."""
+        tape = self.tape
+        acc: dict[int, str] = {tape.output: "1.0"}
+        lines: list[str] = []
+        for slot, op, args in reversed(self.instrs):
+            g = acc.get(slot)
+            if g is None:
+                continue
+            for i, a in enumerate(args):
+                if not tape.active[a]:
+                    continue
+                p = self.partial_expr(slot, op, args, i)
+                if p == "1.0":
+                    c = g
+                elif g == "1.0":
+                    c = p
+                elif p == "-1.0":
+                    c = f"-{g}"
+                else:
+                    c = f"{g} * ({p})" if not is_atom(p) else f"{g} * {p}"
+                prev = acc.get(a)
+                if prev is None:
+                    if is_atom(c):
+                        acc[a] = c
+                        continue
+                    lines.append(f"g{a} = {c}")
+                else:
+                    lines.append(f"g{a} = {prev} + ({c})" if not is_atom(c)
+                                 else f"g{a} = {prev} + {c}")
+                acc[a] = f"g{a}"
+        return lines, acc
+
+
+def scalar_functions(tape: Tape, slow_value: Callable, slow_grad: Callable
+                     ) -> tuple[Callable, Callable, str]:
+    """(value, value_and_grad, source) as straight-line code; both fall back to the slow
+    functions given (the plain interpreter) where Python raises."""
+    gen = ScalarGen(tape)
+    params = ", ".join(f"v{s}" for s in tape.inputs.values())
+    body = gen.forward_lines()
+    out = gen.atom(tape.output)
+    value_src = "\n".join(
+        [f"def value({params}):", "    try:"]
+        + [f"        {ln}" for ln in body]
+        + [f"        return {out}",
+           "    except _FALLBACK:",
+           f"        return _slow_value({params})", ""])
+    rev, acc = gen.reverse_lines()
+    grads = ", ".join(acc.get(s, "0.0") for s in tape.inputs.values())
+    grad_src = "\n".join(
+        [f"def value_and_grad({params}):", "    try:"]
+        + [f"        {ln}" for ln in body + rev]
+        + [f"        return {out}, ({grads}{',' if len(tape.inputs) == 1 else ''})",
+           "    except _FALLBACK:",
+           f"        return _slow_grad({params})", ""])
+    ns = dict(SCALAR_NAMES, _FALLBACK=FALLBACK, _slow_value=slow_value, _slow_grad=slow_grad)
+    return (build(value_src, dict(ns), "value"), build(grad_src, dict(ns), "value_and_grad"),
+            value_src + grad_src)
+
+
+# --------------------------------------------------------------------------- float interpreter
+
+
+def _op_functions() -> dict[str, tuple[Callable, tuple[Callable, ...]]]:
+    """Each op's value and partials as tiny Python-float functions, from its templates."""
+    return {name: (value_function(op.arity, op.value, SCALAR_NAMES),
+                   tuple(partial_function(op.arity, t, SCALAR_NAMES) for t in op.partial))
+            for name, op in OPS.items()}
+
+
+_OPFUNCS: dict[str, tuple[Callable, tuple[Callable, ...]]] | None = None
+
+
+def interpreter(tape: Tape) -> tuple[Callable, Callable]:
+    """Value and value+gradient by a loop over Python floats (no compile step). Raises where
+    Python does: wrap it (see :func:`adcli.fast.policy.guard`)."""
+    global _OPFUNCS
+    if _OPFUNCS is None:
+        _OPFUNCS = _op_functions()
+    table = _OPFUNCS
+    program = [(slot, *table[op.name], args) for slot, (op, args)
+               in enumerate(zip(tape.ops, tape.args)) if op.__class__ is not str]
+    consts = [float(c) for c in tape.consts]
+    active = tape.active
+    input_slots = list(tape.inputs.values())
+    out = tape.output
+    n = len(tape.ops)
+
+    def run(xs) -> list[float]:
+        v = consts[:]
+        for s, x in zip(input_slots, xs):
+            v[s] = x
+        for slot, f, _p, args in program:
+            if len(args) == 2:
+                v[slot] = f(v[args[0]], v[args[1]])
+            else:
+                v[slot] = f(v[args[0]])
+        return v
+
+    def value(*xs: float) -> float:
+        return run(xs)[out]
+
+    def value_and_grad(*xs: float):
+        v = run(xs)
+        adj: list[float | None] = [None] * n
+        adj[out] = 1.0
+        for slot, _f, partials, args in reversed(program):
+            g = adj[slot]
+            if g is None:
+                continue
+            o = v[slot]
+            if len(args) == 2:
+                a, b = args
+                x, y = v[a], v[b]
+                if active[a]:
+                    c = g * partials[0](x, y, o)
+                    prev = adj[a]
+                    adj[a] = c if prev is None else prev + c
+                if active[b]:
+                    c = g * partials[1](x, y, o)
+                    prev = adj[b]
+                    adj[b] = c if prev is None else prev + c
+            else:
+                a = args[0]
+                c = g * partials[0](v[a], o)
+                prev = adj[a]
+                adj[a] = c if prev is None else prev + c
+        return v[out], tuple(0.0 if adj[s] is None else adj[s] for s in input_slots)
+
+    return value, value_and_grad
