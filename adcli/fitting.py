@@ -1,0 +1,538 @@
+"""Nonlinear least squares: ``LHS ~ MODEL`` over the rows of data, fitted by a trust-region
+Levenberg-Marquardt method on the exact Jacobian of the residuals.
+
+The residual of row i is ``LHS_i - MODEL_i``. Every name of the formula that is not a data column
+is a parameter. The Jacobian d r_i / d b_j comes from the tape in one vectorised reverse sweep
+over the rows: the parameters enter as constant columns, so each row's reverse sweep gives that
+row's gradient (:func:`_jacobian`, the one place that reaches the compiled sweeps).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import AdcliError
+from .function import Function, gc_paused
+from .parser import DEFAULT_MAX_SOURCE_BYTES, parse_program
+from .syntax import Program, Statement, call, iter_postorder
+
+
+class FitError(AdcliError):
+    """A formula or option that cannot be fitted (exit status 2)."""
+
+
+# --------------------------------------------------------------------------- the formula
+
+
+def _tilde_positions(text: str) -> list[int]:
+    """Offsets of every ``~`` outside ``#`` comments."""
+    found, in_comment = [], False
+    for i, ch in enumerate(text):
+        if ch == "\n":
+            in_comment = False
+        elif ch == "#":
+            in_comment = True
+        elif ch == "~" and not in_comment:
+            found.append(i)
+    return found
+
+
+def _blank(text: str, start: int, stop: int) -> str:
+    """``text`` with [start, stop) turned to spaces (newlines kept): lines and columns of
+    everything else stay where they were, so parse errors point into the user's text."""
+    middle = "".join(c if c == "\n" else " " for c in text[start:stop])
+    return text[:start] + middle + text[stop:]
+
+
+def _locate(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+@dataclass
+class Formula:
+    """A parsed ``LHS ~ MODEL``: the residual program ``lets; LHS - MODEL`` and its parts."""
+
+    program: Program
+    lhs: Any
+    model: Any
+    lets: dict[str, Any]
+
+    def names(self, node: Any) -> set[str]:
+        """Input names that ``node`` reads, following let-bindings."""
+        return {n.name for n in iter_postorder(node, self.lets)
+                if n.op == "var" and n.name not in self.lets}
+
+
+def parse_formula(text: str, *, max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES) -> Formula:
+    """Parse ``[lets;] LHS ~ MODEL``. The two sides are parsed from copies of the text with the
+    other side blanked out, so every error's line and column are those of the user's text."""
+    tildes = _tilde_positions(text)
+    if not tildes:
+        raise FitError("a formula needs '~' between the response and the model, as in "
+                       "\"y ~ a*exp(-b*x)\"")
+    if len(tildes) > 1:
+        line, col = _locate(text, tildes[1])
+        raise FitError("a formula has exactly one '~'", source=text, line=line, column=col)
+    at = tildes[0]
+    line_start = text.rfind("\n", 0, at) + 1
+    stmt_start = max(line_start, text.rfind(";", 0, at) + 1)
+    rest = text[at + 1:]
+    if any(ln.split("#", 1)[0].strip(" \t\r;") for ln in rest.split("\n")[1:]) or \
+            ";" in rest.split("\n", 1)[0].split("#", 1)[0].rstrip(" \t\r;"):
+        line, col = _locate(text, at)
+        raise FitError("the formula 'LHS ~ MODEL' must be the last statement", source=text,
+                       line=line, column=col)
+    if not text[stmt_start:at].strip():
+        line, col = _locate(text, at)
+        raise FitError("nothing before '~': write the response, as in \"y ~ a*x\"",
+                       source=text, line=line, column=col)
+    if not rest.split("#", 1)[0].strip(" \t\r;\n"):
+        line, col = _locate(text, at)
+        raise FitError("nothing after '~': write the model, as in \"y ~ a*x\"",
+                       source=text, line=line, column=col + 1)
+    if "=" in text[stmt_start:at]:
+        line, col = _locate(text, stmt_start + text[stmt_start:at].index("=") + 1)
+        raise FitError("the formula's left side cannot be a let binding; write 'LHS ~ MODEL'",
+                       source=text, line=line, column=col)
+
+    def side(blanked: str) -> Program:
+        try:
+            return parse_program(blanked, max_bytes=max_bytes)
+        except AdcliError as err:
+            if err.source is not None:
+                err.source = text  # same lines and columns; show the user's own text
+            raise
+
+    with gc_paused():
+        left = side(_blank(text, at, len(text)))
+        right = side(_blank(text, stmt_start, at + 1))
+        lhs, model = left.statements[-1].expr, right.statements[-1].expr
+        line, col = _locate(text, at)
+        residual = call("sub", lhs, model, line=line, column=col)
+        statements = left.statements[:-1] + [Statement(None, residual, line, col)]
+    lets = {s.name: s.expr for s in statements[:-1]}
+    return Formula(Program(statements, text), lhs, model, lets)
+
+
+# --------------------------------------------------------------------------- residuals, Jacobian
+
+
+def _jacobian(function: Function, bound: set[str], values: list[Any], wrt: list[str]
+              ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Residual column and per-row derivatives d r / d ``wrt`` (inputs in tape order, with the
+    parameters passed as full columns so every row keeps its own gradient). The one call into
+    the compiled sweeps: re-point it here if they move."""
+    return function.compiled(bound).sweep_columns(values, wrt=wrt)
+
+
+class Residuals:
+    """r(b) and J(b) of a formula over data columns, optionally divided by sigma per row."""
+
+    def __init__(self, formula: Formula, columns: Mapping[str, np.ndarray],
+                 sigma: np.ndarray | None = None, fixed: Mapping[str, float] | None = None
+                 ) -> None:
+        self.formula = formula
+        self.function = Function(formula.program)
+        self.bound = set(columns)
+        tape = self.function.tape(self.bound)
+        self.inputs = list(tape.inputs)
+        #: every parameter (tape order), and those the engine moves (not ``fixed``)
+        self.params = [n for n in self.inputs if n not in columns]
+        self.fixed = {n: float(v) for n, v in (fixed or {}).items() if n in self.params}
+        self.free = [n for n in self.params if n not in self.fixed]
+        self.rows = len(next(iter(columns.values())))
+        self.columns = {n: np.asarray(columns[n], dtype=np.float64) for n in self.inputs
+                        if n in columns}
+        self.weight = None if sigma is None else 1.0 / np.asarray(sigma, dtype=np.float64)
+        self.evaluations = 0
+        self.jacobians = 0
+
+    def _values(self, b: np.ndarray, as_columns: bool) -> list[Any]:
+        at = dict(self.fixed)
+        at.update(zip(self.free, (float(v) for v in b)))
+        if as_columns:
+            return [self.columns[n] if n in self.columns else np.full(self.rows, at[n])
+                    for n in self.inputs]
+        return [self.columns[n] if n in self.columns else np.float64(at[n])
+                for n in self.inputs]
+
+    def both(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Residuals and Jacobian (rows x parameters) at ``b``, in one sweep."""
+        value, grads = _jacobian(self.function, self.bound, self._values(b, True), self.free)
+        by_name = dict(zip(self.inputs, grads))
+        r = np.broadcast_to(np.asarray(value, dtype=np.float64), (self.rows,))
+        jac = np.empty((self.rows, len(self.free)))
+        for j, name in enumerate(self.free):
+            jac[:, j] = by_name[name]
+        if self.weight is not None:
+            r = r * self.weight
+            jac *= self.weight[:, None]
+        self.jacobians += 1
+        return np.array(r, dtype=np.float64), jac
+
+    def residuals(self, b: np.ndarray) -> np.ndarray:
+        """Residuals only (a trial step): parameters as scalars, no gradient passes."""
+        value, _ = _jacobian(self.function, self.bound, self._values(b, False), [])
+        r = np.array(np.broadcast_to(np.asarray(value, dtype=np.float64), (self.rows,)))
+        if self.weight is not None:
+            r *= self.weight
+        self.evaluations += 1
+        return r
+
+
+# --------------------------------------------------------------------------- the engine
+
+#: Relative tolerances, MINPACK's meaning (scale-free): stop when one step reduces the sum of
+#: squares by less than FTOL of it, when the step is below XTOL of the parameters' size, or when
+#: the cosine between the residual vector and every Jacobian column is below GTOL.
+FTOL = XTOL = 1e-15
+GTOL = 1e-15
+METHOD = "trf"
+
+REASONS = {
+    0: "the maximum number of evaluations was reached",
+    1: "the residuals are orthogonal to the Jacobian's columns (gtol)",
+    2: "the sum of squares stopped decreasing (relative change below ftol)",
+    3: "the step became negligible relative to the parameters (xtol)",
+    4: "the sum of squares stopped decreasing and the step became negligible (ftol, xtol)",
+}
+
+
+class _Orthogonal(Exception):
+    """Raised from the Jacobian callback when MINPACK's gtol test passes at an accepted point
+    (scipy's own gtol is an absolute gradient norm, which depends on the data's scale)."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        super().__init__()
+        self.x = x
+
+
+def max_cosine(r: np.ndarray, jac: np.ndarray) -> float:
+    """max over columns j of |J_j . r| / (|J_j| |r|): 0 at a stationary point, whatever the
+    scale of the residuals or of the parameters (MINPACK's gtol quantity)."""
+    rn = float(np.linalg.norm(r))
+    if rn == 0.0:
+        return 0.0
+    norms = np.linalg.norm(jac, axis=0)
+    dots = np.abs(jac.T @ r)
+    with np.errstate(all="ignore"):
+        cos = np.where(norms > 0, dots / (norms * rn), 0.0)
+    return float(np.max(cos)) if cos.size else 0.0
+
+
+@dataclass
+class Solution:
+    x: np.ndarray
+    status: int
+    evaluations: int
+    jacobians: int
+
+
+def solve(res: Residuals, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+          max_evaluations: int, ftol: float = FTOL, xtol: float = XTOL, gtol: float = GTOL
+          ) -> Solution:
+    """Trust-region reflective least squares (scipy's ``trf``: Levenberg-Marquardt steps
+    within bounds, exact trust-region subproblem by SVD, MINPACK-style parameter scaling by
+    the Jacobian's column norms) on adcli's exact Jacobian."""
+    from scipy.optimize import least_squares
+
+    def jac(b: np.ndarray) -> np.ndarray:
+        r, j = res.both(b)
+        if gtol > 0 and max_cosine(r, j) <= gtol:
+            raise _Orthogonal(np.array(b))
+        return j
+
+    start_jac = res.jacobians
+    start_eval = res.evaluations
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scipy's note that its own gtol test is off
+            out = least_squares(res.residuals, x0, jac=jac, bounds=(lower, upper),
+                                method="trf", x_scale="jac", ftol=ftol, xtol=xtol, gtol=None,
+                                max_nfev=max_evaluations)
+        x, status = out.x, int(out.status)
+    except _Orthogonal as stop:
+        x, status = stop.x, 1
+    return Solution(x, status, res.evaluations - start_eval, res.jacobians - start_jac)
+
+
+# --------------------------------------------------------------------------- statistics
+
+#: A direction of the (column-scaled) Jacobian whose singular value is below this fraction of
+#: the largest is not determined by the data: its parameters are reported as not identifiable.
+SINGULAR = 1e-10
+
+
+@dataclass
+class Covariance:
+    matrix: np.ndarray          # covariance of the free parameters (nan where not identifiable)
+    unidentifiable: list[list[str]]
+    condition: float            # of the column-scaled Jacobian
+
+
+def covariance(jac: np.ndarray, names: list[str], scale: float) -> Covariance:
+    """``scale * (J^T J)^-1`` by the SVD of J with its columns scaled to unit norm (so the
+    test does not depend on the parameters' units). Directions with a relative singular value
+    below :data:`SINGULAR` are reported with the parameters that dominate them, and those
+    parameters get nan variances rather than meaningless huge ones."""
+    p = jac.shape[1]
+    if p == 0:
+        return Covariance(np.zeros((0, 0)), [], 1.0)
+    norms = np.linalg.norm(jac, axis=0)
+    safe = np.where(norms > 0, norms, 1.0)
+    _, s, vt = np.linalg.svd(jac / safe, full_matrices=False)
+    top = s[0] if s.size and s[0] > 0 else 0.0
+    cond = float(top / s[-1]) if s.size and s[-1] > 0 else math.inf
+    weak = [k for k in range(len(s)) if top == 0 or s[k] <= SINGULAR * top]
+    weak += [k for k in range(len(s), p)]  # fewer rows than parameters
+    groups, bad = [], set()
+    vt_full = vt if vt.shape[0] == p else np.linalg.svd(jac / safe)[2]
+    for k in weak:
+        v = np.abs(vt_full[k])
+        members = [names[j] for j in range(p) if v[j] >= 0.1 * v.max()]
+        groups.append(members)
+        bad.update(members)
+    bad.update(names[j] for j in range(p) if norms[j] == 0)
+    keep = [k for k in range(len(s)) if k not in weak]
+    inv = (vt[keep].T / s[keep] ** 2) @ vt[keep]
+    cov = scale * inv / np.outer(safe, safe)
+    for j, name in enumerate(names):
+        if name in bad:
+            cov[j, :] = np.nan
+            cov[:, j] = np.nan
+    zero = [names[j] for j in range(p) if norms[j] == 0]
+    if zero and not any(set(zero) <= set(g) for g in groups):
+        groups.append(zero)
+    return Covariance(cov, groups, cond)
+
+
+@dataclass
+class FitResult:
+    """The outcome of a fit, with the statistics of R's ``summary(nls)``."""
+
+    formula: str
+    parameters: dict[str, float]
+    stderr: dict[str, float]
+    correlation_names: list[str]
+    correlation: np.ndarray
+    rss: float
+    residual_std: float
+    dof: int
+    r_squared: float | None
+    converged: bool
+    reason: str
+    iterations: int
+    evaluations: int
+    jacobian_evaluations: int
+    method: str
+    rows: int
+    fixed: dict[str, float] = field(default_factory=dict)
+    at_bound: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    absolute_sigma: bool = False
+    weighted: bool = False
+
+    def relative_error(self, name: str) -> float:
+        """Standard error as a percentage of the value (inf for a zero value)."""
+        v, e = self.parameters[name], self.stderr.get(name, math.nan)
+        return abs(e / v) * 100.0 if v != 0 else (0.0 if e == 0 else math.inf)
+
+    def to_json(self) -> dict:
+        return {
+            "parameters": self.parameters,
+            "stderr": self.stderr,
+            "correlation": {"names": self.correlation_names,
+                            "matrix": self.correlation.tolist()},
+            "rss": self.rss,
+            "residual_std": self.residual_std,
+            "dof": self.dof,
+            "r_squared": self.r_squared,
+            "converged": self.converged,
+            "reason": self.reason,
+            "iterations": self.iterations,
+            "evaluations": self.evaluations,
+            "method": self.method,
+        }
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def _column(values: Any, rows: int, what: str) -> np.ndarray:
+    col = np.asarray(values, dtype=np.float64)
+    if col.shape != (rows,):
+        raise FitError(f"{what} has shape {col.shape}; expected one value per row ({rows})")
+    return col
+
+
+def _sigma(sigma: Any, columns: Mapping[str, np.ndarray], rows: int) -> np.ndarray | None:
+    if sigma is None:
+        return None
+    if isinstance(sigma, str):
+        if sigma not in columns:
+            raise FitError(f"--sigma '{sigma}' is not a column of the data (columns: "
+                           f"{', '.join(columns)})")
+        col, what = columns[sigma], f"sigma column '{sigma}'"
+    else:
+        col, what = _column(sigma, rows, "sigma"), "sigma"
+    bad = np.flatnonzero(~(np.isfinite(col) & (col > 0)))
+    if bad.size:
+        raise FitError(f"{what} must be positive and finite; row {bad[0] + 1} is "
+                       f"{col[bad[0]]!r}")
+    return col
+
+
+def _bad_row(r: np.ndarray) -> int:
+    return int(np.flatnonzero(~np.isfinite(r))[0]) + 1
+
+
+def fit(text: str, data_columns: Mapping[str, Any], *, start: Mapping[str, float] | None = None,
+        bounds: Mapping[str, tuple[float, float]] | None = None,
+        fix: Mapping[str, float] | None = None, sigma: Any = None,
+        absolute_sigma: bool = False, max_evaluations: int | None = None,
+        max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES) -> FitResult:
+    """Fit ``LHS ~ MODEL`` to data columns by least squares; parameters start at 0 unless
+    ``start`` says otherwise. ``bounds`` maps a parameter to (lo, hi) (use +-inf for one side),
+    ``fix`` holds parameters at given values, ``sigma`` (a column name or one value per row)
+    weights row i by 1/sigma_i^2; with ``absolute_sigma`` the standard errors take sigma as
+    the true errors (curve_fit's meaning) instead of rescaling by the residual variance."""
+    from .data import DataError, from_columns
+
+    began = time.perf_counter()
+    formula = parse_formula(text, max_bytes=max_bytes)
+    try:
+        data = from_columns(data_columns)
+    except DataError as err:
+        raise FitError(err.message) from None
+    columns = data.columns
+    rows = data.rows
+    for name, col in columns.items():
+        if not np.all(np.isfinite(col)):
+            raise FitError(f"column '{name}' has a non-finite value at row "
+                           f"{_bad_row(col)}")
+    weights = _sigma(sigma, columns, rows)
+    lhs_names = formula.names(formula.lhs)
+    if not lhs_names & set(columns):
+        raise FitError("the formula's left side uses no data column; write the response "
+                       "column before '~', as in \"y ~ a*x + b\"")
+    start, bounds, fix = dict(start or {}), dict(bounds or {}), dict(fix or {})
+    res = Residuals(formula, columns, weights, fix)
+    if not res.params:
+        raise FitError("the model has no parameters: every name in it is a data column")
+    warnings_: list[str] = []
+    for option, names in (("--bounds", bounds), ("--fix", fix)):
+        for name in names:
+            if name not in res.params:
+                raise FitError(f"{option} '{name}' is not a parameter of the model "
+                               f"(parameters: {', '.join(res.params)})")
+    for name in start:
+        if name not in res.params:
+            what = "a data column" if name in columns else "a name of the formula"
+            warnings_.append(f"--from '{name}' is not a parameter ({what}); ignored")
+    for name in fix:
+        if name in bounds:
+            raise FitError(f"'{name}' is both fixed and bounded; give one of --fix, --bounds")
+    if not res.free:
+        raise FitError("every parameter is fixed: nothing to fit")
+    p = len(res.free)
+    lower = np.full(p, -np.inf)
+    upper = np.full(p, np.inf)
+    x0 = np.array([float(start.get(n, 0.0)) for n in res.free])
+    for j, name in enumerate(res.free):
+        if name in bounds:
+            lo, hi = (float(v) for v in bounds[name])
+            if not lo < hi:
+                raise FitError(f"--bounds for '{name}' need lo < hi (got {lo:g}:{hi:g})")
+            lower[j], upper[j] = lo, hi
+            if not lo <= x0[j] <= hi:
+                if name in start:
+                    raise FitError(f"the start {name}={x0[j]:g} is outside its bounds "
+                                   f"{lo:g}:{hi:g}")
+                x0[j] = min(max(x0[j], lo), hi)
+    if not np.all(np.isfinite(x0)):
+        raise FitError("start values must be finite")
+    r0 = res.residuals(x0)
+    if not np.all(np.isfinite(r0)):
+        raise FitError(f"the residual is not finite at the start values, at data row "
+                       f"{_bad_row(r0)}; choose other start values with --from")
+    if max_evaluations is None:
+        max_evaluations = 1000 * (p + 1)
+    res.evaluations = 0
+    sol = solve(res, x0, lower, upper, max_evaluations)
+    r, jac = res.both(sol.x)
+    rss = float(r @ r)
+    finite = bool(np.isfinite(rss))
+    converged = sol.status in (1, 2, 3, 4) and finite
+    reason = REASONS.get(sol.status, f"status {sol.status}")
+    dof = rows - p
+    variance = rss / dof if dof > 0 else math.nan
+    scale = 1.0 if (absolute_sigma and weights is not None) else variance
+    names = list(res.free)
+    cov = covariance(jac, names, scale) if finite else None
+    if dof <= 0:
+        warnings_.append(f"{rows} rows for {p} parameters: no degrees of freedom left, so no "
+                         "standard errors")
+    if cov is not None:
+        for group in cov.unidentifiable:
+            warnings_.append(
+                f"not identifiable from the data: {', '.join(group)} (a direction of the "
+                "Jacobian with a near-zero singular value); their standard errors are "
+                "reported as nan")
+        se = np.sqrt(np.clip(np.diag(cov.matrix), 0.0, None))
+        se = np.where(np.isnan(np.diag(cov.matrix)), np.nan, se)
+        with np.errstate(all="ignore"):
+            corr = cov.matrix / np.outer(se, se)
+        np.fill_diagonal(corr, np.where(np.isnan(se), np.nan, 1.0))
+    else:
+        se = np.full(p, np.nan)
+        corr = np.full((p, p), np.nan)
+    at_bound = []
+    for j, name in enumerate(names):
+        for edge in (lower[j], upper[j]):
+            if np.isfinite(edge) and abs(sol.x[j] - edge) <= 1e-8 * max(1.0, abs(edge)):
+                at_bound.append(name)
+                warnings_.append(f"{name} is at its bound {edge:g}: its standard error "
+                                 "ignores the bound")
+    r_squared = _r_squared(formula, res, columns, rss) if finite else None
+    parameters = {}
+    x_by = dict(zip(names, sol.x))
+    for name in res.params:
+        parameters[name] = float(x_by[name]) if name in x_by else res.fixed[name]
+    return FitResult(
+        formula=text, parameters=parameters,
+        stderr={n: float(e) for n, e in zip(names, se)},
+        correlation_names=names, correlation=corr, rss=rss,
+        residual_std=math.sqrt(variance) if dof > 0 and finite else math.nan,
+        dof=dof, r_squared=r_squared, converged=converged, reason=reason,
+        iterations=max(sol.jacobians - 1, 0), evaluations=sol.evaluations,
+        jacobian_evaluations=sol.jacobians, method=f"levenberg-marquardt ({METHOD}, exact "
+        "jacobian)", rows=rows, fixed=dict(res.fixed), at_bound=at_bound,
+        warnings=warnings_, seconds=time.perf_counter() - began,
+        absolute_sigma=absolute_sigma and weights is not None, weighted=weights is not None)
+
+
+def _r_squared(formula: Formula, res: Residuals, columns: Mapping[str, np.ndarray],
+               rss: float) -> float | None:
+    """1 - RSS/TSS about the (weighted) mean of the left side; None when the left side depends
+    on a parameter or does not vary (then R^2 means nothing)."""
+    if formula.names(formula.lhs) - set(columns):
+        return None
+    program = Program(list(formula.program.statements[:-1]) +
+                      [Statement(None, formula.lhs)], formula.program.source)
+    y = Function(program).eval({n: columns[n] for n in formula.names(formula.lhs)})
+    y = np.broadcast_to(np.asarray(y, dtype=np.float64), (res.rows,))
+    w = np.ones(res.rows) if res.weight is None else res.weight ** 2
+    mean = float(np.sum(w * y) / np.sum(w))
+    tss = float(np.sum(w * (y - mean) ** 2))
+    if not (np.isfinite(tss) and tss > 0):
+        return None
+    return 1.0 - rss / tss
