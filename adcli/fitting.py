@@ -304,6 +304,7 @@ def covariance(jac: np.ndarray, names: list[str], scale: float) -> Covariance:
     keep = [k for k in range(len(s)) if k not in weak]
     inv = (vt[keep].T / s[keep] ** 2) @ vt[keep]
     cov = scale * inv / np.outer(safe, safe)
+    cov = 0.5 * (cov + cov.T)  # exactly symmetric, so is the correlation matrix
     for j, name in enumerate(names):
         if name in bad:
             cov[j, :] = np.nan
@@ -340,6 +341,19 @@ class FitResult:
     seconds: float = 0.0
     absolute_sigma: bool = False
     weighted: bool = False
+    #: the left side per row, the model per row at the estimates, and the model's data columns
+    observed: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    fitted: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    predictors: list[str] = field(default_factory=list)
+    parsed: Formula | None = field(default=None, repr=False)
+
+    def predict(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """The model (right side) at the estimates for new values of its data columns."""
+        if self.parsed is None:
+            raise FitError("this result has no formula to predict with")
+        point = {n: np.asarray(v, dtype=np.float64) for n, v in columns.items()}
+        point.update(self.parameters)
+        return np.asarray(_side(self.parsed, self.parsed.model).eval(point), dtype=np.float64)
 
     def relative_error(self, name: str) -> float:
         """Standard error as a percentage of the value (inf for a zero value)."""
@@ -502,11 +516,16 @@ def fit(text: str, data_columns: Mapping[str, Any], *, start: Mapping[str, float
                 at_bound.append(name)
                 warnings_.append(f"{name} is at its bound {edge:g}: its standard error "
                                  "ignores the bound")
-    r_squared = _r_squared(formula, res, columns, rss) if finite else None
     parameters = {}
     x_by = dict(zip(names, sol.x))
     for name in res.params:
         parameters[name] = float(x_by[name]) if name in x_by else res.fixed[name]
+    point = {n: columns[n] for n in formula.names(formula.lhs) if n in columns}
+    point.update(parameters)
+    observed = np.broadcast_to(np.asarray(_side(formula, formula.lhs).eval(point),
+                                          dtype=np.float64), (rows,)).copy()
+    fitted = observed - (r if weights is None else r * weights)
+    r_squared = _r_squared(formula, res, observed, rss) if finite else None
     return FitResult(
         formula=text, parameters=parameters,
         stderr={n: float(e) for n, e in zip(names, se)},
@@ -517,22 +536,56 @@ def fit(text: str, data_columns: Mapping[str, Any], *, start: Mapping[str, float
         jacobian_evaluations=sol.jacobians, method=f"levenberg-marquardt ({METHOD}, exact "
         "jacobian)", rows=rows, fixed=dict(res.fixed), at_bound=at_bound,
         warnings=warnings_, seconds=time.perf_counter() - began,
-        absolute_sigma=absolute_sigma and weights is not None, weighted=weights is not None)
+        absolute_sigma=absolute_sigma and weights is not None, weighted=weights is not None,
+        observed=observed, fitted=fitted, parsed=formula,
+        predictors=[n for n in res.inputs if n in columns and n in formula.names(formula.model)])
 
 
-def _r_squared(formula: Formula, res: Residuals, columns: Mapping[str, np.ndarray],
-               rss: float) -> float | None:
+def _side(formula: Formula, node: Any) -> Function:
+    """One side of the formula (with the let-bindings) as a function of its own."""
+    return Function(Program(list(formula.program.statements[:-1]) + [Statement(None, node)],
+                            formula.program.source))
+
+
+def _r_squared(formula: Formula, res: Residuals, y: np.ndarray, rss: float) -> float | None:
     """1 - RSS/TSS about the (weighted) mean of the left side; None when the left side depends
     on a parameter or does not vary (then R^2 means nothing)."""
-    if formula.names(formula.lhs) - set(columns):
+    if formula.names(formula.lhs) - set(res.columns):
         return None
-    program = Program(list(formula.program.statements[:-1]) +
-                      [Statement(None, formula.lhs)], formula.program.source)
-    y = Function(program).eval({n: columns[n] for n in formula.names(formula.lhs)})
-    y = np.broadcast_to(np.asarray(y, dtype=np.float64), (res.rows,))
     w = np.ones(res.rows) if res.weight is None else res.weight ** 2
     mean = float(np.sum(w * y) / np.sum(w))
     tss = float(np.sum(w * (y - mean) ** 2))
     if not (np.isfinite(tss) and tss > 0):
         return None
     return 1.0 - rss / tss
+
+
+def parse_bounds(texts: str | list[str] | tuple[str, ...], option: str = "--bounds"
+                 ) -> dict[str, tuple[float, float]]:
+    """``"a=0:10,b=-1:"`` -> ``{"a": (0, 10), "b": (-1, inf)}`` (an empty side is unbounded;
+    values may be constant expressions such as ``pi/2``)."""
+    from .point import _NAME, _split_top_level, parse_value
+
+    if isinstance(texts, str):
+        texts = [texts]
+    out: dict[str, tuple[float, float]] = {}
+    for text in texts:
+        for part in _split_top_level(text):
+            item = part.strip()
+            name, eq, span = item.partition("=")
+            name = name.strip()
+            if not eq or ":" not in span:
+                raise FitError(f"{option} '{item}' is not name=lo:hi (e.g. b=0:10, b=0:)")
+            if not _NAME.match(name):
+                raise FitError(f"{option} '{name}' is not a valid name")
+            if name in out:
+                raise FitError(f"{option} gives '{name}' twice")
+            lo_text, _, hi_text = span.partition(":")
+            lo = parse_value(lo_text, context=f"{option} {name}=") if lo_text.strip() \
+                else -math.inf
+            hi = parse_value(hi_text, context=f"{option} {name}=") if hi_text.strip() \
+                else math.inf
+            if math.isnan(lo) or math.isnan(hi) or not lo < hi:
+                raise FitError(f"{option} {name}={span.strip()}: need lo < hi")
+            out[name] = (lo, hi)
+    return out
