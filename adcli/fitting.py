@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from . import sweeps
 from .errors import AdcliError
 from .function import Function, gc_paused
 from .parser import DEFAULT_MAX_SOURCE_BYTES, parse_program
@@ -125,12 +126,24 @@ def parse_formula(text: str, *, max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES
 # --------------------------------------------------------------------------- residuals, Jacobian
 
 
+#: Rows per sweep: a block's columns stay in cache (measured on 10^6 rows: 32768 rows per
+#: block runs the Jacobian 3x faster than one sweep over all rows).
+ROW_BLOCK = 32768
+
+
 def _jacobian(function: Function, bound: set[str], values: list[Any], wrt: list[str]
               ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Residual column and per-row derivatives d r / d ``wrt`` (inputs in tape order, with the
     parameters passed as full columns so every row keeps its own gradient). The one call into
     the compiled sweeps: re-point it here if they move."""
     return function.compiled(bound).sweep_columns(values, wrt=wrt)
+
+
+def _evaluate(function: Function, bound: set[str], values: list[Any]) -> Any:
+    """The residual column alone (a trial step): the interpreter's one forward pass over the
+    columns, cheaper than a sweep that also prepares adjoints."""
+    tape = function.tape(bound)
+    return sweeps.evaluate(tape, dict(zip(tape.inputs, values)))[tape.output]
 
 
 class Residuals:
@@ -155,33 +168,49 @@ class Residuals:
         self.evaluations = 0
         self.jacobians = 0
 
-    def _values(self, b: np.ndarray, as_columns: bool) -> list[Any]:
+    def _point(self, b: np.ndarray) -> dict[str, float]:
         at = dict(self.fixed)
         at.update(zip(self.free, (float(v) for v in b)))
-        if as_columns:
-            return [self.columns[n] if n in self.columns else np.full(self.rows, at[n])
-                    for n in self.inputs]
-        return [self.columns[n] if n in self.columns else np.float64(at[n])
-                for n in self.inputs]
+        return at
+
+    def _blocks(self) -> range:
+        return range(0, self.rows, ROW_BLOCK)
 
     def both(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Residuals and Jacobian (rows x parameters) at ``b``, in one sweep."""
-        value, grads = _jacobian(self.function, self.bound, self._values(b, True), self.free)
-        by_name = dict(zip(self.inputs, grads))
-        r = np.broadcast_to(np.asarray(value, dtype=np.float64), (self.rows,))
-        jac = np.empty((self.rows, len(self.free)))
-        for j, name in enumerate(self.free):
-            jac[:, j] = by_name[name]
+        """Residuals and Jacobian (rows x free parameters, column-major) at ``b``: one sweep per
+        block of rows, the parameters entering as constant columns so each row keeps its own
+        gradient."""
+        at = self._point(b)
+        r = np.empty(self.rows)
+        # Column-major: column norms, J^T r and LAPACK all read a parameter's column at once.
+        jac = np.empty((len(self.free), self.rows))
+        full = {n: np.full(min(ROW_BLOCK, self.rows), at[n]) for n in self.params}
+        for lo in self._blocks():
+            hi = min(lo + ROW_BLOCK, self.rows)
+            values = [self.columns[n][lo:hi] if n in self.columns else full[n][:hi - lo]
+                      for n in self.inputs]
+            value, grads = _jacobian(self.function, self.bound, values, self.free)
+            by_name = dict(zip(self.inputs, grads))
+            r[lo:hi] = value
+            for j, name in enumerate(self.free):
+                jac[j, lo:hi] = by_name[name]
+        jac = jac.T
         if self.weight is not None:
-            r = r * self.weight
+            r *= self.weight
             jac *= self.weight[:, None]
         self.jacobians += 1
-        return np.array(r, dtype=np.float64), jac
+        return r, jac
 
     def residuals(self, b: np.ndarray) -> np.ndarray:
         """Residuals only (a trial step): parameters as scalars, no gradient passes."""
-        value, _ = _jacobian(self.function, self.bound, self._values(b, False), [])
-        r = np.array(np.broadcast_to(np.asarray(value, dtype=np.float64), (self.rows,)))
+        at = self._point(b)
+        r = np.empty(self.rows)
+        with np.errstate(all="ignore"):
+            for lo in self._blocks():
+                hi = min(lo + ROW_BLOCK, self.rows)
+                values = [self.columns[n][lo:hi] if n in self.columns else np.float64(at[n])
+                          for n in self.inputs]
+                r[lo:hi] = _evaluate(self.function, self.bound, values)
         if self.weight is not None:
             r *= self.weight
         self.evaluations += 1
@@ -221,8 +250,9 @@ def max_cosine(r: np.ndarray, jac: np.ndarray) -> float:
     rn = float(np.linalg.norm(r))
     if rn == 0.0:
         return 0.0
-    norms = np.linalg.norm(jac, axis=0)
-    dots = np.abs(jac.T @ r)
+    cols = jac.T  # rows of cols are the Jacobian's columns (contiguous as both() builds J)
+    norms = np.sqrt(np.einsum("ij,ij->i", cols, cols))
+    dots = np.abs(cols @ r)
     with np.errstate(all="ignore"):
         cos = np.where(norms > 0, dots / (norms * rn), 0.0)
     return float(np.max(cos)) if cos.size else 0.0
@@ -288,13 +318,16 @@ def covariance(jac: np.ndarray, names: list[str], scale: float) -> Covariance:
         return Covariance(np.zeros((0, 0)), [], 1.0)
     norms = np.linalg.norm(jac, axis=0)
     safe = np.where(norms > 0, norms, 1.0)
-    _, s, vt = np.linalg.svd(jac / safe, full_matrices=False)
+    scaled = jac / safe
+    if scaled.shape[0] > 4 * p:  # J = QR: R has J's singular values and right vectors
+        scaled = np.linalg.qr(scaled, mode="r")
+    _, s, vt = np.linalg.svd(scaled, full_matrices=False)
     top = s[0] if s.size and s[0] > 0 else 0.0
     cond = float(top / s[-1]) if s.size and s[-1] > 0 else math.inf
     weak = [k for k in range(len(s)) if top == 0 or s[k] <= SINGULAR * top]
     weak += [k for k in range(len(s), p)]  # fewer rows than parameters
     groups, bad = [], set()
-    vt_full = vt if vt.shape[0] == p else np.linalg.svd(jac / safe)[2]
+    vt_full = vt if vt.shape[0] == p else np.linalg.svd(scaled)[2]
     for k in weak:
         v = np.abs(vt_full[k])
         members = [names[j] for j in range(p) if v[j] >= 0.1 * v.max()]
