@@ -1,7 +1,12 @@
 """README's "fit" section is real output: its console examples are run and compared (text
 exactly, floating-point numbers to 1e-6 relative so another BLAS may differ in the last digits),
 its table of certified values is checked against NIST's file and adcli's own run, and its
-Python example is run as a doctest."""
+Python example is run as a doctest.
+
+The engine stops when its relative tests reach rounding noise (tolerances 1e-15), so which of
+the ftol/xtol tests fires first and how many evaluations the last rejected steps take can change
+with the last bits of the arithmetic (another BLAS, a reordered sum): those two, the stopping
+reason and the evaluation counts, are compared loosely (a converged reason; counts within 50%)."""
 
 from __future__ import annotations
 
@@ -39,8 +44,27 @@ def console_examples() -> list[tuple[str, str]]:
     return examples
 
 
+def _loose(text: str) -> str:
+    text = re.sub(r"^converged: .*$", "converged: REASON", text, flags=re.M)
+    text = re.sub(r'"reason": "[^"]*"', '"reason": REASON', text)
+    return text
+
+
+def _counts(text: str) -> list[int]:
+    found = re.findall(r"(\d+) (?:iterations|evaluations|Jacobian evaluations)", text)
+    found += re.findall(r'"(?:iterations|evaluations)": (\d+)', text)
+    return [int(n) for n in found]
+
+
 def same_output(got: str, want: str) -> bool:
-    if NUMBER.sub("#", got.strip()) != NUMBER.sub("#", want.strip()):
+    got, want = _loose(got.strip()), _loose(want.strip())
+    counts = list(zip(_counts(got), _counts(want)))
+    if any(not 0.5 * b <= a <= 1.5 * b for a, b in counts):
+        return False
+    strip = re.compile(r"\d+(?= (?:iterations|evaluations|Jacobian))|(?<=\"iterations\": )\d+|"
+                       r"(?<=\"evaluations\": )\d+")
+    got, want = strip.sub("N", got), strip.sub("N", want)
+    if NUMBER.sub("#", got) != NUMBER.sub("#", want):
         return False
     pairs = zip(NUMBER.findall(got), NUMBER.findall(want))
     return all(float(a) == pytest.approx(float(b), rel=1e-6) for a, b in pairs)
