@@ -126,6 +126,9 @@ def parse_formula(text: str, *, max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES
 # --------------------------------------------------------------------------- residuals, Jacobian
 
 
+#: The Jacobian is held in memory (rows x free parameters float64): refuse more than 1 GB.
+MAX_JACOBIAN_VALUES = 125_000_000
+
 #: Rows per sweep: a block's columns stay in cache (measured on 10^6 rows: 32768 rows per
 #: block runs the Jacobian 3x faster than one sweep over all rows).
 ROW_BLOCK = 32768
@@ -491,6 +494,10 @@ def fit(text: str, data_columns: Mapping[str, Any], *, start: Mapping[str, float
     if not res.free:
         raise FitError("every parameter is fixed: nothing to fit")
     p = len(res.free)
+    if rows * p > MAX_JACOBIAN_VALUES:
+        raise FitError(f"{rows:,} rows x {p} parameters is too large a Jacobian "
+                       f"({rows * p * 8 / 1e9:.1f} GB; the limit is "
+                       f"{MAX_JACOBIAN_VALUES * 8 / 1e9:.0f} GB)")
     lower = np.full(p, -np.inf)
     upper = np.full(p, np.inf)
     x0 = np.array([float(start.get(n, 0.0)) for n in res.free])

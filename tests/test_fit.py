@@ -208,6 +208,17 @@ def test_api_errors(text, kwargs, message):
     assert message in info.value.message
 
 
+def test_deep_and_large_formulas_and_the_jacobian_limit(monkeypatch):
+    x = np.linspace(0.0, 1.0, 20)
+    y = 2.0 * x + 1.0
+    deep = "y ~ " + "(" * 50_000 + "a*x + b" + ")" * 50_000
+    result = adcli.fit(deep, {"x": x, "y": y})
+    assert result.parameters == pytest.approx({"a": 2.0, "b": 1.0})
+    monkeypatch.setattr("adcli.fitting.MAX_JACOBIAN_VALUES", 39)
+    with pytest.raises(AdcliError, match="too large a Jacobian"):
+        adcli.fit("y ~ a*x + b", {"x": x, "y": y})
+
+
 def test_parse_bounds():
     assert parse_bounds("a=0:10,b=-1:, c=:pi") == {"a": (0.0, 10.0), "b": (-1.0, math.inf),
                                                    "c": (-math.inf, math.pi)}
