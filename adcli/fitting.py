@@ -629,3 +629,75 @@ def parse_bounds(texts: str | list[str] | tuple[str, ...], option: str = "--boun
                 raise FitError(f"{option} {name}={span.strip()}: need lo < hi")
             out[name] = (lo, hi)
     return out
+
+
+# --------------------------------------------------------------------------- minimize --data
+
+
+def squared_residual(program: Program, tape: Any) -> Any | None:
+    """The residual node ``r`` when the program's output is ``r^2`` or ``r*r`` (one node after
+    hash-consing), else None: such an objective over data is a least-squares problem."""
+    out = tape.output
+    op = tape.ops[out]
+    if isinstance(op, str):
+        return None
+    args = tape.args[out]
+    square = (op.name == "pow" and tape.ops[args[1]] == "const"
+              and float(tape.consts[args[1]]) == 2.0) or (op.name == "mul" and args[0] == args[1])
+    if not square:
+        return None
+    lets = {s.name: s.expr for s in program.statements[:-1]}
+    node = program.output
+    seen = 0
+    while node.op == "var" and node.name in lets and seen <= len(lets):
+        node, seen = lets[node.name], seen + 1
+    if node.op not in ("pow", "mul") or len(node.args) != 2:
+        return None
+    return node.args[0]
+
+
+def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray) -> Any | None:
+    """``minimize --data`` on a squared residual by the least-squares engine: the same
+    minimum as the mean (or sum) of squares, found by Levenberg-Marquardt on the exact
+    Jacobian. Returns a :class:`~adcli.optimize.MinimizeResult`, or None when the objective is
+    not of that form (the caller then runs its own method)."""
+    from .optimize import DIVERGED, LS_TOL, MAX_STEPS, MinimizeResult
+
+    if not objective.columns or objective.stochastic:
+        return None
+    node = squared_residual(program, objective.tape)
+    if node is None:
+        return None
+    statements = list(program.statements[:-1]) + [Statement(None, node)]
+    formula = Formula(Program(statements, program.source), None, node,
+                      {s.name: s.expr for s in statements[:-1]})
+    res = Residuals(formula, objective.columns, None, objective.fixed)
+    if sorted(res.free) != sorted(objective.names):
+        return None  # e.g. a constant's name given a value: keep the general path
+    order = [objective.names.index(n) for n in res.free]
+    start = np.asarray(x0, dtype=np.float64)[order]
+    with np.errstate(all="ignore"):
+        r0 = res.residuals(start)
+    if not np.all(np.isfinite(r0)):
+        return None  # the general path reports a non-finite start its own way
+    sol = solve(res, start, np.full(len(start), -np.inf), np.full(len(start), np.inf),
+                1000 * (len(start) + 1))
+    r, jac = res.both(sol.x)
+    scale = 1.0 if objective.reduce == "sum" else 1.0 / res.rows
+    with np.errstate(all="ignore"):
+        value = float(r @ r) * scale
+        grad_free = 2.0 * scale * (jac.T @ r)
+    x = np.empty(len(start))
+    grad = np.empty(len(start))
+    for k, name in enumerate(res.free):
+        x[objective.names.index(name)] = sol.x[k]
+        grad[objective.names.index(name)] = grad_free[k]
+    if not math.isfinite(value):
+        reason = DIVERGED
+    elif sol.status in (1, 2, 3, 4):
+        reason = LS_TOL
+    else:
+        reason = MAX_STEPS
+    return MinimizeResult(list(objective.names), x, value, grad, max(sol.jacobians - 1, 0),
+                          sol.evaluations, reason, "least-squares",
+                          REASONS.get(sol.status, "") if reason != DIVERGED else "")

@@ -51,8 +51,9 @@ DEFAULT_TOL = 1e-8
 #: iterations without a lower value or a smaller gradient norm before "no-progress".
 PATIENCE = 100
 
-# Why a run stopped.  Only GRAD_TOL counts as converged.
+# Why a run stopped.  Only GRAD_TOL and LS_TOL count as converged.
 GRAD_TOL = "grad-tol"
+LS_TOL = "ls-tol"  # the least-squares engine's relative tests (adcli.fitting)
 MAX_STEPS = "max-steps"
 NO_PROGRESS = "no-progress"
 DIVERGED = "diverged"
@@ -60,6 +61,7 @@ INTERRUPTED = "interrupted"
 
 REASONS = {
     GRAD_TOL: "the gradient norm fell below --tol",
+    LS_TOL: "the least-squares engine's relative tests were met",
     MAX_STEPS: "the step limit was reached",
     NO_PROGRESS: "no further progress was possible",
     DIVERGED: "the value became non-finite; the last finite point is reported",
@@ -88,7 +90,7 @@ class MinimizeResult:
 
     @property
     def converged(self) -> bool:
-        return self.reason == GRAD_TOL
+        return self.reason in (GRAD_TOL, LS_TOL)
 
     @property
     def grad_norm(self) -> float:

@@ -300,3 +300,36 @@ def test_cli_sample_fit_matches_its_expected_result(run):
         for name, value in expected[key].items():
             assert doc[key][name] == pytest.approx(value, rel=1e-8)
     assert doc["rss"] == pytest.approx(expected["rss"], rel=1e-10)
+
+
+# --------------------------------------------------------------------------- minimize --data
+
+
+def test_minimize_auto_on_a_squared_residual_runs_the_least_squares_engine(run):
+    csv = str(SAMPLES / "rat43.csv")
+    expr = "(y - b1 / (1 + exp(b2 - b3*x))^(1/b4))^2"
+    start = "b1=100,b2=10,b3=1,b4=1"
+    auto = run("minimize", expr, "--data", csv, "--from", start, "--json")
+    doc = json.loads(auto.stdout)
+    assert doc["method"] == "least-squares" and doc["converged"] and doc["reason"] == "ls-tol"
+    assert "least-squares engine" in auto.stderr
+    assert doc["minimum"]["b1"] == pytest.approx(699.6415127, rel=1e-8)  # NIST certified
+    bfgs = json.loads(run("minimize", expr, "--data", csv, "--from", start, "--method",
+                          "bfgs", "--json").stdout)
+    assert bfgs["method"] == "bfgs"  # chosen explicitly: no switch
+    same = run("minimize", "r = y - w0 - w1*x; r*r", "--data", str(SAMPLES / "line.csv"),
+               "--json", "--reduce", "sum")
+    doc = json.loads(same.stdout)
+    assert doc["method"] == "least-squares"
+    x, y = np.loadtxt(SAMPLES / "line.csv", delimiter=",", skiprows=1).T
+    coef = np.polyfit(x, y, 1)
+    assert doc["minimum"]["w1"] == pytest.approx(coef[0], rel=1e-10)
+    assert doc["value"] == pytest.approx(np.sum((np.polyval(coef, x) - y) ** 2), rel=1e-10)
+
+
+@pytest.mark.parametrize("expr", ["(y - w0 - w1*x)^2 + 0.1*w0^2", "abs(y - w0 - w1*x)",
+                                  "(y - w0 - w1*x)^4", "2*(y - w0 - w1*x)^2"])
+def test_minimize_keeps_its_own_method_when_not_a_square_of_a_residual(run, expr):
+    doc = json.loads(run("minimize", expr, "--data", str(SAMPLES / "line.csv"),
+                         "--json").stdout)
+    assert doc["method"] == "bfgs"

@@ -65,3 +65,37 @@ def test_correlation_matrix_is_a_correlation():
     assert c.shape == (2, 2) and c[0, 0] == 1.0 and c[1, 1] == 1.0
     assert c[0, 1] == c[1, 0] and -1 < c[0, 1] < 1
     assert math.isfinite(result.r_squared) and 0.99 < result.r_squared <= 1.0
+
+
+@functools.cache
+def run_minimize(name: str, start: int):
+    """`minimize "(LHS - (MODEL))^2" --data` with method auto: the path the command takes
+    (adcli.commands.minimize) on columns in memory."""
+    from adcli.data import from_columns
+    from adcli.fitting import least_squares_minimize
+    from adcli.optimize import build_objective
+
+    problem = load(name)
+    lhs, model = problem.formula.split("~")
+    function = adcli.parse(f"({lhs.strip()} - ({model.strip()}))^2")
+    data = from_columns(problem.columns)
+    tape = function.tape(set(data.names) | set(problem.starts[start]))
+    objective, x0 = build_objective(tape, problem.starts[start], None, data)
+    return problem, least_squares_minimize(function.program, objective, x0)
+
+
+def test_minimize_on_the_squared_residual_uses_the_least_squares_engine():
+    scores = {}
+    for name in PROBLEMS:
+        for start in (0, 1):
+            problem, result = run_minimize(name, start)
+            assert result is not None and result.method == "least-squares"
+            assert result.converged, (name, start, result.reason)
+            scores[name, start] = min_lre(result.minimum, problem.certified)
+            assert result.value == pytest.approx(problem.rss / result_rows(problem), rel=1e-5)
+    assert sum(d >= 4 for d in scores.values()) >= 50, scores
+    assert min(scores.values()) >= 4, sorted((d, k) for k, d in scores.items())[:4]
+
+
+def result_rows(problem) -> int:
+    return len(next(iter(problem.columns.values())))

@@ -118,17 +118,28 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
 
         check_path(plot_path)
 
-    trace = CsvTrace(trace_path, objective.names) if trace_path else None
-    history = History() if plot_path else None
-    live = not as_json and render.live_display_possible()
-    try:
-        with render.minimize_progress(steps, enabled=live) as progress:
-            result = run_minimize(objective, x0, method=resolved,
-                                  options=Options(lr=lr, momentum=momentum), steps=steps,
-                                  tol=tol, callback=chain(trace, history, progress))
-    finally:
-        if trace is not None:
-            trace.close()
+    result = None
+    if method == "auto" and data is not None and not (trace_path or plot_path or init_scale):
+        # A square of a residual over data is least squares: Levenberg-Marquardt on the
+        # exact Jacobian (adcli fit's engine) instead of BFGS on the mean of squares.
+        from ..fitting import least_squares_minimize
+
+        result = least_squares_minimize(function.program, objective, x0)
+        if result is not None:
+            click.echo("Note: EXPR is the square of a residual over the data, so method auto "
+                       "used the least-squares engine (--method bfgs for BFGS)", err=True)
+    if result is None:
+        trace = CsvTrace(trace_path, objective.names) if trace_path else None
+        history = History() if plot_path else None
+        live = not as_json and render.live_display_possible()
+        try:
+            with render.minimize_progress(steps, enabled=live) as progress:
+                result = run_minimize(objective, x0, method=resolved,
+                                      options=Options(lr=lr, momentum=momentum), steps=steps,
+                                      tol=tol, callback=chain(trace, history, progress))
+        finally:
+            if trace is not None:
+                trace.close()
     if plot_path:
         from ..plot import plot_run
 
