@@ -329,14 +329,19 @@ def covariance(jac: np.ndarray, names: list[str], scale: float) -> Covariance:
     cond = float(top / s[-1]) if s.size and s[-1] > 0 else math.inf
     weak = [k for k in range(len(s)) if top == 0 or s[k] <= SINGULAR * top]
     weak += [k for k in range(len(s), p)]  # fewer rows than parameters
-    groups, bad = [], set()
+    groups: list[set[str]] = []
     vt_full = vt if vt.shape[0] == p else np.linalg.svd(scaled)[2]
     for k in weak:
         v = np.abs(vt_full[k])
-        members = [names[j] for j in range(p) if v[j] >= 0.1 * v.max()]
-        groups.append(members)
-        bad.update(members)
-    bad.update(names[j] for j in range(p) if norms[j] == 0)
+        groups.append({names[j] for j in range(p) if v[j] >= 0.1 * v.max()})
+    groups.append({names[j] for j in range(p) if norms[j] == 0})
+    merged: list[set[str]] = []  # overlapping directions name one set of parameters
+    for group in filter(None, groups):
+        for other in [m for m in merged if m & group]:
+            merged.remove(other)
+            group = group | other
+        merged.append(group)
+    bad = set().union(*merged) if merged else set()
     keep = [k for k in range(len(s)) if k not in weak]
     inv = (vt[keep].T / s[keep] ** 2) @ vt[keep]
     cov = scale * inv / np.outer(safe, safe)
@@ -345,10 +350,7 @@ def covariance(jac: np.ndarray, names: list[str], scale: float) -> Covariance:
         if name in bad:
             cov[j, :] = np.nan
             cov[:, j] = np.nan
-    zero = [names[j] for j in range(p) if norms[j] == 0]
-    if zero and not any(set(zero) <= set(g) for g in groups):
-        groups.append(zero)
-    return Covariance(cov, groups, cond)
+    return Covariance(cov, [[n for n in names if n in g] for g in merged], cond)
 
 
 @dataclass
@@ -394,7 +396,9 @@ class FitResult:
     def relative_error(self, name: str) -> float:
         """Standard error as a percentage of the value (inf for a zero value)."""
         v, e = self.parameters[name], self.stderr.get(name, math.nan)
-        return abs(e / v) * 100.0 if v != 0 else (0.0 if e == 0 else math.inf)
+        if math.isnan(e) or v != 0:
+            return abs(e / v) * 100.0 if v != 0 else math.nan
+        return 0.0 if e == 0 else math.inf
 
     def to_json(self) -> dict:
         return {
