@@ -175,8 +175,14 @@ def test_non_identifiable_parameters_are_named_not_given_nonsense_errors():
     x, y = decay()
     result = adcli.fit("y ~ a*b*exp(-k*x) + c", {"x": x, "y": y},
                        start={"a": 1, "b": 2, "k": 1})
-    assert any("not identifiable" in w and "a" in w and "b" in w for w in result.warnings)
+    warned = [w for w in result.warnings if "not identifiable" in w]
+    assert len(warned) == 1 and "a, b" in warned[0]
     assert math.isnan(result.stderr["a"]) and math.isnan(result.stderr["b"])
+    assert math.isnan(result.relative_error("a"))
+    assert np.isnan(result.correlation[0, 1]) and result.correlation[3, 3] == 1.0
+    at_saddle = adcli.fit("y ~ a*b*exp(-k*x) + c", {"x": x, "y": y}, start={"k": 1})
+    warned = [w for w in at_saddle.warnings if "not identifiable" in w]  # a = b = 0: zero columns
+    assert len(warned) == 1 and "a, b" in warned[0]
     assert math.isfinite(result.stderr["k"]) and math.isfinite(result.stderr["c"])
     unused = adcli.fit("y ~ a*exp(-k*x) + c + 0*d", {"x": x, "y": y}, start={"a": 1, "k": 1})
     assert math.isnan(unused.stderr["d"])
