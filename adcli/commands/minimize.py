@@ -52,8 +52,9 @@ METHODS = ["auto", *RULES]
               show_default=True, help="Momentum of momentum/nesterov (PyTorch convention).")
 @click.option("--steps", type=click.IntRange(min=0), default=DEFAULT_STEPS, show_default=True,
               help="Maximum number of iterations.")
-@click.option("--tol", type=click.FloatRange(min=0), default=DEFAULT_TOL, show_default=True,
-              help="Stop when the gradient's 2-norm is below this.")
+@click.option("--tol", type=click.FloatRange(min=0),
+              help="Stop when the gradient's 2-norm is below this [default: "
+                   f"{DEFAULT_TOL:g} times its norm at the start, whatever the scale of EXPR].")
 @click.option("--data", "data_path", metavar="FILE.csv",
               help="Fit to a CSV file: header names bind columns to variables; the objective "
                    "is the mean of EXPR over the rows.")
