@@ -2,9 +2,11 @@
 Levenberg-Marquardt method on the exact Jacobian of the residuals.
 
 The residual of row i is ``LHS_i - MODEL_i``. Every name of the formula that is not a data column
-is a parameter. The Jacobian d r_i / d b_j comes from the tape in one vectorised reverse sweep
-over the rows: the parameters enter as constant columns, so each row's reverse sweep gives that
-row's gradient (:func:`_jacobian`, the one place that reaches the compiled sweeps).
+is a parameter. The Jacobian d r_i / d b_j comes from the tape by vectorised reverse sweeps over
+cache-sized blocks of rows: the parameters enter as constant columns, so each row's reverse
+sweep gives that row's gradient (:func:`_jacobian`, the one place that reaches the compiled
+sweeps). The engine is scipy's trust-region reflective ``least_squares`` with MINPACK's
+scale-free stopping (see :func:`solve`; bench/README.md has the measurements behind the choice).
 """
 
 from __future__ import annotations
@@ -263,6 +265,8 @@ def max_cosine(r: np.ndarray, jac: np.ndarray) -> float:
 
 @dataclass
 class Solution:
+    """Where the engine stopped, its scipy-style status (see :data:`REASONS`) and its counts."""
+
     x: np.ndarray
     status: int
     evaluations: int
