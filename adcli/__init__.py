@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 from .errors import AdcliError
 
 if TYPE_CHECKING:
+    from .fitting import FitResult, fit
     from .function import Function, GradResult, parse
 
 __version__ = "0.1.0"
-__all__ = ["AdcliError", "Function", "GradResult", "parse", "__version__"]
+__all__ = ["AdcliError", "FitResult", "Function", "GradResult", "fit", "parse", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -27,4 +28,8 @@ def __getattr__(name: str) -> Any:
         from . import function
 
         return getattr(function, name)
+    if name in ("fit", "FitResult"):  # the module is adcli.fitting: adcli.fit stays the function
+        from . import fitting
+
+        return getattr(fitting, name)
     raise AttributeError(f"module 'adcli' has no attribute {name!r}")

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "hessian": "adcli.commands.diff:hessian",
     "diff": "adcli.commands.diff:diff",
     "graph": "adcli.commands.diff:graph",
+    "fit": "adcli.commands.fit:fit",
 }
 
 #: The first line of each command's help, for ``adcli --help``: listing the commands then
@@ -38,6 +39,7 @@ SUMMARIES: dict[str, str] = {
     "diff": "The derivative of EXPR as an expression you can read, evaluate or differentiate "
             "again.",
     "eval": "Value of EXPR at a point.",
+    "fit": "Fit the parameters of \"LHS ~ MODEL\" to a data file by least squares.",
     "grad": "Value and gradient of EXPR at a point, by reverse mode.",
     "graph": "The tape of EXPR as a Graphviz graph, with values and gradients at a point.",
     "hessian": "The exact Hessian matrix of EXPR at a point, with its eigenvalues.",

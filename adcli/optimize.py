@@ -47,12 +47,13 @@ Callback = Callable[[int, float, float, np.ndarray], None]
 #: above this many parameters ``auto`` switches from dense BFGS to L-BFGS.
 DENSE_LIMIT = 100
 DEFAULT_STEPS = 1000
-DEFAULT_TOL = 1e-8
+DEFAULT_TOL = 1e-10  # relative to the gradient norm at the start unless ``tol`` is given
 #: iterations without a lower value or a smaller gradient norm before "no-progress".
 PATIENCE = 100
 
-# Why a run stopped.  Only GRAD_TOL counts as converged.
+# Why a run stopped.  Only GRAD_TOL and LS_TOL count as converged.
 GRAD_TOL = "grad-tol"
+LS_TOL = "ls-tol"  # the least-squares engine's relative tests (adcli.fitting)
 MAX_STEPS = "max-steps"
 NO_PROGRESS = "no-progress"
 DIVERGED = "diverged"
@@ -60,6 +61,7 @@ INTERRUPTED = "interrupted"
 
 REASONS = {
     GRAD_TOL: "the gradient norm fell below --tol",
+    LS_TOL: "the least-squares engine's relative tests were met",
     MAX_STEPS: "the step limit was reached",
     NO_PROGRESS: "no further progress was possible",
     DIVERGED: "the value became non-finite; the last finite point is reported",
@@ -88,7 +90,7 @@ class MinimizeResult:
 
     @property
     def converged(self) -> bool:
-        return self.reason == GRAD_TOL
+        return self.reason in (GRAD_TOL, LS_TOL)
 
     @property
     def grad_norm(self) -> float:
@@ -382,9 +384,9 @@ class BFGS(Rule):
             if not float(g @ p) < 0:  # lost positive definiteness: restart from -g
                 self.reset()
                 p = -g
-            # The first trial step moves a distance of about 1 along -g (scipy does the same);
-            # afterwards the quasi-Newton step length 1 is the natural guess.
-            alpha0 = min(1.0, 1.0 / float(np.linalg.norm(p))) if self.first else 1.0
+            # The first trial step moves a distance of 1 along -g, whatever the objective's
+            # scale; afterwards the quasi-Newton step length 1 is the natural guess.
+            alpha0 = 1.0 / float(np.linalg.norm(p)) if self.first else 1.0
             found = wolfe(evaluate, x, f, g, p, alpha0)
             if found is not None:
                 self.first = False
@@ -437,7 +439,7 @@ def newton_direction(H: np.ndarray, g: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(H)):
         return -g
     n = len(g)
-    beta = 1e-3 * max(1.0, float(np.max(np.abs(np.diag(H)))))
+    beta = 1e-3 * (float(np.max(np.abs(np.diag(H)))) or 1.0)  # relative to H's own scale
     d = float(np.min(np.diag(H)))
     tau = 0.0 if d > 0 else -d + beta
     for _ in range(100):
@@ -560,7 +562,7 @@ def resolve_method(method: str, n: int, stochastic: bool = False) -> str:
 
 def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
              options: Options | None = None, steps: int = DEFAULT_STEPS,
-             tol: float = DEFAULT_TOL, names: Sequence[str] | None = None,
+             tol: float | None = None, names: Sequence[str] | None = None,
              callback: Callback | None = None, patience: int = PATIENCE) -> MinimizeResult:
     """Minimise ``problem(x) -> (value, gradient)`` from ``x0``.
 
@@ -569,6 +571,11 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     sees every iterate, starting with iteration 0 at ``x0``; with minibatches the value and
     gradient norm are the batch's.  Never raises on non-finite numbers: they end the run with
     reason "diverged".
+
+    ``tol`` is an absolute bound on the gradient norm. Without it the run stops when the
+    gradient norm falls to :data:`DEFAULT_TOL` times its norm at ``x0``: a test that does not
+    depend on the objective's scale (multiplying f by 1e-12 must not make a start look
+    converged).
     """
     options = options or Options()
     x = np.array(x0, dtype=np.float64)
@@ -608,6 +615,9 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     if not math.isfinite(f):
         return result(x, f, g, DIVERGED, "the value is not finite at the starting point")
     best = (f, x, g)
+    relative = tol is None
+    if relative:
+        tol = DEFAULT_TOL * float(np.linalg.norm(g))
     best_gnorm, last_progress, f_anchor = math.inf, 0, f
     fresh = True  # f and g belong to x (with minibatches, only once per epoch)
     last_fresh = best
@@ -626,12 +636,16 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
             if not math.isfinite(gnorm):
                 reason, message = DIVERGED, "the gradient is not finite"
                 break
-            if gnorm < tol:
+            if gnorm < tol or gnorm == 0.0:
                 reason = GRAD_TOL
+                if relative:
+                    message = (f"the gradient norm fell below {DEFAULT_TOL:g} of its value at "
+                               "the start")
                 break
             # Progress: a lower value, a smaller gradient, or at least a moving value (a value
             # that keeps growing is heading for "diverged", not stuck).
-            if improved or gnorm < best_gnorm or abs(f - f_anchor) > 1e-10 * (1 + abs(f)):
+            if improved or gnorm < best_gnorm or abs(f - f_anchor) > 1e-10 * max(
+                    abs(f), abs(f_anchor)):
                 last_progress, f_anchor = iteration, f
                 best_gnorm = min(best_gnorm, gnorm)
             elif iteration - last_progress >= patience * epoch:

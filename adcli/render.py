@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -301,3 +302,58 @@ def derivatives(names: list[str], texts: list[str]) -> None:
                 out.print()
             out.print(f"[dim]# d/d{name}[/dim]", soft_wrap=True)
         out.print(text, markup=False, soft_wrap=True)
+
+
+# --- fit -----------------------------------------------------------------------------------
+
+
+def _sig(v, digits: int = 11) -> str:
+    f = float(v)
+    return num(f) if not math.isfinite(f) else f"{f:.{digits}g}"
+
+
+def fit_result(result) -> None:
+    """The report of ``adcli fit``: estimates with standard errors, correlations, goodness of
+    fit and why the engine stopped (the content of R's summary(nls) and gnuplot's fit log)."""
+    out = stdout()
+    colour = "green" if result.converged else "yellow"
+    verdict = "converged" if result.converged else "not converged"
+    out.print(f"[bold {colour}]{verdict}[/bold {colour}]: {escape(result.reason)}",
+              soft_wrap=True)
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    table.add_column("parameter")
+    table.add_column("value", justify="right")
+    table.add_column("std. error", justify="right")
+    table.add_column("rel. error", justify="right")
+    for name, v in result.parameters.items():
+        if name in result.fixed:
+            table.add_row(escape(name), _sig(v), "(fixed)", "")
+            continue
+        se = result.stderr.get(name, math.nan)
+        rel = result.relative_error(name)
+        table.add_row(escape(name), _sig(v), _sig(se, 5),
+                      "nan" if math.isnan(rel) else f"{rel:.3g}%")
+    out.print(table)
+    names = result.correlation_names
+    if len(names) > 1:
+        out.print("[bold]correlation[/bold]")
+        corr = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+        corr.add_column("")
+        for name in names:
+            corr.add_column(escape(name), justify="right")
+        for i, name in enumerate(names):
+            corr.add_row(escape(name), *(("nan" if math.isnan(c) else f"{c:.3f}")
+                                         for c in result.correlation[i]))
+        out.print(corr)
+    weighted = " (weighted)" if result.weighted else ""
+    out.print(f"[bold]residual sum of squares[/bold]{weighted}  {_sig(result.rss)}",
+              soft_wrap=True)
+    out.print(f"[bold]residual std. deviation[/bold]  {_sig(result.residual_std)} on "
+              f"{result.dof} degrees of freedom ({result.rows} rows)", soft_wrap=True)
+    if result.r_squared is not None:
+        out.print(f"[bold]R^2[/bold]  {result.r_squared:.6f}", soft_wrap=True)
+    if result.absolute_sigma:
+        out.print("[dim]standard errors take sigma as the absolute errors of the data[/dim]")
+    out.print(f"[dim]method {escape(result.method)}, {result.iterations:,} iterations, "
+              f"{result.evaluations:,} evaluations, {result.jacobian_evaluations:,} Jacobian "
+              f"evaluations[/dim]", soft_wrap=True)

@@ -54,8 +54,9 @@ METHODS = ["auto", *RULES]
               show_default=True, help="Momentum of momentum/nesterov (PyTorch convention).")
 @click.option("--steps", type=click.IntRange(min=0), default=DEFAULT_STEPS, show_default=True,
               help="Maximum number of iterations.")
-@click.option("--tol", type=FiniteFloat(min=0), default=DEFAULT_TOL, show_default=True,
-              help="Stop when the gradient's 2-norm is below this.")
+@click.option("--tol", type=FiniteFloat(min=0),
+              help="Stop when the gradient's 2-norm is below this [default: "
+                   f"{DEFAULT_TOL:g} times its norm at the start, whatever the scale of EXPR].")
 @click.option("--data", "data_path", metavar="FILE.csv",
               help="Fit to a CSV file: header names bind columns to variables; the objective "
                    "is the mean of EXPR over the rows.")
@@ -124,17 +125,28 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
 
         check_path(plot_path)
 
-    trace = CsvTrace(trace_path, objective.names) if trace_path else None
-    history = History() if plot_path else None
-    live = not as_json and render.live_display_possible()
-    try:
-        with render.minimize_progress(steps, enabled=live) as progress:
-            result = run_minimize(objective, x0, method=resolved,
-                                  options=Options(lr=lr, momentum=momentum), steps=steps,
-                                  tol=tol, callback=chain(trace, history, progress))
-    finally:
-        if trace is not None:
-            trace.close()
+    result = None
+    if method == "auto" and data is not None and not (trace_path or plot_path or init_scale):
+        # A square of a residual over data is least squares: Levenberg-Marquardt on the
+        # exact Jacobian (adcli fit's engine) instead of BFGS on the mean of squares.
+        from ..fitting import least_squares_minimize
+
+        result = least_squares_minimize(function.program, objective, x0)
+        if result is not None:
+            click.echo("Note: EXPR is the square of a residual over the data, so method auto "
+                       "used the least-squares engine (--method bfgs for BFGS)", err=True)
+    if result is None:
+        trace = CsvTrace(trace_path, objective.names) if trace_path else None
+        history = History() if plot_path else None
+        live = not as_json and render.live_display_possible()
+        try:
+            with render.minimize_progress(steps, enabled=live) as progress:
+                result = run_minimize(objective, x0, method=resolved,
+                                      options=Options(lr=lr, momentum=momentum), steps=steps,
+                                      tol=tol, callback=chain(trace, history, progress))
+        finally:
+            if trace is not None:
+                trace.close()
     if plot_path:
         from ..plot import plot_run
 

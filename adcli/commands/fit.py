@@ -1,0 +1,87 @@
+"""``adcli fit``: least-squares fit of ``LHS ~ MODEL`` to the rows of a data file."""
+
+from __future__ import annotations
+
+import click
+
+from .. import render
+from ..data import read_csv
+from ..fitting import fit as run_fit
+from ..fitting import parse_bounds
+from .common import (
+    EXPR_HELP,
+    emit_json,
+    expr_argument,
+    json_option,
+    max_size_option,
+    parse_point,
+    read_source,
+)
+
+
+@click.command(epilog=EXPR_HELP)
+@expr_argument
+@click.option("--data", "data_path", required=True, metavar="FILE.csv",
+              help="CSV file whose header names the columns; every other name of the formula "
+                   "is a parameter.")
+@click.option("--from", "start", multiple=True, metavar="NAME=VALUE,...",
+              help="Start values of parameters (those not given start at 0).")
+@click.option("--sigma", metavar="COLUMN",
+              help="Column of per-row standard deviations: rows are weighted by 1/sigma^2.")
+@click.option("--absolute-sigma", is_flag=True,
+              help="Take --sigma as the data's absolute errors: standard errors are not "
+                   "rescaled by the residual variance (curve_fit's absolute_sigma).")
+@click.option("--bounds", multiple=True, metavar="NAME=LO:HI,...",
+              help="Bounds on parameters, e.g. b=0:10 or b=0: (one side open).")
+@click.option("--fix", multiple=True, metavar="NAME=VALUE,...",
+              help="Hold these parameters at these values.")
+@click.option("--max-evaluations", type=click.IntRange(min=1), metavar="N",
+              help="Stop after N evaluations of the residuals [default: 1000*(parameters+1)].")
+@click.option("--plot", "plot_path", metavar="FILE",
+              help="Draw data, fitted curve and residuals to a .png/.svg/.pdf file; needs "
+                   "matplotlib (adcli[plot]).")
+@json_option
+@max_size_option
+def fit(expr: str, data_path: str, start: tuple[str, ...], sigma: str | None,
+        absolute_sigma: bool, bounds: tuple[str, ...], fix: tuple[str, ...],
+        max_evaluations: int | None, plot_path: str | None, as_json: bool,
+        max_size: int) -> None:
+    """Fit the parameters of "LHS ~ MODEL" to a data file by least squares.
+
+    The residual of each row is LHS - MODEL; names that are data columns take the row's
+    values, every other name is a parameter. Levenberg-Marquardt (trust region) on the exact
+    Jacobian; reports standard errors, correlations, RSS and R^2. Exit status 1 when the fit
+    does not converge.
+
+    \b
+    Examples:
+      adcli fit "y ~ a*exp(-b*x) + c" --data samples/exp_decay.csv --from a=1,b=1
+      adcli fit "log(y) ~ b1 - b2*x1*exp(-b3*x2)" --data nelson.csv --from b1=2
+    """
+    text = read_source(expr, max_size)
+    data = read_csv(data_path)
+    if plot_path:
+        from ..plot import check_path
+
+        check_path(plot_path)
+    result = run_fit(text, data.columns, start=parse_point(start, "--from"),
+                     bounds=parse_bounds(bounds) if bounds else None,
+                     fix=parse_point(fix, "--fix"), sigma=sigma,
+                     absolute_sigma=absolute_sigma, max_evaluations=max_evaluations,
+                     max_bytes=max_size or None)
+    if absolute_sigma and sigma is None:
+        render.warn("--absolute-sigma has no effect without --sigma")
+    for message in result.warnings:
+        render.warn(message)
+    if plot_path:
+        from ..fitplot import plot_fit
+
+        plot_fit(plot_path, result, data.columns)
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        render.fit_result(result)
+    if plot_path:
+        click.echo(f"plot written to {plot_path}", err=True)
+    if not result.converged:
+        raise click.exceptions.Exit(1)

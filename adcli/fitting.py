@@ -1,0 +1,711 @@
+"""Nonlinear least squares: ``LHS ~ MODEL`` over the rows of data, fitted by a trust-region
+Levenberg-Marquardt method on the exact Jacobian of the residuals.
+
+The residual of row i is ``LHS_i - MODEL_i``. Every name of the formula that is not a data column
+is a parameter. The Jacobian d r_i / d b_j comes from the tape by vectorised reverse sweeps over
+cache-sized blocks of rows: the parameters enter as constant columns, so each row's reverse
+sweep gives that row's gradient (:func:`_jacobian`, the one place that reaches the compiled
+sweeps). The engine is scipy's trust-region reflective ``least_squares`` with MINPACK's
+scale-free stopping (see :func:`solve`; bench/README.md has the measurements behind the choice).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import sweeps
+from .errors import AdcliError
+from .function import Function, gc_paused
+from .parser import DEFAULT_MAX_SOURCE_BYTES, parse_program
+from .syntax import Program, Statement, call, iter_postorder
+
+
+class FitError(AdcliError):
+    """A formula or option that cannot be fitted (exit status 2)."""
+
+
+# --------------------------------------------------------------------------- the formula
+
+
+def _tilde_positions(text: str) -> list[int]:
+    """Offsets of every ``~`` outside ``#`` comments."""
+    found, in_comment = [], False
+    for i, ch in enumerate(text):
+        if ch == "\n":
+            in_comment = False
+        elif ch == "#":
+            in_comment = True
+        elif ch == "~" and not in_comment:
+            found.append(i)
+    return found
+
+
+def _blank(text: str, start: int, stop: int) -> str:
+    """``text`` with [start, stop) turned to spaces (newlines kept): lines and columns of
+    everything else stay where they were, so parse errors point into the user's text."""
+    middle = "".join(c if c == "\n" else " " for c in text[start:stop])
+    return text[:start] + middle + text[stop:]
+
+
+def _locate(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+@dataclass
+class Formula:
+    """A parsed ``LHS ~ MODEL``: the residual program ``lets; LHS - MODEL`` and its parts."""
+
+    program: Program
+    lhs: Any
+    model: Any
+    lets: dict[str, Any]
+
+    def names(self, node: Any) -> set[str]:
+        """Input names that ``node`` reads, following let-bindings."""
+        return {n.name for n in iter_postorder(node, self.lets)
+                if n.op == "var" and n.name not in self.lets}
+
+
+def parse_formula(text: str, *, max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES) -> Formula:
+    """Parse ``[lets;] LHS ~ MODEL``. The two sides are parsed from copies of the text with the
+    other side blanked out, so every error's line and column are those of the user's text."""
+    tildes = _tilde_positions(text)
+    if not tildes:
+        raise FitError("a formula needs '~' between the response and the model, as in "
+                       "\"y ~ a*exp(-b*x)\"")
+    if len(tildes) > 1:
+        line, col = _locate(text, tildes[1])
+        raise FitError("a formula has exactly one '~'", source=text, line=line, column=col)
+    at = tildes[0]
+    line_start = text.rfind("\n", 0, at) + 1
+    stmt_start = max(line_start, text.rfind(";", 0, at) + 1)
+    rest = text[at + 1:]
+    if any(ln.split("#", 1)[0].strip(" \t\r;") for ln in rest.split("\n")[1:]) or \
+            ";" in rest.split("\n", 1)[0].split("#", 1)[0].rstrip(" \t\r;"):
+        line, col = _locate(text, at)
+        raise FitError("the formula 'LHS ~ MODEL' must be the last statement", source=text,
+                       line=line, column=col)
+    if not text[stmt_start:at].strip():
+        line, col = _locate(text, at)
+        raise FitError("nothing before '~': write the response, as in \"y ~ a*x\"",
+                       source=text, line=line, column=col)
+    if not rest.split("#", 1)[0].strip(" \t\r;\n"):
+        line, col = _locate(text, at)
+        raise FitError("nothing after '~': write the model, as in \"y ~ a*x\"",
+                       source=text, line=line, column=col + 1)
+    if "=" in text[stmt_start:at]:
+        line, col = _locate(text, stmt_start + text[stmt_start:at].index("=") + 1)
+        raise FitError("the formula's left side cannot be a let binding; write 'LHS ~ MODEL'",
+                       source=text, line=line, column=col)
+
+    def side(blanked: str) -> Program:
+        try:
+            return parse_program(blanked, max_bytes=max_bytes)
+        except AdcliError as err:
+            if err.source is not None:
+                err.source = text  # same lines and columns; show the user's own text
+            raise
+
+    with gc_paused():
+        left = side(_blank(text, at, len(text)))
+        right = side(_blank(text, stmt_start, at + 1))
+        lhs, model = left.statements[-1].expr, right.statements[-1].expr
+        line, col = _locate(text, at)
+        residual = call("sub", lhs, model, line=line, column=col)
+        statements = left.statements[:-1] + [Statement(None, residual, line, col)]
+    lets = {s.name: s.expr for s in statements[:-1]}
+    return Formula(Program(statements, text), lhs, model, lets)
+
+
+# --------------------------------------------------------------------------- residuals, Jacobian
+
+
+#: The Jacobian is held in memory (rows x free parameters float64): refuse more than 1 GB.
+MAX_JACOBIAN_VALUES = 125_000_000
+
+#: Rows per sweep: a block's columns stay in cache (measured on 10^6 rows: 32768 rows per
+#: block runs the Jacobian 3x faster than one sweep over all rows).
+ROW_BLOCK = 32768
+
+
+def _jacobian(function: Function, bound: set[str], values: list[Any], wrt: list[str]
+              ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Residual column and per-row derivatives d r / d ``wrt`` (inputs in tape order, with the
+    parameters passed as full columns so every row keeps its own gradient). The one call into
+    the compiled sweeps: re-point it here if they move."""
+    return function.compiled(bound).sweep_columns(values, wrt=wrt)
+
+
+def _evaluate(function: Function, bound: set[str], values: list[Any]) -> Any:
+    """The residual column alone (a trial step): the interpreter's one forward pass over the
+    columns, cheaper than a sweep that also prepares adjoints."""
+    tape = function.tape(bound)
+    return sweeps.evaluate(tape, dict(zip(tape.inputs, values)))[tape.output]
+
+
+class Residuals:
+    """r(b) and J(b) of a formula over data columns, optionally divided by sigma per row."""
+
+    def __init__(self, formula: Formula, columns: Mapping[str, np.ndarray],
+                 sigma: np.ndarray | None = None, fixed: Mapping[str, float] | None = None
+                 ) -> None:
+        self.formula = formula
+        self.function = Function(formula.program)
+        self.bound = set(columns)
+        tape = self.function.tape(self.bound)
+        self.inputs = list(tape.inputs)
+        #: every parameter (tape order), and those the engine moves (not ``fixed``)
+        self.params = [n for n in self.inputs if n not in columns]
+        self.fixed = {n: float(v) for n, v in (fixed or {}).items() if n in self.params}
+        self.free = [n for n in self.params if n not in self.fixed]
+        self.rows = len(next(iter(columns.values())))
+        self.columns = {n: np.asarray(columns[n], dtype=np.float64) for n in self.inputs
+                        if n in columns}
+        self.weight = None if sigma is None else 1.0 / np.asarray(sigma, dtype=np.float64)
+        self.evaluations = 0
+        self.jacobians = 0
+
+    def _point(self, b: np.ndarray) -> dict[str, float]:
+        at = dict(self.fixed)
+        at.update(zip(self.free, (float(v) for v in b)))
+        return at
+
+    def _blocks(self) -> range:
+        return range(0, self.rows, ROW_BLOCK)
+
+    def both(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Residuals and Jacobian (rows x free parameters, column-major) at ``b``: one sweep per
+        block of rows, the parameters entering as constant columns so each row keeps its own
+        gradient."""
+        at = self._point(b)
+        r = np.empty(self.rows)
+        # Column-major: column norms, J^T r and LAPACK all read a parameter's column at once.
+        jac = np.empty((len(self.free), self.rows))
+        full = {n: np.full(min(ROW_BLOCK, self.rows), at[n]) for n in self.params}
+        for lo in self._blocks():
+            hi = min(lo + ROW_BLOCK, self.rows)
+            values = [self.columns[n][lo:hi] if n in self.columns else full[n][:hi - lo]
+                      for n in self.inputs]
+            value, grads = _jacobian(self.function, self.bound, values, self.free)
+            by_name = dict(zip(self.inputs, grads))
+            r[lo:hi] = value
+            for j, name in enumerate(self.free):
+                jac[j, lo:hi] = by_name[name]
+        jac = jac.T
+        if self.weight is not None:
+            r *= self.weight
+            jac *= self.weight[:, None]
+        self.jacobians += 1
+        return r, jac
+
+    def residuals(self, b: np.ndarray) -> np.ndarray:
+        """Residuals only (a trial step): parameters as scalars, no gradient passes."""
+        at = self._point(b)
+        r = np.empty(self.rows)
+        with np.errstate(all="ignore"):
+            for lo in self._blocks():
+                hi = min(lo + ROW_BLOCK, self.rows)
+                values = [self.columns[n][lo:hi] if n in self.columns else np.float64(at[n])
+                          for n in self.inputs]
+                r[lo:hi] = _evaluate(self.function, self.bound, values)
+        if self.weight is not None:
+            r *= self.weight
+        self.evaluations += 1
+        return r
+
+
+# --------------------------------------------------------------------------- the engine
+
+#: Relative tolerances, MINPACK's meaning (scale-free): stop when one step reduces the sum of
+#: squares by less than FTOL of it, when the step is below XTOL of the parameters' size, or when
+#: the cosine between the residual vector and every Jacobian column is below GTOL.
+FTOL = XTOL = 1e-15
+GTOL = 1e-15
+METHOD = "trf"
+
+REASONS = {
+    0: "the maximum number of evaluations was reached",
+    1: "the residuals are orthogonal to the Jacobian's columns (gtol)",
+    2: "the sum of squares stopped decreasing (relative change below ftol)",
+    3: "the step became negligible relative to the parameters (xtol)",
+    4: "the sum of squares stopped decreasing and the step became negligible (ftol, xtol)",
+}
+
+
+class _Orthogonal(Exception):
+    """Raised from the Jacobian callback when MINPACK's gtol test passes at an accepted point
+    (scipy's own gtol is an absolute gradient norm, which depends on the data's scale)."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        super().__init__()
+        self.x = x
+
+
+def max_cosine(r: np.ndarray, jac: np.ndarray) -> float:
+    """max over columns j of |J_j . r| / (|J_j| |r|): 0 at a stationary point, whatever the
+    scale of the residuals or of the parameters (MINPACK's gtol quantity)."""
+    rn = float(np.linalg.norm(r))
+    if rn == 0.0:
+        return 0.0
+    cols = jac.T  # rows of cols are the Jacobian's columns (contiguous as both() builds J)
+    norms = np.sqrt(np.einsum("ij,ij->i", cols, cols))
+    dots = np.abs(cols @ r)
+    with np.errstate(all="ignore"):
+        cos = np.where(norms > 0, dots / (norms * rn), 0.0)
+    return float(np.max(cos)) if cos.size else 0.0
+
+
+@dataclass
+class Solution:
+    """Where the engine stopped, its scipy-style status (see :data:`REASONS`) and its counts."""
+
+    x: np.ndarray
+    status: int
+    evaluations: int
+    jacobians: int
+
+
+def solve(res: Residuals, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+          max_evaluations: int, ftol: float = FTOL, xtol: float = XTOL, gtol: float = GTOL
+          ) -> Solution:
+    """Trust-region reflective least squares (scipy's ``trf``: Levenberg-Marquardt steps
+    within bounds, exact trust-region subproblem by SVD, MINPACK-style parameter scaling by
+    the Jacobian's column norms) on adcli's exact Jacobian."""
+    from scipy.optimize import least_squares
+
+    def jac(b: np.ndarray) -> np.ndarray:
+        r, j = res.both(b)
+        if gtol > 0 and max_cosine(r, j) <= gtol:
+            raise _Orthogonal(np.array(b))
+        return j
+
+    start_jac = res.jacobians
+    start_eval = res.evaluations
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scipy's note that its own gtol test is off
+            out = least_squares(res.residuals, x0, jac=jac, bounds=(lower, upper),
+                                method="trf", x_scale="jac", ftol=ftol, xtol=xtol, gtol=None,
+                                max_nfev=max_evaluations)
+        x, status = out.x, int(out.status)
+    except _Orthogonal as stop:
+        x, status = stop.x, 1
+    return Solution(x, status, res.evaluations - start_eval, res.jacobians - start_jac)
+
+
+# --------------------------------------------------------------------------- statistics
+
+#: A direction of the (column-scaled) Jacobian whose singular value is below this fraction of
+#: the largest is not determined by the data: its parameters are reported as not identifiable.
+SINGULAR = 1e-10
+
+
+@dataclass
+class Covariance:
+    matrix: np.ndarray          # covariance of the free parameters (nan where not identifiable)
+    unidentifiable: list[list[str]]
+    condition: float            # of the column-scaled Jacobian
+
+
+def covariance(jac: np.ndarray, names: list[str], scale: float) -> Covariance:
+    """``scale * (J^T J)^-1`` by the SVD of J with its columns scaled to unit norm (so the
+    test does not depend on the parameters' units). Directions with a relative singular value
+    below :data:`SINGULAR` are reported with the parameters that dominate them, and those
+    parameters get nan variances rather than meaningless huge ones."""
+    p = jac.shape[1]
+    if p == 0:
+        return Covariance(np.zeros((0, 0)), [], 1.0)
+    norms = np.linalg.norm(jac, axis=0)
+    safe = np.where(norms > 0, norms, 1.0)
+    scaled = jac / safe
+    if scaled.shape[0] > 4 * p:  # J = QR: R has J's singular values and right vectors
+        scaled = np.linalg.qr(scaled, mode="r")
+    _, s, vt = np.linalg.svd(scaled, full_matrices=False)
+    top = s[0] if s.size and s[0] > 0 else 0.0
+    cond = float(top / s[-1]) if s.size and s[-1] > 0 else math.inf
+    weak = [k for k in range(len(s)) if top == 0 or s[k] <= SINGULAR * top]
+    weak += [k for k in range(len(s), p)]  # fewer rows than parameters
+    groups: list[set[str]] = []
+    vt_full = vt if vt.shape[0] == p else np.linalg.svd(scaled)[2]
+    for k in weak:
+        v = np.abs(vt_full[k])
+        groups.append({names[j] for j in range(p) if v[j] >= 0.1 * v.max()})
+    groups.append({names[j] for j in range(p) if norms[j] == 0})
+    merged: list[set[str]] = []  # overlapping directions name one set of parameters
+    for group in filter(None, groups):
+        for other in [m for m in merged if m & group]:
+            merged.remove(other)
+            group = group | other
+        merged.append(group)
+    bad = set().union(*merged) if merged else set()
+    keep = [k for k in range(len(s)) if k not in weak]
+    inv = (vt[keep].T / s[keep] ** 2) @ vt[keep]
+    cov = scale * inv / np.outer(safe, safe)
+    cov = 0.5 * (cov + cov.T)  # exactly symmetric, so is the correlation matrix
+    for j, name in enumerate(names):
+        if name in bad:
+            cov[j, :] = np.nan
+            cov[:, j] = np.nan
+    return Covariance(cov, [[n for n in names if n in g] for g in merged], cond)
+
+
+@dataclass
+class FitResult:
+    """The outcome of a fit, with the statistics of R's ``summary(nls)``."""
+
+    formula: str
+    parameters: dict[str, float]
+    stderr: dict[str, float]
+    correlation_names: list[str]
+    correlation: np.ndarray
+    rss: float
+    residual_std: float
+    dof: int
+    r_squared: float | None
+    converged: bool
+    reason: str
+    iterations: int
+    evaluations: int
+    jacobian_evaluations: int
+    method: str
+    rows: int
+    fixed: dict[str, float] = field(default_factory=dict)
+    at_bound: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    absolute_sigma: bool = False
+    weighted: bool = False
+    #: the left side per row, the model per row at the estimates, and the model's data columns
+    observed: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    fitted: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    predictors: list[str] = field(default_factory=list)
+    parsed: Formula | None = field(default=None, repr=False)
+
+    def predict(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """The model (right side) at the estimates for new values of its data columns."""
+        if self.parsed is None:
+            raise FitError("this result has no formula to predict with")
+        point = {n: np.asarray(v, dtype=np.float64) for n, v in columns.items()}
+        point.update(self.parameters)
+        return np.asarray(_side(self.parsed, self.parsed.model).eval(point), dtype=np.float64)
+
+    def relative_error(self, name: str) -> float:
+        """Standard error as a percentage of the value (inf for a zero value)."""
+        v, e = self.parameters[name], self.stderr.get(name, math.nan)
+        if math.isnan(e) or v != 0:
+            return abs(e / v) * 100.0 if v != 0 else math.nan
+        return 0.0 if e == 0 else math.inf
+
+    def to_json(self) -> dict:
+        return {
+            "parameters": self.parameters,
+            "stderr": self.stderr,
+            "correlation": {"names": self.correlation_names,
+                            "matrix": self.correlation.tolist()},
+            "rss": self.rss,
+            "residual_std": self.residual_std,
+            "dof": self.dof,
+            "r_squared": self.r_squared,
+            "converged": self.converged,
+            "reason": self.reason,
+            "iterations": self.iterations,
+            "evaluations": self.evaluations,
+            "method": self.method,
+        }
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def _column(values: Any, rows: int, what: str) -> np.ndarray:
+    col = np.asarray(values, dtype=np.float64)
+    if col.shape != (rows,):
+        raise FitError(f"{what} has shape {col.shape}; expected one value per row ({rows})")
+    return col
+
+
+def _sigma(sigma: Any, columns: Mapping[str, np.ndarray], rows: int) -> np.ndarray | None:
+    if sigma is None:
+        return None
+    if isinstance(sigma, str):
+        if sigma not in columns:
+            raise FitError(f"--sigma '{sigma}' is not a column of the data (columns: "
+                           f"{', '.join(columns)})")
+        col, what = columns[sigma], f"sigma column '{sigma}'"
+    else:
+        col, what = _column(sigma, rows, "sigma"), "sigma"
+    bad = np.flatnonzero(~(np.isfinite(col) & (col > 0)))
+    if bad.size:
+        raise FitError(f"{what} must be positive and finite; row {bad[0] + 1} is "
+                       f"{col[bad[0]]!r}")
+    return col
+
+
+def _bad_row(r: np.ndarray) -> int:
+    return int(np.flatnonzero(~np.isfinite(r))[0]) + 1
+
+
+def fit(text: str, data_columns: Mapping[str, Any], *, start: Mapping[str, float] | None = None,
+        bounds: Mapping[str, tuple[float, float]] | None = None,
+        fix: Mapping[str, float] | None = None, sigma: Any = None,
+        absolute_sigma: bool = False, max_evaluations: int | None = None,
+        max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES) -> FitResult:
+    """Fit ``LHS ~ MODEL`` to data columns by least squares; parameters start at 0 unless
+    ``start`` says otherwise. ``bounds`` maps a parameter to (lo, hi) (use +-inf for one side),
+    ``fix`` holds parameters at given values, ``sigma`` (a column name or one value per row)
+    weights row i by 1/sigma_i^2; with ``absolute_sigma`` the standard errors take sigma as
+    the true errors (curve_fit's meaning) instead of rescaling by the residual variance."""
+    from .data import DataError, from_columns
+
+    began = time.perf_counter()
+    formula = parse_formula(text, max_bytes=max_bytes)
+    try:
+        data = from_columns(data_columns)
+    except DataError as err:
+        raise FitError(err.message) from None
+    columns = data.columns
+    rows = data.rows
+    for name, col in columns.items():
+        if not np.all(np.isfinite(col)):
+            raise FitError(f"column '{name}' has a non-finite value at row "
+                           f"{_bad_row(col)}")
+    weights = _sigma(sigma, columns, rows)
+    lhs_names = formula.names(formula.lhs)
+    if not lhs_names & set(columns):
+        raise FitError("the formula's left side uses no data column; write the response "
+                       "column before '~', as in \"y ~ a*x + b\"")
+    start, bounds, fix = dict(start or {}), dict(bounds or {}), dict(fix or {})
+    res = Residuals(formula, columns, weights, fix)
+    if not res.params:
+        raise FitError("the model has no parameters: every name in it is a data column")
+    warnings_: list[str] = []
+    for option, names in (("--bounds", bounds), ("--fix", fix)):
+        for name in names:
+            if name not in res.params:
+                raise FitError(f"{option} '{name}' is not a parameter of the model "
+                               f"(parameters: {', '.join(res.params)})")
+    for name in start:
+        if name not in res.params:
+            what = "a data column" if name in columns else "a name of the formula"
+            warnings_.append(f"--from '{name}' is not a parameter ({what}); ignored")
+    for name in fix:
+        if name in bounds:
+            raise FitError(f"'{name}' is both fixed and bounded; give one of --fix, --bounds")
+    if not res.free:
+        raise FitError("every parameter is fixed: nothing to fit")
+    p = len(res.free)
+    if rows * p > MAX_JACOBIAN_VALUES:
+        raise FitError(f"{rows:,} rows x {p} parameters is too large a Jacobian "
+                       f"({rows * p * 8 / 1e9:.1f} GB; the limit is "
+                       f"{MAX_JACOBIAN_VALUES * 8 / 1e9:.0f} GB)")
+    lower = np.full(p, -np.inf)
+    upper = np.full(p, np.inf)
+    x0 = np.array([float(start.get(n, 0.0)) for n in res.free])
+    for j, name in enumerate(res.free):
+        if name in bounds:
+            lo, hi = (float(v) for v in bounds[name])
+            if not lo < hi:
+                raise FitError(f"--bounds for '{name}' need lo < hi (got {lo:g}:{hi:g})")
+            lower[j], upper[j] = lo, hi
+            if not lo <= x0[j] <= hi:
+                if name in start:
+                    raise FitError(f"the start {name}={x0[j]:g} is outside its bounds "
+                                   f"{lo:g}:{hi:g}")
+                x0[j] = min(max(x0[j], lo), hi)
+    if not np.all(np.isfinite(x0)):
+        raise FitError("start values must be finite")
+    r0 = res.residuals(x0)
+    if not np.all(np.isfinite(r0)):
+        raise FitError(f"the residual is not finite at the start values, at data row "
+                       f"{_bad_row(r0)}; choose other start values with --from")
+    if max_evaluations is None:
+        max_evaluations = 1000 * (p + 1)
+    res.evaluations = 0
+    sol = solve(res, x0, lower, upper, max_evaluations)
+    r, jac = res.both(sol.x)
+    rss = float(r @ r)
+    finite = bool(np.isfinite(rss))
+    converged = sol.status in (1, 2, 3, 4) and finite
+    reason = REASONS.get(sol.status, f"status {sol.status}")
+    dof = rows - p
+    variance = rss / dof if dof > 0 else math.nan
+    scale = 1.0 if (absolute_sigma and weights is not None) else variance
+    names = list(res.free)
+    cov = covariance(jac, names, scale) if finite else None
+    if dof <= 0:
+        warnings_.append(f"{rows} rows for {p} parameters: no degrees of freedom left, so no "
+                         "standard errors")
+    if cov is not None:
+        for group in cov.unidentifiable:
+            warnings_.append(
+                f"not identifiable from the data: {', '.join(group)} (a direction of the "
+                "Jacobian with a near-zero singular value); their standard errors are "
+                "reported as nan")
+        se = np.sqrt(np.clip(np.diag(cov.matrix), 0.0, None))
+        se = np.where(np.isnan(np.diag(cov.matrix)), np.nan, se)
+        with np.errstate(all="ignore"):
+            corr = cov.matrix / np.outer(se, se)
+        np.fill_diagonal(corr, np.where(np.isnan(se), np.nan, 1.0))
+    else:
+        se = np.full(p, np.nan)
+        corr = np.full((p, p), np.nan)
+    at_bound = []
+    for j, name in enumerate(names):
+        for edge in (lower[j], upper[j]):
+            if np.isfinite(edge) and abs(sol.x[j] - edge) <= 1e-8 * max(1.0, abs(edge)):
+                at_bound.append(name)
+                warnings_.append(f"{name} is at its bound {edge:g}: its standard error "
+                                 "ignores the bound")
+    parameters = {}
+    x_by = dict(zip(names, sol.x))
+    for name in res.params:
+        parameters[name] = float(x_by[name]) if name in x_by else res.fixed[name]
+    point = {n: columns[n] for n in formula.names(formula.lhs) if n in columns}
+    point.update(parameters)
+    observed = np.broadcast_to(np.asarray(_side(formula, formula.lhs).eval(point),
+                                          dtype=np.float64), (rows,)).copy()
+    fitted = observed - (r if weights is None else r * weights)
+    r_squared = _r_squared(formula, res, observed, rss) if finite else None
+    return FitResult(
+        formula=text, parameters=parameters,
+        stderr={n: float(e) for n, e in zip(names, se)},
+        correlation_names=names, correlation=corr, rss=rss,
+        residual_std=math.sqrt(variance) if dof > 0 and finite else math.nan,
+        dof=dof, r_squared=r_squared, converged=converged, reason=reason,
+        iterations=max(sol.jacobians - 1, 0), evaluations=sol.evaluations,
+        jacobian_evaluations=sol.jacobians, method=f"levenberg-marquardt ({METHOD}, exact "
+        "jacobian)", rows=rows, fixed=dict(res.fixed), at_bound=at_bound,
+        warnings=warnings_, seconds=time.perf_counter() - began,
+        absolute_sigma=absolute_sigma and weights is not None, weighted=weights is not None,
+        observed=observed, fitted=fitted, parsed=formula,
+        predictors=[n for n in res.inputs if n in columns and n in formula.names(formula.model)])
+
+
+def _side(formula: Formula, node: Any) -> Function:
+    """One side of the formula (with the let-bindings) as a function of its own."""
+    return Function(Program(list(formula.program.statements[:-1]) + [Statement(None, node)],
+                            formula.program.source))
+
+
+def _r_squared(formula: Formula, res: Residuals, y: np.ndarray, rss: float) -> float | None:
+    """1 - RSS/TSS about the (weighted) mean of the left side; None when the left side depends
+    on a parameter or does not vary (then R^2 means nothing)."""
+    if formula.names(formula.lhs) - set(res.columns):
+        return None
+    w = np.ones(res.rows) if res.weight is None else res.weight ** 2
+    mean = float(np.sum(w * y) / np.sum(w))
+    tss = float(np.sum(w * (y - mean) ** 2))
+    if not (np.isfinite(tss) and tss > 0):
+        return None
+    return 1.0 - rss / tss
+
+
+def parse_bounds(texts: str | list[str] | tuple[str, ...], option: str = "--bounds"
+                 ) -> dict[str, tuple[float, float]]:
+    """``"a=0:10,b=-1:"`` -> ``{"a": (0, 10), "b": (-1, inf)}`` (an empty side is unbounded;
+    values may be constant expressions such as ``pi/2``)."""
+    from .point import _NAME, _split_top_level, parse_value
+
+    if isinstance(texts, str):
+        texts = [texts]
+    out: dict[str, tuple[float, float]] = {}
+    for text in texts:
+        for part in _split_top_level(text):
+            item = part.strip()
+            name, eq, span = item.partition("=")
+            name = name.strip()
+            if not eq or ":" not in span:
+                raise FitError(f"{option} '{item}' is not name=lo:hi (e.g. b=0:10, b=0:)")
+            if not _NAME.match(name):
+                raise FitError(f"{option} '{name}' is not a valid name")
+            if name in out:
+                raise FitError(f"{option} gives '{name}' twice")
+            lo_text, _, hi_text = span.partition(":")
+            lo = parse_value(lo_text, context=f"{option} {name}=") if lo_text.strip() \
+                else -math.inf
+            hi = parse_value(hi_text, context=f"{option} {name}=") if hi_text.strip() \
+                else math.inf
+            if math.isnan(lo) or math.isnan(hi) or not lo < hi:
+                raise FitError(f"{option} {name}={span.strip()}: need lo < hi")
+            out[name] = (lo, hi)
+    return out
+
+
+# --------------------------------------------------------------------------- minimize --data
+
+
+def squared_residual(program: Program, tape: Any) -> Any | None:
+    """The residual node ``r`` when the program's output is ``r^2`` or ``r*r`` (one node after
+    hash-consing), else None: such an objective over data is a least-squares problem."""
+    out = tape.output
+    op = tape.ops[out]
+    if isinstance(op, str):
+        return None
+    args = tape.args[out]
+    square = (op.name == "pow" and tape.ops[args[1]] == "const"
+              and float(tape.consts[args[1]]) == 2.0) or (op.name == "mul" and args[0] == args[1])
+    if not square:
+        return None
+    lets = {s.name: s.expr for s in program.statements[:-1]}
+    node = program.output
+    seen = 0
+    while node.op == "var" and node.name in lets and seen <= len(lets):
+        node, seen = lets[node.name], seen + 1
+    if node.op not in ("pow", "mul") or len(node.args) != 2:
+        return None
+    return node.args[0]
+
+
+def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray) -> Any | None:
+    """``minimize --data`` on a squared residual by the least-squares engine: the same
+    minimum as the mean (or sum) of squares, found by Levenberg-Marquardt on the exact
+    Jacobian. Returns a :class:`~adcli.optimize.MinimizeResult`, or None when the objective is
+    not of that form (the caller then runs its own method)."""
+    from .optimize import DIVERGED, LS_TOL, MAX_STEPS, MinimizeResult
+
+    if not objective.columns or objective.stochastic:
+        return None
+    node = squared_residual(program, objective.tape)
+    if node is None:
+        return None
+    statements = list(program.statements[:-1]) + [Statement(None, node)]
+    formula = Formula(Program(statements, program.source), None, node,
+                      {s.name: s.expr for s in statements[:-1]})
+    res = Residuals(formula, objective.columns, None, objective.fixed)
+    if sorted(res.free) != sorted(objective.names):
+        return None  # e.g. a constant's name given a value: keep the general path
+    order = [objective.names.index(n) for n in res.free]
+    start = np.asarray(x0, dtype=np.float64)[order]
+    with np.errstate(all="ignore"):
+        r0 = res.residuals(start)
+    if not np.all(np.isfinite(r0)):
+        return None  # the general path reports a non-finite start its own way
+    sol = solve(res, start, np.full(len(start), -np.inf), np.full(len(start), np.inf),
+                1000 * (len(start) + 1))
+    r, jac = res.both(sol.x)
+    scale = 1.0 if objective.reduce == "sum" else 1.0 / res.rows
+    with np.errstate(all="ignore"):
+        value = float(r @ r) * scale
+        grad_free = 2.0 * scale * (jac.T @ r)
+    x = np.empty(len(start))
+    grad = np.empty(len(start))
+    for k, name in enumerate(res.free):
+        x[objective.names.index(name)] = sol.x[k]
+        grad[objective.names.index(name)] = grad_free[k]
+    if not math.isfinite(value):
+        reason = DIVERGED
+    elif sol.status in (1, 2, 3, 4):
+        reason = LS_TOL
+    else:
+        reason = MAX_STEPS
+    return MinimizeResult(list(objective.names), x, value, grad, max(sol.jacobians - 1, 0),
+                          sol.evaluations, reason, "least-squares",
+                          REASONS.get(sol.status, "") if reason != DIVERGED else "")
