@@ -56,13 +56,26 @@ GRAD_TOL = "grad-tol"
 MAX_STEPS = "max-steps"
 NO_PROGRESS = "no-progress"
 DIVERGED = "diverged"
+UNBOUNDED = "unbounded"
 INTERRUPTED = "interrupted"
+
+#: a value at or below this is taken as unbounded below (float64 ends at -1.8e308).
+UNBOUNDED_VALUE = -1e300
+#: ... as is a value that fell this many powers of ten below zero while the gradient norm never
+#: shrank (a run heading for -inf: gd on -x^2, bfgs on x).
+UNBOUNDED_DECADES = 10
+#: the second-order check at a converged point computes the Hessian (n sweeps over the
+#: gradient tapes) only up to this many parameters ...
+CHECK_HESSIAN_MAX_PARAMS = DENSE_LIMIT
+#: ... and this many parameters times tape nodes.
+CHECK_HESSIAN_MAX_WORK = 5_000_000
 
 REASONS = {
     GRAD_TOL: "the gradient norm fell below --tol",
     MAX_STEPS: "the step limit was reached",
     NO_PROGRESS: "no further progress was possible",
     DIVERGED: "the value became non-finite; the last finite point is reported",
+    UNBOUNDED: "the value fell without bound; the objective looks unbounded below",
     INTERRUPTED: "interrupted; the best point so far is reported",
 }
 
@@ -92,7 +105,7 @@ class MinimizeResult:
 
     @property
     def grad_norm(self) -> float:
-        return float(np.linalg.norm(self.grad)) if len(self.grad) else 0.0
+        return norm(self.grad)
 
     @property
     def minimum(self) -> dict[str, float]:
@@ -103,6 +116,19 @@ class MinimizeResult:
                 "grad_norm": self.grad_norm, "iterations": self.iterations,
                 "evaluations": self.evaluations, "converged": self.converged,
                 "reason": self.reason, "method": self.method}
+
+
+def norm(v: Any) -> float:
+    """The 2-norm, scaled by the largest entry first: ``np.linalg.norm`` squares the entries,
+    so a finite gradient of 2.7e154 would have norm inf (and "diverge")."""
+    a = np.abs(np.asarray(v, dtype=np.float64))
+    if a.size == 0:
+        return 0.0
+    with np.errstate(all="ignore"):
+        m = float(np.max(a))
+        if m == 0.0 or not math.isfinite(m):
+            return float("nan") if np.isnan(a).any() else m
+        return m * math.sqrt(float(np.sum(np.square(a / m))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,7 +393,7 @@ class BFGS(Rule):
 
     def update(self, s: np.ndarray, y: np.ndarray) -> None:
         ys = float(y @ s)
-        if not ys > 1e-12 * np.linalg.norm(y) * np.linalg.norm(s):
+        if not ys > 1e-12 * norm(y) * norm(s):
             return  # curvature condition failed (numerically): keep the old estimate
         if self.H is None:  # Nocedal & Wright (6.20): scale the identity before the first update
             self.H = np.eye(self.n) * (ys / float(y @ y))
@@ -384,7 +410,7 @@ class BFGS(Rule):
                 p = -g
             # The first trial step moves a distance of about 1 along -g (scipy does the same);
             # afterwards the quasi-Newton step length 1 is the natural guess.
-            alpha0 = min(1.0, 1.0 / float(np.linalg.norm(p))) if self.first else 1.0
+            alpha0 = min(1.0, 1.0 / norm(p)) if self.first else 1.0
             found = wolfe(evaluate, x, f, g, p, alpha0)
             if found is not None:
                 self.first = False
@@ -410,7 +436,7 @@ class LBFGS(BFGS):
 
     def update(self, s, y):
         ys = float(y @ s)
-        if ys > 1e-12 * np.linalg.norm(y) * np.linalg.norm(s):
+        if ys > 1e-12 * norm(y) * norm(s):
             self.pairs.append((s, y, 1.0 / ys))
             del self.pairs[:-self.options.memory]
 
@@ -568,7 +594,8 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     ``newton`` and ``sample`` for minibatches).  ``callback(iteration, value, grad_norm, x)``
     sees every iterate, starting with iteration 0 at ``x0``; with minibatches the value and
     gradient norm are the batch's.  Never raises on non-finite numbers: they end the run with
-    reason "diverged".
+    reason "diverged" (or "unbounded" for a value falling to -inf), and numpy's overflow
+    warnings are silenced because the driver checks every value itself.
     """
     options = options or Options()
     x = np.array(x0, dtype=np.float64)
@@ -579,7 +606,18 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     method = resolve_method(method, n, stochastic)
     if method == "newton" and not hasattr(problem, "hessian"):
         raise AdcliError("newton needs a problem with a hessian(x) method (an Objective)")
-    rules = RULES[method](n, options, problem)
+    with np.errstate(all="ignore"):
+        result = _drive(problem, x, RULES[method](n, options, problem), method, names,
+                        stochastic, steps, tol, callback, patience)
+        if result.reason == GRAD_TOL and not stochastic:
+            result.warnings += second_order_warnings(problem, result.x)
+    return result
+
+
+def _drive(problem: Any, x: np.ndarray, rules: Rule, method: str, names: list[str],
+           stochastic: bool, steps: int, tol: float, callback: Callback | None,
+           patience: int) -> MinimizeResult:
+    """The loop of :func:`minimize`: every stopping rule, once for all update rules."""
     evaluations = 0
 
     def full(xv: np.ndarray) -> tuple[float, np.ndarray]:
@@ -605,6 +643,8 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     # (value, gradient) of the full objective at the best point; minibatch runs check these
     # once per epoch.
     f, g = full(x)
+    if f == -math.inf or f <= UNBOUNDED_VALUE:
+        return result(x, f, g, UNBOUNDED, f"the value is {f:g} at the starting point")
     if not math.isfinite(f):
         return result(x, f, g, DIVERGED, "the value is not finite at the starting point")
     best = (f, x, g)
@@ -612,22 +652,35 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     fresh = True  # f and g belong to x (with minibatches, only once per epoch)
     last_fresh = best
     reason, message = MAX_STEPS, ""
+    # Unbounded below: the power of ten the value had reached below zero when the gradient
+    # norm was last at its smallest (anchor); falling UNBOUNDED_DECADES more powers of ten
+    # without the gradient ever shrinking below that is a run heading for -inf.
+    anchor_level, anchor_gnorm = _decade(f), norm(g)
     try:
         if stochastic:
             fs, gs = f, g
         while True:
-            gnorm = float(np.linalg.norm(g))
+            gnorm = norm(g)
             improved = fresh and f < best[0]
             if improved:
                 best = (f, x, g)
             if callback is not None:
-                callback(iteration, fs if stochastic else f, float(np.linalg.norm(gs))
-                         if stochastic else gnorm, x)
+                callback(iteration, fs if stochastic else f, norm(gs) if stochastic else gnorm,
+                         x)
             if not math.isfinite(gnorm):
-                reason, message = DIVERGED, "the gradient is not finite"
+                bad = "nan" if math.isnan(gnorm) else "infinite"
+                reason, message = DIVERGED, f"the gradient is {bad} at iteration {iteration}"
                 break
             if gnorm < tol:
                 reason = GRAD_TOL
+                break
+            if fresh and gnorm < anchor_gnorm:
+                anchor_level, anchor_gnorm = _decade(f), gnorm
+            elif fresh and _decade(f) - anchor_level >= UNBOUNDED_DECADES:
+                reason = UNBOUNDED
+                message = (f"the value fell to {f:.6g} at iteration {iteration}, at least "
+                           f"{UNBOUNDED_DECADES} orders of magnitude, while the gradient did not "
+                           "shrink; the objective looks unbounded below")
                 break
             # Progress: a lower value, a smaller gradient, or at least a moving value (a value
             # that keeps growing is heading for "diverged", not stuck).
@@ -652,6 +705,14 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
             else:
                 fn, gn = step.value, step.grad
             iteration += 1
+            if np.all(np.isfinite(xn)) and (fn == -math.inf or fn <= UNBOUNDED_VALUE):
+                x, f, g = xn, fn, gn
+                reason = UNBOUNDED
+                message = (f"the value fell to {fn:g} at iteration {iteration}; the objective "
+                           "looks unbounded below")
+                if stochastic:  # a batch's value: report the point with its full value
+                    f, g = full(x)
+                break
             if not (math.isfinite(fn) and np.all(np.isfinite(xn))):
                 reason = DIVERGED
                 message = (f"the value became {fn} at iteration {iteration}; the last finite "
@@ -677,9 +738,40 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
         return result(x, f, g, INTERRUPTED)  # the best full-objective point seen
     if stochastic and reason == DIVERGED:
         f, x, g = last_fresh  # the last point whose full objective was computed and finite
-    elif stochastic and not fresh:
+    elif stochastic and not fresh and reason != UNBOUNDED:
         f, g = full(x)
     return result(x, f, g, reason, message)
+
+
+def _decade(f: float) -> int:
+    """The power of ten a negative value has reached (0 for values above -10)."""
+    return math.floor(math.log10(-f)) if f <= -10.0 else 0
+
+
+def second_order_warnings(problem: Any, x: np.ndarray) -> list[str]:
+    """A zero gradient is also where maxima and saddles are (BFGS started at the top of -x^2
+    "converges" at once): at a converged point, say so when the exact Hessian has a negative
+    eigenvalue. Skipped for problems without a Hessian or too large to afford one."""
+    hessian = getattr(problem, "hessian", None)
+    tape = getattr(problem, "tape", None)
+    n = len(x)
+    if hessian is None or n == 0 or n > CHECK_HESSIAN_MAX_PARAMS:
+        return []
+    if tape is not None and n * len(tape) > CHECK_HESSIAN_MAX_WORK:
+        return []
+    try:
+        H = np.asarray(hessian(x), dtype=np.float64)
+    except AdcliError:
+        return []
+    if not np.all(np.isfinite(H)):
+        return []
+    ev = np.linalg.eigvalsh(0.5 * (H + H.T))
+    if ev[0] >= -1e-8 * max(1.0, float(np.max(np.abs(ev)))):
+        return []
+    kind = ("a maximum" if ev[-1] < 0 else "a saddle point" if ev[-1] > 0
+            else "a maximum or a saddle point")
+    return [f"the Hessian at this point is not positive definite (smallest eigenvalue "
+            f"{ev[0]:.6g}): the gradient is zero but the point is {kind}, not a minimum"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from ..optimize import (
     DIVERGED,
     INTERRUPTED,
     RULES,
+    UNBOUNDED,
     CsvTrace,
     History,
     Options,
@@ -140,7 +141,9 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
     for what, path in (("trace", trace_path), ("plot", plot_path)):
         if path:  # on stderr: stdout stays the result (one JSON object with --json)
             click.echo(f"{what} written to {path}", err=True)
-    if result.reason == DIVERGED:
+    for message in result.warnings:
+        render.warn(message)
+    if result.reason in (DIVERGED, UNBOUNDED):
         raise click.exceptions.Exit(1)
     if result.reason == INTERRUPTED:
         raise click.exceptions.Exit(130)
