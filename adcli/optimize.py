@@ -29,7 +29,7 @@ from __future__ import annotations
 import csv
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -267,6 +267,30 @@ def build_objective(tape: Tape, start: Mapping[str, float], wrt: Sequence[str] |
     fixed = {n: v for n, v in start.items() if n not in names}
     x0 = np.array([start.get(n, 0.0) for n in names], dtype=np.float64)
     return Objective(tape, names, fixed, data, **kwargs), x0
+
+
+def binding_warnings(objective: Objective, data: Dataset, start: Mapping[str, float],
+                     wrt: Sequence[str] | None, lets: Collection[str] = ()) -> list[str]:
+    """What a fit did with names silently: a variable missing from the data file becomes a
+    parameter (a CSV without its ``y`` column would fit ``y``), and a column named like a let
+    binding is ignored (the binding wins).  Naming the parameters with ``--wrt`` or ``--from``
+    says the first is meant."""
+    where = f"'{data.path}'" if data.path else "the data file"
+    warnings = [f"column '{c}' of {where} is not used: '{c}' is a let binding in the "
+                "expression, and the binding takes precedence" for c in data.names if c in lets]
+    if wrt is None:
+        implicit = [n for n in objective.names if n not in start]
+        if implicit:
+            shown = ", ".join(f"'{n}'" for n in implicit[:8])
+            if len(implicit) > 8:
+                shown += f" and {len(implicit) - 8} more"
+            columns = ", ".join(data.names)
+            one = len(implicit) == 1
+            warnings.append(
+                f"{shown} {'is not a column' if one else 'are not columns'} of {where} "
+                f"(columns: {columns}) and {'becomes a parameter' if one else 'become parameters'}"
+                "; name the parameters with --wrt to make a missing column an error")
+    return warnings
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from ..optimize import (
     CsvTrace,
     History,
     Options,
+    binding_warnings,
     build_objective,
     chain,
     resolve_method,
@@ -107,6 +108,10 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
             if name not in point:
                 x0[i] = rng.uniform(-init_scale, init_scale)
     resolved = resolve_method(method, len(x0), objective.stochastic)
+    if data is not None:
+        lets = {st.name for st in function.program.statements if st.name is not None}
+        for message in binding_warnings(objective, data, point, names, lets):
+            render.warn(message)
     for name in point:
         if name not in tape.inputs:
             render.warn(f"--from '{name}' is not a variable of the expression")
