@@ -83,9 +83,10 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
 
     Gradients are exact (reverse mode over the tape). The default method, BFGS with a
     strong-Wolfe line search, needs no learning rate. Stops when the gradient norm is
-    below --tol, after --steps iterations, when nothing changes any more, or when the
-    value becomes inf/nan (reason "diverged", exit status 1). Ctrl-C stops and reports
-    the best point so far (exit status 130).
+    below --tol, after --steps iterations, when nothing changes any more, when the
+    value becomes inf/nan (reason "diverged", exit status 1), or when it falls without
+    bound (reason "unbounded", exit status 1). Ctrl-C stops and reports the best point
+    so far (exit status 130).
 
     \b
     Examples:
