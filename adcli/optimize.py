@@ -67,8 +67,8 @@ UNBOUNDED_DECADES = 10
 #: the second-order check at a converged point computes the Hessian (n sweeps over the
 #: gradient tapes) only up to this many parameters ...
 CHECK_HESSIAN_MAX_PARAMS = DENSE_LIMIT
-#: ... and this many parameters times tape nodes.
-CHECK_HESSIAN_MAX_WORK = 5_000_000
+#: ... and this many parameters x tape nodes x data rows (a cheap check, not a second run).
+CHECK_HESSIAN_MAX_WORK = 50_000_000
 
 REASONS = {
     GRAD_TOL: "the gradient norm fell below --tol",
@@ -781,7 +781,8 @@ def second_order_warnings(problem: Any, x: np.ndarray) -> list[str]:
     n = len(x)
     if hessian is None or n == 0 or n > CHECK_HESSIAN_MAX_PARAMS:
         return []
-    if tape is not None and n * len(tape) > CHECK_HESSIAN_MAX_WORK:
+    rows = int(getattr(problem, "rows", 1))
+    if tape is not None and n * len(tape) * max(1, rows) > CHECK_HESSIAN_MAX_WORK:
         return []
     try:
         H = np.asarray(hessian(x), dtype=np.float64)
