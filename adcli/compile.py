@@ -44,6 +44,9 @@ COMPILE_AFTER_CALLS = 8
 #: 8k / 16k / 32k / 64k rows, a small tanh network 76 / 78 / 78 / 88 ms.
 BLOCK_ROWS = 65536
 BLOCK_VALUES = 2**19
+#: ... and never more than this many in one block, below the 8192-row floor too: a program of a
+#: million nodes over 1,000 rows took 7.5 GB in a single block (issue 10).
+MAX_BLOCK_VALUES = 2**23
 #: Threads for data sweeps over many rows (ADCLI_THREADS overrides). On a machine with two
 #: cores or fewer, threads measured slower than one (the other core is busy with the OS).
 THREADS = int(os.environ.get("ADCLI_THREADS") or (2 if (os.cpu_count() or 1) > 2 else 1))
@@ -359,6 +362,8 @@ def block_rows(columns: int) -> int:
     """Rows per block for a block function with ``columns`` varying values."""
     rows = BLOCK_ROWS
     while rows > 8192 and rows * columns > BLOCK_VALUES:
+        rows //= 2
+    while rows > 1 and rows * columns > MAX_BLOCK_VALUES:
         rows //= 2
     return rows
 

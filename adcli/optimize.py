@@ -64,6 +64,9 @@ UNBOUNDED_VALUE = -1e300
 #: ... as is a value that fell this many powers of ten below zero while the gradient norm never
 #: shrank (a run heading for -inf: gd on -x^2, bfgs on x).
 UNBOUNDED_DECADES = 10
+#: Fits over data run generated numpy code (adcli.compile), and compiling it costs about 7 kB
+#: of memory a tape node (1.4 GB at 200,000 nodes): bigger tapes are refused with data.
+DATA_MAX_NODES = 100_000
 #: the second-order check at a converged point computes the Hessian (n sweeps over the
 #: gradient tapes) only up to this many parameters ...
 CHECK_HESSIAN_MAX_PARAMS = DENSE_LIMIT
@@ -154,6 +157,10 @@ class Objective:
         self.names = list(names)
         self.fixed = {k: np.float64(v) for k, v in (fixed or {}).items() if k in tape.inputs}
         used = [n for n in data.names if n in tape.inputs] if data is not None else []
+        if used and len(tape) > DATA_MAX_NODES:
+            raise AdcliError(f"the tape has {len(tape):,} nodes; fits over data compile it to "
+                             f"numpy code, which needs about 7 kB a node, so they are limited "
+                             f"to {DATA_MAX_NODES:,} nodes")
         self.data = data if used else None
         self.columns = data.take(slice(None), used) if used else {}
         self.rows = data.rows if used else 1

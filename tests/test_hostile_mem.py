@@ -229,3 +229,21 @@ def test_a_linear_descent_that_is_slow_is_max_steps_not_unbounded(run):
     step limit (documented), never with "converged"."""
     out = json.loads(run("minimize", "x", "--method", "gd", "--json").stdout)
     assert out["reason"] == "max-steps" and not out["converged"]
+
+
+def test_a_fit_over_data_refuses_a_tape_too_big_to_compile(run, monkeypatch, tmp_path):
+    monkeypatch.setattr(adcli.optimize, "DATA_MAX_NODES", 100)
+    path = tmp_path / "d.csv"
+    path.write_text("x\n1\n2\n")
+    source = "(w - " + "-" * 150 + "x)^2"
+    stderr = _clean(run("minimize", source, "--data", str(path), "--wrt", "w"), 2)
+    assert "fits over data compile it" in stderr and "limited to 100 nodes" in stderr
+
+
+def test_data_blocks_stay_bounded_for_wide_programs():
+    from adcli.compile import MAX_BLOCK_VALUES, block_rows
+
+    assert block_rows(3) == 65536  # small losses keep their long blocks
+    for columns in (10_000, 100_000, 1_000_000):
+        assert block_rows(columns) * columns <= MAX_BLOCK_VALUES
+        assert block_rows(columns) >= 1
