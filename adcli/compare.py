@@ -208,6 +208,27 @@ def _scalar_point(point: Mapping[str, Any], tape: Tape) -> None:
             raise AdcliError("compare-modes needs one number per variable, not a column of data")
 
 
+def check_budget(tape: Tape, point: Mapping[str, Any], budget: float) -> None:
+    """Refuse, before it starts, a forward-mode or finite-difference gradient whose cost is
+    predictable and over ``budget`` seconds: n passes of the time one pass takes (10,000
+    inputs would otherwise run for hours, whatever the budget)."""
+    n = len(tape.inputs)
+    first = next(iter(tape.inputs))
+    t0 = time.perf_counter()
+    values = sweeps.evaluate(tape, point)
+    t1 = time.perf_counter()
+    sweeps.forward(tape, values, {first: 1.0})
+    t2 = time.perf_counter()
+    for mode, passes, seconds in (("forward mode", n, t2 - t0),
+                                  ("finite differences", 2 * n, t1 - t0)):
+        if passes * seconds > budget:
+            raise AdcliError(
+                f"{mode} needs {passes:,} passes over {len(tape.instructions()):,} "
+                f"instructions, about {passes * seconds:.3g} s at the {seconds:.3g} s one pass "
+                f"took, over --budget {budget:g} s",
+                hint="raise --budget (0: no limit), or use adcli grad (reverse mode)")
+
+
 def compare_modes(function: Function, point: Mapping[str, Any], *, repeat: int = 5,
                   budget: float = 1.0, direction: Mapping[str, float] | None = None
                   ) -> Comparison:
@@ -217,6 +238,8 @@ def compare_modes(function: Function, point: Mapping[str, Any], *, repeat: int =
     sweeps.bind(tape, point)  # a clear error for a missing variable before any timing
     _scalar_point(point, tape)
     n = len(tape.inputs)
+    if budget and n > 1:
+        check_budget(tape, point, budget)
     costs: dict[str, ModeCost] = {}
     runners = {
         "forward": (lambda c=None: forward_gradient(tape, point, c)[1], n, 0),

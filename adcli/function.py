@@ -13,7 +13,7 @@ import numpy as np
 from . import sweeps
 from .errors import NameResolutionError
 from .fast.policy import CompiledTape
-from .lower import lower
+from .lower import MAX_NODES, lower
 from .ops import CONSTANTS
 from .parser import DEFAULT_MAX_SOURCE_BYTES, parse_program
 from .syntax import Program
@@ -41,8 +41,9 @@ class Function:
     is built per such set and cached.
     """
 
-    def __init__(self, program: Program) -> None:
+    def __init__(self, program: Program, max_nodes: int | None = MAX_NODES) -> None:
         self.program = program
+        self.max_nodes = max_nodes  # see adcli.lower.MAX_NODES
         self._tapes: dict[frozenset[str], Tape] = {}
         self._compiled: dict[int, CompiledTape] = {}  # id(tape) -> fast sweeps
 
@@ -79,7 +80,7 @@ class Function:
         if tape is None:
             try:
                 with gc_paused():
-                    tape = lower(self.program, key)
+                    tape = lower(self.program, key, max_nodes=self.max_nodes)
             except NameResolutionError as err:
                 err.source = self.program.source
                 raise
@@ -166,9 +167,11 @@ def select_wrt(tape: Tape, wrt: Iterable[str]) -> list[str]:
 
 
 def parse(text: str, *, max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES) -> Function:
-    """Parse adcli source text into a :class:`Function`."""
+    """Parse adcli source text into a :class:`Function`. Without a size limit (``max_bytes``
+    None or 0) there is no limit on the number of nodes either."""
     with gc_paused():
-        return Function(parse_program(text, max_bytes=max_bytes))
+        return Function(parse_program(text, max_bytes=max_bytes),
+                        max_nodes=MAX_NODES if max_bytes else None)
 
 
 @contextmanager

@@ -23,6 +23,18 @@ FORMATS = ("dot", "svg", "png")
 _ORDERED = {"sub", "div", "pow"}  # ops whose argument order matters: edges say which is which
 
 
+#: the default of ``--max-nodes``: DOT text costs ~130 bytes a node, and Graphviz cannot lay out
+#: (nor a reader follow) a picture of millions of nodes.
+MAX_NODES = 10_000
+
+
+def check_size(tape: Tape, max_nodes: int = MAX_NODES) -> None:
+    """Refuse, before any work, a tape too big to draw (0: no limit)."""
+    if max_nodes and len(tape) > max_nodes:
+        raise AdcliError(f"the tape has {len(tape):,} nodes, over the graph limit of "
+                         f"{max_nodes:,}", hint="raise it with --max-nodes N (0: no limit)")
+
+
 def quote(text: str) -> str:
     """A DOT double-quoted string (``\\n`` inside stays a Graphviz line break)."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'

@@ -20,10 +20,25 @@ from typing import Any
 import numpy as np
 
 from . import sweeps
+from .errors import AdcliError
 from .lower import lower
 from .symbolic import gradient
 from .syntax import Program, Statement
 from .tape import Tape
+
+#: n gradient tapes of about the tape's size each, and an n x n matrix: refused beyond these
+#: (before any work), so 10,000 variables stop at once instead of filling the memory.
+MAX_VARIABLES = 2_000
+MAX_WORK = 2_000_000  # variables x tape nodes
+
+
+def check_size(nodes: int, n: int) -> None:
+    """Refuse a Hessian too big to build: ``n`` variables over a tape of ``nodes``."""
+    if n > MAX_VARIABLES or n * nodes > MAX_WORK:
+        raise AdcliError(
+            f"a Hessian of {n:,} variables over a tape of {nodes:,} nodes needs {n:,} gradient "
+            f"tapes and a {n:,} x {n:,} matrix, over the limits ({MAX_VARIABLES:,} variables, "
+            f"{MAX_WORK:,} variables x nodes)", hint="choose fewer variables with --wrt")
 
 
 class HessianProgram:
@@ -32,6 +47,7 @@ class HessianProgram:
     def __init__(self, tape: Tape, names: Iterable[str] | None = None) -> None:
         self.tape = tape
         self.names = list(tape.inputs) if names is None else list(names)
+        check_size(len(tape), len(self.names))
         derivative = gradient(tape, self.names)
         bound = tuple(tape.inputs)  # input names (incl. a bound pi/e) stay variables
         self.gradient_tapes = [

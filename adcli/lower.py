@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from .errors import NameResolutionError
+from .errors import AdcliError, NameResolutionError
 from .ops import CONSTANTS, OPS, apply, const_key
 from .syntax import Program, iter_postorder
 from .tape import CONST, VAR, Tape
@@ -46,8 +46,17 @@ def _check_bindings(program: Program) -> dict[str, int]:
     return bound_at
 
 
-def lower(program: Program, bound: Collection[str] = ()) -> Tape:
-    """Lower ``program`` to a tape. ``bound`` names variables that shadow constants (pi, e)."""
+#: Expressions with more distinct nodes than this are refused before lowering. Python objects
+#: cost a few hundred bytes a node (syntax tree, tape, hash-consing tables, a value and an
+#: adjoint per slot), so this keeps every command under about 1 GB; a 2 MiB input of
+#: ``-...-x`` or ``x+x+...`` has 2 million nodes. ``--max-size 0`` lifts it with the size limit.
+MAX_NODES = 1_000_000
+
+
+def lower(program: Program, bound: Collection[str] = (), *,
+          max_nodes: int | None = None) -> Tape:
+    """Lower ``program`` to a tape. ``bound`` names variables that shadow constants (pi, e).
+    ``max_nodes`` refuses programs with more distinct expression nodes (None: no limit)."""
     lets = _check_bindings(program)
     let_expr = {name: program.statements[i].expr for name, i in lets.items()}
     let_name_of = {id(program.statements[i].expr): name for name, i in lets.items()}
@@ -74,7 +83,12 @@ def lower(program: Program, bound: Collection[str] = ()) -> Tape:
         return slot
 
     # Post-order first, then one plain loop: every node's arguments are lowered before it.
-    for node in iter_postorder(program.output, let_expr):
+    order = iter_postorder(program.output, let_expr)
+    if max_nodes is not None and len(order) > max_nodes:
+        raise AdcliError(
+            f"the expression has {len(order):,} nodes, over the limit of {max_nodes:,} that "
+            "keeps memory under about 1 GB", hint="lift it with --max-size 0 (no limits)")
+    for node in order:
         kind = node.op
         if kind == "const":
             folded.append(node.value)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import csv
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +57,22 @@ LS_TOL = "ls-tol"  # the least-squares engine's relative tests (adcli.fitting)
 MAX_STEPS = "max-steps"
 NO_PROGRESS = "no-progress"
 DIVERGED = "diverged"
+UNBOUNDED = "unbounded"
 INTERRUPTED = "interrupted"
+
+#: a value at or below this is taken as unbounded below (float64 ends at -1.8e308).
+UNBOUNDED_VALUE = -1e300
+#: ... as is a value that fell this many powers of ten below zero while the gradient norm never
+#: shrank (a run heading for -inf: gd on -x^2, bfgs on x).
+UNBOUNDED_DECADES = 10
+#: Fits over data run generated numpy code (adcli.fast), and compiling it costs about 7 kB
+#: of memory a tape node (1.4 GB at 200,000 nodes): bigger tapes are refused with data.
+DATA_MAX_NODES = 100_000
+#: the second-order check at a converged point computes the Hessian (n sweeps over the
+#: gradient tapes) only up to this many parameters ...
+CHECK_HESSIAN_MAX_PARAMS = DENSE_LIMIT
+#: ... and this many parameters x tape nodes x data rows (a cheap check, not a second run).
+CHECK_HESSIAN_MAX_WORK = 50_000_000
 
 REASONS = {
     GRAD_TOL: "the gradient norm fell below --tol",
@@ -65,6 +80,7 @@ REASONS = {
     MAX_STEPS: "the step limit was reached",
     NO_PROGRESS: "no further progress was possible",
     DIVERGED: "the value became non-finite; the last finite point is reported",
+    UNBOUNDED: "the value fell without bound; the objective looks unbounded below",
     INTERRUPTED: "interrupted; the best point so far is reported",
 }
 
@@ -94,7 +110,7 @@ class MinimizeResult:
 
     @property
     def grad_norm(self) -> float:
-        return float(np.linalg.norm(self.grad)) if len(self.grad) else 0.0
+        return norm(self.grad)
 
     @property
     def minimum(self) -> dict[str, float]:
@@ -105,6 +121,19 @@ class MinimizeResult:
                 "grad_norm": self.grad_norm, "iterations": self.iterations,
                 "evaluations": self.evaluations, "converged": self.converged,
                 "reason": self.reason, "method": self.method}
+
+
+def norm(v: Any) -> float:
+    """The 2-norm, scaled by the largest entry first: ``np.linalg.norm`` squares the entries,
+    so a finite gradient of 2.7e154 would have norm inf (and "diverge")."""
+    a = np.abs(np.asarray(v, dtype=np.float64))
+    if a.size == 0:
+        return 0.0
+    with np.errstate(all="ignore"):
+        m = float(np.max(a))
+        if m == 0.0 or not math.isfinite(m):
+            return float("nan") if np.isnan(a).any() else m
+        return m * math.sqrt(float(np.sum(np.square(a / m))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,6 +159,10 @@ class Objective:
         self.names = list(names)
         self.fixed = {k: np.float64(v) for k, v in (fixed or {}).items() if k in tape.inputs}
         used = [n for n in data.names if n in tape.inputs] if data is not None else []
+        if used and len(tape) > DATA_MAX_NODES:
+            raise AdcliError(f"the tape has {len(tape):,} nodes; fits over data compile it to "
+                             f"numpy code, which needs about 7 kB a node, so they are limited "
+                             f"to {DATA_MAX_NODES:,} nodes")
         self.data = data if used else None
         self.columns = data.take(slice(None), used) if used else {}
         self.rows = data.rows if used else 1
@@ -243,6 +276,30 @@ def build_objective(tape: Tape, start: Mapping[str, float], wrt: Sequence[str] |
     fixed = {n: v for n, v in start.items() if n not in names}
     x0 = np.array([start.get(n, 0.0) for n in names], dtype=np.float64)
     return Objective(tape, names, fixed, data, **kwargs), x0
+
+
+def binding_warnings(objective: Objective, data: Dataset, start: Mapping[str, float],
+                     wrt: Sequence[str] | None, lets: Collection[str] = ()) -> list[str]:
+    """What a fit did with names silently: a variable missing from the data file becomes a
+    parameter (a CSV without its ``y`` column would fit ``y``), and a column named like a let
+    binding is ignored (the binding wins).  Naming the parameters with ``--wrt`` or ``--from``
+    says the first is meant."""
+    where = f"'{data.path}'" if data.path else "the data file"
+    warnings = [f"column '{c}' of {where} is not used: '{c}' is a let binding in the "
+                "expression, and the binding takes precedence" for c in data.names if c in lets]
+    if wrt is None:
+        implicit = [n for n in objective.names if n not in start]
+        if implicit:
+            shown = ", ".join(f"'{n}'" for n in implicit[:8])
+            if len(implicit) > 8:
+                shown += f" and {len(implicit) - 8} more"
+            columns = ", ".join(data.names)
+            one = len(implicit) == 1
+            warnings.append(
+                f"{shown} {'is not a column' if one else 'are not columns'} of {where} "
+                f"(columns: {columns}) and {'becomes a parameter' if one else 'become parameters'}"
+                "; name the parameters with --wrt to make a missing column an error")
+    return warnings
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,7 +426,7 @@ class BFGS(Rule):
 
     def update(self, s: np.ndarray, y: np.ndarray) -> None:
         ys = float(y @ s)
-        if not ys > 1e-12 * np.linalg.norm(y) * np.linalg.norm(s):
+        if not ys > 1e-12 * norm(y) * norm(s):
             return  # curvature condition failed (numerically): keep the old estimate
         if self.H is None:  # Nocedal & Wright (6.20): scale the identity before the first update
             self.H = np.eye(self.n) * (ys / float(y @ y))
@@ -386,7 +443,7 @@ class BFGS(Rule):
                 p = -g
             # The first trial step moves a distance of 1 along -g, whatever the objective's
             # scale; afterwards the quasi-Newton step length 1 is the natural guess.
-            alpha0 = 1.0 / float(np.linalg.norm(p)) if self.first else 1.0
+            alpha0 = 1.0 / norm(p) if self.first else 1.0
             found = wolfe(evaluate, x, f, g, p, alpha0)
             if found is not None:
                 self.first = False
@@ -412,7 +469,7 @@ class LBFGS(BFGS):
 
     def update(self, s, y):
         ys = float(y @ s)
-        if ys > 1e-12 * np.linalg.norm(y) * np.linalg.norm(s):
+        if ys > 1e-12 * norm(y) * norm(s):
             self.pairs.append((s, y, 1.0 / ys))
             del self.pairs[:-self.options.memory]
 
@@ -570,7 +627,8 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     ``newton`` and ``sample`` for minibatches).  ``callback(iteration, value, grad_norm, x)``
     sees every iterate, starting with iteration 0 at ``x0``; with minibatches the value and
     gradient norm are the batch's.  Never raises on non-finite numbers: they end the run with
-    reason "diverged".
+    reason "diverged" (or "unbounded" for a value falling to -inf); numpy's overflow
+    warnings are silenced because the driver checks every value itself.
 
     ``tol`` is an absolute bound on the gradient norm. Without it the run stops when the
     gradient norm falls to :data:`DEFAULT_TOL` times its norm at ``x0``: a test that does not
@@ -586,7 +644,18 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     method = resolve_method(method, n, stochastic)
     if method == "newton" and not hasattr(problem, "hessian"):
         raise AdcliError("newton needs a problem with a hessian(x) method (an Objective)")
-    rules = RULES[method](n, options, problem)
+    with np.errstate(all="ignore"):
+        result = _drive(problem, x, RULES[method](n, options, problem), method, names,
+                        stochastic, steps, tol, callback, patience)
+        if result.reason == GRAD_TOL and not stochastic:
+            result.warnings += second_order_warnings(problem, result.x)
+    return result
+
+
+def _drive(problem: Any, x: np.ndarray, rules: Rule, method: str, names: list[str],
+           stochastic: bool, steps: int, tol: float, callback: Callback | None,
+           patience: int) -> MinimizeResult:
+    """The loop of :func:`minimize`: every stopping rule, once for all update rules."""
     evaluations = 0
 
     def full(xv: np.ndarray) -> tuple[float, np.ndarray]:
@@ -612,35 +681,50 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     # (value, gradient) of the full objective at the best point; minibatch runs check these
     # once per epoch.
     f, g = full(x)
+    if f == -math.inf or f <= UNBOUNDED_VALUE:
+        return result(x, f, g, UNBOUNDED, f"the value is {f:g} at the starting point")
     if not math.isfinite(f):
         return result(x, f, g, DIVERGED, "the value is not finite at the starting point")
     best = (f, x, g)
     relative = tol is None
     if relative:
-        tol = DEFAULT_TOL * float(np.linalg.norm(g))
+        tol = DEFAULT_TOL * norm(g)
     best_gnorm, last_progress, f_anchor = math.inf, 0, f
     fresh = True  # f and g belong to x (with minibatches, only once per epoch)
     last_fresh = best
     reason, message = MAX_STEPS, ""
+    # Unbounded below: the power of ten the value had reached below zero when the gradient
+    # norm was last at its smallest (anchor); falling UNBOUNDED_DECADES more powers of ten
+    # without the gradient ever shrinking below that is a run heading for -inf.
+    anchor_level, anchor_gnorm = _decade(f), norm(g)
     try:
         if stochastic:
             fs, gs = f, g
         while True:
-            gnorm = float(np.linalg.norm(g))
+            gnorm = norm(g)
             improved = fresh and f < best[0]
             if improved:
                 best = (f, x, g)
             if callback is not None:
-                callback(iteration, fs if stochastic else f, float(np.linalg.norm(gs))
-                         if stochastic else gnorm, x)
+                callback(iteration, fs if stochastic else f, norm(gs) if stochastic else gnorm,
+                         x)
             if not math.isfinite(gnorm):
-                reason, message = DIVERGED, "the gradient is not finite"
+                bad = "nan" if math.isnan(gnorm) else "infinite"
+                reason, message = DIVERGED, f"the gradient is {bad} at iteration {iteration}"
                 break
             if gnorm < tol or gnorm == 0.0:
                 reason = GRAD_TOL
                 if relative:
                     message = (f"the gradient norm fell below {DEFAULT_TOL:g} of its value at "
                                "the start")
+                break
+            if fresh and gnorm < anchor_gnorm:
+                anchor_level, anchor_gnorm = _decade(f), gnorm
+            elif fresh and _decade(f) - anchor_level >= UNBOUNDED_DECADES:
+                reason = UNBOUNDED
+                message = (f"the value fell to {f:.6g} at iteration {iteration}, at least "
+                           f"{UNBOUNDED_DECADES} orders of magnitude, while the gradient did not "
+                           "shrink; the objective looks unbounded below")
                 break
             # Progress: a lower value, a smaller gradient, or at least a moving value (a value
             # that keeps growing is heading for "diverged", not stuck).
@@ -666,6 +750,14 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
             else:
                 fn, gn = step.value, step.grad
             iteration += 1
+            if np.all(np.isfinite(xn)) and (fn == -math.inf or fn <= UNBOUNDED_VALUE):
+                x, f, g = xn, fn, gn
+                reason = UNBOUNDED
+                message = (f"the value fell to {fn:g} at iteration {iteration}; the objective "
+                           "looks unbounded below")
+                if stochastic:  # a batch's value: report the point with its full value
+                    f, g = full(x)
+                break
             if not (math.isfinite(fn) and np.all(np.isfinite(xn))):
                 reason = DIVERGED
                 message = (f"the value became {fn} at iteration {iteration}; the last finite "
@@ -691,9 +783,41 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
         return result(x, f, g, INTERRUPTED)  # the best full-objective point seen
     if stochastic and reason == DIVERGED:
         f, x, g = last_fresh  # the last point whose full objective was computed and finite
-    elif stochastic and not fresh:
+    elif stochastic and not fresh and reason != UNBOUNDED:
         f, g = full(x)
     return result(x, f, g, reason, message)
+
+
+def _decade(f: float) -> int:
+    """The power of ten a negative value has reached (0 for values above -10)."""
+    return math.floor(math.log10(-f)) if f <= -10.0 else 0
+
+
+def second_order_warnings(problem: Any, x: np.ndarray) -> list[str]:
+    """A zero gradient is also where maxima and saddles are (BFGS started at the top of -x^2
+    "converges" at once): at a converged point, say so when the exact Hessian has a negative
+    eigenvalue. Skipped for problems without a Hessian or too large to afford one."""
+    hessian = getattr(problem, "hessian", None)
+    tape = getattr(problem, "tape", None)
+    n = len(x)
+    if hessian is None or n == 0 or n > CHECK_HESSIAN_MAX_PARAMS:
+        return []
+    rows = int(getattr(problem, "rows", 1))
+    if tape is not None and n * len(tape) * max(1, rows) > CHECK_HESSIAN_MAX_WORK:
+        return []
+    try:
+        H = np.asarray(hessian(x), dtype=np.float64)
+    except AdcliError:
+        return []
+    if not np.all(np.isfinite(H)):
+        return []
+    ev = np.linalg.eigvalsh(0.5 * (H + H.T))
+    if ev[0] >= -1e-8 * max(1.0, float(np.max(np.abs(ev)))):
+        return []
+    kind = ("a maximum" if ev[-1] < 0 else "a saddle point" if ev[-1] > 0
+            else "a maximum or a saddle point")
+    return [f"the Hessian at this point is not positive definite (smallest eigenvalue "
+            f"{ev[0]:.6g}): the gradient is zero but the point is {kind}, not a minimum"]
 
 
 # ---------------------------------------------------------------------------------------------

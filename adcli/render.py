@@ -116,7 +116,8 @@ def hessian(names: list[str], matrix, ev) -> None:
 def minimize_result(result) -> None:
     """The outcome of ``adcli minimize``: where, how low, and why it stopped."""
     out = stdout()
-    colour = "green" if result.converged else ("red" if result.reason == "diverged" else "yellow")
+    colour = "green" if result.converged else ("red" if result.reason in ("diverged", "unbounded")
+                                                     else "yellow")
     verdict = "converged" if result.converged else "not converged"
     out.print(f"[bold {colour}]{verdict}[/bold {colour}] ({result.reason}): {result.message}",
               soft_wrap=True)

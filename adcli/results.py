@@ -29,11 +29,15 @@ class GradReport:
     node_count: int = 0  # nodes on the tape (``nodes`` may hold only the first of them)
 
     def to_json(self) -> dict:
+        """``nodes`` lists the first nodes of the tape (``--max-rows``); ``nodes_omitted`` says
+        how many more ``node_count`` has, so a huge tape's JSON stays small."""
         return {
             "value": self.value,
             "gradient": self.gradient,
             "nodes": [{"id": n.id, "op": n.op, "label": n.label, "value": n.value,
                        "grad": n.grad, "args": list(n.args)} for n in self.nodes],
+            "node_count": self.node_count,
+            "nodes_omitted": self.node_count - len(self.nodes),
         }
 
 

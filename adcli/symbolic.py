@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import syntax as S
+from .errors import AdcliError
 from .ops import OPS, apply, const_key
 from .syntax import Node
 from .tape import CONST, VAR, Tape
@@ -77,6 +78,10 @@ def gradient(tape: Tape, wrt: Iterable[str] | None = None) -> Derivative:
     arguments through ``Op.derivative``.
     """
     names = list(tape.inputs) if wrt is None else list(wrt)
+    if len(tape) > MAX_TAPE_NODES:
+        raise AdcliError(f"the tape has {len(tape):,} nodes; symbolic derivatives (diff, "
+                         f"hessian, newton) are limited to {MAX_TAPE_NODES:,}, because they "
+                         "need several times its memory")
     nodes = tape_nodes(tape)
     contributions: list[list[Node] | None] = [None] * len(tape.ops)
     contributions[tape.output] = [S.const(1.0)]
@@ -106,6 +111,13 @@ def gradient(tape: Tape, wrt: Iterable[str] | None = None) -> Derivative:
 # --------------------------------------------------------------------------- simplification
 
 SMALL = 32  # forms larger than this are never copied or rescaled, only referenced
+#: Tapes larger than this get no symbolic derivative: the unsimplified gradient has up to ~10
+#: nodes per tape node (a tower x^x^...^x of 200,000 levels needed 0.8 GB).
+MAX_TAPE_NODES = 250_000
+#: New nodes one simplification may create (the size budget of ``adcli diff``'s result). Most
+#: derivatives need about one per tape node, but a tower x^x^...^x needs ~40 per level and
+#: ~1 kB each: 500,000 keep the run under about 1 GB (a 2 MiB tower passed 4 GB before).
+MAX_NEW_NODES = 500_000
 
 
 class _Builder:
@@ -116,6 +128,7 @@ class _Builder:
     def __init__(self) -> None:
         self.table: dict[tuple, Node] = {}
         self.serial: dict[int, int] = {}
+        self.limit: int | None = None  # table size at which to stop (set after the originals)
 
     def _key(self, node: Node) -> tuple:
         if node.op == "const":
@@ -132,6 +145,10 @@ class _Builder:
             return found
         self.table[key] = node
         self.serial[id(node)] = len(self.serial)
+        if self.limit is not None and len(self.table) > self.limit:
+            raise AdcliError(f"the derivative grew past {MAX_NEW_NODES:,} new nodes while "
+                             "simplifying (the size limit of a derivative); differentiate a "
+                             "smaller expression")
         return node
 
     def const(self, value: float) -> Node:
@@ -186,6 +203,7 @@ class _Simplifier:
         for node in originals:
             self.b.adopt(node)
             self.original.add(id(node))
+        self.b.limit = len(self.b.table) + MAX_NEW_NODES
         self.form: dict[int, Any] = {}
         self.uses: dict[int, int] = {}
         self.mats: dict[int, Node] = {}

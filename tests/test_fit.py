@@ -12,7 +12,9 @@ import pytest
 
 import adcli
 from adcli.errors import AdcliError
-from adcli.fitting import Residuals, max_cosine, parse_bounds, parse_formula
+from adcli.fitting import Residuals, parse_bounds
+from adcli.formula import parse_formula
+from adcli.leastsq import max_cosine
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 JSON_KEYS = ["parameters", "stderr", "correlation", "rss", "residual_std", "dof", "r_squared",

@@ -272,7 +272,7 @@ def test_a_closed_pipe_exits_141_quietly(args):
 
 @pytest.mark.parametrize("args", [
     ["grad", "{big}", "--at", AT, "--max-rows", "0"],
-    ["grad", "{big}", "--at", AT, "--json"],
+    ["grad", "{big}", "--at", AT, "--json", "--max-rows", "0"],
     ["graph", "{big}", "--at", AT],
     [*LONG_MINIMIZE, "--trace", "/dev/stdout"],
 ])

@@ -109,9 +109,11 @@ def derivative_texts(tape, names: list[str], sep: str = "; ") -> list[str]:
                    "svg and png need Graphviz's dot program (apt-get install graphviz).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write to this file instead of standard output.")
+@click.option("--max-nodes", type=click.IntRange(min=0), default=10_000, show_default=True,
+              help="Refuse tapes with more nodes than this (0: no limit).")
 @max_size_option
 def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
-          max_size: int) -> None:
+          max_nodes: int, max_size: int) -> None:
     """The tape of EXPR as a Graphviz graph, with values and gradients at a point.
 
     One node per tape entry, edges from each input to its consumers (a node used twice has
@@ -125,8 +127,8 @@ def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
     import os
     import sys
 
+    from ..graph import check_size, to_dot
     from ..graph import render as draw
-    from ..graph import to_dot
 
     if fmt is None:
         ext = os.path.splitext(output or "")[1].lower().lstrip(".")
@@ -134,6 +136,7 @@ def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
     function = load_function(expr, max_size)
     point = parse_point(at)
     tape = function.tape(point)
+    check_size(tape, max_nodes)
     if point:
         values = sweeps.evaluate(tape, point)
         for message in nonfinite_warnings(tape, values):

@@ -32,7 +32,7 @@ def _render():
 @json_option
 @click.option("--no-table", is_flag=True, help="Print only the value and the gradient.")
 @click.option("--max-rows", type=click.IntRange(min=0), default=200, show_default=True,
-              help="Rows of the node table to show (0: all).")
+              help="Rows of the node table to show, also the nodes listed by --json (0: all).")
 @max_size_option
 def grad(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool, no_table: bool,
          max_rows: int, max_size: int) -> None:
@@ -49,7 +49,7 @@ def grad(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool, no_tabl
     function = load_function(expr, max_size)
     report = grad_report(function, parse_point(at), parse_names(wrt),
                          nodes=as_json or not no_table,
-                         max_nodes=None if as_json or max_rows == 0 else max_rows)
+                         max_nodes=None if max_rows == 0 else max_rows)
     for message in report.warnings:
         _render().warn(message)
     if as_json:

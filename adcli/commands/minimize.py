@@ -13,9 +13,11 @@ from ..optimize import (
     DIVERGED,
     INTERRUPTED,
     RULES,
+    UNBOUNDED,
     CsvTrace,
     History,
     Options,
+    binding_warnings,
     build_objective,
     chain,
     resolve_method,
@@ -88,9 +90,10 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
 
     Gradients are exact (reverse mode over the tape). The default method, BFGS with a
     strong-Wolfe line search, needs no learning rate. Stops when the gradient norm is
-    below --tol, after --steps iterations, when nothing changes any more, or when the
-    value becomes inf/nan (reason "diverged", exit status 1). Ctrl-C stops and reports
-    the best point so far (exit status 130).
+    below --tol, after --steps iterations, when nothing changes any more, when the
+    value becomes inf/nan (reason "diverged", exit status 1), or when it falls without
+    bound (reason "unbounded", exit status 1). Ctrl-C stops and reports the best point
+    so far (exit status 130).
 
     \b
     Examples:
@@ -113,6 +116,10 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
             if name not in point:
                 x0[i] = rng.uniform(-init_scale, init_scale)
     resolved = resolve_method(method, len(x0), objective.stochastic)
+    if data is not None:
+        lets = {st.name for st in function.program.statements if st.name is not None}
+        for message in binding_warnings(objective, data, point, names, lets):
+            render.warn(message)
     for name in point:
         if name not in tape.inputs:
             render.warn(f"--from '{name}' is not a variable of the expression")
@@ -158,7 +165,9 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
     for what, path in (("trace", trace_path), ("plot", plot_path)):
         if path:  # on stderr: stdout stays the result (one JSON object with --json)
             click.echo(f"{what} written to {path}", err=True)
-    if result.reason == DIVERGED:
+    for message in result.warnings:
+        render.warn(message)
+    if result.reason in (DIVERGED, UNBOUNDED):
         raise click.exceptions.Exit(1)
     if result.reason == INTERRUPTED:
         raise click.exceptions.Exit(130)

@@ -29,6 +29,9 @@ from .codegen import build, fill, literal
 #: programs keep their temporaries in cache.
 BLOCK_ROWS = 65536
 BLOCK_VALUES = 2**19
+#: ... and never more than this many in one block, below the 8192-row floor too: a program of a
+#: million nodes over 1,000 rows took 7.5 GB in a single block (issue 10).
+MAX_BLOCK_VALUES = 2**23
 #: Threads for data sweeps over many rows; None: ``ADCLI_THREADS`` if set, else 2 on a machine
 #: with more than two cores, else 1 (on two cores threads measured slower than one: the other
 #: core is busy with the OS). Read at each sweep, not at import, so a caller can set it late.
@@ -49,6 +52,8 @@ def block_rows(columns: int) -> int:
     """Rows per block for a block function with ``columns`` varying values."""
     rows = BLOCK_ROWS
     while rows > 8192 and rows * columns > BLOCK_VALUES:
+        rows //= 2
+    while rows > 1 and rows * columns > MAX_BLOCK_VALUES:
         rows //= 2
     return rows
 

@@ -1,0 +1,249 @@
+"""Hostile inputs, the memory and numbers half of issue 10: every class ends with an exit status
+from the documented table, an ``Error:``/``Warning:`` line and never a traceback, and the
+memory bounds hold. The limits are monkeypatched down so each test runs in about a second; the
+full-size measurements (2 MiB inputs, peak RSS) are in the closing note of issue 10."""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+import warnings
+
+import pytest
+
+import adcli.compare
+import adcli.function
+import adcli.hessian
+import adcli.optimize
+import adcli.symbolic
+
+
+def _clean(result, status: int, kind: str = "Error:") -> str:
+    """stderr, after asserting the exit status, a ``kind`` line and no traceback."""
+    stderr = result.stderr
+    assert result.exit_code == status, (result.exit_code, result.stdout[-500:], stderr[-2000:])
+    assert "Traceback" not in stderr and "Traceback" not in result.stdout
+    assert any(line.startswith(kind) for line in stderr.splitlines()), stderr
+    return stderr
+
+
+# --------------------------------------------------------------------------- item 4: memory
+
+
+def test_too_many_nodes_is_refused_before_lowering(run, monkeypatch):
+    monkeypatch.setattr(adcli.function, "MAX_NODES", 1000)
+    source = "(" + "-" * 1500 + "x)"
+    for command in (["eval"], ["grad", "--json"], ["diff"], ["hessian"], ["graph"],
+                    ["compare-modes"]):
+        at = [] if command == ["diff"] else ["--at", "x=1"]
+        stderr = _clean(run(*command, source, *at), 2)
+        assert "1,501 nodes, over the limit of 1,000" in stderr
+    # --max-size 0 lifts both limits
+    assert run("eval", source, "--at", "x=1", "--max-size", "0").stdout.strip() == "1.0"
+
+
+def _limited(args: list[str], limit_bytes: int) -> subprocess.CompletedProcess:
+    """adcli in a subprocess under an address-space limit (a bound the test can enforce)."""
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+    return subprocess.run([sys.executable, "-m", "adcli", *args], capture_output=True,
+                          text=True, timeout=120, preexec_fn=cap,
+                          env={"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                               "PATH": "/usr/bin:/bin"})
+
+
+def test_grad_json_of_a_dense_input_is_bounded_in_memory_and_output(tmp_path):
+    """100,000 unary minuses: the JSON node list is cut by --max-rows and the run fits in a
+    1 GiB address space (the 2 MiB version wrote 264 MB of JSON and took 3.6 GB)."""
+    path = tmp_path / "neg.adc"
+    path.write_text("-" * 100_000 + "x")
+    proc = _limited(["grad", "--json", f"@{path}", "--at", "x=2"], 1 << 30)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["value"] == 2.0 and out["gradient"] == {"x": 1.0}
+    assert len(out["nodes"]) == 200
+    assert out["node_count"] == 100_001 and out["nodes_omitted"] == 100_001 - 200
+    assert len(proc.stdout) < 100_000
+
+
+def test_grad_json_max_rows(run):
+    out = json.loads(run("grad", "x*y + sin(x)", "--at", "x=1,y=2", "--json",
+                         "--max-rows", "2").stdout)
+    assert [n["id"] for n in out["nodes"]] == [0, 1]
+    assert out["nodes_omitted"] == out["node_count"] - 2 > 0
+    everything = json.loads(run("grad", "x*y + sin(x)", "--at", "x=1,y=2", "--json",
+                                "--max-rows", "0").stdout)
+    assert len(everything["nodes"]) == everything["node_count"]
+    assert everything["nodes_omitted"] == 0
+
+
+def test_graph_refuses_a_tape_too_big_to_draw(run):
+    source = " + ".join(f"v{i}" for i in range(6000))  # 11,999 nodes
+    stderr = _clean(run("graph", source), 2)
+    assert "11,999 nodes, over the graph limit of 10,000" in stderr
+    assert "--max-nodes" in stderr
+    assert run("graph", "x + 2*y", "--max-nodes", "3").exit_code == 2
+    assert run("graph", source, "--max-nodes", "0").stdout.startswith("digraph")
+
+
+def test_diff_of_a_tower_stops_at_the_derivative_size_limit(run, monkeypatch):
+    monkeypatch.setattr(adcli.symbolic, "MAX_NEW_NODES", 2000)
+    stderr = _clean(run("diff", "x^" * 300 + "x"), 2)
+    assert "the derivative grew past 2,000 new nodes" in stderr
+    assert run("diff", "x^x^x", "--wrt", "x").exit_code == 0  # small towers still work
+
+
+def test_symbolic_derivatives_refuse_a_huge_tape(run, monkeypatch):
+    monkeypatch.setattr(adcli.symbolic, "MAX_TAPE_NODES", 500)
+    source = "(" + "-" * 600 + "x)"
+    for args in (["diff", source], ["hessian", source, "--at", "x=1"],
+                 ["minimize", source + "^2", "--from", "x=1", "--method", "newton"]):
+        stderr = _clean(run(*args), 2)
+        assert "symbolic derivatives (diff, hessian, newton) are limited to 500" in stderr
+
+
+def test_hessian_of_many_variables_stops_at_once(run):
+    n = 2500
+    source = " + ".join(f"v{i}^2" for i in range(n))
+    point = ",".join(f"v{i}=1" for i in range(n))
+    t0 = time.perf_counter()
+    stderr = _clean(run("hessian", source, "--at", point), 2)
+    assert time.perf_counter() - t0 < 15
+    assert "a Hessian of 2,500 variables" in stderr and "--wrt" in stderr
+    # The limit is on work, too: few variables over a big tape.
+    assert adcli.hessian.MAX_WORK < 10 * 250_000
+
+
+def test_compare_modes_budget_stops_forward_mode_before_it_starts(run):
+    n = 2000
+    source = " + ".join(f"v{i}*v{(i + 1) % n}" for i in range(n))
+    point = ",".join(f"v{i}=1" for i in range(n))
+    t0 = time.perf_counter()
+    stderr = _clean(run("compare-modes", source, "--at", point, "--budget", "0.001"), 2)
+    assert time.perf_counter() - t0 < 15
+    assert "forward mode needs 2,000 passes" in stderr and "--budget 0.001 s" in stderr
+    # A cheap comparison is still run in full.
+    assert run("compare-modes", "x*y", "--at", "x=1,y=2", "--repeat", "1").exit_code == 0
+
+
+# --------------------------------------------------------------------------- item 9: numbers
+
+
+def test_grad_norm_does_not_overflow_for_a_finite_gradient(run):
+    out = json.loads(run("minimize", "x^2", "--from", "x=1.3e154", "--method", "gd",
+                         "--steps", "1", "--json").stdout)
+    assert out["reason"] == "max-steps"  # not "diverged": the gradient 2.5e154 is finite
+    assert out["grad_norm"] == pytest.approx(2 * out["minimum"]["x"], rel=1e-12)
+    assert adcli.optimize.norm([3e200, 4e200]) == pytest.approx(5e200)
+    assert adcli.optimize.norm([float("inf"), 1.0]) == float("inf")
+    assert math.isnan(adcli.optimize.norm([float("nan"), 1.0]))
+    assert adcli.optimize.norm([]) == 0.0
+
+
+@pytest.mark.parametrize("args", [
+    ["eval", "x^4 * 1e300", "--at", "x=1e100"],
+    ["grad", "exp(x) * x^4", "--at", "x=1e100"],
+    ["compare-modes", "x^4 + y", "--at", "x=1e100,y=1", "--repeat", "1"],
+    ["hessian", "x^4 + x*y", "--at", "x=1e200,y=1"],
+    ["minimize", "x^4", "--from", "x=1e100", "--method", "gd"],
+    ["minimize", "x^4", "--from", "x=1e70", "--method", "adam"],
+    ["minimize", "x^4 + y^2", "--from", "x=1e70,y=1", "--method", "bfgs"],
+    ["minimize", "x^4 + y^2", "--from", "x=1e70,y=1", "--method", "lbfgs"],
+    ["minimize", "x^4 + y^2", "--from", "x=1e70,y=1", "--method", "newton"],
+    ["minimize", "x^2", "--from", "x=1", "--method", "momentum", "--lr", "100"],
+    ["minimize", "x^2", "--from", "x=1", "--method", "nesterov", "--lr", "100"],
+    ["minimize", "log(x)", "--from", "x=-1"],
+])
+def test_no_numpy_warning_reaches_the_user(run, args):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run(*args)
+    assert result.exit_code in (0, 1), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], \
+        [str(w.message) for w in caught]
+
+
+# --------------------------------------------------------------------------- item 10: bindings
+
+
+@pytest.fixture
+def xonly(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("x\n1\n2\n3\n")
+    return str(path)
+
+
+def test_a_missing_column_is_a_warning_and_with_wrt_an_error(run, xonly):
+    stderr = _clean(run("minimize", "(w0 + w1*x - y)^2", "--data", xonly), 0, "Warning:")
+    assert "'y' are not columns of" in stderr and "become parameters" in stderr
+    stderr = _clean(run("minimize", "(w0 + w1*x - y)^2", "--data", xonly, "--wrt", "w0,w1"), 2)
+    assert "variable 'y'" in stderr
+    quiet = run("minimize", "(w0 + w1*x - 2*x)^2", "--data", xonly, "--wrt", "w0,w1")
+    assert quiet.exit_code == 0 and "Warning" not in quiet.stderr
+
+
+def test_a_column_shadowed_by_a_let_binding_is_a_warning(run, tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("x,y\n1,2\n2,4\n")
+    stderr = _clean(run("minimize", "y = 2*x; (w*x - y)^2", "--data", str(path), "--wrt", "w"),
+                    0, "Warning:")
+    assert "column 'y'" in stderr and "let binding" in stderr
+
+
+# --------------------------------------------------------------------------- item 11: unbounded
+
+
+@pytest.mark.parametrize("expr,method,start", [
+    ("x", "bfgs", "0"), ("x", "lbfgs", "1"), ("0 - x^2", "gd", "1"),
+    ("0 - x^2", "newton", "1"), ("0 - x^2", "bfgs", "1"), ("0 - x^2", "momentum", "1"),
+])
+def test_unbounded_objectives_stop_with_reason_unbounded(run, expr, method, start):
+    result = run("minimize", expr, "--from", f"x={start}", "--method", method, "--json")
+    assert result.exit_code == 1, result.stdout
+    assert "Traceback" not in result.stderr
+    out = json.loads(result.stdout)
+    assert out["reason"] == "unbounded" and not out["converged"]
+    assert out["value"] == "-inf" or out["value"] < -1e9
+
+
+def test_a_stationary_maximum_is_not_reported_silently(run):
+    for method in ("bfgs", "gd", "newton"):
+        stderr = _clean(run("minimize", "0 - x^2 - y^2", "--from", "x=0,y=0", "--method",
+                            method), 0, "Warning:")
+        assert "not positive definite" in stderr and "maximum" in stderr
+    stderr = _clean(run("minimize", "x^2 - y^2", "--from", "x=0,y=0"), 0, "Warning:")
+    assert "saddle" in stderr
+    minimum = run("minimize", "x^2 + y^2", "--from", "x=1,y=1")
+    assert minimum.exit_code == 0 and "Warning" not in minimum.stderr
+
+
+def test_a_linear_descent_that_is_slow_is_max_steps_not_unbounded(run):
+    """gd on x falls by lr a step: indistinguishable from a slow descent, so it ends with the
+    step limit (documented), never with "converged"."""
+    out = json.loads(run("minimize", "x", "--method", "gd", "--json").stdout)
+    assert out["reason"] == "max-steps" and not out["converged"]
+
+
+def test_a_fit_over_data_refuses_a_tape_too_big_to_compile(run, monkeypatch, tmp_path):
+    monkeypatch.setattr(adcli.optimize, "DATA_MAX_NODES", 100)
+    path = tmp_path / "d.csv"
+    path.write_text("x\n1\n2\n")
+    source = "(w - " + "-" * 150 + "x)^2"
+    stderr = _clean(run("minimize", source, "--data", str(path), "--wrt", "w"), 2)
+    assert "fits over data compile it" in stderr and "limited to 100 nodes" in stderr
+
+
+def test_data_blocks_stay_bounded_for_wide_programs():
+    from adcli.fast.columns import MAX_BLOCK_VALUES, block_rows
+
+    assert block_rows(3) == 65536  # small losses keep their long blocks
+    for columns in (10_000, 100_000, 1_000_000):
+        assert block_rows(columns) * columns <= MAX_BLOCK_VALUES
+        assert block_rows(columns) >= 1
