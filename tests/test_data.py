@@ -43,8 +43,7 @@ def test_byte_order_mark_and_crlf(tmp_path):
     ("x,y\n1,2,3\n", "line 2: 3 fields, but the header names 2 columns"),
     ("x,y\n", "has a header but no rows"),
     ("", "is empty"),
-    ("x,2y\n1,2\n", "line 1, column 2: the header has '2y'"),
-    ("x,,y\n1,2,3\n", "line 1, column 2: the header has an empty name"),
+    ("a b,a_b\n1,2\n", "columns 'a b' and 'a_b' both become 'a_b'"),
     ("x,x\n1,2\n", "names column 'x' twice"),
 ])
 def test_errors_say_where(tmp_path, text, message):
@@ -90,3 +89,52 @@ def test_batches_are_reproducible_with_a_seed():
 
 def test_batch_larger_than_data_is_the_whole_data():
     assert sorted(next(batches(5, 100, 0)).tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_headers_that_are_not_names_are_mapped(tmp_path):
+    d = read_csv(write(tmp_path, "sepal length,y(obs),2y,,x\n1,2,3,4,5\n"))
+    assert d.names == ["sepal_length", "y_obs", "_2y", "column4", "x"]
+    assert d.headers == {"sepal_length": "sepal length", "y_obs": "y(obs)", "_2y": "2y",
+                         "column4": ""}
+    assert "sepal_length (from 'sepal length')" in d.describe_headers()
+
+
+def test_column_renames_by_header_text(tmp_path):
+    d = read_csv(write(tmp_path, "sepal length,y\n1,2\n"), rename={"s": "sepal length"})
+    assert d.names == ["s", "y"] and d.columns["s"].tolist() == [1.0]
+    with pytest.raises(DataError, match="has no column 'nope'"):
+        read_csv(write(tmp_path, "x\n1\n"), rename={"s": "nope"})
+
+
+@pytest.mark.parametrize("text", ["x;y\n1;2\n3;4\n", "x\ty\n1\t2\n3\t4\n",
+                                  "x|y\n1|2\n3|4\n"])
+def test_separator_detected(tmp_path, text):
+    d = read_csv(write(tmp_path, text))
+    assert d.names == ["x", "y"] and d.columns["y"].tolist() == [2.0, 4.0]
+
+
+def test_separator_given(tmp_path):
+    d = read_csv(write(tmp_path, "x;y,z\n1;2,5\n"), sep=",", use=["z"])
+    assert d.names == ["x_y", "z"]  # 'x;y' is one header, mapped to a name
+
+
+def test_only_used_columns_must_be_numbers(tmp_path):
+    path = write(tmp_path, "name,x,note,y\nfoo,1,,2\nbar,3,ok,4\n")
+    d = read_csv(path, use=["x", "y"])
+    assert d.columns["x"].tolist() == [1.0, 3.0] and d.text["name"] == ["foo", "bar"]
+    with pytest.raises(DataError, match=r"line 2, column 1 \('name'\): 'foo' is not a number"):
+        read_csv(path, use=["name", "x"])
+    with pytest.raises(DataError, match="line 2, column 3 .'note'.: an empty cell") as err:
+        read_csv(path, use=["note"])
+    assert "--dropna" in err.value.hint
+
+
+def test_dropna_leaves_out_rows_missing_a_used_cell(tmp_path):
+    path = write(tmp_path, "x,y,z\n1,2,\n,4,5\n6,NA,7\n8,nan,\n9,10,11\n")
+    with pytest.raises(DataError, match="line 3, column 1 .'x'.: an empty cell"):
+        read_csv(path, use=["x", "y"])
+    d = read_csv(path, use=["x", "y"], dropna=True)
+    assert d.columns["x"].tolist() == [1.0, 9.0] and d.columns["y"].tolist() == [2.0, 10.0]
+    assert d.rows == 2 and d.text["z"] == ["", "11"]
+    with pytest.raises(DataError, match="no rows left"):
+        read_csv(write(tmp_path, "x\nNA\n\n"), use=["x"], dropna=True)
