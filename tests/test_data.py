@@ -119,13 +119,15 @@ def test_separator_given(tmp_path):
 
 
 def test_only_used_columns_must_be_numbers(tmp_path):
-    path = write(tmp_path, "name,x,note,y\nfoo,1,,2\nbar,3,ok,4\n")
+    path = write(tmp_path, "name,x,note,y,e\nfoo,1,,2,\nbar,3,ok,4,5\n")
     d = read_csv(path, use=["x", "y"])
     assert d.columns["x"].tolist() == [1.0, 3.0] and d.text["name"] == ["foo", "bar"]
     with pytest.raises(DataError, match=r"line 2, column 1 \('name'\): 'foo' is not a number"):
         read_csv(path, use=["name", "x"])
-    with pytest.raises(DataError, match="line 2, column 3 .'note'.: an empty cell") as err:
+    with pytest.raises(DataError, match="line 3, column 3 .'note'.: 'ok' is not a number"):
         read_csv(path, use=["note"])
+    with pytest.raises(DataError, match="line 2, column 5 .'e'.: an empty cell") as err:
+        read_csv(path, use=["e"])
     assert "--dropna" in err.value.hint
 
 
