@@ -118,3 +118,31 @@ def at_option(f: Callable) -> Callable:
 def json_option(f: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True,
                         help="Print one JSON object instead of tables.")(f)
+
+
+DATA_HELP = ("Headers that are not names are mapped to names (other characters become _: "
+             "'sepal length' is sepal_length, 'y(obs)' is y_obs, '2y' is _2y, an empty "
+             "header columnN); only the columns EXPR uses must be numbers.")
+
+
+def data_options(f: Callable) -> Callable:
+    """--sep, --column and --dropna: CSV files as people have them (see adcli.data)."""
+    f = click.option("--dropna", is_flag=True,
+                     help="Leave out rows with a missing cell (empty, NA, nan) in a column "
+                          "EXPR uses (without it such a cell is an error naming its line).")(f)
+    f = click.option("--column", "renames", multiple=True, metavar="NEWNAME=ORIGINAL",
+                     help="Call the data column headed ORIGINAL NEWNAME (repeatable), e.g. "
+                          "--column 'sepal=sepal length'.")(f)
+    f = click.option("--sep", metavar="CHAR",
+                     help="Separator of the data file (',', ';', 'tab', ...) [default: the one "
+                          "of , ; tab | found most often in the header line].")(f)
+    return f
+
+
+def load_data(path: str, max_bytes: int | None, sep: str | None,
+              renames: tuple[str, ...]):
+    """The data file, read with the CSV options (columns not yet checked: see
+    :meth:`adcli.data.Dataset.select`)."""
+    from ..data import parse_renames, parse_separator, read_table
+
+    return read_table(path, max_bytes, sep=parse_separator(sep), rename=parse_renames(renames))

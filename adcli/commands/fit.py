@@ -5,21 +5,26 @@ from __future__ import annotations
 import click
 
 from .. import render
-from ..data import read_csv
+from ..data import DEFAULT_MAX_DATA_BYTES
 from ..fitting import fit as run_fit
 from ..fitting import parse_bounds
+from ..formula import parse_formula
 from .common import (
+    DATA_HELP,
     EXPR_HELP,
+    ByteSize,
+    data_options,
     emit_json,
     expr_argument,
     json_option,
+    load_data,
     max_size_option,
     parse_point,
     read_source,
 )
 
 
-@click.command(epilog=EXPR_HELP)
+@click.command(epilog=f"{EXPR_HELP} {DATA_HELP}")
 @expr_argument
 @click.option("--data", "data_path", required=True, metavar="FILE.csv",
               help="CSV file whose header names the columns; every other name of the formula "
@@ -40,11 +45,16 @@ from .common import (
 @click.option("--plot", "plot_path", metavar="FILE",
               help="Draw data, fitted curve and residuals to a .png/.svg/.pdf file; needs "
                    "matplotlib (adcli[plot]).")
+@click.option("--max-data-size", type=ByteSize(), default=DEFAULT_MAX_DATA_BYTES,
+              metavar="BYTES", show_default="4G",
+              help="Refuse a --data file larger than this (suffixes K, M, G; 0: no limit).")
+@data_options
 @json_option
 @max_size_option
 def fit(expr: str, data_path: str, start: tuple[str, ...], sigma: str | None,
         absolute_sigma: bool, bounds: tuple[str, ...], fix: tuple[str, ...],
-        max_evaluations: int | None, plot_path: str | None, as_json: bool,
+        max_evaluations: int | None, plot_path: str | None, max_data_size: int,
+        sep: str | None, renames: tuple[str, ...], dropna: bool, as_json: bool,
         max_size: int) -> None:
     """Fit the parameters of "LHS ~ MODEL" to a data file by least squares.
 
@@ -59,7 +69,10 @@ def fit(expr: str, data_path: str, start: tuple[str, ...], sigma: str | None,
       adcli fit "log(y) ~ b1 - b2*x1*exp(-b3*x2)" --data nelson.csv --from b1=2
     """
     text = read_source(expr, max_size)
-    data = read_csv(data_path)
+    data = load_data(data_path, max_data_size or None, sep, renames)
+    formula = parse_formula(text, max_bytes=max_size or None)
+    used = formula.names(formula.lhs) | formula.names(formula.model)
+    data = data.select(used | ({sigma} if sigma else set()), dropna)
     if plot_path:
         from ..plot import check_path
 

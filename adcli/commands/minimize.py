@@ -6,7 +6,7 @@ import click
 import numpy as np
 
 from .. import render
-from ..data import DEFAULT_MAX_DATA_BYTES, read_csv
+from ..data import DEFAULT_MAX_DATA_BYTES
 from ..optimize import (
     DEFAULT_STEPS,
     DEFAULT_TOL,
@@ -26,12 +26,15 @@ from ..optimize import (
     minimize as run_minimize,
 )
 from .common import (
+    DATA_HELP,
     EXPR_HELP,
     ByteSize,
     FiniteFloat,
+    data_options,
     emit_json,
     expr_argument,
     json_option,
+    load_data,
     load_function,
     max_size_option,
     parse_names,
@@ -41,7 +44,7 @@ from .common import (
 METHODS = ["auto", *RULES]
 
 
-@click.command(epilog=EXPR_HELP)
+@click.command(epilog=f"{EXPR_HELP} {DATA_HELP}")
 @expr_argument
 @click.option("--from", "start", multiple=True, metavar="NAME=VALUE,...",
               help="Starting point; parameters not given start at 0. With --wrt, also the "
@@ -79,13 +82,14 @@ METHODS = ["auto", *RULES]
 @click.option("--plot", "plot_path", metavar="FILE",
               help="Draw loss vs iterations (and the contour with the path for two "
                    "parameters) to a .png/.svg/.pdf file; needs matplotlib (adcli[plot]).")
+@data_options
 @json_option
 @max_size_option
 def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr: float | None,
              momentum: float, steps: int, tol: float, data_path: str | None, reduce: str,
              max_data_size: int, batch_size: int | None, seed: int | None, init_scale: float,
-             trace_path: str | None, plot_path: str | None, as_json: bool,
-             max_size: int) -> None:
+             trace_path: str | None, plot_path: str | None, sep: str | None,
+             renames: tuple[str, ...], dropna: bool, as_json: bool, max_size: int) -> None:
     """Minimise EXPR, or fit its parameters to the rows of a data file.
 
     Gradients are exact (reverse mode over the tape). The default method, BFGS with a
@@ -103,10 +107,12 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
     """
     function = load_function(expr, max_size)
     point = parse_point(start, "--from")
-    data = read_csv(data_path, max_data_size or None) if data_path else None
+    data = load_data(data_path, max_data_size or None, sep, renames) if data_path else None
     bound = set(point) | (set(data.names) if data else set())
     names = parse_names(wrt)
     tape = function.tape(bound | set(names or ()))
+    if data is not None:
+        data = data.select(tape.inputs, dropna)
     seeds = np.random.SeedSequence(seed).spawn(2)
     objective, x0 = build_objective(tape, point, names, data, reduce=reduce,
                                     batch_size=batch_size, seed=seeds[1])
