@@ -6,16 +6,62 @@ import click
 
 from ..report import eval_report, grad_report
 from .common import (
+    DATA_HELP,
     EXPR_HELP,
+    ByteSize,
     at_option,
+    data_options,
     emit_json,
     expr_argument,
     json_option,
+    load_data,
     load_function,
     max_size_option,
     parse_names,
     parse_point,
 )
+
+
+def rows_options(f):
+    """--data, -o, --max-data-size and the CSV options of eval and grad."""
+    f = data_options(f)
+    f = click.option("--max-data-size", type=ByteSize(), default="4G", metavar="BYTES",
+                     show_default="4G",
+                     help="Refuse a --data file larger than this (suffixes K, M, G; 0: no "
+                          "limit).")(f)
+    f = click.option("-o", "--output", "output", metavar="FILE",
+                     help="With --data: write the CSV (or --json) to FILE instead of "
+                          "standard output.")(f)
+    f = click.option("--data", "data_path", metavar="FILE.csv",
+                     help="Evaluate at every row of a CSV file (columns bind the variables "
+                          "named in its header, --at gives the others); writes the input "
+                          "columns plus value as CSV.")(f)
+    return f
+
+
+def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dropna,
+               as_json, *, gradient: bool = False, wrt: str | None = None) -> None:
+    """``--data``: evaluate at every row and write CSV (or a JSON list)."""
+    from ..rows import evaluate_rows, write_csv, write_json
+
+    data = load_data(data_path, max_data_size or None, sep, renames)
+    result = evaluate_rows(function, data, parse_point(at), gradient=gradient,
+                           wrt=parse_names(wrt), dropna=dropna)
+    for message in result.warnings:
+        _render().warn(message)
+    write = write_json if as_json else write_csv
+    if output is None:
+        write(click.get_text_stream("stdout"), result)
+        return
+    with open(output, "w", encoding="utf-8", newline="") as out:
+        write(out, result)
+
+
+def _no_data_options(output, sep, renames, dropna) -> None:
+    used = [name for name, v in (("-o", output), ("--sep", sep), ("--column", renames),
+                                 ("--dropna", dropna)) if v]
+    if used:
+        raise click.UsageError(f"{used[0]} needs --data FILE")
 
 
 def _render():
@@ -25,17 +71,20 @@ def _render():
     return render
 
 
-@click.command(epilog=EXPR_HELP)
+@click.command(epilog=f"{EXPR_HELP} {DATA_HELP}")
 @expr_argument
 @at_option
+@rows_options
 @click.option("--wrt", metavar="NAMES", help="Only these variables, e.g. w0,w1.")
 @json_option
 @click.option("--no-table", is_flag=True, help="Print only the value and the gradient.")
 @click.option("--max-rows", type=click.IntRange(min=0), default=200, show_default=True,
               help="Rows of the node table to show, also the nodes listed by --json (0: all).")
 @max_size_option
-def grad(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool, no_table: bool,
-         max_rows: int, max_size: int) -> None:
+def grad(expr: str, at: tuple[str, ...], data_path: str | None, output: str | None,
+         max_data_size: int, sep: str | None, renames: tuple[str, ...], dropna: bool,
+         wrt: str | None, as_json: bool, no_table: bool, max_rows: int,
+         max_size: int) -> None:
     """Value and gradient of EXPR at a point, by reverse mode.
 
     Shows every node of the tape in order, with its value and its gradient (adjoint):
@@ -43,10 +92,20 @@ def grad(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool, no_tabl
     so you can follow the chain rule.
 
     \b
-    Example:
+    With --data FILE.csv, the value and the gradient at every row of the file instead,
+    as CSV: the input columns, value, and one d/dNAME column per variable.
+
+    \b
+    Examples:
       adcli grad "(w0 + w1*x - y)^2" --at x=3,y=7,w0=-2,w1=2
+      adcli grad "(w0 + w1*x - y)^2" --data samples/line.csv --at w0=2.58,w1=0.75
     """
     function = load_function(expr, max_size)
+    if data_path is not None:
+        _over_rows(function, at, data_path, output, max_data_size, sep, renames, dropna,
+                   as_json, gradient=True, wrt=wrt)
+        return
+    _no_data_options(output, sep, renames, dropna)
     report = grad_report(function, parse_point(at), parse_names(wrt),
                          nodes=as_json or not no_table,
                          max_nodes=None if max_rows == 0 else max_rows)
@@ -58,19 +117,31 @@ def grad(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool, no_tabl
         _render().grad(report, table=not no_table, max_rows=max_rows)
 
 
-@click.command("eval", epilog=EXPR_HELP)
+@click.command("eval", epilog=f"{EXPR_HELP} {DATA_HELP}")
 @expr_argument
 @at_option
+@rows_options
 @json_option
 @max_size_option
-def eval_(expr: str, at: tuple[str, ...], as_json: bool, max_size: int) -> None:
+def eval_(expr: str, at: tuple[str, ...], data_path: str | None, output: str | None,
+          max_data_size: int, sep: str | None, renames: tuple[str, ...], dropna: bool,
+          as_json: bool, max_size: int) -> None:
     """Value of EXPR at a point.
 
+    With --data FILE.csv, the value at every row of the file instead, as CSV: the input
+    columns plus value (--json: a list of objects, one per row).
+
     \b
-    Example:
+    Examples:
       adcli eval "a = x^2; a + sin(a)" --at x=1.5
+      adcli eval "w0 + w1*x" --data samples/line.csv --at w0=2.58,w1=0.75
     """
     function = load_function(expr, max_size)
+    if data_path is not None:
+        _over_rows(function, at, data_path, output, max_data_size, sep, renames, dropna,
+                   as_json)
+        return
+    _no_data_options(output, sep, renames, dropna)
     value, warnings = eval_report(function, parse_point(at))
     for message in warnings:
         _render().warn(message)
