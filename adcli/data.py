@@ -52,6 +52,9 @@ class Dataset:
     missing: dict[str, tuple[np.ndarray, DataError]] = field(default_factory=dict)
     text: dict[str, list[str]] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    #: The data lines as read (``keep_lines``, an all-numeric file with ',' separators): an
+    #: output that repeats the input columns copies them instead of formatting numbers.
+    lines: list[str] | None = None
 
     def __post_init__(self) -> None:
         if not self.order:
@@ -94,7 +97,7 @@ class Dataset:
             raise DataError(f"data file '{self.path}': no rows left after --dropna")
         dropped = not keep.all()
         out = Dataset({}, self.path, list(self.order), dict(self.problems), {}, {},
-                      dict(self.headers))
+                      dict(self.headers), None if dropped else self.lines)
         for name in self.order:
             if name in self.text:
                 cells = self.text[name]
@@ -124,7 +127,8 @@ def from_columns(columns: Mapping[str, object], path: str = "") -> Dataset:
 
 
 def read_table(path: str, max_bytes: int | None = DEFAULT_MAX_DATA_BYTES, *,
-               sep: str | None = None, rename: Mapping[str, str] | None = None) -> Dataset:
+               sep: str | None = None, rename: Mapping[str, str] | None = None,
+               keep_lines: bool = False) -> Dataset:
     """Read a CSV file whose first row names the columns, as people have them: only the
     columns an expression uses need to be numbers (see :meth:`Dataset.select`), headers that
     are not names are mapped to names (``sepal length`` -> ``sepal_length``; ``rename`` maps
@@ -136,7 +140,8 @@ def read_table(path: str, max_bytes: int | None = DEFAULT_MAX_DATA_BYTES, *,
     regular file over ``max_bytes`` (None: no limit) is refused from its size, anything else
     is read into memory up to the limit. The header line is bounded on its own, so
     ``/dev/zero`` ends at once. An all-numeric file goes through numpy's C parser; only a
-    file with other cells is walked cell by cell."""
+    file with other cells is walked cell by cell. ``keep_lines`` keeps the text of the
+    data lines of an all-numeric file (see :attr:`Dataset.lines`)."""
     what = f"data file '{path}'"
     fh, st = open_binary(path, what, DataError)
     with fh:
@@ -173,9 +178,15 @@ def read_table(path: str, max_bytes: int | None = DEFAULT_MAX_DATA_BYTES, *,
                 raise DataError(f"{what} has a header but no rows")
             if table is not None and table.shape[1] == len(names) \
                     and np.all(np.isfinite(table)):
-                text.detach()
+                lines = None
+                if keep_lines and delimiter == ",":
+                    lines = [ln for ln in _rewind(text, start).read().splitlines() if ln.strip()]
+                    if len(lines) != len(table) or any('"' in ln for ln in lines[:1]):
+                        lines = None
+                else:
+                    text.detach()
                 data = Dataset({n: np.ascontiguousarray(table[:, i])
-                                for i, n in enumerate(names)}, path)
+                                for i, n in enumerate(names)}, path, lines=lines)
             else:
                 del table
                 data = _read_cells(_rewind(text, start), path, names, delimiter)

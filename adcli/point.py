@@ -60,13 +60,20 @@ def parse_assignments(texts: str | Iterable[str], option: str = "--at") -> dict[
         texts = [texts]
     point: dict[str, float] = {}
     for text in texts:
+        if text.startswith("@"):
+            for name, value in read_point_file(text[1:], option).items():
+                if name in point:
+                    raise PointError(f"{option} gives '{name}' twice")
+                point[name] = value
+            continue
         for part in _split_top_level(text):
             item = part.strip()
             if not item:
                 raise PointError(f"{option} '{text}' has an empty assignment; "
                                  "write name=value pairs separated by commas")
             if "=" not in item:
-                raise PointError(f"{option} '{item}' is missing '=': write name=value")
+                raise PointError(f"{option} '{item}' is missing '=': write name=value",
+                                 hint=_several_points_hint(option, text))
             name, _, value = item.partition("=")
             name = name.strip()
             if not name:
@@ -79,4 +86,59 @@ def parse_assignments(texts: str | Iterable[str], option: str = "--at") -> dict[
             if name in point:
                 raise PointError(f"{option} gives '{name}' twice")
             point[name] = parse_value(value, context=f"{option} {name}=")
+    return point
+
+
+def _several_points_hint(option: str, text: str) -> str:
+    """``--at x=1,2,3`` looks like several points: say how to evaluate several."""
+    if option != "--at":
+        return ""
+    return ("one --at is one point (repeating --at adds variables to it); to evaluate at "
+            "several points, write them as rows of a CSV file with a header naming the "
+            "variables and pass --data FILE.csv (eval and grad)")
+
+
+#: ``--at @FILE``: a JSON file of values is read up to this size.
+MAX_POINT_FILE_BYTES = 16 << 20
+#: Keys of adcli's own JSON results that hold a point (minimize, fit).
+_POINT_KEYS = ("minimum", "point", "parameters")
+
+
+def read_point_file(path: str, option: str = "--at") -> dict[str, float]:
+    """``--at @FILE``: values from a JSON object ``{"name": number, ...}``, or from the
+    ``minimum``/``point`` of ``adcli minimize --json`` or the ``parameters`` of ``adcli fit
+    --json``, so a fitted model can be evaluated without copying 33 numbers by hand."""
+    import json
+
+    from .inputs import read_bounded
+
+    if not path:
+        raise PointError(f"{option} '@' must be followed by a file name, as in @fit.json")
+    what = f"'{path}'"
+    raw = read_bounded(path, MAX_POINT_FILE_BYTES, what, option)
+    try:
+        obj = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise PointError(f"{option} @{path}: not a JSON file") from None
+    if isinstance(obj, dict):
+        for key in _POINT_KEYS:
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict):
+        raise PointError(f"{option} @{path}: expected a JSON object of name: number")
+    point: dict[str, float] = {}
+    for name, value in obj.items():
+        if not _NAME.match(name):
+            raise PointError(f"{option} @{path}: '{name}' is not a valid name")
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise PointError(f"{option} @{path}: the value of '{name}' is not a number")
+        if isinstance(value, str):
+            if not _SPECIAL.match(value.strip()):
+                raise PointError(f"{option} @{path}: the value of '{name}' is not a number")
+            value = float(value)
+        try:
+            point[name] = float(value)
+        except OverflowError:
+            raise PointError(f"{option} @{path}: the value of '{name}' is too large") from None
     return point

@@ -118,9 +118,14 @@ def write_csv(out: TextIO, result: RowsResult) -> None:
     cols = _out_columns(result)
     out.write(",".join(_cell(h) for h, _, _ in cols) + "\n")
     rows = result.data.rows
+    lines = result.data.lines
+    if lines is not None:  # the input columns as they were written: no need to format them
+        cols = cols[len(result.data.order):]
     for lo in range(0, rows, BLOCK_ROWS):
         hi = min(lo + BLOCK_ROWS, rows)
         parts = [_texts(c, lo, hi) for _, _, c in cols]
+        if lines is not None:
+            parts.insert(0, lines[lo:hi])
         out.write("\n".join(map(",".join, zip(*parts))) + "\n")
 
 

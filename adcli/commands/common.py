@@ -112,7 +112,8 @@ def at_option(f: Callable) -> Callable:
     return click.option(
         "--at", "at", multiple=True, metavar="NAME=VALUE,...",
         help="Values of the variables, e.g. x=2,y=-3.5 (values may be constant expressions "
-             "such as pi/4). May be repeated.")(f)
+             "such as pi/4), or @FILE.json (an object of name: number, or the result of "
+             "minimize/fit --json). May be repeated; it is one point: for several, --data.")(f)
 
 
 def json_option(f: Callable) -> Callable:
@@ -140,9 +141,10 @@ def data_options(f: Callable) -> Callable:
 
 
 def load_data(path: str, max_bytes: int | None, sep: str | None,
-              renames: tuple[str, ...]):
+              renames: tuple[str, ...], keep_lines: bool = False):
     """The data file, read with the CSV options (columns not yet checked: see
     :meth:`adcli.data.Dataset.select`)."""
     from ..data import parse_renames, parse_separator, read_table
 
-    return read_table(path, max_bytes, sep=parse_separator(sep), rename=parse_renames(renames))
+    return read_table(path, max_bytes, sep=parse_separator(sep), rename=parse_renames(renames),
+                      keep_lines=keep_lines)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from ..report import eval_report, grad_report
@@ -44,14 +46,14 @@ def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dro
     """``--data``: evaluate at every row and write CSV (or a JSON list)."""
     from ..rows import evaluate_rows, write_csv, write_json
 
-    data = load_data(data_path, max_data_size or None, sep, renames)
+    data = load_data(data_path, max_data_size or None, sep, renames, keep_lines=not as_json)
     result = evaluate_rows(function, data, parse_point(at), gradient=gradient,
                            wrt=parse_names(wrt), dropna=dropna)
     for message in result.warnings:
         _render().warn(message)
     write = write_json if as_json else write_csv
     if output is None:
-        write(click.get_text_stream("stdout"), result)
+        write(sys.stdout, result)
         return
     with open(output, "w", encoding="utf-8", newline="") as out:
         write(out, result)
