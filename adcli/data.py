@@ -55,6 +55,7 @@ class Dataset:
     #: The data lines as read (``keep_lines``, an all-numeric file with ',' separators): an
     #: output that repeats the input columns copies them instead of formatting numbers.
     lines: list[str] | None = None
+    cells: list[list[str]] = field(default_factory=list)  # while reading only
 
     def __post_init__(self) -> None:
         if not self.order:
@@ -97,7 +98,9 @@ class Dataset:
             raise DataError(f"data file '{self.path}': no rows left after --dropna")
         dropped = not keep.all()
         out = Dataset({}, self.path, list(self.order), dict(self.problems), {}, {},
-                      dict(self.headers), None if dropped else self.lines)
+                      dict(self.headers), self.lines)
+        if dropped and self.lines is not None:
+            out.lines = [ln for ln, k in zip(self.lines, keep) if k]
         for name in self.order:
             if name in self.text:
                 cells = self.text[name]
@@ -179,9 +182,12 @@ def read_table(path: str, max_bytes: int | None = DEFAULT_MAX_DATA_BYTES, *,
             if table is not None and table.shape[1] == len(names) \
                     and np.all(np.isfinite(table)):
                 lines = None
-                if keep_lines and delimiter == ",":
-                    lines = [ln for ln in _rewind(text, start).read().splitlines() if ln.strip()]
-                    if len(lines) != len(table) or any('"' in ln for ln in lines[:1]):
+                if keep_lines:  # all numbers: no cell holds a ',' to quote
+                    body_text = _rewind(text, start).read()
+                    if delimiter != ",":
+                        body_text = body_text.replace(delimiter, ",")
+                    lines = [ln for ln in body_text.splitlines() if ln.strip()]
+                    if len(lines) != len(table) or '"' in body_text:
                         lines = None
                 else:
                     text.detach()
@@ -190,6 +196,10 @@ def read_table(path: str, max_bytes: int | None = DEFAULT_MAX_DATA_BYTES, *,
             else:
                 del table
                 data = _read_cells(_rewind(text, start), path, names, delimiter)
+                if keep_lines:
+                    data.lines = list(map(",".join, zip(*[[csv_cell(c.strip()) for c in col]
+                                                          for col in data.cells])))
+                data.cells = []
         except OSError as err:
             raise DataError(f"cannot read {what}: {err.strerror or err}") from None
     data.headers = headers
@@ -337,7 +347,7 @@ def _read_cells(rows: io.TextIOWrapper, path: str, names: list[str], sep: str) -
             col.append(cell)
     if not lines:
         raise DataError(f"data file '{path}' has a header but no rows")
-    data = Dataset({}, path)
+    data = Dataset({}, path, cells=cells)
     where = np.asarray(lines)
     for index, (name, col) in enumerate(zip(names, cells), start=1):
         data.order.append(name)
@@ -364,6 +374,13 @@ def _read_cells(rows: io.TextIOWrapper, path: str, names: list[str], sep: str) -
             data.missing[name] = (missing, err)
             data.text[name] = col
     return data
+
+
+def csv_cell(text: str) -> str:
+    """A text cell for CSV: quoted when it holds a comma, a quote or a line break."""
+    if any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _is_float(text: str) -> bool:

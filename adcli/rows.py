@@ -15,7 +15,7 @@ from typing import TextIO
 
 import numpy as np
 
-from .data import Dataset
+from .data import Dataset, csv_cell
 from .errors import PointError
 from .function import Function, select_wrt
 
@@ -85,13 +85,6 @@ def evaluate_rows(function: Function, data: Dataset, point: Mapping[str, float],
     return result
 
 
-def _cell(text: str) -> str:
-    """A text cell for CSV: quoted when it holds a comma, a quote or a line break."""
-    if any(c in text for c in ',"\n\r'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
 def _out_columns(result: RowsResult) -> list[tuple[str, str, object]]:
     """(CSV header, JSON key, cells) for every output column, input columns first."""
     data = result.data
@@ -109,14 +102,14 @@ def _out_columns(result: RowsResult) -> list[tuple[str, str, object]]:
 def _texts(cells: object, lo: int, hi: int) -> list[str]:
     if isinstance(cells, np.ndarray):
         return list(map(repr, cells[lo:hi].tolist()))
-    return [_cell(c) for c in cells[lo:hi]]  # type: ignore[index]
+    return [csv_cell(c) for c in cells[lo:hi]]  # type: ignore[index]
 
 
 def write_csv(out: TextIO, result: RowsResult) -> None:
     """The input columns, ``value`` and one ``d/dNAME`` per variable, full precision
     (the shortest text that reads back as the same float64)."""
     cols = _out_columns(result)
-    out.write(",".join(_cell(h) for h, _, _ in cols) + "\n")
+    out.write(",".join(csv_cell(h) for h, _, _ in cols) + "\n")
     rows = result.data.rows
     lines = result.data.lines
     if lines is not None:  # the input columns as they were written: no need to format them
