@@ -7,8 +7,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from .diagnose import format_value
@@ -32,8 +34,71 @@ def stderr() -> Console:
     return _Console(stderr=True, highlight=False)
 
 
-def num(v) -> str:
+#: Significant digits of numbers shown to people (``--digits``; 0: every digit, the shortest
+#: text that reads back as the same float64). JSON always has every digit.
+DEFAULT_DIGITS = 12
+_digits = DEFAULT_DIGITS
+
+
+def set_digits(digits: int) -> None:
+    """Digits for every number this module prints from now on (the command's ``--digits``)."""
+    global _digits
+    _digits = digits
+
+
+def num(v, digits: int | None = None) -> str:
+    """A number for people: 12 significant digits by default, so 0.1 + 0.2 shows as 0.3 and
+    the two halves of a symmetric Hessian look alike; -0.0 shows as 0.0 (JSON keeps it)."""
+    if digits is None:
+        digits = _digits
+    if isinstance(v, (int, float)) or getattr(v, "ndim", 1) == 0:
+        f = float(v)
+        if f == 0.0:
+            return "0.0"
+        if digits > 0 and math.isfinite(f):
+            return repr(float(f"{f:.{digits}g}"))  # 12 digits, written as Python writes floats
     return format_value(v)
+
+
+def full(v) -> str:
+    """Every digit (minimize's point, which is meant to be copied)."""
+    return format_value(v)
+
+
+#: A label column is folded down to this width before any number would be cut.
+LABEL_MIN_WIDTH = 12
+
+
+def print_table(out: Console, table: Table, labels: tuple[int, ...] = (0,)) -> None:
+    """Print ``table`` without ever cutting a number: number columns are ``no_wrap`` at their
+    full width, label columns (``labels``) fold first, and when even that does not fit the
+    console (80 columns, or any pipe) the table is printed wider than the console."""
+    if table.title:  # on a line of its own: never wrapped to the table's width nor padded
+        out.print(table.title, style="italic", soft_wrap=True)
+        table.title = None
+    natural = Measurement.get(out, out.options.update(width=1 << 20), table).maximum
+    if natural <= out.width:
+        out.print(table)
+        return
+    spare = 0
+    for i in labels:
+        column = table.columns[i]
+        widest = max([cell_len(str(c)) for c in column._cells] + [cell_len(str(column.header))])
+        spare += max(0, widest - LABEL_MIN_WIDTH)
+    width = out.width
+    out.width = max(width, natural - spare)  # print(width=) is capped at the console's
+    try:
+        out.print(table)
+    finally:
+        out.width = width
+
+
+def _number_column(table: Table, header: str, **style) -> None:
+    table.add_column(header, justify="right", no_wrap=True, **style)
+
+
+def _label_column(table: Table, header: str, **style) -> None:
+    table.add_column(header, overflow="fold", **style)
 
 
 def warn(message: str) -> None:
@@ -56,7 +121,7 @@ def grad(report: GradReport, table: bool = True, max_rows: int = 200) -> None:
             out.print(f"  d/d{name.ljust(width)}  {num(g)}", soft_wrap=True)
     if table and report.nodes:
         out.print()
-        out.print(node_table(report, max_rows))
+        print_table(out, node_table(report, max_rows), labels=(1, 2, 3))
         hidden = max(report.node_count, len(report.nodes)) - max_rows if max_rows > 0 else 0
         if hidden > 0:
             out.print(f"[dim]… {hidden:,} more nodes not shown (--max-rows 0 shows all)[/dim]")
@@ -65,12 +130,12 @@ def grad(report: GradReport, table: bool = True, max_rows: int = 200) -> None:
 def node_table(report: GradReport, max_rows: int = 200) -> Table:
     table = Table(title="tape (reverse sweep runs bottom to top)", title_justify="left",
                   show_lines=False)
-    table.add_column("id", justify="right", style="dim")
-    table.add_column("op")
-    table.add_column("args", style="dim")
-    table.add_column("label", style="cyan")
-    table.add_column("value", justify="right")
-    table.add_column("grad (adjoint)", justify="right", style="green")
+    _number_column(table, "id", style="dim")
+    _label_column(table, "op")
+    _label_column(table, "args", style="dim")
+    _label_column(table, "label", style="cyan")
+    _number_column(table, "value")
+    _number_column(table, "grad (adjoint)", style="green")
     rows = report.nodes if max_rows <= 0 else report.nodes[:max_rows]
     for n in rows:
         table.add_row(str(n.id), n.op, " ".join(f"#{a}" for a in n.args), n.label,
@@ -100,12 +165,12 @@ def classify_hessian(ev) -> str:
 def hessian(names: list[str], matrix, ev) -> None:
     out = stdout()
     table = Table(title="Hessian", title_justify="left")
-    table.add_column("", style="cyan")
+    _label_column(table, "", style="cyan")
     for name in names:
-        table.add_column(name, justify="right")
+        _number_column(table, name)
     for name, row in zip(names, matrix):
         table.add_row(name, *(num(v) for v in row))
-    out.print(table)
+    print_table(out, table)
     out.print("[bold]eigenvalues[/bold]  " + "  ".join(num(v) for v in ev), soft_wrap=True)
     out.print(classify_hessian(ev), soft_wrap=True)
 
@@ -125,9 +190,9 @@ def minimize_result(result) -> None:
     if result.names:
         width = max(len(n) for n in result.names)
         for name, v in result.minimum.items():
-            out.print(f"  {name.ljust(width)}  {num(v)}", soft_wrap=True)
-    out.print(f"[bold]value[/bold]      {num(result.value)}", soft_wrap=True)
-    out.print(f"[bold]grad norm[/bold]  {num(result.grad_norm)}", soft_wrap=True)
+            out.print(f"  {name.ljust(width)}  {full(v)}", soft_wrap=True)
+    out.print(f"[bold]value[/bold]      {full(result.value)}", soft_wrap=True)
+    out.print(f"[bold]grad norm[/bold]  {full(result.grad_norm)}", soft_wrap=True)
     out.print(f"[dim]method {result.method}, {result.iterations:,} iterations, "
               f"{result.evaluations:,} gradient evaluations[/dim]", soft_wrap=True)
 
@@ -198,16 +263,16 @@ def compare(result, max_rows: int = 20) -> None:
     out.print(f"[bold]value[/bold]  {num(result.value)}   [dim]({result.variables} inputs, "
               f"{result.instructions} instructions on the tape)[/dim]", soft_wrap=True)
     table = Table(title="gradient", title_justify="left")
-    table.add_column("variable", style="cyan")
+    _label_column(table, "variable", style="cyan")
     for name in ("forward", "reverse", "numeric"):
-        table.add_column(name, justify="right")
-    table.add_column("abs diff", justify="right", style="dim")
-    table.add_column("rel diff", justify="right", style="dim")
+        _number_column(table, name)
+    _number_column(table, "abs diff", style="dim")
+    _number_column(table, "rel diff", style="dim")
     rows = result.rows if max_rows <= 0 else result.rows[:max_rows]
     for r in rows:
         table.add_row(r.name, num(r.forward), num(r.reverse), num(r.numeric),
                       f"{r.abs_diff:.2e}", f"{r.rel_diff:.2e}")
-    out.print(table)
+    print_table(out, table)
     if len(result.rows) > len(rows):
         out.print(f"[dim]… {len(result.rows) - len(rows):,} more variables not shown "
                   "(--max-rows 0 shows all)[/dim]")
@@ -216,15 +281,15 @@ def compare(result, max_rows: int = 20) -> None:
               f"{result.max_ad_diff:.3g})", soft_wrap=True)
     out.print()
     cost = Table(title="cost of one full gradient", title_justify="left")
-    cost.add_column("mode")
-    cost.add_column("passes over the tape")
-    cost.add_column("operations", justify="right")
-    cost.add_column("time (best)", justify="right")
-    cost.add_column("runs", justify="right", style="dim")
+    _label_column(cost, "mode")
+    _label_column(cost, "passes over the tape")
+    _number_column(cost, "operations")
+    _number_column(cost, "time (best)")
+    _number_column(cost, "runs", style="dim")
     for name, c in (("forward", result.forward), ("reverse", result.reverse),
                     ("numeric", result.numeric)):
         cost.add_row(name, _passes(c), f"{c.ops:,}", _seconds(c.seconds), str(c.runs))
-    out.print(cost)
+    print_table(out, cost, labels=(0, 1))
     out.print(result.reading(), soft_wrap=True)
     d = result.directional
     if d is not None:
@@ -334,7 +399,7 @@ def fit_result(result) -> None:
         rel = result.relative_error(name)
         table.add_row(escape(name), _sig(v), _sig(se, 5),
                       "nan" if math.isnan(rel) else f"{rel:.3g}%")
-    out.print(table)
+    print_table(out, table)
     names = result.correlation_names
     if len(names) > 1:
         out.print("[bold]correlation[/bold]")
@@ -345,7 +410,7 @@ def fit_result(result) -> None:
         for i, name in enumerate(names):
             corr.add_row(escape(name), *(("nan" if math.isnan(c) else f"{c:.3f}")
                                          for c in result.correlation[i]))
-        out.print(corr)
+        print_table(out, corr)
     weighted = " (weighted)" if result.weighted else ""
     out.print(f"[bold]residual sum of squares[/bold]{weighted}  {_sig(result.rss)}",
               soft_wrap=True)

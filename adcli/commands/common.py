@@ -148,3 +148,19 @@ def load_data(path: str, max_bytes: int | None, sep: str | None,
 
     return read_table(path, max_bytes, sep=parse_separator(sep), rename=parse_renames(renames),
                       keep_lines=keep_lines)
+
+
+def _set_digits(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+    if value is not None and not ctx.resilient_parsing:
+        from .. import render  # rich: only when the command runs
+
+        render.set_digits(value)
+
+
+def digits_option(f: Callable) -> Callable:
+    """--digits N: significant digits of the numbers printed for people (never --json)."""
+    return click.option(
+        "--digits", type=click.IntRange(0, 17), default=12, show_default=True, metavar="N",
+        expose_value=False, callback=_set_digits,
+        help="Significant digits of printed numbers (0: every digit); --json always has "
+             "every digit.")(f)

@@ -11,6 +11,7 @@ from .common import (
     EXPR_HELP,
     FiniteFloat,
     at_option,
+    digits_option,
     emit_json,
     json_option,
     load_function,
@@ -52,6 +53,7 @@ def _sizes(text: str) -> tuple[int, ...]:
               help="With --scaling: draw the text chart (default: only on a terminal).")
 @click.option("--max-rows", type=click.IntRange(min=0), default=20, show_default=True,
               help="Rows of the gradient table to show (0: all).")
+@digits_option
 @json_option
 @max_size_option
 def compare_modes_cmd(expr: str | None, at: tuple[str, ...], direction: tuple[str, ...],

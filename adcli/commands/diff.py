@@ -14,6 +14,7 @@ from ..report import nonfinite_warnings, unused_names
 from .common import (
     EXPR_HELP,
     at_option,
+    digits_option,
     emit_json,
     expr_argument,
     json_option,
@@ -28,6 +29,7 @@ from .common import (
 @expr_argument
 @at_option
 @click.option("--wrt", metavar="NAMES", help="Only these variables, in this order, e.g. x,y.")
+@digits_option
 @json_option
 @max_size_option
 def hessian(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool,

@@ -13,6 +13,7 @@ from .common import (
     ByteSize,
     at_option,
     data_options,
+    digits_option,
     emit_json,
     expr_argument,
     json_option,
@@ -79,6 +80,7 @@ def _render():
 @rows_options
 @click.option("--wrt", metavar="NAMES", help="Only these variables, e.g. w0,w1.")
 @json_option
+@digits_option
 @click.option("--no-table", is_flag=True, help="Print only the value and the gradient.")
 @click.option("--max-rows", type=click.IntRange(min=0), default=200, show_default=True,
               help="Rows of the node table to show, also the nodes listed by --json (0: all).")
@@ -123,6 +125,7 @@ def grad(expr: str, at: tuple[str, ...], data_path: str | None, output: str | No
 @expr_argument
 @at_option
 @rows_options
+@digits_option
 @json_option
 @max_size_option
 def eval_(expr: str, at: tuple[str, ...], data_path: str | None, output: str | None,
