@@ -15,7 +15,7 @@ from typing import TextIO
 
 import numpy as np
 
-from .data import Dataset, csv_cell
+from .data import MISSING, Dataset, csv_cell
 from .errors import PointError
 from .function import Function, select_wrt
 
@@ -128,10 +128,28 @@ def _json_number(v: float) -> str:
     return '"nan"' if math.isnan(v) else ('"inf"' if v > 0 else '"-inf"')
 
 
+class _Raw(str):
+    """JSON text written as is (a number, or null for a missing cell)."""
+
+
+def _json_missing(cells: list[str]) -> list[str]:
+    """A numeric column with missing cells (unused by EXPR): numbers, and null where a
+    cell is missing."""
+    out: list[str] = []
+    for c in cells:
+        try:
+            out.append(_Raw(_json_number(float(c))) if c.strip().lower() not in MISSING
+                       else _Raw("null"))
+        except ValueError:
+            out.append(_Raw("null"))
+    return out
+
+
 def _json_cells(cells: object, lo: int, hi: int) -> list[str]:
     if isinstance(cells, np.ndarray):
         return list(map(_json_number, cells[lo:hi].tolist()))
-    return [json.dumps(c) for c in cells[lo:hi]]  # type: ignore[index]
+    return [c if isinstance(c, _Raw) else json.dumps(c)
+            for c in cells[lo:hi]]  # type: ignore[index]
 
 
 def write_json(out: TextIO, result: RowsResult) -> None:
@@ -139,7 +157,8 @@ def write_json(out: TextIO, result: RowsResult) -> None:
     ``gradient`` (an object by variable) when there is one. Strictly valid JSON: non-finite
     numbers are the strings "nan", "inf", "-inf", as everywhere in adcli."""
     data = result.data
-    inputs = [(json.dumps(n), data.text[n] if n in data.text else data.columns[n])
+    inputs = [(json.dumps(n), data.columns[n] if n in data.columns else
+               _json_missing(data.text[n]) if n in data.missing else data.text[n])
               for n in data.order]
     grads = [(json.dumps(n), g) for n, g in (result.gradient or {}).items()]
     rows = data.rows

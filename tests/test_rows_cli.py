@@ -223,3 +223,12 @@ def test_minimize_and_fit_read_data_the_same_way(run, tmp_path):
     assert json.loads(mini.stdout)["minimum"]["b"] == pytest.approx(params["b"], rel=1e-6)
     no_dropna = run("fit", "y ~ a + b*x_value", "--data", path)
     assert no_dropna.exit_code == 2 and "line 14, column 2 ('x_value')" in no_dropna.stderr
+
+
+def test_json_rows_keep_numbers_and_null_for_missing_cells(run):
+    result = run("eval", "water", "--data", str(SAMPLES / "plants.csv"), "--json")
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert [r["height_cm"] for r in out] == [31.5, 12.0, None, 48.0]
+    assert [r["plant"] for r in out] == ["fern", "cactus", "basil", "ivy"]
+    assert [r["value"] for r in out] == [2.0, 0.25, 1.5, 3.0]
