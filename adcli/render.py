@@ -373,9 +373,12 @@ def derivatives(names: list[str], texts: list[str]) -> None:
 # --- fit -----------------------------------------------------------------------------------
 
 
-def _sig(v, digits: int = 11) -> str:
+def _sig(v, digits: int | None = None) -> str:
+    """fit's numbers: ``--digits`` (11 by default, as R's summary), no trailing '.0'."""
     f = float(v)
-    return num(f) if not math.isfinite(f) else f"{f:.{digits}g}"
+    if digits is None:
+        digits = _digits
+    return num(f) if not math.isfinite(f) or digits == 0 else f"{f:.{digits}g}"
 
 
 def fit_result(result) -> None:

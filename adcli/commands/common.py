@@ -157,10 +157,11 @@ def _set_digits(ctx: click.Context, param: click.Parameter, value: int | None) -
         render.set_digits(value)
 
 
-def digits_option(f: Callable) -> Callable:
+def digits_option(f: Callable | None = None, *, default: int = 12) -> Callable:
     """--digits N: significant digits of the numbers printed for people (never --json)."""
-    return click.option(
-        "--digits", type=click.IntRange(0, 17), default=12, show_default=True, metavar="N",
-        expose_value=False, callback=_set_digits,
+    option = click.option(
+        "--digits", type=click.IntRange(0, 17), default=default, show_default=True,
+        metavar="N", expose_value=False, callback=_set_digits,
         help="Significant digits of printed numbers (0: every digit); --json always has "
-             "every digit.")(f)
+             "every digit.")
+    return option(f) if f is not None else option

@@ -14,6 +14,7 @@ from .common import (
     EXPR_HELP,
     ByteSize,
     data_options,
+    digits_option,
     emit_json,
     expr_argument,
     json_option,
@@ -49,6 +50,7 @@ from .common import (
               metavar="BYTES", show_default="4G",
               help="Refuse a --data file larger than this (suffixes K, M, G; 0: no limit).")
 @data_options
+@digits_option(default=11)
 @json_option
 @max_size_option
 def fit(expr: str, data_path: str, start: tuple[str, ...], sigma: str | None,
