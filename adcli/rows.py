@@ -31,6 +31,10 @@ class RowsResult:
     value: np.ndarray
     gradient: dict[str, np.ndarray] | None = None
     warnings: list[str] = field(default_factory=list)
+    #: The names of the computed columns: ``value`` and (JSON) ``gradient``, with ``_``
+    #: appended while the data has a column of that name.
+    value_name: str = "value"
+    gradient_name: str = "gradient"
 
 
 def evaluate_rows(function: Function, data: Dataset, point: Mapping[str, float], *,
@@ -69,6 +73,15 @@ def evaluate_rows(function: Function, data: Dataset, point: Mapping[str, float],
         xs, wrt=names if gradient else [])
     value = np.broadcast_to(np.asarray(value, dtype=np.float64), (rows,))
     result = RowsResult(data, value)
+    taken = set(data.order) | set(data.headers.values())
+    for attr in ("value_name", "gradient_name"):
+        name = getattr(result, attr)
+        while name in taken:
+            name += "_"
+        if name != getattr(result, attr) and (gradient or attr == "value_name"):
+            result.warnings.append(f"{where} has a column named '{getattr(result, attr)}': "
+                                   f"the computed one is called '{name}'")
+        setattr(result, attr, name)
     if gradient:
         by_name = dict(zip(tape.inputs, grads))
         result.gradient = {n: np.broadcast_to(np.asarray(by_name[n], dtype=np.float64),
@@ -93,7 +106,7 @@ def _out_columns(result: RowsResult) -> list[tuple[str, str, object]]:
         cells = data.text.get(name)
         cols.append((data.headers.get(name, name), name,
                      cells if cells is not None else data.columns[name]))
-    cols.append(("value", "value", result.value))
+    cols.append((result.value_name, result.value_name, result.value))
     for name, g in (result.gradient or {}).items():
         cols.append((f"d/d{name}", name, g))
     return cols
@@ -165,7 +178,7 @@ def write_json(out: TextIO, result: RowsResult) -> None:
     out.write("[")
     for lo in range(0, rows, BLOCK_ROWS):
         hi = min(lo + BLOCK_ROWS, rows)
-        keys = [k for k, _ in inputs] + ['"value"']
+        keys = [k for k, _ in inputs] + [json.dumps(result.value_name)]
         parts = [_json_cells(c, lo, hi) for _, c in inputs] + [
             _json_cells(result.value, lo, hi)]
         gparts = [_json_cells(g, lo, hi) for _, g in grads]
@@ -174,7 +187,7 @@ def write_json(out: TextIO, result: RowsResult) -> None:
             fields = [f"{k}: {p[i]}" for k, p in zip(keys, parts)]
             if result.gradient is not None:
                 inner = ", ".join(f"{k}: {p[i]}" for (k, _), p in zip(grads, gparts))
-                fields.append(f'"gradient": {{{inner}}}')
+                fields.append(f'{json.dumps(result.gradient_name)}: {{{inner}}}')
             lines.append("{" + ", ".join(fields) + "}")
         out.write((", " if lo else "") + ", ".join(lines))
     out.write("]\n")

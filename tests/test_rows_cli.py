@@ -232,3 +232,15 @@ def test_json_rows_keep_numbers_and_null_for_missing_cells(run):
     assert [r["height_cm"] for r in out] == [31.5, 12.0, None, 48.0]
     assert [r["plant"] for r in out] == ["fern", "cactus", "basil", "ivy"]
     assert [r["value"] for r in out] == [2.0, 0.25, 1.5, 3.0]
+
+
+def test_a_data_column_named_value_is_not_overwritten(run, tmp_path):
+    path = write(tmp_path, "x,value,gradient\n1,2,3\n")
+    result = run("grad", "x + value", "--data", path)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == ["x,value,gradient,value_,d/dx,d/dvalue",
+                                          "1,2,3,3.0,1.0,1.0"]
+    assert "the computed one is called 'value_'" in result.stderr
+    doc = json.loads(run("grad", "x + value", "--data", path, "--json").stdout)
+    assert doc == [{"x": 1.0, "value": 2.0, "gradient": 3.0, "value_": 3.0,
+                    "gradient_": {"x": 1.0, "value": 1.0}}]
