@@ -268,6 +268,7 @@ def _to_name(header: str, column: int) -> str:
 
 
 _OTHER = re.compile(r"[^A-Za-z0-9_]+")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+\Z")
 
 
 def _too_large(what: str, limit: int, size: int | None = None) -> DataError:
@@ -359,7 +360,11 @@ def _read_cells(rows: io.TextIOWrapper, path: str, names: list[str], sep: str) -
         if problem is not None:
             row, cell = problem
             finite = "a finite number" if _is_float(cell) else "a number"
-            data.problems[name] = place(row, f"'{cell}' is not {finite}")
+            err = place(row, f"'{cell}' is not {finite}")
+            if _DECIMAL_COMMA.match(cell):
+                err.hint = ("numbers are read with '.' as the decimal point; a cell such as "
+                            "'1,5' is not read as 1.5")
+            data.problems[name] = err
             data.text[name] = col
             continue
         data.columns[name] = values

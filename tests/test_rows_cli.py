@@ -244,3 +244,24 @@ def test_a_data_column_named_value_is_not_overwritten(run, tmp_path):
     doc = json.loads(run("grad", "x + value", "--data", path, "--json").stdout)
     assert doc == [{"x": 1.0, "value": 2.0, "gradient": 3.0, "value_": 3.0,
                     "gradient_": {"x": 1.0, "value": 1.0}}]
+
+
+def test_decimal_commas_get_a_hint(run, tmp_path):
+    result = run("eval", "x", "--data", write(tmp_path, "x;y\n1,5;2\n"))
+    assert result.exit_code == 2
+    assert "line 2, column 1 ('x'): '1,5' is not a number" in result.stderr
+    assert "'.' as the decimal point" in result.stderr
+
+
+def test_at_file_reads_are_bounded(run):
+    result = run("eval", "x", "--at", "@/dev/zero")
+    assert result.exit_code == 2 and "over the limit" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("adcli") is None, reason="console script not installed")
+def test_data_from_a_pipe_through_the_console_script():
+    proc = subprocess.run(["adcli", "eval", "2*x", "--data", "/dev/stdin"],
+                          input="x;note\n1;a\n2.5;b\n", capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["x,note,value", "1,a,2.0", "2.5,b,5.0"]
