@@ -66,3 +66,71 @@ def jsonable(obj: Any) -> Any:
 def dumps(obj: Any) -> str:
     """One JSON document, strictly valid (no NaN/Infinity tokens)."""
     return json.dumps(jsonable(obj), allow_nan=False)
+
+
+# Why a run stopped.  Only GRAD_TOL and LS_TOL count as converged.
+GRAD_TOL = "grad-tol"
+LS_TOL = "ls-tol"  # the least-squares engine's relative tests (adcli.fitting)
+MAX_STEPS = "max-steps"
+NO_PROGRESS = "no-progress"
+DIVERGED = "diverged"
+UNBOUNDED = "unbounded"
+INTERRUPTED = "interrupted"
+
+REASONS = {
+    GRAD_TOL: "the gradient norm fell below --tol",
+    LS_TOL: "the least-squares engine's relative tests were met",
+    MAX_STEPS: "the step limit was reached",
+    NO_PROGRESS: "no further progress was possible",
+    DIVERGED: "the value became non-finite; the last finite point is reported",
+    UNBOUNDED: "the value fell without bound; the objective looks unbounded below",
+    INTERRUPTED: "interrupted; the best point so far is reported",
+}
+
+
+@dataclass(slots=True)
+class MinimizeResult:
+    """Where a run ended and why.  ``to_json`` gives exactly the documented fields."""
+
+    names: list[str]
+    x: np.ndarray
+    value: float
+    grad: np.ndarray
+    iterations: int
+    evaluations: int
+    reason: str
+    method: str
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def converged(self) -> bool:
+        return self.reason in (GRAD_TOL, LS_TOL)
+
+    @property
+    def grad_norm(self) -> float:
+        return norm(self.grad)
+
+    @property
+    def minimum(self) -> dict[str, float]:
+        return {n: float(v) for n, v in zip(self.names, self.x)}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"minimum": self.minimum, "value": float(self.value),
+                "grad_norm": self.grad_norm, "iterations": self.iterations,
+                "evaluations": self.evaluations, "converged": self.converged,
+                "reason": self.reason, "method": self.method}
+
+
+def norm(v: Any) -> float:
+    """The 2-norm, scaled by the largest entry first: ``np.linalg.norm`` squares the entries,
+    so a finite gradient of 2.7e154 would have norm inf (and "diverge")."""
+    a = np.abs(np.asarray(v, dtype=np.float64))
+    if a.size == 0:
+        return 0.0
+    with np.errstate(all="ignore"):
+        m = float(np.max(a))
+        if m == 0.0 or not math.isfinite(m):
+            return float("nan") if np.isnan(a).any() else m
+        return m * math.sqrt(float(np.sum(np.square(a / m))))
+

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import adcli
+from adcli.commands.trace import CsvTrace
 from adcli.data import from_columns, read_csv
 from adcli.optimize import (
     DENSE_LIMIT,
-    CsvTrace,
     Options,
     armijo,
     build_objective,

@@ -14,12 +14,9 @@ from ..optimize import (
     INTERRUPTED,
     RULES,
     UNBOUNDED,
-    CsvTrace,
-    History,
     Options,
     binding_warnings,
     build_objective,
-    chain,
     resolve_method,
 )
 from ..optimize import (
@@ -37,6 +34,7 @@ from .common import (
     parse_names,
     parse_point,
 )
+from .trace import CsvTrace, History, chain
 
 METHODS = ["auto", *RULES]
 
