@@ -15,6 +15,12 @@ from .syntax import Node, Statement, const, var
 # not. The tables are cached as JSON (never pickle) in the user's own cache directory, checked
 # before use, so start-up need not import Lark at all.
 
+#: What the driver raises for a text it does not accept, and nothing else: KeyError for a token
+#: the state has no action for or an unknown function, ValueError for a character no token
+#: matches or a call with the wrong number of arguments.  Any other exception is a bug and is
+#: not taken for a syntax error (the tests run the driver on thousands of bad texts).
+REFUSED = (KeyError, ValueError)
+
 _KEEP, _SPLICE, _DROP = 0, 1, 2
 _TERMINAL_PATTERNS = {  # must equal Lark's; checked when the tables are built
     "POW": r"(?:\*\*|\^)", "NAME": "[A-Za-z_][A-Za-z0-9_]*",

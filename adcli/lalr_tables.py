@@ -194,8 +194,8 @@ def _tables() -> tuple:
                 prepared = _prepare(tables)
                 if _shape(_fast_parse(_CANARY, _specialise(prepared))) == _CANARY_SHAPE:
                     return prepared
-            except Exception:  # noqa: BLE001 - damaged tables of any kind: rebuild them
-                pass
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+                pass  # tables with a valid digest but the wrong shapes inside: rebuild them
     tables = _build_tables()
     prepared = _prepare(tables)
     if _shape(_fast_parse(_CANARY, _specialise(prepared))) != _CANARY_SHAPE:

@@ -42,11 +42,8 @@ def parse_program(text: str, *, max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES
         raise ParseError("empty expression: nothing to evaluate")
     try:
         statements = _fast_parse(text)
-    except Exception:  # noqa: BLE001 - any trouble: say why, as Lark would
-        try:
-            error = _diagnose(text)
-        except Exception:  # noqa: BLE001 - the diagnosis failed: Lark has the last word
-            error = None
+    except lalr.REFUSED:  # a syntax or name error: say why, as Lark would
+        error = _diagnose(text)
         if error is not None:
             error.source = text
             raise error from None
