@@ -7,7 +7,9 @@ scalars or numpy columns, without re-parsing (see :mod:`adcli.sweeps`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .ops import OPS, PREC_ATOM, PREC_UNARY, Op
 
@@ -37,6 +39,7 @@ class Tape:
     positions: dict[str, tuple[int, int]] = field(default_factory=dict)  # var -> (line, col)
     _instructions: list = field(default_factory=list, repr=False)  # instructions(), cached
     _instructions_len: int = field(default=-1, repr=False)  # len(ops) when it was cached
+    _derived: dict = field(default_factory=dict, repr=False)  # see derived()
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -48,6 +51,16 @@ class Tape:
     def op_name(self, slot: int) -> str:
         op = self.ops[slot]
         return op if isinstance(op, str) else op.name
+
+    def derived(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """What is built from this tape once and reused: its compiled sweeps
+        (:func:`adcli.fast.policy.compiled`), its Hessian's gradient tapes.  The one cache of
+        such things: kept on the tape, so an entry lives exactly as long as its tape and is
+        never found again under a reused ``id``."""
+        found = self._derived.get(key)
+        if found is None:
+            found = self._derived[key] = build()
+        return found
 
     def instructions(self) -> list[tuple[int, Op, tuple[int, ...]]]:
         """The (slot, op, args) triples the sweeps run, in order. Built once per tape (every

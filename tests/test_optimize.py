@@ -417,3 +417,27 @@ def test_network_gradient_matches_central_differences():
         e[i] = h
         fd = (obj(w + e)[0] - obj(w - e)[0]) / (2 * h)
         assert g[i] == pytest.approx(fd, rel=1e-6, abs=1e-9), obj.names[i]
+
+
+def test_one_cache_of_compiled_tapes_shared_by_the_api_the_objective_and_newton() -> None:
+    """Function.grad_sum and the objective's sweep are one implementation over one compiled
+    tape, kept on the tape itself (no id()-keyed side caches that a reused id could fool)."""
+    from adcli.fast.policy import compiled
+    from adcli.hessian import hessian_program
+
+    f = adcli.parse("(w*x + b - y)^2 + 0.01*w^2")
+    x = np.linspace(-1.0, 2.0, 37)
+    y = 3.0 * x - 0.5 + np.sin(7.0 * x)
+    data = from_columns({"x": x, "y": y})
+    tape = f.tape()
+    obj, _ = build_objective(tape, {}, None, data, reduce="sum")
+    point = np.array([1.25, -0.75])
+    value, grad = obj(point)
+    api = f.grad_sum({"x": x, "y": y, "w": 1.25, "b": -0.75}, ["w", "b"])
+    assert value == float(api.value)  # the same sweep, so the same bits
+    assert grad.tolist() == [float(api.gradient["w"]), float(api.gradient["b"])]
+    assert f.compiled() is compiled(tape)
+    assert hessian_program(tape, ["w", "b"]) is hessian_program(tape, ["w", "b"])
+    assert hessian_program(tape, ["w"]) is not hessian_program(tape, ["w", "b"])
+    other = adcli.parse("(w*x + b - y)^2 + 0.01*w^2").tape()
+    assert compiled(other) is not compiled(tape)

@@ -14,7 +14,8 @@ import numpy as np
 from .. import sweeps
 from ..data import Dataset, batches
 from ..errors import AdcliError
-from ..fast.policy import CompiledTape
+from ..fast.policy import compiled
+from ..hessian import hessian
 from ..tape import Tape
 
 #: Fits over data run generated numpy code (adcli.fast), and compiling it costs about 7 kB
@@ -54,7 +55,7 @@ class Objective:
         if self.batch_size:
             self._batches = batches(self.rows, self.batch_size, seed)
         self.evaluations = 0
-        self._fast: CompiledTape | None = None  # built on the first sweep
+        self._bound = False  # the point's names checked (on the first sweep)
         position = {name: i for i, name in enumerate(tape.inputs)}
         self._slots = [position[n] for n in self.names]
 
@@ -91,29 +92,21 @@ class Objective:
         """objective = scale * (sum of the expression over ``count`` rows)."""
         self.evaluations += 1
         point = self.point(x, columns)
-        if self._fast is None:
+        if not self._bound:
             sweeps.bind(self.tape, point)  # the interpreter's message for a missing value
-            self._fast = CompiledTape(self.tape)
-        xs = [point[n] for n in self.tape.inputs]
+            self._bound = True
+        fast = compiled(self.tape)
         if not columns:
             # Straight-line code on Python floats: the interpreter's numbers, bit for bit.
-            value, grads = self._fast.auto()[1](*map(float, xs))
+            value, grads = fast.auto()[1](*(float(point[n]) for n in self.tape.inputs))
             return float(value), np.array([grads[i] for i in self._slots], dtype=np.float64)
-        # Blocked numpy sweeps over the rows (adcli.fast): the sum of the expression and
-        # of each parameter's per-row adjoints, a term that does not depend on the rows (a
-        # penalty such as 0.01*w^2) counted once per row, as a per-row seed would.
-        total, grads = self._fast.sweep_columns(xs, sum_value=True, wrt=self.names)
+        # Blocked numpy sweeps over the rows (adcli.fast), as Function.grad_sum runs them.
+        total, grads = fast.grad_sum(point, self.names)
         with np.errstate(all="ignore"):
-            g = np.array([grads[i] for i in self._slots], dtype=np.float64) * scale
-            return float(total * scale), g
+            return float(total * scale), np.array(grads, dtype=np.float64) * scale
 
     def hessian(self, x: np.ndarray) -> np.ndarray:
         """The exact Hessian of the objective (for ``newton``)."""
-        try:
-            from ..hessian import hessian
-        except ImportError:
-            raise AdcliError("--method newton needs adcli.hessian, which this build lacks; "
-                             "use --method bfgs") from None
         if self.stochastic:
             raise AdcliError("--method newton cannot use --batch-size")
         # Over data columns adcli.hessian sums the rows, as the reverse sweep does.
