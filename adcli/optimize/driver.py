@@ -86,147 +86,204 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     if method == "newton" and not hasattr(problem, "hessian"):
         raise AdcliError("newton needs a problem with a hessian(x) method (an Objective)")
     with np.errstate(all="ignore"):
-        result = _drive(problem, x, RULES[method](n, options, problem), method, names,
-                        stochastic, steps, tol, callback, patience)
+        loop = _minibatch if stochastic else _full_batch
+        result = loop(_Run(problem, method, names, tol, patience), x,
+                      RULES[method](n, options, problem), steps, callback)
         if result.reason == GRAD_TOL and not stochastic:
             result.warnings += second_order_warnings(problem, result.x)
     return result
 
 
-def _drive(problem: Any, x: np.ndarray, rules: Rule, method: str, names: list[str],
-           stochastic: bool, steps: int, tol: float, callback: Callback | None,
-           patience: int) -> MinimizeResult:
-    """The loop of :func:`minimize`: every stopping rule, once for all update rules."""
-    evaluations = 0
+class _Run:
+    """What both loops share: counting evaluations, the stopping tests, the result record.
 
-    def full(xv: np.ndarray) -> tuple[float, np.ndarray]:
-        nonlocal evaluations
-        evaluations += 1
-        f, g = problem(xv)
+    Every iteration is checked in the same order: a non-finite gradient ("diverged"), the
+    gradient norm below ``tol`` ("grad-tol"), a value falling without bound while the gradient
+    does not shrink ("unbounded"), and no progress for ``patience`` iterations ("no-progress").
+    """
+
+    def __init__(self, problem: Any, method: str, names: list[str], tol: float | None,
+                 patience: int) -> None:
+        self.problem, self.method, self.names = problem, method, names
+        self.tol, self.relative, self.patience = tol, tol is None, patience
+        self.evaluations = 0
+        self.iteration = 0
+
+    def full(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """The objective (over all rows) and its gradient."""
+        self.evaluations += 1
+        f, g = self.problem(x)
         return float(f), np.asarray(g, dtype=np.float64)
 
-    def noisy(xv: np.ndarray) -> tuple[float, np.ndarray]:
-        nonlocal evaluations
-        evaluations += 1
-        f, g = problem.sample(xv)
+    def noisy(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """A minibatch estimate of the objective and its gradient."""
+        self.evaluations += 1
+        f, g = self.problem.sample(x)
         return float(f), np.asarray(g, dtype=np.float64)
 
-    evaluate = noisy if stochastic else full
-    epoch = int(getattr(problem, "epoch", 1)) if stochastic else 1
+    def result(self, x: np.ndarray, f: float, g: np.ndarray, reason: str,
+               message: str = "") -> MinimizeResult:
+        return MinimizeResult(self.names, x, f, g, self.iteration, self.evaluations, reason,
+                              self.method, message or REASONS[reason])
 
-    def result(xr, fr, gr, reason, message="") -> MinimizeResult:
-        return MinimizeResult(names, xr, fr, gr, iteration, evaluations, reason, method,
-                              message or REASONS[reason])
+    def start(self, f: float, g: np.ndarray) -> tuple[str, str] | None:
+        """Why the run cannot start at a point with value ``f``; else set up the tests."""
+        if f == -math.inf or f <= UNBOUNDED_VALUE:
+            return UNBOUNDED, f"the value is {f:g} at the starting point"
+        if not math.isfinite(f):
+            return DIVERGED, "the value is not finite at the starting point"
+        if self.relative:
+            self.tol = DEFAULT_TOL * norm(g)
+        self.best_gnorm, self.last_progress, self.f_anchor = math.inf, 0, f
+        # Unbounded below: the power of ten the value had reached below zero when the gradient
+        # norm was last at its smallest (anchor); falling UNBOUNDED_DECADES more powers of ten
+        # without the gradient ever shrinking below that is a run heading for -inf.
+        self.anchor_level, self.anchor_gnorm = _decade(f), norm(g)
+        return None
 
-    iteration = 0
-    # (value, gradient) of the full objective at the best point; minibatch runs check these
-    # once per epoch.
-    f, g = full(x)
-    if f == -math.inf or f <= UNBOUNDED_VALUE:
-        return result(x, f, g, UNBOUNDED, f"the value is {f:g} at the starting point")
-    if not math.isfinite(f):
-        return result(x, f, g, DIVERGED, "the value is not finite at the starting point")
+    def stop(self, f: float, gnorm: float, improved: bool, fresh: bool = True,
+             epoch: int = 1) -> tuple[str, str] | None:
+        """The tests at the current point (``fresh``: ``f`` and ``gnorm`` belong to it)."""
+        iteration = self.iteration
+        if not math.isfinite(gnorm):
+            bad = "nan" if math.isnan(gnorm) else "infinite"
+            return DIVERGED, f"the gradient is {bad} at iteration {iteration}"
+        if gnorm < self.tol or gnorm == 0.0:
+            return GRAD_TOL, (f"the gradient norm fell below {DEFAULT_TOL:g} of its value at "
+                              "the start" if self.relative else "")
+        if fresh and gnorm < self.anchor_gnorm:
+            self.anchor_level, self.anchor_gnorm = _decade(f), gnorm
+        elif fresh and _decade(f) - self.anchor_level >= UNBOUNDED_DECADES:
+            return UNBOUNDED, (f"the value fell to {f:.6g} at iteration {iteration}, at least "
+                               f"{UNBOUNDED_DECADES} orders of magnitude, while the gradient did "
+                               "not shrink; the objective looks unbounded below")
+        # Progress: a lower value, a smaller gradient, or at least a moving value (a value
+        # that keeps growing is heading for "diverged", not stuck).
+        if improved or gnorm < self.best_gnorm or abs(f - self.f_anchor) > 1e-10 * max(
+                abs(f), abs(self.f_anchor)):
+            self.last_progress, self.f_anchor = iteration, f
+            self.best_gnorm = min(self.best_gnorm, gnorm)
+        elif iteration - self.last_progress >= self.patience * epoch:
+            return NO_PROGRESS, (f"the value and the gradient norm stayed the same for "
+                                 f"{self.patience * epoch} iterations")
+        return None
+
+    def after_step(self, xn: np.ndarray, fn: float) -> tuple[str, str] | None:
+        """Why the run ends at the new point ``xn`` with value ``fn`` (already counted)."""
+        iteration = self.iteration
+        if np.all(np.isfinite(xn)) and (fn == -math.inf or fn <= UNBOUNDED_VALUE):
+            return UNBOUNDED, (f"the value fell to {fn:g} at iteration {iteration}; the "
+                               "objective looks unbounded below")
+        if not (math.isfinite(fn) and np.all(np.isfinite(xn))):
+            return DIVERGED, (f"the value became {fn} at iteration {iteration}; the last finite "
+                              "point is reported")
+        return None
+
+
+def _full_batch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
+                callback: Callback | None) -> MinimizeResult:
+    """The loop over exact values and gradients."""
+    f, g = run.full(x)
+    stop = run.start(f, g)
+    if stop is not None:
+        return run.result(x, f, g, *stop)
     best = (f, x, g)
-    relative = tol is None
-    if relative:
-        tol = DEFAULT_TOL * norm(g)
-    best_gnorm, last_progress, f_anchor = math.inf, 0, f
-    fresh = True  # f and g belong to x (with minibatches, only once per epoch)
-    last_fresh = best
     reason, message = MAX_STEPS, ""
-    # Unbounded below: the power of ten the value had reached below zero when the gradient
-    # norm was last at its smallest (anchor); falling UNBOUNDED_DECADES more powers of ten
-    # without the gradient ever shrinking below that is a run heading for -inf.
-    anchor_level, anchor_gnorm = _decade(f), norm(g)
     try:
-        if stochastic:
-            fs, gs = f, g
+        while True:
+            gnorm = norm(g)
+            improved = f < best[0]
+            if improved:
+                best = (f, x, g)
+            if callback is not None:
+                callback(run.iteration, f, gnorm, x)
+            stop = run.stop(f, gnorm, improved)
+            if stop is not None:
+                reason, message = stop
+                break
+            if run.iteration >= steps:
+                break
+            step = rules.step(x, f, g, run.full)
+            if step.failed:
+                reason, message = NO_PROGRESS, step.failed
+                break
+            xn = step.x
+            fn, gn = run.full(xn) if step.value is None else (step.value, step.grad)
+            run.iteration += 1
+            stop = run.after_step(xn, fn)
+            if stop is not None:
+                reason, message = stop
+                if reason == UNBOUNDED:
+                    x, f, g = xn, fn, gn
+                break
+            x, f, g = xn, fn, gn
+    except KeyboardInterrupt:
+        f, x, g = best
+        return run.result(x, f, g, INTERRUPTED)  # the best point seen
+    return run.result(x, f, g, reason, message)
+
+
+def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
+               callback: Callback | None) -> MinimizeResult:
+    """The loop over minibatch estimates.  The rule and the callback see the batch's value and
+    gradient; the stopping tests see the full objective, computed once per epoch (``fresh``)
+    and at the end, so they are not fooled by one lucky batch."""
+    epoch = int(getattr(run.problem, "epoch", 1))
+    f, g = run.full(x)
+    stop = run.start(f, g)
+    if stop is not None:
+        return run.result(x, f, g, *stop)
+    best = last_fresh = (f, x, g)
+    fs, gs = f, g  # the batch's value and gradient at x
+    fresh = True
+    reason, message = MAX_STEPS, ""
+    try:
         while True:
             gnorm = norm(g)
             improved = fresh and f < best[0]
             if improved:
                 best = (f, x, g)
             if callback is not None:
-                callback(iteration, fs if stochastic else f, norm(gs) if stochastic else gnorm,
-                         x)
-            if not math.isfinite(gnorm):
-                bad = "nan" if math.isnan(gnorm) else "infinite"
-                reason, message = DIVERGED, f"the gradient is {bad} at iteration {iteration}"
+                callback(run.iteration, fs, norm(gs), x)
+            stop = run.stop(f, gnorm, improved, fresh, epoch)
+            if stop is not None:
+                reason, message = stop
                 break
-            if gnorm < tol or gnorm == 0.0:
-                reason = GRAD_TOL
-                if relative:
-                    message = (f"the gradient norm fell below {DEFAULT_TOL:g} of its value at "
-                               "the start")
+            if run.iteration >= steps:
                 break
-            if fresh and gnorm < anchor_gnorm:
-                anchor_level, anchor_gnorm = _decade(f), gnorm
-            elif fresh and _decade(f) - anchor_level >= UNBOUNDED_DECADES:
-                reason = UNBOUNDED
-                message = (f"the value fell to {f:.6g} at iteration {iteration}, at least "
-                           f"{UNBOUNDED_DECADES} orders of magnitude, while the gradient did not "
-                           "shrink; the objective looks unbounded below")
-                break
-            # Progress: a lower value, a smaller gradient, or at least a moving value (a value
-            # that keeps growing is heading for "diverged", not stuck).
-            if improved or gnorm < best_gnorm or abs(f - f_anchor) > 1e-10 * max(
-                    abs(f), abs(f_anchor)):
-                last_progress, f_anchor = iteration, f
-                best_gnorm = min(best_gnorm, gnorm)
-            elif iteration - last_progress >= patience * epoch:
-                reason = NO_PROGRESS
-                message = (f"the value and the gradient norm stayed the same for "
-                           f"{patience * epoch} iterations")
-                break
-            if iteration >= steps:
-                reason = MAX_STEPS
-                break
-            step = rules.step(x, fs if stochastic else f, gs if stochastic else g, evaluate)
+            step = rules.step(x, fs, gs, run.noisy)
             if step.failed:
                 reason, message = NO_PROGRESS, step.failed
                 break
             xn = step.x
-            if step.value is None:
-                fn, gn = evaluate(xn)
-            else:
-                fn, gn = step.value, step.grad
-            iteration += 1
-            if np.all(np.isfinite(xn)) and (fn == -math.inf or fn <= UNBOUNDED_VALUE):
-                x, f, g = xn, fn, gn
-                reason = UNBOUNDED
-                message = (f"the value fell to {fn:g} at iteration {iteration}; the objective "
-                           "looks unbounded below")
-                if stochastic:  # a batch's value: report the point with its full value
-                    f, g = full(x)
+            fn, gn = run.noisy(xn) if step.value is None else (step.value, step.grad)
+            run.iteration += 1
+            stop = run.after_step(xn, fn)
+            if stop is not None:
+                reason, message = stop
+                if reason == UNBOUNDED:  # a batch's value: report the point with its full value
+                    x = xn
+                    f, g = run.full(x)
                 break
-            if not (math.isfinite(fn) and np.all(np.isfinite(xn))):
-                reason = DIVERGED
-                message = (f"the value became {fn} at iteration {iteration}; the last finite "
-                           "point is reported")
-                break
-            x = xn
-            if stochastic:
-                fs, gs = fn, gn
-                fresh = iteration % epoch == 0 or iteration >= steps
-                if fresh:
-                    f_all, g_all = full(x)
-                    if not math.isfinite(f_all):
-                        reason = DIVERGED
-                        message = (f"the value over all rows became non-finite at iteration "
-                                   f"{iteration}; the last finite point is reported")
-                        break
-                    f, g = f_all, g_all
-                    last_fresh = (f, x, g)
-            else:
-                f, g = fn, gn
+            x, fs, gs = xn, fn, gn
+            fresh = run.iteration % epoch == 0 or run.iteration >= steps
+            if fresh:
+                f_all, g_all = run.full(x)
+                if not math.isfinite(f_all):
+                    reason = DIVERGED
+                    message = (f"the value over all rows became non-finite at iteration "
+                               f"{run.iteration}; the last finite point is reported")
+                    break
+                f, g = f_all, g_all
+                last_fresh = (f, x, g)
     except KeyboardInterrupt:
         f, x, g = best
-        return result(x, f, g, INTERRUPTED)  # the best full-objective point seen
-    if stochastic and reason == DIVERGED:
+        return run.result(x, f, g, INTERRUPTED)  # the best full-objective point seen
+    if reason == DIVERGED:
         f, x, g = last_fresh  # the last point whose full objective was computed and finite
-    elif stochastic and not fresh and reason != UNBOUNDED:
-        f, g = full(x)
-    return result(x, f, g, reason, message)
+    elif not fresh and reason != UNBOUNDED:
+        f, g = run.full(x)
+    return run.result(x, f, g, reason, message)
 
 
 def _decade(f: float) -> int:
