@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import render
 from ..data import DEFAULT_MAX_DATA_BYTES, read_csv
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED
 from ..optimize import (
     DEFAULT_STEPS,
     DEFAULT_TOL,
@@ -166,6 +167,6 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
     for message in result.warnings:
         render.warn(message)
     if result.reason in (DIVERGED, UNBOUNDED):
-        raise click.exceptions.Exit(1)
+        raise click.exceptions.Exit(EXIT_FAILED)
     if result.reason == INTERRUPTED:
-        raise click.exceptions.Exit(130)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED)
