@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .tape import Tape
+from .unparse import describe
 
 
 @dataclass(slots=True)
@@ -49,7 +50,7 @@ def first_nonfinite_value(tape: Tape, values: list[Any]) -> NonFinite | None:
     labels = None
     for slot, v in enumerate(values):
         if not _is_finite(v):
-            labels = labels or tape.describe()
+            labels = labels or describe(tape)
             return NonFinite(slot, tape.op_name(slot), labels[slot], _first_bad(v),
                              [_first_bad(values[a]) for a in tape.args[slot]])
     return None
@@ -61,7 +62,7 @@ def first_nonfinite_adjoint(tape: Tape, values: list[Any], adjoint: list[Any]) -
     for slot in range(len(adjoint) - 1, -1, -1):
         g = adjoint[slot]
         if g is not None and not _is_finite(g):
-            labels = labels or tape.describe()
+            labels = labels or describe(tape)
             return NonFinite(slot, tape.op_name(slot), labels[slot], _first_bad(g),
                              [_first_bad(values[a]) for a in tape.args[slot]])
     return None
@@ -111,7 +112,7 @@ def kinks(tape: Tape, values: list[Any]) -> list[Kink]:
             hit = np.asarray(op.kink(argv))
             if not hit.any():
                 continue
-            labels = labels or tape.describe()
+            labels = labels or describe(tape)
             rows = int(hit.sum()) if hit.ndim else 0
             first = int(np.flatnonzero(hit.ravel())[0]) if hit.ndim else 0
             shown = [v if np.ndim(v) == 0 else np.broadcast_to(v, hit.shape).ravel()[first]
@@ -123,7 +124,7 @@ def kinks(tape: Tape, values: list[Any]) -> list[Kink]:
 def adjoint_origin(tape: Tape, values: list[Any], adjoint: list[Any], slot: int) -> str:
     """Which edge made the adjoint of ``slot`` non-finite: a consumer whose own adjoint is
     finite but whose local partial (or the product, or the sum of several) is not."""
-    labels = tape.describe()
+    labels = describe(tape)
     with np.errstate(all="ignore"):
         for c in range(slot + 1, len(tape.ops)):
             if slot not in tape.args[c] or adjoint[c] is None:

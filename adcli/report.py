@@ -11,6 +11,7 @@ from .diagnose import derivative_warnings, first_nonfinite_value
 from .function import Function, select_wrt
 from .results import GradReport, NodeRow
 from .tape import Tape
+from .unparse import describe
 
 
 def unused_names(tape: Tape, point: Mapping[str, float]) -> list[str]:
@@ -39,7 +40,7 @@ def grad_report(function: Function, point: Mapping[str, float],
     report = GradReport(value, {n: gradient[n] for n in names}, node_count=len(tape.ops))
     if nodes:
         count = len(tape.ops) if max_nodes is None else min(max_nodes, len(tape.ops))
-        labels = tape.describe(count=count)
+        labels = describe(tape, count=count)
         report.nodes = [
             NodeRow(i, tape.op_name(i), labels[i], values[i],
                     adjoint[i] if adjoint[i] is not None else 0.0, tape.args[i])

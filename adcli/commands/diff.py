@@ -93,8 +93,8 @@ def diff(expr: str, wrt: str | None, as_json: bool, max_size: int) -> None:
 
 def derivative_texts(tape, names: list[str], sep: str = "; ") -> list[str]:
     """Printed derivative of the tape's output for each name (each a complete program)."""
-    from ..printer import to_source
     from ..symbolic import derivative
+    from ..unparse import to_source
 
     d = derivative(tape, names)
     reserved = set(tape.inputs) | set(tape.labels.values())
