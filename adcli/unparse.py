@@ -153,11 +153,6 @@ def _emit(top: Node, bound: Mapping[int, str]) -> str:
     return "".join(pieces)
 
 
-def expression_prec(node: Node) -> int:
-    """Precedence at which ``node`` prints (for callers composing text)."""
-    return _prec(node)
-
-
 def format_number(value: float) -> str:
     """Shortest text that reads back as the same float64; integers without '.0'."""
     v = float(value)
