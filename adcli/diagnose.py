@@ -41,28 +41,43 @@ def format_value(v: Any) -> str:
     return f"array(shape={np.shape(v)})"
 
 
+class Labels:
+    """The slot labels of a tape (:func:`adcli.unparse.describe`), computed on first use and
+    then shared: the diagnostics of one sweep label at most a few slots, and a big tape's
+    labels cost a pass over it, so they are built once, and only when a message needs one."""
+
+    def __init__(self, tape: Tape) -> None:
+        self.tape = tape
+        self._texts: list[str] | None = None
+
+    def __getitem__(self, slot: int) -> str:
+        if self._texts is None:
+            self._texts = describe(self.tape)
+        return self._texts[slot]
+
+
 def _is_finite(v: Any) -> bool:
     return bool(np.all(np.isfinite(v)))
 
 
-def first_nonfinite_value(tape: Tape, values: list[Any]) -> NonFinite | None:
+def first_nonfinite_value(tape: Tape, values: list[Any],
+                          labels: Labels | None = None) -> NonFinite | None:
     """First slot whose value is not finite (a non-finite input counts, as the cause)."""
-    labels = None
     for slot, v in enumerate(values):
         if not _is_finite(v):
-            labels = labels or describe(tape)
+            labels = labels or Labels(tape)
             return NonFinite(slot, tape.op_name(slot), labels[slot], _first_bad(v),
                              [_first_bad(values[a]) for a in tape.args[slot]])
     return None
 
 
-def first_nonfinite_adjoint(tape: Tape, values: list[Any], adjoint: list[Any]) -> NonFinite | None:
+def first_nonfinite_adjoint(tape: Tape, values: list[Any], adjoint: list[Any],
+                            labels: Labels | None = None) -> NonFinite | None:
     """First slot reached by the reverse sweep (highest slot first) whose adjoint is not finite."""
-    labels = None
     for slot in range(len(adjoint) - 1, -1, -1):
         g = adjoint[slot]
         if g is not None and not _is_finite(g):
-            labels = labels or describe(tape)
+            labels = labels or Labels(tape)
             return NonFinite(slot, tape.op_name(slot), labels[slot], _first_bad(g),
                              [_first_bad(values[a]) for a in tape.args[slot]])
     return None
@@ -98,12 +113,12 @@ class Kink:
                 f"convention used: {self.convention}")
 
 
-def kinks(tape: Tape, values: list[Any]) -> list[Kink]:
+def kinks(tape: Tape, values: list[Any], labels: Labels | None = None) -> list[Kink]:
     """Instructions (in tape order) whose arguments sit exactly on their op's kink: abs, relu,
     sign and step at 0, max and min at a tie. The derivative there is a convention, not a limit,
     so finite differences straddling the point disagree with it."""
     found: list[Kink] = []
-    labels = None
+    labels = labels or Labels(tape)
     with np.errstate(all="ignore"):
         for slot, op, args in tape.instructions():
             if op.kink is None:
@@ -112,7 +127,6 @@ def kinks(tape: Tape, values: list[Any]) -> list[Kink]:
             hit = np.asarray(op.kink(argv))
             if not hit.any():
                 continue
-            labels = labels or describe(tape)
             rows = int(hit.sum()) if hit.ndim else 0
             first = int(np.flatnonzero(hit.ravel())[0]) if hit.ndim else 0
             shown = [v if np.ndim(v) == 0 else np.broadcast_to(v, hit.shape).ravel()[first]
@@ -121,10 +135,11 @@ def kinks(tape: Tape, values: list[Any]) -> list[Kink]:
     return found
 
 
-def adjoint_origin(tape: Tape, values: list[Any], adjoint: list[Any], slot: int) -> str:
+def adjoint_origin(tape: Tape, values: list[Any], adjoint: list[Any], slot: int,
+                   labels: Labels | None = None) -> str:
     """Which edge made the adjoint of ``slot`` non-finite: a consumer whose own adjoint is
     finite but whose local partial (or the product, or the sum of several) is not."""
-    labels = describe(tape)
+    labels = labels or Labels(tape)
     with np.errstate(all="ignore"):
         for c in range(slot + 1, len(tape.ops)):
             if slot not in tape.args[c] or adjoint[c] is None:
@@ -145,22 +160,23 @@ def derivative_warnings(tape: Tape, values: list[Any], adjoint: list[Any],
     node whose value became non-finite, the first node whose adjoint became non-finite (in the
     order the reverse sweep finishes them), and every kink the point sits on."""
     messages: list[str] = []
+    labels = Labels(tape)  # built at most once, for all four
     value_ok = _is_finite(values[tape.output])
     grad_ok = all(_is_finite(g) for g in gradient.values())
     if not value_ok or not grad_ok:
-        bad = first_nonfinite_value(tape, values)
+        bad = first_nonfinite_value(tape, values, labels)
         if bad is not None:
             what = ("the value is not finite" if not value_ok
                     else "a value on the tape is not finite")
             messages.append(f"{what}: {bad.describe()}")
-        bad_adj = first_nonfinite_adjoint(tape, values, adjoint)
+        bad_adj = first_nonfinite_adjoint(tape, values, adjoint, labels)
         if bad_adj is not None:
-            where = adjoint_origin(tape, values, adjoint, bad_adj.slot)
+            where = adjoint_origin(tape, values, adjoint, bad_adj.slot, labels)
             what = "the gradient is not finite" if not grad_ok else "an adjoint is not finite"
             messages.append(f"{what}: {bad_adj.describe('adjoint')}{where}")
         elif not grad_ok:
             messages.append("the gradient is not finite")
-    found = kinks(tape, values)
+    found = kinks(tape, values, labels)
     for k in found[:max_kinks]:
         messages.append(f"the point lies on a kink: {k.describe()}")
     if len(found) > max_kinks:
