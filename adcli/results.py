@@ -134,3 +134,160 @@ def norm(v: Any) -> float:
             return float("nan") if np.isnan(a).any() else m
         return m * math.sqrt(float(np.sum(np.square(a / m))))
 
+
+# --------------------------------------------------------------------------- compare-modes
+
+
+@dataclass(slots=True)
+class ModeCost:
+    """One way of computing the gradient and what it cost."""
+
+    gradient: dict[str, Any]
+    forward_passes: int
+    backward_passes: int
+    ops: int  # counted by the sweeps
+    seconds: float  # per full gradient, best of `runs`
+    runs: int
+
+    @property
+    def passes(self) -> int:
+        return self.forward_passes + self.backward_passes
+
+    def to_json(self) -> dict:
+        return {"gradient": self.gradient, "passes": self.passes,
+                "forward_passes": self.forward_passes, "backward_passes": self.backward_passes,
+                "ops": self.ops, "seconds": self.seconds, "runs": self.runs}
+
+
+@dataclass(slots=True)
+class GradientRow:
+    name: str
+    forward: Any
+    reverse: Any
+    numeric: Any
+    abs_diff: float  # largest |a - b| over the three pairs
+    rel_diff: float  # the same relative to the largest magnitude of the three
+
+
+@dataclass(slots=True)
+class Directional:
+    """The derivative along one direction: forward mode needs a single pass for it."""
+
+    direction: dict[str, float]
+    forward: Any
+    reverse: Any  # gradient . direction
+    numeric: Any
+    forward_ops: int
+
+    def to_json(self) -> dict:
+        return {"direction": self.direction, "forward": self.forward, "reverse": self.reverse,
+                "numeric": self.numeric, "forward_passes": 1, "forward_ops": self.forward_ops}
+
+
+@dataclass(slots=True)
+class Comparison:
+    value: Any
+    instructions: int
+    forward: ModeCost
+    reverse: ModeCost
+    numeric: ModeCost
+    rows: list[GradientRow]
+    directional: Directional | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def variables(self) -> int:
+        return len(self.rows)
+
+    @property
+    def max_abs_diff(self) -> float:
+        return max((r.abs_diff for r in self.rows), default=0.0)
+
+    @property
+    def max_rel_diff(self) -> float:
+        return max((r.rel_diff for r in self.rows), default=0.0)
+
+    @property
+    def max_ad_diff(self) -> float:
+        """Largest |forward - reverse|: the two AD modes should agree to rounding."""
+        return max((_absdiff(r.forward, r.reverse) for r in self.rows), default=0.0)
+
+    def reading(self) -> str:
+        return reading(self.variables, self.forward, self.reverse)
+
+    def to_json(self) -> dict:
+        out = {"value": self.value, "variables": self.variables,
+               "instructions": self.instructions, "forward": self.forward.to_json(),
+               "reverse": self.reverse.to_json(), "numeric": self.numeric.to_json(),
+               "max_abs_diff": self.max_abs_diff, "max_rel_diff": self.max_rel_diff,
+               "forward_reverse_max_abs_diff": self.max_ad_diff, "reading": self.reading(),
+               "warnings": self.warnings}
+        if self.directional is not None:
+            out["directional"] = self.directional.to_json()
+        return out
+
+
+def reading(n: int, forward: ModeCost, reverse: ModeCost) -> str:
+    """One line on why the costs differ."""
+    base = (f"forward mode runs one pass per input ({forward.forward_passes} for {n} "
+            f"input{'s' if n != 1 else ''}); reverse mode runs 1 forward + 1 backward pass "
+            "whatever the number of inputs")
+    if reverse.seconds > 0 and forward.seconds > 0 and reverse.ops > 0:
+        t = forward.seconds / reverse.seconds
+        o = forward.ops / reverse.ops
+        if t >= 1:
+            return f"{base}: here reverse mode is {t:.1f}x faster ({o:.1f}x fewer operations)"
+        return (f"{base}: with so few inputs forward mode is {1 / t:.1f}x faster here "
+                f"({o:.2f}x the operations of reverse mode)")
+    return base
+
+
+def _absdiff(a: Any, b: Any) -> float:
+    with np.errstate(all="ignore"):
+        a, b = float(a), float(b)
+    if a == b:  # also equal infinities
+        return 0.0
+    return abs(a - b) if np.isfinite(a) and np.isfinite(b) else float("nan")
+
+
+def gradient_row(name: str, f: Any, r: Any, n: Any) -> GradientRow:
+    """One variable's three gradients and how far apart they are."""
+    pairs = [(f, r), (f, n), (r, n)]
+    diffs = [_absdiff(a, b) for a, b in pairs]
+    d = float("nan") if any(np.isnan(diffs)) else max(diffs)
+    scale = max(abs(float(v)) for v in (f, r, n)) if not np.isnan(d) else float("nan")
+    rel = 0.0 if d == 0.0 else (d / scale if scale > 0 else float("nan"))
+    return GradientRow(name, f, r, n, d, rel)
+
+
+
+@dataclass(slots=True)
+class ScalingRow:
+    n: int
+    instructions: int
+    forward_passes: int
+    forward_ops: int
+    forward_seconds: float
+    forward_passes_timed: int  # < forward_passes: the time is extrapolated from these passes
+    reverse_passes: int
+    reverse_ops: int
+    reverse_seconds: float
+
+    @property
+    def forward_estimated(self) -> bool:
+        return self.forward_passes_timed < self.forward_passes
+
+    @property
+    def ratio(self) -> float:
+        return self.forward_seconds / self.reverse_seconds if self.reverse_seconds else float("nan")
+
+    def to_json(self) -> dict:
+        return {"n": self.n, "instructions": self.instructions,
+                "forward": {"passes": self.forward_passes, "ops": self.forward_ops,
+                            "seconds": self.forward_seconds,
+                            "passes_timed": self.forward_passes_timed,
+                            "estimated": self.forward_estimated},
+                "reverse": {"passes": self.reverse_passes, "forward_passes": 1,
+                            "backward_passes": 1, "ops": self.reverse_ops,
+                            "seconds": self.reverse_seconds},
+                "time_ratio": self.ratio}

@@ -151,3 +151,37 @@ def value_and_grad(tape: Tape, point: Mapping[str, Any], seed: Value = 1.0):
     values = evaluate(tape, point)
     adjoint = reverse(tape, values, seed)
     return values[tape.output], input_gradient(tape, values, adjoint), values, adjoint
+
+
+# --------------------------------------------------------------------------- gradient drivers
+# Whole gradients from the sweeps above: n forward passes, or one forward and one backward.
+
+
+def forward_gradient(tape: Tape, point: Mapping[str, Any],
+                     count: OpCount | None = None) -> tuple[Any, dict[str, Any]]:
+    """(value, gradient) by forward mode: pass k seeds input k with tangent 1 and carries values
+    and tangents forward together, so n inputs cost n passes."""
+    value: Any = None
+    gradient: dict[str, Any] = {}
+    for name in tape.inputs:
+        values = evaluate(tape, point, count=count)
+        tangent = forward(tape, values, {name: 1.0}, count=count)
+        value = values[tape.output]
+        gradient[name] = _sum_to(tangent[tape.output], values[tape.inputs[name]])
+    if value is None:  # no inputs: still one pass for the value
+        value = evaluate(tape, point, count=count)[tape.output]
+    return value, gradient
+
+
+def reverse_gradient(tape: Tape, point: Mapping[str, Any],
+                     count: OpCount | None = None) -> tuple[Any, dict[str, Any]]:
+    """(value, gradient) by reverse mode: one forward pass, one backward pass."""
+    values = evaluate(tape, point, count=count)
+    adjoint = reverse(tape, values, count=count)
+    return values[tape.output], input_gradient(tape, values, adjoint)
+
+
+def _sum_to(tangent: Any, like: Any) -> Any:
+    # A scalar parameter over a column of data: its derivative is the sum over rows, as in
+    # input_gradient.
+    return np.sum(tangent) if np.ndim(tangent) > np.ndim(like) else tangent

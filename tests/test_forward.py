@@ -12,12 +12,11 @@ from hypothesis import strategies as st
 
 import adcli
 from adcli import sweeps
-from adcli.compare import forward_gradient, reverse_gradient
 from adcli.diagnose import derivative_warnings, first_nonfinite_adjoint, kinks
 from adcli.errors import AdcliError
 from adcli.numeric import CBRT_EPS, numeric_directional, numeric_gradient, step
 from adcli.ops import OPS
-from adcli.sweeps import OpCount
+from adcli.sweeps import OpCount, forward_gradient, reverse_gradient
 
 # A point inside every op's domain, away from kinks.
 SAFE = {1: 0.37, 2: (0.61, 1.7)}

@@ -22,10 +22,11 @@ from strategies import programs
 
 import adcli
 from adcli import sweeps
-from adcli.compare import compare_modes, forward_gradient
+from adcli.compare import compare_modes
 from adcli.diagnose import derivative_warnings
 from adcli.numeric import EPS, numeric_directional, numeric_gradient, step
 from adcli.results import dumps
+from adcli.sweeps import forward_gradient
 from adcli.symbolic import tape_nodes
 from adcli.unparse import to_source
 
