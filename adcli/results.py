@@ -291,3 +291,54 @@ class ScalingRow:
                             "backward_passes": 1, "ops": self.reverse_ops,
                             "seconds": self.reverse_seconds},
                 "time_ratio": self.ratio}
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+@dataclass(slots=True)
+class NonFinite:
+    """The first slot, in tape order, whose value (or adjoint) is inf or nan."""
+
+    slot: int
+    op: str
+    label: str
+    value: Any
+    inputs: list[Any]  # values of its argument slots
+
+    def describe(self, what: str = "value") -> str:
+        shown = ", ".join(format_value(v) for v in self.inputs)
+        plural = "s" if len(self.inputs) != 1 else ""
+        inputs = f" from input{plural} ({shown})" if self.inputs else ""
+        return (f"node #{self.slot} ({self.op} '{self.label}') is the first whose {what} "
+                f"became {format_value(self.value)}{inputs}")
+
+
+def format_value(v: Any) -> str:
+    if np.ndim(v) == 0:
+        f = float(v)
+        if math.isnan(f):
+            return "nan"
+        if math.isinf(f):
+            return "inf" if f > 0 else "-inf"
+        return repr(f)
+    return f"array(shape={np.shape(v)})"
+
+
+@dataclass(slots=True)
+class Kink:
+    """An instruction evaluated exactly at a point where its op is not differentiable."""
+
+    slot: int
+    op: str
+    label: str
+    inputs: list[Any]
+    convention: str
+    rows: int = 0  # for columns of data: how many rows sit on the kink (0 for scalars)
+
+    def describe(self) -> str:
+        shown = ", ".join(format_value(v) for v in self.inputs)
+        where = f" in {self.rows} row{'s' if self.rows != 1 else ''}" if self.rows else ""
+        return (f"node #{self.slot} ({self.op} '{self.label}') sits exactly on its kink{where} "
+                f"(input{'s' if len(self.inputs) != 1 else ''} {shown}); "
+                f"convention used: {self.convention}")
