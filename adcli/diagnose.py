@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .results import Kink, NonFinite, format_value
+from .sweeps import all_finite
 from .tape import Tape
 from .unparse import describe
 
@@ -28,15 +29,11 @@ class Labels:
         return self._texts[slot]
 
 
-def _is_finite(v: Any) -> bool:
-    return bool(np.all(np.isfinite(v)))
-
-
 def first_nonfinite_value(tape: Tape, values: list[Any],
                           labels: Labels | None = None) -> NonFinite | None:
     """First slot whose value is not finite (a non-finite input counts, as the cause)."""
     for slot, v in enumerate(values):
-        if not _is_finite(v):
+        if not all_finite(v):
             labels = labels or Labels(tape)
             return NonFinite(slot, tape.op_name(slot), labels[slot], _first_bad(v),
                              [_first_bad(values[a]) for a in tape.args[slot]])
@@ -48,7 +45,7 @@ def first_nonfinite_adjoint(tape: Tape, values: list[Any], adjoint: list[Any],
     """First slot reached by the reverse sweep (highest slot first) whose adjoint is not finite."""
     for slot in range(len(adjoint) - 1, -1, -1):
         g = adjoint[slot]
-        if g is not None and not _is_finite(g):
+        if g is not None and not all_finite(g):
             labels = labels or Labels(tape)
             return NonFinite(slot, tape.op_name(slot), labels[slot], _first_bad(g),
                              [_first_bad(values[a]) for a in tape.args[slot]])
@@ -100,7 +97,7 @@ def adjoint_origin(tape: Tape, values: list[Any], adjoint: list[Any], slot: int,
             op = tape.ops[c]
             partials = op.partials(tuple(values[a] for a in tape.args[c]), values[c])
             for a, p in zip(tape.args[c], partials):
-                if a == slot and not _is_finite(np.asarray(adjoint[c]) * p):
+                if a == slot and not all_finite(np.asarray(adjoint[c]) * p):
                     return (f", through node #{c} ({op.name} '{labels[c]}') whose adjoint is "
                             f"{format_value(_first_bad(adjoint[c]))} and whose local partial "
                             f"for it is {format_value(_first_bad(p))}")
@@ -114,8 +111,8 @@ def derivative_warnings(tape: Tape, values: list[Any], adjoint: list[Any],
     order the reverse sweep finishes them), and every kink the point sits on."""
     messages: list[str] = []
     labels = Labels(tape)  # built at most once, for all four
-    value_ok = _is_finite(values[tape.output])
-    grad_ok = all(_is_finite(g) for g in gradient.values())
+    value_ok = all_finite(values[tape.output])
+    grad_ok = all(all_finite(g) for g in gradient.values())
     if not value_ok or not grad_ok:
         bad = first_nonfinite_value(tape, values, labels)
         if bad is not None:

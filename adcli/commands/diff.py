@@ -10,7 +10,7 @@ from ..errors import AdcliError, OutputError
 from ..function import select_wrt
 from ..hessian import eigenvalues
 from ..hessian import hessian as hessian_at
-from ..report import nonfinite_warnings, unused_names
+from ..report import nonfinite_warnings, unused_warnings
 from .common import (
     EXPR_HELP,
     at_option,
@@ -48,8 +48,8 @@ def hessian(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool,
     values = sweeps.evaluate(tape, point)  # checks the point; reports non-finite values
     for message in nonfinite_warnings(tape, values):
         render.warn(message)
-    for name in unused_names(tape, point):
-        render.warn(f"'{name}' is given a value but the expression does not use it")
+    for message in unused_warnings(tape, point):
+        render.warn(message)
     matrix = hessian_at(tape, point, names)
     ev = eigenvalues(matrix)
     if as_json:
@@ -141,8 +141,8 @@ def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
         values = sweeps.evaluate(tape, point)
         for message in nonfinite_warnings(tape, values):
             render.warn(message)
-        for name in unused_names(tape, point):
-            render.warn(f"'{name}' is given a value but the expression does not use it")
+        for message in unused_warnings(tape, point):
+            render.warn(message)
     data = draw(to_dot(tape, point or None, title=function.source if len(function.source) < 80
                        else ""), fmt)
     if output is None:
