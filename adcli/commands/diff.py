@@ -10,7 +10,6 @@ from ..errors import AdcliError, OutputError
 from ..function import select_wrt
 from ..hessian import eigenvalues
 from ..hessian import hessian as hessian_at
-from ..report import nonfinite_warnings, unused_warnings
 from .common import (
     EXPR_HELP,
     at_option,
@@ -22,6 +21,7 @@ from .common import (
     parse_names,
     parse_point,
 )
+from .report import nonfinite_warnings, unused_warnings
 
 
 @click.command(epilog=EXPR_HELP)

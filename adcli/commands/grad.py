@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..report import eval_report, grad_report
 from .common import (
     EXPR_HELP,
     at_option,
@@ -16,6 +15,7 @@ from .common import (
     parse_names,
     parse_point,
 )
+from .report import eval_report, grad_report
 
 
 def _render():

@@ -1,16 +1,17 @@
-"""Builders that run the core and package the outcome as plain result records."""
+"""Builders for `adcli grad`, `eval`, `hessian` and `graph`: run the core and package the outcome
+as plain result records and warnings."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from . import sweeps
-from .diagnose import derivative_warnings, first_nonfinite_value
-from .function import Function, select_wrt
-from .results import GradReport, NodeRow
-from .sweeps import all_finite
-from .tape import Tape
-from .unparse import describe
+from .. import sweeps
+from ..diagnose import derivative_warnings, first_nonfinite_value
+from ..function import Function, select_wrt
+from ..results import GradReport, NodeRow
+from ..sweeps import all_finite
+from ..tape import Tape
+from ..unparse import describe
 
 
 def unused_warnings(tape: Tape, point: Mapping[str, float]) -> list[str]:
