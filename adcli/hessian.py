@@ -81,7 +81,7 @@ def hessian_program(tape: Tape, names: Iterable[str] | None = None) -> HessianPr
     """The :class:`HessianProgram` of ``tape`` w.r.t. ``names``, built once and kept on the
     tape (:meth:`Tape.derived`), so Newton's method rebuilds nothing from step to step."""
     key_names = tuple(tape.inputs) if names is None else tuple(names)
-    return tape.derived((HessianProgram, key_names), lambda: HessianProgram(tape, key_names))
+    return tape.derived((HessianProgram, key_names), HessianProgram, tape, key_names)
 
 
 def hessian(tape: Tape, point: Mapping[str, Any],

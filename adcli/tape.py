@@ -52,14 +52,15 @@ class Tape:
         op = self.ops[slot]
         return op if isinstance(op, str) else op.name
 
-    def derived(self, key: Hashable, build: Callable[[], Any]) -> Any:
+    def derived(self, key: Hashable, build: Callable[..., Any], *args: Any) -> Any:
         """What is built from this tape once and reused: its compiled sweeps
         (:func:`adcli.fast.policy.compiled`), its Hessian's gradient tapes.  The one cache of
         such things: kept on the tape, so an entry lives exactly as long as its tape and is
-        never found again under a reused ``id``."""
+        never found again under a reused ``id``.  ``build(*args)`` makes the entry (no closure
+        is allocated on the hot path, where the entry is found)."""
         found = self._derived.get(key)
         if found is None:
-            found = self._derived[key] = build()
+            found = self._derived[key] = build(*args)
         return found
 
     def instructions(self) -> list[tuple[int, Op, tuple[int, ...]]]:

@@ -179,7 +179,7 @@ class CompiledTape:
 
 def compiled(tape: Tape) -> CompiledTape:
     """The fast sweeps of ``tape``, built once and kept on the tape (:meth:`Tape.derived`)."""
-    return tape.derived(CompiledTape, lambda: CompiledTape(tape))
+    return tape.derived(CompiledTape, CompiledTape, tape)
 
 
 def _levelled_functions(plan: Levelled) -> Functions:
