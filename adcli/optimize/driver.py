@@ -99,7 +99,9 @@ class _Run:
 
     Every iteration is checked in the same order: a non-finite gradient ("diverged"), the
     gradient norm below ``tol`` ("grad-tol"), a value falling without bound while the gradient
-    does not shrink ("unbounded"), and no progress for ``patience`` iterations ("no-progress").
+    does not shrink ("unbounded"), and no progress for ``patience`` iterations ("no-progress");
+    then after the step: no step found ("no-progress"), a value at -inf or beyond
+    :data:`UNBOUNDED_VALUE` ("unbounded"), or a non-finite value or point ("diverged").
     """
 
     def __init__(self, problem: Any, method: str, names: list[str], tol: float | None,
@@ -168,16 +170,24 @@ class _Run:
                                  f"{self.patience * epoch} iterations")
         return None
 
-    def after_step(self, xn: np.ndarray, fn: float) -> tuple[str, str] | None:
-        """Why the run ends at the new point ``xn`` with value ``fn`` (already counted)."""
+    def step(self, rules: Rule, x: np.ndarray, f: float, g: np.ndarray, evaluate: Evaluate
+             ) -> tuple[np.ndarray, float, np.ndarray, tuple[str, str] | None]:
+        """One step of the rule from ``x``: the new point with its value and gradient, and why
+        the run ends there (None: it goes on).  A rule that finds no step leaves ``x``."""
+        step = rules.step(x, f, g, evaluate)
+        if step.failed:
+            return x, f, g, (NO_PROGRESS, step.failed)
+        xn = step.x
+        fn, gn = evaluate(xn) if step.value is None else (step.value, step.grad)
+        self.iteration += 1
         iteration = self.iteration
         if np.all(np.isfinite(xn)) and (fn == -math.inf or fn <= UNBOUNDED_VALUE):
-            return UNBOUNDED, (f"the value fell to {fn:g} at iteration {iteration}; the "
-                               "objective looks unbounded below")
+            return xn, fn, gn, (UNBOUNDED, f"the value fell to {fn:g} at iteration {iteration}; "
+                                "the objective looks unbounded below")
         if not (math.isfinite(fn) and np.all(np.isfinite(xn))):
-            return DIVERGED, (f"the value became {fn} at iteration {iteration}; the last finite "
-                              "point is reported")
-        return None
+            return xn, fn, gn, (DIVERGED, f"the value became {fn} at iteration {iteration}; the "
+                                "last finite point is reported")
+        return xn, fn, gn, None
 
 
 def _full_batch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
@@ -203,14 +213,7 @@ def _full_batch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
                 break
             if run.iteration >= steps:
                 break
-            step = rules.step(x, f, g, run.full)
-            if step.failed:
-                reason, message = NO_PROGRESS, step.failed
-                break
-            xn = step.x
-            fn, gn = run.full(xn) if step.value is None else (step.value, step.grad)
-            run.iteration += 1
-            stop = run.after_step(xn, fn)
+            xn, fn, gn, stop = run.step(rules, x, f, g, run.full)
             if stop is not None:
                 reason, message = stop
                 if reason == UNBOUNDED:
@@ -251,14 +254,7 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
                 break
             if run.iteration >= steps:
                 break
-            step = rules.step(x, fs, gs, run.noisy)
-            if step.failed:
-                reason, message = NO_PROGRESS, step.failed
-                break
-            xn = step.x
-            fn, gn = run.noisy(xn) if step.value is None else (step.value, step.grad)
-            run.iteration += 1
-            stop = run.after_step(xn, fn)
+            xn, fn, gn, stop = run.step(rules, x, fs, gs, run.noisy)
             if stop is not None:
                 reason, message = stop
                 if reason == UNBOUNDED:  # a batch's value: report the point with its full value
