@@ -441,3 +441,23 @@ def test_one_cache_of_compiled_tapes_shared_by_the_api_the_objective_and_newton(
     assert hessian_program(tape, ["w"]) is not hessian_program(tape, ["w", "b"])
     other = adcli.parse("(w*x + b - y)^2 + 0.01*w^2").tape()
     assert compiled(other) is not compiled(tape)
+
+
+def test_minibatch_loop_reports_full_objective_values_at_its_end_points() -> None:
+    """The minibatch loop stops on the full objective (computed once per epoch), and whatever
+    ends it, the point it reports carries the full objective's value, never a batch's."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 2.0, 40)
+    data = from_columns({"x": x, "y": 3.0 * x - 1.0 + 0.1 * rng.standard_normal(40)})
+    # 157 steps of batches of 8 (epoch 5): the run ends between two full evaluations.
+    obj, x0 = objective("(w0 + w1*x - y)^2", data=data, batch_size=8, seed=3)
+    res = minimize(obj, x0, method="adam", steps=157)
+    assert res.reason == "max-steps" and res.iterations == 157
+    assert res.value == obj(res.x)[0]
+    # A learning rate far too large: the values blow up; the last point whose full value was
+    # computed and finite is reported, with that value.
+    obj, x0 = objective("(w0 + w1*x - y)^2", data=data, batch_size=8, seed=3)
+    res = minimize(obj, x0 + 0.3, method="gd", options=Options(lr=5.0), steps=500)
+    assert res.reason == "diverged"
+    assert np.all(np.isfinite(res.x)) and math.isfinite(res.value)
+    assert res.value == obj(res.x)[0]
