@@ -39,7 +39,7 @@ class Tape:
     positions: dict[str, tuple[int, int]] = field(default_factory=dict)  # var -> (line, col)
     _instructions: list = field(default_factory=list, repr=False)  # instructions(), cached
     _instructions_len: int = field(default=-1, repr=False)  # len(ops) when it was cached
-    _derived: dict = field(default_factory=dict, repr=False)  # see derived()
+    _derived: dict = field(default_factory=dict, repr=False, init=False)  # see derived()
 
     def __len__(self) -> int:
         return len(self.ops)
