@@ -18,7 +18,15 @@ import sys
 import click
 
 from . import __version__
-from .errors import AdcliError, clip_words
+from .errors import (
+    EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    AdcliError,
+    clip_words,
+)
 
 #: command name -> "module:function"; each command module is imported only when run.
 COMMANDS: dict[str, str] = {
@@ -46,10 +54,6 @@ SUMMARIES: dict[str, str] = {
     "minimize": "Minimise EXPR, or fit its parameters to the rows of a data file.",
 }
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-#: Ctrl-C, and a reader that went away (``| head -1``): 128 + SIGINT, 128 + SIGPIPE, as a
-#: shell reports a program killed by those signals.
-EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
 
 
 class CliError(click.ClickException):

@@ -1,67 +1,52 @@
-"""Where did it go wrong? Locating the first non-finite node of a sweep."""
+"""Where did it go wrong? Locating the first non-finite node of a sweep, and kinks hit exactly.
+
+The records (:class:`NonFinite`, :class:`Kink`) live with the others in :mod:`adcli.results`."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .results import Kink, NonFinite, format_value
+from .sweeps import all_finite
 from .tape import Tape
+from .unparse import describe
 
 
-@dataclass(slots=True)
-class NonFinite:
-    """The first slot, in tape order, whose value (or adjoint) is inf or nan."""
+class Labels:
+    """The slot labels of a tape (:func:`adcli.unparse.describe`), computed on first use and
+    then shared: the diagnostics of one sweep label at most a few slots, and a big tape's
+    labels cost a pass over it, so they are built once, and only when a message needs one."""
 
-    slot: int
-    op: str
-    label: str
-    value: Any
-    inputs: list[Any]  # values of its argument slots
+    def __init__(self, tape: Tape) -> None:
+        self.tape = tape
+        self._texts: list[str] | None = None
 
-    def describe(self, what: str = "value") -> str:
-        shown = ", ".join(format_value(v) for v in self.inputs)
-        plural = "s" if len(self.inputs) != 1 else ""
-        inputs = f" from input{plural} ({shown})" if self.inputs else ""
-        return (f"node #{self.slot} ({self.op} '{self.label}') is the first whose {what} "
-                f"became {format_value(self.value)}{inputs}")
+    def __getitem__(self, slot: int) -> str:
+        if self._texts is None:
+            self._texts = describe(self.tape)
+        return self._texts[slot]
 
 
-def format_value(v: Any) -> str:
-    if np.ndim(v) == 0:
-        f = float(v)
-        if math.isnan(f):
-            return "nan"
-        if math.isinf(f):
-            return "inf" if f > 0 else "-inf"
-        return repr(f)
-    return f"array(shape={np.shape(v)})"
-
-
-def _is_finite(v: Any) -> bool:
-    return bool(np.all(np.isfinite(v)))
-
-
-def first_nonfinite_value(tape: Tape, values: list[Any]) -> NonFinite | None:
+def first_nonfinite_value(tape: Tape, values: list[Any],
+                          labels: Labels | None = None) -> NonFinite | None:
     """First slot whose value is not finite (a non-finite input counts, as the cause)."""
-    labels = None
     for slot, v in enumerate(values):
-        if not _is_finite(v):
-            labels = labels or tape.describe()
+        if not all_finite(v):
+            labels = labels or Labels(tape)
             return NonFinite(slot, tape.op_name(slot), labels[slot], _first_bad(v),
                              [_first_bad(values[a]) for a in tape.args[slot]])
     return None
 
 
-def first_nonfinite_adjoint(tape: Tape, values: list[Any], adjoint: list[Any]) -> NonFinite | None:
+def first_nonfinite_adjoint(tape: Tape, values: list[Any], adjoint: list[Any],
+                            labels: Labels | None = None) -> NonFinite | None:
     """First slot reached by the reverse sweep (highest slot first) whose adjoint is not finite."""
-    labels = None
     for slot in range(len(adjoint) - 1, -1, -1):
         g = adjoint[slot]
-        if g is not None and not _is_finite(g):
-            labels = labels or tape.describe()
+        if g is not None and not all_finite(g):
+            labels = labels or Labels(tape)
             return NonFinite(slot, tape.op_name(slot), labels[slot], _first_bad(g),
                              [_first_bad(values[a]) for a in tape.args[slot]])
     return None
@@ -78,31 +63,12 @@ def _first_bad(v: Any) -> Any:
 # --------------------------------------------------------------------------- derivative diagnostics
 
 
-@dataclass(slots=True)
-class Kink:
-    """An instruction evaluated exactly at a point where its op is not differentiable."""
-
-    slot: int
-    op: str
-    label: str
-    inputs: list[Any]
-    convention: str
-    rows: int = 0  # for columns of data: how many rows sit on the kink (0 for scalars)
-
-    def describe(self) -> str:
-        shown = ", ".join(format_value(v) for v in self.inputs)
-        where = f" in {self.rows} row{'s' if self.rows != 1 else ''}" if self.rows else ""
-        return (f"node #{self.slot} ({self.op} '{self.label}') sits exactly on its kink{where} "
-                f"(input{'s' if len(self.inputs) != 1 else ''} {shown}); "
-                f"convention used: {self.convention}")
-
-
-def kinks(tape: Tape, values: list[Any]) -> list[Kink]:
+def kinks(tape: Tape, values: list[Any], labels: Labels | None = None) -> list[Kink]:
     """Instructions (in tape order) whose arguments sit exactly on their op's kink: abs, relu,
     sign and step at 0, max and min at a tie. The derivative there is a convention, not a limit,
     so finite differences straddling the point disagree with it."""
     found: list[Kink] = []
-    labels = None
+    labels = labels or Labels(tape)
     with np.errstate(all="ignore"):
         for slot, op, args in tape.instructions():
             if op.kink is None:
@@ -111,7 +77,6 @@ def kinks(tape: Tape, values: list[Any]) -> list[Kink]:
             hit = np.asarray(op.kink(argv))
             if not hit.any():
                 continue
-            labels = labels or tape.describe()
             rows = int(hit.sum()) if hit.ndim else 0
             first = int(np.flatnonzero(hit.ravel())[0]) if hit.ndim else 0
             shown = [v if np.ndim(v) == 0 else np.broadcast_to(v, hit.shape).ravel()[first]
@@ -120,10 +85,11 @@ def kinks(tape: Tape, values: list[Any]) -> list[Kink]:
     return found
 
 
-def adjoint_origin(tape: Tape, values: list[Any], adjoint: list[Any], slot: int) -> str:
+def adjoint_origin(tape: Tape, values: list[Any], adjoint: list[Any], slot: int,
+                   labels: Labels | None = None) -> str:
     """Which edge made the adjoint of ``slot`` non-finite: a consumer whose own adjoint is
     finite but whose local partial (or the product, or the sum of several) is not."""
-    labels = tape.describe()
+    labels = labels or Labels(tape)
     with np.errstate(all="ignore"):
         for c in range(slot + 1, len(tape.ops)):
             if slot not in tape.args[c] or adjoint[c] is None:
@@ -131,7 +97,7 @@ def adjoint_origin(tape: Tape, values: list[Any], adjoint: list[Any], slot: int)
             op = tape.ops[c]
             partials = op.partials(tuple(values[a] for a in tape.args[c]), values[c])
             for a, p in zip(tape.args[c], partials):
-                if a == slot and not _is_finite(np.asarray(adjoint[c]) * p):
+                if a == slot and not all_finite(np.asarray(adjoint[c]) * p):
                     return (f", through node #{c} ({op.name} '{labels[c]}') whose adjoint is "
                             f"{format_value(_first_bad(adjoint[c]))} and whose local partial "
                             f"for it is {format_value(_first_bad(p))}")
@@ -144,22 +110,23 @@ def derivative_warnings(tape: Tape, values: list[Any], adjoint: list[Any],
     node whose value became non-finite, the first node whose adjoint became non-finite (in the
     order the reverse sweep finishes them), and every kink the point sits on."""
     messages: list[str] = []
-    value_ok = _is_finite(values[tape.output])
-    grad_ok = all(_is_finite(g) for g in gradient.values())
+    labels = Labels(tape)  # built at most once, for all four
+    value_ok = all_finite(values[tape.output])
+    grad_ok = all(all_finite(g) for g in gradient.values())
     if not value_ok or not grad_ok:
-        bad = first_nonfinite_value(tape, values)
+        bad = first_nonfinite_value(tape, values, labels)
         if bad is not None:
             what = ("the value is not finite" if not value_ok
                     else "a value on the tape is not finite")
             messages.append(f"{what}: {bad.describe()}")
-        bad_adj = first_nonfinite_adjoint(tape, values, adjoint)
+        bad_adj = first_nonfinite_adjoint(tape, values, adjoint, labels)
         if bad_adj is not None:
-            where = adjoint_origin(tape, values, adjoint, bad_adj.slot)
+            where = adjoint_origin(tape, values, adjoint, bad_adj.slot, labels)
             what = "the gradient is not finite" if not grad_ok else "an adjoint is not finite"
             messages.append(f"{what}: {bad_adj.describe('adjoint')}{where}")
         elif not grad_ok:
             messages.append("the gradient is not finite")
-    found = kinks(tape, values)
+    found = kinks(tape, values, labels)
     for k in found[:max_kinks]:
         messages.append(f"the point lies on a kink: {k.describe()}")
     if len(found) > max_kinks:

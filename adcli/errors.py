@@ -8,6 +8,12 @@ import re
 MAX_ECHOED_WORD = 100
 _LONG_WORD = re.compile(r"[^\s'\"]{" + str(MAX_ECHOED_WORD + 1) + ",}")
 
+#: The exit statuses, in one place: success, a job that ran but failed, bad input; Ctrl-C and
+#: a reader that went away (``| head -1``) as a shell reports a program killed by SIGINT or
+#: SIGPIPE (128 + the signal).
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
+
 
 def clip_words(text: str) -> str:
     """``text`` with every word over :data:`MAX_ECHOED_WORD` characters cut to
@@ -19,7 +25,7 @@ def clip_words(text: str) -> str:
 class AdcliError(Exception):
     """Bad input that the user can fix. ``exit_code`` 2, like a usage error."""
 
-    exit_code = 2
+    exit_code = EXIT_BAD_INPUT
 
     def __init__(self, message: str, *, source: str | None = None, line: int = 0,
                  column: int = 0, hint: str = "") -> None:
@@ -76,7 +82,7 @@ class OutputError(AdcliError):
     """An output (stdout, ``-o``, ``--trace``, ``--plot``) that cannot be written: the job ran
     but failed, so exit status 1."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
     def __init__(self, path: str | None, err: OSError) -> None:
         reason = err.strerror or str(err)

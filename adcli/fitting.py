@@ -436,7 +436,7 @@ def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray) -> 
     minimum as the mean (or sum) of squares, found by Levenberg-Marquardt on the exact
     Jacobian. Returns a :class:`~adcli.optimize.MinimizeResult`, or None when the objective is
     not of that form (the caller then runs its own method)."""
-    from .optimize import DIVERGED, LS_TOL, MAX_STEPS, MinimizeResult
+    from .results import DIVERGED, LS_TOL, MAX_STEPS, MinimizeResult
 
     if not objective.columns or objective.stochastic:
         return None

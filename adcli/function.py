@@ -12,7 +12,7 @@ import numpy as np
 
 from . import sweeps
 from .errors import NameResolutionError
-from .fast.policy import CompiledTape
+from .fast.policy import CompiledTape, compiled
 from .lower import MAX_NODES, lower
 from .ops import CONSTANTS
 from .parser import DEFAULT_MAX_SOURCE_BYTES, parse_program
@@ -45,15 +45,10 @@ class Function:
         self.program = program
         self.max_nodes = max_nodes  # see adcli.lower.MAX_NODES
         self._tapes: dict[frozenset[str], Tape] = {}
-        self._compiled: dict[int, CompiledTape] = {}  # id(tape) -> fast sweeps
 
     def compiled(self, bound: Iterable[str] = ()) -> CompiledTape:
         """The fast sweeps of :meth:`tape` (generated code; see :mod:`adcli.fast`)."""
-        tape = self.tape(bound)
-        fast = self._compiled.get(id(tape))
-        if fast is None:
-            fast = self._compiled[id(tape)] = CompiledTape(tape)
-        return fast
+        return compiled(self.tape(bound))
 
     def grad_sum(self, point: Mapping[str, Any], wrt: Iterable[str] | None = None
                  ) -> GradResult:
@@ -64,10 +59,8 @@ class Function:
         tape = self.tape(point)
         sweeps.bind(tape, point)  # the interpreter's checks and messages for missing values
         names = select_wrt(tape, wrt) if wrt is not None else list(tape.inputs)
-        value, grads = self.compiled(point).sweep_columns(
-            [point[n] for n in tape.inputs], sum_value=True, wrt=names)
-        gradient = dict(zip(tape.inputs, grads))
-        return GradResult(value, {name: gradient[name] for name in names})
+        value, grads = compiled(tape).grad_sum(point, names)
+        return GradResult(value, dict(zip(names, grads)))
 
     @property
     def source(self) -> str:

@@ -18,6 +18,7 @@ from . import sweeps
 from .diagnose import format_value
 from .errors import AdcliError
 from .tape import CONST, VAR, Tape
+from .unparse import describe
 
 FORMATS = ("dot", "svg", "png")
 _ORDERED = {"sub", "div", "pow"}  # ops whose argument order matters: edges say which is which
@@ -46,7 +47,7 @@ def to_dot(tape: Tape, point: Mapping[str, Any] | None = None, title: str = "") 
     if point is not None:
         values = sweeps.evaluate(tape, point)
         adjoint = sweeps.reverse(tape, values)
-    labels = tape.describe()
+    labels = describe(tape)
     lines = ["digraph adcli {", "  rankdir=LR;",
              '  node [fontname="Helvetica", fontsize=11];',
              '  edge [color="#555555", fontname="Helvetica", fontsize=10];']

@@ -13,7 +13,6 @@ e.g. d/dy x^y at x = 0) the Hessian has nan entries rather than a silently wrong
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -78,23 +77,11 @@ def _scalar(v: Any) -> float:
     return float(np.sum(v)) if np.ndim(v) else float(v)
 
 
-_CACHE: OrderedDict[tuple[int, tuple[str, ...]], HessianProgram] = OrderedDict()
-_CACHE_SIZE = 16
-
-
 def hessian_program(tape: Tape, names: Iterable[str] | None = None) -> HessianProgram:
-    """A cached :class:`HessianProgram` (the entry keeps ``tape`` alive, so ids are not reused)."""
+    """The :class:`HessianProgram` of ``tape`` w.r.t. ``names``, built once and kept on the
+    tape (:meth:`Tape.derived`), so Newton's method rebuilds nothing from step to step."""
     key_names = tuple(tape.inputs) if names is None else tuple(names)
-    key = (id(tape), key_names)
-    program = _CACHE.get(key)
-    if program is None or program.tape is not tape:
-        program = HessianProgram(tape, key_names)
-        _CACHE[key] = program
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    else:
-        _CACHE.move_to_end(key)
-    return program
+    return tape.derived((HessianProgram, key_names), HessianProgram, tape, key_names)
 
 
 def hessian(tape: Tape, point: Mapping[str, Any],

@@ -13,8 +13,10 @@ import os
 import numpy as np
 
 from . import sweeps
+from .commands.trace import History
 from .errors import AdcliError, OutputError
-from .optimize import History, MinimizeResult, Objective
+from .optimize import Objective
+from .results import MinimizeResult
 
 FORMATS = (".png", ".svg", ".pdf")
 

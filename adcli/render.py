@@ -107,10 +107,6 @@ def warn(message: str) -> None:
                    highlight=False, soft_wrap=True)
 
 
-def value_line(value) -> None:
-    stdout().print(f"[bold]value[/bold] {num(value)}", soft_wrap=True)
-
-
 def grad(report: GradReport, table: bool = True, max_rows: int = 200) -> None:
     out = stdout()
     out.print(f"[bold]value[/bold]  {num(report.value)}", soft_wrap=True)

@@ -66,3 +66,279 @@ def jsonable(obj: Any) -> Any:
 def dumps(obj: Any) -> str:
     """One JSON document, strictly valid (no NaN/Infinity tokens)."""
     return json.dumps(jsonable(obj), allow_nan=False)
+
+
+# Why a run stopped.  Only GRAD_TOL and LS_TOL count as converged.
+GRAD_TOL = "grad-tol"
+LS_TOL = "ls-tol"  # the least-squares engine's relative tests (adcli.fitting)
+MAX_STEPS = "max-steps"
+NO_PROGRESS = "no-progress"
+DIVERGED = "diverged"
+UNBOUNDED = "unbounded"
+INTERRUPTED = "interrupted"
+
+REASONS = {
+    GRAD_TOL: "the gradient norm fell below --tol",
+    LS_TOL: "the least-squares engine's relative tests were met",
+    MAX_STEPS: "the step limit was reached",
+    NO_PROGRESS: "no further progress was possible",
+    DIVERGED: "the value became non-finite; the last finite point is reported",
+    UNBOUNDED: "the value fell without bound; the objective looks unbounded below",
+    INTERRUPTED: "interrupted; the best point so far is reported",
+}
+
+
+@dataclass(slots=True)
+class MinimizeResult:
+    """Where a run ended and why.  ``to_json`` gives exactly the documented fields."""
+
+    names: list[str]
+    x: np.ndarray
+    value: float
+    grad: np.ndarray
+    iterations: int
+    evaluations: int
+    reason: str
+    method: str
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def converged(self) -> bool:
+        return self.reason in (GRAD_TOL, LS_TOL)
+
+    @property
+    def grad_norm(self) -> float:
+        return norm(self.grad)
+
+    @property
+    def minimum(self) -> dict[str, float]:
+        return {n: float(v) for n, v in zip(self.names, self.x)}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"minimum": self.minimum, "value": float(self.value),
+                "grad_norm": self.grad_norm, "iterations": self.iterations,
+                "evaluations": self.evaluations, "converged": self.converged,
+                "reason": self.reason, "method": self.method}
+
+
+def norm(v: Any) -> float:
+    """The 2-norm, scaled by the largest entry first: ``np.linalg.norm`` squares the entries,
+    so a finite gradient of 2.7e154 would have norm inf (and "diverge")."""
+    a = np.abs(np.asarray(v, dtype=np.float64))
+    if a.size == 0:
+        return 0.0
+    with np.errstate(all="ignore"):
+        m = float(np.max(a))
+        if m == 0.0 or not math.isfinite(m):
+            return float("nan") if np.isnan(a).any() else m
+        return m * math.sqrt(float(np.sum(np.square(a / m))))
+
+
+# --------------------------------------------------------------------------- compare-modes
+
+
+@dataclass(slots=True)
+class ModeCost:
+    """One way of computing the gradient and what it cost."""
+
+    gradient: dict[str, Any]
+    forward_passes: int
+    backward_passes: int
+    ops: int  # counted by the sweeps
+    seconds: float  # per full gradient, best of `runs`
+    runs: int
+
+    @property
+    def passes(self) -> int:
+        return self.forward_passes + self.backward_passes
+
+    def to_json(self) -> dict:
+        return {"gradient": self.gradient, "passes": self.passes,
+                "forward_passes": self.forward_passes, "backward_passes": self.backward_passes,
+                "ops": self.ops, "seconds": self.seconds, "runs": self.runs}
+
+
+@dataclass(slots=True)
+class GradientRow:
+    name: str
+    forward: Any
+    reverse: Any
+    numeric: Any
+    abs_diff: float  # largest |a - b| over the three pairs
+    rel_diff: float  # the same relative to the largest magnitude of the three
+
+
+@dataclass(slots=True)
+class Directional:
+    """The derivative along one direction: forward mode needs a single pass for it."""
+
+    direction: dict[str, float]
+    forward: Any
+    reverse: Any  # gradient . direction
+    numeric: Any
+    forward_ops: int
+
+    def to_json(self) -> dict:
+        return {"direction": self.direction, "forward": self.forward, "reverse": self.reverse,
+                "numeric": self.numeric, "forward_passes": 1, "forward_ops": self.forward_ops}
+
+
+@dataclass(slots=True)
+class Comparison:
+    value: Any
+    instructions: int
+    forward: ModeCost
+    reverse: ModeCost
+    numeric: ModeCost
+    rows: list[GradientRow]
+    directional: Directional | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def variables(self) -> int:
+        return len(self.rows)
+
+    @property
+    def max_abs_diff(self) -> float:
+        return max((r.abs_diff for r in self.rows), default=0.0)
+
+    @property
+    def max_rel_diff(self) -> float:
+        return max((r.rel_diff for r in self.rows), default=0.0)
+
+    @property
+    def max_ad_diff(self) -> float:
+        """Largest |forward - reverse|: the two AD modes should agree to rounding."""
+        return max((_absdiff(r.forward, r.reverse) for r in self.rows), default=0.0)
+
+    def reading(self) -> str:
+        return reading(self.variables, self.forward, self.reverse)
+
+    def to_json(self) -> dict:
+        out = {"value": self.value, "variables": self.variables,
+               "instructions": self.instructions, "forward": self.forward.to_json(),
+               "reverse": self.reverse.to_json(), "numeric": self.numeric.to_json(),
+               "max_abs_diff": self.max_abs_diff, "max_rel_diff": self.max_rel_diff,
+               "forward_reverse_max_abs_diff": self.max_ad_diff, "reading": self.reading(),
+               "warnings": self.warnings}
+        if self.directional is not None:
+            out["directional"] = self.directional.to_json()
+        return out
+
+
+def reading(n: int, forward: ModeCost, reverse: ModeCost) -> str:
+    """One line on why the costs differ."""
+    base = (f"forward mode runs one pass per input ({forward.forward_passes} for {n} "
+            f"input{'s' if n != 1 else ''}); reverse mode runs 1 forward + 1 backward pass "
+            "whatever the number of inputs")
+    if reverse.seconds > 0 and forward.seconds > 0 and reverse.ops > 0:
+        t = forward.seconds / reverse.seconds
+        o = forward.ops / reverse.ops
+        if t >= 1:
+            return f"{base}: here reverse mode is {t:.1f}x faster ({o:.1f}x fewer operations)"
+        return (f"{base}: with so few inputs forward mode is {1 / t:.1f}x faster here "
+                f"({o:.2f}x the operations of reverse mode)")
+    return base
+
+
+def _absdiff(a: Any, b: Any) -> float:
+    with np.errstate(all="ignore"):
+        a, b = float(a), float(b)
+    if a == b:  # also equal infinities
+        return 0.0
+    return abs(a - b) if np.isfinite(a) and np.isfinite(b) else float("nan")
+
+
+def gradient_row(name: str, f: Any, r: Any, n: Any) -> GradientRow:
+    """One variable's three gradients and how far apart they are."""
+    pairs = [(f, r), (f, n), (r, n)]
+    diffs = [_absdiff(a, b) for a, b in pairs]
+    d = float("nan") if any(np.isnan(diffs)) else max(diffs)
+    scale = max(abs(float(v)) for v in (f, r, n)) if not np.isnan(d) else float("nan")
+    rel = 0.0 if d == 0.0 else (d / scale if scale > 0 else float("nan"))
+    return GradientRow(name, f, r, n, d, rel)
+
+
+
+@dataclass(slots=True)
+class ScalingRow:
+    n: int
+    instructions: int
+    forward_passes: int
+    forward_ops: int
+    forward_seconds: float
+    forward_passes_timed: int  # < forward_passes: the time is extrapolated from these passes
+    reverse_passes: int
+    reverse_ops: int
+    reverse_seconds: float
+
+    @property
+    def forward_estimated(self) -> bool:
+        return self.forward_passes_timed < self.forward_passes
+
+    @property
+    def ratio(self) -> float:
+        return self.forward_seconds / self.reverse_seconds if self.reverse_seconds else float("nan")
+
+    def to_json(self) -> dict:
+        return {"n": self.n, "instructions": self.instructions,
+                "forward": {"passes": self.forward_passes, "ops": self.forward_ops,
+                            "seconds": self.forward_seconds,
+                            "passes_timed": self.forward_passes_timed,
+                            "estimated": self.forward_estimated},
+                "reverse": {"passes": self.reverse_passes, "forward_passes": 1,
+                            "backward_passes": 1, "ops": self.reverse_ops,
+                            "seconds": self.reverse_seconds},
+                "time_ratio": self.ratio}
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+@dataclass(slots=True)
+class NonFinite:
+    """The first slot, in tape order, whose value (or adjoint) is inf or nan."""
+
+    slot: int
+    op: str
+    label: str
+    value: Any
+    inputs: list[Any]  # values of its argument slots
+
+    def describe(self, what: str = "value") -> str:
+        shown = ", ".join(format_value(v) for v in self.inputs)
+        plural = "s" if len(self.inputs) != 1 else ""
+        inputs = f" from input{plural} ({shown})" if self.inputs else ""
+        return (f"node #{self.slot} ({self.op} '{self.label}') is the first whose {what} "
+                f"became {format_value(self.value)}{inputs}")
+
+
+def format_value(v: Any) -> str:
+    if np.ndim(v) == 0:
+        f = float(v)
+        if math.isnan(f):
+            return "nan"
+        if math.isinf(f):
+            return "inf" if f > 0 else "-inf"
+        return repr(f)
+    return f"array(shape={np.shape(v)})"
+
+
+@dataclass(slots=True)
+class Kink:
+    """An instruction evaluated exactly at a point where its op is not differentiable."""
+
+    slot: int
+    op: str
+    label: str
+    inputs: list[Any]
+    convention: str
+    rows: int = 0  # for columns of data: how many rows sit on the kink (0 for scalars)
+
+    def describe(self) -> str:
+        shown = ", ".join(format_value(v) for v in self.inputs)
+        where = f" in {self.rows} row{'s' if self.rows != 1 else ''}" if self.rows else ""
+        return (f"node #{self.slot} ({self.op} '{self.label}') sits exactly on its kink{where} "
+                f"(input{'s' if len(self.inputs) != 1 else ''} {shown}); "
+                f"convention used: {self.convention}")

@@ -131,6 +131,17 @@ def forward(tape: Tape, values: list[Value], direction: Mapping[str, Value], *,
     return tangent
 
 
+def sum_to(g: Value, like: Value) -> Value:
+    """A derivative summed back to the shape of its input: a scalar parameter used across a
+    column of data gets the sum of the per-row contributions (reverse and forward mode alike)."""
+    return np.sum(g) if np.ndim(g) > np.ndim(like) else g
+
+
+def all_finite(v: Any) -> bool:
+    """True when a value (a float or a column of them) has no inf or nan."""
+    return bool(np.all(np.isfinite(v)))
+
+
 def input_gradient(tape: Tape, values: list[Value],
                    adjoint: list[Value | None]) -> dict[str, Value]:
     """Gradient per input, summed back to the input's own shape (a scalar parameter used
@@ -140,8 +151,8 @@ def input_gradient(tape: Tape, values: list[Value],
         g = adjoint[slot]
         if g is None:
             g = np.zeros_like(values[slot])
-        elif np.ndim(g) > np.ndim(values[slot]):
-            g = np.sum(g)
+        else:
+            g = sum_to(g, values[slot])
         grads[name] = g
     return grads
 
@@ -151,3 +162,31 @@ def value_and_grad(tape: Tape, point: Mapping[str, Any], seed: Value = 1.0):
     values = evaluate(tape, point)
     adjoint = reverse(tape, values, seed)
     return values[tape.output], input_gradient(tape, values, adjoint), values, adjoint
+
+
+# --------------------------------------------------------------------------- gradient drivers
+# Whole gradients from the sweeps above: n forward passes, or one forward and one backward.
+
+
+def forward_gradient(tape: Tape, point: Mapping[str, Any],
+                     count: OpCount | None = None) -> tuple[Any, dict[str, Any]]:
+    """(value, gradient) by forward mode: pass k seeds input k with tangent 1 and carries values
+    and tangents forward together, so n inputs cost n passes."""
+    value: Any = None
+    gradient: dict[str, Any] = {}
+    for name in tape.inputs:
+        values = evaluate(tape, point, count=count)
+        tangent = forward(tape, values, {name: 1.0}, count=count)
+        value = values[tape.output]
+        gradient[name] = sum_to(tangent[tape.output], values[tape.inputs[name]])
+    if value is None:  # no inputs: still one pass for the value
+        value = evaluate(tape, point, count=count)[tape.output]
+    return value, gradient
+
+
+def reverse_gradient(tape: Tape, point: Mapping[str, Any],
+                     count: OpCount | None = None) -> tuple[Any, dict[str, Any]]:
+    """(value, gradient) by reverse mode: one forward pass, one backward pass."""
+    values = evaluate(tape, point, count=count)
+    adjoint = reverse(tape, values, count=count)
+    return values[tape.output], input_gradient(tape, values, adjoint)

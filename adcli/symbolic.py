@@ -40,7 +40,7 @@ class Derivative:
     """The derivatives of a tape's output with respect to some inputs, as expression DAGs.
 
     ``exprs[name]`` is d output / d name; ``names`` maps nodes (by id) to the user's names for
-    them (input variables and let bindings), which the printer reuses.
+    them (input variables and let bindings), which the unparser reuses.
     """
 
     def __init__(self, exprs: dict[str, Node], names: dict[int, str],

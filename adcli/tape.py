@@ -7,9 +7,11 @@ scalars or numpy columns, without re-parsing (see :mod:`adcli.sweeps`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
-from .ops import OPS, PREC_ATOM, PREC_UNARY, Op
+from .ops import OPS, Op
 
 VAR = "var"
 CONST = "const"
@@ -37,6 +39,7 @@ class Tape:
     positions: dict[str, tuple[int, int]] = field(default_factory=dict)  # var -> (line, col)
     _instructions: list = field(default_factory=list, repr=False)  # instructions(), cached
     _instructions_len: int = field(default=-1, repr=False)  # len(ops) when it was cached
+    _derived: dict = field(default_factory=dict, repr=False, init=False)  # see derived()
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -48,6 +51,17 @@ class Tape:
     def op_name(self, slot: int) -> str:
         op = self.ops[slot]
         return op if isinstance(op, str) else op.name
+
+    def derived(self, key: Hashable, build: Callable[..., Any], *args: Any) -> Any:
+        """What is built from this tape once and reused: its compiled sweeps
+        (:func:`adcli.fast.policy.compiled`), its Hessian's gradient tapes.  The one cache of
+        such things: kept on the tape, so an entry lives exactly as long as its tape and is
+        never found again under a reused ``id``.  ``build(*args)`` makes the entry (no closure
+        is allocated on the hot path, where the entry is found)."""
+        found = self._derived.get(key)
+        if found is None:
+            found = self._derived[key] = build(*args)
+        return found
 
     def instructions(self) -> list[tuple[int, Op, tuple[int, ...]]]:
         """The (slot, op, args) triples the sweeps run, in order. Built once per tape (every
@@ -71,66 +85,3 @@ class Tape:
         assert 0 <= self.output < n
         for name, slot in self.inputs.items():
             assert self.ops[slot] == VAR and self.labels.get(slot) == name
-
-    def describe(self, max_len: int = 32, count: int | None = None) -> list[str]:
-        """A short source-like label for every slot (or the first ``count``; a label reads
-        only earlier ones): its name if it has one, else its subexpression, cut to
-        ``max_len`` characters. Linear time on any DAG."""
-        texts: list[str] = []
-        precs: list[int] = []
-        for i, (op, a) in enumerate(zip(self.ops[:count], self.args[:count])):
-            if i in self.labels:
-                text, prec = self.labels[i], PREC_ATOM
-            elif op == CONST:
-                text = format_number(self.consts[i])
-                prec = PREC_UNARY if text.startswith("-") else PREC_ATOM
-            else:
-                text, prec = render_op(op, [(texts[s], precs[s]) for s in a])
-            if len(text) > max_len:
-                text = text[: max_len - 1] + "…"
-            texts.append(text)
-            precs.append(prec)
-        return texts
-
-
-def format_number(value: float) -> str:
-    """Shortest text that reads back as the same float64; integers without '.0'."""
-    v = float(value)
-    if v != v:
-        return "nan"
-    if v in (float("inf"), float("-inf")):
-        return "inf" if v > 0 else "-inf"
-    if v.is_integer() and abs(v) < 1e16:
-        return str(int(v))
-    return repr(v)
-
-
-def needs_parens(child_prec: int, op: Op, position: int) -> bool:
-    """Whether an argument printed at ``child_prec`` needs parentheses as argument
-    ``position`` of ``op``. The one parenthesise rule for every printer."""
-    if op.form == "call":
-        return False
-    if child_prec < op.prec:
-        return True
-    if child_prec == op.prec:
-        if op.form == "prefix":
-            return False
-        if op.assoc == "left":
-            return position == 1
-        if op.assoc == "right":
-            return position == 0
-        return True
-    # Unary minus binds looser than ^: a negative base needs parentheses, (-2)^x.
-    return op.name == "pow" and position == 0 and child_prec <= PREC_UNARY
-
-
-def render_op(op: Op, args: list[tuple[str, int]]) -> tuple[str, int]:
-    """Print ``op`` applied to already-printed arguments (text, precedence)."""
-    parts = [f"({t})" if needs_parens(p, op, k) else t for k, (t, p) in enumerate(args)]
-    if op.form == "call":
-        return f"{op.symbol}({', '.join(t for t, _ in args)})", PREC_ATOM
-    if op.form == "prefix":
-        return f"{op.symbol}{parts[0]}", op.prec
-    if op.name == "pow":
-        return f"{parts[0]}^{parts[1]}", op.prec
-    return f"{parts[0]} {op.symbol} {parts[1]}", op.prec

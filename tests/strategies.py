@@ -34,7 +34,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from adcli.ops import OPS, PREC_ATOM, PREC_UNARY
-from adcli.tape import needs_parens
+from adcli.unparse import needs_parens
 
 VARIABLES = ("x", "y", "z", "w")
 

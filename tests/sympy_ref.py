@@ -9,7 +9,7 @@ import sympy as sp
 
 import adcli
 
-_UNARY = {
+UNARY = {
     "neg": lambda a: -a,
     "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "asin": sp.asin, "acos": sp.acos,
     "atan": sp.atan, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "exp": sp.exp,
@@ -20,11 +20,14 @@ _UNARY = {
     "log1p": lambda a: sp.log(1 + a), "expm1": lambda a: sp.exp(a) - 1, "cbrt": sp.cbrt,
     "erf": sp.erf, "erfc": sp.erfc,
 }
-_BINARY = {
+BINARY = {
     "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
     "div": lambda a, b: a / b, "pow": lambda a, b: a**b, "min": sp.Min, "max": sp.Max,
     "atan2": sp.atan2, "hypot": lambda a, b: sp.sqrt(a**2 + b**2),
 }
+#: every function name of the language (each is its op's name) -> SymPy; one map for all tests
+FUNCTIONS = {name: fn for name, fn in {**UNARY, **BINARY}.items()
+             if name not in ("neg", "add", "sub", "mul", "div")}
 
 
 def to_sympy(text: str) -> tuple[sp.Expr, dict[str, sp.Symbol]]:
@@ -40,6 +43,6 @@ def to_sympy(text: str) -> tuple[sp.Expr, dict[str, sp.Symbol]]:
             exprs.append(sp.Integer(int(v)) if float(v).is_integer() else sp.Float(v, 17))
         else:
             args = [exprs[a] for a in tape.args[slot]]
-            fn = _UNARY.get(op.name) or _BINARY[op.name]
+            fn = UNARY.get(op.name) or BINARY[op.name]
             exprs.append(fn(*args))
     return exprs[tape.output], symbols

@@ -25,6 +25,7 @@ from adcli.fast.codegen import literal
 from adcli.fast.levelled import Levelled
 from adcli.fast.policy import CompiledTape, guard
 from adcli.fast.scalar import SCALAR_NAMES, interpreter
+from adcli.lalr import REFUSED
 from adcli.ops import OPS
 from adcli.parser import _fast_parse, _lark_parse, parse_program
 from adcli.syntax import iter_postorder
@@ -344,13 +345,32 @@ def test_fast_parser_cases(source: str) -> None:
 @pytest.mark.parametrize("source", ["x +", "sin()", "foo(x)", "x $ y", "sin(x, y)", "(x", "x)",
                                     "= 3", "1e", "x y", "x = ", "pow(x)"])
 def test_errors_still_come_from_lark(source: str) -> None:
-    with pytest.raises(Exception):  # noqa: B017 - the fast driver refuses it
+    with pytest.raises(REFUSED):  # the fast driver refuses it, in the documented way
         _fast_parse(source)
     with pytest.raises(adcli.AdcliError) as fast_err:
         parse_program(source)
     with pytest.raises(adcli.AdcliError) as lark_err:
         _lark_parse(source)
     assert fast_err.value.render() == lark_err.value.render()
+
+
+def test_a_bug_in_the_fast_driver_is_not_taken_for_a_syntax_error(monkeypatch) -> None:
+    """Only the driver's documented refusals hand the text to the explainer and Lark; any other
+    exception is a bug and must surface, not be papered over by a silent fallback."""
+    import adcli.lalr
+
+    def broken(text, tables):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(adcli.lalr, "_fast_parse", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        parse_program("x + 1")
+
+    def refusing(text, tables):
+        raise KeyError("RPAR")
+
+    monkeypatch.setattr(adcli.lalr, "_fast_parse", refusing)
+    assert tree(parse_program("x + 1").statements) == tree(_lark_parse("x + 1"))
 
 
 # --------------------------------------------------------------------------- levelled sweeps

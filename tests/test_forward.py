@@ -12,12 +12,11 @@ from hypothesis import strategies as st
 
 import adcli
 from adcli import sweeps
-from adcli.compare import forward_gradient, reverse_gradient
 from adcli.diagnose import derivative_warnings, first_nonfinite_adjoint, kinks
 from adcli.errors import AdcliError
 from adcli.numeric import CBRT_EPS, numeric_directional, numeric_gradient, step
 from adcli.ops import OPS
-from adcli.sweeps import OpCount
+from adcli.sweeps import OpCount, forward_gradient, reverse_gradient
 
 # A point inside every op's domain, away from kinks.
 SAFE = {1: 0.37, 2: (0.61, 1.7)}
@@ -255,3 +254,22 @@ def test_compare_modes_forward_matches_reverse_at_y_zero(text):
     cols = {"x": np.array([1.0, 2.0]), "y": np.array([0.0, 0.0])}
     tangent = sweeps.forward(tape, sweeps.evaluate(tape, cols), {"x": 1.0})
     assert not np.isnan(tangent[tape.output]).any()
+
+
+def test_diagnostics_label_the_tape_once(monkeypatch):
+    """A non-finite value, a non-finite adjoint (with the edge it came through) and a kink:
+    four diagnostics that each name slots, from one labelling pass over the tape."""
+    import adcli.diagnose
+
+    calls = []
+    real = adcli.diagnose.describe
+    monkeypatch.setattr(adcli.diagnose, "describe", lambda t: calls.append(1) or real(t))
+    tape = adcli.parse("log(x) + sqrt(y) + abs(z)").tape()
+    _, grad, values, adjoint = sweeps.value_and_grad(tape, {"x": 0.0, "y": 0.0, "z": 0.0})
+    messages = derivative_warnings(tape, values, adjoint, grad)
+    assert len(messages) == 3, messages
+    assert "log(x)" in messages[0] and "through node" in messages[1] and "kink" in messages[2]
+    assert len(calls) == 1
+    calls.clear()
+    _, grad, values, adjoint = sweeps.value_and_grad(tape, {"x": 1.0, "y": 1.0, "z": 1.0})
+    assert derivative_warnings(tape, values, adjoint, grad) == [] and calls == []

@@ -232,7 +232,7 @@ def test_a_linear_descent_that_is_slow_is_max_steps_not_unbounded(run):
 
 
 def test_a_fit_over_data_refuses_a_tape_too_big_to_compile(run, monkeypatch, tmp_path):
-    monkeypatch.setattr(adcli.optimize, "DATA_MAX_NODES", 100)
+    monkeypatch.setattr(adcli.optimize.objective, "DATA_MAX_NODES", 100)
     path = tmp_path / "d.csv"
     path.write_text("x\n1\n2\n")
     source = "(w - " + "-" * 150 + "x)^2"

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import adcli
+from adcli.commands.trace import CsvTrace
 from adcli.data import from_columns, read_csv
 from adcli.optimize import (
     DENSE_LIMIT,
-    CsvTrace,
     Options,
     armijo,
     build_objective,
@@ -417,3 +417,47 @@ def test_network_gradient_matches_central_differences():
         e[i] = h
         fd = (obj(w + e)[0] - obj(w - e)[0]) / (2 * h)
         assert g[i] == pytest.approx(fd, rel=1e-6, abs=1e-9), obj.names[i]
+
+
+def test_one_cache_of_compiled_tapes_shared_by_the_api_the_objective_and_newton() -> None:
+    """Function.grad_sum and the objective's sweep are one implementation over one compiled
+    tape, kept on the tape itself (no id()-keyed side caches that a reused id could fool)."""
+    from adcli.fast.policy import compiled
+    from adcli.hessian import hessian_program
+
+    f = adcli.parse("(w*x + b - y)^2 + 0.01*w^2")
+    x = np.linspace(-1.0, 2.0, 37)
+    y = 3.0 * x - 0.5 + np.sin(7.0 * x)
+    data = from_columns({"x": x, "y": y})
+    tape = f.tape()
+    obj, _ = build_objective(tape, {}, None, data, reduce="sum")
+    point = np.array([1.25, -0.75])
+    value, grad = obj(point)
+    api = f.grad_sum({"x": x, "y": y, "w": 1.25, "b": -0.75}, ["w", "b"])
+    assert value == float(api.value)  # the same sweep, so the same bits
+    assert grad.tolist() == [float(api.gradient["w"]), float(api.gradient["b"])]
+    assert f.compiled() is compiled(tape)
+    assert hessian_program(tape, ["w", "b"]) is hessian_program(tape, ["w", "b"])
+    assert hessian_program(tape, ["w"]) is not hessian_program(tape, ["w", "b"])
+    other = adcli.parse("(w*x + b - y)^2 + 0.01*w^2").tape()
+    assert compiled(other) is not compiled(tape)
+
+
+def test_minibatch_loop_reports_full_objective_values_at_its_end_points() -> None:
+    """The minibatch loop stops on the full objective (computed once per epoch), and whatever
+    ends it, the point it reports carries the full objective's value, never a batch's."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 2.0, 40)
+    data = from_columns({"x": x, "y": 3.0 * x - 1.0 + 0.1 * rng.standard_normal(40)})
+    # 157 steps of batches of 8 (epoch 5): the run ends between two full evaluations.
+    obj, x0 = objective("(w0 + w1*x - y)^2", data=data, batch_size=8, seed=3)
+    res = minimize(obj, x0, method="adam", steps=157)
+    assert res.reason == "max-steps" and res.iterations == 157
+    assert res.value == obj(res.x)[0]
+    # A learning rate far too large: the values blow up; the last point whose full value was
+    # computed and finite is reported, with that value.
+    obj, x0 = objective("(w0 + w1*x - y)^2", data=data, batch_size=8, seed=3)
+    res = minimize(obj, x0 + 0.3, method="gd", options=Options(lr=5.0), steps=500)
+    assert res.reason == "diverged"
+    assert np.all(np.isfinite(res.x)) and math.isfinite(res.value)
+    assert res.value == obj(res.x)[0]

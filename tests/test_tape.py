@@ -10,6 +10,7 @@ import pytest
 import adcli
 from adcli import sweeps
 from adcli.ops import OPS
+from adcli.unparse import describe
 
 
 def tape_of(text: str, bound=()):
@@ -44,7 +45,7 @@ def test_constant_subtrees_are_folded():
 
 def test_let_names_label_their_nodes():
     tape = tape_of("a = x^2; b = x*y; a + b")
-    labels = tape.describe()
+    labels = describe(tape)
     assert "a" in labels and "b" in labels
     assert labels[tape.output] == "a + b"
 

@@ -10,7 +10,6 @@ from ..errors import AdcliError, OutputError
 from ..function import select_wrt
 from ..hessian import eigenvalues
 from ..hessian import hessian as hessian_at
-from ..report import nonfinite_warnings, unused_names
 from .common import (
     EXPR_HELP,
     at_option,
@@ -23,6 +22,7 @@ from .common import (
     parse_names,
     parse_point,
 )
+from .report import nonfinite_warnings, unused_warnings
 
 
 @click.command(epilog=EXPR_HELP)
@@ -50,8 +50,8 @@ def hessian(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool,
     values = sweeps.evaluate(tape, point)  # checks the point; reports non-finite values
     for message in nonfinite_warnings(tape, values):
         render.warn(message)
-    for name in unused_names(tape, point):
-        render.warn(f"'{name}' is given a value but the expression does not use it")
+    for message in unused_warnings(tape, point):
+        render.warn(message)
     matrix = hessian_at(tape, point, names)
     ev = eigenvalues(matrix)
     if as_json:
@@ -95,8 +95,8 @@ def diff(expr: str, wrt: str | None, as_json: bool, max_size: int) -> None:
 
 def derivative_texts(tape, names: list[str], sep: str = "; ") -> list[str]:
     """Printed derivative of the tape's output for each name (each a complete program)."""
-    from ..printer import to_source
     from ..symbolic import derivative
+    from ..unparse import to_source
 
     d = derivative(tape, names)
     reserved = set(tape.inputs) | set(tape.labels.values())
@@ -143,8 +143,8 @@ def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
         values = sweeps.evaluate(tape, point)
         for message in nonfinite_warnings(tape, values):
             render.warn(message)
-        for name in unused_names(tape, point):
-            render.warn(f"'{name}' is given a value but the expression does not use it")
+        for message in unused_warnings(tape, point):
+            render.warn(message)
     data = draw(to_dot(tape, point or None, title=function.source if len(function.source) < 80
                        else ""), fmt)
     if output is None:

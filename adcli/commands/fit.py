@@ -6,6 +6,7 @@ import click
 
 from .. import render
 from ..data import DEFAULT_MAX_DATA_BYTES
+from ..errors import EXIT_FAILED
 from ..fitting import fit as run_fit
 from ..fitting import parse_bounds
 from ..formula import parse_formula
@@ -99,4 +100,4 @@ def fit(expr: str, data_path: str, start: tuple[str, ...], sigma: str | None,
     if plot_path:
         click.echo(f"plot written to {plot_path}", err=True)
     if not result.converged:
-        raise click.exceptions.Exit(1)
+        raise click.exceptions.Exit(EXIT_FAILED)

@@ -6,7 +6,6 @@ import sys
 
 import click
 
-from ..report import eval_report, grad_report
 from .common import (
     DATA_HELP,
     EXPR_HELP,
@@ -23,6 +22,7 @@ from .common import (
     parse_names,
     parse_point,
 )
+from .report import eval_report, grad_report
 
 
 def rows_options(f):

@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import render
 from ..data import DEFAULT_MAX_DATA_BYTES
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED
 from ..optimize import (
     DEFAULT_STEPS,
     DEFAULT_TOL,
@@ -14,12 +15,9 @@ from ..optimize import (
     INTERRUPTED,
     RULES,
     UNBOUNDED,
-    CsvTrace,
-    History,
     Options,
     binding_warnings,
     build_objective,
-    chain,
     resolve_method,
 )
 from ..optimize import (
@@ -40,6 +38,7 @@ from .common import (
     parse_names,
     parse_point,
 )
+from .trace import CsvTrace, History, chain
 
 METHODS = ["auto", *RULES]
 
@@ -174,6 +173,6 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
     for message in result.warnings:
         render.warn(message)
     if result.reason in (DIVERGED, UNBOUNDED):
-        raise click.exceptions.Exit(1)
+        raise click.exceptions.Exit(EXIT_FAILED)
     if result.reason == INTERRUPTED:
-        raise click.exceptions.Exit(130)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED)

@@ -21,7 +21,7 @@ a sweep that Python cannot do in IEEE fashion falls back to the plain interprete
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -163,6 +163,23 @@ class CompiledTape:
                       wrt: list[str] | None = None):
         """Value and gradient over columns of data: :func:`adcli.fast.columns.sweep_columns`."""
         return sweep_columns(self.tape, self._blocks, xs, sum_value=sum_value, wrt=wrt)
+
+    def grad_sum(self, point: Mapping[str, Any], wrt: Sequence[str]) -> tuple[Any, list]:
+        """The sum of the output over the rows of the data columns in ``point``, and the
+        gradient of that sum w.r.t. ``wrt`` (in that order): the loss of a fit.  A term that
+        does not depend on the rows (a penalty such as 0.01*w^2) counts once per row, as a
+        per-row seed would.  :meth:`adcli.function.Function.grad_sum` and the minimisers'
+        objective both run this."""
+        inputs = self.tape.inputs
+        value, grads = self.sweep_columns([point[n] for n in inputs], sum_value=True,
+                                          wrt=list(wrt))
+        slot = {name: i for i, name in enumerate(inputs)}
+        return value, [grads[slot[name]] for name in wrt]
+
+
+def compiled(tape: Tape) -> CompiledTape:
+    """The fast sweeps of ``tape``, built once and kept on the tape (:meth:`Tape.derived`)."""
+    return tape.derived(CompiledTape, CompiledTape, tape)
 
 
 def _levelled_functions(plan: Levelled) -> Functions:

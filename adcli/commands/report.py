@@ -1,31 +1,32 @@
-"""Builders that run the core and package the outcome as plain result records."""
+"""Builders for `adcli grad`, `eval`, `hessian` and `graph`: run the core and package the outcome
+as plain result records and warnings."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-import numpy as np
+from .. import sweeps
+from ..diagnose import derivative_warnings, first_nonfinite_value
+from ..function import Function, select_wrt
+from ..results import GradReport, NodeRow
+from ..sweeps import all_finite
+from ..tape import Tape
+from ..unparse import describe
 
-from . import sweeps
-from .diagnose import derivative_warnings, first_nonfinite_value
-from .function import Function, select_wrt
-from .results import GradReport, NodeRow
-from .tape import Tape
 
-
-def unused_names(tape: Tape, point: Mapping[str, float]) -> list[str]:
-    return [n for n in point if n not in tape.inputs]
+def unused_warnings(tape: Tape, point: Mapping[str, float]) -> list[str]:
+    """A warning for each name given a value that the expression does not use (a typo, or a
+    variable the constant folding removed)."""
+    return [f"'{n}' is given a value but the expression does not use it"
+            for n in point if n not in tape.inputs]
 
 
 def nonfinite_warnings(tape: Tape, values: list) -> list[str]:
-    if sweeps_finite(values[tape.output]):
+    """Where the value went non-finite, if it did."""
+    if all_finite(values[tape.output]):
         return []
     bad = first_nonfinite_value(tape, values)
     return [f"the value is not finite: {bad.describe()}"] if bad else []
-
-
-def sweeps_finite(v) -> bool:
-    return bool(np.all(np.isfinite(v)))
 
 
 def grad_report(function: Function, point: Mapping[str, float],
@@ -39,14 +40,13 @@ def grad_report(function: Function, point: Mapping[str, float],
     report = GradReport(value, {n: gradient[n] for n in names}, node_count=len(tape.ops))
     if nodes:
         count = len(tape.ops) if max_nodes is None else min(max_nodes, len(tape.ops))
-        labels = tape.describe(count=count)
+        labels = describe(tape, count=count)
         report.nodes = [
             NodeRow(i, tape.op_name(i), labels[i], values[i],
                     adjoint[i] if adjoint[i] is not None else 0.0, tape.args[i])
             for i in range(count)]
     report.warnings += derivative_warnings(tape, values, adjoint, gradient)
-    for name in unused_names(tape, point):
-        report.warnings.append(f"'{name}' is given a value but the expression does not use it")
+    report.warnings += unused_warnings(tape, point)
     return report
 
 
@@ -54,8 +54,7 @@ def eval_report(function: Function, point: Mapping[str, float]) -> tuple[float, 
     tape = function.tape(point)
     value = function.eval(point)  # the fast path: the interpreter's bits
     # Every node's value is needed only to say where a non-finite value came from.
-    warnings = [] if sweeps_finite(value) else nonfinite_warnings(
+    warnings = [] if all_finite(value) else nonfinite_warnings(
         tape, sweeps.evaluate(tape, point))
-    warnings += [f"'{n}' is given a value but the expression does not use it"
-                 for n in unused_names(tape, point)]
+    warnings += unused_warnings(tape, point)
     return value, warnings

@@ -1,7 +1,8 @@
-"""Expression DAG -> adcli source text, with the fewest parentheses and no expression swell.
+"""The unparser: expression DAG -> adcli source text, with the fewest parentheses and no
+expression swell; and the short labels of a tape's slots (:func:`describe`).
 
 Parentheses come from one rule on the precedence numbers of the op table (:func:`parens`, which
-refines :func:`adcli.tape.needs_parens` with the grammar's two asymmetries of ``^``: its left
+refines :func:`needs_parens` with the grammar's two asymmetries of ``^``: its left
 operand must be an atom, its right operand may be any unary expression, so ``x^-2`` and
 ``(x^2)^3``).  A subexpression used more than once is printed once, as a let-binding
 ``name = ...;`` (the user's own let name when it has one), unless its text is so short that
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Mapping
 
 from .ops import CONSTANTS, FUNCTIONS, OPS, PREC_ADD, PREC_ATOM, PREC_MUL, PREC_UNARY, Op
 from .syntax import Node, iter_postorder
-from .tape import format_number, needs_parens
+from .tape import CONST, Tape
 
 #: a shared subexpression whose text is at most this long is repeated instead of named
 SHORT = 8
@@ -152,7 +153,65 @@ def _emit(top: Node, bound: Mapping[int, str]) -> str:
     return "".join(pieces)
 
 
-def expression_prec(node: Node) -> int:
-    """Precedence at which ``node`` prints (for callers composing text)."""
-    return _prec(node)
+def format_number(value: float) -> str:
+    """Shortest text that reads back as the same float64; integers without '.0'."""
+    v = float(value)
+    if v != v:
+        return "nan"
+    if v in (float("inf"), float("-inf")):
+        return "inf" if v > 0 else "-inf"
+    if v.is_integer() and abs(v) < 1e16:
+        return str(int(v))
+    return repr(v)
 
+
+def needs_parens(child_prec: int, op: Op, position: int) -> bool:
+    """Whether an argument printed at ``child_prec`` needs parentheses as argument
+    ``position`` of ``op``. The one parenthesise rule for every printer."""
+    if op.form == "call":
+        return False
+    if child_prec < op.prec:
+        return True
+    if child_prec == op.prec:
+        if op.form == "prefix":
+            return False
+        if op.assoc == "left":
+            return position == 1
+        if op.assoc == "right":
+            return position == 0
+        return True
+    # Unary minus binds looser than ^: a negative base needs parentheses, (-2)^x.
+    return op.name == "pow" and position == 0 and child_prec <= PREC_UNARY
+
+
+def render_op(op: Op, args: list[tuple[str, int]]) -> tuple[str, int]:
+    """Print ``op`` applied to already-printed arguments (text, precedence)."""
+    parts = [f"({t})" if needs_parens(p, op, k) else t for k, (t, p) in enumerate(args)]
+    if op.form == "call":
+        return f"{op.symbol}({', '.join(t for t, _ in args)})", PREC_ATOM
+    if op.form == "prefix":
+        return f"{op.symbol}{parts[0]}", op.prec
+    if op.name == "pow":
+        return f"{parts[0]}^{parts[1]}", op.prec
+    return f"{parts[0]} {op.symbol} {parts[1]}", op.prec
+
+
+def describe(tape: Tape, max_len: int = 32, count: int | None = None) -> list[str]:
+    """A short source-like label for every slot (or the first ``count``; a label reads
+    only earlier ones): its name if it has one, else its subexpression, cut to
+    ``max_len`` characters. Linear time on any DAG."""
+    texts: list[str] = []
+    precs: list[int] = []
+    for i, (op, a) in enumerate(zip(tape.ops[:count], tape.args[:count])):
+        if i in tape.labels:
+            text, prec = tape.labels[i], PREC_ATOM
+        elif op == CONST:
+            text = format_number(tape.consts[i])
+            prec = PREC_UNARY if text.startswith("-") else PREC_ATOM
+        else:
+            text, prec = render_op(op, [(texts[s], precs[s]) for s in a])
+        if len(text) > max_len:
+            text = text[: max_len - 1] + "…"
+        texts.append(text)
+        precs.append(prec)
+    return texts

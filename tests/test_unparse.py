@@ -1,4 +1,4 @@
-"""The printer (adcli.printer): fewest parentheses, let-bindings for shared parts, round trip."""
+"""The unparser (adcli.unparse): fewest parentheses, let-bindings for shared parts, round trip."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from strategies import programs
 
 import adcli
 from adcli import syntax as S
-from adcli.printer import to_source
 from adcli.symbolic import tape_nodes
+from adcli.unparse import to_source
 
 
 def _print(text: str) -> str:

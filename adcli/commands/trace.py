@@ -1,0 +1,61 @@
+"""What ``adcli minimize`` watches a run with: the ``--trace`` CSV file, the in-memory history
+for ``--plot``, and a callback calling several."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import OutputError
+from ..optimize import Callback
+
+
+class CsvTrace:
+    """``--trace FILE``: one CSV row per iteration (iteration, value, grad_norm, parameters),
+    flushed as it goes so a long run can be watched with ``tail -f``."""
+
+    def __init__(self, path: str, names: Sequence[str]) -> None:
+        try:
+            self.fh = open(path, "w", newline="", encoding="utf-8")
+        except OSError as err:
+            raise OutputError(path, err) from None
+        self.writer = csv.writer(self.fh)
+        self.writer.writerow(["iteration", "value", "grad_norm", *names])
+        self.fh.flush()
+
+    def __call__(self, iteration: int, value: float, grad_norm: float, x: np.ndarray) -> None:
+        self.writer.writerow([iteration, repr(float(value)), repr(float(grad_norm)),
+                              *(repr(float(v)) for v in x)])
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+class History:
+    """Keeps every iterate in memory (for pictures)."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.points: list[np.ndarray] = []
+
+    def __call__(self, iteration: int, value: float, grad_norm: float, x: np.ndarray) -> None:
+        self.values.append(float(value))
+        self.points.append(np.array(x, dtype=np.float64))
+
+
+def chain(*callbacks: Callback | None) -> Callback | None:
+    """One callback calling several (None entries skipped)."""
+    active = [c for c in callbacks if c is not None]
+    if not active:
+        return None
+    if len(active) == 1:
+        return active[0]
+
+    def call(iteration: int, value: float, grad_norm: float, x: np.ndarray) -> None:
+        for c in active:
+            c(iteration, value, grad_norm, x)
+
+    return call

@@ -1,0 +1,315 @@
+"""The driver loop: every stopping rule, once for all update rules (pure numpy)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import AdcliError
+from ..results import (
+    DIVERGED,
+    GRAD_TOL,
+    INTERRUPTED,
+    MAX_STEPS,
+    NO_PROGRESS,
+    REASONS,
+    UNBOUNDED,
+    MinimizeResult,
+    norm,
+)
+from .linesearch import Evaluate
+from .rules import RULES, Options, Rule
+
+Callback = Callable[[int, float, float, np.ndarray], None]
+
+#: above this many parameters ``auto`` switches from dense BFGS to L-BFGS.
+DENSE_LIMIT = 100
+DEFAULT_STEPS = 1000
+DEFAULT_TOL = 1e-10  # relative to the gradient norm at the start unless ``tol`` is given
+#: iterations without a lower value or a smaller gradient norm before "no-progress".
+PATIENCE = 100
+
+#: a value at or below this is taken as unbounded below (float64 ends at -1.8e308).
+UNBOUNDED_VALUE = -1e300
+#: ... as is a value that fell this many powers of ten below zero while the gradient norm never
+#: shrank (a run heading for -inf: gd on -x^2, bfgs on x).
+UNBOUNDED_DECADES = 10
+#: the second-order check at a converged point computes the Hessian (n sweeps over the
+#: gradient tapes) only up to this many parameters ...
+CHECK_HESSIAN_MAX_PARAMS = DENSE_LIMIT
+#: ... and this many parameters x tape nodes x data rows (a cheap check, not a second run).
+CHECK_HESSIAN_MAX_WORK = 50_000_000
+
+
+def resolve_method(method: str, n: int, stochastic: bool = False) -> str:
+    """``auto`` -> the rule actually used; unknown names are an error."""
+    if method == "auto":
+        if stochastic:
+            return "adam"
+        return "bfgs" if n <= DENSE_LIMIT else "lbfgs"
+    if method not in RULES:
+        raise AdcliError(f"unknown method '{method}' (choose from auto, {', '.join(RULES)})")
+    if stochastic and RULES[method].line_search:
+        raise AdcliError(f"--method {method} needs exact values and cannot use --batch-size; "
+                         "use gd, momentum, nesterov or adam")
+    return method
+
+
+def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
+             options: Options | None = None, steps: int = DEFAULT_STEPS,
+             tol: float | None = None, names: Sequence[str] | None = None,
+             callback: Callback | None = None, patience: int = PATIENCE) -> MinimizeResult:
+    """Minimise ``problem(x) -> (value, gradient)`` from ``x0``.
+
+    ``problem`` is a plain callable or an :class:`Objective` (which adds ``hessian`` for
+    ``newton`` and ``sample`` for minibatches).  ``callback(iteration, value, grad_norm, x)``
+    sees every iterate, starting with iteration 0 at ``x0``; with minibatches the value and
+    gradient norm are the batch's.  Never raises on non-finite numbers: they end the run with
+    reason "diverged" (or "unbounded" for a value falling to -inf); numpy's overflow
+    warnings are silenced because the driver checks every value itself.
+
+    ``tol`` is an absolute bound on the gradient norm. Without it the run stops when the
+    gradient norm falls to :data:`DEFAULT_TOL` times its norm at ``x0``: a test that does not
+    depend on the objective's scale (multiplying f by 1e-12 must not make a start look
+    converged).
+    """
+    options = options or Options()
+    x = np.array(x0, dtype=np.float64)
+    n = len(x)
+    names = list(names if names is not None else getattr(problem, "names", None)
+                 or [f"x{i}" for i in range(n)])
+    stochastic = bool(getattr(problem, "stochastic", False))
+    method = resolve_method(method, n, stochastic)
+    if method == "newton" and not hasattr(problem, "hessian"):
+        raise AdcliError("newton needs a problem with a hessian(x) method (an Objective)")
+    with np.errstate(all="ignore"):
+        loop = _minibatch if stochastic else _full_batch
+        result = loop(_Run(problem, method, names, tol, patience), x,
+                      RULES[method](n, options, problem), steps, callback)
+        if result.reason == GRAD_TOL and not stochastic:
+            result.warnings += second_order_warnings(problem, result.x)
+    return result
+
+
+class _Run:
+    """What both loops share: counting evaluations, the stopping tests, the result record.
+
+    Every iteration is checked in the same order: a non-finite gradient ("diverged"), the
+    gradient norm below ``tol`` ("grad-tol"), a value falling without bound while the gradient
+    does not shrink ("unbounded"), and no progress for ``patience`` iterations ("no-progress");
+    then after the step: no step found ("no-progress"), a value at -inf or beyond
+    :data:`UNBOUNDED_VALUE` ("unbounded"), or a non-finite value or point ("diverged").
+    """
+
+    def __init__(self, problem: Any, method: str, names: list[str], tol: float | None,
+                 patience: int) -> None:
+        self.problem, self.method, self.names = problem, method, names
+        self.tol, self.relative, self.patience = tol, tol is None, patience
+        self.evaluations = 0
+        self.iteration = 0
+
+    def full(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """The objective (over all rows) and its gradient."""
+        self.evaluations += 1
+        f, g = self.problem(x)
+        return float(f), np.asarray(g, dtype=np.float64)
+
+    def noisy(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """A minibatch estimate of the objective and its gradient."""
+        self.evaluations += 1
+        f, g = self.problem.sample(x)
+        return float(f), np.asarray(g, dtype=np.float64)
+
+    def result(self, x: np.ndarray, f: float, g: np.ndarray, reason: str,
+               message: str = "") -> MinimizeResult:
+        return MinimizeResult(self.names, x, f, g, self.iteration, self.evaluations, reason,
+                              self.method, message or REASONS[reason])
+
+    def start(self, f: float, g: np.ndarray) -> tuple[str, str] | None:
+        """Why the run cannot start at a point with value ``f``; else set up the tests."""
+        if f == -math.inf or f <= UNBOUNDED_VALUE:
+            return UNBOUNDED, f"the value is {f:g} at the starting point"
+        if not math.isfinite(f):
+            return DIVERGED, "the value is not finite at the starting point"
+        if self.relative:
+            self.tol = DEFAULT_TOL * norm(g)
+        self.best_gnorm, self.last_progress, self.f_anchor = math.inf, 0, f
+        # Unbounded below: the power of ten the value had reached below zero when the gradient
+        # norm was last at its smallest (anchor); falling UNBOUNDED_DECADES more powers of ten
+        # without the gradient ever shrinking below that is a run heading for -inf.
+        self.anchor_level, self.anchor_gnorm = _decade(f), norm(g)
+        return None
+
+    def stop(self, f: float, gnorm: float, improved: bool, fresh: bool = True,
+             epoch: int = 1) -> tuple[str, str] | None:
+        """The tests at the current point (``fresh``: ``f`` and ``gnorm`` belong to it)."""
+        iteration = self.iteration
+        if not math.isfinite(gnorm):
+            bad = "nan" if math.isnan(gnorm) else "infinite"
+            return DIVERGED, f"the gradient is {bad} at iteration {iteration}"
+        if gnorm < self.tol or gnorm == 0.0:
+            return GRAD_TOL, (f"the gradient norm fell below {DEFAULT_TOL:g} of its value at "
+                              "the start" if self.relative else "")
+        if fresh and gnorm < self.anchor_gnorm:
+            self.anchor_level, self.anchor_gnorm = _decade(f), gnorm
+        elif fresh and _decade(f) - self.anchor_level >= UNBOUNDED_DECADES:
+            return UNBOUNDED, (f"the value fell to {f:.6g} at iteration {iteration}, at least "
+                               f"{UNBOUNDED_DECADES} orders of magnitude, while the gradient did "
+                               "not shrink; the objective looks unbounded below")
+        # Progress: a lower value, a smaller gradient, or at least a moving value (a value
+        # that keeps growing is heading for "diverged", not stuck).
+        if improved or gnorm < self.best_gnorm or abs(f - self.f_anchor) > 1e-10 * max(
+                abs(f), abs(self.f_anchor)):
+            self.last_progress, self.f_anchor = iteration, f
+            self.best_gnorm = min(self.best_gnorm, gnorm)
+        elif iteration - self.last_progress >= self.patience * epoch:
+            return NO_PROGRESS, (f"the value and the gradient norm stayed the same for "
+                                 f"{self.patience * epoch} iterations")
+        return None
+
+    def step(self, rules: Rule, x: np.ndarray, f: float, g: np.ndarray, evaluate: Evaluate
+             ) -> tuple[np.ndarray, float, np.ndarray, tuple[str, str] | None]:
+        """One step of the rule from ``x``: the new point with its value and gradient, and why
+        the run ends there (None: it goes on).  A rule that finds no step leaves ``x``."""
+        step = rules.step(x, f, g, evaluate)
+        if step.failed:
+            return x, f, g, (NO_PROGRESS, step.failed)
+        xn = step.x
+        fn, gn = evaluate(xn) if step.value is None else (step.value, step.grad)
+        self.iteration += 1
+        iteration = self.iteration
+        if np.all(np.isfinite(xn)) and (fn == -math.inf or fn <= UNBOUNDED_VALUE):
+            return xn, fn, gn, (UNBOUNDED, f"the value fell to {fn:g} at iteration {iteration}; "
+                                "the objective looks unbounded below")
+        if not (math.isfinite(fn) and np.all(np.isfinite(xn))):
+            return xn, fn, gn, (DIVERGED, f"the value became {fn} at iteration {iteration}; the "
+                                "last finite point is reported")
+        return xn, fn, gn, None
+
+
+def _full_batch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
+                callback: Callback | None) -> MinimizeResult:
+    """The loop over exact values and gradients."""
+    f, g = run.full(x)
+    stop = run.start(f, g)
+    if stop is not None:
+        return run.result(x, f, g, *stop)
+    best = (f, x, g)
+    reason, message = MAX_STEPS, ""
+    try:
+        while True:
+            gnorm = norm(g)
+            improved = f < best[0]
+            if improved:
+                best = (f, x, g)
+            if callback is not None:
+                callback(run.iteration, f, gnorm, x)
+            stop = run.stop(f, gnorm, improved)
+            if stop is not None:
+                reason, message = stop
+                break
+            if run.iteration >= steps:
+                break
+            xn, fn, gn, stop = run.step(rules, x, f, g, run.full)
+            if stop is not None:
+                reason, message = stop
+                if reason == UNBOUNDED:
+                    x, f, g = xn, fn, gn
+                break
+            x, f, g = xn, fn, gn
+    except KeyboardInterrupt:
+        f, x, g = best
+        return run.result(x, f, g, INTERRUPTED)  # the best point seen
+    return run.result(x, f, g, reason, message)
+
+
+def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
+               callback: Callback | None) -> MinimizeResult:
+    """The loop over minibatch estimates.  The rule and the callback see the batch's value and
+    gradient; the stopping tests see the full objective, computed once per epoch (``fresh``)
+    and at the end, so they are not fooled by one lucky batch."""
+    epoch = int(getattr(run.problem, "epoch", 1))
+    f, g = run.full(x)
+    stop = run.start(f, g)
+    if stop is not None:
+        return run.result(x, f, g, *stop)
+    best = last_fresh = (f, x, g)
+    fs, gs = f, g  # the batch's value and gradient at x
+    fresh = True
+    reason, message = MAX_STEPS, ""
+    try:
+        while True:
+            gnorm = norm(g)
+            improved = fresh and f < best[0]
+            if improved:
+                best = (f, x, g)
+            if callback is not None:
+                callback(run.iteration, fs, norm(gs), x)
+            stop = run.stop(f, gnorm, improved, fresh, epoch)
+            if stop is not None:
+                reason, message = stop
+                break
+            if run.iteration >= steps:
+                break
+            xn, fn, gn, stop = run.step(rules, x, fs, gs, run.noisy)
+            if stop is not None:
+                reason, message = stop
+                if reason == UNBOUNDED:  # a batch's value: report the point with its full value
+                    x = xn
+                    f, g = run.full(x)
+                break
+            x, fs, gs = xn, fn, gn
+            fresh = run.iteration % epoch == 0 or run.iteration >= steps
+            if fresh:
+                f_all, g_all = run.full(x)
+                if not math.isfinite(f_all):
+                    reason = DIVERGED
+                    message = (f"the value over all rows became non-finite at iteration "
+                               f"{run.iteration}; the last finite point is reported")
+                    break
+                f, g = f_all, g_all
+                last_fresh = (f, x, g)
+    except KeyboardInterrupt:
+        f, x, g = best
+        return run.result(x, f, g, INTERRUPTED)  # the best full-objective point seen
+    if reason == DIVERGED:
+        f, x, g = last_fresh  # the last point whose full objective was computed and finite
+    elif not fresh and reason != UNBOUNDED:
+        f, g = run.full(x)
+    return run.result(x, f, g, reason, message)
+
+
+def _decade(f: float) -> int:
+    """The power of ten a negative value has reached (0 for values above -10)."""
+    return math.floor(math.log10(-f)) if f <= -10.0 else 0
+
+
+def second_order_warnings(problem: Any, x: np.ndarray) -> list[str]:
+    """A zero gradient is also where maxima and saddles are (BFGS started at the top of -x^2
+    "converges" at once): at a converged point, say so when the exact Hessian has a negative
+    eigenvalue. Skipped for problems without a Hessian or too large to afford one."""
+    hessian = getattr(problem, "hessian", None)
+    tape = getattr(problem, "tape", None)
+    n = len(x)
+    if hessian is None or n == 0 or n > CHECK_HESSIAN_MAX_PARAMS:
+        return []
+    rows = int(getattr(problem, "rows", 1))
+    if tape is not None and n * len(tape) * max(1, rows) > CHECK_HESSIAN_MAX_WORK:
+        return []
+    try:
+        H = np.asarray(hessian(x), dtype=np.float64)
+    except AdcliError:
+        return []
+    if not np.all(np.isfinite(H)):
+        return []
+    ev = np.linalg.eigvalsh(0.5 * (H + H.T))
+    if ev[0] >= -1e-8 * max(1.0, float(np.max(np.abs(ev)))):
+        return []
+    kind = ("a maximum" if ev[-1] < 0 else "a saddle point" if ev[-1] > 0
+            else "a maximum or a saddle point")
+    return [f"the Hessian at this point is not positive definite (smallest eigenvalue "
+            f"{ev[0]:.6g}): the gradient is zero but the point is {kind}, not a minimum"]
+

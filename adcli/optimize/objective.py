@@ -1,0 +1,178 @@
+"""The objective: a tape with parameters, fixed values and (optionally) columns of data.
+
+The only part of the minimisers that knows about tapes and sweeps: it turns them into
+``f(x) -> (value, gradient)`` for the pure-numpy driver (:mod:`adcli.optimize.driver`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import sweeps
+from ..data import Dataset, batches
+from ..errors import AdcliError
+from ..fast.policy import compiled
+from ..hessian import hessian
+from ..tape import Tape
+
+#: Fits over data run generated numpy code (adcli.fast), and compiling it costs about 7 kB
+#: of memory a tape node (1.4 GB at 200,000 nodes): bigger tapes are refused with data.
+DATA_MAX_NODES = 100_000
+
+
+class Objective:
+    """``f(x) -> (value, gradient)`` over the parameters ``names`` of a tape.
+
+    Other inputs are fixed numbers or data columns.  With data the objective is the mean (or
+    sum) of the expression over the rows, computed by vectorised sweeps over numpy columns
+    (batch backpropagation, no Python loop over rows; :meth:`CompiledTape.sweep_columns` runs
+    them in cache-sized blocks of rows): each scalar parameter's adjoint, summed over the rows
+    and scaled by 1/rows, is the mean's gradient.
+    """
+
+    def __init__(self, tape: Tape, names: Sequence[str], fixed: Mapping[str, float] | None = None,
+                 data: Dataset | None = None, reduce: str = "mean",
+                 batch_size: int | None = None, seed: int | None = None) -> None:
+        if reduce not in ("mean", "sum"):
+            raise AdcliError(f"unknown reduction '{reduce}' (use mean or sum)")
+        self.tape = tape
+        self.names = list(names)
+        self.fixed = {k: np.float64(v) for k, v in (fixed or {}).items() if k in tape.inputs}
+        used = [n for n in data.names if n in tape.inputs] if data is not None else []
+        if used and len(tape) > DATA_MAX_NODES:
+            raise AdcliError(f"the tape has {len(tape):,} nodes; fits over data compile it to "
+                             f"numpy code, which needs about 7 kB a node, so they are limited "
+                             f"to {DATA_MAX_NODES:,} nodes")
+        self.data = data if used else None
+        self.columns = data.take(slice(None), used) if used else {}
+        self.rows = data.rows if used else 1
+        self.reduce = reduce
+        self.batch_size = batch_size if (batch_size and used and batch_size < self.rows) else None
+        self._batches: Iterator[np.ndarray] | None = None
+        if self.batch_size:
+            self._batches = batches(self.rows, self.batch_size, seed)
+        self.evaluations = 0
+        self._bound = False  # the point's names checked (on the first sweep)
+        position = {name: i for i, name in enumerate(tape.inputs)}
+        self._slots = [position[n] for n in self.names]
+
+    @property
+    def stochastic(self) -> bool:
+        return self.batch_size is not None
+
+    @property
+    def epoch(self) -> int:
+        """Minibatch steps per pass over the data."""
+        return -(-self.rows // self.batch_size) if self.batch_size else 1
+
+    def point(self, x: np.ndarray, columns: Mapping[str, np.ndarray] | None = None) -> dict:
+        point: dict[str, Any] = dict(self.fixed)
+        point.update(self.columns if columns is None else columns)
+        point.update(zip(self.names, (np.float64(v) for v in x)))
+        return point
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """The full objective and its gradient."""
+        scale = 1.0 if self.reduce == "sum" else 1.0 / self.rows
+        return self._sweep(x, self.columns, self.rows, scale)
+
+    def sample(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """An unbiased minibatch estimate of the objective and its gradient."""
+        assert self._batches is not None
+        rows = next(self._batches)
+        scale = (self.rows if self.reduce == "sum" else 1.0) / len(rows)
+        columns = {n: c[rows] for n, c in self.columns.items()}
+        return self._sweep(x, columns, len(rows), scale)
+
+    def _sweep(self, x: np.ndarray, columns: Mapping[str, np.ndarray], count: int,
+               scale: float) -> tuple[float, np.ndarray]:
+        """objective = scale * (sum of the expression over ``count`` rows)."""
+        self.evaluations += 1
+        point = self.point(x, columns)
+        if not self._bound:
+            sweeps.bind(self.tape, point)  # the interpreter's message for a missing value
+            self._bound = True
+        fast = compiled(self.tape)
+        if not columns:
+            # Straight-line code on Python floats: the interpreter's numbers, bit for bit.
+            value, grads = fast.auto()[1](*(float(point[n]) for n in self.tape.inputs))
+            return float(value), np.array([grads[i] for i in self._slots], dtype=np.float64)
+        # Blocked numpy sweeps over the rows (adcli.fast), as Function.grad_sum runs them.
+        total, grads = fast.grad_sum(point, self.names)
+        with np.errstate(all="ignore"):
+            return float(total * scale), np.array(grads, dtype=np.float64) * scale
+
+    def hessian(self, x: np.ndarray) -> np.ndarray:
+        """The exact Hessian of the objective (for ``newton``)."""
+        if self.stochastic:
+            raise AdcliError("--method newton cannot use --batch-size")
+        # Over data columns adcli.hessian sums the rows, as the reverse sweep does.
+        H = np.asarray(hessian(self.tape, self.point(x), self.names), dtype=np.float64)
+        if self.columns:
+            H = H * (1.0 if self.reduce == "sum" else 1.0 / self.rows)
+        return H
+
+
+def build_objective(tape: Tape, start: Mapping[str, float], wrt: Sequence[str] | None = None,
+                    data: Dataset | None = None, **kwargs: Any) -> tuple[Objective, np.ndarray]:
+    """Decide which inputs are parameters and where they start.
+
+    Data columns bind variables of the same name.  Without ``wrt`` every other variable is a
+    parameter, starting at its ``start`` value or 0.  With ``wrt`` only those are, and every
+    remaining variable must be a column or have a value in ``start``.
+    """
+    columns = set(data.names) if data is not None else set()
+    clash = [n for n in start if n in columns]
+    if clash:
+        raise AdcliError(f"'{clash[0]}' is a column of the data file; it cannot also be given "
+                         "a value with --from")
+    inputs = list(tape.inputs)
+    if wrt is None:
+        names = [n for n in inputs if n not in columns]
+    else:
+        names = list(wrt)
+        for n in names:
+            if n in columns:
+                raise AdcliError(f"--wrt '{n}' is a column of the data file, not a parameter")
+            if n not in tape.inputs:
+                raise AdcliError(f"--wrt '{n}' is not a variable of the expression "
+                                 f"(variables: {', '.join(inputs) or 'none'})")
+        for n in inputs:
+            if n not in columns and n not in names and n not in start:
+                where = " nor a column of the data file" if data is not None else ""
+                raise AdcliError(f"variable '{n}' is neither a parameter (--wrt){where}, and "
+                                 "has no value; give it one with --from, e.g. "
+                                 f"--from {n}=1")
+    if not names:
+        raise AdcliError("there is nothing to optimise: every variable is a data column")
+    fixed = {n: v for n, v in start.items() if n not in names}
+    x0 = np.array([start.get(n, 0.0) for n in names], dtype=np.float64)
+    return Objective(tape, names, fixed, data, **kwargs), x0
+
+
+def binding_warnings(objective: Objective, data: Dataset, start: Mapping[str, float],
+                     wrt: Sequence[str] | None, lets: Collection[str] = ()) -> list[str]:
+    """What a fit did with names silently: a variable missing from the data file becomes a
+    parameter (a CSV without its ``y`` column would fit ``y``), and a column named like a let
+    binding is ignored (the binding wins).  Naming the parameters with ``--wrt`` or ``--from``
+    says the first is meant."""
+    where = f"'{data.path}'" if data.path else "the data file"
+    warnings = [f"column '{c}' of {where} is not used: '{c}' is a let binding in the "
+                "expression, and the binding takes precedence" for c in data.names if c in lets]
+    if wrt is None:
+        implicit = [n for n in objective.names if n not in start]
+        if implicit:
+            shown = ", ".join(f"'{n}'" for n in implicit[:8])
+            if len(implicit) > 8:
+                shown += f" and {len(implicit) - 8} more"
+            columns = ", ".join(data.names)
+            one = len(implicit) == 1
+            warnings.append(
+                f"{shown} {'is not a column' if one else 'are not columns'} of {where} "
+                f"(columns: {columns}) and {'becomes a parameter' if one else 'become parameters'}"
+                "; name the parameters with --wrt to make a missing column an error")
+    return warnings
+
