@@ -4,7 +4,7 @@ differentiated at many points without re-parsing."""
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from . import sweeps
 from .errors import NameResolutionError
+from .fast.codegen import ENTRY_MAX_INPUTS, point_entry
 from .fast.policy import CompiledTape, compiled
 from .lower import MAX_NODES, lower
 from .ops import CONSTANTS
@@ -45,6 +46,10 @@ class Function:
         self.program = program
         self.max_nodes = max_nodes  # see adcli.lower.MAX_NODES
         self._tapes: dict[frozenset[str], Tape] = {}
+        # The fast paths of grad() and eval() for the common call, a point of plain floats
+        # with the same keys as a previous one: generated entries (see _engine).
+        self._grad_entry: Callable[[Mapping[str, Any]], Any] = _no_entry
+        self._eval_entry: Callable[[Mapping[str, Any]], Any] = _no_entry
 
     def compiled(self, bound: Iterable[str] = ()) -> CompiledTape:
         """The fast sweeps of :meth:`tape` (generated code; see :mod:`adcli.fast`)."""
@@ -87,18 +92,25 @@ class Function:
 
     def eval(self, point: Mapping[str, Any]) -> Any:
         """Value at ``point`` (float64 scalars, or numpy arrays for columns of data)."""
+        found = self._eval_entry(point)
+        if found is not None:
+            return found
         tape = self.tape(point)
         xs = _scalar_inputs(tape, point)
         if xs is not None:
-            return np.float64(self.compiled(point).auto()[0](*xs))
+            return np.float64(self._engine(tape, point)[0](*xs))
         return sweeps.evaluate(tape, point)[tape.output]
 
     def grad(self, point: Mapping[str, Any], wrt: Iterable[str] | None = None) -> GradResult:
         """Value and gradient by one forward and one reverse sweep."""
+        if wrt is None:
+            found = self._grad_entry(point)
+            if found is not None:
+                return found
         tape = self.tape(point)
         xs = _scalar_inputs(tape, point)
         if xs is not None:
-            value, grads = self.compiled(point).auto()[1](*xs)
+            value, grads = self._engine(tape, point)[1](*xs)
             value = np.float64(value)
             gradient = {name: np.float64(g) for name, g in zip(tape.inputs, grads)}
         elif _same_length_columns(sweeps.bind(tape, point)):
@@ -115,6 +127,20 @@ class Function:
             gradient = {name: gradient[name] for name in select_wrt(tape, wrt)}
         return GradResult(value, gradient)
 
+    def _engine(self, tape: Tape, point: Mapping[str, Any]) -> Any:
+        """The (value, value_and_grad) functions for one more sweep at a point of scalars.
+        Once they are the compiled ones for good, and the point names exactly the tape's
+        inputs (so its keys alone pick this tape), later calls with such a point of Python
+        floats go straight to them through generated entries (no tape lookup, no lists)."""
+        ct = compiled(tape)
+        engine = ct.auto()
+        n = len(tape.inputs)
+        if ct._compiled is not None and len(point) == n and n <= ENTRY_MAX_INPUTS:
+            keys = tuple(tape.inputs)
+            self._grad_entry = point_entry(n, True)(keys, engine[1], GradResult)
+            self._eval_entry = point_entry(n, False)(keys, engine[0], np.float64)
+        return engine
+
     def jvp(self, point: Mapping[str, Any], direction: Mapping[str, Any]) -> JvpResult:
         """Value and directional derivative along ``direction`` by forward mode: one pass,
         whatever the number of variables (variables missing from ``direction`` get 0)."""
@@ -127,6 +153,11 @@ class Function:
     def __repr__(self) -> str:
         text = self.source if len(self.source) < 60 else self.source[:57] + "..."
         return f"adcli.Function({text!r})"
+
+
+def _no_entry(point: Mapping[str, Any]) -> None:
+    """No fast path yet (see Function._engine)."""
+    return None
 
 
 def _scalar_inputs(tape: Tape, point: Mapping[str, Any]) -> list[float] | None:

@@ -72,3 +72,51 @@ def partials_function(arity: int, templates: Sequence[str], names: dict[str, Any
     body = ", ".join(fill(t, _PARAMS, "o") for t in templates)
     return build(f"def f(args, o):\n    {params}, = args\n    return ({body},)\n",
                  dict(names), "f")
+
+
+#: Points with more inputs than this take the general path (the entry is one line per input).
+ENTRY_MAX_INPUTS = 64
+
+
+def point_entry(arity: int, grad: bool) -> Callable:
+    key = (arity, grad)
+    make = _ENTRIES.get(key)
+    if make is None:
+        make = _ENTRIES[key] = _point_entry(arity, grad)
+    return make
+
+
+_ENTRIES: dict[tuple[int, bool], Callable] = {}
+
+
+def _point_entry(arity: int, grad: bool) -> Callable:
+    """``make(keys, fn, result)``: makes ``entry(point)``, the fast path of ``f.grad(dict)``
+    (``grad``) or ``f.eval(dict)``: when ``point`` has exactly the ``arity`` keys ``keys`` and
+    every value is a Python float, ``fn(*values)`` with no lists, loops or ``dict(zip())``;
+    else None (the caller takes the general path). The source depends on ``arity`` only: the
+    keys are passed as values, never written into it."""
+    ks = [f"k{i}" for i in range(arity)]
+    xs = [f"x{i}" for i in range(arity)]
+    lines = [f"def make({', '.join(['keys', 'fn', 'result'])}):"]
+    if arity:
+        lines.append(f"    {''.join(k + ', ' for k in ks)}= keys")
+    lines += ["    def entry(point):",
+              f"        if _len(point) != {arity}:",
+              "            return None"]
+    if arity:
+        lines += ["        try:"]
+        lines += [f"            {x} = point[{k}]" for x, k in zip(xs, ks)]
+        lines += ["        except KeyError:",
+                  "            return None",
+                  "        if " + " or ".join(f"{x}.__class__ is not _float" for x in xs) + ":",
+                  "            return None"]
+    call = f"fn({', '.join(xs)})"
+    if grad:
+        pairs = ", ".join(f"{k}: g[{i}]" for i, k in enumerate(ks))
+        lines += [f"        v, g = {call}",
+                  f"        return _new(result, (_float(v), {{{pairs}}}))"]
+    else:
+        lines += [f"        return result({call})"]
+    lines += ["    return entry", ""]
+    return build("\n".join(lines), {"_len": len, "_float": float, "_new": tuple.__new__},
+                 "make")
