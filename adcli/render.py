@@ -97,8 +97,13 @@ def classify_hessian(ev) -> str:
     return "singular (a zero eigenvalue): the second-order test is inconclusive"
 
 
-def hessian(names: list[str], matrix, ev) -> None:
+def hessian(names: list[str], matrix, ev, verdict: str | None = None) -> None:
+    """The matrix, its eigenvalues and what they say (``verdict`` overrides that reading when
+    the point does not allow one); a constant's empty Hessian is one line, not a table."""
     out = stdout()
+    if not names:
+        out.print(verdict or classify_hessian(ev), soft_wrap=True)
+        return
     table = Table(title="Hessian", title_justify="left")
     table.add_column("", style="cyan")
     for name in names:
@@ -107,7 +112,7 @@ def hessian(names: list[str], matrix, ev) -> None:
         table.add_row(name, *(num(v) for v in row))
     out.print(table)
     out.print("[bold]eigenvalues[/bold]  " + "  ".join(num(v) for v in ev), soft_wrap=True)
-    out.print(classify_hessian(ev), soft_wrap=True)
+    out.print(verdict or classify_hessian(ev), soft_wrap=True)
 
 
 # --- minimize ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from .common import (
     EXPR_HELP,
     emit_json,
     expr_argument,
-    json_option,
+    json_option_saying,
     load_function,
     max_size_option,
     parse_names,
@@ -23,7 +23,8 @@ from .common import (
 @click.option("--wrt", metavar="NAMES",
               help="Differentiate with respect to these variables, e.g. x or w0,w1 "
                    "(default: every variable).")
-@json_option
+@json_option_saying('Print one JSON object: "wrt" and "derivative" (lists, or strings for '
+                    'one --wrt name).')
 @max_size_option
 def diff(expr: str, wrt: str | None, as_json: bool, max_size: int) -> None:
     """The derivative of EXPR as an expression you can read, evaluate or differentiate again.
@@ -40,13 +41,18 @@ def diff(expr: str, wrt: str | None, as_json: bool, max_size: int) -> None:
     """
     function = load_function(expr, max_size)
     tape = function.tape()
-    names = select_wrt(tape, parse_names(wrt)) if wrt is not None else list(tape.inputs)
+    asked = parse_names(wrt) if wrt is not None else None
+    names = select_wrt(tape, asked) if asked is not None else list(tape.inputs)
     texts = derivative_texts(tape, names, sep="; " if as_json else "\n")
     if as_json:
-        if len(names) == 1:
+        # One shape: lists, unless the user asked for exactly one name.
+        if asked is not None and len(names) == 1:
             emit_json({"wrt": names[0], "derivative": texts[0]})
         else:
             emit_json({"wrt": names, "derivative": texts})
+    elif not names:
+        render.warn("EXPR has no variables: its derivative is 0")
+        click.echo("0")
     else:
         render.derivatives(names, texts)
 

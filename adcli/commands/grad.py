@@ -11,6 +11,7 @@ from .common import (
     emit_json,
     expr_argument,
     json_option,
+    json_option_saying,
     load_function,
     max_size_option,
     parse_names,
@@ -61,7 +62,7 @@ def grad(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool, no_tabl
 @click.command("eval", epilog=EXPR_HELP)
 @expr_argument
 @at_option
-@json_option
+@json_option_saying('Print one JSON object, {"value": ...}.')
 @max_size_option
 def eval_(expr: str, at: tuple[str, ...], as_json: bool, max_size: int) -> None:
     """Value of EXPR at a point.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import click
+import numpy as np
 
 from .. import render, sweeps
+from ..diagnose import derivative_warnings
 from ..function import select_wrt
 from ..hessian import eigenvalues
 from ..hessian import hessian as hessian_at
-from ..report import nonfinite_warnings, unused_names
+from ..report import unused_names
 from .common import (
     EXPR_HELP,
     at_option,
@@ -43,16 +45,28 @@ def hessian(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool,
     point = parse_point(at)
     tape = function.tape(point)
     names = select_wrt(tape, parse_names(wrt)) if wrt is not None else list(tape.inputs)
-    values = sweeps.evaluate(tape, point)  # checks the point; reports non-finite values
-    for message in nonfinite_warnings(tape, values):
-        render.warn(message)
+    # The same sweeps and warnings as grad: a Hessian at a point where the value is nan or that
+    # sits on a kink is a formula's second derivatives, not the function's curvature.
+    _, gradient, values, adjoint = sweeps.value_and_grad(tape, point)
+    warnings = derivative_warnings(tape, values, adjoint, gradient)
     for name in unused_names(tape, point):
-        render.warn(f"'{name}' is given a value but the expression does not use it")
+        warnings.append(f"'{name}' is given a value but the expression does not use it")
     matrix = hessian_at(tape, point, names)
     ev = eigenvalues(matrix)
+    if not np.all(np.isfinite(matrix)):
+        pairs = sorted({(min(i, j), max(i, j)) for i, j in zip(*np.nonzero(~np.isfinite(matrix)))})
+        bad = [f"d2/d{names[i]}d{names[j]}" for i, j in pairs]
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        warnings.append(f"the Hessian is not finite: {shown}")
+    for message in warnings:
+        render.warn(message)
     if as_json:
         emit_json({"variables": names, "hessian": matrix.tolist(), "eigenvalues": ev.tolist()})
-    else:
-        render.hessian(names, matrix, ev)
-
-
+        return
+    verdict = None
+    if not names:
+        verdict = "no variables: the Hessian of a constant is empty (0 x 0)"
+    elif warnings and not all(w.startswith("'") for w in warnings):
+        verdict = ("not classified: the second-order test needs a finite value and gradient "
+                   "at a smooth point (see the warnings)")
+    render.hessian(names, matrix, ev, verdict)
