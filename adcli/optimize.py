@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -117,10 +118,18 @@ class MinimizeResult:
         return {n: float(v) for n, v in zip(self.names, self.x)}
 
     def to_json(self) -> dict[str, Any]:
-        return {"minimum": self.minimum, "value": float(self.value),
+        # "minimum" only for a converged run: a diverged or stopped run's last point is none.
+        where = "minimum" if self.converged else "point"
+        return {where: self.minimum, "value": float(self.value),
                 "grad_norm": self.grad_norm, "iterations": self.iterations,
                 "evaluations": self.evaluations, "converged": self.converged,
                 "reason": self.reason, "method": self.method}
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort key putting ``w2`` before ``w10``: digit runs compare as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", name) if part]
 
 
 def norm(v: Any) -> float:
@@ -265,14 +274,24 @@ def build_objective(tape: Tape, start: Mapping[str, float], wrt: Sequence[str] |
             if n not in tape.inputs:
                 raise AdcliError(f"--wrt '{n}' is not a variable of the expression "
                                  f"(variables: {', '.join(inputs) or 'none'})")
-        for n in inputs:
-            if n not in columns and n not in names and n not in start:
-                where = " nor a column of the data file" if data is not None else ""
-                raise AdcliError(f"variable '{n}' is neither a parameter (--wrt){where}, and "
-                                 "has no value; give it one with --from, e.g. "
-                                 f"--from {n}=1")
+        unset = [n for n in inputs if n not in columns and n not in names and n not in start]
+        if unset:
+            listed = ", ".join(f"'{n}'" for n in unset)
+            example = ",".join(f"{n}=1" for n in unset[:3])
+            one = len(unset) == 1
+            what = (f"variable {listed} is not a parameter (--wrt)" if one
+                    else f"variables {listed} are not parameters (--wrt)")
+            if data is not None:
+                what += " nor a column of the data file" if one else " nor columns of the data file"
+            raise AdcliError(f"{what} and {'has' if one else 'have'} no value; give "
+                             f"{'it one' if one else 'them values'} with --from, e.g. "
+                             f"--from {example}")
     if not names:
+        if not inputs:
+            raise AdcliError("there is nothing to optimise: EXPR has no variables")
         raise AdcliError("there is nothing to optimise: every variable is a data column")
+    if wrt is None:
+        names.sort(key=natural_key)  # a1 a2 … a10 b1 …, not the order of first use
     fixed = {n: v for n, v in start.items() if n not in names}
     x0 = np.array([start.get(n, 0.0) for n in names], dtype=np.float64)
     return Objective(tape, names, fixed, data, **kwargs), x0

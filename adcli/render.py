@@ -36,6 +36,11 @@ def num(v) -> str:
     return format_value(v)
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 iteration``, ``2 iterations``, ``1,000 iterations``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def warn(message: str) -> None:
     """``Warning: ...`` on stderr; very long words (a 1 MB name) are cut to their ends."""
     stderr().print(f"[yellow]Warning:[/yellow] {escape(clip_words(message))}", markup=True,
@@ -73,8 +78,9 @@ def node_table(report: GradReport, max_rows: int = 200) -> Table:
     table.add_column("grad (adjoint)", justify="right", style="green")
     rows = report.nodes if max_rows <= 0 else report.nodes[:max_rows]
     for n in rows:
+        # A constant carries no derivative: "–", not a gradient of 0 that reads as a result.
         table.add_row(str(n.id), n.op, " ".join(f"#{a}" for a in n.args), n.label,
-                      num(n.value), num(n.grad))
+                      num(n.value), "–" if n.op == "const" else num(n.grad))
     return table
 
 
@@ -133,8 +139,8 @@ def minimize_result(result) -> None:
             out.print(f"  {name.ljust(width)}  {num(v)}", soft_wrap=True)
     out.print(f"[bold]value[/bold]      {num(result.value)}", soft_wrap=True)
     out.print(f"[bold]grad norm[/bold]  {num(result.grad_norm)}", soft_wrap=True)
-    out.print(f"[dim]method {result.method}, {result.iterations:,} iterations, "
-              f"{result.evaluations:,} gradient evaluations[/dim]", soft_wrap=True)
+    out.print(f"[dim]method {result.method}, {counted(result.iterations, 'iteration')}, "
+              f"{counted(result.evaluations, 'gradient evaluation')}[/dim]", soft_wrap=True)
 
 
 def live_display_possible() -> bool:
@@ -360,6 +366,7 @@ def fit_result(result) -> None:
         out.print(f"[bold]R^2[/bold]  {result.r_squared:.6f}", soft_wrap=True)
     if result.absolute_sigma:
         out.print("[dim]standard errors take sigma as the absolute errors of the data[/dim]")
-    out.print(f"[dim]method {escape(result.method)}, {result.iterations:,} iterations, "
-              f"{result.evaluations:,} evaluations, {result.jacobian_evaluations:,} Jacobian "
-              f"evaluations[/dim]", soft_wrap=True)
+    out.print(f"[dim]method {escape(result.method)}, {counted(result.iterations, 'iteration')}, "
+              f"{counted(result.evaluations, 'evaluation')}, "
+              f"{counted(result.jacobian_evaluations, 'Jacobian evaluation')}[/dim]",
+              soft_wrap=True)
