@@ -279,10 +279,13 @@ def build_objective(tape: Tape, start: Mapping[str, float], wrt: Sequence[str] |
             listed = ", ".join(f"'{n}'" for n in unset)
             example = ",".join(f"{n}=1" for n in unset[:3])
             one = len(unset) == 1
-            what = (f"variable {listed} is not a parameter (--wrt)" if one
-                    else f"variables {listed} are not parameters (--wrt)")
-            if data is not None:
-                what += " nor a column of the data file" if one else " nor columns of the data file"
+            if data is None:
+                what = (f"variable {listed} is not a parameter (--wrt)" if one
+                        else f"variables {listed} are not parameters (--wrt)")
+            else:
+                what = (f"variable {listed} is neither a parameter (--wrt) nor a column of the "
+                        "data file" if one else f"variables {listed} are neither parameters "
+                        "(--wrt) nor columns of the data file")
             raise AdcliError(f"{what} and {'has' if one else 'have'} no value; give "
                              f"{'it one' if one else 'them values'} with --from, e.g. "
                              f"--from {example}")

@@ -6,6 +6,7 @@ import click
 
 from .. import render, sweeps
 from ..errors import AdcliError, OutputError
+from ..graph import FORMATS
 from ..report import nonfinite_warnings, unused_names
 from .common import (
     EXPR_HELP,
@@ -20,9 +21,11 @@ from .common import (
 @click.command(epilog=EXPR_HELP)
 @expr_argument
 @at_option
-@click.option("--format", "fmt", type=click.Choice(["dot", "svg", "png"]), default=None,
-              help="Output format (default: from the -o file's extension, else dot). "
-                   "svg and png need Graphviz's dot program (apt-get install graphviz).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              metavar="FORMAT",
+              help="Output format: any of Graphviz's (dot, svg, png, pdf, jpg, …; default: "
+                   "from the -o file's extension, else dot). All but dot need Graphviz's dot "
+                   "program (apt-get install graphviz).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write to this file instead of standard output.")
 @click.option("--max-nodes", type=click.IntRange(min=0), default=10_000, show_default=True,
@@ -40,15 +43,12 @@ def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
       adcli graph "(w0 + w1*x - y)^2" --at x=3,y=7,w0=-2,w1=2 -o g.dot
       adcli graph "a = x^2; a + sin(a)" --at x=1 -o g.svg
     """
-    import os
     import sys
 
-    from ..graph import check_size, to_dot
+    from ..graph import TEXT_FORMATS, check_size, format_for, to_dot
     from ..graph import render as draw
 
-    if fmt is None:
-        ext = os.path.splitext(output or "")[1].lower().lstrip(".")
-        fmt = ext if ext in ("svg", "png") else "dot"
+    fmt = format_for(output, fmt)
     function = load_function(expr, max_size)
     point = parse_point(at)
     tape = function.tape(point)
@@ -62,9 +62,9 @@ def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
     data = draw(to_dot(tape, point or None, title=function.source if len(function.source) < 80
                        else ""), fmt)
     if output is None:
-        if fmt == "png" and sys.stdout.isatty():
-            raise AdcliError("PNG is binary: write it to a file with -o FILE.png")
-        if fmt == "dot":
+        if fmt not in TEXT_FORMATS and sys.stdout.isatty():
+            raise AdcliError(f"{fmt} is binary: write it to a file with -o FILE.{fmt}")
+        if fmt in ("dot", "gv"):
             click.echo(data.decode(), nl=False)
         else:
             sys.stdout.buffer.write(data)
