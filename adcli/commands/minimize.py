@@ -161,7 +161,9 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
     if plot_path:
         from ..plot import plot_run
 
-        plot_run(plot_path, result, history, objective)
+        note = plot_run(plot_path, result, history, objective)
+        if note:
+            click.echo(f"Note: {note}", err=True)
     if as_json:
         emit_json(result.to_json())
     else:
