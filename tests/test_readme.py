@@ -201,3 +201,27 @@ def test_console_block_is_real_output(tmp_path, section, line, commands) -> None
 ])
 def test_comparison_rules(got, want, ok) -> None:
     assert (same_output(got, want, "x") is None) is ok
+
+
+PYTHON_BLOCKS = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if ">>>" in b]
+
+
+def test_every_python_block_is_a_doctest() -> None:
+    """A Python example either runs as a doctest (below) or is the op-table excerpt of the
+    "how to add a primitive" section, which is checked against adcli/ops.py here."""
+    others = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if ">>>" not in b]
+    ops = (ROOT / "adcli" / "ops.py").read_text(encoding="utf-8")
+    assert len(PYTHON_BLOCKS) >= 3
+    for block in others:  # the same code, indented as a README block
+        assert " ".join(block.split()) in " ".join(ops.split()), block
+
+
+@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=lambda b: b.splitlines()[1][:40])
+def test_python_block_runs(block, monkeypatch) -> None:
+    import doctest
+
+    monkeypatch.chdir(ROOT)
+    test = doctest.DocTestParser().get_doctest(block, {}, "README", "README.md", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.tries > 0 and runner.failures == 0
