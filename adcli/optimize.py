@@ -276,7 +276,8 @@ def build_objective(tape: Tape, start: Mapping[str, float], wrt: Sequence[str] |
                                  f"(variables: {', '.join(inputs) or 'none'})")
         unset = [n for n in inputs if n not in columns and n not in names and n not in start]
         if unset:
-            listed = ", ".join(f"'{n}'" for n in unset)
+            listed = ", ".join(f"'{n}'" for n in unset[:10])
+            listed += f" and {len(unset) - 10:,} more" if len(unset) > 10 else ""
             example = ",".join(f"{n}=1" for n in unset[:3])
             one = len(unset) == 1
             if data is None:
