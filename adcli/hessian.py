@@ -131,7 +131,7 @@ def hessian_of(f: Any, point: Mapping[str, Any], wrt: Iterable[str] | None = Non
     """``adcli.hessian(f, point, wrt=None)``: the exact Hessian of ``f`` (an
     :class:`adcli.Function` or source text) at ``point``, as ``f.hessian(point, wrt)``."""
     if isinstance(f, str):
-        from .function import parse
+        from . import parse  # through the package: adcli.function imports this module
 
         f = parse(f)
     return f.hessian(point, wrt)
