@@ -18,6 +18,8 @@ How loosely (the rules are few, and each one has a reason):
 A command's exit status must be 0, or 2 when the README shows an ``Error:`` line, unless the
 next line of the block is ``echo $?`` (which prints it, and is compared like any output).
 
+To bring stale outputs up to date: ``python tests/test_readme.py`` (see :func:`regenerate`).
+
 A block preceded by ``<!-- readme-test: skip (REASON) -->`` is not run; there is one, and the
 test fails if more appear (see ``SKIPPED``).
 """
@@ -227,3 +229,39 @@ def test_python_block_runs(block, monkeypatch) -> None:
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.tries > 0 and runner.failures == 0
+
+
+def regenerate() -> int:
+    """``python tests/test_readme.py``: rewrite the outputs in README.md that no longer match
+    what the commands print (stdout, then stderr), leaving matching ones as they are (so
+    float noise does not churn the README). Outputs with ``...`` are elided by hand: they are
+    reported, not rewritten. Returns how many were left for a person to fix."""
+    import tempfile
+
+    lines = README.splitlines(keepends=True)
+    left = 0
+    for section, start, commands in reversed(console_blocks()):
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copytree(ROOT / "samples", Path(tmp) / "samples")
+            results = _run_block(commands, Path(tmp))
+        body: list[str] = []
+        for (command, want), (out, err, _rc) in zip(commands, results):
+            got = "".join(ln.rstrip() + "\n" for ln in (out + err).splitlines())
+            if same_output(got, want, section) is None or "..." in want:
+                if "..." in want and same_output(got, want, section) is not None:
+                    print(f"README.md:{start}: `{command}` is elided with '...': fix by hand")
+                    left += 1
+                body.append(f"$ {command}\n{want}")
+            else:
+                print(f"README.md:{start}: `{command}`: rewritten")
+                body.append(f"$ {command}\n{got}")
+        end = start
+        while lines[end] != "```\n":
+            end += 1
+        lines[start:end] = ["".join(body)]
+    (ROOT / "README.md").write_text("".join(lines), encoding="utf-8")
+    return left
+
+
+if __name__ == "__main__":
+    sys.exit(1 if regenerate() else 0)
