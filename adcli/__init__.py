@@ -3,8 +3,10 @@
 >>> import adcli
 >>> f = adcli.parse("(w0 + w1*x - y)^2")
 >>> value, gradient = f.grad({"x": 3.0, "y": 7.0, "w0": -2.0, "w1": 2.0})
->>> float(value), {k: float(v) for k, v in gradient.items()}
+>>> value, gradient
 (9.0, {'w0': -6.0, 'w1': -18.0, 'x': -12.0, 'y': 6.0})
+>>> adcli.hessian("x^2*y", {"x": 1.0, "y": 3.0}).tolist()
+[[6.0, 2.0], [2.0, 0.0]]
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ if TYPE_CHECKING:
     from .function import Function, GradResult, parse
 
 __version__ = "0.1.0"
-__all__ = ["AdcliError", "FitResult", "Function", "GradResult", "fit", "parse", "__version__"]
+__all__ = ["AdcliError", "FitResult", "Function", "GradResult", "fit", "hessian", "parse",
+           "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -28,6 +31,10 @@ def __getattr__(name: str) -> Any:
         from . import function
 
         return getattr(function, name)
+    if name == "hessian":  # the module, callable: adcli.hessian(f, point) (see its end)
+        import importlib
+
+        return importlib.import_module(".hessian", __name__)
     if name in ("fit", "FitResult"):  # the module is adcli.fitting: adcli.fit stays the function
         from . import fitting
 

@@ -34,9 +34,9 @@ COMMANDS: dict[str, str] = {
     "eval": "adcli.commands.grad:eval_",
     "compare-modes": "adcli.commands.compare:compare_modes_cmd",
     "minimize": "adcli.commands.minimize:minimize",
-    "hessian": "adcli.commands.diff:hessian",
+    "hessian": "adcli.commands.hessian:hessian",
     "diff": "adcli.commands.diff:diff",
-    "graph": "adcli.commands.diff:graph",
+    "graph": "adcli.commands.graph:graph",
     "fit": "adcli.commands.fit:fit",
 }
 

@@ -35,7 +35,10 @@ def first_nonfinite_value(tape: Tape, values: list[Any],
     for slot, v in enumerate(values):
         if not all_finite(v):
             labels = labels or Labels(tape)
-            return NonFinite(slot, tape.op_name(slot), labels[slot], _first_bad(v),
+            label = labels[slot]
+            if slot in tape.folded_from:  # a constant: name the text that folded to it
+                label = f"{label}', folded from '{tape.folded_from[slot]}"
+            return NonFinite(slot, tape.op_name(slot), label, _first_bad(v),
                              [_first_bad(values[a]) for a in tape.args[slot]])
     return None
 

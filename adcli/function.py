@@ -65,7 +65,7 @@ class Function:
         sweeps.bind(tape, point)  # the interpreter's checks and messages for missing values
         names = select_wrt(tape, wrt) if wrt is not None else list(tape.inputs)
         value, grads = compiled(tape).grad_sum(point, names)
-        return GradResult(value, dict(zip(names, grads)))
+        return GradResult(_plain(value), {name: _plain(g) for name, g in zip(names, grads)})
 
     @property
     def source(self) -> str:
@@ -91,18 +91,20 @@ class Function:
         return self.tape().variables
 
     def eval(self, point: Mapping[str, Any]) -> Any:
-        """Value at ``point`` (float64 scalars, or numpy arrays for columns of data)."""
+        """Value at ``point``: a Python float for a point of scalars (so it prints as
+        ``9.0``), a numpy array for columns of data."""
         found = self._eval_entry(point)
         if found is not None:
             return found
         tape = self.tape(point)
         xs = _scalar_inputs(tape, point)
         if xs is not None:
-            return np.float64(self._engine(tape, point)[0](*xs))
+            return float(self._engine(tape, point)[0](*xs))
         return sweeps.evaluate(tape, point)[tape.output]
 
     def grad(self, point: Mapping[str, Any], wrt: Iterable[str] | None = None) -> GradResult:
-        """Value and gradient by one forward and one reverse sweep."""
+        """Value and gradient by one forward and one reverse sweep: Python floats for a point
+        of scalars (``print(gradient)`` shows ``{'x': -6.0}``), numpy arrays for columns."""
         if wrt is None:
             found = self._grad_entry(point)
             if found is not None:
@@ -111,8 +113,8 @@ class Function:
         xs = _scalar_inputs(tape, point)
         if xs is not None:
             value, grads = self._engine(tape, point)[1](*xs)
-            value = np.float64(value)
-            gradient = {name: np.float64(g) for name, g in zip(tape.inputs, grads)}
+            value = float(value)
+            gradient = {name: float(g) for name, g in zip(tape.inputs, grads)}
         elif _same_length_columns(sweeps.bind(tape, point)):
             # Columns of data: blocked numpy sweeps (per-row values, per-row gradients for the
             # columns, summed gradients for the scalars), as the interpreter defines them.
@@ -120,9 +122,10 @@ class Function:
             value, grads = self.compiled(point).sweep_columns(
                 [point[n] for n in tape.inputs], wrt=names)
             gradient = dict(zip(tape.inputs, grads))
-            return GradResult(value, {name: gradient[name] for name in names})
+            return GradResult(_plain(value), {name: _plain(gradient[name]) for name in names})
         else:
             value, gradient, _, _ = sweeps.value_and_grad(tape, point)
+            value, gradient = _plain(value), {n: _plain(g) for n, g in gradient.items()}
         if wrt is not None:
             gradient = {name: gradient[name] for name in select_wrt(tape, wrt)}
         return GradResult(value, gradient)
@@ -138,8 +141,19 @@ class Function:
         if ct._compiled is not None and len(point) == n and n <= ENTRY_MAX_INPUTS:
             keys = tuple(tape.inputs)
             self._grad_entry = point_entry(n, True)(keys, engine[1], GradResult)
-            self._eval_entry = point_entry(n, False)(keys, engine[0], np.float64)
+            self._eval_entry = point_entry(n, False)(keys, engine[0], float)
         return engine
+
+    def hessian(self, point: Mapping[str, Any], wrt: Iterable[str] | None = None
+                ) -> np.ndarray:
+        """The exact (n, n) Hessian at ``point`` w.r.t. ``wrt`` (default: every variable, in
+        the order of :attr:`variables`); over data columns, of the sum over the rows. The
+        gradient tapes are built once and cached, so many points cost only sweeps."""
+        from .hessian import hessian
+
+        tape = self.tape(point)
+        names = select_wrt(tape, wrt) if wrt is not None else list(tape.inputs)
+        return hessian(tape, point, names)
 
     def jvp(self, point: Mapping[str, Any], direction: Mapping[str, Any]) -> JvpResult:
         """Value and directional derivative along ``direction`` by forward mode: one pass,
@@ -158,6 +172,12 @@ class Function:
 def _no_entry(point: Mapping[str, Any]) -> None:
     """No fast path yet (see Function._engine)."""
     return None
+
+
+def _plain(v: Any) -> Any:
+    """A Python float for a scalar (numpy's float64 prints as ``np.float64(-6.0)``), arrays
+    as they are."""
+    return float(v) if np.ndim(v) == 0 else v
 
 
 def _scalar_inputs(tape: Tape, point: Mapping[str, Any]) -> list[float] | None:

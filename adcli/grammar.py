@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import NameResolutionError, ParseError
+from .lalr import _TOKEN_RE
 from .ops import FUNCTIONS
 from .syntax import Node, Statement, call, const, var
 
@@ -92,13 +93,35 @@ def _call_error(name: str, line: int, column: int, nargs: int) -> NameResolution
     """The error for a call of an unknown function or with the wrong number of arguments."""
     op = FUNCTIONS.get(name)
     if op is None:
+        close = _closest_function(name)
+        guess = f"did you mean '{close}'? " if close else ""
         return NameResolutionError(f"unknown function '{name}'", line=line, column=column,
-                                   hint="functions: " + ", ".join(sorted(FUNCTIONS)))
+                                   hint=guess + "functions: " + ", ".join(sorted(FUNCTIONS)))
     if nargs != op.arity:
         want = "1 argument" if op.arity == 1 else f"{op.arity} arguments"
         return NameResolutionError(f"{name}() takes {want}, got {nargs}", line=line,
                                    column=column)
     return None
+
+
+#: Other languages' names for functions adcli has (numpy's, C's, mathematicians').
+_FUNCTION_ALIASES = {"ln": "log", "arcsin": "asin", "arccos": "acos", "arctan": "atan",
+            "arctan2": "atan2", "arcsinh": "asinh", "power": "pow", "fabs": "abs",
+            "maximum": "max", "minimum": "min", "logistic": "sigmoid", "expit": "sigmoid",
+            "heaviside": "step", "sgn": "sign", "signum": "sign", "exp1m": "expm1"}
+
+
+def _closest_function(name: str) -> str | None:
+    """The function a user most likely meant by an unknown name (ln -> log, sine -> sin)."""
+    import difflib
+
+    alias = _FUNCTION_ALIASES.get(name.lower())
+    if alias in FUNCTIONS:
+        return alias
+    if name.lower() in FUNCTIONS:
+        return name.lower()
+    found = difflib.get_close_matches(name[:100].lower(), sorted(FUNCTIONS), n=1, cutoff=0.6)
+    return found[0] if found else None
 
 
 @lru_cache(maxsize=1)
@@ -115,13 +138,27 @@ def _parser():
                 transformer=transformer, cache=False, maybe_placeholders=False)
 
 
-def _describe_expected(expected) -> str:
+def _describe_expected(expected, text: str = "", offset: int = 0) -> str:
+    """What the parser would have accepted. Outside every parenthesis ``)`` and ``,`` are
+    dropped: LALR's merged states list them wherever an expression may end, even where no
+    parenthesis is open."""
+    if _paren_depth(text, offset) <= 0:
+        expected = [t for t in expected if t not in ("RPAR", "COMMA")]
     names = sorted({_TOKEN_NAMES.get(t, t) for t in expected if not t.startswith("__")})
     if not names:
         return ""
     if len(names) == 1:
         return "expected " + names[0]
     return "expected one of: " + ", ".join(names)
+
+
+def _paren_depth(text: str, offset: int) -> int:
+    """How many parentheses are open before ``offset`` (comments skipped)."""
+    depth = 0
+    for m in _TOKEN_RE.finditer(text, 0, offset):
+        word = m.group()
+        depth += (word == "(") - (word == ")") if m.lastindex == 7 else 0
+    return depth
 
 
 def _end_position(text: str) -> tuple[int, int]:
@@ -137,17 +174,19 @@ def _syntax_error(err: UnexpectedInput, text: str) -> ParseError:
     if isinstance(err, UnexpectedCharacters):
         ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
         return ParseError(f"unexpected character {ch!r}", source=text, line=err.line,
-                          column=err.column, hint=_describe_expected(err.allowed or ()))
+                          column=err.column,
+                          hint=_describe_expected(err.allowed or (), text, err.pos_in_stream))
     if isinstance(err, (UnexpectedToken, UnexpectedEOF)):
         token = getattr(err, "token", None)
         expected = getattr(err, "expected", None) or getattr(err, "accepts", None) or ()
         if token is None or token.type == "$END":
             line, column = _end_position(text)
             return ParseError("unexpected end of input", source=text, line=line,
-                              column=column, hint=_describe_expected(expected))
+                              column=column, hint=_describe_expected(expected, text, len(text)))
         shown = "a new line" if token.type == "_NL" else repr(str(token))
         return ParseError(f"unexpected {shown}", source=text, line=token.line,
-                          column=token.column, hint=_describe_expected(expected))
+                          column=token.column,
+                          hint=_describe_expected(expected, text, token.start_pos))
     return ParseError(str(err), source=text)
 
 

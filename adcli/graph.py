@@ -81,9 +81,39 @@ def to_dot(tape: Tape, point: Mapping[str, Any] | None = None, title: str = "") 
     return "\n".join(lines) + "\n"
 
 
+#: Graphviz's output formats (``dot -T?``) that make a file, by the extension they are known
+#: by; ``dot`` and ``gv`` are DOT text, written without Graphviz. Not listed: x11/xlib
+#: (windows, not files) and the xdot/json version variants (chosen with --format).
+FORMATS = ("bmp canon cmap cmapx dot eps fig gd gd2 gif gv imap ismap jpe jpeg jpg json mp "
+           "pdf pic plain plain-ext png pov ps ps2 svg svgz tif tiff tk vdx vml vmlz vrml wbmp "
+           "webp xdot").split()
+#: The formats that are text (safe to print on a terminal); the rest are binary.
+TEXT_FORMATS = frozenset("canon cmap cmapx dot eps fig gv imap ismap json mp pic plain "
+                         "plain-ext pov ps ps2 svg tk vdx vml vrml xdot".split())
+
+
+def format_for(path: str | None, fmt: str | None) -> str:
+    """The output format: ``fmt`` if given, else the ``-o`` file's extension (``g.jpg`` is
+    JPEG), else DOT. An extension Graphviz does not know is refused rather than written as
+    DOT text under a misleading name."""
+    if fmt is not None:
+        return fmt
+    if not path:
+        return "dot"
+    base = path.replace("\\", "/").rsplit("/", 1)[-1]
+    if "." not in base.lstrip("."):
+        return "dot"
+    ext = base.rsplit(".", 1)[1].lower()
+    if ext not in FORMATS:
+        raise AdcliError(f"-o '{path}': '.{ext}' is not a Graphviz output format",
+                         hint="use an extension such as .dot, .svg, .png, .pdf or .jpg, or "
+                              "choose with --format (formats: " + ", ".join(FORMATS) + ")")
+    return ext
+
+
 def render(dot_source: str, fmt: str) -> bytes:
-    """Run Graphviz ``dot`` to turn DOT into ``fmt`` ("svg" or "png")."""
-    if fmt == "dot":
+    """Run Graphviz ``dot`` to turn DOT into ``fmt`` (one of :data:`FORMATS`)."""
+    if fmt in ("dot", "gv"):
         return dot_source.encode()
     exe = shutil.which("dot")
     if exe is None:

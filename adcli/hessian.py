@@ -13,6 +13,8 @@ e.g. d/dy x^y at x = 0) the Hessian has nan entries rather than a silently wrong
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -109,3 +111,28 @@ def eigenvalues(hess: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(h)):
         return np.full(h.shape[0], np.nan)
     return np.linalg.eigvalsh(0.5 * (h + h.T))
+
+
+def hessian_of(f: Any, point: Mapping[str, Any], wrt: Iterable[str] | None = None
+               ) -> np.ndarray:
+    """``adcli.hessian(f, point, wrt=None)``: the exact Hessian of ``f`` (an
+    :class:`adcli.Function` or source text) at ``point``, as ``f.hessian(point, wrt)``."""
+    if isinstance(f, str):
+        from . import parse  # through the package: adcli.function imports this module
+
+        f = parse(f)
+    return f.hessian(point, wrt)
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``adcli.hessian(f, point)`` is the function the README and
+    users reach for, while ``adcli.hessian`` must stay this module (importing a submodule sets
+    the package attribute of its name, so a plain function there would be replaced by the
+    module on first import). ``adcli.hessian.hessian(tape, point)`` keeps working."""
+
+    def __call__(self, f: Any, point: Mapping[str, Any],
+                 wrt: Iterable[str] | None = None) -> np.ndarray:
+        return hessian_of(f, point, wrt)
+
+
+sys.modules[__name__].__class__ = _CallableModule

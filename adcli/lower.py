@@ -8,11 +8,12 @@ bound, or an input variable.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 
 from .errors import AdcliError, NameResolutionError
 from .ops import CONSTANTS, OPS, apply, const_key
-from .syntax import Program, iter_postorder
+from .syntax import Node, Program, iter_postorder
 from .tape import CONST, VAR, Tape
 
 
@@ -71,7 +72,12 @@ def lower(program: Program, bound: Collection[str] = (), *,
     code: dict[int, int] = {}
     folded: list[float] = []
 
-    def const_slot(value: float) -> int:
+    # Folded constants that are inf or nan, by index in ``folded``: the syntax node whose
+    # folding first made them so (``0/0``), for diagnostics that would otherwise name "nan".
+    origin: dict[int, Node] = {}
+
+    def const_slot(k: int) -> int:
+        value = folded[k]
         key = _const_key(value)
         slot = key_slot.get(key)
         if slot is None:
@@ -80,7 +86,16 @@ def lower(program: Program, bound: Collection[str] = (), *,
             args_of.append(())
             consts.append(value)
             active.append(False)
+            if k in origin:
+                tape.folded_from[slot] = _source_of(origin[k])
         return slot
+
+    def fold(node: Node, value: float, arg_codes) -> int:
+        folded.append(value)
+        k = len(folded) - 1
+        if not math.isfinite(value) and arg_codes:  # a literal (1e999) is its own text
+            origin[k] = next((origin[~a] for a in arg_codes if ~a in origin), node)
+        return ~k
 
     # Post-order first, then one plain loop: every node's arguments are lowered before it.
     order = iter_postorder(program.output, let_expr)
@@ -91,8 +106,7 @@ def lower(program: Program, bound: Collection[str] = (), *,
     for node in order:
         kind = node.op
         if kind == "const":
-            folded.append(node.value)
-            code[id(node)] = ~(len(folded) - 1)
+            code[id(node)] = fold(node, node.value, ())
             continue
         if kind == "var":
             name = node.name
@@ -120,19 +134,18 @@ def lower(program: Program, bound: Collection[str] = (), *,
             if len(kids) == 2:  # the common case, spelled out: this loop runs per node
                 a, b = code[id(kids[0])], code[id(kids[1])]
                 if a < 0 and b < 0:
-                    folded.append(float(apply(op, (folded[~a], folded[~b]))))
-                    c = code[id(node)] = ~(len(folded) - 1)
+                    code[id(node)] = fold(node, float(apply(op, (folded[~a], folded[~b]))),
+                                          (a, b))
                     continue
-                slots = (a if a >= 0 else const_slot(folded[~a]),
-                         b if b >= 0 else const_slot(folded[~b]))
+                slots = (a if a >= 0 else const_slot(~a), b if b >= 0 else const_slot(~b))
                 is_active = active[slots[0]] or active[slots[1]]
             else:
                 arg_codes = [code[id(k)] for k in kids]
                 if all(a < 0 for a in arg_codes):
-                    folded.append(float(apply(op, tuple(folded[~a] for a in arg_codes))))
-                    code[id(node)] = ~(len(folded) - 1)
+                    code[id(node)] = fold(
+                        node, float(apply(op, tuple(folded[~a] for a in arg_codes))), arg_codes)
                     continue
-                slots = tuple(a if a >= 0 else const_slot(folded[~a]) for a in arg_codes)
+                slots = tuple(a if a >= 0 else const_slot(~a) for a in arg_codes)
                 is_active = any(active[s] for s in slots)
             key = (kind, slots)
             c = key_slot.get(key)
@@ -148,9 +161,17 @@ def lower(program: Program, bound: Collection[str] = (), *,
             if name is not None and c not in labels:
                 labels[c] = name
     out = code[id(program.output)]
-    tape.output = out if out >= 0 else const_slot(folded[~out])
+    tape.output = out if out >= 0 else const_slot(~out)
     if out < 0 and tape.output not in labels:
         name = let_name_of.get(id(program.output))
         if name is not None:
             labels[tape.output] = name
     return tape
+
+
+def _source_of(node: Node, limit: int = 60) -> str:
+    """The source text of a folded subexpression, cut for one line of a message."""
+    from .unparse import to_source
+
+    text = to_source(node, sep="; ")
+    return text if len(text) <= limit else text[:limit - 1] + "…"

@@ -58,12 +58,14 @@ def _diagnose(text: str) -> AdcliError | None:
             line, line_start = line + 1, pos
         if tok not in states[stack[-1]]:  # Lark's contextual lexer refuses it
             return ParseError(f"unexpected {shown}", **where,
-                              hint=_describe_expected(terminals(stack[-1], False)))
+                              hint=_describe_expected(terminals(stack[-1], False), text,
+                                                      m.start()))
         while True:
             action = states[stack[-1]].get(tok)
             if action is None:  # refused by the parser, after reductions
                 return ParseError(f"unexpected {shown}", **where,
-                                  hint=_describe_expected(terminals(stack[-1], True)))
+                                  hint=_describe_expected(terminals(stack[-1], True), text,
+                                                          m.start()))
             if action >= 0:
                 stack.append(action)
                 values.append(value)
@@ -74,13 +76,14 @@ def _diagnose(text: str) -> AdcliError | None:
     if pos != len(text):
         return ParseError(f"unexpected character {text[pos]!r}", source=text, line=line,
                           column=pos - line_start + 1,
-                          hint=_describe_expected(terminals(stack[-1], False)))
+                          hint=_describe_expected(terminals(stack[-1], False), text, pos))
     while stack[-1] != end:
         action = states[stack[-1]].get("$END")
         if action is None or action >= 0:
             ln, col = _end_position(text)
             return ParseError("unexpected end of input", source=text, line=ln, column=col,
-                              hint=_describe_expected(terminals(stack[-1], True)))
+                              hint=_describe_expected(terminals(stack[-1], True), text,
+                                                      len(text)))
         error = reduce(~action)
         if error is not None:
             return error

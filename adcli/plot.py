@@ -9,6 +9,7 @@ display.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -63,21 +64,47 @@ def grid_values(objective: Objective, X: np.ndarray, Y: np.ndarray) -> np.ndarra
 
 
 def plot_run(path: str, result: MinimizeResult, history: History,
-             objective: Objective | None = None) -> None:
-    """Write the picture to ``path`` (format from the extension)."""
+             objective: Objective | None = None) -> str | None:
+    """Write the picture to ``path`` (format from the extension). Returns a note for the user
+    when only part of the run could be drawn (a diverged run's values end in inf or nan)."""
     plt = _matplotlib()
+    # Values near 1e308 overflow inside matplotlib's log-scale transforms: the warning is
+    # about drawing, not about the run, so it is not shown.
+    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _draw(plt, path, result, history, objective)
+
+
+def _draw(plt, path: str, result: MinimizeResult, history: History,
+          objective: Objective | None) -> str | None:
     two = objective is not None and len(result.names) == 2 and len(history.points) > 0
     fig, axes = plt.subplots(1, 2 if two else 1, figsize=(11 if two else 6, 4.5))
     loss_ax = axes[0] if two else axes
-    values = np.array(history.values)
+    values = np.array(history.values, dtype=np.float64)
     iterations = np.arange(len(values))
-    if len(values) and np.all(values[np.isfinite(values)] > 0):
+    finite = np.isfinite(values)
+    note = None
+    title = f"{result.method}: {result.reason}"
+    if not finite.all() or result.reason == "diverged":
+        # Plot the finite part only: an inf or nan would stretch the axis to nothing.
+        values, iterations = values[finite], iterations[finite]
+        upto = f"iterations 0 to {iterations[-1]}" if len(iterations) else "no iteration"
+        note = f"the plot shows the finite part of the run ({upto}); after it the value was " \
+               "inf or nan"
+        title += " (finite part)"
+    ylabel = "value"
+    if len(values) and np.max(np.abs(values)) > 1e250:
+        # Near float64's limit matplotlib's own axis arithmetic overflows: plot the exponent.
+        values = np.sign(values) * np.log10(np.maximum(np.abs(values), 1.0))
+        ylabel = "sign(value) * log10(|value|)"
+        loss_ax.plot(iterations, values)
+    elif len(values) and np.all(values > 0) and values.max() / values.min() > 100:
         loss_ax.semilogy(iterations, values)
     else:
         loss_ax.plot(iterations, values)
     loss_ax.set_xlabel("iteration")
-    loss_ax.set_ylabel("value")
-    loss_ax.set_title(f"{result.method}: {result.reason}")
+    loss_ax.set_ylabel(ylabel)
+    loss_ax.set_title(title)
     loss_ax.grid(True, alpha=0.3)
     if two:
         ax = axes[1]
@@ -111,3 +138,4 @@ def plot_run(path: str, result: MinimizeResult, history: History,
         raise OutputError(path, err) from None
     finally:
         plt.close(fig)
+    return note

@@ -101,6 +101,11 @@ def _label_column(table: Table, header: str, **style) -> None:
     table.add_column(header, overflow="fold", **style)
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 iteration``, ``2 iterations``, ``1,000 iterations``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def warn(message: str) -> None:
     """``Warning: ...`` on stderr; very long words (a 1 MB name) are cut to their ends."""
     stderr().print(f"[yellow]Warning:[/yellow] {escape(clip_words(message))}", markup=True,
@@ -134,8 +139,9 @@ def node_table(report: GradReport, max_rows: int = 200) -> Table:
     _number_column(table, "grad (adjoint)", style="green")
     rows = report.nodes if max_rows <= 0 else report.nodes[:max_rows]
     for n in rows:
+        # A constant carries no derivative: "–", not a gradient of 0 that reads as a result.
         table.add_row(str(n.id), n.op, " ".join(f"#{a}" for a in n.args), n.label,
-                      num(n.value), num(n.grad))
+                      num(n.value), "–" if n.op == "const" else num(n.grad))
     return table
 
 
@@ -158,8 +164,13 @@ def classify_hessian(ev) -> str:
     return "singular (a zero eigenvalue): the second-order test is inconclusive"
 
 
-def hessian(names: list[str], matrix, ev) -> None:
+def hessian(names: list[str], matrix, ev, verdict: str | None = None) -> None:
+    """The matrix, its eigenvalues and what they say (``verdict`` overrides that reading when
+    the point does not allow one); a constant's empty Hessian is one line, not a table."""
     out = stdout()
+    if not names:
+        out.print(verdict or classify_hessian(ev), soft_wrap=True)
+        return
     table = Table(title="Hessian", title_justify="left")
     _label_column(table, "", style="cyan")
     for name in names:
@@ -168,7 +179,7 @@ def hessian(names: list[str], matrix, ev) -> None:
         table.add_row(name, *(num(v) for v in row))
     print_table(out, table)
     out.print("[bold]eigenvalues[/bold]  " + "  ".join(num(v) for v in ev), soft_wrap=True)
-    out.print(classify_hessian(ev), soft_wrap=True)
+    out.print(verdict or classify_hessian(ev), soft_wrap=True)
 
 
 # --- minimize ------------------------------------------------------------------------------
@@ -189,8 +200,8 @@ def minimize_result(result) -> None:
             out.print(f"  {name.ljust(width)}  {full(v)}", soft_wrap=True)
     out.print(f"[bold]value[/bold]      {full(result.value)}", soft_wrap=True)
     out.print(f"[bold]grad norm[/bold]  {full(result.grad_norm)}", soft_wrap=True)
-    out.print(f"[dim]method {result.method}, {result.iterations:,} iterations, "
-              f"{result.evaluations:,} gradient evaluations[/dim]", soft_wrap=True)
+    out.print(f"[dim]method {result.method}, {counted(result.iterations, 'iteration')}, "
+              f"{counted(result.evaluations, 'gradient evaluation')}[/dim]", soft_wrap=True)
 
 
 def live_display_possible() -> bool:
@@ -419,6 +430,7 @@ def fit_result(result) -> None:
         out.print(f"[bold]R^2[/bold]  {result.r_squared:.6f}", soft_wrap=True)
     if result.absolute_sigma:
         out.print("[dim]standard errors take sigma as the absolute errors of the data[/dim]")
-    out.print(f"[dim]method {escape(result.method)}, {result.iterations:,} iterations, "
-              f"{result.evaluations:,} evaluations, {result.jacobian_evaluations:,} Jacobian "
-              f"evaluations[/dim]", soft_wrap=True)
+    out.print(f"[dim]method {escape(result.method)}, {counted(result.iterations, 'iteration')}, "
+              f"{counted(result.evaluations, 'evaluation')}, "
+              f"{counted(result.jacobian_evaluations, 'Jacobian evaluation')}[/dim]",
+              soft_wrap=True)

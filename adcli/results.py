@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,10 +117,18 @@ class MinimizeResult:
         return {n: float(v) for n, v in zip(self.names, self.x)}
 
     def to_json(self) -> dict[str, Any]:
-        return {"minimum": self.minimum, "value": float(self.value),
+        # "minimum" only for a converged run: a diverged or stopped run's last point is none.
+        where = "minimum" if self.converged else "point"
+        return {where: self.minimum, "value": float(self.value),
                 "grad_norm": self.grad_norm, "iterations": self.iterations,
                 "evaluations": self.evaluations, "converged": self.converged,
                 "reason": self.reason, "method": self.method}
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort key putting ``w2`` before ``w10``: digit runs compare as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", name) if part]
 
 
 def norm(v: Any) -> float:

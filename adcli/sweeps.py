@@ -42,10 +42,14 @@ def bind(tape: Tape, point: Mapping[str, Any]) -> list[Value]:
     Constants too are numpy float64: as Python floats, ``x/(2-2)`` would raise
     ZeroDivisionError in a local partial instead of giving inf."""
     values: list[Value] = list(map(np.float64, tape.consts))
+    missing = [name for name in tape.inputs if name not in point]
+    if missing:  # name them all at once, located at the first
+        line, column = tape.positions.get(missing[0], (0, 0))
+        listed = ", ".join(f"'{n}'" for n in missing[:10])
+        listed += f" and {len(missing) - 10:,} more" if len(missing) > 10 else ""
+        raise PointError(f"variable {listed} has no value" if len(missing) == 1 else
+                         f"variables {listed} have no value", line=line, column=column)
     for name, slot in tape.inputs.items():
-        if name not in point:
-            line, column = tape.positions.get(name, (0, 0))
-            raise PointError(f"variable '{name}' has no value", line=line, column=column)
         v = point[name]
         values[slot] = np.float64(v) if np.ndim(v) == 0 else np.asarray(v, dtype=np.float64)
     return values

@@ -37,6 +37,8 @@ class Tape:
     active: list[bool] = field(default_factory=list)
     output: int = 0
     positions: dict[str, tuple[int, int]] = field(default_factory=dict)  # var -> (line, col)
+    #: constant slots that are inf/nan -> the source text that folded to them (``0/0``)
+    folded_from: dict[int, str] = field(default_factory=dict)
     _instructions: list = field(default_factory=list, repr=False)  # instructions(), cached
     _instructions_len: int = field(default=-1, repr=False)  # len(ops) when it was cached
     _derived: dict = field(default_factory=dict, repr=False, init=False)  # see derived()

@@ -1,16 +1,12 @@
-"""README's "fit" section is real output: its console examples are run and compared (text
-exactly, floating-point numbers to 1e-6 relative so another BLAS may differ in the last digits),
-its table of certified values is checked against NIST's file and adcli's own run, and its
-Python example is run as a doctest.
-
-The engine stops when its relative tests reach rounding noise (tolerances 1e-15), so which of
-the ftol/xtol tests fires first and how many evaluations the last rejected steps take can change
-with the last bits of the arithmetic (another BLAS, a reordered sum): those two, the stopping
-reason and the evaluation counts, are compared loosely (a converged reason; counts within 50%)."""
+"""README's "fit" section beyond its console examples (those run in tests/test_readme.py with
+every other example, under the loose rules this section needs: a converged stopping reason and
+evaluation counts within 50%, since which of the ftol/xtol tests fires first can change with
+the last bits of the arithmetic): its table of certified values is checked against NIST's file
+and adcli's own run. (Its Python example runs as a doctest in tests/test_readme.py, with every
+other one.)"""
 
 from __future__ import annotations
 
-import doctest
 import json
 import re
 import shlex
@@ -20,7 +16,6 @@ import pytest
 from nist_strd import load, lre
 
 ROOT = Path(__file__).resolve().parent.parent
-NUMBER = re.compile(r"-?\d+\.\d*(?:[eE][-+]?\d+)?|-?\d+[eE][-+]?\d+")
 
 
 def section() -> str:
@@ -42,43 +37,6 @@ def console_examples() -> list[tuple[str, str]]:
                 output.append(line)
         examples.append((command, "\n".join(output)))
     return examples
-
-
-def _loose(text: str) -> str:
-    text = re.sub(r"^converged: .*$", "converged: REASON", text, flags=re.M)
-    text = re.sub(r'"reason": "[^"]*"', '"reason": REASON', text)
-    return text
-
-
-def _counts(text: str) -> list[int]:
-    found = re.findall(r"(\d+) (?:iterations|evaluations|Jacobian evaluations)", text)
-    found += re.findall(r'"(?:iterations|evaluations)": (\d+)', text)
-    return [int(n) for n in found]
-
-
-def same_output(got: str, want: str) -> bool:
-    got, want = _loose(got.strip()), _loose(want.strip())
-    counts = list(zip(_counts(got), _counts(want)))
-    if any(not 0.5 * b <= a <= 1.5 * b for a, b in counts):
-        return False
-    strip = re.compile(r"\d+(?= (?:iterations|evaluations|Jacobian))|(?<=\"iterations\": )\d+|"
-                       r"(?<=\"evaluations\": )\d+")
-    got, want = strip.sub("N", got), strip.sub("N", want)
-    if NUMBER.sub("#", got) != NUMBER.sub("#", want):
-        return False
-    pairs = zip(NUMBER.findall(got), NUMBER.findall(want))
-    return all(float(a) == pytest.approx(float(b), rel=1e-6) for a, b in pairs)
-
-
-@pytest.mark.parametrize("command, expected", console_examples(),
-                         ids=lambda v: v[:40] if isinstance(v, str) else None)
-def test_console_examples_are_real_output(run, monkeypatch, command, expected):
-    monkeypatch.chdir(ROOT)
-    args = shlex.split(command)
-    assert args[0] == "adcli"
-    result = run(*args[1:])
-    assert result.exit_code == 0, result.stderr
-    assert same_output(result.stdout, expected), result.stdout
 
 
 def test_certified_table_matches_nist_and_adcli(run, monkeypatch):
@@ -103,13 +61,3 @@ def test_certified_table_matches_nist_and_adcli(run, monkeypatch):
         assert float(cert) == want_cert
         assert float(ours) == pytest.approx(got, rel=1e-6)
         assert float(digits) == pytest.approx(lre(got, want_cert), abs=0.3)
-
-
-def test_python_example_runs():
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", section(), re.S) if ">>>" in b]
-    assert blocks
-    for block in blocks:
-        test = doctest.DocTestParser().get_doctest(block, {}, "README fit", "README.md", 0)
-        runner = doctest.DocTestRunner()
-        runner.run(test)
-        assert runner.failures == 0 and runner.tries > 0

@@ -116,9 +116,14 @@ def at_option(f: Callable) -> Callable:
              "minimize/fit --json). May be repeated; it is one point: for several, --data.")(f)
 
 
-def json_option(f: Callable) -> Callable:
-    return click.option("--json", "as_json", is_flag=True,
-                        help="Print one JSON object instead of tables.")(f)
+def json_option(f: Callable, help: str = "Print one JSON object instead of tables.") -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help=help)(f)
+
+
+
+def json_option_saying(help: str) -> Callable[[Callable], Callable]:
+    """``--json`` with its own help, for commands that print no tables (eval, diff)."""
+    return lambda f: json_option(f, help)
 
 
 DATA_HELP = ("Headers that are not names are mapped to names (other characters become _: "

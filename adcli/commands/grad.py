@@ -16,6 +16,7 @@ from .common import (
     emit_json,
     expr_argument,
     json_option,
+    json_option_saying,
     load_data,
     load_function,
     max_size_option,
@@ -126,7 +127,8 @@ def grad(expr: str, at: tuple[str, ...], data_path: str | None, output: str | No
 @at_option
 @rows_options
 @digits_option
-@json_option
+@json_option_saying('Print one JSON object, {"value": ...} (with --data: a list of objects, '
+                    'one per row).')
 @max_size_option
 def eval_(expr: str, at: tuple[str, ...], data_path: str | None, output: str | None,
           max_data_size: int, sep: str | None, renames: tuple[str, ...], dropna: bool,

@@ -54,8 +54,8 @@ METHODS = ["auto", *RULES]
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True),
               help="Learning rate of gd/momentum/nesterov (default 0.01) and adam "
                    "(default 0.001).")
-@click.option("--momentum", type=FiniteFloat(0, 1, max_open=True), default=0.9,
-              show_default=True, help="Momentum of momentum/nesterov (PyTorch convention).")
+@click.option("--momentum", type=FiniteFloat(0, 1, max_open=True), default=None,
+              help="Momentum of momentum/nesterov (PyTorch convention; default 0.9).")
 @click.option("--steps", type=click.IntRange(min=0), default=DEFAULT_STEPS, show_default=True,
               help="Maximum number of iterations.")
 @click.option("--tol", type=FiniteFloat(min=0),
@@ -85,7 +85,7 @@ METHODS = ["auto", *RULES]
 @json_option
 @max_size_option
 def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr: float | None,
-             momentum: float, steps: int, tol: float, data_path: str | None, reduce: str,
+             momentum: float | None, steps: int, tol: float, data_path: str | None, reduce: str,
              max_data_size: int, batch_size: int | None, seed: int | None, init_scale: float,
              trace_path: str | None, plot_path: str | None, sep: str | None,
              renames: tuple[str, ...], dropna: bool, as_json: bool, max_size: int) -> None:
@@ -130,6 +130,9 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
             render.warn(f"--from '{name}' is not a variable of the expression")
     if lr is not None and RULES[resolved].line_search:
         render.warn(f"--lr is ignored by {resolved}, which chooses its steps by a line search")
+    if momentum is not None and resolved not in ("momentum", "nesterov"):
+        render.warn(f"--momentum is ignored by {resolved}, which has no momentum term "
+                    "(--method momentum or nesterov use it)")
     if batch_size and not objective.stochastic:
         render.warn("--batch-size is not smaller than the data; using full batches")
     if plot_path:
@@ -153,8 +156,9 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
         live = not as_json and render.live_display_possible()
         try:
             with render.minimize_progress(steps, enabled=live) as progress:
+                mu = 0.9 if momentum is None else momentum
                 result = run_minimize(objective, x0, method=resolved,
-                                      options=Options(lr=lr, momentum=momentum), steps=steps,
+                                      options=Options(lr=lr, momentum=mu), steps=steps,
                                       tol=tol, callback=chain(trace, history, progress))
         finally:
             if trace is not None:
@@ -162,7 +166,9 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
     if plot_path:
         from ..plot import plot_run
 
-        plot_run(plot_path, result, history, objective)
+        note = plot_run(plot_path, result, history, objective)
+        if note:
+            click.echo(f"Note: {note}", err=True)
     if as_json:
         emit_json(result.to_json())
     else:

@@ -16,6 +16,7 @@ from ..data import Dataset, batches
 from ..errors import AdcliError
 from ..fast.policy import compiled
 from ..hessian import hessian
+from ..results import natural_key
 from ..tape import Tape
 
 #: Fits over data run generated numpy code (adcli.fast), and compiling it costs about 7 kB
@@ -140,14 +141,28 @@ def build_objective(tape: Tape, start: Mapping[str, float], wrt: Sequence[str] |
             if n not in tape.inputs:
                 raise AdcliError(f"--wrt '{n}' is not a variable of the expression "
                                  f"(variables: {', '.join(inputs) or 'none'})")
-        for n in inputs:
-            if n not in columns and n not in names and n not in start:
-                where = " nor a column of the data file" if data is not None else ""
-                raise AdcliError(f"variable '{n}' is neither a parameter (--wrt){where}, and "
-                                 "has no value; give it one with --from, e.g. "
-                                 f"--from {n}=1")
+        unset = [n for n in inputs if n not in columns and n not in names and n not in start]
+        if unset:
+            listed = ", ".join(f"'{n}'" for n in unset[:10])
+            listed += f" and {len(unset) - 10:,} more" if len(unset) > 10 else ""
+            example = ",".join(f"{n}=1" for n in unset[:3])
+            one = len(unset) == 1
+            if data is None:
+                what = (f"variable {listed} is not a parameter (--wrt)" if one
+                        else f"variables {listed} are not parameters (--wrt)")
+            else:
+                what = (f"variable {listed} is neither a parameter (--wrt) nor a column of the "
+                        "data file" if one else f"variables {listed} are neither parameters "
+                        "(--wrt) nor columns of the data file")
+            raise AdcliError(f"{what} and {'has' if one else 'have'} no value; give "
+                             f"{'it one' if one else 'them values'} with --from, e.g. "
+                             f"--from {example}")
     if not names:
+        if not inputs:
+            raise AdcliError("there is nothing to optimise: EXPR has no variables")
         raise AdcliError("there is nothing to optimise: every variable is a data column")
+    if wrt is None:
+        names.sort(key=natural_key)  # a1 a2 … a10 b1 …, not the order of first use
     fixed = {n: v for n, v in start.items() if n not in names}
     x0 = np.array([start.get(n, 0.0) for n in names], dtype=np.float64)
     return Objective(tape, names, fixed, data, **kwargs), x0

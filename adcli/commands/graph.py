@@ -1,0 +1,77 @@
+"""``adcli graph``: the tape as a Graphviz picture, with values and gradients at a point."""
+
+from __future__ import annotations
+
+import click
+
+from .. import render, sweeps
+from ..errors import AdcliError, OutputError
+from ..graph import FORMATS
+from .common import (
+    EXPR_HELP,
+    at_option,
+    expr_argument,
+    load_function,
+    max_size_option,
+    parse_point,
+)
+from .report import nonfinite_warnings, unused_warnings
+
+
+@click.command(epilog=EXPR_HELP)
+@expr_argument
+@at_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              metavar="FORMAT",
+              help="Output format: any of Graphviz's (dot, svg, png, pdf, jpg, …; default: "
+                   "from the -o file's extension, else dot). All but dot need Graphviz's dot "
+                   "program (apt-get install graphviz).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file instead of standard output.")
+@click.option("--max-nodes", type=click.IntRange(min=0), default=10_000, show_default=True,
+              help="Refuse tapes with more nodes than this (0: no limit).")
+@max_size_option
+def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
+          max_nodes: int, max_size: int) -> None:
+    """The tape of EXPR as a Graphviz graph, with values and gradients at a point.
+
+    One node per tape entry, edges from each input to its consumers (a node used twice has
+    two edges). With --at, every node also shows its value and gradient.
+
+    \b
+    Examples:
+      adcli graph "(w0 + w1*x - y)^2" --at x=3,y=7,w0=-2,w1=2 -o g.dot
+      adcli graph "a = x^2; a + sin(a)" --at x=1 -o g.svg
+    """
+    import sys
+
+    from ..graph import TEXT_FORMATS, check_size, format_for, to_dot
+    from ..graph import render as draw
+
+    fmt = format_for(output, fmt)
+    function = load_function(expr, max_size)
+    point = parse_point(at)
+    tape = function.tape(point)
+    check_size(tape, max_nodes)
+    if point:
+        values = sweeps.evaluate(tape, point)
+        for message in nonfinite_warnings(tape, values):
+            render.warn(message)
+        for message in unused_warnings(tape, point):
+            render.warn(message)
+    data = draw(to_dot(tape, point or None, title=function.source if len(function.source) < 80
+                       else ""), fmt)
+    if output is None:
+        if fmt not in TEXT_FORMATS and sys.stdout.isatty():
+            raise AdcliError(f"{fmt} is binary: write it to a file with -o FILE.{fmt}")
+        if fmt in ("dot", "gv"):
+            click.echo(data.decode(), nl=False)
+        else:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        return
+    try:
+        with open(output, "wb") as fh:
+            fh.write(data)
+    except OSError as err:
+        raise OutputError(output, err) from None

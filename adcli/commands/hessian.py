@@ -1,0 +1,73 @@
+"""``adcli hessian``: the exact Hessian at a point, with its eigenvalues."""
+
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from .. import render, sweeps
+from ..diagnose import derivative_warnings
+from ..function import select_wrt
+from ..hessian import eigenvalues
+from ..hessian import hessian as hessian_at
+from .common import (
+    EXPR_HELP,
+    at_option,
+    digits_option,
+    emit_json,
+    expr_argument,
+    json_option,
+    load_function,
+    max_size_option,
+    parse_names,
+    parse_point,
+)
+from .report import unused_warnings
+
+
+@click.command(epilog=EXPR_HELP)
+@expr_argument
+@at_option
+@click.option("--wrt", metavar="NAMES", help="Only these variables, in this order, e.g. x,y.")
+@digits_option
+@json_option
+@max_size_option
+def hessian(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool,
+            max_size: int) -> None:
+    """The exact Hessian matrix of EXPR at a point, with its eigenvalues.
+
+    Computed by reverse mode over the symbolic gradient (no finite differences).
+    All eigenvalues > 0: a local minimum; all < 0: a maximum; mixed signs: a saddle.
+
+    \b
+    Example:
+      adcli hessian "(1-x)^2 + 100*(y-x^2)^2" --at x=1,y=1
+    """
+    function = load_function(expr, max_size)
+    point = parse_point(at)
+    tape = function.tape(point)
+    names = select_wrt(tape, parse_names(wrt)) if wrt is not None else list(tape.inputs)
+    # The same sweeps and warnings as grad: a Hessian at a point where the value is nan or that
+    # sits on a kink is a formula's second derivatives, not the function's curvature.
+    _, gradient, values, adjoint = sweeps.value_and_grad(tape, point)
+    warnings = derivative_warnings(tape, values, adjoint, gradient)
+    warnings += unused_warnings(tape, point)
+    matrix = hessian_at(tape, point, names)
+    ev = eigenvalues(matrix)
+    if not np.all(np.isfinite(matrix)):
+        pairs = sorted({(min(i, j), max(i, j)) for i, j in zip(*np.nonzero(~np.isfinite(matrix)))})
+        bad = [f"d2/d{names[i]}d{names[j]}" for i, j in pairs]
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        warnings.append(f"the Hessian is not finite: {shown}")
+    for message in warnings:
+        render.warn(message)
+    if as_json:
+        emit_json({"variables": names, "hessian": matrix.tolist(), "eigenvalues": ev.tolist()})
+        return
+    verdict = None
+    if not names:
+        verdict = "no variables: the Hessian of a constant is empty (0 x 0)"
+    elif warnings and not all(w.startswith("'") for w in warnings):
+        verdict = ("not classified: the second-order test needs a finite value and gradient "
+                   "at a smooth point (see the warnings)")
+    render.hessian(names, matrix, ev, verdict)
