@@ -249,8 +249,21 @@ NUMPY_NAMES: dict[str, Any] = {**{n: p[1] for n, p in K.HELPERS.items()},
                                **{op.name: op.kernel[1] for op in _TABLE},
                                "nan": np.nan, "inf": np.inf}
 
+def _lazy_partials(op: Op) -> Callable:
+    """``op.partials`` until first called: then compiles the real function and puts it in
+    its place (start-up compiles no op's partials; a run uses a few ops)."""
+    built: list[Callable] = []
+
+    def first(args: tuple, o: Array) -> tuple:
+        if not built:
+            built.append(partials_function(op.arity, op.partial, NUMPY_NAMES))
+            object.__setattr__(op, "partials", built[0])
+        return built[0](args, o)
+    return first
+
+
 for _op in _TABLE:
-    object.__setattr__(_op, "partials", partials_function(_op.arity, _op.partial, NUMPY_NAMES))
+    object.__setattr__(_op, "partials", _lazy_partials(_op))
 
 
 def apply(op: Op, args: tuple) -> Array:

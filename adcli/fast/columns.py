@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -282,6 +281,8 @@ def sweep_columns(tape: Tape, blocks: dict, xs: list, *, sum_value: bool = False
         per = -(-len(starts) // n_threads)
         chunks = [starts[i:i + per] for i in range(0, len(starts), per)]
         if n_threads > 1 and len(chunks) > 1:
+            from concurrent.futures import ThreadPoolExecutor  # here: start-up needs no threads
+
             with ThreadPoolExecutor(len(chunks)) as pool:
                 parts = [r for rs in pool.map(run_range, chunks) for r in rs]
         else:

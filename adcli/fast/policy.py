@@ -22,16 +22,17 @@ a sweep that Python cannot do in IEEE fashion falls back to the plain interprete
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import sweeps
 from ..tape import Tape
 from .codegen import FALLBACK
-from .columns import sweep_columns
-from .levelled import Levelled, levelled
 from .scalar import interpreter, scalar_functions
+
+if TYPE_CHECKING:  # the column and levelled engines are imported when first used: a
+    from .levelled import Levelled  # command at a point (adcli grad --at) needs neither
 
 #: Tapes with at most this many instructions are compiled on their second sweep...
 COMPILE_AT_ONCE = 500
@@ -109,6 +110,8 @@ class CompiledTape:
     def levelled(self) -> Levelled | None:
         """The level-by-level numpy plan, when the tape is big and wide enough for one."""
         if self._levelled is None:
+            from .levelled import levelled
+
             self._levelled = levelled(self.tape) or False
         return self._levelled or None
 
@@ -162,6 +165,8 @@ class CompiledTape:
     def sweep_columns(self, xs: list, *, sum_value: bool = False,
                       wrt: list[str] | None = None):
         """Value and gradient over columns of data: :func:`adcli.fast.columns.sweep_columns`."""
+        from .columns import sweep_columns
+
         return sweep_columns(self.tape, self._blocks, xs, sum_value=sum_value, wrt=wrt)
 
     def grad_sum(self, point: Mapping[str, Any], wrt: Sequence[str]) -> tuple[Any, list]:
