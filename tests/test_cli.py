@@ -248,3 +248,29 @@ def test_division_by_a_folded_zero_is_inf_not_a_crash(run, command):
     result = run(command, "x/(2-2)", "--at", "x=1", "--json")
     assert result.exit_code == 0 and "Traceback" not in result.stderr
     assert json.loads(result.stdout)["value"] == "inf"
+
+
+def test_json_output_at_a_point_never_imports_rich():
+    """Start-up (issue 15): ``--json`` prints no table, so the rich renderer stays unloaded,
+    unless --digits asks for a setting (it only affects printed tables); a later table in
+    the same process still gets the digits asked for."""
+    from adcli import render
+    from adcli.commands.common import RENDER_DEFAULT_DIGITS
+
+    assert RENDER_DEFAULT_DIGITS == render.DEFAULT_DIGITS
+    code = ("import sys; from adcli.cli import main\n"
+            "try:\n    main(['grad', 'x^2', '--at', 'x=3', '--json'])\nexcept SystemExit:\n"
+            "    pass\n"
+            "print(sorted(m for m in ('rich', 'scipy', 'lark') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and '"gradient"' in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_digits_still_reach_the_table_after_a_default_run(run):
+    run("grad", "x/3", "--at", "x=1", "--digits", "3")
+    short = run("grad", "x/3", "--at", "x=1", "--digits", "3", "--no-table")
+    default = run("grad", "x/3", "--at", "x=1", "--no-table")
+    assert "0.333" in short.stdout and "0.3333" not in short.stdout
+    assert "0.333333333333" in default.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable
 
 import click
@@ -155,9 +156,17 @@ def load_data(path: str, max_bytes: int | None, sep: str | None,
                       keep_lines=keep_lines)
 
 
+#: render.DEFAULT_DIGITS, the renderer's setting until told otherwise (a test checks they agree)
+RENDER_DEFAULT_DIGITS = 12
+
+
 def _set_digits(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
-    if value is not None and not ctx.resilient_parsing:
-        from .. import render  # rich: only when the command runs
+    if value is None or ctx.resilient_parsing:
+        return
+    # rich only when the command runs, and not at all for the default: a renderer not yet
+    # imported already has it (--json output never imports rich; start-up, issue 15)
+    if "adcli.render" in sys.modules or value != RENDER_DEFAULT_DIGITS:
+        from .. import render
 
         render.set_digits(value)
 
