@@ -475,7 +475,7 @@ def test_levelled_source_holds_step_numbers_only() -> None:
     fixed = {"def", "value", "value_and_grad", "x", "with", "errstate", "all", "ignore", "v",
              "CONSTS", "INPUTS", "float", "return", "cumsum", "zeros", "adj", "g", "c", "p",
              "multiply", "negative", "power", "add_at", "broadcast_to", "shape", "out",
-             "copy"}
+             "copy", "empty", "CVALS", "concatenate"}
     step_names = re.compile(r"(S|F|P|M|SG|a|A)\d+(_\d+)?$|R\d+_\d+$")
     assert {w for w in identifiers if w not in fixed and not step_names.match(w)} == set()
     want_value, want_grad = plain(f.tape(), dict(zip(f.tape().inputs, xs)))
@@ -531,3 +531,23 @@ def test_scipy_is_loaded_only_by_programs_that_use_it() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and proc.stdout.split() == ["False", "True"], proc.stderr
+
+
+def test_levelled_sum_chain_reads_views_and_fills_only_constants() -> None:
+    """A sum whose terms lie in a few contiguous runs is summed from views of them (one
+    copy, no gather), and a sweep starts from an empty array with only the constants' slots
+    filled (issue 15); the numbers stay the interpreter's."""
+    n = 300
+    terms = [f"(x{i} - {i / n!r})^2*sin(x{i})" for i in range(n)]
+    terms += [f"x{i}*x{i + 1}" for i in range(n - 1)]
+    f = adcli.parse(" + ".join(terms) + " + 2.5", max_bytes=None)
+    tape = f.tape()
+    plan = Levelled(tape)
+    xs = np.linspace(-1.0, 1.0, len(tape.inputs))
+    value, grad = plan.value_and_grad(xs)
+    assert "concatenate((v[R" in plan.source and "cumsum(v[M" not in plan.source
+    assert "CONSTS.copy()" not in plan.source and "= CVALS" in plan.source
+    want_value, want_grad = plain(tape, dict(zip(tape.inputs, xs)))
+    assert math.isclose(value, want_value, rel_tol=1e-12)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-15)
+    assert plan.value(xs) == value

@@ -179,6 +179,10 @@ class Levelled:
         consts = np.zeros(n)
         consts[pos] = [float(c) for c in tape.consts]
         self.consts = consts
+        # The constants' slots (they follow the inputs): all a sweep must fill in before it
+        # runs, every other slot is written before it is read.
+        n_vars = sum(op == VAR for op in ops)
+        self.const_slots = slice(n_vars, n_vars + sum(op == CONST for op in ops))
         self.inputs = _index([pos[s] for s in tape.inputs.values()])  # a slice: 0..n-1
         self.out = pos[tape.output]
         self.n = n
@@ -194,7 +198,9 @@ class Levelled:
                               "cumsum": np.cumsum, "zeros": np.zeros, "power": np.power,
                               "multiply": np.multiply, "negative": np.negative,
                               "add_at": np.add.at, "broadcast_to": np.broadcast_to,
-                              "errstate": np.errstate}
+                              "errstate": np.errstate, "empty": np.empty,
+                              "concatenate": np.concatenate,
+                              "CVALS": self.consts[self.const_slots].copy()}
         fwd: list[str] = []
         rev: list[str] = []
         steps = [step for level in self.plan for step in level]
@@ -224,6 +230,11 @@ class Levelled:
                 _, end, members, signs, uniq, runs = step
                 ns[f"M{k}"], ns[f"SG{k}"] = members, signs
                 terms = f"v[M{k}]" if signs is None else f"v[M{k}] * SG{k}"
+                if runs is not None:  # the terms as views, joined by one copy (no gather)
+                    for r, run in enumerate(runs):
+                        ns[f"R{k}_{r}"] = run
+                    views = ", ".join(f"v[R{k}_{r}]" for r in range(len(runs)))
+                    terms = f"concatenate(({views}))" if len(runs) > 1 else views
                 fwd.append(f"v[{end}] = cumsum({terms})[-1]")  # left to right, as the tape
                 block = [f"c = adj[{end}]" if signs is None else f"c = adj[{end}] * SG{k}"]
                 if runs is not None:
@@ -282,7 +293,11 @@ class Levelled:
                 else:
                     add_into(block, ix, c, uniq)
             rev.append(block)
-        head = ["    with errstate(all='ignore'):", "        v = CONSTS.copy()",
+        # Only the constants' slots need values before the sweep: an empty array and one
+        # slice copy instead of copying the whole initial array.
+        c = self.const_slots
+        head = ["    with errstate(all='ignore'):", f"        v = empty({self.n})",
+                *([f"        v[{c.start}:{c.stop}] = CVALS"] if c.stop > c.start else []),
                 "        v[INPUTS] = x"]
         body = [f"        {line}" for line in fwd]
         value_src = "\n".join(["def value(x):", *head, *body,
