@@ -138,7 +138,7 @@ class Function:
         ct = compiled(tape)
         engine = ct.auto()
         n = len(tape.inputs)
-        if ct._compiled is not None and len(point) == n and n <= ENTRY_MAX_INPUTS:
+        if ct.settled and len(point) == n and n <= ENTRY_MAX_INPUTS:
             keys = tuple(tape.inputs)
             self._grad_entry = point_entry(n, True)(keys, engine[1], GradResult)
             self._eval_entry = point_entry(n, False)(keys, engine[0], float)

@@ -255,8 +255,14 @@ class Levelled:
                     args.append(f"a{k}_{j}")
                 else:
                     args.append(f"A{k}_{j}")  # a constant, as it is
-            if kind == "powc" and arg_idx[1] == 2.0:
-                fwd.append(f"v[S{k}] = {args[0]} * {args[0]}")  # numpy's power(a, 2) is a*a
+            # Results straight into their slots when those are a slice (a view): the ufunc
+            # writes there, no temporary array and no copy (the same bits).
+            into = isinstance(slots, slice)
+            if kind == "powc" and arg_idx[1] == 2.0:  # numpy's power(a, 2) is a*a
+                fwd.append(f"multiply({args[0]}, {args[0]}, out=v[S{k}])" if into
+                           else f"v[S{k}] = {args[0]} * {args[0]}")
+            elif into and isinstance(op.fn, np.ufunc) and op.fn.nout == 1:
+                fwd.append(f"F{k}({', '.join(args)}, out=v[S{k}])")
             else:
                 fwd.append(f"v[S{k}] = F{k}({', '.join(args)})")
             block = [f"g = adj[S{k}]"]

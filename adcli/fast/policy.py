@@ -137,6 +137,12 @@ class CompiledTape:
         return self.fast()
 
     @property
+    def settled(self) -> bool:
+        """Whether :meth:`auto` returns the compiled functions from now on (so a caller may
+        keep them: the fast path of ``Function.grad(dict)``)."""
+        return self._compiled is not None
+
+    @property
     def value(self) -> Callable[..., float]:
         """The public name of ``fast()[0]``: the value function, positional floats."""
         return self.fast()[0]
