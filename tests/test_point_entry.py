@@ -102,6 +102,12 @@ def test_other_points_take_the_general_path() -> None:
     assert f.grad(point, wrt=["y"]).gradient == {"y": want.gradient["y"]}
     with pytest.raises(adcli.AdcliError if hasattr(adcli, "AdcliError") else Exception):
         f.grad({"x": 1.5, "z": 2.5})  # the general path's error for a missing value
+    for odd in ([1.5, 2.5], ("x", "y"), None, 3.0):  # not mappings: the general path's error
+        with pytest.raises(Exception) as fast_err:
+            f.grad(odd)
+        with pytest.raises(Exception) as slow_err:
+            adcli.parse(f.source).grad(odd)
+        assert type(fast_err.value) is type(slow_err.value)
     cols = f.grad({"x": np.array([1.5, 0.5]), "y": 2.5})
     assert cols.gradient["x"].shape == (2,)
     assert f.grad(point) == want  # and the fast path again
@@ -133,5 +139,5 @@ def test_entry_source_holds_no_names(arity: int, monkeypatch) -> None:
     codegen._point_entry(arity, False)
     words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", "".join(sources)))
     allowed = r"[kx]\d+|[vg]|keys|fn|result|point|entry|make|def|return|if|or|is|not|None|try" \
-              r"|except|KeyError|_len|_float|_new|__class__"
+              r"|except|LookupError|TypeError|_len|_float|_new|__class__"
     assert all(re.fullmatch(allowed, w) for w in words), words

@@ -100,15 +100,17 @@ def _point_entry(arity: int, grad: bool) -> Callable:
     lines = [f"def make({', '.join(['keys', 'fn', 'result'])}):"]
     if arity:
         lines.append(f"    {''.join(k + ', ' for k in ks)}= keys")
+    # Whatever is odd about the point (not a mapping, a missing key), the general path
+    # decides what happens, with its own messages.
     lines += ["    def entry(point):",
-              f"        if _len(point) != {arity}:",
+              "        try:",
+              f"            if _len(point) != {arity}:",
+              "                return None"]
+    lines += [f"            {x} = point[{k}]" for x, k in zip(xs, ks)]
+    lines += ["        except (LookupError, TypeError):",
               "            return None"]
     if arity:
-        lines += ["        try:"]
-        lines += [f"            {x} = point[{k}]" for x, k in zip(xs, ks)]
-        lines += ["        except KeyError:",
-                  "            return None",
-                  "        if " + " or ".join(f"{x}.__class__ is not _float" for x in xs) + ":",
+        lines += ["        if " + " or ".join(f"{x}.__class__ is not _float" for x in xs) + ":",
                   "            return None"]
     call = f"fn({', '.join(xs)})"
     if grad:
