@@ -249,17 +249,31 @@ NUMPY_NAMES: dict[str, Any] = {**{n: p[1] for n, p in K.HELPERS.items()},
                                **{op.name: op.kernel[1] for op in _TABLE},
                                "nan": np.nan, "inf": np.inf}
 
+
 def _lazy_partials(op: Op) -> Callable:
     """``op.partials`` until first called: then compiles the real function and puts it in
     its place (start-up compiles no op's partials; a run uses a few ops)."""
     built: list[Callable] = []
 
-    def first(args: tuple, o: Array) -> tuple:
+    def build() -> Callable:
         if not built:
             built.append(partials_function(op.arity, op.partial, NUMPY_NAMES))
             object.__setattr__(op, "partials", built[0])
-        return built[0](args, o)
+        return built[0]
+
+    def first(args: tuple, o: Array) -> tuple:
+        return build()(args, o)
+
+    first.build = build  # type: ignore[attr-defined]
     return first
+
+
+def partials_of(op: Op) -> Callable:
+    """``op.partials`` compiled now, for code that keeps a reference to it (generated code
+    binds it once: it must not call through the stub every time)."""
+    fn = op.partials
+    build = getattr(fn, "build", None)
+    return build() if build is not None else fn
 
 
 for _op in _TABLE:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..ops import OPS, Op
+from ..ops import OPS, Op, partials_of
 from ..tape import CONST, VAR, Tape
 from .codegen import build, literal
 
@@ -246,7 +246,7 @@ class Levelled:
                 rev.append(block)
                 continue
             _, op, slots, arg_idx, unique, gather = step
-            ns[f"S{k}"], ns[f"F{k}"], ns[f"P{k}"] = slots, op.fn, op.partials
+            ns[f"S{k}"], ns[f"F{k}"], ns[f"P{k}"] = slots, op.fn, partials_of(op)
             args = []
             for j, (ix, g) in enumerate(zip(arg_idx, gather)):
                 ns[f"A{k}_{j}"] = ix
