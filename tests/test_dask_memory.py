@@ -34,7 +34,7 @@ CHILD = textwrap.dedent("""
     limit = status("VmPeak:") + int(sys.argv[2]) * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:  # the same allocation in one piece must fail: the limit is real
-        np.empty(%d, dtype=np.float64)
+        np.empty(int(sys.argv[3]), dtype=np.float64)
         print("UNLIMITED")
     except MemoryError:
         pass
@@ -48,7 +48,7 @@ CHILD = textwrap.dedent("""
     value, grad = objective(np.array([1.0, 1.0]))
     print(repr(float(value)), repr(float(grad[0])), repr(float(grad[1])), objective.rows,
           status("VmHWM:") >> 20, limit >> 20)
-""" % (2 * FILES * ROWS))
+""")
 
 
 def test_out_of_core_under_a_memory_limit(tmp_path, capsys):
@@ -62,7 +62,8 @@ def test_out_of_core_under_a_memory_limit(tmp_path, capsys):
         pq.write_table(pa.table({"x": x, "y": y}), tmp_path / f"p{i:03d}.parquet")
     data_mb = 2 * FILES * ROWS * 8 >> 20
     assert data_mb >= 3 * HEADROOM_MB
-    run = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path), str(HEADROOM_MB)],
+    run = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path), str(HEADROOM_MB),
+                          str(2 * FILES * ROWS)],
                          capture_output=True, text=True, timeout=600, cwd=ROOT,
                          env={**os.environ, "MALLOC_ARENA_MAX": "2"})
     assert run.returncode == 0, run.stderr[-2000:]
