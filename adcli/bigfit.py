@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .distributed import Scheduler, tree_sum
+from .distributed import PERSIST_FRACTION, Scheduler, tree_sum
 from .fitting import FitResult, Residuals
 from .formula import FitError, Formula, parse_formula
 from .function import Function
@@ -89,6 +89,9 @@ class NormalSums:
                  fixed: Mapping[str, float], scheduler: Scheduler) -> None:
         self.frame = data.frame()
         self.path = data.path
+        memory = scheduler.memory()  # kept in memory when it fits, as DaskObjective does
+        if memory is not None and data.bytes() <= PERSIST_FRACTION * memory:
+            self.frame = scheduler.persist(self.frame, f"data '{data.path}'")
         self.text = text
         self.free = tuple(free)
         self.fixed = tuple(sorted((k, float(v)) for k, v in fixed.items()))

@@ -25,6 +25,9 @@ from .optimize.objective import Objective
 from .sources import PartitionedData, require
 from .tape import Tape
 
+#: Data (bytes of its files) up to this fraction of the memory at hand is kept in memory.
+PERSIST_FRACTION = 0.25
+
 
 class ClusterError(AdcliError):
     """The computation ran on Dask but could not finish (a lost worker, ...): exit 1."""
@@ -114,6 +117,28 @@ class Scheduler:
             self.close()
             raise ClusterError(f"cannot reach the Dask scheduler at '{spec}': {err}") from None
 
+    def memory(self) -> int | None:
+        """Bytes the partitions could be kept in: the workers' memory limits on a cluster,
+        the memory available now on this machine otherwise."""
+        if self.client is None:
+            from .sources import available_memory
+
+            return available_memory()
+        limits = [w.get("memory_limit") or 0
+                  for w in self.client.scheduler_info().get("workers", {}).values()]
+        return sum(limits) or None
+
+    def persist(self, frame: Any, what: str = "data") -> Any:
+        """The partitions read once and kept in memory (here or on the workers)."""
+        try:
+            if self.client is not None:
+                return self.client.persist(frame)
+            return frame.persist(scheduler=self.local)
+        except (ValueError, TypeError, UnicodeDecodeError) as err:
+            from .data import DataError
+
+            raise DataError(f"{what}: {_first_line(err)}") from None
+
     @property
     def workers(self) -> int:
         if self.client is None:
@@ -196,6 +221,13 @@ class DaskObjective(Objective):
         self.on_pass = on_pass
         self._frame = self.partitioned.frame()
         self.partitions = self._frame.npartitions
+        #: Data that fits in a quarter of the memory at hand is read once and kept there
+        #: (a pass then costs the sweeps alone); larger data is re-read on every pass.
+        size = self.partitioned.bytes()
+        memory = self.scheduler.memory()
+        self.persisted = memory is not None and size <= PERSIST_FRACTION * memory
+        if self.persisted:
+            self._frame = self.scheduler.persist(self._frame, f"data '{data.path}'")
         self.rows = 0  # known after the first pass
         self.passes = 0
 

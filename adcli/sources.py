@@ -50,11 +50,23 @@ def is_partitioned(path: str) -> bool:
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available now (None where the system does not say)."""
+    """Bytes of memory available now (None where the system does not say): the free physical
+    memory, or less when an address-space limit (ulimit -v) leaves less."""
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as fh:
+                used = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            free = min(free, max(limit - used, 0))
+    except (ImportError, OSError, ValueError):
+        pass
+    return free
 
 
 def is_large(path: str) -> bool:
@@ -100,6 +112,16 @@ class PartitionedData:
     use: list[str] | None = None
     dropna: bool = False
     blocksize: int | str | None = "64MB"
+
+    def bytes(self) -> int:
+        """The size of the files on disk."""
+        total = 0
+        for name in self.files:
+            try:
+                total += os.path.getsize(name)
+            except OSError:
+                pass
+        return total
 
     def select(self, use: Iterable[str], dropna: bool = False) -> PartitionedData:
         """The columns in ``use`` that the data has, in file order (others are never read)."""

@@ -158,12 +158,15 @@ def test_without_dask_a_glob_says_what_to_install(tmp_path):
         assert "pip install 'adcli[dask]'" in run.stderr
 
 
-def test_a_partition_that_cannot_be_read_fails_with_exit_1_not_a_result(tmp_path):
-    """A file gone between passes: the pass fails as a whole (no partial sum is used)."""
+def test_a_partition_that_cannot_be_read_fails_with_exit_1_not_a_result(tmp_path, monkeypatch):
+    """A file gone between passes (data re-read every pass, as when it is larger than
+    memory): the pass fails as a whole (no partial sum is used)."""
+    monkeypatch.setattr("adcli.distributed.PERSIST_FRACTION", 0.0)
     folder = _split_csv("line.csv", tmp_path / "parts")
     source = CASES[0][0]
     point = CASES[0][2]
     v, g, objective = _on_dask(source, folder / "*.csv", point, Scheduler("threads"))
+    assert not objective.persisted
     (folder / "part1.csv").unlink()
     with pytest.raises(ClusterError) as err:
         objective(np.array([0.3, 1.7]))

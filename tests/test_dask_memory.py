@@ -45,6 +45,7 @@ CHILD = textwrap.dedent("""
                                    data.select(tape.inputs), factory=DaskObjective,
                                    reduce="sum", source=src, bound=["w0", "w1", "x", "y"],
                                    scheduler=Scheduler("threads"))
+    assert not objective.persisted  # over the memory at hand: read partition by partition
     value, grad = objective(np.array([1.0, 1.0]))
     print(repr(float(value)), repr(float(grad[0])), repr(float(grad[1])), objective.rows,
           status("VmHWM:") >> 20, limit >> 20)
