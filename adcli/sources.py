@@ -41,7 +41,7 @@ def require(what: str, modules: Iterable[str] = ("dask", "dask.dataframe")) -> N
             importlib.import_module(name)
         except ImportError:
             raise DaskMissing(f"{what} needs the package '{name.split('.')[0]}', which is not "
-                              "installed", hint=INSTALL_HINT) from None
+                              f"installed; {INSTALL_HINT}") from None
 
 
 def is_partitioned(path: str) -> bool:

@@ -155,7 +155,7 @@ def test_without_dask_a_glob_says_what_to_install(tmp_path):
                               *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert run.returncode == 2, run.stderr
         assert run.stderr.startswith("Error: ") and "Traceback" not in run.stderr
-        assert "pip install 'adcli[dask]'" in run.stderr
+        assert "pip install 'adcli[dask]'" in run.stderr and run.stderr.count("\n") == 1
 
 
 def test_a_partition_that_cannot_be_read_fails_with_exit_1_not_a_result(tmp_path, monkeypatch):
