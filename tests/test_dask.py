@@ -215,3 +215,18 @@ def test_fit_over_partitions_matches_the_in_memory_fit(tmp_path, scheduler):
     assert got["rss"] == pytest.approx(ref["rss"], rel=1e-12)
     assert got["r_squared"] == pytest.approx(ref["r_squared"], rel=1e-12)
     assert np.allclose(got["correlation"]["matrix"], ref["correlation"]["matrix"], atol=1e-9)
+
+
+def test_minimize_the_moons_net_over_parquet_matches_in_memory(tmp_path):
+    """33 parameters, --init-scale/--seed as in memory; BFGS over partition sums."""
+    folder = _split_parquet("moons.csv", tmp_path / "parts")
+    common = ["minimize", "@samples/moons_net.adc", "--init-scale", "1", "--seed", "0",
+              "--method", "bfgs", "--json"]
+    ref = json.loads(_cli(*common, "--data", "samples/moons.csv").stdout)
+    run = _cli(*common, "--data", str(folder))
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    assert got["converged"] and got["partitions"] == 4
+    assert got["value"] == pytest.approx(ref["value"], rel=1e-9)
+    for name, v in ref["minimum"].items():
+        assert got["minimum"][name] == pytest.approx(v, rel=1e-6, abs=1e-9)

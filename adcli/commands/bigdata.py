@@ -27,7 +27,8 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
                          method: str, steps: int, tol: float | None, data_path: str,
                          reduce: str, scheduler: str | None, sep: str | None,
                          renames: tuple[str, ...], dropna: bool, as_json: bool, *,
-                         lr: float | None, momentum: float, batch_size: int | None) -> None:
+                         lr: float | None, momentum: float, batch_size: int | None,
+                         seed: int | None = None, init_scale: float = 0.0) -> None:
     """Full-batch minimisation whose every loss and gradient is one pass of partition sums."""
     from ..data import parse_renames, parse_separator
     from ..distributed import DaskObjective, Scheduler
@@ -56,6 +57,11 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
                                         bound=[n for n in bound if n in tape.inputs or
                                                n in ("pi", "e")],
                                         scheduler=where, on_pass=on_pass)
+        if init_scale > 0:  # as in memory: the same seed gives the same start
+            rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[0])
+            for i, name in enumerate(objective.names):
+                if name not in point:
+                    x0[i] = rng.uniform(-init_scale, init_scale)
         lets = {st.name for st in function.program.statements if st.name is not None}
         for message in binding_warnings(objective, data, point, names, lets):
             render.warn(message)

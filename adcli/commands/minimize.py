@@ -117,9 +117,13 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
     if wants_dask(data_path, scheduler):
         from .bigdata import minimize_partitioned
 
+        if trace_path or plot_path:
+            raise click.UsageError("--trace and --plot are not available with partitioned "
+                                   "data (Dask) yet")
         minimize_partitioned(function, point, parse_names(wrt), method, steps, tol, data_path,
                              reduce, scheduler, sep, renames, dropna, as_json,
-                             lr=lr, momentum=momentum, batch_size=batch_size)
+                             lr=lr, momentum=momentum, batch_size=batch_size, seed=seed,
+                             init_scale=init_scale)
         return
     data = load_data(data_path, max_data_size or None, sep, renames) if data_path else None
     bound = set(point) | (set(data.names) if data else set())
