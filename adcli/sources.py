@@ -45,8 +45,11 @@ def require(what: str, modules: Iterable[str] = ("dask", "dask.dataframe")) -> N
 
 
 def is_partitioned(path: str) -> bool:
-    """A glob, a directory or a Parquet file: data that only the Dask path reads."""
-    return bool(_GLOB & set(path)) or os.path.isdir(path) or path.lower().endswith(_PARQUET)
+    """A glob, a directory or a Parquet file: data that only the Dask path reads (a file
+    whose name has glob characters is that file)."""
+    if path.lower().endswith(_PARQUET) or os.path.isdir(path):
+        return True
+    return bool(_GLOB & set(path)) and not os.path.exists(path)
 
 
 def available_memory() -> int | None:
@@ -154,7 +157,7 @@ def open_partitioned(path: str, sep: str | None = None,
                      rename: Mapping[str, str] | None = None) -> PartitionedData:
     """Find the files of ``path`` (a CSV or Parquet file, a glob, or a directory) and read the
     column names from the first one; the rows are read later, by Dask."""
-    if _GLOB & set(path):
+    if _GLOB & set(path) and not os.path.exists(path):
         files = sorted(glob.glob(path))
         if not files:
             raise DataError(f"--data '{path}' matches no file")

@@ -118,7 +118,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--big-rows", type=int, default=20_000_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--reread", action="store_true",
+                        help="never keep the data in memory: re-read it every pass, as out "
+                             "of core does")
     args = parser.parse_args(argv)
+    if args.reread:
+        import adcli.distributed
+
+        adcli.distributed.PERSIST_FRACTION = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         overhead(args.rows, args.repeat, Path(tmp))
         if args.big_rows:
