@@ -196,9 +196,6 @@ class DaskObjective(Objective):
                  on_pass: Callable[[int, int], None] | None = None) -> None:
         if data is None:
             raise AdcliError("the Dask path needs data")
-        if batch_size:
-            raise AdcliError("--batch-size is not available for partitioned data (Dask) yet; "
-                             "use a full-batch method such as bfgs or lbfgs")
         if reduce not in ("mean", "sum"):
             raise AdcliError(f"unknown reduction '{reduce}' (use mean or sum)")
         self.tape = tape
@@ -215,12 +212,15 @@ class DaskObjective(Objective):
         self._batches = None
         self.evaluations = 0
         self._bound = True
+        self._rng = np.random.default_rng(seed)
         self.source = source
         self.bound = tuple(sorted(bound))
         self.scheduler = scheduler or Scheduler(None)
         self.on_pass = on_pass
         self._frame = self.partitioned.frame()
         self.partitions = self._frame.npartitions
+        self.rows = 0  # known after the first pass (or counted now for minibatches)
+        self.passes = 0
         #: Data that fits in a quarter of the memory at hand is read once and kept there
         #: (a pass then costs the sweeps alone); larger data is re-read on every pass.
         size = self.partitioned.bytes()
@@ -228,17 +228,21 @@ class DaskObjective(Objective):
         self.persisted = memory is not None and size <= PERSIST_FRACTION * memory
         if self.persisted:
             self._frame = self.scheduler.persist(self._frame, f"data '{data.path}'")
-        self.rows = 0  # known after the first pass
-        self.passes = 0
+        self._parts = self._frame.to_delayed()
+        if batch_size:
+            import dask
+
+            lengths = self.scheduler.compute(
+                dask.delayed(list)([dask.delayed(len)(part) for part in self._parts]),
+                f"data '{data.path}'")
+            self.lengths = np.asarray(lengths, dtype=np.int64)
+            self.rows = int(self.lengths.sum())
+            if batch_size < self.rows:
+                self.batch_size = batch_size
 
     def sums(self, x: np.ndarray) -> tuple[float, np.ndarray, int]:
         """(sum over all rows, gradient of that sum, rows): one pass over the partitions."""
-        parts = [
-            _delayed_sums(part, self.source, self.bound, tuple(self.names),
-                          tuple(sorted((k, float(v)) for k, v in self.fixed.items())),
-                          tuple(float(v) for v in x))
-            for part in self._frame.to_delayed()
-        ]
+        parts = [_delayed_sums(part, *self._args(x)) for part in self._parts]
         total = self.scheduler.compute(tree_sum(parts), f"data '{self.partitioned.path}'")
         self.passes += 1
         if self.on_pass is not None:
@@ -249,6 +253,30 @@ class DaskObjective(Objective):
 
             raise DataError(f"data '{self.partitioned.path}' has no rows")
         return float(total[0]), np.asarray(total[1:-1], dtype=np.float64), rows
+
+    def _args(self, x: np.ndarray) -> tuple:
+        return (self.source, self.bound, tuple(self.names),
+                tuple(sorted((k, float(v)) for k, v in self.fixed.items())),
+                tuple(float(v) for v in x))
+
+    def sample(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """A minibatch estimate: a partition drawn with probability proportional to its rows,
+        then ``batch_size`` of its rows without replacement (seeded: the same seed and the
+        same partitioning give the same sequence). One small task; unbiased for the mean."""
+        import dask
+
+        assert self.batch_size is not None
+        self.evaluations += 1
+        index = int(self._rng.choice(len(self.lengths), p=self.lengths / self.rows))
+        count = int(self.lengths[index])
+        rows = np.sort(self._rng.choice(count, size=min(self.batch_size, count),
+                                        replace=False))
+        part = dask.delayed(_take, pure=True)(self._parts[index], rows)
+        total = self.scheduler.compute(_delayed_sums(part, *self._args(x)),
+                                       f"data '{self.partitioned.path}'")
+        scale = (self.rows if self.reduce == "sum" else 1.0) / len(rows)
+        with np.errstate(all="ignore"):
+            return float(total[0]) * scale, np.asarray(total[1:-1]) * scale
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         self.evaluations += 1
@@ -261,6 +289,10 @@ class DaskObjective(Objective):
     def hessian(self, x: np.ndarray) -> np.ndarray:
         raise AdcliError("--method newton is not available for partitioned data (Dask); "
                          "use bfgs or lbfgs")
+
+
+def _take(frame: Any, rows: np.ndarray) -> Any:
+    return frame.iloc[rows]
 
 
 def _delayed_sums(part: Any, *args: Any) -> Any:

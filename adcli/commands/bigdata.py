@@ -39,10 +39,10 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
     bound = set(point) | set(data.names) | set(names or ())
     tape = function.tape(bound)
     data = data.select(tape.inputs, dropna)
-    if batch_size:
-        raise click.UsageError("--batch-size is not available with partitioned data (Dask) "
-                               "yet; leave it out for full batches")
-    resolved = "bfgs" if method == "auto" else resolve_method(method, len(tape.inputs), False)
+    if method == "auto" and not batch_size:
+        resolved = "bfgs"
+    else:
+        resolved = resolve_method(method, len(tape.inputs), bool(batch_size))
     if resolved == "newton":
         raise click.UsageError("--method newton is not available with partitioned data (Dask)")
     live = not as_json and render.live_display_possible()
@@ -54,6 +54,8 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
     with Scheduler(scheduler) as where:
         objective, x0 = build_objective(tape, point, names, data, factory=DaskObjective,
                                         reduce=reduce, source=function.source,
+                                        batch_size=batch_size,
+                                        seed=np.random.SeedSequence(seed).spawn(2)[1],
                                         bound=[n for n in bound if n in tape.inputs or
                                                n in ("pi", "e")],
                                         scheduler=where, on_pass=on_pass)
@@ -65,6 +67,8 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
         lets = {st.name for st in function.program.statements if st.name is not None}
         for message in binding_warnings(objective, data, point, names, lets):
             render.warn(message)
+        if batch_size and not objective.stochastic:
+            render.warn("--batch-size is not smaller than the data; using full batches")
         if lr is not None and RULES[resolved].line_search:
             render.warn(f"--lr is ignored by {resolved}, which chooses its steps by a line "
                         "search")
