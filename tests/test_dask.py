@@ -255,3 +255,19 @@ def test_minibatches_over_partitions_are_reproducible_with_a_seed(tmp_path):
     assert _where(first) != _where(other)
     start = json.loads(_cli(*args[:-5], "--steps", "0", "--json").stdout)["value"]
     assert first["value"] < 0.5 * start  # it learns (the full objective, computed at the end)
+
+
+def test_an_existing_cluster_from_dask_scheduler_address(tmp_path, cluster):
+    """DASK_SCHEDULER_ADDRESS (as `dask scheduler` prints it): the command connects to that
+    cluster instead of starting one; the workers re-parse the formula text."""
+    folder = _split_parquet("exp_decay.csv", tmp_path / "parts")
+    address = cluster.client.scheduler.address
+    args = ["fit", "y ~ a*exp(-b*x) + c", "--from", "a=1,b=1", "--json"]
+    ref = json.loads(_cli(*args[:2], "--data", "samples/exp_decay.csv", *args[2:]).stdout)
+    run = _cli(*args[:2], "--data", str(folder), *args[2:],
+               env={"DASK_SCHEDULER_ADDRESS": address})
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    for name, v in ref["parameters"].items():
+        assert got["parameters"][name] == pytest.approx(v, rel=1e-9)
+    assert cluster.workers == 2  # the command closed its client, not the cluster
