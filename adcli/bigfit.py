@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -86,7 +86,8 @@ class NormalSums:
     """Passes over the partitions for one fit: rss(b) and (rss, Jᵀr, JᵀJ)(b)."""
 
     def __init__(self, data: PartitionedData, text: str, free: list[str],
-                 fixed: Mapping[str, float], scheduler: Scheduler) -> None:
+                 fixed: Mapping[str, float], scheduler: Scheduler,
+                 on_pass: Callable[[int, int], None] | None = None) -> None:
         self.frame = data.frame()
         self.path = data.path
         memory = scheduler.memory()  # kept in memory when it fits, as DaskObjective does
@@ -99,6 +100,8 @@ class NormalSums:
         self.evaluations = 0
         self.jacobians = 0
         self.rows = 0
+        self.passes = 0
+        self.on_pass = on_pass
 
     def _pass(self, b: np.ndarray, mode: str, mean: float = 0.0) -> np.ndarray:
         import dask
@@ -108,6 +111,9 @@ class NormalSums:
                       mode, mean) for part in self.frame.to_delayed()]
         total = self.scheduler.compute(tree_sum(parts), f"data '{self.path}'")
         self.rows = int(total[-1])
+        self.passes += 1
+        if self.on_pass is not None:
+            self.on_pass(self.passes, len(parts))
         return total
 
     def rss(self, b: np.ndarray) -> float:
@@ -209,7 +215,8 @@ def _polish(sums: NormalSums, x: np.ndarray, rss: float, g: np.ndarray, A: np.nd
 def fit_partitioned(text: str, data: PartitionedData, scheduler: Scheduler, *,
                     start: Mapping[str, float] | None = None,
                     fix: Mapping[str, float] | None = None,
-                    max_evaluations: int | None = None) -> FitResult:
+                    max_evaluations: int | None = None,
+                    on_pass: Callable[[int, int], None] | None = None) -> FitResult:
     """Fit ``LHS ~ MODEL`` to partitioned data; the statistics come from JᵀJ at the end."""
     began = time.perf_counter()
     formula = parse_formula(text)
@@ -233,7 +240,7 @@ def fit_partitioned(text: str, data: PartitionedData, scheduler: Scheduler, *,
     warnings_ = [f"--from '{n}' is not a parameter; ignored" for n in start if n not in params]
     p = len(free)
     x0 = np.array([float(start.get(n, 0.0)) for n in free])
-    sums = NormalSums(data, text, free, fix, scheduler)
+    sums = NormalSums(data, text, free, fix, scheduler, on_pass)
     x, status, rss, A = lm_normal(sums, x0, max_evaluations or 1000 * (p + 1))
     rows = sums.rows
     finite = bool(np.isfinite(rss))

@@ -83,8 +83,9 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         if sigma or bounds or plot_path:
             raise click.UsageError("--sigma, --bounds and --plot are not available with "
                                    "partitioned data (Dask) yet")
+        live = not as_json and render.live_display_possible()
         result = _fit_on_dask(text, data_path, scheduler, start, fix, max_evaluations, sep,
-                              renames, dropna)
+                              renames, dropna, live)
         for message in result.warnings:
             render.warn(message)
         if as_json:
@@ -129,7 +130,7 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
 
 def _fit_on_dask(text: str, data_path: str, scheduler: str | None, start: tuple[str, ...],
                  fix: tuple[str, ...], max_evaluations: int | None, sep: str | None,
-                 renames: tuple[str, ...], dropna: bool):
+                 renames: tuple[str, ...], dropna: bool, live: bool = False):
     """The fit over partitions (adcli.bigfit): Dask imported only here."""
     from ..data import parse_renames, parse_separator
     from ..sources import open_partitioned, require
@@ -140,6 +141,15 @@ def _fit_on_dask(text: str, data_path: str, scheduler: str | None, start: tuple[
 
     data = open_partitioned(data_path, parse_separator(sep), parse_renames(renames))
     data = data.select(data.names, dropna)
+    def on_pass(count: int, partitions: int) -> None:
+        if live:
+            click.echo(f"\rpass {count} over {partitions} partitions", err=True, nl=False)
+
     with Scheduler(scheduler) as where:
-        return fit_partitioned(text, data, where, start=parse_point(start, "--from"),
-                               fix=parse_point(fix, "--fix"), max_evaluations=max_evaluations)
+        try:
+            return fit_partitioned(text, data, where, start=parse_point(start, "--from"),
+                                   fix=parse_point(fix, "--fix"),
+                                   max_evaluations=max_evaluations, on_pass=on_pass)
+        finally:
+            if live:
+                click.echo("", err=True)
