@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .distributed import PERSIST_FRACTION, Scheduler, tree_sum
+from .distributed import PERSIST_FRACTION, Scheduler, columns_of, tree_sum
 from .fitting import FitResult, Residuals
 from .formula import FitError, Formula, parse_formula
 from .function import Function
@@ -55,8 +55,7 @@ def partition_normal(frame: Any, text: str, fixed: tuple[tuple[str, float], ...]
     if rows == 0:
         return out
     formula = _formula(text)
-    columns = {c: np.ascontiguousarray(frame[c].to_numpy(dtype=np.float64))
-               for c in frame.columns}
+    columns = columns_of(frame)
     if mode in ("lhs", "tss"):
         from .fitting import _side
 

@@ -55,13 +55,25 @@ def partition_sums(frame: Any, source: str, bound: tuple[str, ...], names: tuple
     if rows == 0:
         return out
     point: dict[str, Any] = dict(fixed)
-    for col in frame.columns:
-        point[col] = np.ascontiguousarray(frame[col].to_numpy(dtype=np.float64))
+    point.update(columns_of(frame))
     point.update(zip(names, (np.float64(v) for v in x)))
     with np.errstate(all="ignore"):
         value, grads = compiled(tape).grad_sum(point, list(names))
     out[0] = value
     out[1:-1] = grads
+    return out
+
+
+def columns_of(frame: Any) -> dict[str, np.ndarray]:
+    """A partition's columns as float64 arrays; a missing or non-finite cell is an error
+    (ValueError: bad input once it reaches :meth:`Scheduler.compute`), as in memory."""
+    out = {}
+    for name in frame.columns:
+        col = np.ascontiguousarray(frame[name].to_numpy(dtype=np.float64))
+        if not np.all(np.isfinite(col)):
+            raise ValueError(f"column '{name}' has a missing or non-finite cell (--dropna "
+                             "leaves out the rows with a missing cell)")
+        out[str(name)] = col
     return out
 
 
@@ -187,7 +199,7 @@ def _first_line(err: BaseException) -> str:
 
 class DaskObjective(Objective):
     """:class:`~adcli.optimize.objective.Objective` whose sums over rows run per partition
-    on Dask (full batches only): each call is one pass over the data."""
+    on Dask: each call is one pass over the data; :meth:`sample` is one minibatch."""
 
     def __init__(self, tape: Tape, names: Sequence[str], fixed: dict | None = None,
                  data: PartitionedData | None = None, reduce: str = "mean",

@@ -271,3 +271,17 @@ def test_an_existing_cluster_from_dask_scheduler_address(tmp_path, cluster):
     for name, v in ref["parameters"].items():
         assert got["parameters"][name] == pytest.approx(v, rel=1e-9)
     assert cluster.workers == 2  # the command closed its client, not the cluster
+
+
+def test_a_missing_cell_is_an_error_unless_dropna(tmp_path):
+    folder = _split_csv("line.csv", tmp_path / "parts")
+    text = (folder / "part1.csv").read_text().splitlines()
+    text[2] = text[2].split(",")[0] + ",NA"
+    (folder / "part1.csv").write_text("\n".join(text) + "\n")
+    args = ["minimize", "(w0 + w1*x - y)^2", "--data", str(folder / "*.csv"), "--wrt",
+            "w0,w1", "--json"]
+    run = _cli(*args)
+    assert run.returncode == 2 and "column 'y' has a missing" in run.stderr, run.stderr
+    run = _cli(*args, "--dropna")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["rows"] == 39
