@@ -31,6 +31,10 @@ from .common import (
 @click.option("--data", "data_path", required=True, metavar="FILE.csv",
               help="CSV file whose header names the columns; every other name of the formula "
                    "is a parameter.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Fit over partitions on Dask: local:N, threads, synchronous or a scheduler's "
+                   "address [default: $DASK_SCHEDULER_ADDRESS; a glob, directory or Parquet "
+                   "--data uses Dask anyway; needs adcli[dask]].")
 @click.option("--from", "start", multiple=True, metavar="NAME=VALUE,...",
               help="Start values of parameters (those not given start at 0).")
 @click.option("--sigma", metavar="COLUMN",
@@ -54,7 +58,8 @@ from .common import (
 @digits_option(default=11)
 @json_option
 @max_size_option
-def fit(expr: str, data_path: str, start: tuple[str, ...], sigma: str | None,
+def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...],
+        sigma: str | None,
         absolute_sigma: bool, bounds: tuple[str, ...], fix: tuple[str, ...],
         max_evaluations: int | None, plot_path: str | None, max_data_size: int,
         sep: str | None, renames: tuple[str, ...], dropna: bool, as_json: bool,
@@ -72,6 +77,26 @@ def fit(expr: str, data_path: str, start: tuple[str, ...], sigma: str | None,
       adcli fit "log(y) ~ b1 - b2*x1*exp(-b3*x2)" --data nelson.csv --from b1=2
     """
     text = read_source(expr, max_size)
+    from ..sources import wants_dask
+
+    if wants_dask(data_path, scheduler):
+        if sigma or bounds or plot_path:
+            raise click.UsageError("--sigma, --bounds and --plot are not available with "
+                                   "partitioned data (Dask) yet")
+        live = not as_json and render.live_display_possible()
+        result = _fit_on_dask(text, data_path, scheduler, start, fix, max_evaluations, sep,
+                              renames, dropna, live)
+        for message in result.warnings:
+            render.warn(message)
+        if as_json:
+            out = result.to_json()
+            out["rows"] = result.rows
+            emit_json(out)
+        else:
+            render.fit_result(result)
+        if not result.converged:
+            raise click.exceptions.Exit(EXIT_FAILED)
+        return
     data = load_data(data_path, max_data_size or None, sep, renames)
     formula = parse_formula(text, max_bytes=max_size or None)
     used = formula.names(formula.lhs) | formula.names(formula.model)
@@ -101,3 +126,30 @@ def fit(expr: str, data_path: str, start: tuple[str, ...], sigma: str | None,
         click.echo(f"plot written to {plot_path}", err=True)
     if not result.converged:
         raise click.exceptions.Exit(EXIT_FAILED)
+
+
+def _fit_on_dask(text: str, data_path: str, scheduler: str | None, start: tuple[str, ...],
+                 fix: tuple[str, ...], max_evaluations: int | None, sep: str | None,
+                 renames: tuple[str, ...], dropna: bool, live: bool = False):
+    """The fit over partitions (adcli.bigfit): Dask imported only here."""
+    from ..data import parse_renames, parse_separator
+    from ..sources import open_partitioned, require
+
+    require("--data on Dask")
+    from ..bigfit import fit_partitioned
+    from ..distributed import Scheduler
+
+    data = open_partitioned(data_path, parse_separator(sep), parse_renames(renames))
+    data = data.select(data.names, dropna)
+    def on_pass(count: int, partitions: int) -> None:
+        if live:
+            click.echo(f"\rpass {count} over {partitions} partitions", err=True, nl=False)
+
+    with Scheduler(scheduler) as where:
+        try:
+            return fit_partitioned(text, data, where, start=parse_point(start, "--from"),
+                                   fix=parse_point(fix, "--fix"),
+                                   max_evaluations=max_evaluations, on_pass=on_pass)
+        finally:
+            if live:
+                click.echo("", err=True)

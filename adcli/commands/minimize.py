@@ -63,7 +63,12 @@ METHODS = ["auto", *RULES]
                    f"{DEFAULT_TOL:g} times its norm at the start, whatever the scale of EXPR].")
 @click.option("--data", "data_path", metavar="FILE.csv",
               help="Fit to a CSV file: header names bind columns to variables; the objective "
-                   "is the mean of EXPR over the rows.")
+                   "is the mean of EXPR over the rows. A glob, a directory or Parquet is read "
+                   "by Dask, partition by partition (adcli[dask]).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Sum --data over partitions on Dask: local:N (a LocalCluster of N workers), "
+                   "threads, synchronous, or a scheduler's address [default: "
+                   "$DASK_SCHEDULER_ADDRESS; needs adcli[dask]].")
 @click.option("--reduce", type=click.Choice(["mean", "sum"]), default="mean",
               show_default=True, help="How --data rows combine.")
 @click.option("--max-data-size", type=ByteSize(), default=DEFAULT_MAX_DATA_BYTES,
@@ -87,8 +92,9 @@ METHODS = ["auto", *RULES]
 def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr: float | None,
              momentum: float | None, steps: int, tol: float, data_path: str | None, reduce: str,
              max_data_size: int, batch_size: int | None, seed: int | None, init_scale: float,
-             trace_path: str | None, plot_path: str | None, sep: str | None,
-             renames: tuple[str, ...], dropna: bool, as_json: bool, max_size: int) -> None:
+             trace_path: str | None, plot_path: str | None, scheduler: str | None,
+             sep: str | None, renames: tuple[str, ...], dropna: bool, as_json: bool,
+             max_size: int) -> None:
     """Minimise EXPR, or fit its parameters to the rows of a data file.
 
     Gradients are exact (reverse mode over the tape). The default method, BFGS with a
@@ -106,6 +112,19 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
     """
     function = load_function(expr, max_size)
     point = parse_point(start, "--from")
+    from ..sources import wants_dask
+
+    if wants_dask(data_path, scheduler):
+        from .bigdata import minimize_partitioned
+
+        if trace_path or plot_path:
+            raise click.UsageError("--trace and --plot are not available with partitioned "
+                                   "data (Dask) yet")
+        minimize_partitioned(function, point, parse_names(wrt), method, steps, tol, data_path,
+                             reduce, scheduler, sep, renames, dropna, as_json,
+                             lr=lr, momentum=momentum, batch_size=batch_size, seed=seed,
+                             init_scale=init_scale)
+        return
     data = load_data(data_path, max_data_size or None, sep, renames) if data_path else None
     bound = set(point) | (set(data.names) if data else set())
     names = parse_names(wrt)

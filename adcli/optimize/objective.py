@@ -118,12 +118,15 @@ class Objective:
 
 
 def build_objective(tape: Tape, start: Mapping[str, float], wrt: Sequence[str] | None = None,
-                    data: Dataset | None = None, **kwargs: Any) -> tuple[Objective, np.ndarray]:
+                    data: Any = None, factory: Any = Objective,
+                    **kwargs: Any) -> tuple[Objective, np.ndarray]:
     """Decide which inputs are parameters and where they start.
 
     Data columns bind variables of the same name.  Without ``wrt`` every other variable is a
     parameter, starting at its ``start`` value or 0.  With ``wrt`` only those are, and every
-    remaining variable must be a column or have a value in ``start``.
+    remaining variable must be a column or have a value in ``start``. ``factory`` makes the
+    objective (:class:`Objective`; :class:`adcli.distributed.DaskObjective` for data on Dask,
+    whose ``data`` is a :class:`adcli.sources.PartitionedData`).
     """
     columns = set(data.names) if data is not None else set()
     clash = [n for n in start if n in columns]
@@ -165,7 +168,7 @@ def build_objective(tape: Tape, start: Mapping[str, float], wrt: Sequence[str] |
         names.sort(key=natural_key)  # a1 a2 … a10 b1 …, not the order of first use
     fixed = {n: v for n, v in start.items() if n not in names}
     x0 = np.array([start.get(n, 0.0) for n in names], dtype=np.float64)
-    return Objective(tape, names, fixed, data, **kwargs), x0
+    return factory(tape, names, fixed, data, **kwargs), x0
 
 
 def binding_warnings(objective: Objective, data: Dataset, start: Mapping[str, float],
