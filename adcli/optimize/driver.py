@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from ..results import (
     MAX_STEPS,
     NO_PROGRESS,
     REASONS,
+    TIME_LIMIT,
     UNBOUNDED,
     MinimizeResult,
     norm,
@@ -42,6 +44,52 @@ UNBOUNDED_DECADES = 10
 CHECK_HESSIAN_MAX_PARAMS = DENSE_LIMIT
 #: ... and this many parameters x tape nodes x data rows (a cheap check, not a second run).
 CHECK_HESSIAN_MAX_WORK = 50_000_000
+#: the method name reported when bounds send the quasi-Newton default to scipy's L-BFGS-B.
+BOUNDED_QUASI_NEWTON = "l-bfgs-b"
+#: rules that take bounds by projecting (clipping) each step onto the box.
+PROJECTED = ("gd", "momentum", "nesterov", "adam")
+
+Bounds = Mapping[str, tuple[float, float]]
+
+
+class _TimeUp(Exception):
+    """Raised by an evaluation past the deadline; the loops report the best point so far."""
+
+
+class _Halt(Exception):
+    """Ends the L-BFGS-B run from inside scipy's callbacks with a reason and message."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        super().__init__(reason)
+        self.reason, self.message = reason, message
+
+
+def box(bounds: Bounds | None, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``{name: (lo, hi)}`` -> lower and upper arrays over ``names`` (None without bounds).
+    A name that is not a parameter, nan, or lo >= hi is an error: a silently ignored bound
+    would report an unconstrained minimum as if it were the constrained one."""
+    if not bounds:
+        return None
+    lower, upper = np.full(len(names), -np.inf), np.full(len(names), np.inf)
+    index = {n: i for i, n in enumerate(names)}
+    for name, (lo, hi) in bounds.items():
+        if name not in index:
+            raise AdcliError(f"--bounds '{name}' is not a parameter (parameters: "
+                             f"{', '.join(names) or 'none'})")
+        lo, hi = float(lo), float(hi)
+        if math.isnan(lo) or math.isnan(hi) or not lo < hi:
+            raise AdcliError(f"--bounds {name}={lo:g}:{hi:g}: need lo < hi")
+        lower[index[name]], upper[index[name]] = lo, hi
+    return lower, upper
+
+
+def projected_gradient(x: np.ndarray, g: np.ndarray, lower: np.ndarray, upper: np.ndarray
+                       ) -> np.ndarray:
+    """The gradient with the components that push against an active bound set to 0: what
+    is left is the part a feasible step can still reduce, 0 at a constrained minimum (x^2
+    on [1, 2] stops at 1 with gradient 2)."""
+    blocked = ((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0))
+    return np.where(blocked, 0.0, g)
 
 
 def resolve_method(method: str, n: int, stochastic: bool = False) -> str:
@@ -61,7 +109,8 @@ def resolve_method(method: str, n: int, stochastic: bool = False) -> str:
 def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
              options: Options | None = None, steps: int = DEFAULT_STEPS,
              tol: float | None = None, names: Sequence[str] | None = None,
-             callback: Callback | None = None, patience: int = PATIENCE) -> MinimizeResult:
+             callback: Callback | None = None, patience: int = PATIENCE,
+             bounds: Bounds | None = None, max_time: float | None = None) -> MinimizeResult:
     """Minimise ``problem(x) -> (value, gradient)`` from ``x0``.
 
     ``problem`` is a plain callable or an :class:`Objective` (which adds ``hessian`` for
@@ -75,6 +124,17 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     gradient norm falls to :data:`DEFAULT_TOL` times its norm at ``x0``: a test that does not
     depend on the objective's scale (multiplying f by 1e-12 must not make a start look
     converged).
+
+    ``bounds`` maps parameters to ``(lo, hi)`` (+-inf for an open side).  The quasi-Newton
+    rules (``bfgs``, ``lbfgs``, and ``auto`` without minibatches) then run scipy's L-BFGS-B
+    on the same values and gradients (method ``l-bfgs-b``); gd, momentum, nesterov and adam
+    clip each step onto the box; ``newton`` refuses bounds.  A start outside the box is
+    clipped onto it with a warning.  The stopping test and the reported gradient are then the
+    projected gradient (components pushing against an active bound are 0), and the
+    second-order check looks only at the parameters not at a bound.
+
+    ``max_time`` (seconds) ends the run with reason "time-limit" at the best point so far,
+    checked before each evaluation of the objective (so one evaluation may overrun it).
     """
     options = options or Options()
     x = np.array(x0, dtype=np.float64)
@@ -85,12 +145,34 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     method = resolve_method(method, n, stochastic)
     if method == "newton" and not hasattr(problem, "hessian"):
         raise AdcliError("newton needs a problem with a hessian(x) method (an Objective)")
+    limits = box(bounds, names)
+    started: list[str] = []
+    if limits is not None:
+        if method not in PROJECTED and method not in ("bfgs", "lbfgs"):
+            raise AdcliError(f"--method {method} does not take --bounds; use the default "
+                             f"(L-BFGS-B) or one of {', '.join(PROJECTED)} (projected steps)")
+        lower, upper = limits
+        outside = [i for i in range(n) if not lower[i] <= x[i] <= upper[i]]
+        for i in outside:
+            clipped = min(max(x[i], lower[i]), upper[i])
+            started.append(f"the start {names[i]}={x[i]:g} is outside its bounds "
+                           f"{lower[i]:g}:{upper[i]:g}; starting at {clipped:g}")
+            x[i] = clipped
+    deadline = time.monotonic() + max_time if max_time else None
+    run = _Run(problem, method, names, tol, patience, limits, deadline, max_time)
     with np.errstate(all="ignore"):
-        loop = _minibatch if stochastic else _full_batch
-        result = loop(_Run(problem, method, names, tol, patience), x,
-                      RULES[method](n, options, problem), steps, callback)
+        if limits is not None and method in ("bfgs", "lbfgs"):
+            run.method = BOUNDED_QUASI_NEWTON
+            result = _lbfgsb(run, x, options.memory, steps, callback)
+        else:
+            loop = _minibatch if stochastic else _full_batch
+            result = loop(run, x, RULES[method](n, options, problem), steps, callback)
         if result.reason == GRAD_TOL and not stochastic:
-            result.warnings += second_order_warnings(problem, result.x)
+            free = None
+            if limits is not None:
+                free = ~((result.x <= limits[0]) | (result.x >= limits[1]))
+            result.warnings += second_order_warnings(problem, result.x, free)
+    result.warnings[:0] = started
     return result
 
 
@@ -105,28 +187,49 @@ class _Run:
     """
 
     def __init__(self, problem: Any, method: str, names: list[str], tol: float | None,
-                 patience: int) -> None:
+                 patience: int, limits: tuple[np.ndarray, np.ndarray] | None = None,
+                 deadline: float | None = None, max_time: float | None = None) -> None:
         self.problem, self.method, self.names = problem, method, names
         self.tol, self.relative, self.patience = tol, tol is None, patience
+        self.limits, self.deadline, self.max_time = limits, deadline, max_time
         self.evaluations = 0
         self.iteration = 0
 
+    def _check_time(self) -> None:
+        if (self.deadline is not None and self.evaluations > 0
+                and time.monotonic() > self.deadline):
+            raise _TimeUp
+
     def full(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """The objective (over all rows) and its gradient."""
+        self._check_time()
         self.evaluations += 1
         f, g = self.problem(x)
         return float(f), np.asarray(g, dtype=np.float64)
 
     def noisy(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """A minibatch estimate of the objective and its gradient."""
+        self._check_time()
         self.evaluations += 1
         f, g = self.problem.sample(x)
         return float(f), np.asarray(g, dtype=np.float64)
 
+    def project(self, x: np.ndarray) -> np.ndarray:
+        """``x`` clipped onto the bounds (itself without bounds)."""
+        return x if self.limits is None else np.clip(x, *self.limits)
+
+    def pgrad(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """The gradient the stopping tests see: projected under bounds."""
+        return g if self.limits is None else projected_gradient(x, g, *self.limits)
+
     def result(self, x: np.ndarray, f: float, g: np.ndarray, reason: str,
                message: str = "") -> MinimizeResult:
-        return MinimizeResult(self.names, x, f, g, self.iteration, self.evaluations, reason,
-                              self.method, message or REASONS[reason])
+        if reason == TIME_LIMIT and not message:
+            message = (f"the time limit of {self.max_time:g} s was reached (--max-time; 0 for "
+                       "no limit); the best point so far is reported")
+        return MinimizeResult(self.names, x, f, self.pgrad(x, g), self.iteration,
+                              self.evaluations, reason, self.method,
+                              message or REASONS[reason])
 
     def start(self, f: float, g: np.ndarray) -> tuple[str, str] | None:
         """Why the run cannot start at a point with value ``f``; else set up the tests."""
@@ -151,8 +254,10 @@ class _Run:
             bad = "nan" if math.isnan(gnorm) else "infinite"
             return DIVERGED, f"the gradient is {bad} at iteration {iteration}"
         if gnorm < self.tol or gnorm == 0.0:
-            return GRAD_TOL, (f"the gradient norm fell below {DEFAULT_TOL:g} of its value at "
-                              "the start" if self.relative else "")
+            what = "gradient" if self.limits is None else "projected gradient"
+            return GRAD_TOL, (f"the {what} norm fell below {DEFAULT_TOL:g} of its value at "
+                              "the start" if self.relative else
+                              f"the {what} norm fell below --tol")
         if fresh and gnorm < self.anchor_gnorm:
             self.anchor_level, self.anchor_gnorm = _decade(f), gnorm
         elif fresh and _decade(f) - self.anchor_level >= UNBOUNDED_DECADES:
@@ -177,8 +282,11 @@ class _Run:
         step = rules.step(x, f, g, evaluate)
         if step.failed:
             return x, f, g, (NO_PROGRESS, step.failed)
-        xn = step.x
-        fn, gn = evaluate(xn) if step.value is None else (step.value, step.grad)
+        xn = self.project(step.x)
+        if step.value is None or xn is not step.x and not np.array_equal(xn, step.x):
+            fn, gn = evaluate(xn)
+        else:
+            fn, gn = step.value, step.grad
         self.iteration += 1
         iteration = self.iteration
         if np.all(np.isfinite(xn)) and (fn == -math.inf or fn <= UNBOUNDED_VALUE):
@@ -194,14 +302,14 @@ def _full_batch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
                 callback: Callback | None) -> MinimizeResult:
     """The loop over exact values and gradients."""
     f, g = run.full(x)
-    stop = run.start(f, g)
+    stop = run.start(f, run.pgrad(x, g))
     if stop is not None:
         return run.result(x, f, g, *stop)
     best = (f, x, g)
     reason, message = MAX_STEPS, ""
     try:
         while True:
-            gnorm = norm(g)
+            gnorm = norm(run.pgrad(x, g))
             improved = f < best[0]
             if improved:
                 best = (f, x, g)
@@ -220,9 +328,10 @@ def _full_batch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
                     x, f, g = xn, fn, gn
                 break
             x, f, g = xn, fn, gn
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _TimeUp) as stopped:
         f, x, g = best
-        return run.result(x, f, g, INTERRUPTED)  # the best point seen
+        why = INTERRUPTED if isinstance(stopped, KeyboardInterrupt) else TIME_LIMIT
+        return run.result(x, f, g, why)  # the best point seen
     return run.result(x, f, g, reason, message)
 
 
@@ -233,7 +342,7 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     and at the end, so they are not fooled by one lucky batch."""
     epoch = int(getattr(run.problem, "epoch", 1))
     f, g = run.full(x)
-    stop = run.start(f, g)
+    stop = run.start(f, run.pgrad(x, g))
     if stop is not None:
         return run.result(x, f, g, *stop)
     best = last_fresh = (f, x, g)
@@ -242,7 +351,7 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     reason, message = MAX_STEPS, ""
     try:
         while True:
-            gnorm = norm(g)
+            gnorm = norm(run.pgrad(x, g))
             improved = fresh and f < best[0]
             if improved:
                 best = (f, x, g)
@@ -272,13 +381,95 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
                     break
                 f, g = f_all, g_all
                 last_fresh = (f, x, g)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _TimeUp) as stopped:
         f, x, g = best
-        return run.result(x, f, g, INTERRUPTED)  # the best full-objective point seen
+        why = INTERRUPTED if isinstance(stopped, KeyboardInterrupt) else TIME_LIMIT
+        return run.result(x, f, g, why)  # the best full-objective point seen
     if reason == DIVERGED:
         f, x, g = last_fresh  # the last point whose full objective was computed and finite
     elif not fresh and reason != UNBOUNDED:
         f, g = run.full(x)
+    return run.result(x, f, g, reason, message)
+
+
+def _lbfgsb(run: _Run, x: np.ndarray, memory: int, steps: int,
+            callback: Callback | None) -> MinimizeResult:
+    """The quasi-Newton default under bounds: scipy's L-BFGS-B (Byrd, Lu, Nocedal & Zhu) on
+    the same exact values and gradients, with this driver's stopping tests, callback, step
+    limit, time limit and Ctrl-C run from scipy's per-iteration callback.  scipy's own tests
+    are off (gtol 0, ftol 0); when it stops by itself it found no lower point."""
+    from scipy.optimize import Bounds as ScipyBounds
+    from scipy.optimize import minimize as scipy_minimize
+
+    lower, upper = run.limits  # type: ignore[misc]
+    f, g = run.full(x)
+    stop = run.start(f, run.pgrad(x, g))
+    if stop is not None:
+        return run.result(x, f, g, *stop)
+    seen: dict[bytes, tuple[float, np.ndarray]] = {x.tobytes(): (f, g)}
+    state = {"best": (f, x, g), "last": (f, x, g)}
+
+    def check(z: np.ndarray, fz: float, gz: np.ndarray) -> None:
+        """The tests at an accepted iterate (the loop body of :func:`_full_batch`)."""
+        gnorm = norm(run.pgrad(z, gz))
+        improved = fz < state["best"][0]
+        if improved:
+            state["best"] = (fz, z, gz)
+        state["last"] = (fz, z, gz)
+        if callback is not None:
+            callback(run.iteration, fz, gnorm, z)
+        found = run.stop(fz, gnorm, improved)
+        if found is not None:
+            raise _Halt(*found)
+        if run.iteration >= steps:
+            raise _Halt(MAX_STEPS)
+
+    def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
+        z = np.array(z, dtype=np.float64)
+        fz, gz = run.full(z)
+        if fz == -math.inf or fz <= UNBOUNDED_VALUE:
+            state["last"] = (fz, z, gz)
+            raise _Halt(UNBOUNDED, f"the value fell to {fz:g} at iteration "
+                        f"{run.iteration + 1}; the objective looks unbounded below")
+        if not (math.isfinite(fz) and np.all(np.isfinite(gz))):
+            raise _Halt(DIVERGED, f"the value became {fz} (gradient norm {norm(gz)}) at "
+                        f"iteration {run.iteration + 1}; the last accepted point is reported")
+        if len(seen) > 64:
+            seen.clear()
+        seen[z.tobytes()] = (fz, gz)
+        return fz, gz
+
+    def accepted(intermediate_result: Any) -> None:
+        z = np.array(intermediate_result.x, dtype=np.float64)
+        run.iteration += 1
+        fz, gz = seen.get(z.tobytes()) or fun(z)
+        check(z, fz, gz)
+
+    reason, message = MAX_STEPS, ""
+    try:
+        check(x, f, g)  # iteration 0: the callback sees the start, which may already be done
+        out = scipy_minimize(fun, x, jac=True, method="L-BFGS-B",
+                             bounds=ScipyBounds(lower, upper), callback=accepted,
+                             options={"maxcor": memory, "maxiter": steps + 1, "gtol": 0.0,
+                                      "ftol": 0.0, "maxfun": 2**31 - 1})
+        z = np.array(out.x, dtype=np.float64)
+        fz, gz = seen.get(z.tobytes()) or fun(z)
+        if norm(run.pgrad(z, gz)) < run.tol or norm(run.pgrad(z, gz)) == 0.0:
+            reason = GRAD_TOL
+        else:
+            reason = NO_PROGRESS
+            message = f"L-BFGS-B found no lower point ({out.message})"
+        state["last"] = (fz, z, gz)
+    except _Halt as halt:
+        reason, message = halt.reason, halt.message
+        if reason == DIVERGED:
+            f, x, g = state["last"]
+            return run.result(x, f, g, reason, message)
+    except (KeyboardInterrupt, _TimeUp) as stopped:
+        f, x, g = state["best"]
+        why = INTERRUPTED if isinstance(stopped, KeyboardInterrupt) else TIME_LIMIT
+        return run.result(x, f, g, why)
+    f, x, g = state["last"]
     return run.result(x, f, g, reason, message)
 
 
@@ -287,10 +478,13 @@ def _decade(f: float) -> int:
     return math.floor(math.log10(-f)) if f <= -10.0 else 0
 
 
-def second_order_warnings(problem: Any, x: np.ndarray) -> list[str]:
+def second_order_warnings(problem: Any, x: np.ndarray, free: np.ndarray | None = None
+                          ) -> list[str]:
     """A zero gradient is also where maxima and saddles are (BFGS started at the top of -x^2
     "converges" at once): at a converged point, say so when the exact Hessian has a negative
-    eigenvalue. Skipped for problems without a Hessian or too large to afford one."""
+    eigenvalue. Skipped for problems without a Hessian or too large to afford one.  ``free``
+    (a mask) restricts the test to the parameters not at an active bound: along a bound the
+    curvature says nothing (-x^2 on [1, 2] has its minimum at 2)."""
     hessian = getattr(problem, "hessian", None)
     tape = getattr(problem, "tape", None)
     n = len(x)
@@ -303,6 +497,10 @@ def second_order_warnings(problem: Any, x: np.ndarray) -> list[str]:
         H = np.asarray(hessian(x), dtype=np.float64)
     except AdcliError:
         return []
+    if free is not None:
+        H = H[np.ix_(free, free)]
+        if H.size == 0:
+            return []
     if not np.all(np.isfinite(H)):
         return []
     ev = np.linalg.eigvalsh(0.5 * (H + H.T))
