@@ -7,19 +7,23 @@ import numpy as np
 
 from .. import render
 from ..data import DEFAULT_MAX_DATA_BYTES
-from ..errors import EXIT_FAILED, EXIT_INTERRUPTED
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, AdcliError
+from ..fitting import parse_bounds
 from ..optimize import (
     DEFAULT_STEPS,
     DEFAULT_TOL,
     DIVERGED,
     INTERRUPTED,
     RULES,
+    TIME_LIMIT,
     UNBOUNDED,
+    Objective,
     Options,
     binding_warnings,
     build_objective,
     resolve_method,
 )
+from ..optimize import driver as _driver
 from ..optimize import (
     minimize as run_minimize,
 )
@@ -48,7 +52,15 @@ METHODS = ["auto", *RULES]
 @click.option("--from", "start", multiple=True, metavar="NAME=VALUE,...",
               help="Starting point; parameters not given start at 0. With --wrt, also the "
                    "values of the variables that stay fixed.")
-@click.option("--wrt", metavar="NAMES", help="Optimise only these variables, e.g. w0,w1.")
+@click.option("--wrt", metavar="NAMES",
+              help="Optimise only these variables, e.g. w0,w1; every other variable stays "
+                   "fixed at its --from value (this is how to hold a variable fixed).")
+@click.option("--bounds", multiple=True, metavar="NAME=LO:HI,...",
+              help="Keep parameters within bounds, e.g. x=0:inf,y=-1:1 (an empty side is "
+                   "unbounded). The default method then runs L-BFGS-B; gd, momentum, "
+                   "nesterov and adam clip each step; newton refuses bounds. A --from value "
+                   "outside its bounds is an error; a default start is moved onto the "
+                   "nearest bound.")
 @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
               help="auto: bfgs (lbfgs above 100 parameters; adam with --batch-size).")
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True),
@@ -61,6 +73,10 @@ METHODS = ["auto", *RULES]
 @click.option("--tol", type=FiniteFloat(min=0),
               help="Stop when the gradient's 2-norm is below this [default: "
                    f"{DEFAULT_TOL:g} times its norm at the start, whatever the scale of EXPR].")
+@click.option("--max-time", type=FiniteFloat(min=0), default=60.0, show_default=True,
+              metavar="SECONDS",
+              help="Stop at the best point so far after this long (reason time-limit, exit "
+                   "status 1); 0: no limit. Checked between evaluations.")
 @click.option("--data", "data_path", metavar="FILE.csv",
               help="Fit to a CSV file: header names bind columns to variables; the objective "
                    "is the mean of EXPR over the rows.")
@@ -84,8 +100,9 @@ METHODS = ["auto", *RULES]
 @data_options
 @json_option
 @max_size_option
-def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr: float | None,
-             momentum: float, steps: int, tol: float, data_path: str | None, reduce: str,
+def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[str, ...],
+             method: str, lr: float | None, momentum: float, steps: int, tol: float,
+             max_time: float, data_path: str | None, reduce: str,
              max_data_size: int, batch_size: int | None, seed: int | None, init_scale: float,
              trace_path: str | None, plot_path: str | None, sep: str | None,
              renames: tuple[str, ...], dropna: bool, as_json: bool, max_size: int) -> None:
@@ -95,14 +112,16 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
     strong-Wolfe line search, needs no learning rate. Stops when the gradient norm is
     below --tol, after --steps iterations, when nothing changes any more, when the
     value becomes inf/nan (reason "diverged", exit status 1), or when it falls without
-    bound (reason "unbounded", exit status 1). Ctrl-C stops and reports the best point
-    so far (exit status 130).
+    bound (reason "unbounded", exit status 1), or after --max-time seconds (reason
+    "time-limit", exit status 1). Ctrl-C stops and reports the best point so far (exit
+    status 130).
 
     \b
     Examples:
       adcli minimize "(1-x)^2 + 100*(y-x^2)^2" --from x=-1.2,y=1
       adcli minimize "x^2 + y^2 + 400*x + 8*y" --method gd --lr 0.1
       adcli minimize "(w0 + w1*x - y)^2" --data samples/line.csv
+      adcli minimize "(x-3)^2 + (y+2)^2" --bounds x=0:1,y=-1:
     """
     function = load_function(expr, max_size)
     point = parse_point(start, "--from")
@@ -121,6 +140,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
             if name not in point:
                 x0[i] = rng.uniform(-init_scale, init_scale)
     resolved = resolve_method(method, len(x0), objective.stochastic)
+    box = _bounds(bounds, objective, point, x0, resolved) if bounds else None
     if data is not None:
         lets = {st.name for st in function.program.statements if st.name is not None}
         for message in binding_warnings(objective, data, point, names, lets):
@@ -143,7 +163,8 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
         # exact Jacobian (adcli fit's engine) instead of BFGS on the mean of squares.
         from ..fitting import least_squares_minimize
 
-        result = least_squares_minimize(function.program, objective, x0)
+        result = least_squares_minimize(function.program, objective, x0, box,
+                                        max_time or None)
         if result is not None:
             click.echo("Note: EXPR is the square of a residual over the data, so method auto "
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)
@@ -155,7 +176,9 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
             with render.minimize_progress(steps, enabled=live) as progress:
                 result = run_minimize(objective, x0, method=resolved,
                                       options=Options(lr=lr, momentum=momentum), steps=steps,
-                                      tol=tol, callback=chain(trace, history, progress))
+                                      tol=tol, callback=chain(trace, history, progress),
+                                      bounds=box and dict(zip(objective.names, zip(*box))),
+                                      max_time=max_time or None)
         finally:
             if trace is not None:
                 trace.close()
@@ -172,7 +195,40 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
             click.echo(f"{what} written to {path}", err=True)
     for message in result.warnings:
         render.warn(message)
-    if result.reason in (DIVERGED, UNBOUNDED):
+    if result.reason in (DIVERGED, UNBOUNDED, TIME_LIMIT):
         raise click.exceptions.Exit(EXIT_FAILED)
     if result.reason == INTERRUPTED:
         raise click.exceptions.Exit(EXIT_INTERRUPTED)
+
+
+def _bounds(texts: tuple[str, ...], objective: Objective, point: dict[str, float],
+            x0: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """``--bounds`` as lower and upper arrays over the parameters.  A name that is not a
+    parameter, or a --from value outside its bounds, is an error (as in ``adcli fit``); a
+    start not given (0, or --init-scale's draw) is moved onto the nearest bound."""
+    parsed = parse_bounds(texts)
+    for name in parsed:
+        if name not in objective.names:
+            if name in objective.fixed:
+                why = "it is held fixed (not in --wrt)"
+            elif name in objective.columns:
+                why = "it is a column of the data file"
+            elif name not in objective.tape.inputs:
+                why = "it is not a variable of the expression"
+            else:
+                why = "it is not a parameter"
+            raise AdcliError(f"--bounds '{name}': {why} (parameters: "
+                             f"{', '.join(objective.names)})")
+    if method not in _driver.PROJECTED and method not in ("bfgs", "lbfgs"):
+        raise AdcliError(f"--method {method} does not take --bounds; use the default "
+                         f"(L-BFGS-B) or one of {', '.join(_driver.PROJECTED)} (projected "
+                         "steps)")
+    lower, upper = _driver.box(parsed, objective.names)  # type: ignore[misc]
+    for i, name in enumerate(objective.names):
+        if lower[i] <= x0[i] <= upper[i]:
+            continue
+        if name in point:
+            raise AdcliError(f"the start {name}={x0[i]:g} (--from) is outside its bounds "
+                             f"{lower[i]:g}:{upper[i]:g}")
+        x0[i] = min(max(x0[i], lower[i]), upper[i])
+    return lower, upper

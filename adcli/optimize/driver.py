@@ -83,12 +83,27 @@ def box(bounds: Bounds | None, names: Sequence[str]) -> tuple[np.ndarray, np.nda
     return lower, upper
 
 
+#: a parameter this close to a bound (relative to max(1, |bound|)) is at it: the
+#: least-squares engine (trf) stays strictly inside, an ulp or so from the bound.
+AT_BOUND = 1e-10
+
+
+def at_bounds(x: np.ndarray, lower: np.ndarray, upper: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the parameters at their lower and at their upper bound."""
+    with np.errstate(all="ignore"):
+        at_lo = x <= lower + AT_BOUND * np.maximum(1.0, np.abs(lower))
+        at_hi = x >= upper - AT_BOUND * np.maximum(1.0, np.abs(upper))
+    return at_lo & np.isfinite(lower), at_hi & np.isfinite(upper)
+
+
 def projected_gradient(x: np.ndarray, g: np.ndarray, lower: np.ndarray, upper: np.ndarray
                        ) -> np.ndarray:
     """The gradient with the components that push against an active bound set to 0: what
     is left is the part a feasible step can still reduce, 0 at a constrained minimum (x^2
     on [1, 2] stops at 1 with gradient 2)."""
-    blocked = ((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0))
+    at_lo, at_hi = at_bounds(x, lower, upper)
+    blocked = (at_lo & (g > 0)) | (at_hi & (g < 0))
     return np.where(blocked, 0.0, g)
 
 
@@ -170,7 +185,8 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
         if result.reason == GRAD_TOL and not stochastic:
             free = None
             if limits is not None:
-                free = ~((result.x <= limits[0]) | (result.x >= limits[1]))
+                at_lo, at_hi = at_bounds(result.x, *limits)
+                free = ~(at_lo | at_hi)
             result.warnings += second_order_warnings(problem, result.x, free)
     result.warnings[:0] = started
     return result
