@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -176,12 +179,21 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     deadline = time.monotonic() + max_time if max_time else None
     run = _Run(problem, method, names, tol, patience, limits, deadline, max_time)
     with np.errstate(all="ignore"):
-        if limits is not None and method in ("bfgs", "lbfgs"):
-            run.method = BOUNDED_QUASI_NEWTON
-            result = _lbfgsb(run, x, options.memory, steps, callback)
-        else:
-            loop = _minibatch if stochastic else _full_batch
-            result = loop(run, x, RULES[method](n, options, problem), steps, callback)
+        result = None
+        try:
+            with _alarm(max_time, run):
+                if limits is not None and method in ("bfgs", "lbfgs"):
+                    run.method = BOUNDED_QUASI_NEWTON
+                    result = _lbfgsb(run, x, options.memory, steps, callback)
+                else:
+                    loop = _minibatch if stochastic else _full_batch
+                    result = loop(run, x, RULES[method](n, options, problem), steps, callback)
+        except _TimeUp:
+            if result is None:  # before the first evaluation finished: no point to report
+                raise AdcliError(f"the time limit of {max_time:g} s was reached before the "
+                                 "first evaluation of the objective finished (--max-time; 0 "
+                                 "for no limit)") from None
+            # else the alarm rang just after the run had ended: keep its result
         if result.reason == GRAD_TOL and not stochastic:
             free = None
             if limits is not None:
@@ -210,10 +222,12 @@ class _Run:
         self.limits, self.deadline, self.max_time = limits, deadline, max_time
         self.evaluations = 0
         self.iteration = 0
+        self.timed_out = False
 
     def _check_time(self) -> None:
-        if (self.deadline is not None and self.evaluations > 0
+        if (self.deadline is not None and self.evaluations > 0 and not self.timed_out
                 and time.monotonic() > self.deadline):
+            self.timed_out = True  # once: the loops' own final evaluations may follow
             raise _TimeUp
 
     def full(self, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -406,6 +420,31 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     elif not fresh and reason != UNBOUNDED:
         f, g = run.full(x)
     return run.result(x, f, g, reason, message)
+
+
+@contextmanager
+def _alarm(max_time: float | None, run: _Run) -> Iterator[None]:
+    """Also stop a single long step at the deadline (a first evaluation that compiles a big
+    tape, a long line search): SIGALRM raises :class:`_TimeUp` where the code is, as Ctrl-C
+    raises KeyboardInterrupt.  Only in the main thread of a platform with ``setitimer``;
+    elsewhere the check before each evaluation is the only one."""
+    if (not max_time or not hasattr(signal, "setitimer")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        if not run.timed_out:  # the check before an evaluation may have stopped it already
+            run.timed_out = True
+            raise _TimeUp
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, max_time)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _lbfgsb(run: _Run, x: np.ndarray, memory: int, steps: int,
