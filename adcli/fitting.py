@@ -481,7 +481,7 @@ def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray,
         x[objective.names.index(name)] = sol.x[k]
         grad[objective.names.index(name)] = grad_free[k]
     if bounds is not None:  # what stops a bounded run: the part a feasible step can reduce
-        from .optimize.driver import projected_gradient
+        from .optimize.bounded import projected_gradient
 
         grad = projected_gradient(x, grad, *bounds)
     message = REASONS.get(sol.status, "")
