@@ -251,3 +251,22 @@ def test_installed_script_time_limit_exit_status():
                           timeout=60)
     assert proc.returncode == 1 and json.loads(proc.stdout)["reason"] == "time-limit"
     assert "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_under_bounds_reports_the_best_point():
+    def stop_at_3(i, value, gnorm, x):
+        if i == 3:
+            raise KeyboardInterrupt
+
+    r = minimize(rosenbrock, [-1.2, 1.0], bounds={"x0": (-2, 2)}, callback=stop_at_3)
+    assert r.reason == "interrupted" and r.method == "l-bfgs-b"
+    assert r.value < rosenbrock(np.array([-1.2, 1.0]))[0]
+
+
+def test_alarm_handler_is_restored():
+    import signal
+
+    before = signal.getsignal(signal.SIGALRM)
+    minimize(rosenbrock, [-1.2, 1.0], max_time=30)
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # no alarm left running
