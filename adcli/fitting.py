@@ -225,13 +225,14 @@ def fit(text: str, data_columns: Mapping[str, Any], *, start: Mapping[str, float
         fix: Mapping[str, float] | None = None, sigma: Any = None,
         absolute_sigma: bool = False, max_evaluations: int | None = None,
         max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES,
-        max_time: float | None = None) -> FitResult:
+        max_time: float | None = None, started: float | None = None) -> FitResult:
     """Fit ``LHS ~ MODEL`` to data columns by least squares; parameters start at 0 unless
     ``start`` says otherwise. ``bounds`` maps a parameter to (lo, hi) (use +-inf for one side),
     ``fix`` holds parameters at given values, ``sigma`` (a column name or one value per row)
     weights row i by 1/sigma_i^2; with ``absolute_sigma`` the standard errors take sigma as
     the true errors (curve_fit's meaning) instead of rescaling by the residual variance.
-    ``max_time`` (seconds) stops the engine at the best point so far, not converged."""
+    ``max_time`` (seconds from ``started``, a ``time.monotonic()``, default now) stops the
+    engine at the best point so far, not converged."""
     from .data import DataError, from_columns
 
     began = time.perf_counter()
@@ -298,7 +299,7 @@ def fit(text: str, data_columns: Mapping[str, Any], *, start: Mapping[str, float
     if max_evaluations is None:
         max_evaluations = 1000 * (p + 1)
     res.evaluations = 0
-    sol = solve(res, x0, lower, upper, max_evaluations, max_time=max_time)
+    sol = solve(res, x0, lower, upper, max_evaluations, max_time=max_time, started=started)
     r, jac = res.both(sol.x)
     rss = float(r @ r)
     finite = bool(np.isfinite(rss))
@@ -442,7 +443,8 @@ def _time_message(max_time: float | None) -> str:
 
 def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray,
                            bounds: tuple[np.ndarray, np.ndarray] | None = None,
-                           max_time: float | None = None) -> Any | None:
+                           max_time: float | None = None, started: float | None = None
+                           ) -> Any | None:
     """``minimize --data`` on a squared residual by the least-squares engine: the same
     minimum as the mean (or sum) of squares, found by Levenberg-Marquardt on the exact
     Jacobian (within ``bounds``, lower and upper arrays over ``objective.names``, by trf's
@@ -469,7 +471,8 @@ def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray,
         return None  # the general path reports a non-finite start its own way
     lower = np.full(len(start), -np.inf) if bounds is None else bounds[0][order]
     upper = np.full(len(start), np.inf) if bounds is None else bounds[1][order]
-    sol = solve(res, start, lower, upper, 1000 * (len(start) + 1), max_time=max_time)
+    sol = solve(res, start, lower, upper, 1000 * (len(start) + 1), max_time=max_time,
+                started=started)
     r, jac = res.both(sol.x)
     scale = 1.0 if objective.reduce == "sum" else 1.0 / res.rows
     with np.errstate(all="ignore"):

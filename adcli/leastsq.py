@@ -76,7 +76,7 @@ class Solution:
 
 def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
           max_evaluations: int, ftol: float = FTOL, xtol: float = XTOL, gtol: float = GTOL,
-          max_time: float | None = None) -> Solution:
+          max_time: float | None = None, started: float | None = None) -> Solution:
     """Trust-region reflective least squares (scipy's ``trf``: Levenberg-Marquardt steps
     within bounds, exact trust-region subproblem by SVD, MINPACK-style parameter scaling by
     the Jacobian's column norms) on adcli's exact Jacobian.  ``max_time`` (seconds, checked
@@ -84,7 +84,9 @@ def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
     squares seen."""
     from scipy.optimize import least_squares
 
-    deadline = time.monotonic() + max_time if max_time else None
+    deadline = None
+    if max_time:
+        deadline = (time.monotonic() if started is None else started) + max_time
     best = [math.inf, np.array(x0, dtype=np.float64)]
 
     def residuals(b: np.ndarray) -> np.ndarray:

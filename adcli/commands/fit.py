@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from .. import render
@@ -76,6 +78,7 @@ def fit(expr: str, data_path: str, start: tuple[str, ...], sigma: str | None,
       adcli fit "y ~ a*exp(-b*x) + c" --data samples/exp_decay.csv --from a=1,b=1
       adcli fit "log(y) ~ b1 - b2*x1*exp(-b3*x2)" --data nelson.csv --from b1=2
     """
+    began = time.monotonic()  # --max-time covers reading the data too
     text = read_source(expr, max_size)
     data = load_data(data_path, max_data_size or None, sep, renames)
     formula = parse_formula(text, max_bytes=max_size or None)
@@ -89,7 +92,7 @@ def fit(expr: str, data_path: str, start: tuple[str, ...], sigma: str | None,
                      bounds=parse_bounds(bounds) if bounds else None,
                      fix=parse_point(fix, "--fix"), sigma=sigma,
                      absolute_sigma=absolute_sigma, max_evaluations=max_evaluations,
-                     max_bytes=max_size or None, max_time=max_time or None)
+                     max_bytes=max_size or None, max_time=max_time or None, started=began)
     if absolute_sigma and sigma is None:
         render.warn("--absolute-sigma has no effect without --sigma")
     for message in result.warnings:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 import numpy as np
 
@@ -123,6 +125,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
       adcli minimize "(w0 + w1*x - y)^2" --data samples/line.csv
       adcli minimize "(x-3)^2 + (y+2)^2" --bounds x=0:1,y=-1:
     """
+    began = time.monotonic()
     function = load_function(expr, max_size)
     point = parse_point(start, "--from")
     data = load_data(data_path, max_data_size or None, sep, renames) if data_path else None
@@ -157,6 +160,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
 
         check_path(plot_path)
 
+    _check_time(max_time, began)
     result = None
     if method == "auto" and data is not None and not (trace_path or plot_path or init_scale):
         # A square of a residual over data is least squares: Levenberg-Marquardt on the
@@ -164,7 +168,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         from ..fitting import least_squares_minimize
 
         result = least_squares_minimize(function.program, objective, x0, box,
-                                        max_time or None)
+                                        max_time or None, began)
         if result is not None:
             click.echo("Note: EXPR is the square of a residual over the data, so method auto "
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)
@@ -178,7 +182,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
                                       options=Options(lr=lr, momentum=momentum), steps=steps,
                                       tol=tol, callback=chain(trace, history, progress),
                                       bounds=box and dict(zip(objective.names, zip(*box))),
-                                      max_time=max_time or None)
+                                      max_time=max_time or None, started=began)
         finally:
             if trace is not None:
                 trace.close()
@@ -232,3 +236,12 @@ def _bounds(texts: tuple[str, ...], objective: Objective, point: dict[str, float
                              f"{lower[i]:g}:{upper[i]:g}")
         x0[i] = min(max(x0[i], lower[i]), upper[i])
     return lower, upper
+
+
+def _check_time(max_time: float, began: float) -> None:
+    """``--max-time`` covers the whole command (reading, parsing and building a big tape
+    count too): an error if it is over before the optimisation starts."""
+    if max_time and time.monotonic() - began >= max_time:
+        raise AdcliError(f"the time limit of {max_time:g} s was reached while reading the "
+                         "input and building the tape, before the optimisation started "
+                         "(--max-time; 0 for no limit)")

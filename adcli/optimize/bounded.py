@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -90,12 +91,12 @@ def projected_gradient(x: np.ndarray, g: np.ndarray, lower: np.ndarray, upper: n
 
 
 @contextmanager
-def alarm(max_time: float | None, run: Any) -> Iterator[None]:
+def alarm(deadline: float | None, run: Any) -> Iterator[None]:
     """Also stop a single long step at the deadline (a first evaluation that compiles a big
     tape, a long line search): SIGALRM raises :class:`TimeUp` where the code is, as Ctrl-C
     raises KeyboardInterrupt.  Only in the main thread of a platform with ``setitimer``;
     elsewhere the check before each evaluation is the only one."""
-    if (not max_time or not hasattr(signal, "setitimer")
+    if (deadline is None or not hasattr(signal, "setitimer")
             or threading.current_thread() is not threading.main_thread()):
         yield
         return
@@ -106,7 +107,7 @@ def alarm(max_time: float | None, run: Any) -> Iterator[None]:
             raise TimeUp
 
     previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, max_time)
+    signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 1e-6))
     try:
         yield
     finally:

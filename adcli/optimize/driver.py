@@ -73,7 +73,8 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
              options: Options | None = None, steps: int = DEFAULT_STEPS,
              tol: float | None = None, names: Sequence[str] | None = None,
              callback: Callback | None = None, patience: int = PATIENCE,
-             bounds: Bounds | None = None, max_time: float | None = None) -> MinimizeResult:
+             bounds: Bounds | None = None, max_time: float | None = None,
+             started: float | None = None) -> MinimizeResult:
     """Minimise ``problem(x) -> (value, gradient)`` from ``x0``.
 
     ``problem`` is a plain callable or an :class:`Objective` (which adds ``hessian`` for
@@ -97,7 +98,8 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     second-order check looks only at the parameters not at a bound.
 
     ``max_time`` (seconds) ends the run with reason "time-limit" at the best point so far,
-    checked before each evaluation of the objective (so one evaluation may overrun it).
+    counted from ``started`` (a ``time.monotonic()``; default now), checked before each
+    evaluation and by a SIGALRM timer in the main thread (which also stops one long step).
     """
     options = options or Options()
     x = np.array(x0, dtype=np.float64)
@@ -109,7 +111,7 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     if method == "newton" and not hasattr(problem, "hessian"):
         raise AdcliError("newton needs a problem with a hessian(x) method (an Objective)")
     limits = box(bounds, names)
-    started: list[str] = []
+    moved: list[str] = []
     if limits is not None:
         if method not in PROJECTED and method not in ("bfgs", "lbfgs"):
             raise AdcliError(f"--method {method} does not take --bounds; use the default "
@@ -118,15 +120,17 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
         outside = [i for i in range(n) if not lower[i] <= x[i] <= upper[i]]
         for i in outside:
             clipped = min(max(x[i], lower[i]), upper[i])
-            started.append(f"the start {names[i]}={x[i]:g} is outside its bounds "
+            moved.append(f"the start {names[i]}={x[i]:g} is outside its bounds "
                            f"{lower[i]:g}:{upper[i]:g}; starting at {clipped:g}")
             x[i] = clipped
-    deadline = time.monotonic() + max_time if max_time else None
+    deadline = None
+    if max_time:
+        deadline = (time.monotonic() if started is None else started) + max_time
     run = _Run(problem, method, names, tol, patience, limits, deadline, max_time)
     with np.errstate(all="ignore"):
         result = None
         try:
-            with alarm(max_time, run):
+            with alarm(deadline, run):
                 if limits is not None and method in ("bfgs", "lbfgs"):
                     run.method = BOUNDED_QUASI_NEWTON
                     result = lbfgsb(run, x, options.memory, steps, callback,
@@ -146,7 +150,7 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                 at_lo, at_hi = at_bounds(result.x, *limits)
                 free = ~(at_lo | at_hi)
             result.warnings += second_order_warnings(problem, result.x, free)
-    result.warnings[:0] = started
+    result.warnings[:0] = moved
     return result
 
 
