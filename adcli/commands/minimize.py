@@ -64,7 +64,8 @@ METHODS = ["auto", *RULES]
                    "outside its bounds is an error; a default start is moved onto the "
                    "nearest bound.")
 @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
-              help="auto: bfgs (lbfgs above 100 parameters; adam with --batch-size).")
+              help="auto: bfgs (lbfgs above 100 parameters; adam with --batch-size; "
+                   "l-bfgs-b with --bounds).")
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True),
               help="Learning rate of gd/momentum/nesterov (default 0.01) and adam "
                    "(default 0.001).")
