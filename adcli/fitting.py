@@ -22,7 +22,7 @@ import numpy as np
 from . import sweeps
 from .formula import FitError, Formula, parse_formula
 from .function import Function
-from .leastsq import METHOD, REASONS, covariance, solve
+from .leastsq import METHOD, REASONS, TIME_STATUS, covariance, solve
 from .parser import DEFAULT_MAX_SOURCE_BYTES
 from .syntax import Program, Statement
 
@@ -224,12 +224,15 @@ def fit(text: str, data_columns: Mapping[str, Any], *, start: Mapping[str, float
         bounds: Mapping[str, tuple[float, float]] | None = None,
         fix: Mapping[str, float] | None = None, sigma: Any = None,
         absolute_sigma: bool = False, max_evaluations: int | None = None,
-        max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES) -> FitResult:
+        max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES,
+        max_time: float | None = None, started: float | None = None) -> FitResult:
     """Fit ``LHS ~ MODEL`` to data columns by least squares; parameters start at 0 unless
     ``start`` says otherwise. ``bounds`` maps a parameter to (lo, hi) (use +-inf for one side),
     ``fix`` holds parameters at given values, ``sigma`` (a column name or one value per row)
     weights row i by 1/sigma_i^2; with ``absolute_sigma`` the standard errors take sigma as
-    the true errors (curve_fit's meaning) instead of rescaling by the residual variance."""
+    the true errors (curve_fit's meaning) instead of rescaling by the residual variance.
+    ``max_time`` (seconds from ``started``, a ``time.monotonic()``, default now) stops the
+    engine at the best point so far, not converged."""
     from .data import DataError, from_columns
 
     began = time.perf_counter()
@@ -296,12 +299,14 @@ def fit(text: str, data_columns: Mapping[str, Any], *, start: Mapping[str, float
     if max_evaluations is None:
         max_evaluations = 1000 * (p + 1)
     res.evaluations = 0
-    sol = solve(res, x0, lower, upper, max_evaluations)
+    sol = solve(res, x0, lower, upper, max_evaluations, max_time=max_time, started=started)
     r, jac = res.both(sol.x)
     rss = float(r @ r)
     finite = bool(np.isfinite(rss))
     converged = sol.status in (1, 2, 3, 4) and finite
     reason = REASONS.get(sol.status, f"status {sol.status}")
+    if sol.status == TIME_STATUS:
+        reason = _time_message(max_time)
     dof = rows - p
     variance = rss / dof if dof > 0 else math.nan
     scale = 1.0 if (absolute_sigma and weights is not None) else variance
@@ -431,12 +436,21 @@ def squared_residual(program: Program, tape: Any) -> Any | None:
     return node.args[0]
 
 
-def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray) -> Any | None:
+def _time_message(max_time: float | None) -> str:
+    return (f"the time limit of {max_time or 0:g} s was reached (--max-time; 0 for no limit); "
+            "the best point so far is reported")
+
+
+def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray,
+                           bounds: tuple[np.ndarray, np.ndarray] | None = None,
+                           max_time: float | None = None, started: float | None = None
+                           ) -> Any | None:
     """``minimize --data`` on a squared residual by the least-squares engine: the same
     minimum as the mean (or sum) of squares, found by Levenberg-Marquardt on the exact
-    Jacobian. Returns a :class:`~adcli.optimize.MinimizeResult`, or None when the objective is
-    not of that form (the caller then runs its own method)."""
-    from .results import DIVERGED, LS_TOL, MAX_STEPS, MinimizeResult
+    Jacobian (within ``bounds``, lower and upper arrays over ``objective.names``, by trf's
+    reflection). Returns a :class:`~adcli.optimize.MinimizeResult`, or None when the objective
+    is not of that form (the caller then runs its own method)."""
+    from .results import DIVERGED, LS_TOL, MAX_STEPS, TIME_LIMIT, MinimizeResult
 
     if not objective.columns or objective.stochastic:
         return None
@@ -455,8 +469,10 @@ def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray) -> 
         r0 = res.residuals(start)
     if not np.all(np.isfinite(r0)):
         return None  # the general path reports a non-finite start its own way
-    sol = solve(res, start, np.full(len(start), -np.inf), np.full(len(start), np.inf),
-                1000 * (len(start) + 1))
+    lower = np.full(len(start), -np.inf) if bounds is None else bounds[0][order]
+    upper = np.full(len(start), np.inf) if bounds is None else bounds[1][order]
+    sol = solve(res, start, lower, upper, 1000 * (len(start) + 1), max_time=max_time,
+                started=started)
     r, jac = res.both(sol.x)
     scale = 1.0 if objective.reduce == "sum" else 1.0 / res.rows
     with np.errstate(all="ignore"):
@@ -467,12 +483,18 @@ def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray) -> 
     for k, name in enumerate(res.free):
         x[objective.names.index(name)] = sol.x[k]
         grad[objective.names.index(name)] = grad_free[k]
+    if bounds is not None:  # what stops a bounded run: the part a feasible step can reduce
+        from .optimize.bounded import projected_gradient
+
+        grad = projected_gradient(x, grad, *bounds)
+    message = REASONS.get(sol.status, "")
     if not math.isfinite(value):
-        reason = DIVERGED
+        reason, message = DIVERGED, ""
+    elif sol.status == TIME_STATUS:
+        reason, message = TIME_LIMIT, _time_message(max_time)
     elif sol.status in (1, 2, 3, 4):
         reason = LS_TOL
     else:
         reason = MAX_STEPS
     return MinimizeResult(list(objective.names), x, value, grad, max(sol.jacobians - 1, 0),
-                          sol.evaluations, reason, "least-squares",
-                          REASONS.get(sol.status, "") if reason != DIVERGED else "")
+                          sol.evaluations, reason, "least-squares", message)

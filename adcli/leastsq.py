@@ -5,6 +5,7 @@ estimates (bench/README.md has the measurements behind the choice of engine)."""
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,17 @@ REASONS = {
     3: "the step became negligible relative to the parameters (xtol)",
     4: "the sum of squares stopped decreasing and the step became negligible (ftol, xtol)",
 }
+#: the status of a run stopped by its deadline (not one of scipy's).
+TIME_STATUS = -2
+REASONS[TIME_STATUS] = "the time limit was reached; the best point so far is reported"
+
+
+class _OutOfTime(Exception):
+    """Raised from the residual callback past the deadline, with the best point so far."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        super().__init__()
+        self.x = x
 
 
 class _Orthogonal(Exception):
@@ -63,14 +75,33 @@ class Solution:
 
 
 def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-          max_evaluations: int, ftol: float = FTOL, xtol: float = XTOL, gtol: float = GTOL
-          ) -> Solution:
+          max_evaluations: int, ftol: float = FTOL, xtol: float = XTOL, gtol: float = GTOL,
+          max_time: float | None = None, started: float | None = None) -> Solution:
     """Trust-region reflective least squares (scipy's ``trf``: Levenberg-Marquardt steps
     within bounds, exact trust-region subproblem by SVD, MINPACK-style parameter scaling by
-    the Jacobian's column norms) on adcli's exact Jacobian."""
+    the Jacobian's column norms) on adcli's exact Jacobian.  ``max_time`` (seconds, checked
+    before each evaluation) stops with status :data:`TIME_STATUS` at the lowest sum of
+    squares seen."""
     from scipy.optimize import least_squares
 
+    deadline = None
+    if max_time:
+        deadline = (time.monotonic() if started is None else started) + max_time
+    best = [math.inf, np.array(x0, dtype=np.float64)]
+
+    def residuals(b: np.ndarray) -> np.ndarray:
+        if deadline is not None and time.monotonic() > deadline:
+            raise _OutOfTime(best[1])
+        r = res.residuals(b)
+        with np.errstate(all="ignore"):
+            rss = float(r @ r)
+        if rss < best[0]:
+            best[0], best[1] = rss, np.array(b, dtype=np.float64)
+        return r
+
     def jac(b: np.ndarray) -> np.ndarray:
+        if deadline is not None and time.monotonic() > deadline:
+            raise _OutOfTime(best[1])
         r, j = res.both(b)
         if gtol > 0 and max_cosine(r, j) <= gtol:
             raise _Orthogonal(np.array(b))
@@ -81,12 +112,14 @@ def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # scipy's note that its own gtol test is off
-            out = least_squares(res.residuals, x0, jac=jac, bounds=(lower, upper),
+            out = least_squares(residuals, x0, jac=jac, bounds=(lower, upper),
                                 method="trf", x_scale="jac", ftol=ftol, xtol=xtol, gtol=None,
                                 max_nfev=max_evaluations)
         x, status = out.x, int(out.status)
     except _Orthogonal as stop:
         x, status = stop.x, 1
+    except _OutOfTime as stop:
+        x, status = stop.x, TIME_STATUS
     return Solution(x, status, res.evaluations - start_eval, res.jacobians - start_jac)
 
 

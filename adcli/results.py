@@ -77,6 +77,7 @@ NO_PROGRESS = "no-progress"
 DIVERGED = "diverged"
 UNBOUNDED = "unbounded"
 INTERRUPTED = "interrupted"
+TIME_LIMIT = "time-limit"
 
 REASONS = {
     GRAD_TOL: "the gradient norm fell below --tol",
@@ -86,6 +87,7 @@ REASONS = {
     DIVERGED: "the value became non-finite; the last finite point is reported",
     UNBOUNDED: "the value fell without bound; the objective looks unbounded below",
     INTERRUPTED: "interrupted; the best point so far is reported",
+    TIME_LIMIT: "the time limit was reached; the best point so far is reported",
 }
 
 

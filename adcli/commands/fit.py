@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from .. import render
@@ -14,6 +16,7 @@ from .common import (
     DATA_HELP,
     EXPR_HELP,
     ByteSize,
+    FiniteFloat,
     data_options,
     digits_option,
     emit_json,
@@ -48,6 +51,10 @@ from .common import (
               help="Hold these parameters at these values.")
 @click.option("--max-evaluations", type=click.IntRange(min=1), metavar="N",
               help="Stop after N evaluations of the residuals [default: 1000*(parameters+1)].")
+@click.option("--max-time", type=FiniteFloat(min=0), default=60.0, show_default=True,
+              metavar="SECONDS",
+              help="Stop at the best point so far after this long (not converged, exit "
+                   "status 1); 0: no limit. Checked between evaluations.")
 @click.option("--plot", "plot_path", metavar="FILE",
               help="Draw data, fitted curve and residuals to a .png/.svg/.pdf file; needs "
                    "matplotlib (adcli[plot]).")
@@ -61,7 +68,7 @@ from .common import (
 def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...],
         sigma: str | None,
         absolute_sigma: bool, bounds: tuple[str, ...], fix: tuple[str, ...],
-        max_evaluations: int | None, plot_path: str | None, max_data_size: int,
+        max_evaluations: int | None, max_time: float, plot_path: str | None, max_data_size: int,
         sep: str | None, renames: tuple[str, ...], dropna: bool, as_json: bool,
         max_size: int) -> None:
     """Fit the parameters of "LHS ~ MODEL" to a data file by least squares.
@@ -76,6 +83,7 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
       adcli fit "y ~ a*exp(-b*x) + c" --data samples/exp_decay.csv --from a=1,b=1
       adcli fit "log(y) ~ b1 - b2*x1*exp(-b3*x2)" --data nelson.csv --from b1=2
     """
+    began = time.monotonic()  # --max-time covers reading the data too
     text = read_source(expr, max_size)
     from ..sources import wants_dask
 
@@ -109,7 +117,7 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
                      bounds=parse_bounds(bounds) if bounds else None,
                      fix=parse_point(fix, "--fix"), sigma=sigma,
                      absolute_sigma=absolute_sigma, max_evaluations=max_evaluations,
-                     max_bytes=max_size or None)
+                     max_bytes=max_size or None, max_time=max_time or None, started=began)
     if absolute_sigma and sigma is None:
         render.warn("--absolute-sigma has no effect without --sigma")
     for message in result.warnings:

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 import numpy as np
 
 from .. import render
 from ..data import DEFAULT_MAX_DATA_BYTES
-from ..errors import EXIT_FAILED, EXIT_INTERRUPTED
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, AdcliError
+from ..fitting import parse_bounds
 from ..optimize import (
     DEFAULT_STEPS,
     DEFAULT_TOL,
     DIVERGED,
     INTERRUPTED,
     RULES,
+    TIME_LIMIT,
     UNBOUNDED,
+    Objective,
     Options,
     binding_warnings,
     build_objective,
     resolve_method,
 )
+from ..optimize import driver as _driver
 from ..optimize import (
     minimize as run_minimize,
 )
@@ -48,9 +54,18 @@ METHODS = ["auto", *RULES]
 @click.option("--from", "start", multiple=True, metavar="NAME=VALUE,...",
               help="Starting point; parameters not given start at 0. With --wrt, also the "
                    "values of the variables that stay fixed.")
-@click.option("--wrt", metavar="NAMES", help="Optimise only these variables, e.g. w0,w1.")
+@click.option("--wrt", metavar="NAMES",
+              help="Optimise only these variables, e.g. w0,w1; every other variable stays "
+                   "fixed at its --from value (this is how to hold a variable fixed).")
+@click.option("--bounds", multiple=True, metavar="NAME=LO:HI,...",
+              help="Keep parameters within bounds, e.g. x=0:inf,y=-1:1 (an empty side is "
+                   "unbounded). The default method then runs L-BFGS-B; gd, momentum, "
+                   "nesterov and adam clip each step; newton refuses bounds. A --from value "
+                   "outside its bounds is an error; a default start is moved onto the "
+                   "nearest bound.")
 @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
-              help="auto: bfgs (lbfgs above 100 parameters; adam with --batch-size).")
+              help="auto: bfgs (lbfgs above 100 parameters; adam with --batch-size; "
+                   "l-bfgs-b with --bounds).")
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True),
               help="Learning rate of gd/momentum/nesterov (default 0.01) and adam "
                    "(default 0.001).")
@@ -61,6 +76,10 @@ METHODS = ["auto", *RULES]
 @click.option("--tol", type=FiniteFloat(min=0),
               help="Stop when the gradient's 2-norm is below this [default: "
                    f"{DEFAULT_TOL:g} times its norm at the start, whatever the scale of EXPR].")
+@click.option("--max-time", type=FiniteFloat(min=0), default=60.0, show_default=True,
+              metavar="SECONDS",
+              help="Stop at the best point so far after this long (reason time-limit, exit "
+                   "status 1); 0: no limit. Checked between evaluations.")
 @click.option("--data", "data_path", metavar="FILE.csv",
               help="Fit to a CSV file: header names bind columns to variables; the objective "
                    "is the mean of EXPR over the rows. A glob, a directory or Parquet is read "
@@ -89,8 +108,9 @@ METHODS = ["auto", *RULES]
 @data_options
 @json_option
 @max_size_option
-def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr: float | None,
-             momentum: float | None, steps: int, tol: float, data_path: str | None, reduce: str,
+def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[str, ...],
+             method: str, lr: float | None, momentum: float | None, steps: int, tol: float,
+             max_time: float, data_path: str | None, reduce: str,
              max_data_size: int, batch_size: int | None, seed: int | None, init_scale: float,
              trace_path: str | None, plot_path: str | None, scheduler: str | None,
              sep: str | None, renames: tuple[str, ...], dropna: bool, as_json: bool,
@@ -101,15 +121,18 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
     strong-Wolfe line search, needs no learning rate. Stops when the gradient norm is
     below --tol, after --steps iterations, when nothing changes any more, when the
     value becomes inf/nan (reason "diverged", exit status 1), or when it falls without
-    bound (reason "unbounded", exit status 1). Ctrl-C stops and reports the best point
-    so far (exit status 130).
+    bound (reason "unbounded", exit status 1), or after --max-time seconds (reason
+    "time-limit", exit status 1). Ctrl-C stops and reports the best point so far (exit
+    status 130).
 
     \b
     Examples:
       adcli minimize "(1-x)^2 + 100*(y-x^2)^2" --from x=-1.2,y=1
       adcli minimize "x^2 + y^2 + 400*x + 8*y" --method gd --lr 0.1
       adcli minimize "(w0 + w1*x - y)^2" --data samples/line.csv
+      adcli minimize "(x-3)^2 + (y+2)^2" --bounds x=0:1,y=-1:
     """
+    began = time.monotonic()
     function = load_function(expr, max_size)
     point = parse_point(start, "--from")
     from ..sources import wants_dask
@@ -117,9 +140,9 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
     if wants_dask(data_path, scheduler):
         from .bigdata import minimize_partitioned
 
-        if trace_path or plot_path:
-            raise click.UsageError("--trace and --plot are not available with partitioned "
-                                   "data (Dask) yet")
+        if trace_path or plot_path or bounds:
+            raise click.UsageError("--trace, --plot and --bounds are not available with "
+                                   "partitioned data (Dask) yet")
         minimize_partitioned(function, point, parse_names(wrt), method, steps, tol, data_path,
                              reduce, scheduler, sep, renames, dropna, as_json,
                              lr=lr, momentum=momentum, batch_size=batch_size, seed=seed,
@@ -140,6 +163,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
             if name not in point:
                 x0[i] = rng.uniform(-init_scale, init_scale)
     resolved = resolve_method(method, len(x0), objective.stochastic)
+    box = _bounds(bounds, objective, point, x0, resolved) if bounds else None
     if data is not None:
         lets = {st.name for st in function.program.statements if st.name is not None}
         for message in binding_warnings(objective, data, point, names, lets):
@@ -159,13 +183,15 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
 
         check_path(plot_path)
 
+    _check_time(max_time, began)
     result = None
     if method == "auto" and data is not None and not (trace_path or plot_path or init_scale):
         # A square of a residual over data is least squares: Levenberg-Marquardt on the
         # exact Jacobian (adcli fit's engine) instead of BFGS on the mean of squares.
         from ..fitting import least_squares_minimize
 
-        result = least_squares_minimize(function.program, objective, x0)
+        result = least_squares_minimize(function.program, objective, x0, box,
+                                        max_time or None, began)
         if result is not None:
             click.echo("Note: EXPR is the square of a residual over the data, so method auto "
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)
@@ -178,7 +204,9 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
                 mu = 0.9 if momentum is None else momentum
                 result = run_minimize(objective, x0, method=resolved,
                                       options=Options(lr=lr, momentum=mu), steps=steps,
-                                      tol=tol, callback=chain(trace, history, progress))
+                                      tol=tol, callback=chain(trace, history, progress),
+                                      bounds=box and dict(zip(objective.names, zip(*box))),
+                                      max_time=max_time or None, started=began)
         finally:
             if trace is not None:
                 trace.close()
@@ -197,7 +225,49 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, method: str, lr
             click.echo(f"{what} written to {path}", err=True)
     for message in result.warnings:
         render.warn(message)
-    if result.reason in (DIVERGED, UNBOUNDED):
+    if result.reason in (DIVERGED, UNBOUNDED, TIME_LIMIT):
         raise click.exceptions.Exit(EXIT_FAILED)
     if result.reason == INTERRUPTED:
         raise click.exceptions.Exit(EXIT_INTERRUPTED)
+
+
+def _bounds(texts: tuple[str, ...], objective: Objective, point: dict[str, float],
+            x0: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """``--bounds`` as lower and upper arrays over the parameters.  A name that is not a
+    parameter, or a --from value outside its bounds, is an error (as in ``adcli fit``); a
+    start not given (0, or --init-scale's draw) is moved onto the nearest bound."""
+    parsed = parse_bounds(texts)
+    for name in parsed:
+        if name not in objective.names:
+            if name in objective.fixed:
+                why = "it is held fixed (not in --wrt)"
+            elif name in objective.columns:
+                why = "it is a column of the data file"
+            elif name not in objective.tape.inputs:
+                why = "it is not a variable of the expression"
+            else:
+                why = "it is not a parameter"
+            raise AdcliError(f"--bounds '{name}': {why} (parameters: "
+                             f"{', '.join(objective.names)})")
+    if method not in _driver.PROJECTED and method not in ("bfgs", "lbfgs"):
+        raise AdcliError(f"--method {method} does not take --bounds; use the default "
+                         f"(L-BFGS-B) or one of {', '.join(_driver.PROJECTED)} (projected "
+                         "steps)")
+    lower, upper = _driver.box(parsed, objective.names)  # type: ignore[misc]
+    for i, name in enumerate(objective.names):
+        if lower[i] <= x0[i] <= upper[i]:
+            continue
+        if name in point:
+            raise AdcliError(f"the start {name}={x0[i]:g} (--from) is outside its bounds "
+                             f"{lower[i]:g}:{upper[i]:g}")
+        x0[i] = min(max(x0[i], lower[i]), upper[i])
+    return lower, upper
+
+
+def _check_time(max_time: float, began: float) -> None:
+    """``--max-time`` covers the whole command (reading, parsing and building a big tape
+    count too): an error if it is over before the optimisation starts."""
+    if max_time and time.monotonic() - began >= max_time:
+        raise AdcliError(f"the time limit of {max_time:g} s was reached while reading the "
+                         "input and building the tape, before the optimisation started "
+                         "(--max-time; 0 for no limit)")

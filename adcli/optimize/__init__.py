@@ -39,6 +39,7 @@ from ..results import (
     MAX_STEPS,
     NO_PROGRESS,
     REASONS,
+    TIME_LIMIT,
     UNBOUNDED,
     MinimizeResult,
     norm,
@@ -64,7 +65,7 @@ from .rules import RULES, Options, Rule, newton_direction, rule
 __all__ = [
     "CHECK_HESSIAN_MAX_PARAMS", "CHECK_HESSIAN_MAX_WORK", "DATA_MAX_NODES", "DEFAULT_STEPS",
     "DEFAULT_TOL", "DENSE_LIMIT", "DIVERGED", "GRAD_TOL", "INTERRUPTED", "LS_TOL", "MAX_STEPS",
-    "NO_PROGRESS", "PATIENCE", "REASONS", "RULES", "UNBOUNDED", "UNBOUNDED_DECADES",
+    "NO_PROGRESS", "PATIENCE", "REASONS", "RULES", "TIME_LIMIT", "UNBOUNDED", "UNBOUNDED_DECADES",
     "UNBOUNDED_VALUE", "Callback", "Evaluate", "MinimizeResult", "Objective", "Options", "Rule",
     "Step", "armijo", "binding_warnings", "build_objective", "minimize", "newton_direction",
     "norm", "resolve_method", "rule", "second_order_warnings", "wolfe",

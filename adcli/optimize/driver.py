@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,9 +17,21 @@ from ..results import (
     MAX_STEPS,
     NO_PROGRESS,
     REASONS,
+    TIME_LIMIT,
     UNBOUNDED,
     MinimizeResult,
     norm,
+)
+from .bounded import (
+    BOUNDED_QUASI_NEWTON,
+    PROJECTED,
+    Bounds,
+    TimeUp,
+    alarm,
+    at_bounds,
+    box,
+    lbfgsb,
+    projected_gradient,
 )
 from .linesearch import Evaluate
 from .rules import RULES, Options, Rule
@@ -42,8 +55,6 @@ UNBOUNDED_DECADES = 10
 CHECK_HESSIAN_MAX_PARAMS = DENSE_LIMIT
 #: ... and this many parameters x tape nodes x data rows (a cheap check, not a second run).
 CHECK_HESSIAN_MAX_WORK = 50_000_000
-
-
 def resolve_method(method: str, n: int, stochastic: bool = False) -> str:
     """``auto`` -> the rule actually used; unknown names are an error."""
     if method == "auto":
@@ -61,7 +72,9 @@ def resolve_method(method: str, n: int, stochastic: bool = False) -> str:
 def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
              options: Options | None = None, steps: int = DEFAULT_STEPS,
              tol: float | None = None, names: Sequence[str] | None = None,
-             callback: Callback | None = None, patience: int = PATIENCE) -> MinimizeResult:
+             callback: Callback | None = None, patience: int = PATIENCE,
+             bounds: Bounds | None = None, max_time: float | None = None,
+             started: float | None = None) -> MinimizeResult:
     """Minimise ``problem(x) -> (value, gradient)`` from ``x0``.
 
     ``problem`` is a plain callable or an :class:`Objective` (which adds ``hessian`` for
@@ -75,6 +88,18 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     gradient norm falls to :data:`DEFAULT_TOL` times its norm at ``x0``: a test that does not
     depend on the objective's scale (multiplying f by 1e-12 must not make a start look
     converged).
+
+    ``bounds`` maps parameters to ``(lo, hi)`` (+-inf for an open side).  The quasi-Newton
+    rules (``bfgs``, ``lbfgs``, and ``auto`` without minibatches) then run scipy's L-BFGS-B
+    on the same values and gradients (method ``l-bfgs-b``); gd, momentum, nesterov and adam
+    clip each step onto the box; ``newton`` refuses bounds.  A start outside the box is
+    clipped onto it with a warning.  The stopping test and the reported gradient are then the
+    projected gradient (components pushing against an active bound are 0), and the
+    second-order check looks only at the parameters not at a bound.
+
+    ``max_time`` (seconds) ends the run with reason "time-limit" at the best point so far,
+    counted from ``started`` (a ``time.monotonic()``; default now), checked before each
+    evaluation and by a SIGALRM timer in the main thread (which also stops one long step).
     """
     options = options or Options()
     x = np.array(x0, dtype=np.float64)
@@ -85,12 +110,47 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     method = resolve_method(method, n, stochastic)
     if method == "newton" and not hasattr(problem, "hessian"):
         raise AdcliError("newton needs a problem with a hessian(x) method (an Objective)")
+    limits = box(bounds, names)
+    moved: list[str] = []
+    if limits is not None:
+        if method not in PROJECTED and method not in ("bfgs", "lbfgs"):
+            raise AdcliError(f"--method {method} does not take --bounds; use the default "
+                             f"(L-BFGS-B) or one of {', '.join(PROJECTED)} (projected steps)")
+        lower, upper = limits
+        outside = [i for i in range(n) if not lower[i] <= x[i] <= upper[i]]
+        for i in outside:
+            clipped = min(max(x[i], lower[i]), upper[i])
+            moved.append(f"the start {names[i]}={x[i]:g} is outside its bounds "
+                           f"{lower[i]:g}:{upper[i]:g}; starting at {clipped:g}")
+            x[i] = clipped
+    deadline = None
+    if max_time:
+        deadline = (time.monotonic() if started is None else started) + max_time
+    run = _Run(problem, method, names, tol, patience, limits, deadline, max_time)
     with np.errstate(all="ignore"):
-        loop = _minibatch if stochastic else _full_batch
-        result = loop(_Run(problem, method, names, tol, patience), x,
-                      RULES[method](n, options, problem), steps, callback)
+        result = None
+        try:
+            with alarm(deadline, run):
+                if limits is not None and method in ("bfgs", "lbfgs"):
+                    run.method = BOUNDED_QUASI_NEWTON
+                    result = lbfgsb(run, x, options.memory, steps, callback,
+                                    UNBOUNDED_VALUE)
+                else:
+                    loop = _minibatch if stochastic else _full_batch
+                    result = loop(run, x, RULES[method](n, options, problem), steps, callback)
+        except TimeUp:
+            if result is None:  # before the first evaluation finished: no point to report
+                raise AdcliError(f"the time limit of {max_time:g} s was reached before the "
+                                 "first evaluation of the objective finished (--max-time; 0 "
+                                 "for no limit)") from None
+            # else the alarm rang just after the run had ended: keep its result
         if result.reason == GRAD_TOL and not stochastic:
-            result.warnings += second_order_warnings(problem, result.x)
+            free = None
+            if limits is not None:
+                at_lo, at_hi = at_bounds(result.x, *limits)
+                free = ~(at_lo | at_hi)
+            result.warnings += second_order_warnings(problem, result.x, free)
+    result.warnings[:0] = moved
     return result
 
 
@@ -105,28 +165,51 @@ class _Run:
     """
 
     def __init__(self, problem: Any, method: str, names: list[str], tol: float | None,
-                 patience: int) -> None:
+                 patience: int, limits: tuple[np.ndarray, np.ndarray] | None = None,
+                 deadline: float | None = None, max_time: float | None = None) -> None:
         self.problem, self.method, self.names = problem, method, names
         self.tol, self.relative, self.patience = tol, tol is None, patience
+        self.limits, self.deadline, self.max_time = limits, deadline, max_time
         self.evaluations = 0
         self.iteration = 0
+        self.timed_out = False
+
+    def _check_time(self) -> None:
+        if (self.deadline is not None and self.evaluations > 0 and not self.timed_out
+                and time.monotonic() > self.deadline):
+            self.timed_out = True  # once: the loops' own final evaluations may follow
+            raise TimeUp
 
     def full(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """The objective (over all rows) and its gradient."""
+        self._check_time()
         self.evaluations += 1
         f, g = self.problem(x)
         return float(f), np.asarray(g, dtype=np.float64)
 
     def noisy(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """A minibatch estimate of the objective and its gradient."""
+        self._check_time()
         self.evaluations += 1
         f, g = self.problem.sample(x)
         return float(f), np.asarray(g, dtype=np.float64)
 
+    def project(self, x: np.ndarray) -> np.ndarray:
+        """``x`` clipped onto the bounds (itself without bounds)."""
+        return x if self.limits is None else np.clip(x, *self.limits)
+
+    def pgrad(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """The gradient the stopping tests see: projected under bounds."""
+        return g if self.limits is None else projected_gradient(x, g, *self.limits)
+
     def result(self, x: np.ndarray, f: float, g: np.ndarray, reason: str,
                message: str = "") -> MinimizeResult:
-        return MinimizeResult(self.names, x, f, g, self.iteration, self.evaluations, reason,
-                              self.method, message or REASONS[reason])
+        if reason == TIME_LIMIT and not message:
+            message = (f"the time limit of {self.max_time:g} s was reached (--max-time; 0 for "
+                       "no limit); the best point so far is reported")
+        return MinimizeResult(self.names, x, f, self.pgrad(x, g), self.iteration,
+                              self.evaluations, reason, self.method,
+                              message or REASONS[reason])
 
     def start(self, f: float, g: np.ndarray) -> tuple[str, str] | None:
         """Why the run cannot start at a point with value ``f``; else set up the tests."""
@@ -151,8 +234,10 @@ class _Run:
             bad = "nan" if math.isnan(gnorm) else "infinite"
             return DIVERGED, f"the gradient is {bad} at iteration {iteration}"
         if gnorm < self.tol or gnorm == 0.0:
-            return GRAD_TOL, (f"the gradient norm fell below {DEFAULT_TOL:g} of its value at "
-                              "the start" if self.relative else "")
+            what = "gradient" if self.limits is None else "projected gradient"
+            return GRAD_TOL, (f"the {what} norm fell below {DEFAULT_TOL:g} of its value at "
+                              "the start" if self.relative else
+                              f"the {what} norm fell below --tol")
         if fresh and gnorm < self.anchor_gnorm:
             self.anchor_level, self.anchor_gnorm = _decade(f), gnorm
         elif fresh and _decade(f) - self.anchor_level >= UNBOUNDED_DECADES:
@@ -177,8 +262,11 @@ class _Run:
         step = rules.step(x, f, g, evaluate)
         if step.failed:
             return x, f, g, (NO_PROGRESS, step.failed)
-        xn = step.x
-        fn, gn = evaluate(xn) if step.value is None else (step.value, step.grad)
+        xn = self.project(step.x)
+        if step.value is None or xn is not step.x and not np.array_equal(xn, step.x):
+            fn, gn = evaluate(xn)
+        else:
+            fn, gn = step.value, step.grad
         self.iteration += 1
         iteration = self.iteration
         if np.all(np.isfinite(xn)) and (fn == -math.inf or fn <= UNBOUNDED_VALUE):
@@ -194,14 +282,14 @@ def _full_batch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
                 callback: Callback | None) -> MinimizeResult:
     """The loop over exact values and gradients."""
     f, g = run.full(x)
-    stop = run.start(f, g)
+    stop = run.start(f, run.pgrad(x, g))
     if stop is not None:
         return run.result(x, f, g, *stop)
     best = (f, x, g)
     reason, message = MAX_STEPS, ""
     try:
         while True:
-            gnorm = norm(g)
+            gnorm = norm(run.pgrad(x, g))
             improved = f < best[0]
             if improved:
                 best = (f, x, g)
@@ -220,9 +308,10 @@ def _full_batch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
                     x, f, g = xn, fn, gn
                 break
             x, f, g = xn, fn, gn
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, TimeUp) as stopped:
         f, x, g = best
-        return run.result(x, f, g, INTERRUPTED)  # the best point seen
+        why = INTERRUPTED if isinstance(stopped, KeyboardInterrupt) else TIME_LIMIT
+        return run.result(x, f, g, why)  # the best point seen
     return run.result(x, f, g, reason, message)
 
 
@@ -233,7 +322,7 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     and at the end, so they are not fooled by one lucky batch."""
     epoch = int(getattr(run.problem, "epoch", 1))
     f, g = run.full(x)
-    stop = run.start(f, g)
+    stop = run.start(f, run.pgrad(x, g))
     if stop is not None:
         return run.result(x, f, g, *stop)
     best = last_fresh = (f, x, g)
@@ -242,7 +331,7 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     reason, message = MAX_STEPS, ""
     try:
         while True:
-            gnorm = norm(g)
+            gnorm = norm(run.pgrad(x, g))
             improved = fresh and f < best[0]
             if improved:
                 best = (f, x, g)
@@ -272,9 +361,10 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
                     break
                 f, g = f_all, g_all
                 last_fresh = (f, x, g)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, TimeUp) as stopped:
         f, x, g = best
-        return run.result(x, f, g, INTERRUPTED)  # the best full-objective point seen
+        why = INTERRUPTED if isinstance(stopped, KeyboardInterrupt) else TIME_LIMIT
+        return run.result(x, f, g, why)  # the best full-objective point seen
     if reason == DIVERGED:
         f, x, g = last_fresh  # the last point whose full objective was computed and finite
     elif not fresh and reason != UNBOUNDED:
@@ -287,10 +377,13 @@ def _decade(f: float) -> int:
     return math.floor(math.log10(-f)) if f <= -10.0 else 0
 
 
-def second_order_warnings(problem: Any, x: np.ndarray) -> list[str]:
+def second_order_warnings(problem: Any, x: np.ndarray, free: np.ndarray | None = None
+                          ) -> list[str]:
     """A zero gradient is also where maxima and saddles are (BFGS started at the top of -x^2
     "converges" at once): at a converged point, say so when the exact Hessian has a negative
-    eigenvalue. Skipped for problems without a Hessian or too large to afford one."""
+    eigenvalue. Skipped for problems without a Hessian or too large to afford one.  ``free``
+    (a mask) restricts the test to the parameters not at an active bound: along a bound the
+    curvature says nothing (-x^2 on [1, 2] has its minimum at 2)."""
     hessian = getattr(problem, "hessian", None)
     tape = getattr(problem, "tape", None)
     n = len(x)
@@ -303,6 +396,10 @@ def second_order_warnings(problem: Any, x: np.ndarray) -> list[str]:
         H = np.asarray(hessian(x), dtype=np.float64)
     except AdcliError:
         return []
+    if free is not None:
+        H = H[np.ix_(free, free)]
+        if H.size == 0:
+            return []
     if not np.all(np.isfinite(H)):
         return []
     ev = np.linalg.eigvalsh(0.5 * (H + H.T))
