@@ -31,10 +31,10 @@ def __getattr__(name: str) -> Any:
         from . import function
 
         return getattr(function, name)
-    if name == "hessian":  # the module, callable: adcli.hessian(f, point) (see its end)
-        import importlib
+    if name == "hessian":  # the function; the module is adcli.curvature
+        from .curvature import hessian_of
 
-        return importlib.import_module(".hessian", __name__)
+        return hessian_of
     if name in ("fit", "FitResult"):  # the module is adcli.fitting: adcli.fit stays the function
         from . import fitting
 

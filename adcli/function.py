@@ -149,7 +149,7 @@ class Function:
         """The exact (n, n) Hessian at ``point`` w.r.t. ``wrt`` (default: every variable, in
         the order of :attr:`variables`); over data columns, of the sum over the rows. The
         gradient tapes are built once and cached, so many points cost only sweeps."""
-        from .hessian import hessian
+        from .curvature import hessian
 
         tape = self.tape(point)
         names = select_wrt(tape, wrt) if wrt is not None else list(tape.inputs)

@@ -16,8 +16,8 @@ import warnings
 import pytest
 
 import adcli.compare
+import adcli.curvature
 import adcli.function
-import adcli.hessian
 import adcli.optimize
 import adcli.symbolic
 
@@ -117,7 +117,7 @@ def test_hessian_of_many_variables_stops_at_once(run):
     assert time.perf_counter() - t0 < 15
     assert "a Hessian of 2,500 variables" in stderr and "--wrt" in stderr
     # The limit is on work, too: few variables over a big tape.
-    assert adcli.hessian.MAX_WORK < 10 * 250_000
+    assert adcli.curvature.MAX_WORK < 10 * 250_000
 
 
 def test_compare_modes_budget_stops_forward_mode_before_it_starts(run):

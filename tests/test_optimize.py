@@ -422,8 +422,8 @@ def test_network_gradient_matches_central_differences():
 def test_one_cache_of_compiled_tapes_shared_by_the_api_the_objective_and_newton() -> None:
     """Function.grad_sum and the objective's sweep are one implementation over one compiled
     tape, kept on the tape itself (no id()-keyed side caches that a reused id could fool)."""
+    from adcli.curvature import hessian_program
     from adcli.fast.policy import compiled
-    from adcli.hessian import hessian_program
 
     f = adcli.parse("(w*x + b - y)^2 + 0.01*w^2")
     x = np.linspace(-1.0, 2.0, 37)

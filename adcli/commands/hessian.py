@@ -6,10 +6,10 @@ import click
 import numpy as np
 
 from .. import render, sweeps
+from ..curvature import eigenvalues
+from ..curvature import hessian as hessian_at
 from ..diagnose import derivative_warnings
 from ..function import select_wrt
-from ..hessian import eigenvalues
-from ..hessian import hessian as hessian_at
 from .common import (
     EXPR_HELP,
     at_option,

@@ -12,7 +12,7 @@ Rules:
 - ``momentum``  PyTorch's SGD momentum: v = mu*v + g; x -= lr*v (not Sutskever's v = mu*v + lr*g)
 - ``nesterov``  PyTorch's SGD(nesterov=True): v = mu*v + g; x -= lr*(g + mu*v)
 - ``adam``      torch.optim.Adam / optax.adam defaults: betas (0.9, 0.999), eps 1e-8, lr 1e-3
-- ``newton``    exact Hessian (adcli.hessian), shifted by tau*I until Cholesky succeeds when it is
+- ``newton``    exact Hessian (adcli.curvature), shifted by tau*I until Cholesky succeeds when it is
                 not positive definite (Nocedal & Wright, Algorithm 3.3), then Armijo backtracking
 - ``bfgs``      dense inverse-Hessian BFGS with a strong-Wolfe line search (c1 1e-4, c2 0.9)
 - ``lbfgs``     the same with the two-loop recursion over the last ``memory`` pairs

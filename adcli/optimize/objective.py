@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from .. import sweeps
+from ..curvature import hessian
 from ..data import Dataset, batches
 from ..errors import AdcliError
 from ..fast.policy import compiled
-from ..hessian import hessian
 from ..results import natural_key
 from ..tape import Tape
 
@@ -110,7 +110,7 @@ class Objective:
         """The exact Hessian of the objective (for ``newton``)."""
         if self.stochastic:
             raise AdcliError("--method newton cannot use --batch-size")
-        # Over data columns adcli.hessian sums the rows, as the reverse sweep does.
+        # Over data columns adcli.curvature sums the rows, as the reverse sweep does.
         H = np.asarray(hessian(self.tape, self.point(x), self.names), dtype=np.float64)
         if self.columns:
             H = H * (1.0 if self.reduce == "sum" else 1.0 / self.rows)

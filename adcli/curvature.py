@@ -13,8 +13,6 @@ e.g. d/dy x^y at x = 0) the Hessian has nan entries rather than a silently wrong
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -122,17 +120,3 @@ def hessian_of(f: Any, point: Mapping[str, Any], wrt: Iterable[str] | None = Non
 
         f = parse(f)
     return f.hessian(point, wrt)
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable: ``adcli.hessian(f, point)`` is the function the README and
-    users reach for, while ``adcli.hessian`` must stay this module (importing a submodule sets
-    the package attribute of its name, so a plain function there would be replaced by the
-    module on first import). ``adcli.hessian.hessian(tape, point)`` keeps working."""
-
-    def __call__(self, f: Any, point: Mapping[str, Any],
-                 wrt: Iterable[str] | None = None) -> np.ndarray:
-        return hessian_of(f, point, wrt)
-
-
-sys.modules[__name__].__class__ = _CallableModule
