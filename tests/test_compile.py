@@ -551,3 +551,18 @@ def test_levelled_sum_chain_reads_views_and_fills_only_constants() -> None:
     assert math.isclose(value, want_value, rel_tol=1e-12)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-15)
     assert plan.value(xs) == value
+
+
+def test_a_deep_narrow_tape_gets_its_levelled_plan_in_one_pass() -> None:
+    """A 20,000-deep chain has 20,000 levels of one group each: the plan groups levels in one
+    pass (scanning every group at every level took minutes here, and `minimize` on such an
+    input hit its time limit before a first step). Same numbers as the interpreter."""
+    text = "-" * 10_000 + "sin(" + "-" * 10_000 + "x*y)"
+    tape = adcli.parse(text).tape()
+    plan = Levelled(tape)
+    assert plan.size == len([op for op in tape.ops if not isinstance(op, str)])
+    point = {"x": 0.7, "y": -1.3}
+    value, gradient, _, _ = sweeps.value_and_grad(tape, point)
+    got_value, got_grad = plan.value_and_grad(np.array([point[n] for n in tape.inputs]))
+    assert got_value == value
+    assert list(got_grad) == [gradient[n] for n in tape.inputs]

@@ -107,12 +107,16 @@ class Levelled:
                 if ops[slot] == kind:
                     pos[slot] = nxt
                     nxt += 1
+        # The groups of each level, by op name (one pass: a deep chain has as many levels as
+        # groups, and scanning every group at every level was quadratic in the depth).
+        by_level: dict[int, list[tuple[str, list[int]]]] = {}
+        for (glv, name), slots in sorted(groups.items()):
+            by_level.setdefault(glv, []).append((name, slots))
         for lv in range(1, top + 1):
-            for (glv, _name), slots in sorted(groups.items()):
-                if glv == lv:
-                    for slot in slots:
-                        pos[slot] = nxt
-                        nxt += 1
+            for _name, slots in by_level.get(lv, ()):
+                for slot in slots:
+                    pos[slot] = nxt
+                    nxt += 1
             for end in chains.get(lv, []):
                 pos[end] = nxt
                 nxt += 1
@@ -125,9 +129,7 @@ class Levelled:
         plan = []  # per level: [("op", Op, slots, [arg index arrays], [unique?]) | ("chain", ...)]
         for lv in range(1, top + 1):
             steps = []
-            for (glv, name), slots in sorted(groups.items()):
-                if glv != lv:
-                    continue
+            for name, slots in by_level.get(lv, ()):
                 op = OPS[name]
                 arg_idx: list[Any] = []
                 for k in range(op.arity):
