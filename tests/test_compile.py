@@ -566,3 +566,16 @@ def test_a_deep_narrow_tape_gets_its_levelled_plan_in_one_pass() -> None:
     got_value, got_grad = plan.value_and_grad(np.array([point[n] for n in tape.inputs]))
     assert got_value == value
     assert list(got_grad) == [gradient[n] for n in tape.inputs]
+
+
+def test_tapes_past_the_compile_limit_stay_with_the_float_interpreter(monkeypatch) -> None:
+    """Generated code for a huge narrow tape would cost gigabytes to compile: past
+    COMPILE_MAX_SIZE instructions the many-call engine is the float interpreter (same bits)."""
+    monkeypatch.setattr(policy, "COMPILE_MAX_SIZE", 50)
+    tape = adcli.parse("-" * 100 + "sin(x*y)").tape()
+    compiled = CompiledTape(tape)
+    value, grad = compiled.fast()
+    assert compiled.source == ""  # nothing generated
+    assert (value, grad) == compiled.interpreter()
+    want, gradient, _, _ = sweeps.value_and_grad(tape, {"x": 0.5, "y": 2.0})
+    assert grad(0.5, 2.0) == (want, tuple(gradient[n] for n in tape.inputs))

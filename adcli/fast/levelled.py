@@ -48,7 +48,10 @@ class Levelled:
     may differ from its scalar ones in the last bit, and adjoints are summed in another order.
     """
 
-    def __init__(self, tape: Tape) -> None:
+    def __init__(self, tape: Tape, min_group: float = 0.0) -> None:
+        """``min_group``: stop after the grouping (``wide`` False, no plan built) when the
+        groups hold fewer instructions than this on average: a deep narrow tape's plan would
+        cost far more memory than its sweeps (a 990,000-deep chain: over a gigabyte)."""
         n = len(tape.ops)
         ops, args = tape.ops, tape.args
         uses = [0] * n
@@ -126,6 +129,9 @@ class Levelled:
                 nxt += 1
         self.n_groups = len(groups) + sum(len(v) for v in chains.values())
         self.size = sum(op.__class__ is not str for op in ops)
+        self.wide = self.size >= min_group * self.n_groups
+        if not self.wide:
+            return
         plan = []  # per level: [("op", Op, slots, [arg index arrays], [unique?]) | ("chain", ...)]
         for lv in range(1, top + 1):
             steps = []
@@ -334,5 +340,5 @@ def levelled(tape: Tape) -> Levelled | None:
     size = sum(op.__class__ is not str for op in tape.ops)
     if size < LEVELLED_MIN_SIZE:
         return None
-    plan = Levelled(tape)
-    return plan if plan.size >= LEVELLED_MIN_GROUP * plan.n_groups else None
+    plan = Levelled(tape, min_group=LEVELLED_MIN_GROUP)
+    return plan if plan.wide else None

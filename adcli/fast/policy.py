@@ -40,6 +40,11 @@ COMPILE_AT_ONCE = 500
 #: interpreter runs them: a one-shot gradient never pays for compiling.
 COMPILE_AFTER_CALLS = 8
 
+#: Straight-line code is generated for at most this many instructions: CPython's compiler
+#: needs several kB per generated line (a 990,000-instruction chain took 4.6 GB), so bigger
+#: tapes without a levelled plan stay with the float interpreter (linear in memory).
+COMPILE_MAX_SIZE = 100_000
+
 Functions = tuple[Callable[..., float], Callable[..., tuple[float, tuple[float, ...]]]]
 
 
@@ -117,11 +122,14 @@ class CompiledTape:
 
     def fast(self) -> Functions:
         """(value, value_and_grad) for many calls, built now: the level-by-level plan for a
-        big wide tape, else straight-line code."""
+        big wide tape, else straight-line code (the float interpreter past
+        :data:`COMPILE_MAX_SIZE` instructions)."""
         if self._compiled is None:
             plan = self.levelled()
             if plan is not None:
                 self._compiled = _levelled_functions(plan)
+            elif self.size > COMPILE_MAX_SIZE:
+                self._compiled = self.interpreter()
             else:
                 self.compiled()
         return self._compiled  # type: ignore[return-value]
