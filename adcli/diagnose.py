@@ -1,12 +1,12 @@
 """Where did it go wrong? Locating the first non-finite node of a sweep, and kinks hit exactly.
 
-The records (:class:`NonFinite`, :class:`Kink`) live with the others in :mod:`adcli.results`."""
+The records (:class:`NonFinite`, :class:`Kink`) live with the others in :mod:`adcli.results`.
+Values are numpy's (scalars or columns) or, from the float engines, Python floats: those are
+checked without importing numpy (start-up, issue 15)."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import numpy as np
 
 from .results import Kink, NonFinite, format_value
 from .sweeps import all_finite
@@ -56,6 +56,10 @@ def first_nonfinite_adjoint(tape: Tape, values: list[Any], adjoint: list[Any],
 
 
 def _first_bad(v: Any) -> Any:
+    if v.__class__ is float:
+        return v
+    import numpy as np
+
     if np.ndim(v) == 0:
         return v
     arr = np.asarray(v).ravel()
@@ -72,6 +76,15 @@ def kinks(tape: Tape, values: list[Any], labels: Labels | None = None) -> list[K
     so finite differences straddling the point disagree with it."""
     found: list[Kink] = []
     labels = labels or Labels(tape)
+    if all(v.__class__ is float for v in values):
+        for slot, op, args in tape.instructions():
+            if op.kink is not None:
+                argv = tuple(values[a] for a in args)
+                if op.kink(argv):
+                    found.append(Kink(slot, op.name, labels[slot], list(argv), op.convention, 0))
+        return found
+    import numpy as np
+
     with np.errstate(all="ignore"):
         for slot, op, args in tape.instructions():
             if op.kink is None:
@@ -92,6 +105,8 @@ def adjoint_origin(tape: Tape, values: list[Any], adjoint: list[Any], slot: int,
                    labels: Labels | None = None) -> str:
     """Which edge made the adjoint of ``slot`` non-finite: a consumer whose own adjoint is
     finite but whose local partial (or the product, or the sum of several) is not."""
+    import numpy as np
+
     labels = labels or Labels(tape)
     with np.errstate(all="ignore"):
         for c in range(slot + 1, len(tape.ops)):

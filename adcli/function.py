@@ -6,9 +6,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NamedTuple
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import sweeps
 from .errors import NameResolutionError
@@ -19,6 +17,9 @@ from .ops import CONSTANTS
 from .parser import DEFAULT_MAX_SOURCE_BYTES, parse_program
 from .syntax import Program
 from .tape import Tape
+
+if TYPE_CHECKING:  # numpy is imported where arrays are handled: a point of floats needs none
+    import numpy as np
 
 
 class GradResult(NamedTuple):
@@ -177,6 +178,10 @@ def _no_entry(point: Mapping[str, Any]) -> None:
 def _plain(v: Any) -> Any:
     """A Python float for a scalar (numpy's float64 prints as ``np.float64(-6.0)``), arrays
     as they are."""
+    if v.__class__ is float:
+        return v
+    import numpy as np
+
     return float(v) if np.ndim(v) == 0 else v
 
 
@@ -186,15 +191,26 @@ def _scalar_inputs(tape: Tape, point: Mapping[str, Any]) -> list[float] | None:
     xs = []
     for name in tape.inputs:
         v = point.get(name)
-        if v is None or (type(v) is not float and np.ndim(v) != 0):
+        if v is None or (type(v) is not float and _ndim(v) != 0):
             return None
         xs.append(float(v))
     return xs
 
 
+def _ndim(v: Any) -> int:
+    """``np.ndim``, numpy loaded only for a value that is no Python number."""
+    if v.__class__ in (float, int):
+        return 0
+    import numpy as np
+
+    return np.ndim(v)
+
+
 def _same_length_columns(values: list) -> bool:
     """Whether the array inputs are all 1-D of one length (rows of data), the case the
     blocked sweeps handle; other shapes broadcast through the interpreter."""
+    import numpy as np
+
     shapes = {np.shape(v) for v in values if np.ndim(v) > 0}
     return len(shapes) == 1 and len(next(iter(shapes))) == 1
 

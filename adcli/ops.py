@@ -22,6 +22,10 @@ exists, else the minimum-norm subgradient (abs'(0) = 0, relu'(0) = 0), ties of `
 split the gradient evenly, sqrt'(0) = +inf, and where a function is undefined the partial is nan.
 All evaluation runs under ``np.errstate(all="ignore")`` by the callers: IEEE inf/nan propagate,
 nothing raises. To add a primitive, add one entry to ``_TABLE`` (see the README).
+
+This module does not import numpy: an entry names its numpy kernel, and :attr:`Op.fn`,
+:attr:`Op.partials` and :data:`NUMPY_NAMES` are resolved on first use, so parsing and the float
+engines run without it (start-up, issue 15).
 """
 
 from __future__ import annotations
@@ -32,8 +36,6 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from .fast import kernels as K
 from .fast.codegen import partials_function
@@ -47,8 +49,8 @@ PREC_UNARY = 30
 PREC_POW = 40
 PREC_ATOM = 100
 
-LN2 = float(np.log(2.0))
-LN10 = float(np.log(10.0))
+LN2 = math.log(2.0)  # numpy's np.log(2.0) to the bit (a test checks)
+LN10 = math.log(10.0)
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Op:
@@ -56,7 +58,7 @@ class Op:
 
     name: str
     arity: int
-    kernel: K.Pair  # (float kernel, numpy kernel)
+    kernel: K.Pair  # (float kernel, numpy kernel or its name: see adcli.fast.kernels)
     partial: tuple[str, ...]  # d out / d arg_i as templates
     derivative: Callable[..., tuple]  # (E, args, out) -> partials as expression nodes
     value: str = ""  # value template; default "name({0}, ...)", the kernel called by name
@@ -67,8 +69,8 @@ class Op:
     kink: Callable[[tuple], Array] | None = None  # True where the point sits on a kink
     convention: str = ""  # what the partials do at the kink
     const_exponent: bool = False  # arg 1 is an exponent: engines specialise a constant one
-    # Derived in __post_init__: numpy evaluation and partials, and the data engines read.
-    fn: Callable[..., Array] = field(init=False)
+    # Derived: numpy evaluation (on first use) and partials, and the data engines read.
+    fn: Callable[..., Array] = field(init=False)  # the numpy kernel, resolved by __getattr__
     partials: Callable[[tuple, Array], tuple] = field(init=False)
     const_partials: tuple[float | None, ...] = field(init=False)  # a number, or None
     arg_partials: tuple[int | None, ...] = field(init=False)  # partial i is argument j
@@ -79,7 +81,6 @@ class Op:
             put("symbol", self.name)
         if not self.value:
             put("value", f"{self.name}({', '.join(f'{{{i}}}' for i in range(self.arity))})")
-        put("fn", self.kernel[1])
         consts, argp = [], []
         for t in self.partial:
             try:
@@ -103,6 +104,15 @@ class Op:
         if all(c in (1.0, -1.0) for c in self.const_partials):
             return tuple(self.const_partials)  # type: ignore[arg-type]
         return None
+
+    def __getattr__(self, name: str) -> Any:
+        """``fn`` until first read: the numpy kernel, resolved then (imports numpy) and kept
+        in its slot, so later reads cost nothing."""
+        if name != "fn":
+            raise AttributeError(name)
+        fn = K.numpy_kernel(self.kernel[1])
+        object.__setattr__(self, "fn", fn)
+        return fn
 
     def __repr__(self) -> str:
         return f"Op({self.name})"
@@ -144,47 +154,47 @@ _TABLE: list[Op] = [
     Op("neg", 1, K.NEG, ("-1.0",), lambda E, a, o: (_c(E, -1),),
        value="-{0}", symbol="-", form="prefix", prec=PREC_UNARY),
     # a ^ b (also a ** b and pow(a, b)); d/db is nan for a < 0, 0 at a = 0 with b > 0
-    Op("pow", 2, (K.f_pow, np.power), ("pow_dbase({0}, {1}, {o})", "pow_dexp({0}, {1}, {o})"),
+    Op("pow", 2, (K.f_pow, "power"), ("pow_dbase({0}, {1}, {o})", "pow_dexp({0}, {1}, {o})"),
        lambda E, a, o: (E.mul(a[1], E.power(a[0], E.sub(a[1], _c(E, 1)))),
                         E.mul(o, E.fn("log", a[0]))),
        symbol="^", form="infix", prec=PREC_POW, assoc="right", const_exponent=True),
     # trigonometric: sin and cos from the math module (they gave numpy's bits on 60,000
     # sampled points; tests compare to 1e-12), the others numpy's kernels on a float
-    Op("sin", 1, (math.sin, np.sin), ("cos({0})",), lambda E, a, o: (E.fn("cos", a[0]),)),
-    Op("cos", 1, (math.cos, np.cos), ("-sin({0})",),
+    Op("sin", 1, (math.sin, "sin"), ("cos({0})",), lambda E, a, o: (E.fn("cos", a[0]),)),
+    Op("cos", 1, (math.cos, "cos"), ("-sin({0})",),
        lambda E, a, o: (E.neg(E.fn("sin", a[0])),)),
-    Op("tan", 1, K.numpy_pair(math.tan, np.tan), ("1.0 + {o} * {o}",),
+    Op("tan", 1, K.numpy_pair(math.tan, "tan"), ("1.0 + {o} * {o}",),
        lambda E, a, o: (E.add(_c(E, 1), E.power(o, _c(E, 2))),)),
-    Op("asin", 1, K.numpy_pair(math.asin, np.arcsin), ("1.0 / sqrt(1.0 - {0} * {0})",),
+    Op("asin", 1, K.numpy_pair(math.asin, "arcsin"), ("1.0 / sqrt(1.0 - {0} * {0})",),
        lambda E, a, o: (_asin_d(E, a[0]),)),  # domain [-1, 1]
-    Op("acos", 1, K.numpy_pair(math.acos, np.arccos), ("-1.0 / sqrt(1.0 - {0} * {0})",),
+    Op("acos", 1, K.numpy_pair(math.acos, "arccos"), ("-1.0 / sqrt(1.0 - {0} * {0})",),
        lambda E, a, o: (E.neg(_asin_d(E, a[0])),)),  # domain [-1, 1]
-    Op("atan", 1, K.numpy_pair(math.atan, np.arctan), ("1.0 / (1.0 + {0} * {0})",),
+    Op("atan", 1, K.numpy_pair(math.atan, "arctan"), ("1.0 / (1.0 + {0} * {0})",),
        lambda E, a, o: (E.div(_c(E, 1), E.add(_c(E, 1), E.power(a[0], _c(E, 2)))),)),
     # hyperbolic
-    Op("sinh", 1, K.numpy_pair(math.sinh, np.sinh), ("cosh({0})",),
+    Op("sinh", 1, K.numpy_pair(math.sinh, "sinh"), ("cosh({0})",),
        lambda E, a, o: (E.fn("cosh", a[0]),)),
-    Op("cosh", 1, K.numpy_pair(math.cosh, np.cosh), ("sinh({0})",),
+    Op("cosh", 1, K.numpy_pair(math.cosh, "cosh"), ("sinh({0})",),
        lambda E, a, o: (E.fn("sinh", a[0]),)),
-    Op("tanh", 1, K.numpy_pair(math.tanh, np.tanh), ("1.0 - {o} * {o}",),
+    Op("tanh", 1, K.numpy_pair(math.tanh, "tanh"), ("1.0 - {o} * {o}",),
        lambda E, a, o: (E.sub(_c(E, 1), E.power(o, _c(E, 2))),)),
     # exponential and logarithms
-    Op("exp", 1, (K.f_exp, np.exp), ("{o}",), lambda E, a, o: (o,)),
-    Op("log", 1, (K.f_log, np.log), ("1.0 / {0}",), lambda E, a, o: (E.div(_c(E, 1), a[0]),)),
-    Op("log2", 1, K.numpy_pair(math.log2, np.log2), (f"1.0 / ({{0}} * {LN2!r})",),
+    Op("exp", 1, (K.f_exp, "exp"), ("{o}",), lambda E, a, o: (o,)),
+    Op("log", 1, (K.f_log, "log"), ("1.0 / {0}",), lambda E, a, o: (E.div(_c(E, 1), a[0]),)),
+    Op("log2", 1, K.numpy_pair(math.log2, "log2"), (f"1.0 / ({{0}} * {LN2!r})",),
        lambda E, a, o: (E.div(_c(E, 1), E.mul(a[0], E.call("log", _c(E, 2)))),)),
-    Op("log10", 1, K.numpy_pair(math.log10, np.log10), (f"1.0 / ({{0}} * {LN10!r})",),
+    Op("log10", 1, K.numpy_pair(math.log10, "log10"), (f"1.0 / ({{0}} * {LN10!r})",),
        lambda E, a, o: (E.div(_c(E, 1), E.mul(a[0], E.call("log", _c(E, 10)))),)),
     # sqrt is exact in IEEE arithmetic: the math module's is numpy's; sqrt'(0) = +inf
-    Op("sqrt", 1, (math.sqrt, np.sqrt), ("0.5 / {o}",), lambda E, a, o: (E.div(_c(E, 0.5), o),)),
+    Op("sqrt", 1, (math.sqrt, "sqrt"), ("0.5 / {o}",), lambda E, a, o: (E.div(_c(E, 0.5), o),)),
     # log(1 + a), accurate for small a; domain a >= -1, log1p'(-1) = +inf
-    Op("log1p", 1, K.numpy_pair(math.log1p, np.log1p), ("1.0 / (1.0 + {0})",),
+    Op("log1p", 1, K.numpy_pair(math.log1p, "log1p"), ("1.0 / (1.0 + {0})",),
        lambda E, a, o: (E.div(_c(E, 1), E.add(_c(E, 1), a[0])),)),
     # exp(a) - 1, accurate for small a
-    Op("expm1", 1, K.numpy_pair(math.expm1, np.expm1), ("exp({0})",),
+    Op("expm1", 1, K.numpy_pair(math.expm1, "expm1"), ("exp({0})",),
        lambda E, a, o: (E.fn("exp", a[0]),)),
     # real cube root, defined for every a; cbrt'(0) = +inf
-    Op("cbrt", 1, (lambda x: float(np.cbrt(x)), np.cbrt), ("1.0 / (3.0 * {o} * {o})",),
+    Op("cbrt", 1, (K.f_cbrt, "cbrt"), ("1.0 / (3.0 * {o} * {o})",),
        lambda E, a, o: (E.div(_c(E, 1), E.mul(_c(E, 3), E.power(o, _c(E, 2)))),)),
     # error function, by scipy.special (loaded on first use)
     Op("erf", 1, K.scipy_pair("erf"), ("1.1283791670955126 * exp(-({0} * {0}))",),
@@ -195,38 +205,38 @@ _TABLE: list[Op] = [
        lambda E, a, o: (E.mul(_c(E, -2 / math.sqrt(math.pi)),
                               E.fn("exp", E.neg(E.power(a[0], _c(E, 2))))),)),
     # atan2(y, x): the angle of the point (x, y); no derivative at the origin (nan there)
-    Op("atan2", 2, K.numpy_pair(math.atan2, np.arctan2, 2),
+    Op("atan2", 2, K.numpy_pair(math.atan2, "arctan2", 2),
        ("{1} / ({0} * {0} + {1} * {1})", "-{0} / ({0} * {0} + {1} * {1})"),
        lambda E, a, o: (E.div(a[1], _sumsq(E, a)), E.neg(E.div(a[0], _sumsq(E, a)))),
        kink=lambda a: (a[0] == 0) & (a[1] == 0),
        convention="atan2 has no derivative at (0, 0): nan"),
     # hypot(x, y) = sqrt(x^2 + y^2) without overflow; a norm: kink at the origin
-    Op("hypot", 2, (K.f_hypot, np.hypot), ("div0({0}, {o})", "div0({1}, {o})"),
+    Op("hypot", 2, (K.f_hypot, "hypot"), ("div0({0}, {o})", "div0({1}, {o})"),
        lambda E, a, o: (E.div(a[0], o), E.div(a[1], o)),
        kink=lambda a: (a[0] == 0) & (a[1] == 0),
        convention="hypot'(0, 0) = (0, 0) (minimum-norm subgradient)"),
     # piecewise and activations
-    Op("abs", 1, (abs, np.abs), ("sign({0})",), lambda E, a, o: (E.fn("sign", a[0]),),
+    Op("abs", 1, (abs, "absolute"), ("sign({0})",), lambda E, a, o: (E.fn("sign", a[0]),),
        kink=lambda a: a[0] == 0, convention="abs'(0) = 0 (minimum-norm subgradient)"),
     # logistic 1/(1+exp(-a)), stable for large |a|
-    Op("sigmoid", 1, (K.f_sigmoid, K.np_sigmoid), ("{o} * (1.0 - {o})",),
+    Op("sigmoid", 1, (K.f_sigmoid, "np_sigmoid"), ("{o} * (1.0 - {o})",),
        lambda E, a, o: (E.mul(o, E.sub(_c(E, 1), o)),)),
-    Op("relu", 1, (K.f_relu, K.np_relu), ("step({0})",), lambda E, a, o: (E.fn("step", a[0]),),
+    Op("relu", 1, (K.f_relu, "np_relu"), ("step({0})",), lambda E, a, o: (E.fn("step", a[0]),),
        kink=lambda a: a[0] == 0, convention="relu'(0) = 0 (minimum-norm subgradient)"),
     # log(1 + exp(a)), stable for large |a|
-    Op("softplus", 1, (K.f_softplus, K.np_softplus), ("sigmoid({0})",),
+    Op("softplus", 1, (K.f_softplus, "np_softplus"), ("sigmoid({0})",),
        lambda E, a, o: (E.fn("sigmoid", a[0]),)),
-    Op("min", 2, (K.f_min, np.minimum), ("tie({1}, {0})", "tie({0}, {1})"),
+    Op("min", 2, (K.f_min, "minimum"), ("tie({1}, {0})", "tie({0}, {1})"),
        lambda E, a, o: (_half_sign(E, a[0], a[1], -1.0), _half_sign(E, a[0], a[1], +1.0)),
        kink=lambda a: a[0] == a[1], convention="a tie splits the gradient evenly (0.5 each)"),
-    Op("max", 2, (K.f_max, np.maximum), ("tie({0}, {1})", "tie({1}, {0})"),
+    Op("max", 2, (K.f_max, "maximum"), ("tie({0}, {1})", "tie({1}, {0})"),
        lambda E, a, o: (_half_sign(E, a[0], a[1], +1.0), _half_sign(E, a[0], a[1], -1.0)),
        kink=lambda a: a[0] == a[1], convention="a tie splits the gradient evenly (0.5 each)"),
     # derivatives of the piecewise functions, so symbolic derivatives stay in the language
-    Op("sign", 1, (K.f_sign, np.sign), ("0.0",), lambda E, a, o: (_c(E, 0),),
+    Op("sign", 1, (K.f_sign, "sign"), ("0.0",), lambda E, a, o: (_c(E, 0),),
        kink=lambda a: a[0] == 0, convention="sign'(0) = 0"),
     # 1 for a > 0, else 0 (step(0) = 0, the derivative of relu)
-    Op("step", 1, (K.f_step, K.np_step), ("0.0",), lambda E, a, o: (_c(E, 0),),
+    Op("step", 1, (K.f_step, "np_step"), ("0.0",), lambda E, a, o: (_c(E, 0),),
        kink=lambda a: a[0] == 0, convention="step'(0) = 0"),
 ]
 
@@ -238,16 +248,31 @@ FUNCTIONS: dict[str, Op] = {op.name: op for op in _TABLE if op.form == "call"}
 FUNCTIONS["pow"] = OPS["pow"]
 
 # Names that are constants unless the user binds them.
-CONSTANTS: dict[str, float] = {"pi": float(np.pi), "e": float(np.e)}
+CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}  # numpy's np.pi, np.e
 
 #: What the templates' names mean to the float engines (generated scalar code, the float
 #: interpreter) and to the numpy engines: each op's kernel under its name, and the helpers.
 FLOAT_NAMES: dict[str, Any] = {**{n: p[0] for n, p in K.HELPERS.items()},
                                **{op.name: op.kernel[0] for op in _TABLE},
                                "nan": K.NAN, "inf": K.INF}
-NUMPY_NAMES: dict[str, Any] = {**{n: p[1] for n, p in K.HELPERS.items()},
-                               **{op.name: op.kernel[1] for op in _TABLE},
-                               "nan": np.nan, "inf": np.inf}
+_numpy_names: dict[str, Any] = {}
+
+
+def numpy_names() -> dict[str, Any]:
+    """:data:`NUMPY_NAMES`, built on first use (it imports numpy)."""
+    if not _numpy_names:
+        _numpy_names.update({**{n: K.numpy_kernel(p[1]) for n, p in K.HELPERS.items()},
+                             **{op.name: op.fn for op in _TABLE},
+                             "nan": K.NAN, "inf": K.INF})
+    return _numpy_names
+
+
+def __getattr__(name: str) -> Any:
+    """``NUMPY_NAMES`` (the numpy flavour of :data:`FLOAT_NAMES`) is built when first
+    imported or read: start-up without numpy."""
+    if name == "NUMPY_NAMES":
+        return numpy_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _lazy_partials(op: Op) -> Callable:
@@ -257,7 +282,7 @@ def _lazy_partials(op: Op) -> Callable:
 
     def build() -> Callable:
         if not built:
-            built.append(partials_function(op.arity, op.partial, NUMPY_NAMES))
+            built.append(partials_function(op.arity, op.partial, numpy_names()))
             object.__setattr__(op, "partials", built[0])
         return built[0]
 
@@ -280,8 +305,22 @@ for _op in _TABLE:
     object.__setattr__(_op, "partials", _lazy_partials(_op))
 
 
+#: Ops whose float kernel is the numpy kernel's result by construction (IEEE arithmetic, or
+#: numpy's own computation), for :func:`apply` on plain floats.
+_FLOAT_EXACT = frozenset(("add", "sub", "mul", "div", "neg", "pow", "sqrt", "abs"))
+
+
 def apply(op: Op, args: tuple) -> Array:
-    """Evaluate ``op`` with IEEE semantics (never raises on overflow or domain errors)."""
+    """Evaluate ``op`` with IEEE semantics (never raises on overflow or domain errors). Plain
+    floats through an op of :data:`_FLOAT_EXACT` (constant folding of ``2*3``, ``1/2``) take
+    the float kernel, the same bits without numpy; where it raises (``1/0``), numpy's."""
+    if op.name in _FLOAT_EXACT and all(a.__class__ is float for a in args):
+        try:
+            return op.kernel[0](*args)
+        except (ArithmeticError, ValueError):
+            pass
+    import numpy as np
+
     with np.errstate(all="ignore"):
         return op.fn(*args)
 

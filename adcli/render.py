@@ -13,9 +13,12 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from .diagnose import format_value
 from .errors import clip_words
+from .plain import DEFAULT_DIGITS, LABEL_MIN_WIDTH, TITLE, full, node_rows, num, set_digits
+from .plain import digits as _digits_now
 from .results import GradReport
+
+__all__ = ["DEFAULT_DIGITS", "full", "num", "set_digits"]  # kept here for callers: see plain
 
 
 class _Console(Console):
@@ -34,39 +37,8 @@ def stderr() -> Console:
     return _Console(stderr=True, highlight=False)
 
 
-#: Significant digits of numbers shown to people (``--digits``; 0: every digit, the shortest
-#: text that reads back as the same float64). JSON always has every digit.
-DEFAULT_DIGITS = 12
-_digits = DEFAULT_DIGITS
-
-
-def set_digits(digits: int) -> None:
-    """Digits for every number this module prints from now on (the command's ``--digits``)."""
-    global _digits
-    _digits = digits
-
-
-def num(v, digits: int | None = None) -> str:
-    """A number for people: 12 significant digits by default, so 0.1 + 0.2 shows as 0.3 and
-    the two halves of a symmetric Hessian look alike; -0.0 shows as 0.0 (JSON keeps it)."""
-    if digits is None:
-        digits = _digits
-    if isinstance(v, (int, float)) or getattr(v, "ndim", 1) == 0:
-        f = float(v)
-        if f == 0.0:
-            return "0.0"
-        if digits > 0 and math.isfinite(f):
-            return repr(float(f"{f:.{digits}g}"))  # 12 digits, written as Python writes floats
-    return format_value(v)
-
-
-def full(v) -> str:
-    """Every digit (minimize's point, which is meant to be copied)."""
-    return format_value(v)
-
-
-#: A label column is folded down to this width before any number would be cut.
-LABEL_MIN_WIDTH = 12
+# The numbers (num, full, --digits) and LABEL_MIN_WIDTH live in adcli.plain (rich-free), which
+# writes the same text as this module where stdout is no terminal (start-up, issue 15).
 
 
 def print_table(out: Console, table: Table, labels: tuple[int, ...] = (0,)) -> None:
@@ -129,19 +101,15 @@ def grad(report: GradReport, table: bool = True, max_rows: int = 200) -> None:
 
 
 def node_table(report: GradReport, max_rows: int = 200) -> Table:
-    table = Table(title="tape (reverse sweep runs bottom to top)", title_justify="left",
-                  show_lines=False)
+    table = Table(title=TITLE, title_justify="left", show_lines=False)
     _number_column(table, "id", style="dim")
     _label_column(table, "op")
     _label_column(table, "args", style="dim")
     _label_column(table, "label", style="cyan")
     _number_column(table, "value")
     _number_column(table, "grad (adjoint)", style="green")
-    rows = report.nodes if max_rows <= 0 else report.nodes[:max_rows]
-    for n in rows:
-        # A constant carries no derivative: "–", not a gradient of 0 that reads as a result.
-        table.add_row(str(n.id), n.op, " ".join(f"#{a}" for a in n.args), n.label,
-                      num(n.value), "–" if n.op == "const" else num(n.grad))
+    for row in node_rows(report, max_rows):
+        table.add_row(*row)
     return table
 
 
@@ -384,7 +352,7 @@ def _sig(v, digits: int | None = None) -> str:
     """fit's numbers: ``--digits`` (11 by default, as R's summary), no trailing '.0'."""
     f = float(v)
     if digits is None:
-        digits = _digits
+        digits = _digits_now()
     return num(f) if not math.isfinite(f) or digits == 0 else f"{f:.{digits}g}"
 
 

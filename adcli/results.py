@@ -1,14 +1,19 @@
-"""Plain result records, shared by the JSON writer and the rich renderer."""
+"""Plain result records, shared by the JSON writer and the rich renderer.
+
+numpy is imported by the functions that handle arrays, not with the module: the records of a
+command at a point of plain floats are written without it (start-up, issue 15)."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(slots=True)
@@ -48,6 +53,9 @@ def jsonable(obj: Any) -> Any:
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [jsonable(v) for v in obj]
+    np = sys.modules.get("numpy")
+    if np is None:  # so obj is no numpy value: the same cases without numpy's types
+        return _plain_jsonable(obj)
     if isinstance(obj, np.ndarray):
         return [jsonable(v) for v in obj.tolist()]
     if isinstance(obj, (bool, np.bool_)):
@@ -61,6 +69,20 @@ def jsonable(obj: Any) -> Any:
         if math.isinf(f):
             return "inf" if f > 0 else "-inf"
         return f
+    return obj
+
+
+def _plain_jsonable(obj: Any) -> Any:
+    if isinstance(obj, bool):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return "nan"
+        if math.isinf(obj):
+            return "inf" if obj > 0 else "-inf"
+        return float(obj)
     return obj
 
 
@@ -136,6 +158,8 @@ def natural_key(name: str) -> list[Any]:
 def norm(v: Any) -> float:
     """The 2-norm, scaled by the largest entry first: ``np.linalg.norm`` squares the entries,
     so a finite gradient of 2.7e154 would have norm inf (and "diverge")."""
+    import numpy as np
+
     a = np.abs(np.asarray(v, dtype=np.float64))
     if a.size == 0:
         return 0.0
@@ -254,6 +278,8 @@ def reading(n: int, forward: ModeCost, reverse: ModeCost) -> str:
 
 
 def _absdiff(a: Any, b: Any) -> float:
+    import numpy as np
+
     with np.errstate(all="ignore"):
         a, b = float(a), float(b)
     if a == b:  # also equal infinities
@@ -263,6 +289,8 @@ def _absdiff(a: Any, b: Any) -> float:
 
 def gradient_row(name: str, f: Any, r: Any, n: Any) -> GradientRow:
     """One variable's three gradients and how far apart they are."""
+    import numpy as np
+
     pairs = [(f, r), (f, n), (r, n)]
     diffs = [_absdiff(a, b) for a, b in pairs]
     d = float("nan") if any(np.isnan(diffs)) else max(diffs)
@@ -326,6 +354,11 @@ class NonFinite:
 
 
 def format_value(v: Any) -> str:
+    if v.__class__ is float:
+        return "nan" if v != v else ("inf" if v == math.inf else
+                                     "-inf" if v == -math.inf else repr(v))
+    import numpy as np
+
     if np.ndim(v) == 0:
         f = float(v)
         if math.isnan(f):

@@ -5,15 +5,17 @@ computing values; reverse runs them backward adding ``adjoint * partial`` into e
 forward runs them forward adding ``partial * tangent``.  Both derivative sweeps read the same
 ``Op.partials`` from the op table.  Values may be float64 scalars or numpy arrays (a column of
 data per variable); non-finite values propagate as IEEE inf/nan and never raise.
+
+numpy is imported by the sweeps when they run, not with the module: a command at a point of plain
+floats runs the float engines (:mod:`adcli.fast`) and never needs it (start-up, issue 15).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from .errors import PointError
 from .tape import Tape
@@ -41,6 +43,8 @@ def bind(tape: Tape, point: Mapping[str, Any]) -> list[Value]:
     """Initial slot values: constants, and each input taken from ``point`` as float64.
     Constants too are numpy float64: as Python floats, ``x/(2-2)`` would raise
     ZeroDivisionError in a local partial instead of giving inf."""
+    import numpy as np
+
     values: list[Value] = list(map(np.float64, tape.consts))
     missing = [name for name in tape.inputs if name not in point]
     if missing:  # name them all at once, located at the first
@@ -58,6 +62,8 @@ def bind(tape: Tape, point: Mapping[str, Any]) -> list[Value]:
 def evaluate(tape: Tape, point: Mapping[str, Any], *,
              count: OpCount | None = None) -> list[Value]:
     """Value of every slot at ``point``."""
+    import numpy as np
+
     values = bind(tape, point)
     instructions = tape.instructions()
     with np.errstate(all="ignore"):
@@ -71,6 +77,8 @@ def evaluate(tape: Tape, point: Mapping[str, Any], *,
 def reverse(tape: Tape, values: list[Value], seed: Value = 1.0, *,
             count: OpCount | None = None) -> list[Value | None]:
     """Adjoint of every slot (d output / d slot); None where no path reaches the output."""
+    import numpy as np
+
     adjoint: list[Value | None] = [None] * len(tape.ops)
     out = values[tape.output]
     if np.ndim(seed) == 0 and np.ndim(out) > 0:
@@ -107,6 +115,8 @@ def forward(tape: Tape, values: list[Value], direction: Mapping[str, Value], *,
     log'(0) * 0 = inf * 0, just as reverse mode never multiplies by the partial of an
     argument that does not depend on an input. A tangent that is computed to be 0 (that of
     ``y^2`` at y = 0) still multiplies, as the adjoint does in reverse mode."""
+    import numpy as np
+
     tangent: list[Value] = [0.0] * len(tape.ops)
     live = [False] * len(tape.ops)  # reached from an input with a non-zero tangent
     for name, slot in tape.inputs.items():
@@ -138,11 +148,17 @@ def forward(tape: Tape, values: list[Value], direction: Mapping[str, Value], *,
 def sum_to(g: Value, like: Value) -> Value:
     """A derivative summed back to the shape of its input: a scalar parameter used across a
     column of data gets the sum of the per-row contributions (reverse and forward mode alike)."""
+    import numpy as np
+
     return np.sum(g) if np.ndim(g) > np.ndim(like) else g
 
 
 def all_finite(v: Any) -> bool:
     """True when a value (a float or a column of them) has no inf or nan."""
+    if v.__class__ is float:
+        return math.isfinite(v)
+    import numpy as np
+
     return bool(np.all(np.isfinite(v)))
 
 
@@ -150,6 +166,8 @@ def input_gradient(tape: Tape, values: list[Value],
                    adjoint: list[Value | None]) -> dict[str, Value]:
     """Gradient per input, summed back to the input's own shape (a scalar parameter used
     across a column of data gets the sum of the per-row contributions)."""
+    import numpy as np
+
     grads: dict[str, Value] = {}
     for name, slot in tape.inputs.items():
         g = adjoint[slot]

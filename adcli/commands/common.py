@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from collections.abc import Callable
 
 import click
@@ -163,12 +162,11 @@ RENDER_DEFAULT_DIGITS = 12
 def _set_digits(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
     if value is None or ctx.resilient_parsing:
         return
-    # rich only when the command runs, and not at all for the default: a renderer not yet
-    # imported already has it (--json output never imports rich; start-up, issue 15)
-    if "adcli.render" in sys.modules or value != RENDER_DEFAULT_DIGITS:
-        from .. import render
+    # The setting lives in adcli.plain, which the rich renderer reads too: setting it loads
+    # no rich (--json and piped output never import rich; start-up, issue 15).
+    from .. import plain
 
-        render.set_digits(value)
+    plain.set_digits(value)
 
 
 def digits_option(f: Callable | None = None, *, default: int = 12) -> Callable:

@@ -52,7 +52,7 @@ def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dro
     result = evaluate_rows(function, data, parse_point(at), gradient=gradient,
                            wrt=parse_names(wrt), dropna=dropna)
     for message in result.warnings:
-        _render().warn(message)
+        _warn(message)
     write = write_json if as_json else write_csv
     if output is None:
         write(sys.stdout, result)
@@ -73,6 +73,31 @@ def _render():
     from .. import render
 
     return render
+
+
+def _warn(message: str) -> None:
+    """``Warning: ...`` on stderr: the plain text rich would write there, or rich itself (on a
+    terminal, or for text only rich can render: see :mod:`adcli.plain`)."""
+    from .. import plain
+
+    text = plain.warning_text(message) if plain.rich_would_be_plain(sys.stderr) else None
+    if text is None:
+        _render().warn(message)
+    else:
+        sys.stderr.write(text)
+
+
+def _print_grad(report, table: bool, max_rows: int) -> None:
+    """The value, gradient and node table: as plain text where stdout is no terminal (the
+    bytes rich would write, without loading rich: start-up, issue 15), else by rich."""
+    from .. import plain
+
+    text = (plain.grad_text(report, table=table, max_rows=max_rows)
+            if plain.rich_would_be_plain(sys.stdout) else None)
+    if text is None:
+        _render().grad(report, table=table, max_rows=max_rows)
+    else:
+        sys.stdout.write(text)
 
 
 @click.command(epilog=f"{EXPR_HELP} {DATA_HELP}")
@@ -115,11 +140,11 @@ def grad(expr: str, at: tuple[str, ...], data_path: str | None, output: str | No
                          nodes=as_json or not no_table,
                          max_nodes=None if max_rows == 0 else max_rows)
     for message in report.warnings:
-        _render().warn(message)
+        _warn(message)
     if as_json:
         emit_json(report.to_json())
     else:
-        _render().grad(report, table=not no_table, max_rows=max_rows)
+        _print_grad(report, table=not no_table, max_rows=max_rows)
 
 
 @click.command("eval", epilog=f"{EXPR_HELP} {DATA_HELP}")
@@ -151,8 +176,10 @@ def eval_(expr: str, at: tuple[str, ...], data_path: str | None, output: str | N
     _no_data_options(output, sep, renames, dropna)
     value, warnings = eval_report(function, parse_point(at))
     for message in warnings:
-        _render().warn(message)
+        _warn(message)
     if as_json:
         emit_json({"value": value})
     else:
-        click.echo(_render().num(value))
+        from ..plain import num
+
+        click.echo(num(value))

@@ -3,10 +3,14 @@ as plain result records and warnings."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .. import sweeps
 from ..diagnose import derivative_warnings, first_nonfinite_value
+from ..fast.codegen import FALLBACK
+from ..fast.scalar import sweep_nodes
 from ..function import Function, select_wrt
 from ..results import GradReport, NodeRow
 from ..sweeps import all_finite
@@ -29,6 +33,30 @@ def nonfinite_warnings(tape: Tape, values: list) -> list[str]:
     return [f"the value is not finite: {bad.describe()}"] if bad else []
 
 
+def float_value_and_grad(tape: Tape, point: Mapping[str, Any]) -> tuple | None:
+    """:func:`adcli.sweeps.value_and_grad` by the float engine (the same numbers as Python
+    floats, without numpy: start-up, issue 15) when the point is plain floats and every value
+    and adjoint is finite; None otherwise, and the plain interpreter runs (numpy's own inf and
+    nan, and the diagnostics that locate them)."""
+    xs = []
+    for name in tape.inputs:
+        v = point.get(name)
+        if v.__class__ is not float:
+            return None
+        xs.append(v)
+    try:
+        values, adjoint = sweep_nodes(tape, xs)
+    except FALLBACK:
+        return None
+    isfinite = math.isfinite
+    if not all(isfinite(v) for v in values) or \
+            not all(g is None or isfinite(g) for g in adjoint):
+        return None
+    gradient = {name: 0.0 if adjoint[slot] is None else adjoint[slot]
+                for name, slot in tape.inputs.items()}
+    return values[tape.output], gradient, values, adjoint
+
+
 def grad_report(function: Function, point: Mapping[str, float],
                 wrt: Iterable[str] | None = None, nodes: bool = True,
                 max_nodes: int | None = None) -> GradReport:
@@ -36,7 +64,8 @@ def grad_report(function: Function, point: Mapping[str, float],
     every node, or the first ``max_nodes`` (all a table of a big tape will show)."""
     tape = function.tape(point)
     names = select_wrt(tape, wrt) if wrt is not None else list(tape.inputs)
-    value, gradient, values, adjoint = sweeps.value_and_grad(tape, point)
+    swept = float_value_and_grad(tape, point)
+    value, gradient, values, adjoint = swept or sweeps.value_and_grad(tape, point)
     report = GradReport(value, {n: gradient[n] for n in names}, node_count=len(tape.ops))
     if nodes:
         count = len(tape.ops) if max_nodes is None else min(max_nodes, len(tape.ops))

@@ -7,6 +7,12 @@ scalar code and the float interpreter to the float kernel. The two flavours give
 including nan and signed zeros; where Python would raise instead of returning inf/nan (``1/0``,
 ``log(0)``, ``exp(1000)``) the float kernel raises (``ArithmeticError``/``ValueError``) and the
 fast path falls back to the plain interpreter, so a non-finite result is always numpy's own.
+
+numpy is not imported here: a pair names its numpy kernel (``"sin"``: ``numpy.sin``;
+``"np_sigmoid"``: :mod:`adcli.fast.npkernels`), resolved by :func:`numpy_kernel` when an engine
+first needs it, and the float kernels that are numpy's own computation load numpy on their first
+call. The arithmetic, sin, cos, sqrt, the piecewise kernels and ``pow`` with exponent 0, 1 or 2
+never do, so a command at a point of plain floats runs without numpy (start-up, issue 15).
 """
 
 from __future__ import annotations
@@ -16,88 +22,67 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-Pair = tuple[Callable[..., Any], Callable[..., Any]]  # (float kernel, numpy kernel)
+#: (float kernel, numpy kernel): the numpy side a callable, or the name of one (see the module
+#: docstring), resolved by :func:`numpy_kernel`.
+Pair = tuple[Callable[..., Any], "Callable[..., Any] | str"]
 
 NAN = float("nan")
 INF = float("inf")
 
 
-# --------------------------------------------------------------------------- numpy flavour
+# --------------------------------------------------------------------------- numpy, by name
 
 
-def where(cond, a, b):
-    """np.where that keeps float64 scalars scalar."""
-    out = np.where(cond, a, b)
-    return out[()] if out.ndim == 0 else out
+def numpy_kernel(ref: Callable | str) -> Callable:
+    """The numpy kernel a pair names: ``"np_<name>"`` from :mod:`adcli.fast.npkernels`, any
+    other name from numpy itself (imports numpy: call it only when numpy is needed)."""
+    if not isinstance(ref, str):
+        return ref
+    if ref.startswith("np_"):
+        from . import npkernels
 
+        return getattr(npkernels, ref)
+    import numpy
 
-def np_sigmoid(x):
-    """1/(1+exp(-x)) without overflow for large |x|."""
-    z = np.exp(-np.abs(x))
-    return where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
-
-
-def np_softplus(x):
-    """log(1+exp(x)) = max(x, 0) + log1p(exp(-|x|)), exact for large |x|."""
-    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
-
-
-def np_relu(x):
-    return np.maximum(x, 0.0)
-
-
-def np_step(x):
-    """Heaviside step with step(0) = 0: relu's derivative under the minimum-norm convention."""
-    return where(x > 0, 1.0, where(np.isnan(x), np.nan, 0.0))
-
-
-def np_tie(a, b):
-    """d max(a, b)/da: 1 where a wins, 0.5 at a tie, 0 where b wins (nan if either is nan)."""
-    d = where(a > b, 1.0, where(a == b, 0.5, 0.0))
-    return where(np.isnan(a) | np.isnan(b), np.nan, d)
-
-
-def np_pow_dbase(a, b, out):
-    """b * a^(b-1); exactly 0 where b == 0 (x^0 is constant), never 0 * inf."""
-    return where(b == 0, 0.0, b * np.power(a, b - 1.0))
-
-
-def np_pow_dexp(a, b, out):
-    """x^y * log(x) for x > 0; 0 at x = 0 with y > 0; nan otherwise. Never log(abs(x))."""
-    safe_log = np.log(where(a > 0, a, 1.0))
-    return where(a > 0, out * safe_log, where((a == 0) & (b > 0), 0.0, np.nan))
-
-
-def np_div0(a, b):
-    """a / b, but 0 where b == 0: the minimum-norm subgradient of a norm at its kink."""
-    return where(b == 0, 0.0, a / where(b == 0, 1.0, b))
+    return getattr(numpy, ref)
 
 
 # --------------------------------------------------------------------------- float flavour
 
 
-def exact1(math_fn: Callable, np_fn: Callable) -> Callable[[float], float]:
+def exact1(math_fn: Callable, np_name: str) -> Callable[[float], float]:
     """numpy's own kernel on a float (numpy's SIMD exp/log/tanh/... differ from the C library
     in the last bit, and the interpreter runs numpy), after the math module has checked the
-    domain: it raises exactly where numpy would return inf/nan, and the caller falls back."""
+    domain: it raises exactly where numpy would return inf/nan, and the caller falls back.
+    numpy is loaded on the first call that gets past the domain check."""
+    np_fn: Callable | None = None
+
     def f(x: float) -> float:
+        nonlocal np_fn
         math_fn(x)
+        if np_fn is None:
+            np_fn = numpy_kernel(np_name)
         return float(np_fn(x))
     return f
 
 
-def exact2(math_fn: Callable, np_fn: Callable) -> Callable[[float, float], float]:
+def exact2(math_fn: Callable, np_name: str) -> Callable[[float, float], float]:
+    np_fn: Callable | None = None
+
     def f(x: float, y: float) -> float:
+        nonlocal np_fn
         math_fn(x, y)
+        if np_fn is None:
+            np_fn = numpy_kernel(np_name)
         return float(np_fn(x, y))
     return f
 
 
-f_exp = exact1(math.exp, np.exp)
-f_log = exact1(math.log, np.log)
-f_log1p = exact1(math.log1p, np.log1p)
+f_exp = exact1(math.exp, "exp")
+f_log = exact1(math.log, "log")
+f_log1p = exact1(math.log1p, "log1p")
+_np_power = exact2(math.pow, "power")
+_np_hypot = exact2(math.hypot, "hypot")
 
 
 def f_sigmoid(x: float) -> float:
@@ -137,11 +122,19 @@ def f_tie(a: float, b: float) -> float:
 
 def f_pow(x: float, y: float) -> float:
     """numpy's power on floats; 0 to a negative power raises (math.pow gives inf for
-    0^-inf, where numpy would warn of a division by zero)."""
+    0^-inf, where numpy would warn of a division by zero). The exponents 2, 1 and 0 (x^2,
+    the derivative of x^2) are computed here, exactly as numpy's power does (a test compares
+    them over many points, signed zeros, inf and nan), so they need no numpy."""
     if x == 0.0 and y < 0.0:
         raise ZeroDivisionError("0 to a negative power")
-    math.pow(x, y)
-    return float(np.power(x, y))
+    if y == 2.0:
+        math.pow(x, y)  # overflow raises, as for every exponent
+        return x * x
+    if y == 1.0:
+        return x
+    if y == 0.0:
+        return 1.0
+    return _np_power(x, y)
 
 
 def f_pow_dbase(a: float, b: float, out: float) -> float:
@@ -163,15 +156,24 @@ def f_hypot(x: float, y: float) -> float:
     back to the interpreter."""
     if abs(x) > 8e307 or abs(y) > 8e307:
         raise OverflowError("hypot")
-    return float(np.hypot(x, y))
+    return _np_hypot(x, y)
 
 
 # --------------------------------------------------------------------------- pairs
 
 
-def numpy_pair(math_fn: Callable, np_fn: Callable, arity: int = 1) -> Pair:
-    """A numpy ufunc with its float twin: the math module checks the domain, numpy computes."""
-    return (exact1 if arity == 1 else exact2)(math_fn, np_fn), np_fn
+def numpy_pair(math_fn: Callable, np_name: str, arity: int = 1) -> Pair:
+    """A numpy ufunc (by name) with its float twin: the math module checks the domain, numpy
+    computes."""
+    return (exact1 if arity == 1 else exact2)(math_fn, np_name), np_name
+
+
+def _everywhere(x: float) -> None:
+    """The domain check of a function defined everywhere that never overflows: none."""
+
+
+#: numpy's cbrt on a float (math.cbrt is new in 3.11 and its bits may differ); never raises.
+f_cbrt = exact1(_everywhere, "cbrt")
 
 
 class _SciPy:
@@ -200,15 +202,15 @@ def scipy_pair(name: str) -> Pair:
 
 #: Kernels that are no op of their own, for the templates of the ops that need them.
 HELPERS: dict[str, Pair] = {
-    "tie": (f_tie, np_tie),
-    "pow_dbase": (f_pow_dbase, np_pow_dbase),
-    "pow_dexp": (f_pow_dexp, np_pow_dexp),
-    "div0": (f_div0, np_div0),
+    "tie": (f_tie, "np_tie"),
+    "pow_dbase": (f_pow_dbase, "np_pow_dbase"),
+    "pow_dexp": (f_pow_dexp, "np_pow_dexp"),
+    "div0": (f_div0, "np_div0"),
 }
 
 #: Kernels for the infix operators (their templates use Python's operators directly).
-ADD: Pair = (operator.add, np.add)
-SUB: Pair = (operator.sub, np.subtract)
-MUL: Pair = (operator.mul, np.multiply)
-DIV: Pair = (operator.truediv, np.true_divide)
-NEG: Pair = (operator.neg, np.negative)
+ADD: Pair = (operator.add, "add")
+SUB: Pair = (operator.sub, "subtract")
+MUL: Pair = (operator.mul, "multiply")
+DIV: Pair = (operator.truediv, "true_divide")
+NEG: Pair = (operator.neg, "negative")

@@ -24,8 +24,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .. import sweeps
 from ..tape import Tape
 from .codegen import FALLBACK
@@ -163,6 +161,8 @@ class CompiledTape:
     def value_and_grad_vector(self, x) -> tuple[float, Any]:
         """(value, gradient) with the inputs as one numpy array in ``names`` order (the
         natural form for thousands of inputs); the gradient is an array in the same order."""
+        import numpy as np
+
         plan = self.levelled()
         if plan is not None:
             return plan.value_and_grad(np.asarray(x, dtype=np.float64))
@@ -171,6 +171,8 @@ class CompiledTape:
 
     def value_vector(self, x) -> float:
         """Value with the inputs as one numpy array in ``names`` order."""
+        import numpy as np
+
         plan = self.levelled()
         if plan is not None:
             return plan.value(np.asarray(x, dtype=np.float64))
@@ -202,6 +204,8 @@ def compiled(tape: Tape) -> CompiledTape:
 
 
 def _levelled_functions(plan: Levelled) -> Functions:
+    import numpy as np
+
     def value(*xs: float) -> float:
         return plan.value(np.array(xs, dtype=np.float64))
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..ops import FLOAT_NAMES, OPS, Op
+from ..ops import FLOAT_NAMES, Op
 from ..tape import CONST, Tape
 from .codegen import FALLBACK, build, fill, is_atom, literal, partial_function, value_function
 
@@ -131,25 +131,59 @@ def scalar_functions(tape: Tape, slow_value: Callable, slow_grad: Callable
 # --------------------------------------------------------------------------- float interpreter
 
 
-def _op_functions() -> dict[str, tuple[Callable, tuple[Callable, ...]]]:
-    """Each op's value and partials as tiny Python-float functions, from its templates."""
-    return {name: (value_function(op.arity, op.value, SCALAR_NAMES),
-                   tuple(partial_function(op.arity, t, SCALAR_NAMES) for t in op.partial))
-            for name, op in OPS.items()}
+_OPFUNCS: dict[str, tuple[Callable, tuple[Callable, ...]]] = {}
 
 
-_OPFUNCS: dict[str, tuple[Callable, tuple[Callable, ...]]] | None = None
+def _op_functions(op: Op) -> tuple[Callable, tuple[Callable, ...]]:
+    """The op's value and partials as tiny Python-float functions, from its templates; built
+    on the op's first use (a run uses a few ops: start-up compiles only those)."""
+    found = _OPFUNCS.get(op.name)
+    if found is None:
+        found = _OPFUNCS[op.name] = (
+            value_function(op.arity, op.value, SCALAR_NAMES),
+            tuple(partial_function(op.arity, t, SCALAR_NAMES) for t in op.partial))
+    return found
+
+
+def _program(tape: Tape) -> list:
+    """(slot, value function, partial functions, args) per instruction, in tape order."""
+    return [(slot, *_op_functions(op), args) for slot, (op, args)
+            in enumerate(zip(tape.ops, tape.args)) if op.__class__ is not str]
+
+
+def sweep_nodes(tape: Tape, xs: list[float]) -> tuple[list[float], list[float | None]]:
+    """Every slot's value and adjoint over Python floats: what :func:`adcli.sweeps.evaluate`
+    and :func:`adcli.sweeps.reverse` give at a point of scalars (the same bits, adjoints
+    accumulated in the same order, None where no path reaches the output), for the node
+    table of ``adcli grad`` without numpy. Raises where Python does (the caller then runs
+    the plain interpreter); the partial of an argument that carries no derivative is not
+    computed (the plain interpreter computes and drops it)."""
+    program = _program(tape)
+    v = [float(c) for c in tape.consts]
+    for s, x in zip(tape.inputs.values(), xs):
+        v[s] = x
+    for slot, f, _p, args in program:
+        v[slot] = f(*[v[a] for a in args])
+    active = tape.active
+    adj: list[float | None] = [None] * len(tape.ops)
+    adj[tape.output] = 1.0
+    for slot, _f, partials, args in reversed(program):
+        g = adj[slot]
+        if g is None:
+            continue
+        argv = [v[a] for a in args]
+        for a, partial in zip(args, partials):
+            if active[a]:
+                c = g * partial(*argv, v[slot])
+                prev = adj[a]
+                adj[a] = c if prev is None else prev + c
+    return v, adj
 
 
 def interpreter(tape: Tape) -> tuple[Callable, Callable]:
     """Value and value+gradient by a loop over Python floats (no compile step). Raises where
     Python does: wrap it (see :func:`adcli.fast.policy.guard`)."""
-    global _OPFUNCS
-    if _OPFUNCS is None:
-        _OPFUNCS = _op_functions()
-    table = _OPFUNCS
-    program = [(slot, *table[op.name], args) for slot, (op, args)
-               in enumerate(zip(tape.ops, tape.args)) if op.__class__ is not str]
+    program = _program(tape)
     consts = [float(c) for c in tape.consts]
     active = tape.active
     input_slots = list(tape.inputs.values())
