@@ -110,12 +110,13 @@ def rich_would_be_plain(stream: TextIO) -> bool:
         return True
 
 
-def console_width() -> int:
+def console_width() -> int | None:
     """The width rich gives a console that is no terminal: COLUMNS, else the size of the first
-    of stdin, stdout, stderr that is a terminal, else 80."""
+    of stdin, stdout, stderr that is a terminal, else 80. None for a COLUMNS that rich reads
+    as digits but Python cannot (``"²"``): rich's own affair."""
     columns = os.environ.get("COLUMNS")
     if columns is not None and columns.isdigit():
-        return int(columns)
+        return int(columns) if columns.isascii() else None
     for fd in (0, 1, 2):
         try:
             width = os.get_terminal_size(fd)[0]
@@ -175,6 +176,8 @@ def grad_text(report: GradReport, table: bool = True, max_rows: int = 200,
     columns wide (default: :func:`console_width`); None where only rich can say."""
     if width is None:
         width = console_width()
+        if width is None:
+            return None
     value = f"value  {num(report.value)}"
     lines = [value]
     if report.gradient:

@@ -347,3 +347,30 @@ def test_console_script_output_is_richs(args, columns):
                           timeout=60, env=env, cwd=ROOT)
     assert (got.returncode, got.stdout, got.stderr) == \
         (want.returncode, want.stdout, want.stderr)
+
+
+@pytest.mark.skipif(not ADCLI.exists() or sys.platform == "win32",
+                    reason="needs the console script and a pseudo-terminal")
+@pytest.mark.parametrize("cols", [40, 100])
+def test_width_of_a_terminal_on_stdin_with_stdout_piped(cols):
+    """``adcli grad ... | less`` typed in a terminal: rich takes the width from stdin's
+    terminal, and so does the plain renderer."""
+    import fcntl
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "COLUMNS")}
+        args = ["grad", "a_rather_long_variable_name * x + sin(x)", "--at",
+                "a_rather_long_variable_name=2,x=1"]
+        got = subprocess.run([str(ADCLI), *args], stdin=slave, capture_output=True,
+                             timeout=60, env=env)
+        want = subprocess.run([sys.executable, "-c", _FORCE_RICH, *args], stdin=slave,
+                              capture_output=True, timeout=60, env=env)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert got.returncode == 0 and (got.stdout, got.stderr) == (want.stdout, want.stderr)
