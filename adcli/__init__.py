@@ -25,8 +25,9 @@ __all__ = ["AdcliError", "FitResult", "Function", "GradResult", "fit", "hessian"
 
 
 def __getattr__(name: str) -> Any:
-    # The Python API loads numpy; importing adcli.cli or adcli.errors (``adcli --help``,
-    # ``--version``) does not.
+    # The Python API is loaded on first use (numpy only when arrays or numpy's kernels are
+    # needed); importing adcli.cli or adcli.errors (``adcli --help``, ``--version``) loads
+    # neither.
     if name in ("Function", "GradResult", "parse"):
         from . import function
 
