@@ -475,8 +475,8 @@ def test_levelled_source_holds_step_numbers_only() -> None:
     fixed = {"def", "value", "value_and_grad", "x", "with", "errstate", "all", "ignore", "v",
              "CONSTS", "INPUTS", "float", "return", "cumsum", "zeros", "adj", "g", "c", "p",
              "multiply", "negative", "power", "add_at", "broadcast_to", "shape", "out",
-             "copy", "empty", "CVALS", "concatenate"}
-    step_names = re.compile(r"(S|F|P|M|SG|a|A)\d+(_\d+)?$|R\d+_\d+$")
+             "copy", "empty", "CVALS", "concatenate", "ZERO"}
+    step_names = re.compile(r"(S|F|P|M|SG|a|A|c)\d+(_\d+)?$|R\d+_\d+$")
     assert {w for w in identifiers if w not in fixed and not step_names.match(w)} == set()
     want_value, want_grad = plain(f.tape(), dict(zip(f.tape().inputs, xs)))
     value, grad = plan.value_and_grad(xs)
