@@ -248,6 +248,44 @@ def test_blocked_threaded_columns(monkeypatch, threads: int) -> None:
     np.testing.assert_allclose(gradient["x"], ref_grad["x"], rtol=1e-12)
 
 
+@pytest.mark.parametrize("helper_runs", [True, False])
+def test_threaded_blocks_give_the_one_thread_bits(monkeypatch, helper_runs: bool) -> None:
+    """Blocks are claimed by whichever thread comes first, and summed in block order: the
+    same bits with 1, 2 or 4 threads, and with a helper thread that never gets to run (the
+    caller then takes every block itself instead of waiting)."""
+    from adcli.fast import helper
+
+    if not helper_runs:  # tasks offered to nobody: only the caller can claim them
+        monkeypatch.setattr(helper, "submit", lambda fn, *a, helpers=1: helper.Task(fn, a))
+    monkeypatch.setattr(columns, "BLOCK_ROWS", 64)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(3001)
+    point = {"w0": 0.5, "w1": 2.0, "x": x, "y": 3 * x + rng.standard_normal(3001)}
+    f = adcli.parse("(w0 + w1*x - y)^2 + sin(w1*x)")
+    results = []
+    for threads in (1, 2, 4):
+        monkeypatch.setattr(columns, "THREADS", threads)
+        total = f.grad_sum(point)
+        value, grad = f.grad(point)
+        results.append([total.value, *total.gradient.values(), value, *grad.values()])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert np.array_equal(np.asarray(a).view(np.int64), np.asarray(b).view(np.int64))
+    want_value, want_grad, _, _ = sweeps.value_and_grad(f.tape(point), point)
+    total, (value, grad) = f.grad_sum(point), f.grad(point)
+    np.testing.assert_allclose(value, want_value, rtol=1e-15)
+    assert math.isclose(total.gradient["w0"], np.sum(want_grad["w0"]), rel_tol=1e-11)
+
+
+def test_a_helper_task_hands_its_error_to_the_caller() -> None:
+    from adcli.fast import helper
+
+    task = helper.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        task.join()
+    assert helper.submit(sum, [1, 2]).join() == 3
+
+
 def test_grad_sum_reports_missing_values() -> None:
     with pytest.raises(adcli.AdcliError, match="has no value"):
         adcli.parse("a*x").grad_sum({"x": np.ones(3)})

@@ -11,6 +11,7 @@ and their measurements: bench/README.md.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Callable
@@ -266,27 +267,27 @@ def sweep_columns(tape: Tape, blocks: dict, xs: list, *, sum_value: bool = False
         starts = list(range(0, rows, step))
         all_ones = np.ones(step)  # the per-row seed; generated code never writes to it
         first = arrays.index(True)
+        parts: list = [None] * len(starts)
+        claim = itertools.count()  # next() is atomic: each block is taken by one thread
 
-        def run_range(chunk: list[int]) -> list:
-            results = []
+        def work() -> None:
             with np.errstate(all="ignore"):
-                for start in chunk:
-                    sl = slice(start, start + step)
+                while (i := next(claim)) < len(starts):
+                    sl = slice(starts[i], starts[i] + step)
                     part = [x[sl] if a else x for x, a in zip(xs, arrays)]
                     ones = all_ones[:len(part[first])]
-                    results.append(finish(part, *block(ones, *part, *consts)))
-            return results
+                    parts[i] = finish(part, *block(ones, *part, *consts))
 
-        n_threads = threads()
-        per = -(-len(starts) // n_threads)
-        chunks = [starts[i:i + per] for i in range(0, len(starts), per)]
-        if n_threads > 1 and len(chunks) > 1:
-            from concurrent.futures import ThreadPoolExecutor  # here: start-up needs no threads
+        helpers = min(threads(), len(starts)) - 1
+        if helpers > 0:  # the caller takes blocks too: a busy helper never holds it up
+            from . import helper  # here: start-up needs no threads
 
-            with ThreadPoolExecutor(len(chunks)) as pool:
-                parts = [r for rs in pool.map(run_range, chunks) for r in rs]
+            tasks = [helper.submit(work, helpers=helpers) for _ in range(helpers)]
+            work()
+            for task in tasks:
+                task.join()
         else:
-            parts = [r for c in chunks for r in run_range(c)]
+            work()
         if sum_value:
             value = np.float64(0.0)
             for v, _ in parts:
