@@ -11,6 +11,7 @@ import ast
 import math
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -589,6 +590,45 @@ def test_levelled_sum_chain_reads_views_and_fills_only_constants() -> None:
     assert math.isclose(value, want_value, rel_tol=1e-12)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-15)
     assert plan.value(xs) == value
+
+
+@pytest.mark.parametrize("helper_runs", [True, False])
+def test_levelled_partials_on_a_helper_thread_give_the_same_bits(monkeypatch,
+                                                                  helper_runs: bool) -> None:
+    """Big steps' partials (cos for sin, ...) may run on a helper thread during the forward
+    sweep: the numbers are those of one thread, bit for bit, also when the helper never gets
+    to run (the sweep then computes them itself), and the interpreter's up to rounding. The
+    sum's terms are laid out as one run: summed from one view, no concatenate."""
+    from adcli.fast import helper
+    from adcli.fast import levelled as lv
+
+    if not helper_runs:
+        monkeypatch.setattr(helper, "submit", lambda fn, *a, helpers=1: helper.Task(fn, a))
+    monkeypatch.setattr(lv, "THREAD_MIN", 64)
+    n = 300
+    terms = [f"(x{i} - {i / n!r})^2*sin(x{i}) + exp(-x{i})/(1 + x{i}^2)" for i in range(n)]
+    terms += [f"x{i}*x{i + 1}" for i in range(n - 1)]
+    f = adcli.parse(" + ".join(terms), max_bytes=None)
+    tape = f.tape()
+    xs = np.linspace(-1.5, 1.5, len(tape.inputs))
+    xs[7] = np.inf  # nan and inf partials: no warning from either thread
+    monkeypatch.setattr(columns, "THREADS", 1)
+    plan = Levelled(tape)
+    want = plan.value_and_grad(xs)
+    monkeypatch.setattr(columns, "THREADS", 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(20):
+            got = plan.value_and_grad(xs)
+            assert np.array_equal(np.array([got[0]]), np.array([want[0]]), equal_nan=True)
+            assert np.array_equal(got[1].view(np.int64), want[1].view(np.int64))
+    assert plan.threaded_source.count("submit(") >= 3 and "submit(" not in plan.source
+    assert "concatenate" not in plan.source
+    xs[7] = 0.25
+    want_value, want_grad = plain(tape, dict(zip(tape.inputs, xs)))
+    value, grad = plan.value_and_grad(xs)
+    assert math.isclose(value, want_value, rel_tol=1e-12)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-15)
 
 
 def test_a_deep_narrow_tape_gets_its_levelled_plan_in_one_pass() -> None:

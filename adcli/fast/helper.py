@@ -24,7 +24,9 @@ _start_lock = threading.Lock()
 
 
 class Task:
-    """``fn(*args)``, run once by whichever thread claims it first (see the module)."""
+    """``fn(*args)``, run once by whichever thread claims it first (see the module). On a
+    helper thread numpy's floating-point errors are ignored; a caller that may run its own
+    task sets that itself (generated sweeps run under ``errstate(all="ignore")``)."""
 
     __slots__ = ("fn", "args", "claim", "done", "result", "error")
 
@@ -41,8 +43,7 @@ class Task:
         if not self.claim.acquire(blocking=False):
             return False
         try:
-            with np.errstate(all="ignore"):  # numpy's error state is per thread
-                self.result = self.fn(*self.args)
+            self.result = self.fn(*self.args)
         except BaseException as exc:  # handed to the caller by join()
             self.error = exc
         self.done.release()
@@ -59,6 +60,7 @@ class Task:
 
 
 def _serve(q: queue.SimpleQueue) -> None:
+    np.seterr(all="ignore")  # numpy's error state is per thread: set once, for every task
     while True:
         q.get().run()
 

@@ -3,6 +3,7 @@ operation per node (see :class:`Levelled`)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,27 @@ from .codegen import build, literal
 LEVELLED_MIN_SIZE = 2000
 #: ... when each group holds at least this many instructions on average.
 LEVELLED_MIN_GROUP = 40
+
+
+#: Steps of at least this many numbers may run on a helper thread (see ``threaded`` in
+#: :meth:`Levelled._generate`); a task costs a few microseconds to hand over.
+THREAD_MIN = 16384
+
+
+def threads() -> int:
+    """Threads for a levelled gradient: ``adcli.fast.columns.THREADS`` or ``ADCLI_THREADS``
+    if set, else 2 when there are two cores (its helper's work is compute-bound: sin, cos,
+    a sequential sum; measured in bench/README.md). Read at each call."""
+    from . import columns
+
+    if columns.THREADS is not None:
+        return columns.THREADS
+    return int(os.environ.get("ADCLI_THREADS") or min(2, os.cpu_count() or 1))
+
+
+def _size(ix: Any) -> int:
+    """How many slots an index (a slice or an index array) names."""
+    return len(range(ix.start, ix.stop, ix.step or 1)) if isinstance(ix, slice) else len(ix)
 
 
 def _is_link(op: Op) -> bool:
@@ -115,11 +137,34 @@ class Levelled:
         by_level: dict[int, list[tuple[str, list[int]]]] = {}
         for (glv, name), slots in sorted(groups.items()):
             by_level.setdefault(glv, []).append((name, slots))
+        # A sum chain whose terms are whole groups, one after another (the sin terms, then
+        # the products), gets those groups laid out next to each other in its order: its
+        # terms are then one view, summed without first joining them into a new array.
+        group_of = {s: key for key, slots in groups.items() for s in slots}
+        together: dict[tuple[int, str], list[tuple[int, str]]] = {}
+        for links in ends.values():
+            members = [args[links[0]][0]] + [args[k][1] for k in links]
+            seq: list[tuple[int, str]] = []
+            i = 0
+            while i < len(members):
+                key = group_of.get(members[i])
+                if key is None or key in together or key in seq:
+                    break
+                if members[i:i + len(groups[key])] != groups[key]:
+                    break
+                seq.append(key)
+                i += len(groups[key])
+            if i == len(members) and len(seq) > 1:
+                for key in seq:
+                    together[key] = seq
         for lv in range(1, top + 1):
-            for _name, slots in by_level.get(lv, ()):
-                for slot in slots:
-                    pos[slot] = nxt
-                    nxt += 1
+            for name, slots in by_level.get(lv, ()):
+                if pos[slots[0]] >= 0:
+                    continue  # laid out with its chain's other groups
+                for key in together.get((lv, name), [(lv, name)]):
+                    for slot in groups[key]:
+                        pos[slot] = nxt
+                        nxt += 1
             for end in chains.get(lv, []):
                 pos[end] = nxt
                 nxt += 1
@@ -210,13 +255,23 @@ class Levelled:
         self.out = pos[tape.output]
         self.n = n
         self._functions: tuple[Callable, Callable] | None = None  # generated on first use
+        self._threaded: bool | None = None  # whether a helper thread has anything to do
+        self._threaded_grad: Callable | None = None
         self.source = ""
+        self.threaded_source = ""
 
-    def _generate(self) -> tuple[Callable, Callable]:
+    def _generate(self, threaded: bool = False) -> tuple[Callable, Callable]:
         """The plan as straight-line numpy code: one function for the value, one for value and
         gradient, with every index, constant and kernel bound by name (``S3``, ``A3_0``,
         ``F3``: step numbers only, never user text). Running the plan step by step spent as
-        much time deciding what to do as doing it."""
+        much time deciding what to do as doing it.
+
+        ``threaded``: the partials of big op steps (``cos`` for ``sin``) run on a helper thread
+        from the moment their arguments are known until the reverse sweep needs them
+        (:mod:`adcli.fast.helper`: each is claimed by the first thread to reach it, so the
+        numbers do not depend on it). The output's sum chain on the helper too (a sequential
+        ``cumsum``, overlapping the reverse sweep) measured no faster: waiting for it costs
+        the wake-up it saves."""
         ns: dict[str, Any] = {"np": np, "CONSTS": self.consts, "INPUTS": self.inputs,
                               "cumsum": np.cumsum, "zeros": np.zeros, "power": np.power,
                               "multiply": np.multiply, "negative": np.negative,
@@ -227,6 +282,15 @@ class Levelled:
         fwd: list[str] = []
         rev: list[list[str]] = []
         steps = [step for level in self.plan for step in level]
+        early: set[int] = set()  # steps whose partials or value a helper may compute
+        if threaded:
+            from .helper import submit
+
+            ns["submit"] = submit
+            for k, step in enumerate(steps):
+                size = _size(step[2])
+                if step[0] == "op" and size >= THREAD_MIN:
+                    early.add(k)
         read = np.zeros(self.n, dtype=bool)  # slots the forward sweep reads from ``v``
         read[self.out] = True
         # The reverse sweep, planned backwards. Where it reaches a slot's adjoint for the first
@@ -318,7 +382,8 @@ class Levelled:
                 factors = [("twice", args[0]) if b == 2.0 else
                            ("array", f"({literal(b)} * power({args[0]}, {literal(b - 1.0)}))")]
             else:
-                block.append(f"p = P{k}(({', '.join(args)},), v[S{k}])")
+                block.append(f"p = T{k}.join()" if k in early
+                             else f"p = P{k}(({', '.join(args)},), v[S{k}])")
                 factors = [("array", f"p[{j}]") for j in range(op.arity)]
             for j, ((what, factor), uniq) in enumerate(zip(factors, unique)):
                 if uniq is None:
@@ -372,6 +437,11 @@ class Levelled:
                     args.append(f"a{k}_{j}")
                 else:
                     args.append(f"A{k}_{j}")  # a constant, as it is
+            # Partials that read only the arguments start before the value, the others after.
+            reads_out = any("{o}" in t for t in op.partial)
+            task = f"T{k} = submit(P{k}, ({', '.join(args)},), {f'v[S{k}]' if reads_out else None})"
+            if k in early and not reads_out:
+                fwd.append(task)
             # Results straight into their slots when those are a slice (a view): the ufunc
             # writes there, no temporary array and no copy (the same bits).
             into = isinstance(slots, slice)
@@ -382,6 +452,8 @@ class Levelled:
                 fwd.append(f"F{k}({', '.join(args)}, out=v[S{k}])")
             else:
                 fwd.append(f"v[S{k}] = F{k}({', '.join(args)})")
+            if k in early and reads_out:
+                fwd.append(task)
         # Only the constants' slots that the sweep reads need values before it: an empty
         # array and one slice copy (constant columns are bound as arrays, never read from v).
         c = self.const_slots
@@ -392,6 +464,8 @@ class Levelled:
         body = [f"        {line}" for line in fwd]
         value_src = "\n".join(["def value(x):", *head, *body,
                                f"        return float(v[{self.out}])", ""])
+        if threaded:  # a value alone has nothing to overlap: the plain function
+            value_src = ""
         # Only adjoints read before they are written need a 0 first.
         n_zero = int(zero.sum())
         if n_zero > self.n // 4:
@@ -404,9 +478,11 @@ class Levelled:
         back = [f"        {line}" for block in rev for line in block]
         grad_src = "\n".join(["def value_and_grad(x):", *head, *body, *start,
                               f"        adj[{self.out}] = 1.0",
-                              *back, f"        return float(v[{self.out}]), adj[INPUTS]", ""])
+                              *back,
+                              f"        return float(v[{self.out}]), adj[INPUTS]", ""])
         self.source = value_src + grad_src
-        return build(value_src, dict(ns), "value"), build(grad_src, dict(ns), "value_and_grad")
+        value = build(value_src, dict(ns), "value") if value_src else None
+        return value, build(grad_src, dict(ns), "value_and_grad")
 
     def value(self, x) -> float:
         if self._functions is None:
@@ -417,6 +493,15 @@ class Levelled:
         """(value, gradient array in input order) at ``x`` (an array in input order)."""
         if self._functions is None:
             self._functions = self._generate()
+        if self._threaded is None:
+            self._threaded = any(step[0] == "op" and _size(step[2]) >= THREAD_MIN
+                                 for level in self.plan for step in level)
+        if self._threaded and threads() > 1:
+            if self._threaded_grad is None:
+                source = self.source
+                self._threaded_grad = self._generate(threaded=True)[1]
+                self.threaded_source, self.source = self.source, source
+            return self._threaded_grad(x)
         return self._functions[1](x)
 
 
