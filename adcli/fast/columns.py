@@ -38,11 +38,15 @@ MAX_BLOCK_VALUES = 2**23
 THREADS: int | None = None
 
 
-def threads() -> int:
-    """The number of threads a data sweep uses (see :data:`THREADS`)."""
+def threads(default: int | None = None) -> int:
+    """The number of threads a data sweep uses (see :data:`THREADS`); ``default``: instead of
+    the data sweeps' own when neither is set (the levelled sweeps' helper work is
+    compute-bound: it pays on two cores)."""
     if THREADS is not None:
         return THREADS
-    return int(os.environ.get("ADCLI_THREADS") or (2 if (os.cpu_count() or 1) > 2 else 1))
+    if default is None:
+        default = 2 if (os.cpu_count() or 1) > 2 else 1
+    return int(os.environ.get("ADCLI_THREADS") or default)
 
 
 _PLACES = re.compile(r"\{(\d|o)\}")  # the placeholders of a template

@@ -90,3 +90,4 @@ def submit(fn: Callable, *args: Any, helpers: int = 1) -> Task:
     task = Task(fn, args)
     _queue.put(task)
     return task
+

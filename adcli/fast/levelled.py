@@ -12,27 +12,15 @@ import numpy as np
 from ..ops import OPS, Op, partials_of
 from ..tape import CONST, VAR, Tape
 from .codegen import build, literal
+from .columns import threads
+from .helper import submit
 
 #: Big tapes whose instructions fall into few (level, op) groups run level by level in numpy.
-LEVELLED_MIN_SIZE = 2000
+LEVELLED_MIN_SIZE = 500
 #: ... when each group holds at least this many instructions on average.
 LEVELLED_MIN_GROUP = 40
-
-
-#: Steps of at least this many numbers may run on a helper thread (see ``threaded`` in
-#: :meth:`Levelled._generate`); a task costs a few microseconds to hand over.
+#: Partials of steps this big may run on a helper thread (``threaded`` in ``_generate``).
 THREAD_MIN = 16384
-
-
-def threads() -> int:
-    """Threads for a levelled gradient: ``adcli.fast.columns.THREADS`` or ``ADCLI_THREADS``
-    if set, else 2 when there are two cores (its helper's work is compute-bound: sin, cos,
-    a sequential sum; measured in bench/README.md). Read at each call."""
-    from . import columns
-
-    if columns.THREADS is not None:
-        return columns.THREADS
-    return int(os.environ.get("ADCLI_THREADS") or min(2, os.cpu_count() or 1))
 
 
 def _size(ix: Any) -> int:
@@ -284,8 +272,6 @@ class Levelled:
         steps = [step for level in self.plan for step in level]
         early: set[int] = set()  # steps whose partials or value a helper may compute
         if threaded:
-            from .helper import submit
-
             ns["submit"] = submit
             for k, step in enumerate(steps):
                 size = _size(step[2])
@@ -496,7 +482,7 @@ class Levelled:
         if self._threaded is None:
             self._threaded = any(step[0] == "op" and _size(step[2]) >= THREAD_MIN
                                  for level in self.plan for step in level)
-        if self._threaded and threads() > 1:
+        if self._threaded and threads(min(2, os.cpu_count() or 1)) > 1:
             if self._threaded_grad is None:
                 source = self.source
                 self._threaded_grad = self._generate(threaded=True)[1]
