@@ -631,6 +631,42 @@ def test_levelled_partials_on_a_helper_thread_give_the_same_bits(monkeypatch,
     np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize(("source", "one_number"), [
+    (" + ".join(f"sin(x{i})*x{i + 1}^2" for i in range(30)), True),  # the seed: no multiply
+    ("-(" + " + ".join(f"sin(x{i})*x{i + 1}^2" for i in range(30)) + ")", True),  # c = -1
+    ("a = " + " + ".join(f"exp(x{i})*x{i}" for i in range(30)) + "; a*a*3 + a", True),
+    ("2 - " + " - ".join(f"sin(x{i})*x{i + 1}^2" for i in range(30)), True),  # all signs -1
+    # the first product has the sign +1, the others -1; the squares both signs: arrays
+    (" - ".join(f"sin(x{i})*x{i + 1}^2" for i in range(30)), False),
+    ("1 + " + " + ".join(f"(x{i} - 0.5)^2" for i in range(30)) + " - "
+     + " - ".join(f"(x{i} + 1)^2" for i in range(30)), False),
+])
+def test_levelled_sum_terms_take_the_chain_adjoint_as_one_number(source: str,
+                                                                  one_number: bool) -> None:
+    """A group whose every slot is a term used only by one sum chain gets the chain's adjoint
+    (times the link's sign) as one number instead of an adjoint array: no ``g = adj[S..]``
+    for it, and where that number is the seed 1.0 the partial is used as it is. The
+    adjoint array is not zeroed where every slot is written before it is read. The
+    interpreter's numbers, also at 0, -0.0 and inf."""
+    f = adcli.parse(source, max_bytes=None)
+    tape = f.tape()
+    plan = Levelled(tape)
+    for xs in (np.linspace(-1.3, 1.7, len(tape.inputs)), np.zeros(len(tape.inputs)),
+               np.full(len(tape.inputs), -0.0), np.full(len(tape.inputs), np.inf)):
+        want_value, want_grad = plain(tape, dict(zip(tape.inputs, xs)))
+        value, grad = plan.value_and_grad(xs)
+        assert same(value, want_value) or math.isclose(value, want_value, rel_tol=1e-12)
+        for g, w in zip(grad, want_grad):
+            assert same(g, w) or math.isclose(g, w, rel_tol=1e-12, abs_tol=1e-15), (g, w)
+    groups = [k for k, step in enumerate(s for lv in plan.plan for s in lv)
+              if step[0] != "chain" and step[6] is not None]
+    if not one_number:
+        assert groups == [] and "g = adj[S" in plan.source
+    else:
+        assert groups and all(f"g = adj[S{k}]" not in plan.source for k in groups)
+    assert "zeros(" not in plan.source
+
+
 def test_a_deep_narrow_tape_gets_its_levelled_plan_in_one_pass() -> None:
     """A 20,000-deep chain has 20,000 levels of one group each: the plan groups levels in one
     pass (scanning every group at every level took minutes here, and `minimize` on such an
