@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import math
+import os
 import re
 import sys
 import warnings
@@ -276,6 +277,28 @@ def test_threaded_blocks_give_the_one_thread_bits(monkeypatch, helper_runs: bool
     total, (value, grad) = f.grad_sum(point), f.grad(point)
     np.testing.assert_allclose(value, want_value, rtol=1e-15)
     assert math.isclose(total.gradient["w0"], np.sum(want_grad["w0"]), rel_tol=1e-11)
+
+
+def test_column_sums_do_not_depend_on_openblas_threads() -> None:
+    """Row dot products are taken in pieces small enough for OpenBLAS to keep to one thread:
+    its threaded dot split the sum by its thread count, so the last bits of a fit's loss
+    depended on the machine's cores and OPENBLAS_NUM_THREADS."""
+    import subprocess
+
+    code = ("import numpy as np, adcli\n"
+            "rng = np.random.default_rng(4)\n"
+            "x = rng.standard_normal(300_000); y = 2 * x + rng.standard_normal(300_000)\n"
+            "r = adcli.parse('(w0 + w1*x - y)^2').grad_sum({'w0': 0.5, 'w1': 1.5, 'x': x,"
+            " 'y': y}, wrt=['w0', 'w1'])\n"
+            "print(float(r.value).hex(), float(r.gradient['w1']).hex())\n")
+    outs = set()
+    for n in ("1", "2", "4"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": n, "ADCLI_THREADS": "1"}
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=120, env=env)
+        assert proc.returncode == 0, proc.stderr
+        outs.add(proc.stdout)
+    assert len(outs) == 1, outs
 
 
 def test_a_helper_task_hands_its_error_to_the_caller() -> None:

@@ -62,13 +62,27 @@ def block_rows(columns: int) -> int:
     return rows
 
 
+#: Row dot products are taken in pieces of this many rows (see :func:`_row_dot`).
+DOT_ROWS = 8192
+
+
 def _row_dot(g, p):
-    """The sum over rows of ``g * p`` for a column ``g``: one BLAS dot instead of a product
-    column and a sum (the same sum in another order)."""
+    """The sum over rows of ``g * p`` for a column ``g``: BLAS dots instead of a product
+    column and a sum (the same sum in another order). One dot per :data:`DOT_ROWS` rows (one
+    stacked ``matmul``), the pieces summed in order: OpenBLAS splits a dot of more than 10,000
+    numbers between its threads, so its bits changed with the number of cores and
+    ``OPENBLAS_NUM_THREADS``, and on a busy machine a block waited for a descheduled
+    OpenBLAS thread (W3 under load: best 4.1 ms, first quartile 12.9 ms, against 2.5 / 6.1
+    ms in pieces; bench/README.md)."""
     if np.ndim(p) == 0:
         return np.sum(g) * p
     if g.ndim == 1 and g.shape == p.shape:
-        return np.dot(g, p)
+        whole = len(g) - len(g) % DOT_ROWS
+        if whole == 0:
+            return np.dot(g, p)
+        pieces = np.matmul(g[:whole].reshape(-1, 1, DOT_ROWS), p[:whole].reshape(-1, DOT_ROWS, 1))
+        total = np.add.reduce(pieces.reshape(-1))
+        return total + np.dot(g[whole:], p[whole:]) if whole < len(g) else total
     return np.sum(g * p)
 
 
