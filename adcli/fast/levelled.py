@@ -15,16 +15,16 @@ from .codegen import build, literal
 from .columns import threads
 from .helper import submit
 
-#: Big tapes whose instructions fall into few (level, op) groups run level by level in numpy.
-LEVELLED_MIN_SIZE = 500
+#: Big tapes whose instructions fall into few (level, op) groups run level by level in numpy
+#: (faster from ~500, but not bit for bit: straight-line code is; see bench/README.md).
+LEVELLED_MIN_SIZE = 2000
 #: ... when each group holds at least this many instructions on average.
 LEVELLED_MIN_GROUP = 40
 #: Partials of steps this big may run on a helper thread (``threaded`` in ``_generate``).
 THREAD_MIN = 16384
 
 
-def _size(ix: Any) -> int:
-    """How many slots an index (a slice or an index array) names."""
+def _size(ix: Any) -> int:  # how many slots an index (a slice or an index array) names
     return len(range(ix.start, ix.stop, ix.step or 1)) if isinstance(ix, slice) else len(ix)
 
 
