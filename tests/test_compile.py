@@ -646,6 +646,9 @@ def test_levelled_partials_on_a_helper_thread_give_the_same_bits(monkeypatch,
             assert np.array_equal(np.array([got[0]]), np.array([want[0]]), equal_nan=True)
             assert np.array_equal(got[1].view(np.int64), want[1].view(np.int64))
     assert plan.threaded_source.count("submit(") >= 3 and "submit(" not in plan.source
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", plan.threaded_source))
+    words -= set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", plan.source))  # checked elsewhere
+    assert {w for w in words if not re.fullmatch(r"T\d+", w)} <= {"submit", "join", "None"}
     assert "concatenate" not in plan.source
     xs[7] = 0.25
     want_value, want_grad = plain(tape, dict(zip(tape.inputs, xs)))
