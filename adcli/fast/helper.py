@@ -1,4 +1,5 @@
-"""Helper threads for the numpy engines, shared by every caller; nobody ever waits for them.
+"""Helper threads for the numpy engines, shared by every caller; no caller waits for one that
+has not started its task.
 
 numpy releases the GIL inside its loops, so a second core can run one part of a sweep while
 the caller runs another. On a shared machine that core may be busy: a thread that nobody
