@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ast
 import math
+import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -248,6 +250,66 @@ def test_blocked_threaded_columns(monkeypatch, threads: int) -> None:
     np.testing.assert_allclose(gradient["x"], ref_grad["x"], rtol=1e-12)
 
 
+@pytest.mark.parametrize("helper_runs", [True, False])
+def test_threaded_blocks_give_the_one_thread_bits(monkeypatch, helper_runs: bool) -> None:
+    """Blocks are claimed by whichever thread comes first, and summed in block order: the
+    same bits with 1, 2 or 4 threads, and with a helper thread that never gets to run (the
+    caller then takes every block itself instead of waiting)."""
+    from adcli.fast import helper
+
+    if not helper_runs:  # tasks offered to nobody: only the caller can claim them
+        monkeypatch.setattr(helper, "submit", lambda fn, *a, helpers=1: helper.Task(fn, a))
+    monkeypatch.setattr(columns, "BLOCK_ROWS", 64)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(3001)
+    point = {"w0": 0.5, "w1": 2.0, "x": x, "y": 3 * x + rng.standard_normal(3001)}
+    f = adcli.parse("(w0 + w1*x - y)^2 + sin(w1*x)")
+    results = []
+    for threads in (1, 2, 4):
+        monkeypatch.setattr(columns, "THREADS", threads)
+        total = f.grad_sum(point)
+        value, grad = f.grad(point)
+        results.append([total.value, *total.gradient.values(), value, *grad.values()])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert np.array_equal(np.asarray(a).view(np.int64), np.asarray(b).view(np.int64))
+    want_value, want_grad, _, _ = sweeps.value_and_grad(f.tape(point), point)
+    total, (value, grad) = f.grad_sum(point), f.grad(point)
+    np.testing.assert_allclose(value, want_value, rtol=1e-15)
+    assert math.isclose(total.gradient["w0"], np.sum(want_grad["w0"]), rel_tol=1e-11)
+
+
+def test_column_sums_do_not_depend_on_openblas_threads() -> None:
+    """Row dot products are taken in pieces small enough for OpenBLAS to keep to one thread:
+    its threaded dot split the sum by its thread count, so the last bits of a fit's loss
+    depended on the machine's cores and OPENBLAS_NUM_THREADS."""
+    import subprocess
+
+    code = ("import numpy as np, adcli\n"
+            "rng = np.random.default_rng(4)\n"
+            "x = rng.standard_normal(300_000); y = 2 * x + rng.standard_normal(300_000)\n"
+            "r = adcli.parse('(w0 + w1*x - y)^2').grad_sum({'w0': 0.5, 'w1': 1.5, 'x': x,"
+            " 'y': y}, wrt=['w0', 'w1'])\n"
+            "print(float(r.value).hex(), float(r.gradient['w1']).hex())\n")
+    outs = set()
+    for n in ("1", "2", "4"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": n, "ADCLI_THREADS": "1"}
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=120, env=env)
+        assert proc.returncode == 0, proc.stderr
+        outs.add(proc.stdout)
+    assert len(outs) == 1, outs
+
+
+def test_a_helper_task_hands_its_error_to_the_caller() -> None:
+    from adcli.fast import helper
+
+    task = helper.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        task.join()
+    assert helper.submit(sum, [1, 2]).join() == 3
+
+
 def test_grad_sum_reports_missing_values() -> None:
     with pytest.raises(adcli.AdcliError, match="has no value"):
         adcli.parse("a*x").grad_sum({"x": np.ones(3)})
@@ -475,8 +537,8 @@ def test_levelled_source_holds_step_numbers_only() -> None:
     fixed = {"def", "value", "value_and_grad", "x", "with", "errstate", "all", "ignore", "v",
              "CONSTS", "INPUTS", "float", "return", "cumsum", "zeros", "adj", "g", "c", "p",
              "multiply", "negative", "power", "add_at", "broadcast_to", "shape", "out",
-             "copy", "empty", "CVALS", "concatenate"}
-    step_names = re.compile(r"(S|F|P|M|SG|a|A)\d+(_\d+)?$|R\d+_\d+$")
+             "copy", "empty", "CVALS", "concatenate", "ZERO"}
+    step_names = re.compile(r"(S|F|P|M|SG|a|A|c)\d+(_\d+)?$|R\d+_\d+$")
     assert {w for w in identifiers if w not in fixed and not step_names.match(w)} == set()
     want_value, want_grad = plain(f.tape(), dict(zip(f.tape().inputs, xs)))
     value, grad = plan.value_and_grad(xs)
@@ -551,6 +613,84 @@ def test_levelled_sum_chain_reads_views_and_fills_only_constants() -> None:
     assert math.isclose(value, want_value, rel_tol=1e-12)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-15)
     assert plan.value(xs) == value
+
+
+@pytest.mark.parametrize("helper_runs", [True, False])
+def test_levelled_partials_on_a_helper_thread_give_the_same_bits(monkeypatch,
+                                                                  helper_runs: bool) -> None:
+    """Big steps' partials (cos for sin, ...) may run on a helper thread during the forward
+    sweep: the numbers are those of one thread, bit for bit, also when the helper never gets
+    to run (the sweep then computes them itself), and the interpreter's up to rounding. The
+    sum's terms are laid out as one run: summed from one view, no concatenate."""
+    from adcli.fast import helper
+    from adcli.fast import levelled as lv
+
+    if not helper_runs:
+        monkeypatch.setattr(helper, "submit", lambda fn, *a, helpers=1: helper.Task(fn, a))
+    monkeypatch.setattr(lv, "THREAD_MIN", 64)
+    n = 300
+    terms = [f"(x{i} - {i / n!r})^2*sin(x{i}) + exp(-x{i})/(1 + x{i}^2)" for i in range(n)]
+    terms += [f"x{i}*x{i + 1}" for i in range(n - 1)]
+    f = adcli.parse(" + ".join(terms), max_bytes=None)
+    tape = f.tape()
+    xs = np.linspace(-1.5, 1.5, len(tape.inputs))
+    xs[7] = np.inf  # nan and inf partials: no warning from either thread
+    monkeypatch.setattr(columns, "THREADS", 1)
+    plan = Levelled(tape)
+    want = plan.value_and_grad(xs)
+    monkeypatch.setattr(columns, "THREADS", 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(20):
+            got = plan.value_and_grad(xs)
+            assert np.array_equal(np.array([got[0]]), np.array([want[0]]), equal_nan=True)
+            assert np.array_equal(got[1].view(np.int64), want[1].view(np.int64))
+    assert plan.threaded_source.count("submit(") >= 3 and "submit(" not in plan.source
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", plan.threaded_source))
+    words -= set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", plan.source))  # checked elsewhere
+    assert {w for w in words if not re.fullmatch(r"T\d+", w)} <= {"submit", "join", "None"}
+    assert "concatenate" not in plan.source
+    xs[7] = 0.25
+    want_value, want_grad = plain(tape, dict(zip(tape.inputs, xs)))
+    value, grad = plan.value_and_grad(xs)
+    assert math.isclose(value, want_value, rel_tol=1e-12)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(("source", "one_number"), [
+    (" + ".join(f"sin(x{i})*x{i + 1}^2" for i in range(30)), True),  # the seed: no multiply
+    ("-(" + " + ".join(f"sin(x{i})*x{i + 1}^2" for i in range(30)) + ")", True),  # c = -1
+    ("a = " + " + ".join(f"exp(x{i})*x{i}" for i in range(30)) + "; a*a*3 + a", True),
+    ("2 - " + " - ".join(f"sin(x{i})*x{i + 1}^2" for i in range(30)), True),  # all signs -1
+    # the first product has the sign +1, the others -1; the squares both signs: arrays
+    (" - ".join(f"sin(x{i})*x{i + 1}^2" for i in range(30)), False),
+    ("1 + " + " + ".join(f"(x{i} - 0.5)^2" for i in range(30)) + " - "
+     + " - ".join(f"(x{i} + 1)^2" for i in range(30)), False),
+])
+def test_levelled_sum_terms_take_the_chain_adjoint_as_one_number(source: str,
+                                                                  one_number: bool) -> None:
+    """A group whose every slot is a term used only by one sum chain gets the chain's adjoint
+    (times the link's sign) as one number instead of an adjoint array: no ``g = adj[S..]``
+    for it, and where that number is the seed 1.0 the partial is used as it is. The
+    adjoint array is not zeroed where every slot is written before it is read. The
+    interpreter's numbers, also at 0, -0.0 and inf."""
+    f = adcli.parse(source, max_bytes=None)
+    tape = f.tape()
+    plan = Levelled(tape)
+    for xs in (np.linspace(-1.3, 1.7, len(tape.inputs)), np.zeros(len(tape.inputs)),
+               np.full(len(tape.inputs), -0.0), np.full(len(tape.inputs), np.inf)):
+        want_value, want_grad = plain(tape, dict(zip(tape.inputs, xs)))
+        value, grad = plan.value_and_grad(xs)
+        assert same(value, want_value) or math.isclose(value, want_value, rel_tol=1e-12)
+        for g, w in zip(grad, want_grad):
+            assert same(g, w) or math.isclose(g, w, rel_tol=1e-12, abs_tol=1e-15), (g, w)
+    groups = [k for k, step in enumerate(s for lv in plan.plan for s in lv)
+              if step[0] != "chain" and step[6] is not None]
+    if not one_number:
+        assert groups == [] and "g = adj[S" in plan.source
+    else:
+        assert groups and all(f"g = adj[S{k}]" not in plan.source for k in groups)
+    assert "zeros(" not in plan.source
 
 
 def test_a_deep_narrow_tape_gets_its_levelled_plan_in_one_pass() -> None:

@@ -11,6 +11,7 @@ and their measurements: bench/README.md.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Callable
@@ -37,11 +38,15 @@ MAX_BLOCK_VALUES = 2**23
 THREADS: int | None = None
 
 
-def threads() -> int:
-    """The number of threads a data sweep uses (see :data:`THREADS`)."""
+def threads(default: int | None = None) -> int:
+    """The number of threads a data sweep uses (see :data:`THREADS`); ``default``: instead of
+    the data sweeps' own when neither is set (the levelled sweeps' helper work is
+    compute-bound: it pays on two cores)."""
     if THREADS is not None:
         return THREADS
-    return int(os.environ.get("ADCLI_THREADS") or (2 if (os.cpu_count() or 1) > 2 else 1))
+    if default is None:
+        default = 2 if (os.cpu_count() or 1) > 2 else 1
+    return int(os.environ.get("ADCLI_THREADS") or default)
 
 
 _PLACES = re.compile(r"\{(\d|o)\}")  # the placeholders of a template
@@ -57,13 +62,27 @@ def block_rows(columns: int) -> int:
     return rows
 
 
+#: Row dot products are taken in pieces of this many rows (see :func:`_row_dot`).
+DOT_ROWS = 8192
+
+
 def _row_dot(g, p):
-    """The sum over rows of ``g * p`` for a column ``g``: one BLAS dot instead of a product
-    column and a sum (the same sum in another order)."""
+    """The sum over rows of ``g * p`` for a column ``g``: BLAS dots instead of a product
+    column and a sum (the same sum in another order). One dot per :data:`DOT_ROWS` rows (one
+    stacked ``matmul``), the pieces summed in order: OpenBLAS splits a dot of more than 10,000
+    numbers between its threads, so its bits changed with the number of cores and
+    ``OPENBLAS_NUM_THREADS``, and on a busy machine a block waited for a descheduled
+    OpenBLAS thread (W3 under load: best 4.1 ms, first quartile 12.9 ms, against 2.5 / 6.1
+    ms in pieces; bench/README.md)."""
     if np.ndim(p) == 0:
         return np.sum(g) * p
     if g.ndim == 1 and g.shape == p.shape:
-        return np.dot(g, p)
+        whole = len(g) - len(g) % DOT_ROWS
+        if whole == 0:
+            return np.dot(g, p)
+        pieces = np.matmul(g[:whole].reshape(-1, 1, DOT_ROWS), p[:whole].reshape(-1, DOT_ROWS, 1))
+        total = np.add.reduce(pieces.reshape(-1))
+        return total + np.dot(g[whole:], p[whole:]) if whole < len(g) else total
     return np.sum(g * p)
 
 
@@ -266,27 +285,27 @@ def sweep_columns(tape: Tape, blocks: dict, xs: list, *, sum_value: bool = False
         starts = list(range(0, rows, step))
         all_ones = np.ones(step)  # the per-row seed; generated code never writes to it
         first = arrays.index(True)
+        parts: list = [None] * len(starts)
+        claim = itertools.count()  # next() is atomic: each block is taken by one thread
 
-        def run_range(chunk: list[int]) -> list:
-            results = []
+        def work() -> None:
             with np.errstate(all="ignore"):
-                for start in chunk:
-                    sl = slice(start, start + step)
+                while (i := next(claim)) < len(starts):
+                    sl = slice(starts[i], starts[i] + step)
                     part = [x[sl] if a else x for x, a in zip(xs, arrays)]
                     ones = all_ones[:len(part[first])]
-                    results.append(finish(part, *block(ones, *part, *consts)))
-            return results
+                    parts[i] = finish(part, *block(ones, *part, *consts))
 
-        n_threads = threads()
-        per = -(-len(starts) // n_threads)
-        chunks = [starts[i:i + per] for i in range(0, len(starts), per)]
-        if n_threads > 1 and len(chunks) > 1:
-            from concurrent.futures import ThreadPoolExecutor  # here: start-up needs no threads
+        helpers = min(threads(), len(starts)) - 1
+        if helpers > 0:  # the caller takes blocks too: a busy helper never holds it up
+            from . import helper  # here: start-up needs no threads
 
-            with ThreadPoolExecutor(len(chunks)) as pool:
-                parts = [r for rs in pool.map(run_range, chunks) for r in rs]
+            tasks = [helper.submit(work, helpers=helpers) for _ in range(helpers)]
+            work()
+            for task in tasks:
+                task.join()
         else:
-            parts = [r for c in chunks for r in run_range(c)]
+            work()
         if sum_value:
             value = np.float64(0.0)
             for v, _ in parts:

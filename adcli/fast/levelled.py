@@ -3,6 +3,7 @@ operation per node (see :class:`Levelled`)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -11,11 +12,20 @@ import numpy as np
 from ..ops import OPS, Op, partials_of
 from ..tape import CONST, VAR, Tape
 from .codegen import build, literal
+from .columns import threads
+from .helper import submit
 
-#: Big tapes whose instructions fall into few (level, op) groups run level by level in numpy.
+#: Big tapes whose instructions fall into few (level, op) groups run level by level in numpy
+#: (faster from ~500, but not bit for bit: straight-line code is; see bench/README.md).
 LEVELLED_MIN_SIZE = 2000
 #: ... when each group holds at least this many instructions on average.
 LEVELLED_MIN_GROUP = 40
+#: Partials of steps this big may run on a helper thread (``threaded`` in ``_generate``).
+THREAD_MIN = 16384
+
+
+def _size(ix: Any) -> int:  # how many slots an index (a slice or an index array) names
+    return len(range(ix.start, ix.stop, ix.step or 1)) if isinstance(ix, slice) else len(ix)
 
 
 def _is_link(op: Op) -> bool:
@@ -115,11 +125,34 @@ class Levelled:
         by_level: dict[int, list[tuple[str, list[int]]]] = {}
         for (glv, name), slots in sorted(groups.items()):
             by_level.setdefault(glv, []).append((name, slots))
+        # A sum chain whose terms are whole groups, one after another (the sin terms, then
+        # the products), gets those groups laid out next to each other in its order: its
+        # terms are then one view, summed without first joining them into a new array.
+        group_of = {s: key for key, slots in groups.items() for s in slots}
+        together: dict[tuple[int, str], list[tuple[int, str]]] = {}
+        for links in ends.values():
+            members = [args[links[0]][0]] + [args[k][1] for k in links]
+            seq: list[tuple[int, str]] = []
+            i = 0
+            while i < len(members):
+                key = group_of.get(members[i])
+                if key is None or key in together or key in seq:
+                    break
+                if members[i:i + len(groups[key])] != groups[key]:
+                    break
+                seq.append(key)
+                i += len(groups[key])
+            if i == len(members) and len(seq) > 1:
+                for key in seq:
+                    together[key] = seq
         for lv in range(1, top + 1):
-            for _name, slots in by_level.get(lv, ()):
-                for slot in slots:
-                    pos[slot] = nxt
-                    nxt += 1
+            for name, slots in by_level.get(lv, ()):
+                if pos[slots[0]] >= 0:
+                    continue  # laid out with its chain's other groups
+                for key in together.get((lv, name), [(lv, name)]):
+                    for slot in groups[key]:
+                        pos[slot] = nxt
+                        nxt += 1
             for end in chains.get(lv, []):
                 pos[end] = nxt
                 nxt += 1
@@ -132,6 +165,15 @@ class Levelled:
         self.wide = self.size >= min_group * self.n_groups
         if not self.wide:
             return
+        # A term used only by its chain has the chain's adjoint, one number (times the link's
+        # sign): a group made only of such terms needs no adjoint array of its own.
+        term_of: dict[int, tuple[int, float]] = {}  # slot -> (chain end slot, sign)
+        for end, links in ends.items():
+            members = [args[links[0]][0]] + [args[k][1] for k in links]
+            signs_ = [1.0] + [ops[k].unit_partials[1] for k in links]
+            for m, sign in zip(members, signs_):
+                if uses[m] == 1:
+                    term_of[m] = (pos[end], sign)
         plan = []  # per level: [("op", Op, slots, [arg index arrays], [unique?]) | ("chain", ...)]
         for lv in range(1, top + 1):
             steps = []
@@ -163,8 +205,11 @@ class Levelled:
                     kind = "unit"  # the adjoint passes through: no multiply by 1
                 elif op.bilinear:
                     kind = "bilinear"  # the partials are the arguments
+                uniform = term_of.get(slots[0])
+                if uniform is not None and any(term_of.get(s) != uniform for s in slots):
+                    uniform = None
                 steps.append((kind, op, _index([pos[s] for s in slots]), arg_idx, unique,
-                              gather))
+                              gather, uniform))
             for end in chains.get(lv, []):
                 links = ends[end]
                 members = np.array([pos[args[links[0]][0]]] + [pos[args[k][1]] for k in links],
@@ -181,7 +226,10 @@ class Levelled:
                     bounds = [0, *cuts.tolist(), len(members)]
                     runs = [slice(int(members[a]), int(members[b - 1]) + 1)
                             for a, b in zip(bounds, bounds[1:])]
-                steps.append(("chain", pos[links[-1]], _index(members), signs, unique, runs))
+                # the output's adjoint is the seed, 1.0, when nothing else reads the output
+                seeded = end == tape.output and uses[end] == 0
+                steps.append(("chain", pos[links[-1]], _index(members), signs, unique, runs,
+                              seeded))
             plan.append(steps)
         self.plan = plan
         consts = np.zeros(n)
@@ -195,13 +243,23 @@ class Levelled:
         self.out = pos[tape.output]
         self.n = n
         self._functions: tuple[Callable, Callable] | None = None  # generated on first use
+        self._threaded: bool | None = None  # whether a helper thread has anything to do
+        self._threaded_grad: Callable | None = None
         self.source = ""
+        self.threaded_source = ""
 
-    def _generate(self) -> tuple[Callable, Callable]:
+    def _generate(self, threaded: bool = False) -> tuple[Callable, Callable]:
         """The plan as straight-line numpy code: one function for the value, one for value and
         gradient, with every index, constant and kernel bound by name (``S3``, ``A3_0``,
         ``F3``: step numbers only, never user text). Running the plan step by step spent as
-        much time deciding what to do as doing it."""
+        much time deciding what to do as doing it.
+
+        ``threaded``: the partials of big op steps (``cos`` for ``sin``) run on a helper thread
+        from the moment their arguments are known until the reverse sweep needs them
+        (:mod:`adcli.fast.helper`: each is claimed by the first thread to reach it, so the
+        numbers do not depend on it). The output's sum chain on the helper too (a sequential
+        ``cumsum``, overlapping the reverse sweep) measured no faster: waiting for it costs
+        the wake-up it saves."""
         ns: dict[str, Any] = {"np": np, "CONSTS": self.consts, "INPUTS": self.inputs,
                               "cumsum": np.cumsum, "zeros": np.zeros, "power": np.power,
                               "multiply": np.multiply, "negative": np.negative,
@@ -210,59 +268,166 @@ class Levelled:
                               "concatenate": np.concatenate,
                               "CVALS": self.consts[self.const_slots].copy()}
         fwd: list[str] = []
-        rev: list[str] = []
+        rev: list[list[str]] = []
         steps = [step for level in self.plan for step in level]
-        # Where the reverse sweep reaches a slot's adjoint for the first time it can write the
-        # contribution instead of adding it to 0 (the interpreter does the same, so -0.0 stays
-        # -0.0), straight into the adjoint array (``out=``): one numpy call instead of two.
-        touched = np.zeros(self.n, dtype=bool)
-        touched[self.out] = True
-        firsts: list[list[bool]] = [[] for _ in steps]
+        early: set[int] = set()  # steps whose partials or value a helper may compute
+        if threaded:
+            ns["submit"] = submit
+            for k, step in enumerate(steps):
+                size = _size(step[2])
+                if step[0] == "op" and size >= THREAD_MIN:
+                    early.add(k)
+        read = np.zeros(self.n, dtype=bool)  # slots the forward sweep reads from ``v``
+        read[self.out] = True
+        # The reverse sweep, planned backwards. Where it reaches a slot's adjoint for the first
+        # time it writes the contribution instead of adding it to 0 (the interpreter does the
+        # same, so -0.0 stays -0.0), straight into the adjoint array (``out=``) where it can.
+        # ``written``: slots whose adjoint holds a value; ``zero``: slots read before that
+        # (only those are zeroed: the adjoint array starts empty).
+        written = np.zeros(self.n, dtype=bool)
+        written[self.out] = True
+        zero = np.zeros(self.n, dtype=bool)
+        # A group all of whose slots are terms of one chain takes the chain's adjoint as one
+        # number: nothing is written for it (``elided``); ``scalar[chain end]`` names that
+        # number, and ``one`` holds the chain ends whose adjoint is the seed, exactly 1.0.
+        elided = np.zeros(self.n, dtype=bool)
+        chain_step = {step[1]: k for k, step in enumerate(steps) if step[0] == "chain"}
+        for k, step in enumerate(steps):  # (a chain runs after its terms: it is planned first)
+            if step[0] != "chain" and step[6] is not None and chain_step[step[6][0]] > k:
+                elided[step[2]] = True
+        scalar: dict[int, str] = {}
+        one: set[int] = set()
+
+        def reads(ix: Any) -> None:
+            """The reverse sweep reads the adjoints at ``ix``."""
+            zero[ix] |= ~written[ix]
+
+        def contribute(block: list[str], ix: str, index: Any, uniq: bool | None,
+                       fn: str, operands: tuple[str, ...]) -> None:
+            """adj[ix] (+)= fn(*operands), fn one of "copy", "negative", "multiply"."""
+            is_slice = isinstance(index, slice)
+            first = bool(uniq) and not written[index].any()
+            if first and is_slice and fn != "copy":
+                block.append(f"{fn}({', '.join(operands)}, out=adj[{ix}])")
+            else:
+                text = {"copy": "{0}", "negative": "-{0}", "multiply": "{0} * {1}"}[fn]
+                value = text.format(*operands)
+                if first:
+                    block.append(f"adj[{ix}] = {value}")
+                elif uniq:
+                    reads(index)
+                    block.append(f"adj[{ix}] += {value}")
+                else:
+                    reads(index)
+                    block.append(f"add_at(adj, {ix}, broadcast_to({value}, {ix}.shape))")
+            written[index] = True
+
         for k in range(len(steps) - 1, -1, -1):
             step = steps[k]
-            if step[0] == "chain":  # one number for every term: always added
-                touched[step[2]] = True
+            block: list[str] = []
+            if step[0] == "chain":
+                _, end, members, signs, uniq, runs, seeded = step
+                ns[f"M{k}"], ns[f"SG{k}"] = members, signs
+                reads(end)
+                block.append(f"c{k} = adj[{end}]")
+                scalar[end] = f"c{k}"
+                if seeded:
+                    one.add(end)
+                if runs is not None:  # plain sum: the adjoint is c for every term
+                    for r, run in enumerate(runs):
+                        ns[f"R{k}_{r}"] = run
+                        if not elided[run].all():
+                            contribute(block, f"R{k}_{r}", run, True, "copy", (f"c{k}",))
+                elif signs is None:
+                    contribute(block, f"M{k}", members, uniq, "copy", (f"c{k}",))
+                else:
+                    contribute(block, f"M{k}", members, uniq, "multiply", (f"c{k}", f"SG{k}"))
+                rev.append(block)
                 continue
-            for ix, uniq in zip(step[3], step[4]):
-                firsts[k].append(bool(uniq) and not touched[ix].any())
-                if uniq is not None:
-                    touched[ix] = True
-
-        def add_into(block: list[str], ix: str, c: str, uniq: bool) -> None:
-            block.append(f"adj[{ix}] += {c}" if uniq
-                         else f"add_at(adj, {ix}, broadcast_to({c}, {ix}.shape))")
-
+            kind, op, slots, arg_idx, unique, gather, uniform = step
+            args = [f"a{k}_{j}" if g else f"A{k}_{j}" for j, g in enumerate(gather)]
+            # g: the adjoint of the group's slots, as ("array" | "scalar" | "one", text, sign)
+            if uniform is not None and elided[slots].all():
+                end, sign = uniform
+                g_kind = "one" if end in one else "scalar"
+                g_text, g_sign = scalar[end], sign
+            else:
+                reads(slots)
+                block.append(f"g = adj[S{k}]")
+                g_kind, g_text, g_sign = "array", "g", 1.0
+            if g_kind == "scalar" and g_sign != 1.0:
+                block.append(f"g = -{g_text}")  # negation is exact
+                g_text, g_sign = "g", 1.0
+            # (kind of factor, text) per argument: the contribution is g * factor
+            if kind == "unit":
+                factors = [("unit", u) for u in op.unit_partials]
+            elif kind == "bilinear":
+                factors = [("array", args[j]) for j in op.arg_partials]
+            elif kind == "powc":
+                b = arg_idx[1]
+                factors = [("twice", args[0]) if b == 2.0 else
+                           ("array", f"({literal(b)} * power({args[0]}, {literal(b - 1.0)}))")]
+            else:
+                block.append(f"p = T{k}.join()" if k in early
+                             else f"p = P{k}(({', '.join(args)},), v[S{k}])")
+                factors = [("array", f"p[{j}]") for j in range(op.arity)]
+            for j, ((what, factor), uniq) in enumerate(zip(factors, unique)):
+                if uniq is None:
+                    continue  # constants: no adjoint needed
+                ix, index = f"A{k}_{j}", arg_idx[j]
+                if what == "unit":  # the contribution is ±g
+                    sign = factor * g_sign
+                    if g_kind == "one":
+                        contribute(block, ix, index, uniq, "copy", (literal(sign),))
+                    else:
+                        contribute(block, ix, index, uniq,
+                                   "copy" if sign == 1.0 else "negative", (g_text,))
+                    continue
+                if what == "twice":  # g * (2.0 * a): the doubling is exact, in any order
+                    first = bool(uniq) and not written[index].any()
+                    if first and isinstance(index, slice):
+                        block.append(f"multiply({factor}, 2.0, out=adj[{ix}])")
+                        if g_kind != "one" or g_sign != 1.0:
+                            block.append(f"multiply(adj[{ix}], "
+                                         f"{g_text if g_kind != 'one' else '-1.0'}, "
+                                         f"out=adj[{ix}])")
+                        written[index] = True
+                        continue
+                    factor = f"(2.0 * {factor})"
+                if g_kind == "one":  # 1.0 * f is f, bit for bit
+                    contribute(block, ix, index, uniq,
+                               "copy" if g_sign == 1.0 else "negative", (factor,))
+                else:
+                    contribute(block, ix, index, uniq, "multiply", (g_text, factor))
+            rev.append(block)
+        reads(self.inputs)  # the gradient: inputs nobody reached are 0
         for k, step in enumerate(steps):
             kind = step[0]
             if kind == "chain":
-                _, end, members, signs, uniq, runs = step
-                ns[f"M{k}"], ns[f"SG{k}"] = members, signs
+                _, end, members, signs, uniq, runs, _seeded = step
                 terms = f"v[M{k}]" if signs is None else f"v[M{k}] * SG{k}"
                 if runs is not None:  # the terms as views, joined by one copy (no gather)
-                    for r, run in enumerate(runs):
-                        ns[f"R{k}_{r}"] = run
                     views = ", ".join(f"v[R{k}_{r}]" for r in range(len(runs)))
                     terms = f"concatenate(({views}))" if len(runs) > 1 else views
+                read[members] = True
                 fwd.append(f"v[{end}] = cumsum({terms})[-1]")  # left to right, as the tape
-                block = [f"c = adj[{end}]" if signs is None else f"c = adj[{end}] * SG{k}"]
-                if runs is not None:
-                    for r, run in enumerate(runs):
-                        ns[f"R{k}_{r}"] = run
-                        add_into(block, f"R{k}_{r}", "c", True)
-                else:
-                    add_into(block, f"M{k}", "c", uniq)
-                rev.append(block)
                 continue
-            _, op, slots, arg_idx, unique, gather = step
+            _, op, slots, arg_idx, unique, gather, _uniform = step
             ns[f"S{k}"], ns[f"F{k}"], ns[f"P{k}"] = slots, op.fn, partials_of(op)
             args = []
             for j, (ix, g) in enumerate(zip(arg_idx, gather)):
                 ns[f"A{k}_{j}"] = ix
                 if g:
+                    read[ix] = True
                     fwd.append(f"a{k}_{j} = v[A{k}_{j}]")
                     args.append(f"a{k}_{j}")
                 else:
                     args.append(f"A{k}_{j}")  # a constant, as it is
+            # Partials that read only the arguments start before the value, the others after.
+            reads_out = any("{o}" in t for t in op.partial)
+            task = f"T{k} = submit(P{k}, ({', '.join(args)},), {f'v[S{k}]' if reads_out else None})"
+            if k in early and not reads_out:
+                fwd.append(task)
             # Results straight into their slots when those are a slice (a view): the ufunc
             # writes there, no temporary array and no copy (the same bits).
             into = isinstance(slots, slice)
@@ -273,55 +438,37 @@ class Levelled:
                 fwd.append(f"F{k}({', '.join(args)}, out=v[S{k}])")
             else:
                 fwd.append(f"v[S{k}] = F{k}({', '.join(args)})")
-            block = [f"g = adj[S{k}]"]
-            # (factor, kind of factor) per argument: the contribution is g * factor
-            if kind == "unit":
-                factors = [("1" if u == 1.0 else "-1", "one") for u in op.unit_partials]
-            elif kind == "bilinear":
-                factors = [(args[j], "any") for j in op.arg_partials]
-            elif kind == "powc":
-                b = arg_idx[1]
-                factors = [(f"(2.0 * {args[0]})" if b == 2.0 else
-                            f"({literal(b)} * power({args[0]}, {literal(b - 1.0)}))", "any")]
-            else:
-                block.append(f"p = P{k}(({', '.join(args)},), v[S{k}])")
-                factors = [(f"p[{j}]", "any") for j in range(op.arity)]
-            for j, ((factor, what), uniq, first) in enumerate(
-                    zip(factors, unique, firsts[k])):
-                if uniq is None:
-                    continue  # constants: no adjoint needed
-                ix = f"A{k}_{j}"
-                is_slice = isinstance(arg_idx[j], slice)
-                if what == "one":
-                    c = "g" if factor == "1" else "-g"
-                    if first and is_slice and factor == "-1":
-                        block.append(f"negative(g, out=adj[{ix}])")
-                        continue
-                elif first and is_slice:
-                    block.append(f"multiply(g, {factor}, out=adj[{ix}])")
-                    continue
-                else:
-                    c = f"g * {factor}"
-                if first:
-                    block.append(f"adj[{ix}] = {c}")
-                else:
-                    add_into(block, ix, c, uniq)
-            rev.append(block)
-        # Only the constants' slots need values before the sweep: an empty array and one
-        # slice copy instead of copying the whole initial array.
+            if k in early and reads_out:
+                fwd.append(task)
+        # Only the constants' slots that the sweep reads need values before it: an empty
+        # array and one slice copy (constant columns are bound as arrays, never read from v).
         c = self.const_slots
+        fill_consts = c.stop > c.start and read[c].any()
         head = ["    with errstate(all='ignore'):", f"        v = empty({self.n})",
-                *([f"        v[{c.start}:{c.stop}] = CVALS"] if c.stop > c.start else []),
+                *([f"        v[{c.start}:{c.stop}] = CVALS"] if fill_consts else []),
                 "        v[INPUTS] = x"]
         body = [f"        {line}" for line in fwd]
         value_src = "\n".join(["def value(x):", *head, *body,
                                f"        return float(v[{self.out}])", ""])
-        back = [f"        {line}" for block in reversed(rev) for line in block]
-        grad_src = "\n".join(["def value_and_grad(x):", *head, *body,
-                              f"        adj = zeros({self.n})", f"        adj[{self.out}] = 1.0",
-                              *back, f"        return float(v[{self.out}]), adj[INPUTS]", ""])
+        if threaded:  # a value alone has nothing to overlap: the plain function
+            value_src = ""
+        # Only adjoints read before they are written need a 0 first.
+        n_zero = int(zero.sum())
+        if n_zero > self.n // 4:
+            start = [f"        adj = zeros({self.n})"]
+        else:
+            start = [f"        adj = empty({self.n})"]
+            if n_zero:
+                ns["ZERO"] = _index(np.flatnonzero(zero))
+                start.append("        adj[ZERO] = 0.0")
+        back = [f"        {line}" for block in rev for line in block]
+        grad_src = "\n".join(["def value_and_grad(x):", *head, *body, *start,
+                              f"        adj[{self.out}] = 1.0",
+                              *back,
+                              f"        return float(v[{self.out}]), adj[INPUTS]", ""])
         self.source = value_src + grad_src
-        return build(value_src, dict(ns), "value"), build(grad_src, dict(ns), "value_and_grad")
+        value = build(value_src, dict(ns), "value") if value_src else None
+        return value, build(grad_src, dict(ns), "value_and_grad")
 
     def value(self, x) -> float:
         if self._functions is None:
@@ -332,6 +479,15 @@ class Levelled:
         """(value, gradient array in input order) at ``x`` (an array in input order)."""
         if self._functions is None:
             self._functions = self._generate()
+        if self._threaded is None:
+            self._threaded = any(step[0] == "op" and _size(step[2]) >= THREAD_MIN
+                                 for level in self.plan for step in level)
+        if self._threaded and threads(min(2, os.cpu_count() or 1)) > 1:
+            if self._threaded_grad is None:
+                source = self.source
+                self._threaded_grad = self._generate(threaded=True)[1]
+                self.threaded_source, self.source = self.source, source
+            return self._threaded_grad(x)
         return self._functions[1](x)
 
 
