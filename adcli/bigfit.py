@@ -3,11 +3,12 @@
 The in-memory fit holds the full Jacobian J (rows x p). Over partitions only sums travel: each
 partition returns rᵀr, Jᵀr and JᵀJ of its rows (computed by the same residual/Jacobian sweeps as
 the in-memory fit, :class:`adcli.fitting.Residuals`), added in the fixed binary tree of
-:func:`adcli.distributed.tree_sum`. The engine is a Levenberg-Marquardt on (JᵀJ + λ D²) δ = -Jᵀr
-with MINPACK's scaling (D = the running maximum of the Jacobian's column norms) and MINPACK's
-scale-free stopping tests; a trial step costs one residual-only pass (rᵀr). Forming JᵀJ squares
-the condition number: on well-posed fits the estimates agree with the in-memory engine to
-about 1e-10 relative (tests/test_dask.py measures the exponential sample).
+:class:`adcli.distributed.Partitions` (data kept in memory is read and checked once). The
+engine is a Levenberg-Marquardt on (JᵀJ + λ D²) δ = -Jᵀr with MINPACK's scaling (D = the
+running maximum of the Jacobian's column norms) and MINPACK's scale-free stopping tests; a
+trial step costs one residual-only pass (rᵀr). Forming JᵀJ squares the condition number: on
+well-posed fits the estimates agree with the in-memory engine to about 1e-10 relative
+(tests/test_dask.py measures the exponential sample).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .distributed import PERSIST_FRACTION, Scheduler, columns_of, tree_sum
+from .distributed import Partitions, Scheduler
 from .fitting import FitResult, Residuals
 from .formula import FitError, Formula, parse_formula
 from .function import Function
@@ -42,20 +43,18 @@ def _function(text: str) -> Function:
     return Function(_formula(text).program)
 
 
-def partition_normal(frame: Any, text: str, fixed: tuple[tuple[str, float], ...],
-                     free: tuple[str, ...], b: tuple[float, ...], mode: str,
-                     mean: float = 0.0) -> np.ndarray:
+def partition_normal(columns: dict[str, np.ndarray], rows: int, text: str,
+                     fixed: tuple[tuple[str, float], ...], free: tuple[str, ...],
+                     b: tuple[float, ...], mode: str, mean: float = 0.0) -> np.ndarray:
     """One partition's sums: ``rss`` -> [rᵀr, rows]; ``normal`` -> [rᵀr, Jᵀr, JᵀJ (p*p),
     rows]; ``lhs`` -> [Σ y, rows]; ``tss`` -> [Σ (y - mean)², rows] (y: the left side)."""
     p = len(free)
-    rows = len(frame)
     size = {"rss": 2, "normal": 2 + p + p * p, "lhs": 2, "tss": 2}[mode]
     out = np.zeros(size)
     out[-1] = rows
     if rows == 0:
         return out
     formula = _formula(text)
-    columns = columns_of(frame)
     if mode in ("lhs", "tss"):
         from .fitting import _side
 
@@ -87,11 +86,8 @@ class NormalSums:
     def __init__(self, data: PartitionedData, text: str, free: list[str],
                  fixed: Mapping[str, float], scheduler: Scheduler,
                  on_pass: Callable[[int, int], None] | None = None) -> None:
-        self.frame = data.frame()
+        self.parts = Partitions(data, scheduler, f"data '{data.path}'")
         self.path = data.path
-        memory = scheduler.memory()  # kept in memory when it fits, as DaskObjective does
-        if memory is not None and data.bytes() <= PERSIST_FRACTION * memory:
-            self.frame = scheduler.persist(self.frame, f"data '{data.path}'")
         self.text = text
         self.free = tuple(free)
         self.fixed = tuple(sorted((k, float(v)) for k, v in fixed.items()))
@@ -103,16 +99,12 @@ class NormalSums:
         self.on_pass = on_pass
 
     def _pass(self, b: np.ndarray, mode: str, mean: float = 0.0) -> np.ndarray:
-        import dask
-
-        task = dask.delayed(partition_normal, pure=True)
-        parts = [task(part, self.text, self.fixed, self.free, tuple(float(v) for v in b),
-                      mode, mean) for part in self.frame.to_delayed()]
-        total = self.scheduler.compute(tree_sum(parts), f"data '{self.path}'")
+        total = self.parts.sums(partition_normal, (self.text, self.fixed, self.free,
+                                                   tuple(float(v) for v in b), mode, mean))
         self.rows = int(total[-1])
         self.passes += 1
         if self.on_pass is not None:
-            self.on_pass(self.passes, len(parts))
+            self.on_pass(self.passes, self.parts.count)
         return total
 
     def rss(self, b: np.ndarray) -> float:
