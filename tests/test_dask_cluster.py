@@ -1,0 +1,171 @@
+"""Dask passes: the fixed reduction tree gives the same bits for any grouping of partitions into
+tasks and for kept or re-read data; a worker killed between passes is replaced by Dask (the
+result is unchanged); a cluster with no worker left ends in a one-line error, exit 1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import adcli
+from adcli.distributed import (
+    Block,
+    DaskObjective,
+    Scheduler,
+    block_nodes,
+    tree_levels,
+    tree_node,
+    tree_sum,
+)
+from adcli.optimize import build_objective
+from adcli.sources import open_partitioned
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+LINE = "(w0 + w1*x - y)^2"
+
+
+def _sequential_tree(values: list[np.ndarray]) -> np.ndarray:
+    """The reference order: pairwise sums level by level, an odd last value carried up."""
+    level = list(values)
+    while len(level) > 1:
+        nxt = [np.add(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+def _identity(columns: dict, rows: int, *args: object) -> np.ndarray:
+    return columns["v"]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 7, 8, 13, 32, 33])
+def test_any_grouping_into_blocks_gives_the_same_bits(count):
+    """Values whose sums round differently in every order (1e16 and small odd numbers): the
+    tree's nodes computed inside blocks of any consecutive ranges, then joined, are the
+    reference tree's bits."""
+    rng = np.random.default_rng(count)
+    values = [np.array([rng.choice([1e16, -1e16, 1.0, 3.0]) + rng.uniform(-1, 1), float(i)])
+              for i in range(count)]
+    want = _sequential_tree(values)
+    assert np.array_equal(tree_sum(values), want)
+    for _ in range(20):
+        cuts = sorted(set(rng.integers(1, count, size=rng.integers(0, count))) | {0, count}) \
+            if count > 1 else [0, 1]
+        known = {}
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            block = Block(a, [{"v": values[i]} for i in range(a, b)], [1] * (b - a))
+            for k, j, value in block_nodes(block, count, _identity, ()):
+                known[(k, j)] = value
+        got = tree_node(tree_levels(count), 0, count, known, lambda i: pytest.fail(str(i)))
+        assert np.array_equal(got, want), (cuts, got, want)
+        assert got[1] == count * (count - 1) / 2  # every partition counted once
+
+
+def _parquet(folder: Path, sample: str = "line.csv", parts: int = 6) -> Path:
+    frame = pd.read_csv(SAMPLES / sample)
+    folder.mkdir()
+    for i, chunk in enumerate(np.array_split(np.arange(len(frame)), parts)):
+        frame.iloc[chunk].to_parquet(folder / f"part{i}.parquet", index=False)
+    return folder
+
+
+def _objective(path: Path, where: Scheduler) -> DaskObjective:
+    data = open_partitioned(str(path))
+    tape = adcli.parse(LINE).tape({"x", "y", "w0", "w1"})
+    objective, _ = build_objective(tape, {"w0": 0.3, "w1": 1.7}, ["w0", "w1"],
+                                   data.select(tape.inputs), factory=DaskObjective,
+                                   reduce="sum", source=LINE, bound=["w0", "w1", "x", "y"],
+                                   scheduler=where)
+    return objective
+
+
+def test_kept_blocks_and_re_read_partitions_give_the_same_bits(tmp_path, monkeypatch):
+    folder = _parquet(tmp_path / "parts")
+    x = np.array([0.3, 1.7])
+    kept = {}
+    for spec in ("synchronous", "threads"):
+        objective = _objective(folder, Scheduler(spec))
+        assert objective.persisted and objective.partitions == 6
+        kept[spec] = objective(x)
+    assert len(_objective(folder, Scheduler("synchronous"))._parts.blocks) == 1
+    monkeypatch.setattr("adcli.distributed.PERSIST_FRACTION", 0.0)
+    objective = _objective(folder, Scheduler("threads"))
+    assert not objective.persisted
+    reread = objective(x)
+    for value, grad in kept.values():
+        assert value == reread[0] and np.array_equal(grad, reread[1])
+
+
+def test_a_worker_killed_between_passes_is_replaced_and_the_result_is_unchanged(tmp_path):
+    """The data is kept on the 2 workers (one block each); one worker process is killed with
+    SIGKILL and the next pass starts at once: Dask reads the lost block again on a live worker
+    and the pass gives the same bits as before the kill (and the in-memory sums)."""
+    folder = _parquet(tmp_path / "parts", parts=4)
+    frame = pd.read_csv(SAMPLES / "line.csv")
+    r = 0.3 + 1.7 * frame["x"].to_numpy() - frame["y"].to_numpy()
+    x = np.array([0.3, 1.7])
+    with Scheduler("local:2") as where:
+        objective = _objective(folder, where)
+        assert objective.persisted and len(objective._parts.blocks) == 2
+        before = objective(x)
+        assert before[0] == pytest.approx(np.sum(r * r), rel=1e-12)
+        pids = where.client.run(os.getpid)
+        held = where.client.has_what()
+        victim = next(a for a, keys in held.items() if keys)  # a worker holding a block
+        os.kill(pids[victim], signal.SIGKILL)
+        after = objective(x)
+        assert after[0] == before[0] and np.array_equal(after[1], before[1])
+        kept = {k for keys in where.client.has_what().values() for k in keys}
+        assert {b.key for b in objective._parts.blocks} <= kept
+        assert victim not in where.client.has_what()
+        again = objective(x + 0.5)  # and the cluster goes on working
+        assert again[0] != before[0]
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "adcli", *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})}, cwd=ROOT)
+
+
+def test_a_cluster_with_no_worker_is_an_error_with_exit_1_never_a_result(tmp_path):
+    """A scheduler whose workers are all gone: Dask would wait for ever; adcli gives up after
+    ``adcli.no-workers-timeout`` seconds (Dask config, here from the environment)."""
+    from distributed import LocalCluster
+
+    folder = _parquet(tmp_path / "parts", "exp_decay.csv", parts=3)
+    env = {"DASK_ADCLI__NO_WORKERS_TIMEOUT": "1"}
+    with LocalCluster(n_workers=0, dashboard_address=None, silence_logs=50) as cluster:
+        address = cluster.scheduler_address
+        for args in (["minimize", LINE, "--data", str(folder), "--wrt", "w0,w1", "--json"],
+                     ["fit", "y ~ a*exp(-b*x) + c", "--data", str(folder), "--from", "a=1,b=1",
+                      "--json"]):
+            began = time.monotonic()
+            run = _cli(*args, "--scheduler", address, env=env)
+            assert run.returncode == 1, (run.returncode, run.stderr)
+            assert run.stdout == ""  # no result, converged or not
+            assert run.stderr.startswith("Error: no Dask worker left for 1 s")
+            assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+            assert time.monotonic() - began < 60
+
+
+def test_a_closed_scheduler_is_a_cluster_error(tmp_path):
+    from adcli.distributed import ClusterError
+
+    folder = _parquet(tmp_path / "parts", parts=2)
+    with Scheduler("local:1") as where:
+        objective = _objective(folder, where)
+        assert objective(np.array([0.3, 1.7]))[0] > 0
+        where.cluster.close()
+        with pytest.raises(ClusterError) as err:
+            objective(np.array([0.3, 1.7]))
+        assert err.value.exit_code == 1
