@@ -71,6 +71,21 @@ def _best(fn, repeat: int) -> float:
     return min(times)
 
 
+def _interleaved(fns: dict, repeat: int) -> dict:
+    """Seconds of each fn(x) over ``repeat`` rounds, the fns taking turns within a round (so
+    each sees the same load): {name: sorted list of times}."""
+    for fn in fns.values():
+        fn(np.array([1.0, 1.0]))  # warm-up
+    times: dict = {name: [] for name in fns}
+    for i in range(repeat):
+        x = np.array([1.0, 1.0 + 1e-3 * (i + 1)])
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn(x)
+            times[name].append(time.perf_counter() - t)
+    return {name: sorted(v) for name, v in times.items()}
+
+
 def overhead(rows: int, repeat: int, tmp: Path) -> None:
     import adcli
     from adcli.data import read_csv
@@ -81,23 +96,31 @@ def overhead(rows: int, repeat: int, tmp: Path) -> None:
 
     tape = adcli.parse(SOURCE).tape({"x", "y", "w0", "w1"})
 
-    def in_memory(x: np.ndarray, read: bool) -> None:
-        data = read_csv(str(tmp / "all.csv"), None) if read else cached
+    def in_memory_read(x: np.ndarray) -> None:
+        data = read_csv(str(tmp / "all.csv"), None)
         objective, _ = build_objective(tape, {"w0": 1.0, "w1": 1.0}, ["w0", "w1"], data,
                                        reduce="sum")
-        objective(x)  # the tape's compiled sweeps are built once, on the warm-up call
+        objective(x)
 
     cached = read_csv(str(tmp / "all.csv"), None)
     kept, _ = build_objective(tape, {"w0": 1.0, "w1": 1.0}, ["w0", "w1"], cached, reduce="sum")
-    memory = _best(kept, repeat)  # one objective, as minimize uses it: a pass alone
-    memory_read = _best(lambda x: in_memory(x, True), repeat)
-    objective = _dask_objective(tmp / "small", Scheduler("threads"))
-    on_dask = _best(objective, repeat)
-    print(f"{rows:,} rows: in memory {memory * 1e3:.1f} ms a pass (data in RAM), "
-          f"{memory_read * 1e3:.1f} ms with reading the CSV; Dask threads {on_dask * 1e3:.1f} ms "
-          f"a pass ({objective.partitions} partitions, "
-          f"{'kept in memory' if objective.persisted else 'read every pass'}): "
-          f"{on_dask / memory:.1f}x the pass in RAM, {on_dask / memory_read:.2f}x read+pass")
+    memory_read = _best(in_memory_read, max(3, repeat // 5))
+    fns = {"memory": kept}  # one objective, as minimize uses it: a pass alone
+    for spec in ("threads", "synchronous"):
+        fns[spec] = _dask_objective(tmp / "small", Scheduler(spec))
+    times = _interleaved(fns, repeat)
+    best = {name: v[0] for name, v in times.items()}
+    median = {name: v[len(v) // 2] for name, v in times.items()}
+    objective = fns["threads"]
+    print(f"{rows:,} rows, {objective.partitions} partitions "
+          f"({'kept in memory' if objective.persisted else 'read every pass'}), best of "
+          f"{repeat} interleaved passes (median in brackets):")
+    print(f"  in memory {best['memory'] * 1e3:.2f} ms ({median['memory'] * 1e3:.2f}) a pass "
+          f"(data in RAM); {memory_read * 1e3:.0f} ms reading the CSV + a pass")
+    for spec in ("threads", "synchronous"):
+        print(f"  Dask {spec} {best[spec] * 1e3:.2f} ms ({median[spec] * 1e3:.2f}): "
+              f"{best[spec] / best['memory']:.2f}x the pass in RAM "
+              f"({median[spec] / median['memory']:.2f}x by medians)")
 
 
 def scaling(rows: int, repeat: int, tmp: Path) -> None:

@@ -96,8 +96,12 @@ def test_kept_blocks_and_re_read_partitions_give_the_same_bits(tmp_path, monkeyp
     for spec in ("synchronous", "threads"):
         objective = _objective(folder, Scheduler(spec))
         assert objective.persisted and objective.partitions == 6
+        assert len(objective._parts.blocks) == 1  # a few KB: one block (BLOCK_BYTES)
         kept[spec] = objective(x)
-    assert len(_objective(folder, Scheduler("synchronous"))._parts.blocks) == 1
+    monkeypatch.setattr("adcli.distributed.BLOCK_BYTES", 1)  # one block per thread
+    objective = _objective(folder, Scheduler("threads"))
+    assert len(objective._parts.blocks) == min(os.cpu_count() or 1, 6)
+    kept["blocks"] = objective(x)
     monkeypatch.setattr("adcli.distributed.PERSIST_FRACTION", 0.0)
     objective = _objective(folder, Scheduler("threads"))
     assert not objective.persisted
@@ -106,7 +110,8 @@ def test_kept_blocks_and_re_read_partitions_give_the_same_bits(tmp_path, monkeyp
         assert value == reread[0] and np.array_equal(grad, reread[1])
 
 
-def test_a_worker_killed_between_passes_is_replaced_and_the_result_is_unchanged(tmp_path):
+def test_a_worker_killed_between_passes_is_replaced_and_the_result_is_unchanged(
+        tmp_path, monkeypatch):
     """The data is kept on the 2 workers (one block each); one worker process is killed with
     SIGKILL and the next pass starts at once: Dask reads the lost block again on a live worker
     and the pass gives the same bits as before the kill (and the in-memory sums)."""
@@ -114,6 +119,7 @@ def test_a_worker_killed_between_passes_is_replaced_and_the_result_is_unchanged(
     frame = pd.read_csv(SAMPLES / "line.csv")
     r = 0.3 + 1.7 * frame["x"].to_numpy() - frame["y"].to_numpy()
     x = np.array([0.3, 1.7])
+    monkeypatch.setattr("adcli.distributed.BLOCK_BYTES", 1)  # a block on each worker
     with Scheduler("local:2") as where:
         objective = _objective(folder, where)
         assert objective.persisted and len(objective._parts.blocks) == 2
