@@ -33,17 +33,42 @@ METHOD = "levenberg-marquardt (normal equations over partitions, exact jacobian)
 
 
 @functools.lru_cache(maxsize=8)
-def _formula(text: str) -> Formula:
-    """The formula re-parsed on this worker by adcli's parser (never unpickled)."""
-    return parse_formula(text, max_bytes=None)
+def _formula(text: str | tuple[str, str, tuple[str, ...]]) -> Formula:
+    """The formula re-parsed on this worker by adcli's parser (never unpickled): ``text`` is
+    a formula ``LHS ~ MODEL``, or ("residual", SOURCE, BOUND) for the residual r of a program
+    whose output is r^2 (``minimize --data`` routed to least squares)."""
+    if isinstance(text, str):
+        return parse_formula(text, max_bytes=None)
+    from .function import parse
+
+    formula = residual_formula(parse(text[1], max_bytes=None), set(text[2]))
+    if formula is None:
+        raise FitError("the expression is not the square of a residual")
+    return formula
+
+
+def residual_formula(function: Function, bound: set[str]) -> Formula | None:
+    """The residual r of ``function`` when its output is r^2 (the program's statements kept,
+    its output replaced by r), else None: as :func:`adcli.fitting.least_squares_minimize`."""
+    from .fitting import squared_residual
+    from .syntax import Program, Statement
+
+    program = function.program
+    node = squared_residual(program, function.tape(bound))
+    if node is None:
+        return None
+    statements = list(program.statements[:-1]) + [Statement(None, node)]
+    return Formula(Program(statements, program.source), None, node,
+                   {s.name: s.expr for s in statements[:-1]})
 
 
 @functools.lru_cache(maxsize=8)
-def _function(text: str) -> Function:
+def _function(text: str | tuple[str, str, tuple[str, ...]]) -> Function:
     return Function(_formula(text).program)
 
 
-def partition_normal(columns: dict[str, np.ndarray], rows: int, text: str,
+def partition_normal(columns: dict[str, np.ndarray], rows: int,
+                     text: str | tuple[str, str, tuple[str, ...]],
                      fixed: tuple[tuple[str, float], ...], free: tuple[str, ...],
                      b: tuple[float, ...], mode: str, mean: float = 0.0) -> np.ndarray:
     """One partition's sums: ``rss`` -> [rᵀr, rows]; ``normal`` -> [rᵀr, Jᵀr, JᵀJ (p*p),
@@ -83,10 +108,11 @@ def partition_normal(columns: dict[str, np.ndarray], rows: int, text: str,
 class NormalSums:
     """Passes over the partitions for one fit: rss(b) and (rss, Jᵀr, JᵀJ)(b)."""
 
-    def __init__(self, data: PartitionedData, text: str, free: list[str],
-                 fixed: Mapping[str, float], scheduler: Scheduler,
-                 on_pass: Callable[[int, int], None] | None = None) -> None:
-        self.parts = Partitions(data, scheduler, f"data '{data.path}'")
+    def __init__(self, data: PartitionedData, text: str | tuple[str, str, tuple[str, ...]],
+                 free: list[str], fixed: Mapping[str, float], scheduler: Scheduler,
+                 on_pass: Callable[[int, int], None] | None = None,
+                 parts: Partitions | None = None) -> None:
+        self.parts = parts or Partitions(data, scheduler, f"data '{data.path}'")
         self.path = data.path
         self.text = text
         self.free = tuple(free)
@@ -97,6 +123,8 @@ class NormalSums:
         self.rows = 0
         self.passes = 0
         self.on_pass = on_pass
+        #: (b, rss, Jᵀr, JᵀJ) of the last ``normal`` pass
+        self.last: tuple[np.ndarray, float, np.ndarray, np.ndarray] | None = None
 
     def _pass(self, b: np.ndarray, mode: str, mean: float = 0.0) -> np.ndarray:
         total = self.parts.sums(partition_normal, (self.text, self.fixed, self.free,
@@ -115,7 +143,9 @@ class NormalSums:
         self.jacobians += 1
         p = len(self.free)
         total = self._pass(b, "normal")
-        return float(total[0]), total[1:1 + p], total[1 + p:1 + p + p * p].reshape(p, p)
+        out = float(total[0]), total[1:1 + p], total[1 + p:1 + p + p * p].reshape(p, p)
+        self.last = (np.array(b, dtype=np.float64), *out)
+        return out
 
     def tss(self) -> float | None:
         """Σ (y - ȳ)² of the left side in two passes (mean first: no cancellation)."""
@@ -288,3 +318,59 @@ def _statistics(A: np.ndarray, variance: float, names: list[str], warnings_: lis
         corr = cov / np.outer(se, se)
     np.fill_diagonal(corr, np.where(np.isnan(se), np.nan, 1.0))
     return se, corr
+
+
+def least_squares_partitioned(function: Function, objective: Any, x0: np.ndarray
+                              ) -> Any | None:
+    """``minimize --data`` over partitions (a :class:`~adcli.distributed.DaskObjective`) when
+    the expression is the square of a residual: Levenberg-Marquardt on the normal equations,
+    as ``fit`` over partitions, instead of BFGS on the mean of squares (the in-memory route
+    does the same with the full Jacobian, :func:`adcli.fitting.least_squares_minimize`). The
+    data kept for the objective is reused. Returns a :class:`~adcli.results.MinimizeResult`,
+    or None when the objective is not of that form (the caller then runs its own method)."""
+    from .results import DIVERGED, LS_TOL, MAX_STEPS, MinimizeResult
+
+    if objective.stochastic:
+        return None
+    formula = residual_formula(function, set(objective.bound))
+    if formula is None:
+        return None
+    columns = set(objective.partitioned.use or [])
+    tape = Function(formula.program).tape(columns)
+    params = [n for n in tape.inputs if n not in columns]
+    fixed = {n: float(v) for n, v in objective.fixed.items() if n in params}
+    free = [n for n in params if n not in fixed]
+    if sorted(free) != sorted(objective.names):
+        return None  # e.g. a constant's name given a value: keep the general path
+    order = [objective.names.index(n) for n in free]
+    start = np.asarray(x0, dtype=np.float64)[order]
+    sums = NormalSums(objective.partitioned, ("residual", objective.source, objective.bound),
+                      free, fixed, objective.scheduler, objective.on_pass, objective._parts)
+    try:
+        x, status, rss, _ = lm_normal(sums, start, 1000 * (len(start) + 1))
+    except FitError:
+        return None  # not finite at the start: the general path reports it its own way
+    if sums.last is not None and np.array_equal(sums.last[0], x):
+        g = sums.last[2]
+    else:
+        rss, g, _ = sums.normal(x)
+    objective.rows = sums.rows
+    scale = 1.0 if objective.reduce == "sum" else 1.0 / sums.rows
+    with np.errstate(all="ignore"):
+        value = float(rss) * scale
+        grad_free = 2.0 * scale * np.asarray(g)
+    point = np.empty(len(start))
+    grad = np.empty(len(start))
+    for k, j in enumerate(order):
+        point[j] = x[k]
+        grad[j] = grad_free[k]
+    message = REASONS.get(status, "")
+    if not math.isfinite(value):
+        reason, message = DIVERGED, ""
+    elif status in (1, 2, 3, 4):
+        reason = LS_TOL
+    else:
+        reason = MAX_STEPS
+    return MinimizeResult(list(objective.names), point, value, grad,
+                          max(sums.jacobians - 1, 0), sums.evaluations + sums.jacobians,
+                          reason, "least-squares", message)
