@@ -17,16 +17,9 @@ import pandas as pd
 import pytest
 
 import adcli
-from adcli.distributed import (
-    Block,
-    DaskObjective,
-    Scheduler,
-    block_nodes,
-    tree_levels,
-    tree_node,
-    tree_sum,
-)
+from adcli.distributed import DaskObjective, Scheduler
 from adcli.optimize import build_objective
+from adcli.partitions import Block, block_nodes, tree_levels, tree_node, tree_sum
 from adcli.sources import open_partitioned
 
 ROOT = Path(__file__).resolve().parent.parent
