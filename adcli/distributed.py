@@ -164,12 +164,14 @@ class Scheduler:
             self._wait(futures)
             return futures
 
-    def run(self, graph: dict, keys: list, what: str = "data") -> list:
+    def run(self, graph: dict, keys: list, what: str = "data", parallel: bool = True) -> list:
         """The values of ``keys`` of a low-level task graph (a dict), computed here with
-        Dask's threaded (or synchronous) scheduler, or on the cluster."""
+        Dask's threaded scheduler (synchronous, in this thread, when asked or when the graph
+        has nothing to run in parallel: handing one task to a thread and back costs more
+        than its scheduling), or on the cluster."""
         with self._failures(what):
             if self.client is None:
-                if self.local == "synchronous":
+                if self.local == "synchronous" or not parallel:
                     from dask.local import get_sync
 
                     return list(get_sync(graph, keys))
@@ -318,7 +320,7 @@ class Partitions:
                 graph.update({(tag, g): (task, (tag, "block", g))
                               for g in range(len(self.blocks))})
                 found = self.scheduler.run(graph, [(tag, g) for g in range(len(self.blocks))],
-                                           self.what)
+                                           self.what, parallel=len(self.blocks) > 1)
             else:
                 found = self.scheduler.submit(task, [(b,) for b in self.blocks], self.what)
             known = {(k, j): value for nodes in found for k, j, value in nodes}
