@@ -122,9 +122,12 @@ class Scheduler:
                 if not count.isdigit() or not 1 <= int(count) <= 256:
                     raise AdcliError(f"--scheduler '{spec}': local:N needs a number of workers "
                                      "from 1 to 256, e.g. local:2")
+                # No dashboard; the scheduler's HTTP server on any free port (not 8787,
+                # which would print a warning when another cluster holds it).
                 self.cluster = LocalCluster(n_workers=int(count), threads_per_worker=1,
                                             processes=True, dashboard_address=None,
-                                            silence_logs=50)
+                                            silence_logs=50,
+                                            scheduler_kwargs={"dashboard_address": ":0"})
                 self.client = Client(self.cluster)
             else:
                 self.client = Client(spec, timeout=10)

@@ -2,13 +2,16 @@
 
     python bench/dask_bench.py [--rows 1000000] [--big-rows 20000000] [--repeat 5]
 
-1. Overhead at ``--rows``: one pass of the Dask path (local threaded scheduler, the rows read
-   from Parquet files of 250,000 rows on every pass, as out of core does) against the in-memory
-   objective on the same rows already in memory, and against in memory *including* reading
-   the same rows from one CSV file (what `adcli minimize --data file.csv` pays once).
+1. Overhead at ``--rows`` (Parquet files of 250,000 rows): one pass of the Dask path on the
+   local threaded and synchronous schedulers against the in-memory objective on the same rows
+   already in memory, the three taking turns within each of ``--repeat`` rounds (so they see
+   the same load); best and median. The data is kept in memory (read once into checked
+   float64 blocks), or with ``--reread`` read from the files on every pass, as out of core
+   does. Also in memory *including* reading the rows from one CSV file (what
+   `adcli minimize --data file.csv` pays once).
 2. Scaling at ``--big-rows`` (Parquet files of 10^6 rows): a LocalCluster of 1 and of 2 worker
    processes (1 thread each), rows/s per worker; best of ``--repeat`` passes after one
-   warm-up pass. Needs adcli[dask]. Every figure is the best of ``--repeat`` calls.
+   warm-up pass. Needs adcli[dask].
 """
 
 from __future__ import annotations
