@@ -132,6 +132,45 @@ def test_a_worker_killed_between_passes_is_replaced_and_the_result_is_unchanged(
         assert again[0] != before[0]
 
 
+def test_a_worker_killed_during_a_pass_is_retried_elsewhere(tmp_path, monkeypatch):
+    """Data re-read every pass; each partition task sleeps first, and the worker running one is
+    killed (SIGKILL) while it runs: Dask runs the task again on a live worker and the pass
+    gives the sums of one clean pass."""
+    import threading
+
+    from adcli.distributed import Partitions, partition_sums
+
+    monkeypatch.setattr("adcli.distributed.PERSIST_FRACTION", 0.0)
+    folder = _parquet(tmp_path / "parts", parts=2)
+    data = open_partitioned(str(folder)).select(["x", "y"])
+    args = (LINE, ("w0", "w1", "x", "y"), ("w0", "w1"), (), (0.3, 1.7))
+
+    def slow(columns: dict, rows: int, *rest: object) -> np.ndarray:
+        time.sleep(2.0)
+        return partition_sums(columns, rows, *rest)
+
+    with Scheduler("local:2") as where:
+        parts = Partitions(data, where, "data")
+        assert not parts.persisted
+        clean = parts.sums(partition_sums, args)
+        out: dict = {}
+        thread = threading.Thread(target=lambda: out.update(total=parts.sums(slow, args)))
+        thread.start()
+        pids = where.client.run(os.getpid)
+        deadline = time.monotonic() + 60
+        busy: list = []
+        while not busy and time.monotonic() < deadline:
+            busy = [w for w, keys in where.client.processing().items()
+                    if any("adcli" in str(k) for k in keys)]
+            time.sleep(0.05)
+        assert busy, "no partition task started"
+        time.sleep(0.3)
+        os.kill(pids[busy[0]], signal.SIGKILL)
+        thread.join(120)
+        assert not thread.is_alive()
+        assert np.array_equal(out["total"], clean)
+
+
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "adcli", *args], capture_output=True,
                           text=True, timeout=120, env={**os.environ, **(env or {})}, cwd=ROOT)
