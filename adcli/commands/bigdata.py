@@ -81,12 +81,6 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
 
                 result = least_squares_partitioned(function, objective,
                                                    np.asarray(x0, dtype=np.float64))
-                if result is not None:
-                    if live and objective.passes:
-                        click.echo("", err=True)
-                    click.echo("Note: EXPR is the square of a residual over the data, so "
-                               "method auto used the least-squares engine (--method bfgs for "
-                               "BFGS)", err=True)
             if result is None:
                 result = run_minimize(objective, np.asarray(x0, dtype=np.float64),
                                       method=resolved, options=Options(lr=lr, momentum=momentum),
@@ -94,6 +88,9 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
         finally:
             if live and objective.passes:
                 click.echo("", err=True)
+        if result.method == "least-squares":
+            click.echo("Note: EXPR is the square of a residual over the data, so method auto "
+                       "used the least-squares engine (--method bfgs for BFGS)", err=True)
     if as_json:
         out = result.to_json()
         out["partitions"] = objective.partitions
