@@ -368,7 +368,8 @@ class Partitions:
             task = functools.partial(block_sample, member=index, rows=rows, func=func,
                                      args=args)
             if self.scheduler.client is None:
-                return task(self.blocks[g])
+                with self.scheduler._failures(self.what):
+                    return task(self.blocks[g])
             return np.asarray(self.scheduler.submit(task, [(self.blocks[g],)], self.what)[0])
         graph = dict(self.graph)
         graph["adcli-sample"] = (functools.partial(frame_sample, rows=rows, func=func,
