@@ -3,11 +3,12 @@
 The in-memory fit holds the full Jacobian J (rows x p). Over partitions only sums travel: each
 partition returns rᵀr, Jᵀr and JᵀJ of its rows (computed by the same residual/Jacobian sweeps as
 the in-memory fit, :class:`adcli.fitting.Residuals`), added in the fixed binary tree of
-:func:`adcli.distributed.tree_sum`. The engine is a Levenberg-Marquardt on (JᵀJ + λ D²) δ = -Jᵀr
-with MINPACK's scaling (D = the running maximum of the Jacobian's column norms) and MINPACK's
-scale-free stopping tests; a trial step costs one residual-only pass (rᵀr). Forming JᵀJ squares
-the condition number: on well-posed fits the estimates agree with the in-memory engine to
-about 1e-10 relative (tests/test_dask.py measures the exponential sample).
+:class:`adcli.distributed.Partitions` (data kept in memory is read and checked once). The
+engine is a Levenberg-Marquardt on (JᵀJ + λ D²) δ = -Jᵀr with MINPACK's scaling (D = the
+running maximum of the Jacobian's column norms) and MINPACK's scale-free stopping tests; a
+trial step costs one residual-only pass (rᵀr). Forming JᵀJ squares the condition number: on
+well-posed fits the estimates agree with the in-memory engine to about 1e-10 relative
+(tests/test_dask.py measures the exponential sample).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .distributed import PERSIST_FRACTION, Scheduler, columns_of, tree_sum
+from .distributed import Partitions, Scheduler
 from .fitting import FitResult, Residuals
 from .formula import FitError, Formula, parse_formula
 from .function import Function
@@ -32,30 +33,53 @@ METHOD = "levenberg-marquardt (normal equations over partitions, exact jacobian)
 
 
 @functools.lru_cache(maxsize=8)
-def _formula(text: str) -> Formula:
-    """The formula re-parsed on this worker by adcli's parser (never unpickled)."""
-    return parse_formula(text, max_bytes=None)
+def _formula(text: str | tuple[str, str, tuple[str, ...]]) -> Formula:
+    """The formula re-parsed on this worker by adcli's parser (never unpickled): ``text`` is
+    a formula ``LHS ~ MODEL``, or ("residual", SOURCE, BOUND) for the residual r of a program
+    whose output is r^2 (``minimize --data`` routed to least squares)."""
+    if isinstance(text, str):
+        return parse_formula(text, max_bytes=None)
+    from .function import parse
+
+    formula = residual_formula(parse(text[1], max_bytes=None), set(text[2]))
+    if formula is None:
+        raise FitError("the expression is not the square of a residual")
+    return formula
+
+
+def residual_formula(function: Function, bound: set[str]) -> Formula | None:
+    """The residual r of ``function`` when its output is r^2 (the program's statements kept,
+    its output replaced by r), else None: as :func:`adcli.fitting.least_squares_minimize`."""
+    from .fitting import squared_residual
+    from .syntax import Program, Statement
+
+    program = function.program
+    node = squared_residual(program, function.tape(bound))
+    if node is None:
+        return None
+    statements = list(program.statements[:-1]) + [Statement(None, node)]
+    return Formula(Program(statements, program.source), None, node,
+                   {s.name: s.expr for s in statements[:-1]})
 
 
 @functools.lru_cache(maxsize=8)
-def _function(text: str) -> Function:
+def _function(text: str | tuple[str, str, tuple[str, ...]]) -> Function:
     return Function(_formula(text).program)
 
 
-def partition_normal(frame: Any, text: str, fixed: tuple[tuple[str, float], ...],
-                     free: tuple[str, ...], b: tuple[float, ...], mode: str,
-                     mean: float = 0.0) -> np.ndarray:
+def partition_normal(columns: dict[str, np.ndarray], rows: int,
+                     text: str | tuple[str, str, tuple[str, ...]],
+                     fixed: tuple[tuple[str, float], ...], free: tuple[str, ...],
+                     b: tuple[float, ...], mode: str, mean: float = 0.0) -> np.ndarray:
     """One partition's sums: ``rss`` -> [rᵀr, rows]; ``normal`` -> [rᵀr, Jᵀr, JᵀJ (p*p),
     rows]; ``lhs`` -> [Σ y, rows]; ``tss`` -> [Σ (y - mean)², rows] (y: the left side)."""
     p = len(free)
-    rows = len(frame)
     size = {"rss": 2, "normal": 2 + p + p * p, "lhs": 2, "tss": 2}[mode]
     out = np.zeros(size)
     out[-1] = rows
     if rows == 0:
         return out
     formula = _formula(text)
-    columns = columns_of(frame)
     if mode in ("lhs", "tss"):
         from .fitting import _side
 
@@ -84,14 +108,12 @@ def partition_normal(frame: Any, text: str, fixed: tuple[tuple[str, float], ...]
 class NormalSums:
     """Passes over the partitions for one fit: rss(b) and (rss, Jᵀr, JᵀJ)(b)."""
 
-    def __init__(self, data: PartitionedData, text: str, free: list[str],
-                 fixed: Mapping[str, float], scheduler: Scheduler,
-                 on_pass: Callable[[int, int], None] | None = None) -> None:
-        self.frame = data.frame()
+    def __init__(self, data: PartitionedData, text: str | tuple[str, str, tuple[str, ...]],
+                 free: list[str], fixed: Mapping[str, float], scheduler: Scheduler,
+                 on_pass: Callable[[int, int], None] | None = None,
+                 parts: Partitions | None = None) -> None:
+        self.parts = parts or Partitions(data, scheduler, f"data '{data.path}'")
         self.path = data.path
-        memory = scheduler.memory()  # kept in memory when it fits, as DaskObjective does
-        if memory is not None and data.bytes() <= PERSIST_FRACTION * memory:
-            self.frame = scheduler.persist(self.frame, f"data '{data.path}'")
         self.text = text
         self.free = tuple(free)
         self.fixed = tuple(sorted((k, float(v)) for k, v in fixed.items()))
@@ -101,18 +123,16 @@ class NormalSums:
         self.rows = 0
         self.passes = 0
         self.on_pass = on_pass
+        #: (b, rss, Jᵀr, JᵀJ) of the last ``normal`` pass
+        self.last: tuple[np.ndarray, float, np.ndarray, np.ndarray] | None = None
 
     def _pass(self, b: np.ndarray, mode: str, mean: float = 0.0) -> np.ndarray:
-        import dask
-
-        task = dask.delayed(partition_normal, pure=True)
-        parts = [task(part, self.text, self.fixed, self.free, tuple(float(v) for v in b),
-                      mode, mean) for part in self.frame.to_delayed()]
-        total = self.scheduler.compute(tree_sum(parts), f"data '{self.path}'")
+        total = self.parts.sums(partition_normal, (self.text, self.fixed, self.free,
+                                                   tuple(float(v) for v in b), mode, mean))
         self.rows = int(total[-1])
         self.passes += 1
         if self.on_pass is not None:
-            self.on_pass(self.passes, len(parts))
+            self.on_pass(self.passes, self.parts.count)
         return total
 
     def rss(self, b: np.ndarray) -> float:
@@ -123,7 +143,9 @@ class NormalSums:
         self.jacobians += 1
         p = len(self.free)
         total = self._pass(b, "normal")
-        return float(total[0]), total[1:1 + p], total[1 + p:1 + p + p * p].reshape(p, p)
+        out = float(total[0]), total[1:1 + p], total[1 + p:1 + p + p * p].reshape(p, p)
+        self.last = (np.array(b, dtype=np.float64), *out)
+        return out
 
     def tss(self) -> float | None:
         """Σ (y - ȳ)² of the left side in two passes (mean first: no cancellation)."""
@@ -296,3 +318,59 @@ def _statistics(A: np.ndarray, variance: float, names: list[str], warnings_: lis
         corr = cov / np.outer(se, se)
     np.fill_diagonal(corr, np.where(np.isnan(se), np.nan, 1.0))
     return se, corr
+
+
+def least_squares_partitioned(function: Function, objective: Any, x0: np.ndarray
+                              ) -> Any | None:
+    """``minimize --data`` over partitions (a :class:`~adcli.distributed.DaskObjective`) when
+    the expression is the square of a residual: Levenberg-Marquardt on the normal equations,
+    as ``fit`` over partitions, instead of BFGS on the mean of squares (the in-memory route
+    does the same with the full Jacobian, :func:`adcli.fitting.least_squares_minimize`). The
+    data kept for the objective is reused. Returns a :class:`~adcli.results.MinimizeResult`,
+    or None when the objective is not of that form (the caller then runs its own method)."""
+    from .results import DIVERGED, LS_TOL, MAX_STEPS, MinimizeResult
+
+    if objective.stochastic:
+        return None
+    formula = residual_formula(function, set(objective.bound))
+    if formula is None:
+        return None
+    columns = set(objective.partitioned.use or [])
+    tape = Function(formula.program).tape(columns)
+    params = [n for n in tape.inputs if n not in columns]
+    fixed = {n: float(v) for n, v in objective.fixed.items() if n in params}
+    free = [n for n in params if n not in fixed]
+    if sorted(free) != sorted(objective.names):
+        return None  # e.g. a constant's name given a value: keep the general path
+    order = [objective.names.index(n) for n in free]
+    start = np.asarray(x0, dtype=np.float64)[order]
+    sums = NormalSums(objective.partitioned, ("residual", objective.source, objective.bound),
+                      free, fixed, objective.scheduler, objective.on_pass, objective._parts)
+    try:
+        x, status, rss, _ = lm_normal(sums, start, 1000 * (len(start) + 1))
+    except FitError:
+        return None  # not finite at the start: the general path reports it its own way
+    if sums.last is not None and np.array_equal(sums.last[0], x):
+        g = sums.last[2]
+    else:
+        rss, g, _ = sums.normal(x)
+    objective.rows = sums.rows
+    scale = 1.0 if objective.reduce == "sum" else 1.0 / sums.rows
+    with np.errstate(all="ignore"):
+        value = float(rss) * scale
+        grad_free = 2.0 * scale * np.asarray(g)
+    point = np.empty(len(start))
+    grad = np.empty(len(start))
+    for k, j in enumerate(order):
+        point[j] = x[k]
+        grad[j] = grad_free[k]
+    message = REASONS.get(status, "")
+    if not math.isfinite(value):
+        reason, message = DIVERGED, ""
+    elif status in (1, 2, 3, 4):
+        reason = LS_TOL
+    else:
+        reason = MAX_STEPS
+    return MinimizeResult(list(objective.names), point, value, grad,
+                          max(sums.jacobians - 1, 0), sums.evaluations + sums.jacobians,
+                          reason, "least-squares", message)

@@ -7,26 +7,53 @@ and the point (plain strings and floats); the worker re-parses the text with adc
 (:meth:`adcli.fast.policy.CompiledTape.grad_sum`) on its partition. Only ``1 + p + 1`` numbers
 come back per partition (sum of the expression, gradient of that sum, rows), and they are
 added in a fixed binary tree over the partitions in file order: ``((P0+P1)+(P2+P3))+...``
-level by level, the same order on every scheduler, so the threaded scheduler and a cluster
-give bit-identical sums.
+level by level (:mod:`adcli.partitions`), the same order on every scheduler, whether the data
+is kept in memory or re-read, so the threaded scheduler and a cluster give bit-identical sums.
+Data that fits in memory is read and checked once (:class:`Partitions`); a pass is then one
+small task graph: a few tasks, nothing re-read, re-converted or tokenized.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from .errors import EXIT_FAILED, AdcliError
 from .optimize.objective import Objective
+from .partitions import (
+    PartitionFunction,
+    block_nodes,
+    block_rows,
+    block_sample,
+    frame_sample,
+    frame_sums,
+    no_leaf,
+    read_block,
+    tree_levels,
+    tree_node,
+)
 from .sources import PartitionedData, require
 from .tape import Tape
 
 #: Data (bytes of its files) up to this fraction of the memory at hand is kept in memory.
 PERSIST_FRACTION = 0.25
+
+#: Data kept in memory is cut into blocks of at least this many bytes of files (one task a
+#: block each pass), at most one block per worker thread: a smaller block's sweep (~1.5 ms for
+#: 10^6 rows of 2 columns) would cost little more than scheduling its task (~0.1-0.3 ms).
+BLOCK_BYTES = 32 << 20
+
+#: Dask retries a task this many times (e.g. on a lost worker) before the pass fails.
+RETRIES = 2
+
+#: Seconds a cluster may have no worker (or the client no scheduler) before a pass gives up.
+NO_WORKERS_TIMEOUT = 60.0
 
 
 class ClusterError(AdcliError):
@@ -43,19 +70,19 @@ def _tape(source: str, bound: tuple[str, ...]) -> Tape:
     return parse(source, max_bytes=None).tape(bound)
 
 
-def partition_sums(frame: Any, source: str, bound: tuple[str, ...], names: tuple[str, ...],
+def partition_sums(columns: dict[str, np.ndarray], rows: int, source: str,
+                   bound: tuple[str, ...], names: tuple[str, ...],
                    fixed: tuple[tuple[str, float], ...], x: tuple[float, ...]) -> np.ndarray:
     """[sum of the expression over the partition's rows, its gradient w.r.t. ``names``, rows]."""
     from .fast.policy import compiled
 
     tape = _tape(source, bound)
-    rows = len(frame)
     out = np.zeros(len(names) + 2)
     out[-1] = rows
     if rows == 0:
         return out
     point: dict[str, Any] = dict(fixed)
-    point.update(columns_of(frame))
+    point.update(columns)
     point.update(zip(names, (np.float64(v) for v in x)))
     with np.errstate(all="ignore"):
         value, grads = compiled(tape).grad_sum(point, list(names))
@@ -64,33 +91,11 @@ def partition_sums(frame: Any, source: str, bound: tuple[str, ...], names: tuple
     return out
 
 
-def columns_of(frame: Any) -> dict[str, np.ndarray]:
-    """A partition's columns as float64 arrays; a missing or non-finite cell is an error
-    (ValueError: bad input once it reaches :meth:`Scheduler.compute`), as in memory."""
-    out = {}
-    for name in frame.columns:
-        col = np.ascontiguousarray(frame[name].to_numpy(dtype=np.float64))
-        if not np.all(np.isfinite(col)):
-            raise ValueError(f"column '{name}' has a missing or non-finite cell (--dropna "
-                             "leaves out the rows with a missing cell)")
-        out[str(name)] = col
-    return out
-
-
-def tree_sum(parts: list) -> Any:
-    """Pairwise sums in a fixed binary tree (level by level, neighbours in order)."""
-    import dask
-
-    add = dask.delayed(np.add, pure=True)
-    level = list(parts)
-    if not level:
-        raise AdcliError("the data has no partitions")
-    while len(level) > 1:
-        nxt = [add(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return level[0]
+def _split(count: int, groups: int) -> list[tuple[int, int]]:
+    """[0, count) cut into ``groups`` consecutive ranges of nearly equal length."""
+    groups = max(1, min(groups, count))
+    edges = [count * g // groups for g in range(groups + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
 class Scheduler:
@@ -117,9 +122,12 @@ class Scheduler:
                 if not count.isdigit() or not 1 <= int(count) <= 256:
                     raise AdcliError(f"--scheduler '{spec}': local:N needs a number of workers "
                                      "from 1 to 256, e.g. local:2")
+                # No dashboard; the scheduler's HTTP server on any free port (not 8787,
+                # which would print a warning when another cluster holds it).
                 self.cluster = LocalCluster(n_workers=int(count), threads_per_worker=1,
                                             processes=True, dashboard_address=None,
-                                            silence_logs=50)
+                                            silence_logs=50,
+                                            scheduler_kwargs={"dashboard_address": ":0"})
                 self.client = Client(self.cluster)
             else:
                 self.client = Client(spec, timeout=10)
@@ -140,34 +148,98 @@ class Scheduler:
                   for w in self.client.scheduler_info().get("workers", {}).values()]
         return sum(limits) or None
 
-    def persist(self, frame: Any, what: str = "data") -> Any:
-        """The partitions read once and kept in memory (here or on the workers)."""
-        try:
-            if self.client is not None:
-                return self.client.persist(frame)
-            return frame.persist(scheduler=self.local)
-        except (ValueError, TypeError, UnicodeDecodeError) as err:
-            from .data import DataError
-
-            raise DataError(f"{what}: {_first_line(err)}") from None
-
     @property
     def workers(self) -> int:
+        """Tasks that can run at once: worker threads here, workers on a cluster."""
         if self.client is None:
             return 1 if self.local == "synchronous" else (os.cpu_count() or 1)
         return len(self.client.scheduler_info().get("workers", {}))
 
-    def compute(self, task: Any, what: str = "data") -> np.ndarray:
-        """Run a delayed task here or on the cluster. A failure that is not the data's fault
-        (a lost worker after Dask's retries, a closed connection) is a :class:`ClusterError`."""
-        try:
-            if self.client is not None:
-                return np.asarray(self.client.compute(task, retries=2).result())
-            import dask
+    def keep(self, tasks: list, what: str = "data") -> list:
+        """Run ``tasks`` (delayed) once and keep their results: here (the values) or on the
+        cluster (futures, which Dask recomputes from the files if a worker is lost)."""
+        with self._failures(what):
+            if self.client is None:
+                import dask
 
-            return np.asarray(dask.compute(task, scheduler=self.local)[0])
+                return list(dask.compute(*tasks, scheduler=self.local))
+            futures = self.client.compute(tasks, retries=RETRIES)
+            self._wait(futures)
+            return futures
+
+    def run(self, graph: dict, keys: list, what: str = "data", parallel: bool = True) -> list:
+        """The values of ``keys`` of a low-level task graph (a dict), computed here with
+        Dask's threaded scheduler (synchronous, in this thread, when asked or when the graph
+        has nothing to run in parallel: handing one task to a thread and back costs more
+        than its scheduling), or on the cluster."""
+        with self._failures(what):
+            if self.client is None:
+                if self.local == "synchronous" or not parallel:
+                    from dask.local import get_sync
+
+                    return list(get_sync(graph, keys))
+                from dask.threaded import get
+
+                return list(get(graph, keys))
+            futures = self.client.get(graph, keys, sync=False, retries=RETRIES)
+            self._wait(futures)
+            return self.client.gather(futures)
+
+    def submit(self, fn: Callable[..., Any], args: list[tuple], what: str = "data") -> list:
+        """``fn(*a)`` for each ``a`` in ``args`` on the cluster (an argument may be a kept
+        future: the task runs where that block is)."""
+        with self._failures(what):
+            futures = [self.client.submit(fn, *a, pure=False, retries=RETRIES) for a in args]
+            self._wait(futures)
+            return self.client.gather(futures)
+
+    def _wait(self, futures: list) -> None:
+        """Wait for ``futures``; give up (:class:`ClusterError`) once the cluster has had no
+        worker, or the client no scheduler, for ``adcli.no-workers-timeout`` seconds (Dask
+        config; ``DASK_ADCLI__NO_WORKERS_TIMEOUT``; 60 by default): Dask would wait for ever."""
+        import dask
+        from distributed import wait
+
+        grace = float(dask.config.get("adcli.no-workers-timeout", NO_WORKERS_TIMEOUT))
+        since: float | None = None
+        while True:
+            try:
+                wait(futures, timeout=1.0)
+            except TimeoutError:
+                pass
+            else:
+                break
+            try:
+                alive = self.client.status == "running" and bool(
+                    self.client.scheduler_info().get("workers"))
+            except Exception:  # the scheduler went away mid-call
+                alive = False
+            if alive:
+                since = None
+            elif since is None:
+                since = time.monotonic()
+            elif time.monotonic() - since > grace:
+                try:
+                    self.client.cancel(futures)
+                except Exception:
+                    pass
+                lost = "worker left" if self.client.status == "running" else "scheduler"
+                raise ClusterError(f"no Dask {lost} for {grace:g} s; the computation cannot "
+                                   "finish")
+        for future in futures:
+            if future.status == "error":
+                future.result()  # raises the task's exception
+            elif future.status != "finished":
+                raise ClusterError(f"a Dask task ended as '{future.status}'")
+
+    @contextlib.contextmanager
+    def _failures(self, what: str) -> Iterator[None]:
+        """Bad data (a cell that is not a number, a malformed file) is a DataError (exit 2);
+        a failure that is not the data's fault (a lost worker after Dask's retries, a closed
+        connection) is a :class:`ClusterError` (exit 1)."""
+        try:
+            yield
         except (ValueError, TypeError, UnicodeDecodeError) as err:
-            # pandas/pyarrow on a cell that is not a number, or a malformed file: bad input.
             from .data import DataError
 
             raise DataError(f"{what}: {_first_line(err)}") from None
@@ -195,6 +267,114 @@ class Scheduler:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0][:300] if text else type(err).__name__
+
+
+class Partitions:
+    """The data's partitions and how a pass over them runs.
+
+    Data that fits in :data:`PERSIST_FRACTION` of the memory at hand is read ONCE into
+    :class:`Block` s of float64 columns, checked once for non-finite cells: one block per
+    worker thread here (per worker on a cluster, kept there as futures), or fewer so that a
+    block has at least :data:`BLOCK_BYTES` of files; a pass is then one
+    task per block that sweeps its partitions and returns the tree nodes they cover
+    (:func:`block_nodes`), and the client adds those up to the root. Larger data is re-read
+    on every pass: one task per partition (read, check, sweep) and the additions of the tree
+    as tasks, so memory stays bounded by a few partitions. Either way a pass is a plain task
+    graph (no collection rebuilt, nothing tokenized) and the sums are the same bits."""
+
+    def __init__(self, data: PartitionedData, scheduler: Scheduler, what: str) -> None:
+        self.scheduler = scheduler
+        self.what = what
+        frame = data.frame()
+        self.count = int(frame.npartitions)
+        if self.count == 0:
+            raise AdcliError("the data has no partitions")
+        parts = frame.to_delayed()
+        memory = scheduler.memory()
+        size = data.bytes()
+        self.persisted = memory is not None and size <= PERSIST_FRACTION * memory
+        self.passes = 0
+        self.rows: list[int] | None = None
+        if self.persisted:
+            import dask
+
+            read = dask.delayed(read_block, pure=True)
+            self.ranges = _split(self.count, min(scheduler.workers, size // BLOCK_BYTES + 1))
+            self.blocks = scheduler.keep([read(a, *parts[a:b]) for a, b in self.ranges], what)
+            if scheduler.client is None:
+                self.rows = [n for block in self.blocks for n in block.rows]
+            return
+        self.graph: dict = {}
+        seen: set[int] = set()
+        for part in parts:
+            if id(part.dask) not in seen:
+                seen.add(id(part.dask))
+                self.graph.update(part.dask)
+        self.keys = [part.key for part in parts]
+
+    def sums(self, func: PartitionFunction, args: tuple) -> np.ndarray:
+        """One pass: ``func`` on every partition, added in the fixed tree."""
+        self.passes += 1
+        tag = f"adcli-{self.passes}"
+        task = functools.partial(block_nodes, count=self.count, func=func, args=args)
+        if self.persisted:
+            if self.scheduler.client is None:
+                graph = {(tag, "block", g): block for g, block in enumerate(self.blocks)}
+                graph.update({(tag, g): (task, (tag, "block", g))
+                              for g in range(len(self.blocks))})
+                found = self.scheduler.run(graph, [(tag, g) for g in range(len(self.blocks))],
+                                           self.what, parallel=len(self.blocks) > 1)
+            else:
+                found = self.scheduler.submit(task, [(b,) for b in self.blocks], self.what)
+            known = {(k, j): value for nodes in found for k, j, value in nodes}
+            return tree_node(tree_levels(self.count), 0, self.count, known, no_leaf)
+        leaf = functools.partial(frame_sums, func=func, args=args)
+        graph = dict(self.graph)
+        level = []
+        for i, key in enumerate(self.keys):
+            graph[(tag, 0, i)] = (leaf, key)
+            level.append((tag, 0, i))
+        k = 0
+        while len(level) > 1:
+            k += 1
+            nxt = []
+            for j in range(0, len(level) - 1, 2):
+                graph[(tag, k, j // 2)] = (np.add, level[j], level[j + 1])
+                nxt.append((tag, k, j // 2))
+            if len(level) % 2:
+                nxt.append(level[-1])
+            level = nxt
+        return np.asarray(self.scheduler.run(graph, [level[0]], self.what)[0])
+
+    def lengths(self) -> list[int]:
+        """Rows of every partition (read once: kept, or counted by a pass of ``len``)."""
+        if self.rows is None:
+            if self.persisted:
+                found = self.scheduler.submit(block_rows, [(b,) for b in self.blocks],
+                                              self.what)
+            else:
+                graph = dict(self.graph)
+                graph.update({("adcli-len", i): (len, key) for i, key in enumerate(self.keys)})
+                found = [self.scheduler.run(graph, [("adcli-len", i)
+                                                    for i in range(self.count)], self.what)]
+            self.rows = [int(n) for rows in found for n in rows]
+        return self.rows
+
+    def sample(self, index: int, rows: np.ndarray, func: PartitionFunction, args: tuple
+               ) -> np.ndarray:
+        """``func`` over the rows ``rows`` of partition ``index``: one task."""
+        if self.persisted:
+            g = next(g for g, (a, b) in enumerate(self.ranges) if a <= index < b)
+            task = functools.partial(block_sample, member=index, rows=rows, func=func,
+                                     args=args)
+            if self.scheduler.client is None:
+                with self.scheduler._failures(self.what):
+                    return task(self.blocks[g])
+            return np.asarray(self.scheduler.submit(task, [(self.blocks[g],)], self.what)[0])
+        graph = dict(self.graph)
+        graph["adcli-sample"] = (functools.partial(frame_sample, rows=rows, func=func,
+                                                   args=args), self.keys[index])
+        return np.asarray(self.scheduler.run(graph, ["adcli-sample"], self.what)[0])
 
 
 class DaskObjective(Objective):
@@ -229,34 +409,24 @@ class DaskObjective(Objective):
         self.bound = tuple(sorted(bound))
         self.scheduler = scheduler or Scheduler(None)
         self.on_pass = on_pass
-        self._frame = self.partitioned.frame()
-        self.partitions = self._frame.npartitions
+        self.what = f"data '{data.path}'"
+        self._parts = Partitions(self.partitioned, self.scheduler, self.what)
+        self.partitions = self._parts.count
+        self.persisted = self._parts.persisted
         self.rows = 0  # known after the first pass (or counted now for minibatches)
-        self.passes = 0
-        #: Data that fits in a quarter of the memory at hand is read once and kept there
-        #: (a pass then costs the sweeps alone); larger data is re-read on every pass.
-        size = self.partitioned.bytes()
-        memory = self.scheduler.memory()
-        self.persisted = memory is not None and size <= PERSIST_FRACTION * memory
-        if self.persisted:
-            self._frame = self.scheduler.persist(self._frame, f"data '{data.path}'")
-        self._parts = self._frame.to_delayed()
         if batch_size:
-            import dask
-
-            lengths = self.scheduler.compute(
-                dask.delayed(list)([dask.delayed(len)(part) for part in self._parts]),
-                f"data '{data.path}'")
-            self.lengths = np.asarray(lengths, dtype=np.int64)
+            self.lengths = np.asarray(self._parts.lengths(), dtype=np.int64)
             self.rows = int(self.lengths.sum())
             if batch_size < self.rows:
                 self.batch_size = batch_size
 
+    @property
+    def passes(self) -> int:
+        return self._parts.passes
+
     def sums(self, x: np.ndarray) -> tuple[float, np.ndarray, int]:
         """(sum over all rows, gradient of that sum, rows): one pass over the partitions."""
-        parts = [_delayed_sums(part, *self._args(x)) for part in self._parts]
-        total = self.scheduler.compute(tree_sum(parts), f"data '{self.partitioned.path}'")
-        self.passes += 1
+        total = self._parts.sums(partition_sums, self._args(x))
         if self.on_pass is not None:
             self.on_pass(self.passes, self.partitions)
         rows = int(total[-1])
@@ -275,17 +445,13 @@ class DaskObjective(Objective):
         """A minibatch estimate: a partition drawn with probability proportional to its rows,
         then ``batch_size`` of its rows without replacement (seeded: the same seed and the
         same partitioning give the same sequence). One small task; unbiased for the mean."""
-        import dask
-
         assert self.batch_size is not None
         self.evaluations += 1
         index = int(self._rng.choice(len(self.lengths), p=self.lengths / self.rows))
         count = int(self.lengths[index])
         rows = np.sort(self._rng.choice(count, size=min(self.batch_size, count),
                                         replace=False))
-        part = dask.delayed(_take, pure=True)(self._parts[index], rows)
-        total = self.scheduler.compute(_delayed_sums(part, *self._args(x)),
-                                       f"data '{self.partitioned.path}'")
+        total = self._parts.sample(index, rows, partition_sums, self._args(x))
         scale = (self.rows if self.reduce == "sum" else 1.0) / len(rows)
         with np.errstate(all="ignore"):
             return float(total[0]) * scale, np.asarray(total[1:-1]) * scale
@@ -301,13 +467,3 @@ class DaskObjective(Objective):
     def hessian(self, x: np.ndarray) -> np.ndarray:
         raise AdcliError("--method newton is not available for partitioned data (Dask); "
                          "use bfgs or lbfgs")
-
-
-def _take(frame: Any, rows: np.ndarray) -> Any:
-    return frame.iloc[rows]
-
-
-def _delayed_sums(part: Any, *args: Any) -> Any:
-    import dask
-
-    return dask.delayed(partition_sums, pure=True)(part, *args)

@@ -2,13 +2,16 @@
 
     python bench/dask_bench.py [--rows 1000000] [--big-rows 20000000] [--repeat 5]
 
-1. Overhead at ``--rows``: one pass of the Dask path (local threaded scheduler, the rows read
-   from Parquet files of 250,000 rows on every pass, as out of core does) against the in-memory
-   objective on the same rows already in memory, and against in memory *including* reading
-   the same rows from one CSV file (what `adcli minimize --data file.csv` pays once).
+1. Overhead at ``--rows`` (Parquet files of 250,000 rows): one pass of the Dask path on the
+   local threaded and synchronous schedulers against the in-memory objective on the same rows
+   already in memory, the three taking turns within each of ``--repeat`` rounds (so they see
+   the same load); best and median. The data is kept in memory (read once into checked
+   float64 blocks), or with ``--reread`` read from the files on every pass, as out of core
+   does. Also in memory *including* reading the rows from one CSV file (what
+   `adcli minimize --data file.csv` pays once).
 2. Scaling at ``--big-rows`` (Parquet files of 10^6 rows): a LocalCluster of 1 and of 2 worker
    processes (1 thread each), rows/s per worker; best of ``--repeat`` passes after one
-   warm-up pass. Needs adcli[dask]. Every figure is the best of ``--repeat`` calls.
+   warm-up pass. Needs adcli[dask].
 """
 
 from __future__ import annotations
@@ -71,6 +74,21 @@ def _best(fn, repeat: int) -> float:
     return min(times)
 
 
+def _interleaved(fns: dict, repeat: int) -> dict:
+    """Seconds of each fn(x) over ``repeat`` rounds, the fns taking turns within a round (so
+    each sees the same load): {name: sorted list of times}."""
+    for fn in fns.values():
+        fn(np.array([1.0, 1.0]))  # warm-up
+    times: dict = {name: [] for name in fns}
+    for i in range(repeat):
+        x = np.array([1.0, 1.0 + 1e-3 * (i + 1)])
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn(x)
+            times[name].append(time.perf_counter() - t)
+    return {name: sorted(v) for name, v in times.items()}
+
+
 def overhead(rows: int, repeat: int, tmp: Path) -> None:
     import adcli
     from adcli.data import read_csv
@@ -81,23 +99,31 @@ def overhead(rows: int, repeat: int, tmp: Path) -> None:
 
     tape = adcli.parse(SOURCE).tape({"x", "y", "w0", "w1"})
 
-    def in_memory(x: np.ndarray, read: bool) -> None:
-        data = read_csv(str(tmp / "all.csv"), None) if read else cached
+    def in_memory_read(x: np.ndarray) -> None:
+        data = read_csv(str(tmp / "all.csv"), None)
         objective, _ = build_objective(tape, {"w0": 1.0, "w1": 1.0}, ["w0", "w1"], data,
                                        reduce="sum")
-        objective(x)  # the tape's compiled sweeps are built once, on the warm-up call
+        objective(x)
 
     cached = read_csv(str(tmp / "all.csv"), None)
     kept, _ = build_objective(tape, {"w0": 1.0, "w1": 1.0}, ["w0", "w1"], cached, reduce="sum")
-    memory = _best(kept, repeat)  # one objective, as minimize uses it: a pass alone
-    memory_read = _best(lambda x: in_memory(x, True), repeat)
-    objective = _dask_objective(tmp / "small", Scheduler("threads"))
-    on_dask = _best(objective, repeat)
-    print(f"{rows:,} rows: in memory {memory * 1e3:.1f} ms a pass (data in RAM), "
-          f"{memory_read * 1e3:.1f} ms with reading the CSV; Dask threads {on_dask * 1e3:.1f} ms "
-          f"a pass ({objective.partitions} partitions, "
-          f"{'kept in memory' if objective.persisted else 'read every pass'}): "
-          f"{on_dask / memory:.1f}x the pass in RAM, {on_dask / memory_read:.2f}x read+pass")
+    memory_read = _best(in_memory_read, max(3, repeat // 5))
+    fns = {"memory": kept}  # one objective, as minimize uses it: a pass alone
+    for spec in ("threads", "synchronous"):
+        fns[spec] = _dask_objective(tmp / "small", Scheduler(spec))
+    times = _interleaved(fns, repeat)
+    best = {name: v[0] for name, v in times.items()}
+    median = {name: v[len(v) // 2] for name, v in times.items()}
+    objective = fns["threads"]
+    print(f"{rows:,} rows, {objective.partitions} partitions "
+          f"({'kept in memory' if objective.persisted else 'read every pass'}), best of "
+          f"{repeat} interleaved passes (median in brackets):")
+    print(f"  in memory {best['memory'] * 1e3:.2f} ms ({median['memory'] * 1e3:.2f}) a pass "
+          f"(data in RAM); {memory_read * 1e3:.0f} ms reading the CSV + a pass")
+    for spec in ("threads", "synchronous"):
+        print(f"  Dask {spec} {best[spec] * 1e3:.2f} ms ({median[spec] * 1e3:.2f}): "
+              f"{best[spec] / best['memory']:.2f}x the pass in RAM "
+              f"({median[spec] / median['memory']:.2f}x by medians)")
 
 
 def scaling(rows: int, repeat: int, tmp: Path) -> None:

@@ -72,13 +72,25 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
         if lr is not None and RULES[resolved].line_search:
             render.warn(f"--lr is ignored by {resolved}, which chooses its steps by a line "
                         "search")
+        result = None
         try:
-            result = run_minimize(objective, np.asarray(x0, dtype=np.float64), method=resolved,
-                                  options=Options(lr=lr, momentum=momentum), steps=steps,
-                                  tol=tol)
+            if method == "auto" and not batch_size and not init_scale:
+                # A square of a residual is least squares, as in memory: Levenberg-Marquardt
+                # on the normal equations over the partitions (adcli fit's Dask engine).
+                from ..bigfit import least_squares_partitioned
+
+                result = least_squares_partitioned(function, objective,
+                                                   np.asarray(x0, dtype=np.float64))
+            if result is None:
+                result = run_minimize(objective, np.asarray(x0, dtype=np.float64),
+                                      method=resolved, options=Options(lr=lr, momentum=momentum),
+                                      steps=steps, tol=tol)
         finally:
             if live and objective.passes:
                 click.echo("", err=True)
+        if result.method == "least-squares":
+            click.echo("Note: EXPR is the square of a residual over the data, so method auto "
+                       "used the least-squares engine (--method bfgs for BFGS)", err=True)
     if as_json:
         out = result.to_json()
         out["partitions"] = objective.partitions

@@ -1,0 +1,136 @@
+"""The worker side of a pass over data partitions (adcli.distributed): partitions read into
+checked float64 columns, blocks of partitions kept in memory, and the fixed reduction tree
+that adds the partitions' sums in the same order whatever task computes which part of it.
+
+Only functions of plain data live here; Dask runs them as tasks (on a cluster they are
+found by name in the installed adcli, never unpickled code).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import AdcliError
+
+
+def columns_of(frame: Any) -> dict[str, np.ndarray]:
+    """A partition's columns as float64 arrays; a missing or non-finite cell is an error
+    (ValueError: bad input once it reaches :class:`adcli.distributed.Scheduler`), as in memory."""
+    out = {}
+    for name in frame.columns:
+        col = np.ascontiguousarray(frame[name].to_numpy(dtype=np.float64))
+        if not np.all(np.isfinite(col)):
+            raise ValueError(f"column '{name}' has a missing or non-finite cell (--dropna "
+                             "leaves out the rows with a missing cell)")
+        out[str(name)] = col
+    return out
+
+
+#: A function of one partition's (columns, rows, *args) that returns a vector of sums whose
+#: last entry is the partition's rows.
+PartitionFunction = Callable[..., np.ndarray]
+
+
+@dataclass
+class Block:
+    """Consecutive partitions ``first, first + 1, ...`` read once, checked (every cell
+    finite) and kept as float64 columns: what a pass sweeps when the data is kept in memory."""
+
+    first: int
+    columns: list[dict[str, np.ndarray]]
+    rows: list[int]
+
+
+def read_block(first: int, *frames: Any) -> Block:
+    """The partitions ``frames`` (pandas) as a :class:`Block` (a task: runs where Dask puts it)."""
+    return Block(first, [columns_of(f) for f in frames], [len(f) for f in frames])
+
+
+def block_rows(block: Block) -> list[int]:
+    return list(block.rows)
+
+
+def block_nodes(block: Block, count: int, func: PartitionFunction, args: tuple
+                ) -> list[tuple[int, int, np.ndarray]]:
+    """The block's partition sums added up to the nodes of the fixed reduction tree over
+    ``count`` partitions that lie inside the block (see :func:`tree_node`)."""
+    leaves = [func(cols, rows, *args) for cols, rows in zip(block.columns, block.rows)]
+    first = block.first
+
+    def leaf(i: int) -> np.ndarray:
+        return leaves[i - first]
+
+    return [(k, j, tree_node(k, j, count, {}, leaf))
+            for k, j in tree_cover(first, first + len(leaves), count)]
+
+
+def block_sample(block: Block, member: int, rows: np.ndarray, func: PartitionFunction,
+                 args: tuple) -> np.ndarray:
+    """``func`` over the rows ``rows`` of the block's partition ``member`` (a minibatch)."""
+    cols = {k: v[rows] for k, v in block.columns[member - block.first].items()}
+    return func(cols, len(rows), *args)
+
+
+def frame_sums(frame: Any, func: PartitionFunction, args: tuple) -> np.ndarray:
+    """``func`` over a partition read now (data re-read every pass)."""
+    return func(columns_of(frame), len(frame), *args)
+
+
+def frame_sample(frame: Any, rows: np.ndarray, func: PartitionFunction, args: tuple
+                 ) -> np.ndarray:
+    return frame_sums(frame.iloc[rows], func, args)
+
+
+# The fixed reduction tree over ``n`` partitions: level 0 holds the partitions in file order;
+# level k holds ceil(n / 2^k) nodes, node (k, j) the sum of nodes (k-1, 2j) and (k-1, 2j+1)
+# (left + right), or node (k-1, 2j) alone when that is the last of an odd level; node (k, j)
+# covers the partitions [j*2^k, min((j+1)*2^k, n)). This is ((P0+P1)+(P2+P3))+... level by
+# level. Whatever tasks compute which nodes, every node is the same sum of the same values in
+# the same order, so every grouping, every scheduler and both memory modes give the same bits.
+# The depth of the tree is log2(partitions) (at most 64), never a depth from user input.
+
+def tree_levels(count: int) -> int:
+    """The root's level: the smallest K with 2^K >= count."""
+    return max(count - 1, 0).bit_length()
+
+
+def tree_cover(start: int, stop: int, count: int) -> list[tuple[int, int]]:
+    """The largest tree nodes that together cover partitions [start, stop), left to right."""
+    out = []
+    pos = start
+    while pos < stop:
+        k = 0
+        while pos % (2 << k) == 0 and min(pos + (2 << k), count) <= stop and \
+                (2 << k) < 2 * max(count, 1):
+            k += 1
+        out.append((k, pos >> k))
+        pos = min(pos + (1 << k), count)
+    return out
+
+
+def tree_node(k: int, j: int, count: int, known: dict[tuple[int, int], np.ndarray],
+              leaf: Callable[[int], np.ndarray]) -> np.ndarray:
+    """The value of node (k, j): from ``known``, else from its children (leaves by ``leaf``)."""
+    if (k, j) in known:
+        return known[(k, j)]
+    if k == 0:
+        return leaf(j)
+    left = tree_node(k - 1, 2 * j, count, known, leaf)
+    if (2 * j + 1) << (k - 1) < count:
+        return np.add(left, tree_node(k - 1, 2 * j + 1, count, known, leaf))
+    return left
+
+
+def no_leaf(i: int) -> np.ndarray:
+    raise AdcliError(f"partition {i} was not summed (internal error)")
+
+
+def tree_sum(values: Sequence[np.ndarray]) -> np.ndarray:
+    """The values added in the fixed binary tree (level by level, neighbours in order)."""
+    if not values:
+        raise AdcliError("the data has no partitions")
+    return tree_node(tree_levels(len(values)), 0, len(values), {}, values.__getitem__)
