@@ -117,7 +117,10 @@ def _reduce_generic(reducer: tuple, children: list):
 
 
 def _specialise(prepared: tuple) -> tuple:
-    """Specialised reductions for the hot rules; the rest go through ``_reduce_generic``."""
+    """Specialised reductions for the hot rules; the rest go through ``_reduce_generic``.
+
+    ``how``: 0 pass one child through, 1 a binary op node, 2 generic, 3 a number, 4 a name,
+    5 generic that makes a new node (a call, a negation), so the driver records it."""
     start, end, states, reducers = prepared
     fast = []
     for r in reducers:
@@ -132,67 +135,117 @@ def _specialise(prepared: tuple) -> tuple:
             fast.append((size, 3, None, origin))
         elif alias == "name" and size == 1:
             fast.append((size, 4, None, origin))
+        elif alias in ("call", "call0", "neg"):
+            fast.append((size, 5, r, origin))
         else:
             fast.append((size, 2, r, origin))
-    return start, end, states, fast
+    # Unit chains (atom -> power -> unary -> product -> sum -> expr) resolved once per
+    # (state below, state on top, lookahead) and remembered: filled as inputs need them, at
+    # most states^2 x terminals entries.
+    units: dict[tuple[int, int, str], int] = {}
+    return start, end, states, fast, units
 
 
-def _fast_parse(text: str, tables: tuple) -> list[Statement]:
-    start, end, states, reducers = tables
+def _unit_chain(states: list, reducers: list, below: int, top: int, tok: str) -> int:
+    """The state on top once every unit reduction that ``tok`` calls for on ``top`` (with
+    ``below`` under it) is done. Unit reductions replace only the top state, so the chain
+    depends on these three alone. KeyError when ``tok`` is refused on the way."""
+    while True:
+        action = states[top][tok]
+        if action >= 0:
+            return top
+        size, how, _info, origin = reducers[~action]
+        if not (how == 0 and size == 1):
+            return top
+        top = states[below][origin]
+
+
+#: One scan of the whole text: optional blanks, then exactly one token. Every position holds
+#: a token or trailing blanks (the last group takes any other character: the driver refuses
+#: it), so matches are contiguous and no gap check is needed; trailing blanks are cut off
+#: first (``endpos``), so the blank run never backtracks. Groups: 1 COMMENT, 2 NL, 3 NUMBER,
+#: 4 NAME, 5 POW, 6 punctuation, 7 anything else.
+_SCAN_RE = re.compile(
+    r"[ \t\f\r]*(?:(#[^\n]*)|(\r?\n)"
+    r"|((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+    r"|([A-Za-z_][A-Za-z0-9_]*)"
+    r"|(\*\*|\^)|([=;+\-*/(),])|([^ \t\f\r]))")
+
+
+def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Statement]:
+    """Parse ``text`` with the tables of :func:`_specialise`; raises one of :data:`REFUSED`
+    for any text it does not accept. Every node made is appended to ``order`` (when given):
+    for one statement, that is the post-order of its tree (see :func:`adcli.lower.lower`)."""
+    start, end, states, reducers, units = tables
     state_stack = [start]
     value_stack: list = []
     push_state, push_value = state_stack.append, value_stack.append
+    record = (order if order is not None else []).append
     line, line_start = 1, 0
     punct = _PUNCT
-    pos = 0
     tok = value = None
-    for m in _TOKEN_RE.finditer(text):
-        if m.start() != pos:
-            raise ValueError("unexpected character")
-        pos = m.end()
-        kind = m.lastindex  # 1 WS, 2 COMMENT, 3 NL, 4 NUMBER, 5 NAME, 6 POW, 7 PUNCT
-        if kind == 5:
-            tok, value = "NAME", (m.group(), line, m.start() - line_start + 1)
-        elif kind == 7:
-            tok, value = punct[m.group()], None
-        elif kind == 4:
-            tok, value = "NUMBER", m.group()
-        elif kind <= 2:
-            continue
+    for m in _SCAN_RE.finditer(text, 0, len(text.rstrip(" \t\f\r"))):
+        kind = m.lastindex
+        if kind == 4:
+            tok, value = "NAME", (m.group(4), line, m.start(4) - line_start + 1)
+        elif kind == 6:
+            tok, value = punct[m.group(6)], None
         elif kind == 3:
+            tok, value = "NUMBER", m.group(3)
+        elif kind == 5:
+            tok, value = "POW", None
+        elif kind == 2:
             tok, value = "_NL", None
             line += 1
-            line_start = pos
+            line_start = m.end()
+        elif kind == 1:
+            continue
         else:
-            tok, value = "POW", None
+            raise ValueError("unexpected character")
         while True:
-            action = states[state_stack[-1]][tok]  # KeyError: syntax error, Lark reports it
+            top = state_stack[-1]
+            action = states[top][tok]  # KeyError: syntax error, Lark reports it
             if action >= 0:
                 push_state(action)
                 push_value(value)
                 break
             size, how, info, origin = reducers[~action]
-            if how == 0 and size == 1:  # unit rule: the value stays, only the state moves
+            if size == 1:
+                if how == 0:  # a unit chain: the value stays, only the top state moves
+                    key = (state_stack[-2], top, tok)
+                    found = units.get(key)
+                    if found is None:
+                        found = units[key] = _unit_chain(states, reducers, key[0], top, tok)
+                    state_stack[-1] = found
+                    continue
+                if how == 4:
+                    name, ln, col = value_stack[-1]
+                    result = Node("var", (), 0.0, name, ln, col)
+                    record(result)
+                elif how == 3:
+                    result = Node("const", (), float(value_stack[-1]))
+                    record(result)
+                else:
+                    result = _reduce_generic(info, [value_stack[-1]])
+                    if how == 5:
+                        record(result)
+                value_stack[-1] = result
                 state_stack[-1] = states[state_stack[-2]][origin]
                 continue
             if how == 1:
                 result = Node(info, (value_stack[-3], value_stack[-1]))
-            elif how == 3:
-                result = const(float(value_stack[-1]))
-            elif how == 4:
-                name, ln, col = value_stack[-1]
-                result = Node("var", name=name, line=ln, column=col)
+                record(result)
             elif how == 0:
                 result = value_stack[info - size]
             else:
                 result = _reduce_generic(info, value_stack[-size:] if size else [])
+                if how == 5:
+                    record(result)
             if size:
                 del state_stack[-size:]
                 del value_stack[-size:]
             push_state(states[state_stack[-1]][origin])
             push_value(result)
-    if pos != len(text):
-        raise ValueError("unexpected character")
     while True:
         action = states[state_stack[-1]]["$END"]
         if action >= 0:
@@ -203,13 +256,18 @@ def _fast_parse(text: str, tables: tuple) -> list[Statement]:
             result = children[info]
         elif how == 1:
             result = Node(info, (children[0], children[2]))
+            record(result)
         elif how == 3:
-            result = const(float(children[0]))
+            result = Node("const", (), float(children[0]))
+            record(result)
         elif how == 4:
             name, ln, col = children[0]
-            result = Node("var", name=name, line=ln, column=col)
+            result = Node("var", (), 0.0, name, ln, col)
+            record(result)
         else:
             result = _reduce_generic(info, children)
+            if how == 5:
+                record(result)
         if size:
             del state_stack[-size:]
             del value_stack[-size:]
@@ -217,3 +275,4 @@ def _fast_parse(text: str, tables: tuple) -> list[Statement]:
         push_value(result)
         if state_stack[-1] == end:
             return value_stack[-1]
+
