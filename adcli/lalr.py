@@ -67,7 +67,7 @@ def _fast_call(name_tok: tuple, args: tuple) -> Node:
     op = FUNCTIONS[name]  # KeyError: unknown function, Lark reports it
     if len(args) != op.arity:
         raise ValueError("arity")
-    return Node(op.name, args, line=line, column=column)
+    return Node(op.name, args, 0.0, "", line, column)
 
 
 def _reduce_generic(reducer: tuple, children: list):
@@ -120,7 +120,8 @@ def _specialise(prepared: tuple) -> tuple:
     """Specialised reductions for the hot rules; the rest go through ``_reduce_generic``.
 
     ``how``: 0 pass one child through, 1 a binary op node, 2 generic, 3 a number, 4 a name,
-    5 generic that makes a new node (a call, a negation), so the driver records it."""
+    5 generic that makes a new node (a call, a negation), so the driver records it, 6 a call
+    with arguments, 7 a list of one argument."""
     start, end, states, reducers = prepared
     fast = []
     for r in reducers:
@@ -135,6 +136,10 @@ def _specialise(prepared: tuple) -> tuple:
             fast.append((size, 3, None, origin))
         elif alias == "name" and size == 1:
             fast.append((size, 4, None, origin))
+        elif alias == "call" and kinds == (_KEEP, _DROP, _KEEP, _DROP):
+            fast.append((size, 6, None, origin))  # NAME "(" arguments ")"
+        elif alias is None and origin == "arguments" and kinds == (_KEEP,):
+            fast.append((size, 7, None, origin))  # one argument
         elif alias in ("call", "call0", "neg"):
             fast.append((size, 5, r, origin))
         else:
@@ -225,6 +230,8 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
                 elif how == 3:
                     result = Node("const", (), float(value_stack[-1]))
                     record(result)
+                elif how == 7:
+                    result = (value_stack[-1],)
                 else:
                     result = _reduce_generic(info, [value_stack[-1]])
                     if how == 5:
@@ -234,6 +241,9 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
                 continue
             if how == 1:
                 result = Node(info, (value_stack[-3], value_stack[-1]))
+                record(result)
+            elif how == 6:
+                result = _fast_call(value_stack[-4], value_stack[-2])
                 record(result)
             elif how == 0:
                 result = value_stack[info - size]
@@ -264,6 +274,11 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
             name, ln, col = children[0]
             result = Node("var", (), 0.0, name, ln, col)
             record(result)
+        elif how == 6:
+            result = _fast_call(children[0], children[2])
+            record(result)
+        elif how == 7:
+            result = (children[0],)
         else:
             result = _reduce_generic(info, children)
             if how == 5:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+import struct
 import sys
 from pathlib import Path
 
@@ -26,9 +27,10 @@ from adcli.fast.levelled import Levelled
 from adcli.fast.policy import CompiledTape, guard
 from adcli.fast.scalar import SCALAR_NAMES, interpreter
 from adcli.lalr import REFUSED
+from adcli.lower import lower
 from adcli.ops import OPS
 from adcli.parser import _fast_parse, _lark_parse, parse_program
-from adcli.syntax import iter_postorder
+from adcli.syntax import Program, Statement, iter_postorder
 
 sys.path.insert(0, str(Path(__file__).parent))
 from strategies import programs  # noqa: E402
@@ -342,6 +344,53 @@ def test_fast_parser_cases(source: str) -> None:
     assert tree(_fast_parse(source)) == tree(_lark_parse(source))
 
 
+def tape_facts(tape) -> tuple:
+    """Everything a tape is, with constants as bit patterns (so -0.0 and nan compare)."""
+    return ([tape.op_name(i) for i in range(len(tape))], tape.args,
+            [struct.pack("<d", c) for c in tape.consts], tape.active, list(tape.inputs.items()),
+            sorted(tape.labels.items()), tape.output, tape.positions, tape.folded_from)
+
+
+def assert_same_tapes(source: str) -> None:
+    """The tape lowered from the fast parser's node order (stack-based loop) equals the one
+    lowered from Lark's tree by the general walk: same slots, constants, sharing, labels."""
+    fast = parse_program(source, max_bytes=None)
+    lark = Program(_lark_parse(source), source)
+    assert lark.postorder is None
+    for bound in ((), ("pi",), ("pi", "e")):
+        assert tape_facts(lower(fast, bound)) == tape_facts(lower(lark, bound))
+
+
+@FAST
+@given(programs(defined=False))
+def test_fast_path_lowers_to_the_same_tape_as_lark(example) -> None:
+    assert_same_tapes(example.source)
+    last = re.split(r"[;\n]", example.source)[-1]  # one bare expression: the stack loop
+    assert parse_program(last).postorder is not None
+    assert_same_tapes(last)
+
+
+@pytest.mark.parametrize("source", [
+    " + ".join(f"sin(x{i})*x{i + 1}^2" for i in range(300)), "x", "pi", "2", "-(2*3) + x",
+    "0/0 * x + (1e308*10) * y", "x*pi + e^x - sin(pi)*y", "max(x, pow(y, 2)) - min(x,y)/2/3",
+    "sin(x)*sin(x) + sin(x)*2 + 2*sin(x) + x + x", "-0.0*x + 0.0*x + -x + +x", "relu(-(x))",
+    "(" * 5000 + "x" + ")" * 5000, "-" * 5000 + "x", "x + 1 # c\n", "\n\n x^-y^2 \n",
+])
+def test_fast_path_tape_cases(source: str) -> None:
+    assert_same_tapes(source)
+
+
+def test_a_stale_parse_order_is_not_used() -> None:
+    """A program whose statements were replaced after parsing is walked, not read from the
+    parser's record."""
+    program = parse_program("x + y")
+    other = parse_program("y * x + 2")
+    program.statements = other.statements
+    assert tape_facts(lower(program)) == tape_facts(lower(Program(other.statements)))
+    program.statements = [Statement(None, other.output), *other.statements]
+    assert tape_facts(lower(program)) == tape_facts(lower(Program(program.statements)))
+
+
 @pytest.mark.parametrize("source", ["x +", "sin()", "foo(x)", "x $ y", "sin(x, y)", "(x", "x)",
                                     "= 3", "1e", "x y", "x = ", "pow(x)"])
 def test_errors_still_come_from_lark(source: str) -> None:
@@ -359,14 +408,14 @@ def test_a_bug_in_the_fast_driver_is_not_taken_for_a_syntax_error(monkeypatch) -
     exception is a bug and must surface, not be papered over by a silent fallback."""
     import adcli.lalr
 
-    def broken(text, tables):
+    def broken(text, tables, order=None):
         raise TypeError("a bug")
 
     monkeypatch.setattr(adcli.lalr, "_fast_parse", broken)
     with pytest.raises(TypeError, match="a bug"):
         parse_program("x + 1")
 
-    def refusing(text, tables):
+    def refusing(text, tables, order=None):
         raise KeyError("RPAR")
 
     monkeypatch.setattr(adcli.lalr, "_fast_parse", refusing)
