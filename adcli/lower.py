@@ -78,7 +78,7 @@ def lower(program: Program, bound: Collection[str] = (), *,
 
     def const_slot(k: int) -> int:
         value = folded[k]
-        key = _const_key(value)
+        key = (CONST, const_key(value))  # as _const_key, spelled out: once per constant read
         slot = key_slot.get(key)
         if slot is None:
             slot = key_slot[key] = len(ops)
@@ -218,16 +218,17 @@ def _lower_tree(order: list[Node], bound: Collection[str], tape: Tape, key_slot:
                 positions[name] = (node.line, node.column)
             push(c)
             continue
-        if kind == "const":
-            push(fold(node, node.value, ()))
+        if kind == "const":  # fold(node, node.value, ()), spelled out: one per literal
+            folded.append(node.value)
+            push(~(len(folded) - 1))
             continue
-        op = OPS[kind]
         nargs = len(node.args)
         if nargs == 2:
             b = pop()
             a = stack[-1]
             if a < 0 and b < 0:
-                stack[-1] = fold(node, float(apply(op, (folded[~a], folded[~b]))), (a, b))
+                stack[-1] = fold(node, float(apply(OPS[kind], (folded[~a], folded[~b]))),
+                                 (a, b))
                 continue
             if a < 0:
                 a = const_slot(~a)
@@ -235,11 +236,18 @@ def _lower_tree(order: list[Node], bound: Collection[str], tape: Tape, key_slot:
                 b = const_slot(~b)
             slots: tuple[int, ...] = (a, b)
             is_active = active[a] or active[b]
+        elif nargs == 1:
+            a = stack[-1]
+            if a < 0:
+                stack[-1] = fold(node, float(apply(OPS[kind], (folded[~a],))), (a,))
+                continue
+            slots = (a,)
+            is_active = active[a]
         else:
             arg_codes = stack[len(stack) - nargs:]
             del stack[len(stack) - nargs:]
             if all(a < 0 for a in arg_codes):
-                push(fold(node, float(apply(op, tuple(folded[~a] for a in arg_codes))),
+                push(fold(node, float(apply(OPS[kind], tuple(folded[~a] for a in arg_codes))),
                           arg_codes))
                 continue
             slots = tuple(a if a >= 0 else const_slot(~a) for a in arg_codes)
@@ -249,7 +257,7 @@ def _lower_tree(order: list[Node], bound: Collection[str], tape: Tape, key_slot:
         c = key_slot.get(key)
         if c is None:
             c = key_slot[key] = len(ops)
-            ops.append(op)
+            ops.append(OPS[kind])
             args_of.append(slots)
             consts.append(0.0)
             active.append(is_active)
