@@ -117,44 +117,68 @@ def _reduce_generic(reducer: tuple, children: list):
 
 
 def _specialise(prepared: tuple) -> tuple:
-    """Specialised reductions for the hot rules; the rest go through ``_reduce_generic``.
+    """The driver's form of the tables: symbols numbered, each state's row a list indexed by
+    symbol (a refused symbol holds the action of an error entry), and specialised reductions
+    for the hot rules; the rest go through ``_reduce_generic``.
 
     ``how``: 0 pass one child through, 1 a binary op node, 2 generic, 3 a number, 4 a name,
     5 generic that makes a new node (a call, a negation), so the driver records it, 6 a call
-    with arguments, 7 a list of one argument."""
+    with arguments, 7 a list of one argument, 8 refused (the error entry)."""
     start, end, states, reducers = prepared
+    symbols: dict[str, int] = {}
+    for name in ("NAME", "NUMBER", "POW", "_NL", "$END", *_PUNCT.values()):
+        symbols.setdefault(name, len(symbols))
+    for row in states:
+        for name in row:
+            symbols.setdefault(name, len(symbols))
+    for r in reducers:
+        symbols.setdefault(r[1], len(symbols))
+    if len(states) >= 1 << 10 or len(symbols) >= 1 << 10:
+        raise ValueError("parse tables too large for the fast driver")
+    error = ~len(reducers)
+    rows = []
+    for row in states:
+        flat = [error] * len(symbols)
+        for name, action in row.items():
+            if not -len(reducers) <= action < len(states):
+                raise ValueError("parse table action out of range")
+            flat[symbols[name]] = action
+        rows.append(flat)
     fast = []
     for r in reducers:
         size, origin, kinds, alias, expand1, inline = r
+        goto = symbols[origin]
         if not inline and expand1 and alias is None and kinds.count(_KEEP) == 1 \
                 and _SPLICE not in kinds:
-            fast.append((size, 0, kinds.index(_KEEP), origin))  # pass one child through
+            fast.append((size, 0, kinds.index(_KEEP), goto))  # pass one child through
         elif alias in ("add", "sub", "mul", "div", "pow") and kinds == (_KEEP, _DROP, _KEEP) \
                 or alias == "pow" and kinds == (_KEEP, _KEEP, _KEEP):
-            fast.append((size, 1, alias, origin))
+            fast.append((size, 1, alias, goto))
         elif alias == "number" and size == 1:
-            fast.append((size, 3, None, origin))
+            fast.append((size, 3, None, goto))
         elif alias == "name" and size == 1:
-            fast.append((size, 4, None, origin))
+            fast.append((size, 4, None, goto))
         elif alias == "call" and kinds == (_KEEP, _DROP, _KEEP, _DROP):
-            fast.append((size, 6, None, origin))  # NAME "(" arguments ")"
+            fast.append((size, 6, None, goto))  # NAME "(" arguments ")"
         elif alias is None and origin == "arguments" and kinds == (_KEEP,):
-            fast.append((size, 7, None, origin))  # one argument
+            fast.append((size, 7, None, goto))  # one argument
         elif alias in ("call", "call0", "neg"):
-            fast.append((size, 5, r, origin))
+            fast.append((size, 5, r, goto))
         else:
-            fast.append((size, 2, r, origin))
+            fast.append((size, 2, r, goto))
+    fast.append((0, 8, None, -1))  # the error entry
     # Unit chains (atom -> power -> unary -> product -> sum -> expr) resolved once per
     # (state below, state on top, lookahead) and remembered: filled as inputs need them, at
     # most states^2 x terminals entries.
-    units: dict[tuple[int, int, str], int] = {}
-    return start, end, states, fast, units
+    units: dict[int, int] = {}
+    punct = {ch: symbols[name] for ch, name in _PUNCT.items()}
+    return start, end, rows, fast, units, punct
 
 
-def _unit_chain(states: list, reducers: list, below: int, top: int, tok: str) -> int:
+def _unit_chain(states: list, reducers: list, below: int, top: int, tok: int) -> int:
     """The state on top once every unit reduction that ``tok`` calls for on ``top`` (with
     ``below`` under it) is done. Unit reductions replace only the top state, so the chain
-    depends on these three alone. KeyError when ``tok`` is refused on the way."""
+    depends on these three alone."""
     while True:
         action = states[top][tok]
         if action >= 0:
@@ -175,32 +199,33 @@ _SCAN_RE = re.compile(
     r"|((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
     r"|([A-Za-z_][A-Za-z0-9_]*)"
     r"|(\*\*|\^)|([=;+\-*/(),])|([^ \t\f\r]))")
+#: Symbol numbers of the terminals the scanner makes (see ``_specialise``).
+_NAME, _NUMBER, _POW, _NL, _END = range(5)
 
 
 def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Statement]:
     """Parse ``text`` with the tables of :func:`_specialise`; raises one of :data:`REFUSED`
     for any text it does not accept. Every node made is appended to ``order`` (when given):
     for one statement, that is the post-order of its tree (see :func:`adcli.lower.lower`)."""
-    start, end, states, reducers, units = tables
+    start, end, states, reducers, units, punct = tables
     state_stack = [start]
     value_stack: list = []
     push_state, push_value = state_stack.append, value_stack.append
     record = (order if order is not None else []).append
     line, line_start = 1, 0
-    punct = _PUNCT
     tok = value = None
     for m in _SCAN_RE.finditer(text, 0, len(text.rstrip(" \t\f\r"))):
         kind = m.lastindex
         if kind == 4:
-            tok, value = "NAME", (m.group(4), line, m.start(4) - line_start + 1)
+            tok, value = _NAME, (m.group(4), line, m.start(4) - line_start + 1)
         elif kind == 6:
             tok, value = punct[m.group(6)], None
         elif kind == 3:
-            tok, value = "NUMBER", m.group(3)
+            tok, value = _NUMBER, m.group(3)
         elif kind == 5:
-            tok, value = "POW", None
+            tok, value = _POW, None
         elif kind == 2:
-            tok, value = "_NL", None
+            tok, value = _NL, None
             line += 1
             line_start = m.end()
         elif kind == 1:
@@ -209,7 +234,7 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
             raise ValueError("unexpected character")
         while True:
             top = state_stack[-1]
-            action = states[top][tok]  # KeyError: syntax error, Lark reports it
+            action = states[top][tok]
             if action >= 0:
                 push_state(action)
                 push_value(value)
@@ -217,10 +242,11 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
             size, how, info, origin = reducers[~action]
             if size == 1:
                 if how == 0:  # a unit chain: the value stays, only the top state moves
-                    key = (state_stack[-2], top, tok)
+                    below = state_stack[-2]
+                    key = below << 20 | top << 10 | tok
                     found = units.get(key)
                     if found is None:
-                        found = units[key] = _unit_chain(states, reducers, key[0], top, tok)
+                        found = units[key] = _unit_chain(states, reducers, below, top, tok)
                     state_stack[-1] = found
                     continue
                 if how == 4:
@@ -247,6 +273,8 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
                 record(result)
             elif how == 0:
                 result = value_stack[info - size]
+            elif how == 8:
+                raise KeyError("syntax error")  # Lark reports it
             else:
                 result = _reduce_generic(info, value_stack[-size:] if size else [])
                 if how == 5:
@@ -257,7 +285,7 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
             push_state(states[state_stack[-1]][origin])
             push_value(result)
     while True:
-        action = states[state_stack[-1]]["$END"]
+        action = states[state_stack[-1]][_END]
         if action >= 0:
             raise ValueError("shift at end")
         size, how, info, origin = reducers[~action]
@@ -279,6 +307,8 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
             record(result)
         elif how == 7:
             result = (children[0],)
+        elif how == 8:
+            raise KeyError("syntax error at the end")  # Lark reports it
         else:
             result = _reduce_generic(info, children)
             if how == 5:
@@ -290,4 +320,3 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
         push_value(result)
         if state_stack[-1] == end:
             return value_stack[-1]
-
