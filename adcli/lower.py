@@ -199,6 +199,20 @@ def _lower_tree(order: list[Node], bound: Collection[str], tape: Tape, key_slot:
     inputs, labels, positions = tape.inputs, tape.labels, tape.positions
     stack: list[int] = []
     push, pop = stack.append, stack.pop
+    # The slot of each constant value already emitted, keyed by the float: where float
+    # equality is bit equality (not 0.0 or -0.0, not nan) the same key as const_slot's, so a
+    # hit is const_slot's answer without packing the bits (W5's "^2" reads one "2" n times).
+    emitted: dict[float, int] = {}
+
+    def const_read(k: int) -> int:
+        value = folded[k]
+        slot = emitted.get(value)
+        if slot is None:
+            slot = const_slot(k)
+            if value == value and value != 0.0:
+                emitted[value] = slot
+        return slot
+
     for node in order:
         kind = node.op
         if kind == "var":
@@ -231,9 +245,9 @@ def _lower_tree(order: list[Node], bound: Collection[str], tape: Tape, key_slot:
                                  (a, b))
                 continue
             if a < 0:
-                a = const_slot(~a)
+                a = emitted.get(folded[~a]) or const_read(~a)
             if b < 0:
-                b = const_slot(~b)
+                b = emitted.get(folded[~b]) or const_read(~b)
             slots: tuple[int, ...] = (a, b)
             is_active = active[a] or active[b]
         elif nargs == 1:

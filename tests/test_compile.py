@@ -403,6 +403,25 @@ def test_errors_still_come_from_lark(source: str) -> None:
     assert fast_err.value.render() == lark_err.value.render()
 
 
+@pytest.mark.parametrize("source", [
+    "x" + " " * 1_000_000, " \t" * 500_000 + "x", "x +" + " " * 1_000_000 + "y",
+    "x" + " " * 1_000_000 + "$", "x" + " \r\n" * 300_000, "x" + "\f" * 1_000_000 + "\x0b",
+])
+def test_long_blank_runs_scan_in_linear_time(source: str) -> None:
+    """Blanks are matched in front of each token, and trailing ones cut off before the scan,
+    so a long run never makes the scanner backtrack over it again at every position (that
+    would be 10^12 steps here). Accepted or refused exactly as Lark would."""
+    try:
+        fast = tree(_fast_parse(source))
+    except REFUSED:
+        fast = None
+    if fast is not None:
+        assert fast == tree(_lark_parse(source))
+    else:
+        with pytest.raises(adcli.AdcliError):
+            parse_program(source, max_bytes=None)
+
+
 def test_a_bug_in_the_fast_driver_is_not_taken_for_a_syntax_error(monkeypatch) -> None:
     """Only the driver's documented refusals hand the text to the explainer and Lark; any other
     exception is a bug and must surface, not be papered over by a silent fallback."""
