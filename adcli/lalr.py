@@ -126,7 +126,7 @@ def _specialise(prepared: tuple) -> tuple:
     with arguments, 7 a list of one argument, 8 refused (the error entry)."""
     start, end, states, reducers = prepared
     symbols: dict[str, int] = {}
-    for name in ("NAME", "NUMBER", "POW", "_NL", "$END", *_PUNCT.values()):
+    for name in (*_SCANNED, "$END"):  # numbered as the scanner's groups, from 0
         symbols.setdefault(name, len(symbols))
     for row in states:
         for name in row:
@@ -171,8 +171,7 @@ def _specialise(prepared: tuple) -> tuple:
     # (state below, state on top, lookahead) and remembered: filled as inputs need them, at
     # most states^2 x terminals entries.
     units: dict[int, int] = {}
-    punct = {ch: symbols[name] for ch, name in _PUNCT.items()}
-    return start, end, rows, fast, units, punct
+    return start, end, rows, fast, units
 
 
 def _unit_chain(states: list, reducers: list, below: int, top: int, tok: int) -> int:
@@ -194,42 +193,40 @@ def _unit_chain(states: list, reducers: list, below: int, top: int, tok: int) ->
 #: it), so matches are contiguous and no gap check is needed; trailing blanks are cut off
 #: first (``endpos``), so the blank run never backtracks. The tokens start with distinct
 #: characters (``**`` is tried before ``*``), so the order of the groups only sets how soon
-#: the common ones are found: 1 NAME, 2 POW, 3 punctuation, 4 NUMBER, 5 NL, 6 COMMENT,
-#: 7 anything else.
+#: the common ones are found. Group k is the terminal numbered k - 1 by ``_specialise``.
+_SCANNED = ("NAME", "POW", "PLUS", "STAR", "LPAR", "RPAR", "MINUS", "SLASH", "COMMA", "EQUAL",
+            "SEMICOLON", "NUMBER", "_NL")
 _SCAN_RE = re.compile(
-    r"[ \t\f\r]*(?:([A-Za-z_][A-Za-z0-9_]*)|(\*\*|\^)|([=;+\-*/(),])"
+    r"[ \t\f\r]*(?:([A-Za-z_][A-Za-z0-9_]*)|(\*\*|\^)|(\+)|(\*)|(\()|(\))|(-)|(/)|(,)|(=)|(;)"
     r"|((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)|(\r?\n)|(#[^\n]*)"
     r"|([^ \t\f\r]))")
-#: Symbol numbers of the terminals the scanner makes (see ``_specialise``).
-_NAME, _NUMBER, _POW, _NL, _END = range(5)
+_NUMBER_GROUP, _NL_GROUP, _COMMENT_GROUP = 12, 13, 14
+_END = len(_SCANNED)  # the symbol number of "$END"
 
 
 def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Statement]:
     """Parse ``text`` with the tables of :func:`_specialise`; raises one of :data:`REFUSED`
     for any text it does not accept. Every node made is appended to ``order`` (when given):
     for one statement, that is the post-order of its tree (see :func:`adcli.lower.lower`)."""
-    start, end, states, reducers, units, punct = tables
+    start, end, states, reducers, units = tables
     state_stack = [start]
     value_stack: list = []
     push_state, push_value = state_stack.append, value_stack.append
     record = (order if order is not None else []).append
     line, line_start = 1, 0
-    tok = value = None
     for m in _SCAN_RE.finditer(text, 0, len(text.rstrip(" \t\f\r"))):
         kind = m.lastindex
         if kind == 1:
-            tok, value = _NAME, (m.group(1), line, m.start(1) - line_start + 1)
-        elif kind == 3:
-            tok, value = punct[m.group(3)], None
-        elif kind == 4:
-            tok, value = _NUMBER, m.group(4)
-        elif kind == 2:
-            tok, value = _POW, None
-        elif kind == 5:
-            tok, value = _NL, None
+            tok, value = 0, (m.group(1), line, m.start(1) - line_start + 1)
+        elif kind < _NUMBER_GROUP:  # an operator or punctuation
+            tok, value = kind - 1, None
+        elif kind == _NUMBER_GROUP:
+            tok, value = kind - 1, m.group(kind)
+        elif kind == _NL_GROUP:
+            tok, value = kind - 1, None
             line += 1
             line_start = m.end()
-        elif kind == 6:
+        elif kind == _COMMENT_GROUP:
             continue
         else:
             raise ValueError("unexpected character")
