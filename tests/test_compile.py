@@ -403,6 +403,21 @@ def test_errors_still_come_from_lark(source: str) -> None:
     assert fast_err.value.render() == lark_err.value.render()
 
 
+def test_fast_parser_sets_every_slot_of_its_nodes() -> None:
+    """The driver makes its commonest nodes slot by slot, bypassing Node's __init__: every slot
+    must still be set, to what __init__ would give."""
+    from adcli.syntax import Node
+
+    program = parse_program("a = 2.5 * x - y ^ 3 / sin(z)\n-a + max(a, 1) + -x")
+    nodes = [n for st_ in program.statements for n in iter_postorder(st_.expr)]
+    assert {n.op for n in nodes} >= {"const", "var", "mul", "pow", "div", "sub", "sin", "neg"}
+    for node in nodes:
+        made = Node(node.op, node.args, node.value, node.name, node.line, node.column)
+        for slot in Node.__slots__:
+            assert getattr(node, slot) == getattr(made, slot), (node, slot)
+        assert type(node.value) is float and type(node.line) is int
+
+
 @pytest.mark.parametrize("source", [
     "x" + " " * 1_000_000, " \t" * 500_000 + "x", "x +" + " " * 1_000_000 + "y",
     "x" + " " * 1_000_000 + "$", "x" + " \r\n" * 30_000, "x" + "\f" * 1_000_000 + "\x0b",
