@@ -218,6 +218,7 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
     push_state, push_value = state_stack.append, value_stack.append
     record = (order if order is not None else []).append
     line, line_start = 1, 0
+    top = start  # always state_stack[-1]
     for m in _SCAN_RE.finditer(text, 0, len(text.rstrip(" \t\f\r"))):
         kind = m.lastindex
         if kind == 1:
@@ -235,11 +236,11 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
         else:
             raise ValueError("unexpected character")
         while True:
-            top = state_stack[-1]
             action = states[top][tok]
             if action >= 0:
                 push_state(action)
                 push_value(value)
+                top = action
                 break
             size, how, info, origin = reducers[~action]
             if size == 1:
@@ -249,7 +250,7 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
                     found = units.get(key)
                     if found is None:
                         found = units[key] = _unit_chain(states, reducers, below, top, tok)
-                    state_stack[-1] = found
+                    state_stack[-1] = top = found
                     continue
                 if how == 4:
                     result = new(Node)
@@ -273,7 +274,7 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
                     if how == 5:
                         record(result)
                 value_stack[-1] = result
-                state_stack[-1] = states[state_stack[-2]][origin]
+                state_stack[-1] = top = states[state_stack[-2]][origin]
                 continue
             if how == 1:
                 result = new(Node)
@@ -297,7 +298,8 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
             if size:
                 del state_stack[-size:]
                 del value_stack[-size:]
-            push_state(states[state_stack[-1]][origin])
+            top = states[state_stack[-1]][origin]
+            push_state(top)
             push_value(result)
     while True:
         action = states[state_stack[-1]][_END]
