@@ -197,8 +197,9 @@ def _lower_tree(order: list[Node], bound: Collection[str], tape: Tape, key_slot:
     dictionary by node identity. Returns the output's code."""
     ops, args_of, consts, active = tape.ops, tape.args, tape.consts, tape.active
     inputs, labels, positions = tape.inputs, tape.labels, tape.positions
-    stack: list[int] = []
+    stack: list = []  # the codes of the arguments waiting for their operation, but the last
     push, pop = stack.append, stack.pop
+    top = 0  # the last code (below it, a placeholder at the bottom of the stack)
     # The slot of each constant value already emitted, keyed by the float: where float
     # equality is bit equality (not 0.0 or -0.0, not nan) the same key as const_slot's, so a
     # hit is const_slot's answer without packing the bits (W5's "^2" reads one "2" n times).
@@ -217,9 +218,10 @@ def _lower_tree(order: list[Node], bound: Collection[str], tape: Tape, key_slot:
         kind = node.op
         if kind == "var":
             name = node.name
+            push(top)
             if name in CONSTANTS and name not in bound:
                 folded.append(CONSTANTS[name])
-                push(~(len(folded) - 1))
+                top = ~(len(folded) - 1)
                 continue
             c = inputs.get(name)
             if c is None:
@@ -230,18 +232,19 @@ def _lower_tree(order: list[Node], bound: Collection[str], tape: Tape, key_slot:
                 active.append(True)
                 labels[c] = name
                 positions[name] = (node.line, node.column)
-            push(c)
+            top = c
             continue
         if kind == "const":  # fold(node, node.value, ()), spelled out: one per literal
+            push(top)
             folded.append(node.value)
-            push(~(len(folded) - 1))
+            top = ~(len(folded) - 1)
             continue
         nargs = len(node.args)
         if nargs == 2:
-            b = pop()
-            a = stack[-1]
+            b = top
+            a = pop()
             if a < 0 and b < 0:
-                stack[-1] = fold(node, float(apply(OPS[kind], (folded[~a], folded[~b]))),
+                top = fold(node, float(apply(OPS[kind], (folded[~a], folded[~b]))),
                                  (a, b))
                 continue
             if a < 0:
@@ -251,22 +254,22 @@ def _lower_tree(order: list[Node], bound: Collection[str], tape: Tape, key_slot:
             slots: tuple[int, ...] = (a, b)
             is_active = active[a] or active[b]
         elif nargs == 1:
-            a = stack[-1]
+            a = top
             if a < 0:
-                stack[-1] = fold(node, float(apply(OPS[kind], (folded[~a],))), (a,))
+                top = fold(node, float(apply(OPS[kind], (folded[~a],))), (a,))
                 continue
             slots = (a,)
             is_active = active[a]
         else:
+            push(top)
             arg_codes = stack[len(stack) - nargs:]
             del stack[len(stack) - nargs:]
             if all(a < 0 for a in arg_codes):
-                push(fold(node, float(apply(OPS[kind], tuple(folded[~a] for a in arg_codes))),
-                          arg_codes))
+                top = fold(node, float(apply(OPS[kind], tuple(folded[~a] for a in arg_codes))),
+                           arg_codes)
                 continue
             slots = tuple(a if a >= 0 else const_slot(~a) for a in arg_codes)
             is_active = any(active[s] for s in slots)
-            push(0)
         key = (kind, slots)
         c = key_slot.get(key)
         if c is None:
@@ -275,8 +278,8 @@ def _lower_tree(order: list[Node], bound: Collection[str], tape: Tape, key_slot:
             args_of.append(slots)
             consts.append(0.0)
             active.append(is_active)
-        stack[-1] = c
-    return stack[-1]
+        top = c
+    return top
 
 
 def _source_of(node: Node, limit: int = 60) -> str:
