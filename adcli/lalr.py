@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from itertools import chain
 
 from .ops import FUNCTIONS
 from .syntax import Node, Statement, const, var
@@ -188,20 +190,62 @@ def _unit_chain(states: list, reducers: list, below: int, top: int, tok: int) ->
         top = states[below][origin]
 
 
-#: One scan of the whole text: optional blanks, then exactly one token. Every position holds
-#: a token or trailing blanks (the last group takes any other character: the driver refuses
-#: it), so matches are contiguous and no gap check is needed; trailing blanks are cut off
-#: first (``endpos``), so the blank run never backtracks. The tokens start with distinct
-#: characters (``**`` is tried before ``*``), so the order of the groups only sets how soon
-#: the common ones are found. Group k is the terminal numbered k - 1 by ``_specialise``.
+#: The terminals the scanner makes, numbered from 0 in this order by ``_specialise``.
 _SCANNED = ("NAME", "POW", "PLUS", "STAR", "LPAR", "RPAR", "MINUS", "SLASH", "COMMA", "EQUAL",
             "SEMICOLON", "NUMBER", "_NL")
-_SCAN_RE = re.compile(
-    r"[ \t\f\r]*(?:([A-Za-z_][A-Za-z0-9_]*)|(\*\*|\^)|(\+)|(\*)|(\()|(\))|(-)|(/)|(,)|(=)|(;)"
-    r"|((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)|(\r?\n)|(#[^\n]*)"
-    r"|([^ \t\f\r]))")
-_NUMBER_GROUP, _NL_GROUP, _COMMENT_GROUP = 12, 13, 14
 _END = len(_SCANNED)  # the symbol number of "$END"
+#: Every token with the blanks before it, one string each (``findall``: no match objects).
+#: Every position holds a token or trailing blanks (the last alternative takes any other
+#: character: the driver refuses it), so the strings are contiguous and their lengths give
+#: the positions; trailing blanks are cut off first (``endpos``), so no blank run is ever
+#: rescanned. The patterns are Lark's terminals (``_TERMINAL_PATTERNS``, checked against the
+#: grammar), without capturing groups; "**" comes before the last branch, which takes "*".
+_WORD_RE = re.compile(r"[ \t\f\r]*(?:" + "|".join((
+    _TERMINAL_PATTERNS["NAME"], r"\*\*", _TERMINAL_PATTERNS["NUMBER"].replace("(", "(?:"),
+    _TERMINAL_PATTERNS["_NL"], _TERMINAL_PATTERNS["COMMENT"], r"[^ \t\f\r]")) + ")")
+#: Tokens known by their whole text: operators, punctuation and the new line.
+_FIXED = {text: _SCANNED.index(name) for text, name in (
+    ("**", "POW"), ("^", "POW"), ("+", "PLUS"), ("*", "STAR"), ("(", "LPAR"), (")", "RPAR"),
+    ("-", "MINUS"), ("/", "SLASH"), (",", "COMMA"), ("=", "EQUAL"), (";", "SEMICOLON"),
+    ("\n", "_NL"))}
+#: The others by their first character: 0 a name, 1 a number (or a lone "."), 2 a comment.
+_FIRST = dict.fromkeys("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_", 0)
+_FIRST.update(dict.fromkeys("0123456789.", 1), **{"#": 2})
+#: Where a token surely ends (outside comments), to cut the text into windows for the
+#: scanner: after a character that is a whole token and never inside one (not + or -, inside
+#: "1e+5", not *, inside "**"), or before a blank that follows a token (a blank is inside no
+#: token). The match ends at the cut.
+_CUT_RE = re.compile(r"[()^,;=/]|(?<=[^ \t\f\r])(?=[ \t\f])")
+_WINDOW = 1 << 16
+
+
+def _windows(text: str, end: int) -> Iterator[tuple[int, int]]:
+    """[a, b) windows covering text[:end], each cut where a token ends (after a new line, or
+    where ``_CUT_RE`` matches outside a comment), so scanning them one by one gives the
+    tokens of the whole text while holding about a window's tokens at a time (a window runs
+    on past ``_WINDOW`` characters until such a place: all of a long line of names, numbers
+    and + - * without blanks, say)."""
+    a = 0
+    while a < end:
+        b = a + _WINDOW
+        if b >= end:
+            yield a, end
+            return
+        cut = text.rfind("\n", a, b) + 1  # after a new line: never inside a token
+        if cut <= a:
+            found = _CUT_RE.search(text, b, end)
+            if found is None:
+                yield a, end
+                return
+            cut = found.end()
+            line = max(a, text.rfind("\n", a, cut) + 1)  # a is never inside a comment
+            if text.find("#", line, cut) >= 0:  # inside a comment: cut after its line
+                cut = text.find("\n", cut, end) + 1
+                if cut <= 0:
+                    yield a, end
+                    return
+        yield a, cut
+        a = cut
 
 
 def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Statement]:
@@ -219,22 +263,30 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
     record = (order if order is not None else []).append
     line, line_start = 1, 0
     top = start  # always state_stack[-1]
-    for m in _SCAN_RE.finditer(text, 0, len(text.rstrip(" \t\f\r"))):
-        kind = m.lastindex
-        if kind == 1:
-            tok, value = 0, (m.group(1), line, m.start(1) - line_start + 1)
-        elif kind < _NUMBER_GROUP:  # an operator or punctuation
-            tok, value = kind - 1, None
-        elif kind == _NUMBER_GROUP:
-            tok, value = kind - 1, m.group(kind)
-        elif kind == _NL_GROUP:
-            tok, value = kind - 1, None
-            line += 1
-            line_start = m.end()
-        elif kind == _COMMENT_GROUP:
-            continue
+    fixed, first, find_words = _FIXED, _FIRST, _WORD_RE.findall
+    pos = 0  # where the next word starts
+    end_at = len(text.rstrip(" \t\f\r"))
+    # One window's words at a time (see _windows), chained into one stream.
+    for word in chain.from_iterable(find_words(text, a, b) for a, b in _windows(text, end_at)):
+        t = word.lstrip(" \t\f\r")
+        tok = fixed.get(t)
+        if tok is None:
+            kind = first.get(t[0], 3)
+            if kind == 0:
+                tok, value = 0, (t, line, pos + len(word) - len(t) - line_start + 1)
+            elif kind == 1 and t != ".":
+                tok, value = 11, t
+            elif kind == 2:  # a comment
+                pos += len(word)
+                continue
+            else:
+                raise ValueError("unexpected character")
         else:
-            raise ValueError("unexpected character")
+            value = None
+            if tok == 12:  # a new line
+                line += 1
+                line_start = pos + len(word)
+        pos += len(word)
         while True:
             action = states[top][tok]
             if action >= 0:

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import adcli
-from adcli import sweeps
+from adcli import lalr, sweeps
 from adcli.fast import columns, policy
 from adcli.fast.codegen import literal
 from adcli.fast.levelled import Levelled
@@ -435,6 +435,63 @@ def test_long_blank_runs_scan_in_linear_time(source: str) -> None:
     else:
         with pytest.raises(adcli.AdcliError):
             parse_program(source, max_bytes=None)
+
+
+#: Pieces of text for random inputs: every kind of token, the look-alikes ("1e", "e+5",
+#: "**" and "*", "." alone), comments, blanks of every kind and characters no token takes.
+_PIECES = ("x", "y1", "e", "pi", "sin", "max", "2", "1.", ".5", "1e", "1e+5", "2E-3", ".", "e+5",
+           "+", "-", "*", "**", "^", "/", "(", ")", ",", ";", "=", " ", "  ", "\t", "\f", "\r",
+           "\n", "\r\n", "# c", "#(", "$", "é", "\x0b")
+
+
+def _random_texts(count: int, seed: int) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    return ["".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 14)))
+            for _ in range(count)]
+
+
+def test_fast_parser_accepts_nothing_lark_refuses() -> None:
+    """On random token soup, whatever the fast driver accepts Lark accepts, as the same tree;
+    whatever it refuses it refuses in the documented way (the parser then asks Lark)."""
+    accepted = 0
+    for text in _random_texts(4000, 15):
+        try:
+            fast = tree(_fast_parse(text))
+        except REFUSED:
+            continue
+        assert fast == tree(_lark_parse(text)), repr(text)
+        accepted += 1
+    assert accepted > 200
+
+
+@pytest.mark.parametrize("window", [1, 3, 7, 64])
+def test_scanning_in_windows_gives_the_tokens_of_the_whole(window: int, monkeypatch) -> None:
+    """The scanner reads the text in windows cut only where a token ends: the words of the
+    windows are the words of the whole text, and the trees are the same, at any window size."""
+    texts = _random_texts(1500, window) + [
+        "x + y*2 # a comment (with, cuts; = / ^)\n z ^ 1e+5 - (a/b)", "xy+1e-5*yz" * 20,
+        "a = 1 # (\r\nb = 2 #\n a*b", " \t " + "(x)" * 30 + "  \f ", "x;" * 40]
+    assert lalr._WORD_RE.groups == 0  # findall gives whole words, not groups
+    for text in texts:
+        end = len(text.rstrip(" \t\f\r"))
+        whole = lalr._WORD_RE.findall(text, 0, end)
+        assert "".join(whole) == text[:end]  # contiguous: every character in one word
+        monkeypatch.setattr(lalr, "_WINDOW", window)
+        cuts = list(lalr._windows(text, end))
+        assert [w for a, b in cuts for w in lalr._WORD_RE.findall(text, a, b)] == whole, text
+        assert all(b > a for a, b in cuts) and [b for _, b in cuts][-1:] == ([end] if end else [])
+        try:
+            small = tree(_fast_parse(text))
+        except REFUSED:
+            small = None
+        monkeypatch.setattr(lalr, "_WINDOW", 1 << 16)
+        try:
+            big = tree(_fast_parse(text))
+        except REFUSED:
+            big = None
+        assert small == big, repr(text)
 
 
 def test_a_bug_in_the_fast_driver_is_not_taken_for_a_syntax_error(monkeypatch) -> None:
