@@ -194,6 +194,7 @@ def _unit_chain(states: list, reducers: list, below: int, top: int, tok: int) ->
 _SCANNED = ("NAME", "POW", "PLUS", "STAR", "LPAR", "RPAR", "MINUS", "SLASH", "COMMA", "EQUAL",
             "SEMICOLON", "NUMBER", "_NL")
 _END = len(_SCANNED)  # the symbol number of "$END"
+_NUMBER, _NL = _SCANNED.index("NUMBER"), _SCANNED.index("_NL")
 #: Every token with the blanks before it, one string each (``findall``: no match objects).
 #: Every position holds a token or trailing blanks (the last alternative takes any other
 #: character: the driver refuses it), so the strings are contiguous and their lengths give
@@ -263,7 +264,7 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
     record = (order if order is not None else []).append
     line, line_start = 1, 0
     top = start  # always state_stack[-1]
-    fixed, first, find_words = _FIXED, _FIRST, _WORD_RE.findall
+    fixed, first, find_words, number, new_line = _FIXED, _FIRST, _WORD_RE.findall, _NUMBER, _NL
     pos = 0  # where the next word starts
     end_at = len(text.rstrip(" \t\f\r"))
     # One window's words at a time (see _windows), chained into one stream.
@@ -273,9 +274,9 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
         if tok is None:
             kind = first.get(t[0], 3)
             if kind == 0:
-                tok, value = 0, (t, line, pos + len(word) - len(t) - line_start + 1)
+                tok, value = 0, (t, line, pos + len(word) - len(t) - line_start + 1)  # NAME
             elif kind == 1 and t != ".":
-                tok, value = 11, t
+                tok, value = number, t
             elif kind == 2:  # a comment
                 pos += len(word)
                 continue
@@ -283,7 +284,7 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
                 raise ValueError("unexpected character")
         else:
             value = None
-            if tok == 12:  # a new line
+            if tok == new_line:
                 line += 1
                 line_start = pos + len(word)
         pos += len(word)
