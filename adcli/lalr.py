@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from itertools import chain
 
 from .ops import FUNCTIONS
 from .syntax import Node, Statement, const, var
@@ -67,7 +69,7 @@ def _fast_call(name_tok: tuple, args: tuple) -> Node:
     op = FUNCTIONS[name]  # KeyError: unknown function, Lark reports it
     if len(args) != op.arity:
         raise ValueError("arity")
-    return Node(op.name, args, line=line, column=column)
+    return Node(op.name, args, 0.0, "", line, column)
 
 
 def _reduce_generic(reducer: tuple, children: list):
@@ -117,84 +119,243 @@ def _reduce_generic(reducer: tuple, children: list):
 
 
 def _specialise(prepared: tuple) -> tuple:
-    """Specialised reductions for the hot rules; the rest go through ``_reduce_generic``."""
+    """The driver's form of the tables: symbols numbered, each state's row a list indexed by
+    symbol (a refused symbol holds the action of an error entry), and specialised reductions
+    for the hot rules; the rest go through ``_reduce_generic``.
+
+    ``how``: 0 pass one child through, 1 a binary op node, 2 generic, 3 a number, 4 a name,
+    5 generic that makes a new node (a call, a negation), so the driver records it, 6 a call
+    with arguments, 7 a list of one argument, 8 refused (the error entry)."""
     start, end, states, reducers = prepared
+    symbols: dict[str, int] = {}
+    for name in (*_SCANNED, "$END"):  # numbered as the scanner's groups, from 0
+        symbols.setdefault(name, len(symbols))
+    for row in states:
+        for name in row:
+            symbols.setdefault(name, len(symbols))
+    for r in reducers:
+        symbols.setdefault(r[1], len(symbols))
+    if len(states) >= 1 << 10 or len(symbols) >= 1 << 10:
+        raise ValueError("parse tables too large for the fast driver")
+    error = ~len(reducers)
+    rows = []
+    for row in states:
+        flat = [error] * len(symbols)
+        for name, action in row.items():
+            if not -len(reducers) <= action < len(states):
+                raise ValueError("parse table action out of range")
+            flat[symbols[name]] = action
+        rows.append(flat)
     fast = []
     for r in reducers:
         size, origin, kinds, alias, expand1, inline = r
+        goto = symbols[origin]
         if not inline and expand1 and alias is None and kinds.count(_KEEP) == 1 \
                 and _SPLICE not in kinds:
-            fast.append((size, 0, kinds.index(_KEEP), origin))  # pass one child through
+            fast.append((size, 0, kinds.index(_KEEP), goto))  # pass one child through
         elif alias in ("add", "sub", "mul", "div", "pow") and kinds == (_KEEP, _DROP, _KEEP) \
                 or alias == "pow" and kinds == (_KEEP, _KEEP, _KEEP):
-            fast.append((size, 1, alias, origin))
+            fast.append((size, 1, alias, goto))
         elif alias == "number" and size == 1:
-            fast.append((size, 3, None, origin))
+            fast.append((size, 3, None, goto))
         elif alias == "name" and size == 1:
-            fast.append((size, 4, None, origin))
+            fast.append((size, 4, None, goto))
+        elif alias == "call" and kinds == (_KEEP, _DROP, _KEEP, _DROP):
+            fast.append((size, 6, None, goto))  # NAME "(" arguments ")"
+        elif alias is None and origin == "arguments" and kinds == (_KEEP,):
+            fast.append((size, 7, None, goto))  # one argument
+        elif alias in ("call", "call0", "neg"):
+            fast.append((size, 5, r, goto))
         else:
-            fast.append((size, 2, r, origin))
-    return start, end, states, fast
+            fast.append((size, 2, r, goto))
+    fast.append((0, 8, None, -1))  # the error entry
+    # Unit chains (atom -> power -> unary -> product -> sum -> expr) resolved once per
+    # (state below, state on top, lookahead) and remembered: filled as inputs need them, at
+    # most states^2 x terminals entries.
+    units: dict[int, int] = {}
+    return start, end, rows, fast, units
 
 
-def _fast_parse(text: str, tables: tuple) -> list[Statement]:
-    start, end, states, reducers = tables
+def _unit_chain(states: list, reducers: list, below: int, top: int, tok: int) -> int:
+    """The state on top once every unit reduction that ``tok`` calls for on ``top`` (with
+    ``below`` under it) is done. Unit reductions replace only the top state, so the chain
+    depends on these three alone."""
+    while True:
+        action = states[top][tok]
+        if action >= 0:
+            return top
+        size, how, _info, origin = reducers[~action]
+        if not (how == 0 and size == 1):
+            return top
+        top = states[below][origin]
+
+
+#: The terminals the scanner makes, numbered from 0 in this order by ``_specialise``.
+_SCANNED = ("NAME", "POW", "PLUS", "STAR", "LPAR", "RPAR", "MINUS", "SLASH", "COMMA", "EQUAL",
+            "SEMICOLON", "NUMBER", "_NL")
+_END = len(_SCANNED)  # the symbol number of "$END"
+_NUMBER, _NL = _SCANNED.index("NUMBER"), _SCANNED.index("_NL")
+#: Every token with the blanks before it, one string each (``findall``: no match objects).
+#: Every position holds a token or trailing blanks (the last alternative takes any other
+#: character: the driver refuses it), so the strings are contiguous and their lengths give
+#: the positions; trailing blanks are cut off first (``endpos``), so no blank run is ever
+#: rescanned. The patterns are Lark's terminals (``_TERMINAL_PATTERNS``, checked against the
+#: grammar), without capturing groups; "**" comes before the last branch, which takes "*".
+_WORD_RE = re.compile(r"[ \t\f\r]*(?:" + "|".join((
+    _TERMINAL_PATTERNS["NAME"], r"\*\*", _TERMINAL_PATTERNS["NUMBER"].replace("(", "(?:"),
+    _TERMINAL_PATTERNS["_NL"], _TERMINAL_PATTERNS["COMMENT"], r"[^ \t\f\r]")) + ")")
+#: Tokens known by their whole text: operators, punctuation and the new line.
+_FIXED = {text: _SCANNED.index(name) for text, name in (
+    ("**", "POW"), ("^", "POW"), ("+", "PLUS"), ("*", "STAR"), ("(", "LPAR"), (")", "RPAR"),
+    ("-", "MINUS"), ("/", "SLASH"), (",", "COMMA"), ("=", "EQUAL"), (";", "SEMICOLON"),
+    ("\n", "_NL"))}
+#: The others by their first character: 0 a name, 1 a number (or a lone "."), 2 a comment.
+_FIRST = dict.fromkeys("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_", 0)
+_FIRST.update(dict.fromkeys("0123456789.", 1), **{"#": 2})
+#: Where a token surely ends (outside comments), to cut the text into windows for the
+#: scanner: after a character that is a whole token and never inside one (not + or -, inside
+#: "1e+5", not *, inside "**"), or before a blank that follows a token (a blank is inside no
+#: token). The match ends at the cut.
+_CUT_RE = re.compile(r"[()^,;=/]|(?<=[^ \t\f\r])(?=[ \t\f])")
+_WINDOW = 1 << 16
+
+
+def _windows(text: str, end: int) -> Iterator[tuple[int, int]]:
+    """[a, b) windows covering text[:end], each cut where a token ends (after a new line, or
+    where ``_CUT_RE`` matches outside a comment), so scanning them one by one gives the
+    tokens of the whole text while holding about a window's tokens at a time (a window runs
+    on past ``_WINDOW`` characters until such a place: all of a long line of names, numbers
+    and + - * without blanks, say)."""
+    a = 0
+    while a < end:
+        b = a + _WINDOW
+        if b >= end:
+            yield a, end
+            return
+        cut = text.rfind("\n", a, b) + 1  # after a new line: never inside a token
+        if cut <= a:
+            found = _CUT_RE.search(text, b, end)
+            if found is None:
+                yield a, end
+                return
+            cut = found.end()
+            line = max(a, text.rfind("\n", a, cut) + 1)  # a is never inside a comment
+            if text.find("#", line, cut) >= 0:  # inside a comment: cut after its line
+                cut = text.find("\n", cut, end) + 1
+                if cut <= 0:
+                    yield a, end
+                    return
+        yield a, cut
+        a = cut
+
+
+def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Statement]:
+    """Parse ``text`` with the tables of :func:`_specialise`; raises one of :data:`REFUSED`
+    for any text it does not accept. Every node made is appended to ``order`` (when given):
+    for one statement, that is the post-order of its tree (see :func:`adcli.lower.lower`)."""
+    start, end, states, reducers, units = tables
+    # The three nodes made most (names, numbers, binary operations) are made here as Node's
+    # __init__ would, slot by slot: a class call costs 0.1 us more a node (0.45 ms of 9 at
+    # W5 n = 1,000). Every slot of Node is set (a test checks every slot is readable).
+    new = object.__new__
     state_stack = [start]
     value_stack: list = []
     push_state, push_value = state_stack.append, value_stack.append
+    record = (order if order is not None else []).append
     line, line_start = 1, 0
-    punct = _PUNCT
-    pos = 0
-    tok = value = None
-    for m in _TOKEN_RE.finditer(text):
-        if m.start() != pos:
-            raise ValueError("unexpected character")
-        pos = m.end()
-        kind = m.lastindex  # 1 WS, 2 COMMENT, 3 NL, 4 NUMBER, 5 NAME, 6 POW, 7 PUNCT
-        if kind == 5:
-            tok, value = "NAME", (m.group(), line, m.start() - line_start + 1)
-        elif kind == 7:
-            tok, value = punct[m.group()], None
-        elif kind == 4:
-            tok, value = "NUMBER", m.group()
-        elif kind <= 2:
-            continue
-        elif kind == 3:
-            tok, value = "_NL", None
-            line += 1
-            line_start = pos
+    top = start  # always state_stack[-1]
+    fixed, first, find_words, number, new_line = _FIXED, _FIRST, _WORD_RE.findall, _NUMBER, _NL
+    pos = 0  # where the next word starts
+    end_at = len(text.rstrip(" \t\f\r"))
+    # One window's words at a time (see _windows), chained into one stream.
+    for word in chain.from_iterable(find_words(text, a, b) for a, b in _windows(text, end_at)):
+        t = word.lstrip(" \t\f\r")
+        tok = fixed.get(t)
+        if tok is None:
+            kind = first.get(t[0], 3)
+            if kind == 0:
+                tok, value = 0, (t, line, pos + len(word) - len(t) - line_start + 1)  # NAME
+            elif kind == 1 and t != ".":
+                tok, value = number, t
+            elif kind == 2:  # a comment
+                pos += len(word)
+                continue
+            else:
+                raise ValueError("unexpected character")
         else:
-            tok, value = "POW", None
+            value = None
+            if tok == new_line:
+                line += 1
+                line_start = pos + len(word)
+        pos += len(word)
         while True:
-            action = states[state_stack[-1]][tok]  # KeyError: syntax error, Lark reports it
+            action = states[top][tok]
             if action >= 0:
                 push_state(action)
                 push_value(value)
+                top = action
                 break
             size, how, info, origin = reducers[~action]
-            if how == 0 and size == 1:  # unit rule: the value stays, only the state moves
-                state_stack[-1] = states[state_stack[-2]][origin]
+            if size == 1:
+                if how == 0:  # a unit chain: the value stays, only the top state moves
+                    below = state_stack[-2]
+                    key = below << 20 | top << 10 | tok
+                    found = units.get(key)
+                    if found is None:
+                        found = units[key] = _unit_chain(states, reducers, below, top, tok)
+                    state_stack[-1] = top = found
+                    continue
+                if how == 4:
+                    result = new(Node)
+                    result.name, result.line, result.column = value_stack[-1]
+                    result.op = "var"
+                    result.args = ()
+                    result.value = 0.0
+                    record(result)
+                elif how == 3:
+                    result = new(Node)
+                    result.op = "const"
+                    result.args = ()
+                    result.value = float(value_stack[-1])
+                    result.name = ""
+                    result.line = result.column = 0
+                    record(result)
+                elif how == 7:
+                    result = (value_stack[-1],)
+                else:
+                    result = _reduce_generic(info, [value_stack[-1]])
+                    if how == 5:
+                        record(result)
+                value_stack[-1] = result
+                state_stack[-1] = top = states[state_stack[-2]][origin]
                 continue
             if how == 1:
-                result = Node(info, (value_stack[-3], value_stack[-1]))
-            elif how == 3:
-                result = const(float(value_stack[-1]))
-            elif how == 4:
-                name, ln, col = value_stack[-1]
-                result = Node("var", name=name, line=ln, column=col)
+                result = new(Node)
+                result.op = info
+                result.args = (value_stack[-3], value_stack[-1])
+                result.value = 0.0
+                result.name = ""
+                result.line = result.column = 0
+                record(result)
+            elif how == 6:
+                result = _fast_call(value_stack[-4], value_stack[-2])
+                record(result)
             elif how == 0:
                 result = value_stack[info - size]
+            elif how == 8:
+                raise KeyError("syntax error")  # Lark reports it
             else:
                 result = _reduce_generic(info, value_stack[-size:] if size else [])
+                if how == 5:
+                    record(result)
             if size:
                 del state_stack[-size:]
                 del value_stack[-size:]
-            push_state(states[state_stack[-1]][origin])
+            top = states[state_stack[-1]][origin]
+            push_state(top)
             push_value(result)
-    if pos != len(text):
-        raise ValueError("unexpected character")
     while True:
-        action = states[state_stack[-1]]["$END"]
+        action = states[state_stack[-1]][_END]
         if action >= 0:
             raise ValueError("shift at end")
         size, how, info, origin = reducers[~action]
@@ -203,13 +364,25 @@ def _fast_parse(text: str, tables: tuple) -> list[Statement]:
             result = children[info]
         elif how == 1:
             result = Node(info, (children[0], children[2]))
+            record(result)
         elif how == 3:
-            result = const(float(children[0]))
+            result = Node("const", (), float(children[0]))
+            record(result)
         elif how == 4:
             name, ln, col = children[0]
-            result = Node("var", name=name, line=ln, column=col)
+            result = Node("var", (), 0.0, name, ln, col)
+            record(result)
+        elif how == 6:
+            result = _fast_call(children[0], children[2])
+            record(result)
+        elif how == 7:
+            result = (children[0],)
+        elif how == 8:
+            raise KeyError("syntax error at the end")  # Lark reports it
         else:
             result = _reduce_generic(info, children)
+            if how == 5:
+                record(result)
         if size:
             del state_stack[-size:]
             del value_stack[-size:]

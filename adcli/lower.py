@@ -9,7 +9,7 @@ bound, or an input variable.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from .errors import AdcliError, NameResolutionError
 from .ops import CONSTANTS, OPS, apply, const_key
@@ -78,7 +78,7 @@ def lower(program: Program, bound: Collection[str] = (), *,
 
     def const_slot(k: int) -> int:
         value = folded[k]
-        key = _const_key(value)
+        key = (CONST, const_key(value))  # as _const_key, spelled out: once per constant read
         slot = key_slot.get(key)
         if slot is None:
             slot = key_slot[key] = len(ops)
@@ -98,11 +98,18 @@ def lower(program: Program, bound: Collection[str] = (), *,
         return ~k
 
     # Post-order first, then one plain loop: every node's arguments are lowered before it.
-    order = iter_postorder(program.output, let_expr)
+    order = _parsed_postorder(program)
+    tree = order is not None
+    if order is None:
+        order = iter_postorder(program.output, let_expr)
     if max_nodes is not None and len(order) > max_nodes:
         raise AdcliError(
             f"the expression has {len(order):,} nodes, over the limit of {max_nodes:,} that "
             "keeps memory under about 1 GB", hint="lift it with --max-size 0 (no limits)")
+    if tree:  # one bare expression as parsed: a tree, so argument codes come off a stack
+        out = _lower_tree(order, bound, tape, key_slot, folded, const_slot, fold)
+        tape.output = out if out >= 0 else const_slot(~out)
+        return tape
     for node in order:
         kind = node.op
         if kind == "const":
@@ -167,6 +174,112 @@ def lower(program: Program, bound: Collection[str] = (), *,
         if name is not None:
             labels[tape.output] = name
     return tape
+
+
+def _parsed_postorder(program: Program) -> list[Node] | None:
+    """The parser's record of a one-statement program's nodes in the order it made them, when
+    it still describes the program: in an LR parse every node is made after its arguments and
+    each argument list left to right, so that is :func:`iter_postorder` of the tree (every node
+    distinct: no sharing before hash-consing), without walking it again."""
+    order = program.postorder
+    if order is None or len(program.statements) != 1 or program.statements[0].name is not None:
+        return None
+    if not order or order[-1] is not program.output:
+        return None
+    return order
+
+
+def _lower_tree(order: list[Node], bound: Collection[str], tape: Tape, key_slot: dict,
+                folded: list[float], const_slot: Callable[[int], int],
+                fold: Callable[..., int]) -> int:
+    """The loop of :func:`lower` for a tree in post-order (no let bindings): the same tape,
+    with each node's code pushed on a stack and its arguments' codes popped, instead of a
+    dictionary by node identity. Returns the output's code."""
+    ops, args_of, consts, active = tape.ops, tape.args, tape.consts, tape.active
+    inputs, labels, positions = tape.inputs, tape.labels, tape.positions
+    stack: list = []  # the codes of the arguments waiting for their operation, but the last
+    push, pop = stack.append, stack.pop
+    top = 0  # the last code (below it, a placeholder at the bottom of the stack)
+    # The slot of each constant value already emitted, keyed by the float: where float
+    # equality is bit equality (not 0.0 or -0.0, not nan) the same key as const_slot's, so a
+    # hit is const_slot's answer without packing the bits (W5's "^2" reads one "2" n times).
+    emitted: dict[float, int] = {}
+
+    def const_read(k: int) -> int:
+        value = folded[k]
+        slot = emitted.get(value)
+        if slot is None:
+            slot = const_slot(k)
+            if value == value and value != 0.0:
+                emitted[value] = slot
+        return slot
+
+    for node in order:
+        kind = node.op
+        if kind == "var":
+            name = node.name
+            push(top)
+            if name in CONSTANTS and name not in bound:
+                folded.append(CONSTANTS[name])
+                top = ~(len(folded) - 1)
+                continue
+            c = inputs.get(name)
+            if c is None:
+                c = inputs[name] = len(ops)
+                ops.append(VAR)
+                args_of.append(())
+                consts.append(0.0)
+                active.append(True)
+                labels[c] = name
+                positions[name] = (node.line, node.column)
+            top = c
+            continue
+        if kind == "const":  # fold(node, node.value, ()), spelled out: one per literal
+            push(top)
+            folded.append(node.value)
+            top = ~(len(folded) - 1)
+            continue
+        nargs = len(node.args)
+        if nargs == 2:
+            b = top
+            a = pop()
+            if a < 0 and b < 0:
+                top = fold(node, float(apply(OPS[kind], (folded[~a], folded[~b]))),
+                                 (a, b))
+                continue
+            if a < 0:
+                a = emitted.get(folded[~a]) or const_read(~a)
+            if b < 0:
+                b = emitted.get(folded[~b]) or const_read(~b)
+            slots: tuple[int, ...] = (a, b)
+            is_active = active[a] or active[b]
+        elif nargs == 1:
+            a = top
+            if a < 0:
+                top = fold(node, float(apply(OPS[kind], (folded[~a],))), (a,))
+                continue
+            slots = (a,)
+            is_active = active[a]
+        else:
+            push(top)
+            arg_codes = stack[len(stack) - nargs:]
+            del stack[len(stack) - nargs:]
+            if all(a < 0 for a in arg_codes):
+                top = fold(node, float(apply(OPS[kind], tuple(folded[~a] for a in arg_codes))),
+                           arg_codes)
+                continue
+            slots = tuple(a if a >= 0 else const_slot(~a) for a in arg_codes)
+            is_active = any(active[s] for s in slots)
+        key = (kind, slots)
+        c = key_slot.get(key)
+        if c is None:
+            c = key_slot[key] = len(ops)
+            ops.append(OPS[kind])
+            args_of.append(slots)
+            consts.append(0.0)
+            active.append(is_active)
+        top = c
+    return top
 
 
 def _source_of(node: Node, limit: int = 60) -> str:

@@ -26,9 +26,10 @@ from .syntax import Program, Statement
 DEFAULT_MAX_SOURCE_BYTES = 2 * 1024 * 1024
 
 
-def _fast_parse(text: str) -> list[Statement]:
-    """The fast driver over the cached tables (raises on any input it does not accept)."""
-    return lalr._fast_parse(text, _fast_reducers())
+def _fast_parse(text: str, order: list | None = None) -> list[Statement]:
+    """The fast driver over the cached tables (raises on any input it does not accept); the
+    nodes it makes are appended to ``order`` in the order made."""
+    return lalr._fast_parse(text, _fast_reducers(), order)
 
 
 def parse_program(text: str, *, max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES) -> Program:
@@ -40,15 +41,17 @@ def parse_program(text: str, *, max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES
     if not text.strip() or all(
             not ln.split("#", 1)[0].strip(" \t\r;") for ln in text.split("\n")):
         raise ParseError("empty expression: nothing to evaluate")
+    order: list | None = []
     try:
-        statements = _fast_parse(text)
+        statements = _fast_parse(text, order)
     except lalr.REFUSED:  # a syntax or name error: say why, as Lark would
         error = _diagnose(text)
         if error is not None:
             error.source = text
             raise error from None
         statements = _lark_parse(text)
-    program = Program(statements, text)
+        order = None
+    program = Program(statements, text, order if len(statements) == 1 else None)
     for stmt in statements[:-1]:
         if stmt.name is None:
             raise ParseError(

@@ -68,6 +68,9 @@ class Program:
 
     statements: list[Statement] = field(default_factory=list)
     source: str = ""
+    #: The parser's list of every node it made, in the order made (the post-order of a
+    #: one-statement program's tree; see :func:`adcli.lower.lower`), or None.
+    postorder: list[Node] | None = field(default=None, repr=False, compare=False)
 
     @property
     def output(self) -> Node:

@@ -11,6 +11,7 @@ import ast
 import math
 import os
 import re
+import struct
 import sys
 import warnings
 from pathlib import Path
@@ -21,16 +22,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import adcli
-from adcli import sweeps
+from adcli import lalr, sweeps
 from adcli.fast import columns, policy
 from adcli.fast.codegen import literal
 from adcli.fast.levelled import Levelled
 from adcli.fast.policy import CompiledTape, guard
 from adcli.fast.scalar import SCALAR_NAMES, interpreter
 from adcli.lalr import REFUSED
+from adcli.lower import lower
 from adcli.ops import OPS
 from adcli.parser import _fast_parse, _lark_parse, parse_program
-from adcli.syntax import iter_postorder
+from adcli.syntax import Program, Statement, iter_postorder
 
 sys.path.insert(0, str(Path(__file__).parent))
 from strategies import programs  # noqa: E402
@@ -404,6 +406,53 @@ def test_fast_parser_cases(source: str) -> None:
     assert tree(_fast_parse(source)) == tree(_lark_parse(source))
 
 
+def tape_facts(tape) -> tuple:
+    """Everything a tape is, with constants as bit patterns (so -0.0 and nan compare)."""
+    return ([tape.op_name(i) for i in range(len(tape))], tape.args,
+            [struct.pack("<d", c) for c in tape.consts], tape.active, list(tape.inputs.items()),
+            sorted(tape.labels.items()), tape.output, tape.positions, tape.folded_from)
+
+
+def assert_same_tapes(source: str) -> None:
+    """The tape lowered from the fast parser's node order (stack-based loop) equals the one
+    lowered from Lark's tree by the general walk: same slots, constants, sharing, labels."""
+    fast = parse_program(source, max_bytes=None)
+    lark = Program(_lark_parse(source), source)
+    assert lark.postorder is None
+    for bound in ((), ("pi",), ("pi", "e")):
+        assert tape_facts(lower(fast, bound)) == tape_facts(lower(lark, bound))
+
+
+@FAST
+@given(programs(defined=False))
+def test_fast_path_lowers_to_the_same_tape_as_lark(example) -> None:
+    assert_same_tapes(example.source)
+    last = re.split(r"[;\n]", example.source)[-1]  # one bare expression: the stack loop
+    assert parse_program(last).postorder is not None
+    assert_same_tapes(last)
+
+
+@pytest.mark.parametrize("source", [
+    " + ".join(f"sin(x{i})*x{i + 1}^2" for i in range(300)), "x", "pi", "2", "-(2*3) + x",
+    "0/0 * x + (1e308*10) * y", "x*pi + e^x - sin(pi)*y", "max(x, pow(y, 2)) - min(x,y)/2/3",
+    "sin(x)*sin(x) + sin(x)*2 + 2*sin(x) + x + x", "-0.0*x + 0.0*x + -x + +x", "relu(-(x))",
+    "(" * 5000 + "x" + ")" * 5000, "-" * 5000 + "x", "x + 1 # c\n", "\n\n x^-y^2 \n",
+])
+def test_fast_path_tape_cases(source: str) -> None:
+    assert_same_tapes(source)
+
+
+def test_a_stale_parse_order_is_not_used() -> None:
+    """A program whose statements were replaced after parsing is walked, not read from the
+    parser's record."""
+    program = parse_program("x + y")
+    other = parse_program("y * x + 2")
+    program.statements = other.statements
+    assert tape_facts(lower(program)) == tape_facts(lower(Program(other.statements)))
+    program.statements = [Statement(None, other.output), *other.statements]
+    assert tape_facts(lower(program)) == tape_facts(lower(Program(program.statements)))
+
+
 @pytest.mark.parametrize("source", ["x +", "sin()", "foo(x)", "x $ y", "sin(x, y)", "(x", "x)",
                                     "= 3", "1e", "x y", "x = ", "pow(x)"])
 def test_errors_still_come_from_lark(source: str) -> None:
@@ -416,19 +465,110 @@ def test_errors_still_come_from_lark(source: str) -> None:
     assert fast_err.value.render() == lark_err.value.render()
 
 
+def test_fast_parser_sets_every_slot_of_its_nodes() -> None:
+    """The driver makes its commonest nodes slot by slot, bypassing Node's __init__: every slot
+    must still be set, to what __init__ would give."""
+    from adcli.syntax import Node
+
+    program = parse_program("a = 2.5 * x - y ^ 3 / sin(z)\n-a + max(a, 1) + -x")
+    nodes = [n for st_ in program.statements for n in iter_postorder(st_.expr)]
+    assert {n.op for n in nodes} >= {"const", "var", "mul", "pow", "div", "sub", "sin", "neg"}
+    for node in nodes:
+        made = Node(node.op, node.args, node.value, node.name, node.line, node.column)
+        for slot in Node.__slots__:
+            assert getattr(node, slot) == getattr(made, slot), (node, slot)
+        assert type(node.value) is float and type(node.line) is int
+
+
+@pytest.mark.parametrize("source", [
+    "x" + " " * 1_000_000, " \t" * 500_000 + "x", "x +" + " " * 1_000_000 + "y",
+    "x" + " " * 1_000_000 + "$", "x" + " \r\n" * 30_000, "x" + "\f" * 1_000_000 + "\x0b",
+])
+def test_long_blank_runs_scan_in_linear_time(source: str) -> None:
+    """Blanks are matched in front of each token, and trailing ones cut off before the scan,
+    so a long run never makes the scanner backtrack over it again at every position (that
+    would be 10^12 steps here). Accepted or refused exactly as Lark would."""
+    try:
+        fast = tree(_fast_parse(source))
+    except REFUSED:
+        fast = None
+    if fast is not None:
+        assert fast == tree(_lark_parse(source))
+    else:
+        with pytest.raises(adcli.AdcliError):
+            parse_program(source, max_bytes=None)
+
+
+#: Pieces of text for random inputs: every kind of token, the look-alikes ("1e", "e+5",
+#: "**" and "*", "." alone), comments, blanks of every kind and characters no token takes.
+_PIECES = ("x", "y1", "e", "pi", "sin", "max", "2", "1.", ".5", "1e", "1e+5", "2E-3", ".", "e+5",
+           "+", "-", "*", "**", "^", "/", "(", ")", ",", ";", "=", " ", "  ", "\t", "\f", "\r",
+           "\n", "\r\n", "# c", "#(", "$", "é", "\x0b")
+
+
+def _random_texts(count: int, seed: int) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    return ["".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 14)))
+            for _ in range(count)]
+
+
+def test_fast_parser_accepts_nothing_lark_refuses() -> None:
+    """On random token soup, whatever the fast driver accepts Lark accepts, as the same tree;
+    whatever it refuses it refuses in the documented way (the parser then asks Lark)."""
+    accepted = 0
+    for text in _random_texts(4000, 15):
+        try:
+            fast = tree(_fast_parse(text))
+        except REFUSED:
+            continue
+        assert fast == tree(_lark_parse(text)), repr(text)
+        accepted += 1
+    assert accepted > 200
+
+
+@pytest.mark.parametrize("window", [1, 3, 7, 64])
+def test_scanning_in_windows_gives_the_tokens_of_the_whole(window: int, monkeypatch) -> None:
+    """The scanner reads the text in windows cut only where a token ends: the words of the
+    windows are the words of the whole text, and the trees are the same, at any window size."""
+    texts = _random_texts(1500, window) + [
+        "x + y*2 # a comment (with, cuts; = / ^)\n z ^ 1e+5 - (a/b)", "xy+1e-5*yz" * 20,
+        "a = 1 # (\r\nb = 2 #\n a*b", " \t " + "(x)" * 30 + "  \f ", "x;" * 40]
+    assert lalr._WORD_RE.groups == 0  # findall gives whole words, not groups
+    for text in texts:
+        end = len(text.rstrip(" \t\f\r"))
+        whole = lalr._WORD_RE.findall(text, 0, end)
+        assert "".join(whole) == text[:end]  # contiguous: every character in one word
+        monkeypatch.setattr(lalr, "_WINDOW", window)
+        cuts = list(lalr._windows(text, end))
+        assert [w for a, b in cuts for w in lalr._WORD_RE.findall(text, a, b)] == whole, text
+        assert all(b > a for a, b in cuts) and [b for _, b in cuts][-1:] == ([end] if end else [])
+        try:
+            small = tree(_fast_parse(text))
+        except REFUSED:
+            small = None
+        monkeypatch.setattr(lalr, "_WINDOW", 1 << 16)
+        try:
+            big = tree(_fast_parse(text))
+        except REFUSED:
+            big = None
+        assert small == big, repr(text)
+
+
 def test_a_bug_in_the_fast_driver_is_not_taken_for_a_syntax_error(monkeypatch) -> None:
     """Only the driver's documented refusals hand the text to the explainer and Lark; any other
     exception is a bug and must surface, not be papered over by a silent fallback."""
     import adcli.lalr
 
-    def broken(text, tables):
+    def broken(text, tables, order=None):
         raise TypeError("a bug")
 
     monkeypatch.setattr(adcli.lalr, "_fast_parse", broken)
     with pytest.raises(TypeError, match="a bug"):
         parse_program("x + 1")
 
-    def refusing(text, tables):
+    def refusing(text, tables, order=None):
         raise KeyError("RPAR")
 
     monkeypatch.setattr(adcli.lalr, "_fast_parse", refusing)
