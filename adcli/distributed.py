@@ -41,6 +41,20 @@ from .partitions import (
 from .sources import PartitionedData, require
 from .tape import Tape
 
+#: The environment of the workers a ``local:N`` cluster starts. Dask's default sets glibc's
+#: MALLOC_TRIM_THRESHOLD_ to 64 KiB (memory goes back to the OS at once), which also fixes the
+#: mmap threshold at 128 KiB: every block temporary of a sweep (512 KiB) was then mapped and
+#: unmapped again, and a worker swept 2.3x slower than the same code in the client (20
+#: partitions of 10^6 rows: 0.149 s against 0.063 s). Large thresholds keep the temporaries
+#: on the heap (0.037 s). BLAS stays at one thread a worker, as Dask sets it.
+WORKER_ENVIRON: dict[str, str | int] = {
+    "MALLOC_TRIM_THRESHOLD_": 128 << 20,
+    "MALLOC_MMAP_THRESHOLD_": 32 << 20,
+    "OMP_NUM_THREADS": 1,
+    "MKL_NUM_THREADS": 1,
+    "OPENBLAS_NUM_THREADS": 1,
+}
+
 #: Data (bytes of its files) up to this fraction of the memory at hand is kept in memory.
 PERSIST_FRACTION = 0.25
 
@@ -124,10 +138,13 @@ class Scheduler:
                                      "from 1 to 256, e.g. local:2")
                 # No dashboard; the scheduler's HTTP server on any free port (not 8787,
                 # which would print a warning when another cluster holds it).
-                self.cluster = LocalCluster(n_workers=int(count), threads_per_worker=1,
-                                            processes=True, dashboard_address=None,
-                                            silence_logs=50,
-                                            scheduler_kwargs={"dashboard_address": ":0"})
+                import dask
+
+                with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}):
+                    self.cluster = LocalCluster(n_workers=int(count), threads_per_worker=1,
+                                                processes=True, dashboard_address=None,
+                                                silence_logs=50,
+                                                scheduler_kwargs={"dashboard_address": ":0"})
                 self.client = Client(self.cluster)
             else:
                 self.client = Client(spec, timeout=10)
