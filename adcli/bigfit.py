@@ -70,25 +70,37 @@ def _function(text: str | tuple[str, str, tuple[str, ...]]) -> Function:
 def partition_normal(columns: dict[str, np.ndarray], rows: int,
                      text: str | tuple[str, str, tuple[str, ...]],
                      fixed: tuple[tuple[str, float], ...], free: tuple[str, ...],
-                     b: tuple[float, ...], mode: str, mean: float = 0.0) -> np.ndarray:
+                     b: tuple[float, ...], mode: str, mean: float = 0.0,
+                     sigma: str | None = None) -> np.ndarray:
     """One partition's sums: ``rss`` -> [rᵀr, rows]; ``normal`` -> [rᵀr, Jᵀr, JᵀJ (p*p),
-    rows]; ``lhs`` -> [Σ y, rows]; ``tss`` -> [Σ (y - mean)², rows] (y: the left side)."""
+    rows]; ``lhs`` -> [Σ w y, Σ w, rows]; ``tss`` -> [Σ w (y - mean)², rows] (y: the left
+    side; w = 1/sigma² with a ``sigma`` column, else 1; r and J are divided by sigma)."""
     p = len(free)
-    size = {"rss": 2, "normal": 2 + p + p * p, "lhs": 2, "tss": 2}[mode]
+    size = {"rss": 2, "normal": 2 + p + p * p, "lhs": 3, "tss": 2}[mode]
     out = np.zeros(size)
     out[-1] = rows
     if rows == 0:
         return out
     formula = _formula(text)
+    weight = None if sigma is None else 1.0 / _sigma_column(columns, sigma)
     if mode in ("lhs", "tss"):
         from .fitting import _side
 
         point: dict[str, Any] = dict(columns)
         y = np.broadcast_to(np.asarray(_side(formula, formula.lhs).eval(point),
                                        dtype=np.float64), (rows,))
-        out[0] = np.sum(y) if mode == "lhs" else np.sum((y - mean) ** 2)
+        if weight is None:  # the unweighted sums keep their bits
+            out[0] = np.sum(y) if mode == "lhs" else np.sum((y - mean) ** 2)
+            if mode == "lhs":
+                out[1] = rows
+            return out
+        w = weight ** 2
+        if mode == "lhs":
+            out[0], out[1] = np.sum(w * y), np.sum(w)
+        else:
+            out[0] = np.sum(w * (y - mean) ** 2)
         return out
-    res = Residuals(formula, columns, None, dict(fixed))
+    res = Residuals(formula, columns, None if sigma is None else columns[sigma], dict(fixed))
     res.function = _function(text)  # one compiled tape per worker, not per partition
     if list(res.free) != list(free):
         raise FitError("the partition's parameters differ from the first partition's")
@@ -105,13 +117,24 @@ def partition_normal(columns: dict[str, np.ndarray], rows: int,
     return out
 
 
+def _sigma_column(columns: dict[str, np.ndarray], sigma: str) -> np.ndarray:
+    """The partition's sigma column, every cell positive and finite (checked per partition:
+    the row number is not known here, the value is)."""
+    col = columns[sigma]
+    bad = np.flatnonzero(~(np.isfinite(col) & (col > 0)))
+    if bad.size:
+        raise FitError(f"sigma column '{sigma}' must be positive and finite; a row holds "
+                       f"{float(col[bad[0]])!r}")
+    return col
+
+
 class NormalSums:
     """Passes over the partitions for one fit: rss(b) and (rss, Jᵀr, JᵀJ)(b)."""
 
     def __init__(self, data: PartitionedData, text: str | tuple[str, str, tuple[str, ...]],
                  free: list[str], fixed: Mapping[str, float], scheduler: Scheduler,
                  on_pass: Callable[[int, int], None] | None = None,
-                 parts: Partitions | None = None) -> None:
+                 parts: Partitions | None = None, sigma: str | None = None) -> None:
         self.parts = parts or Partitions(data, scheduler, f"data '{data.path}'")
         self.path = data.path
         self.text = text
@@ -123,12 +146,14 @@ class NormalSums:
         self.rows = 0
         self.passes = 0
         self.on_pass = on_pass
+        self.sigma = sigma
         #: (b, rss, Jᵀr, JᵀJ) of the last ``normal`` pass
         self.last: tuple[np.ndarray, float, np.ndarray, np.ndarray] | None = None
 
     def _pass(self, b: np.ndarray, mode: str, mean: float = 0.0) -> np.ndarray:
         total = self.parts.sums(partition_normal, (self.text, self.fixed, self.free,
-                                                   tuple(float(v) for v in b), mode, mean))
+                                                   tuple(float(v) for v in b), mode, mean,
+                                                   self.sigma))
         self.rows = int(total[-1])
         self.passes += 1
         if self.on_pass is not None:
@@ -150,7 +175,7 @@ class NormalSums:
     def tss(self) -> float | None:
         """Σ (y - ȳ)² of the left side in two passes (mean first: no cancellation)."""
         first = self._pass(np.zeros(len(self.free)), "lhs")
-        mean = float(first[0] / first[-1])
+        mean = float(first[0] / first[1])
         return float(self._pass(np.zeros(len(self.free)), "tss", mean)[0])
 
 
@@ -237,12 +262,18 @@ def fit_partitioned(text: str, data: PartitionedData, scheduler: Scheduler, *,
                     start: Mapping[str, float] | None = None,
                     fix: Mapping[str, float] | None = None,
                     max_evaluations: int | None = None,
-                    on_pass: Callable[[int, int], None] | None = None) -> FitResult:
-    """Fit ``LHS ~ MODEL`` to partitioned data; the statistics come from JᵀJ at the end."""
+                    on_pass: Callable[[int, int], None] | None = None,
+                    sigma: str | None = None, absolute_sigma: bool = False) -> FitResult:
+    """Fit ``LHS ~ MODEL`` to partitioned data; the statistics come from JᵀJ at the end.
+    ``sigma`` names a column that weights row i by 1/sigma_i² (as in memory); with
+    ``absolute_sigma`` the standard errors take sigma as absolute."""
     began = time.perf_counter()
     formula = parse_formula(text)
     used = formula.names(formula.lhs) | formula.names(formula.model)
-    data = data.select(used, data.dropna)
+    if sigma is not None and sigma not in data.names:
+        raise FitError(f"--sigma '{sigma}' is not a column of the data (columns: "
+                       f"{', '.join(data.names)})")
+    data = data.select(used | ({sigma} if sigma else set()), data.dropna)
     columns = set(data.use or [])
     if not formula.names(formula.lhs) & columns:
         raise FitError("the formula's left side uses no data column; write the response "
@@ -261,13 +292,15 @@ def fit_partitioned(text: str, data: PartitionedData, scheduler: Scheduler, *,
     warnings_ = [f"--from '{n}' is not a parameter; ignored" for n in start if n not in params]
     p = len(free)
     x0 = np.array([float(start.get(n, 0.0)) for n in free])
-    sums = NormalSums(data, text, free, fix, scheduler, on_pass)
+    sums = NormalSums(data, text, free, fix, scheduler, on_pass, sigma=sigma)
     x, status, rss, A = lm_normal(sums, x0, max_evaluations or 1000 * (p + 1))
     rows = sums.rows
     finite = bool(np.isfinite(rss))
     dof = rows - p
     variance = rss / dof if dof > 0 else math.nan
-    se, corr = _statistics(A, variance, free, warnings_) if finite else \
+    weighted = sigma is not None
+    scale = 1.0 if (absolute_sigma and weighted) else variance
+    se, corr = _statistics(A, scale, free, warnings_) if finite else \
         (np.full(p, np.nan), np.full((p, p), np.nan))
     tss = sums.tss() if finite and not (formula.names(formula.lhs) - columns) else None
     parameters = {n: float(v) for n, v in zip(free, x)}
@@ -283,6 +316,7 @@ def fit_partitioned(text: str, data: PartitionedData, scheduler: Scheduler, *,
         iterations=max(sums.jacobians - 1, 0), evaluations=sums.evaluations + sums.jacobians,
         jacobian_evaluations=sums.jacobians, method=METHOD, rows=rows, fixed=fix,
         warnings=warnings_, seconds=time.perf_counter() - began, parsed=formula,
+        absolute_sigma=absolute_sigma and weighted, weighted=weighted,
         predictors=[n for n in tape.inputs if n in columns and
                     n in formula.names(formula.model)])
 

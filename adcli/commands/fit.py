@@ -88,12 +88,14 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
     from ..sources import wants_dask
 
     if wants_dask(data_path, scheduler):
-        if sigma or bounds or plot_path:
-            raise click.UsageError("--sigma, --bounds and --plot are not available with "
+        if bounds or plot_path:
+            raise click.UsageError("--bounds and --plot are not available with "
                                    "partitioned data (Dask) yet")
         live = not as_json and render.live_display_possible()
         result = _fit_on_dask(text, data_path, scheduler, start, fix, max_evaluations, sep,
-                              renames, dropna, live)
+                              renames, dropna, live, sigma, absolute_sigma)
+        if absolute_sigma and sigma is None:
+            render.warn("--absolute-sigma has no effect without --sigma")
         for message in result.warnings:
             render.warn(message)
         if as_json:
@@ -138,7 +140,8 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
 
 def _fit_on_dask(text: str, data_path: str, scheduler: str | None, start: tuple[str, ...],
                  fix: tuple[str, ...], max_evaluations: int | None, sep: str | None,
-                 renames: tuple[str, ...], dropna: bool, live: bool = False):
+                 renames: tuple[str, ...], dropna: bool, live: bool = False,
+                 sigma: str | None = None, absolute_sigma: bool = False):
     """The fit over partitions (adcli.bigfit): Dask imported only here."""
     from ..data import parse_renames, parse_separator
     from ..sources import open_partitioned, require
@@ -157,7 +160,8 @@ def _fit_on_dask(text: str, data_path: str, scheduler: str | None, start: tuple[
         try:
             return fit_partitioned(text, data, where, start=parse_point(start, "--from"),
                                    fix=parse_point(fix, "--fix"),
-                                   max_evaluations=max_evaluations, on_pass=on_pass)
+                                   max_evaluations=max_evaluations, on_pass=on_pass,
+                                   sigma=sigma, absolute_sigma=absolute_sigma)
         finally:
             if live:
                 click.echo("", err=True)
