@@ -34,6 +34,8 @@ from .partitions import (
     frame_sample,
     frame_sums,
     no_leaf,
+    partition_hessian,
+    partition_sums,
     read_block,
     tree_levels,
     tree_node,
@@ -74,35 +76,6 @@ class ClusterError(AdcliError):
     """The computation ran on Dask but could not finish (a lost worker, ...): exit 1."""
 
     exit_code = EXIT_FAILED
-
-
-@functools.lru_cache(maxsize=8)
-def _tape(source: str, bound: tuple[str, ...]) -> Tape:
-    """The tape of ``source`` re-parsed on this worker by adcli's parser (never unpickled)."""
-    from .function import parse
-
-    return parse(source, max_bytes=None).tape(bound)
-
-
-def partition_sums(columns: dict[str, np.ndarray], rows: int, source: str,
-                   bound: tuple[str, ...], names: tuple[str, ...],
-                   fixed: tuple[tuple[str, float], ...], x: tuple[float, ...]) -> np.ndarray:
-    """[sum of the expression over the partition's rows, its gradient w.r.t. ``names``, rows]."""
-    from .fast.policy import compiled
-
-    tape = _tape(source, bound)
-    out = np.zeros(len(names) + 2)
-    out[-1] = rows
-    if rows == 0:
-        return out
-    point: dict[str, Any] = dict(fixed)
-    point.update(columns)
-    point.update(zip(names, (np.float64(v) for v in x)))
-    with np.errstate(all="ignore"):
-        value, grads = compiled(tape).grad_sum(point, list(names))
-    out[0] = value
-    out[1:-1] = grads
-    return out
 
 
 def _split(count: int, groups: int) -> list[tuple[int, int]]:
@@ -482,5 +455,15 @@ class DaskObjective(Objective):
             return value * scale, grad * scale
 
     def hessian(self, x: np.ndarray) -> np.ndarray:
-        raise AdcliError("--method newton is not available for partitioned data (Dask); "
-                         "use bfgs or lbfgs")
+        """The exact Hessian for ``newton``: each partition's p x p Hessian, added in the same
+        fixed tree as the gradients (one more pass over the data per Newton step)."""
+        if self.batch_size is not None:
+            raise AdcliError("--method newton cannot use --batch-size")
+        total = self._parts.sums(partition_hessian, self._args(x))
+        if self.on_pass is not None:
+            self.on_pass(self.passes, self.partitions)
+        rows = int(total[-1])
+        p = len(self.names)
+        scale = 1.0 if self.reduce == "sum" else 1.0 / max(rows, 1)
+        with np.errstate(all="ignore"):
+            return np.asarray(total[:-1], dtype=np.float64).reshape(p, p) * scale

@@ -8,6 +8,7 @@ found by name in the installed adcli, never unpickled code).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import AdcliError
+from .tape import Tape
 
 
 def columns_of(frame: Any) -> dict[str, np.ndarray]:
@@ -27,6 +29,57 @@ def columns_of(frame: Any) -> dict[str, np.ndarray]:
             raise ValueError(f"column '{name}' has a missing or non-finite cell (--dropna "
                              "leaves out the rows with a missing cell)")
         out[str(name)] = col
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _tape(source: str, bound: tuple[str, ...]) -> Tape:
+    """The tape of ``source`` re-parsed on this worker by adcli's parser (never unpickled)."""
+    from .function import parse
+
+    return parse(source, max_bytes=None).tape(bound)
+
+
+def partition_sums(columns: dict[str, np.ndarray], rows: int, source: str,
+                   bound: tuple[str, ...], names: tuple[str, ...],
+                   fixed: tuple[tuple[str, float], ...], x: tuple[float, ...]) -> np.ndarray:
+    """[sum of the expression over the partition's rows, its gradient w.r.t. ``names``, rows]."""
+    from .fast.policy import compiled
+
+    tape = _tape(source, bound)
+    out = np.zeros(len(names) + 2)
+    out[-1] = rows
+    if rows == 0:
+        return out
+    point: dict[str, Any] = dict(fixed)
+    point.update(columns)
+    point.update(zip(names, (np.float64(v) for v in x)))
+    with np.errstate(all="ignore"):
+        value, grads = compiled(tape).grad_sum(point, list(names))
+    out[0] = value
+    out[1:-1] = grads
+    return out
+
+
+def partition_hessian(columns: dict[str, np.ndarray], rows: int, source: str,
+                      bound: tuple[str, ...], names: tuple[str, ...],
+                      fixed: tuple[tuple[str, float], ...], x: tuple[float, ...]
+                      ) -> np.ndarray:
+    """[the Hessian of the partition's sum w.r.t. ``names`` (p*p, row-major), rows]: the
+    exact second derivatives of :mod:`adcli.curvature`, which sums the rows itself."""
+    from .curvature import hessian
+
+    p = len(names)
+    out = np.zeros(p * p + 1)
+    out[-1] = rows
+    if rows == 0:
+        return out
+    point: dict[str, Any] = dict(fixed)
+    point.update(columns)
+    point.update(zip(names, (np.float64(v) for v in x)))
+    with np.errstate(all="ignore"):
+        out[:-1] = np.asarray(hessian(_tape(source, bound), point, list(names)),
+                              dtype=np.float64).ravel()
     return out
 
 

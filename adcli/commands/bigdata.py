@@ -43,8 +43,6 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
         resolved = "bfgs"
     else:
         resolved = resolve_method(method, len(tape.inputs), bool(batch_size))
-    if resolved == "newton":
-        raise click.UsageError("--method newton is not available with partitioned data (Dask)")
     live = not as_json and render.live_display_possible()
 
     def on_pass(count: int, partitions: int) -> None:
