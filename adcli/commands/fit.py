@@ -54,7 +54,8 @@ from .common import (
 @click.option("--max-time", type=FiniteFloat(min=0), default=60.0, show_default=True,
               metavar="SECONDS",
               help="Stop at the best point so far after this long (not converged, exit "
-                   "status 1); 0: no limit. Checked between evaluations.")
+                   "status 1); 0: no limit. Checked between evaluations; not applied to "
+                   "data on Dask.")
 @click.option("--plot", "plot_path", metavar="FILE",
               help="Draw data, fitted curve and residuals to a .png/.svg/.pdf file; needs "
                    "matplotlib (adcli[plot]).")

@@ -79,7 +79,8 @@ METHODS = ["auto", *RULES]
 @click.option("--max-time", type=FiniteFloat(min=0), default=60.0, show_default=True,
               metavar="SECONDS",
               help="Stop at the best point so far after this long (reason time-limit, exit "
-                   "status 1); 0: no limit. Checked between evaluations.")
+                   "status 1); 0: no limit. Checked between evaluations; not applied to "
+                   "data on Dask.")
 @click.option("--data", "data_path", metavar="FILE.csv",
               help="Fit to a CSV file: header names bind columns to variables; the objective "
                    "is the mean of EXPR over the rows. A glob, a directory or Parquet is read "
