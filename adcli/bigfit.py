@@ -82,25 +82,25 @@ def partition_normal(columns: dict[str, np.ndarray], rows: int,
     if rows == 0:
         return out
     formula = _formula(text)
-    weight = None if sigma is None else 1.0 / _sigma_column(columns, sigma)
+    sigmas = None if sigma is None else _sigma_column(columns, sigma)
     if mode in ("lhs", "tss"):
         from .fitting import _side
 
         point: dict[str, Any] = dict(columns)
         y = np.broadcast_to(np.asarray(_side(formula, formula.lhs).eval(point),
                                        dtype=np.float64), (rows,))
-        if weight is None:  # the unweighted sums keep their bits
+        if sigmas is None:  # the unweighted sums keep their bits
             out[0] = np.sum(y) if mode == "lhs" else np.sum((y - mean) ** 2)
             if mode == "lhs":
                 out[1] = rows
             return out
-        w = weight ** 2
+        w = (1.0 / sigmas) ** 2  # as Residuals' weight, squared
         if mode == "lhs":
             out[0], out[1] = np.sum(w * y), np.sum(w)
         else:
             out[0] = np.sum(w * (y - mean) ** 2)
         return out
-    res = Residuals(formula, columns, None if sigma is None else columns[sigma], dict(fixed))
+    res = Residuals(formula, columns, sigmas, dict(fixed))
     res.function = _function(text)  # one compiled tape per worker, not per partition
     if list(res.free) != list(free):
         raise FitError("the partition's parameters differ from the first partition's")

@@ -90,6 +90,17 @@ def lower(program: Program, bound: Collection[str] = (), *,
                 tape.folded_from[slot] = _source_of(origin[k])
         return slot
 
+    def new_input(name: str, node: Node) -> int:
+        """The slot of an input seen for the first time (labelled by its own name)."""
+        c = inputs[name] = len(ops)
+        ops.append(VAR)
+        args_of.append(())
+        consts.append(0.0)
+        active.append(True)
+        labels[c] = name
+        tape.positions[name] = (node.line, node.column)
+        return c
+
     def fold(node: Node, value: float, arg_codes) -> int:
         folded.append(value)
         k = len(folded) - 1
@@ -107,7 +118,7 @@ def lower(program: Program, bound: Collection[str] = (), *,
             f"the expression has {len(order):,} nodes, over the limit of {max_nodes:,} that "
             "keeps memory under about 1 GB", hint="lift it with --max-size 0 (no limits)")
     if tree:  # one bare expression as parsed: a tree, so argument codes come off a stack
-        out = _lower_tree(order, bound, tape, key_slot, folded, const_slot, fold)
+        out = _lower_tree(order, bound, tape, key_slot, folded, const_slot, fold, new_input)
         tape.output = out if out >= 0 else const_slot(~out)
         return tape
     for node in order:
@@ -126,13 +137,7 @@ def lower(program: Program, bound: Collection[str] = (), *,
             else:
                 c = inputs.get(name)
                 if c is None:
-                    c = inputs[name] = len(ops)
-                    ops.append(VAR)
-                    args_of.append(())
-                    consts.append(0.0)
-                    active.append(True)
-                    labels[c] = name
-                    tape.positions[name] = (node.line, node.column)
+                    c = new_input(name, node)
                 code[id(node)] = c
                 continue  # an input is labelled by its own name
         else:
@@ -191,12 +196,12 @@ def _parsed_postorder(program: Program) -> list[Node] | None:
 
 def _lower_tree(order: list[Node], bound: Collection[str], tape: Tape, key_slot: dict,
                 folded: list[float], const_slot: Callable[[int], int],
-                fold: Callable[..., int]) -> int:
+                fold: Callable[..., int], new_input: Callable[[str, Node], int]) -> int:
     """The loop of :func:`lower` for a tree in post-order (no let bindings): the same tape,
     with each node's code pushed on a stack and its arguments' codes popped, instead of a
     dictionary by node identity. Returns the output's code."""
     ops, args_of, consts, active = tape.ops, tape.args, tape.consts, tape.active
-    inputs, labels, positions = tape.inputs, tape.labels, tape.positions
+    inputs = tape.inputs
     stack: list = []  # the codes of the arguments waiting for their operation, but the last
     push, pop = stack.append, stack.pop
     top = 0  # the last code (below it, a placeholder at the bottom of the stack)
@@ -225,13 +230,7 @@ def _lower_tree(order: list[Node], bound: Collection[str], tape: Tape, key_slot:
                 continue
             c = inputs.get(name)
             if c is None:
-                c = inputs[name] = len(ops)
-                ops.append(VAR)
-                args_of.append(())
-                consts.append(0.0)
-                active.append(True)
-                labels[c] = name
-                positions[name] = (node.line, node.column)
+                c = new_input(name, node)
             top = c
             continue
         if kind == "const":  # fold(node, node.value, ()), spelled out: one per literal

@@ -40,6 +40,15 @@ def _tape(source: str, bound: tuple[str, ...]) -> Tape:
     return parse(source, max_bytes=None).tape(bound)
 
 
+def _point(columns: dict[str, np.ndarray], names: tuple[str, ...],
+           fixed: tuple[tuple[str, float], ...], x: tuple[float, ...]) -> dict[str, Any]:
+    """The point a partition is swept at: fixed values, its columns, then the parameters."""
+    point: dict[str, Any] = dict(fixed)
+    point.update(columns)
+    point.update(zip(names, (np.float64(v) for v in x)))
+    return point
+
+
 def partition_sums(columns: dict[str, np.ndarray], rows: int, source: str,
                    bound: tuple[str, ...], names: tuple[str, ...],
                    fixed: tuple[tuple[str, float], ...], x: tuple[float, ...]) -> np.ndarray:
@@ -51,9 +60,7 @@ def partition_sums(columns: dict[str, np.ndarray], rows: int, source: str,
     out[-1] = rows
     if rows == 0:
         return out
-    point: dict[str, Any] = dict(fixed)
-    point.update(columns)
-    point.update(zip(names, (np.float64(v) for v in x)))
+    point = _point(columns, names, fixed, x)
     with np.errstate(all="ignore"):
         value, grads = compiled(tape).grad_sum(point, list(names))
     out[0] = value
@@ -74,9 +81,7 @@ def partition_hessian(columns: dict[str, np.ndarray], rows: int, source: str,
     out[-1] = rows
     if rows == 0:
         return out
-    point: dict[str, Any] = dict(fixed)
-    point.update(columns)
-    point.update(zip(names, (np.float64(v) for v in x)))
+    point = _point(columns, names, fixed, x)
     with np.errstate(all="ignore"):
         out[:-1] = np.asarray(hessian(_tape(source, bound), point, list(names)),
                               dtype=np.float64).ravel()

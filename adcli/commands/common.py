@@ -108,6 +108,15 @@ def max_size_option(f: Callable) -> Callable:
         help="Refuse inputs larger than this (suffixes K, M, G; 0: no limit).")(f)
 
 
+def max_time_option(outcome: str) -> Callable[[Callable], Callable]:
+    """``--max-time`` of minimize and fit; ``outcome`` says how the stop is reported."""
+    return click.option(
+        "--max-time", type=FiniteFloat(min=0), default=60.0, show_default=True,
+        metavar="SECONDS",
+        help=f"Stop at the best point so far after this long ({outcome}, exit status 1); 0: "
+             "no limit. Checked between evaluations; not applied to data on Dask.")
+
+
 def at_option(f: Callable) -> Callable:
     return click.option(
         "--at", "at", multiple=True, metavar="NAME=VALUE,...",

@@ -16,7 +16,6 @@ from .common import (
     DATA_HELP,
     EXPR_HELP,
     ByteSize,
-    FiniteFloat,
     data_options,
     digits_option,
     emit_json,
@@ -24,6 +23,7 @@ from .common import (
     json_option,
     load_data,
     max_size_option,
+    max_time_option,
     parse_point,
     read_source,
 )
@@ -51,11 +51,7 @@ from .common import (
               help="Hold these parameters at these values.")
 @click.option("--max-evaluations", type=click.IntRange(min=1), metavar="N",
               help="Stop after N evaluations of the residuals [default: 1000*(parameters+1)].")
-@click.option("--max-time", type=FiniteFloat(min=0), default=60.0, show_default=True,
-              metavar="SECONDS",
-              help="Stop at the best point so far after this long (not converged, exit "
-                   "status 1); 0: no limit. Checked between evaluations; not applied to "
-                   "data on Dask.")
+@max_time_option("not converged")
 @click.option("--plot", "plot_path", metavar="FILE",
               help="Draw data, fitted curve and residuals to a .png/.svg/.pdf file; needs "
                    "matplotlib (adcli[plot]).")

@@ -41,6 +41,7 @@ from .common import (
     load_data,
     load_function,
     max_size_option,
+    max_time_option,
     parse_names,
     parse_point,
 )
@@ -76,11 +77,7 @@ METHODS = ["auto", *RULES]
 @click.option("--tol", type=FiniteFloat(min=0),
               help="Stop when the gradient's 2-norm is below this [default: "
                    f"{DEFAULT_TOL:g} times its norm at the start, whatever the scale of EXPR].")
-@click.option("--max-time", type=FiniteFloat(min=0), default=60.0, show_default=True,
-              metavar="SECONDS",
-              help="Stop at the best point so far after this long (reason time-limit, exit "
-                   "status 1); 0: no limit. Checked between evaluations; not applied to "
-                   "data on Dask.")
+@max_time_option("reason time-limit")
 @click.option("--data", "data_path", metavar="FILE.csv",
               help="Fit to a CSV file: header names bind columns to variables; the objective "
                    "is the mean of EXPR over the rows. A glob, a directory or Parquet is read "
