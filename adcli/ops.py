@@ -69,6 +69,8 @@ class Op:
     kink: Callable[[tuple], Array] | None = None  # True where the point sits on a kink
     convention: str = ""  # what the partials do at the kink
     const_exponent: bool = False  # arg 1 is an exponent: engines specialise a constant one
+    rule: str = ""  # the differentiation rule by name, as a learner knows it ("product rule")
+    statement: str = ""  # that rule in one line, over the arguments a, b (``adcli explain``)
     # Derived: numpy evaluation (on first use) and partials, and the data engines read.
     fn: Callable[..., Array] = field(init=False)  # the numpy kernel, resolved by __getattr__
     partials: Callable[[tuple, Array], tuple] = field(init=False)
@@ -143,101 +145,139 @@ def _asin_d(E, x):
 _TABLE: list[Op] = [
     # arithmetic
     Op("add", 2, K.ADD, ("1.0", "1.0"), lambda E, a, o: (_c(E, 1), _c(E, 1)),
-       value="{0} + {1}", symbol="+", form="infix", prec=PREC_ADD, assoc="left"),
+       value="{0} + {1}", symbol="+", form="infix", prec=PREC_ADD, assoc="left",
+       rule="sum rule", statement="d(a + b) = da + db"),
     Op("sub", 2, K.SUB, ("1.0", "-1.0"), lambda E, a, o: (_c(E, 1), _c(E, -1)),
-       value="{0} - {1}", symbol="-", form="infix", prec=PREC_ADD, assoc="left"),
+       value="{0} - {1}", symbol="-", form="infix", prec=PREC_ADD, assoc="left",
+       rule="difference rule", statement="d(a - b) = da - db"),
     Op("mul", 2, K.MUL, ("{1}", "{0}"), lambda E, a, o: (a[1], a[0]),
-       value="{0} * {1}", symbol="*", form="infix", prec=PREC_MUL, assoc="left"),
+       value="{0} * {1}", symbol="*", form="infix", prec=PREC_MUL, assoc="left",
+       rule="product rule", statement="d(a*b) = b*da + a*db"),
     Op("div", 2, K.DIV, ("1.0 / {1}", "-{o} / {1}"),
        lambda E, a, o: (E.div(_c(E, 1), a[1]), E.neg(E.div(o, a[1]))),
-       value="{0} / {1}", symbol="/", form="infix", prec=PREC_MUL, assoc="left"),
+       value="{0} / {1}", symbol="/", form="infix", prec=PREC_MUL, assoc="left",
+       rule="quotient rule", statement="d(a/b) = da/b - (a/b)*db/b"),
     Op("neg", 1, K.NEG, ("-1.0",), lambda E, a, o: (_c(E, -1),),
-       value="-{0}", symbol="-", form="prefix", prec=PREC_UNARY),
+       value="-{0}", symbol="-", form="prefix", prec=PREC_UNARY,
+       rule="negation", statement="d(-a) = -da"),
     # a ^ b (also a ** b and pow(a, b)); d/db is nan for a < 0, 0 at a = 0 with b > 0
     Op("pow", 2, (K.f_pow, "power"), ("pow_dbase({0}, {1}, {o})", "pow_dexp({0}, {1}, {o})"),
        lambda E, a, o: (E.mul(a[1], E.power(a[0], E.sub(a[1], _c(E, 1)))),
                         E.mul(o, E.fn("log", a[0]))),
-       symbol="^", form="infix", prec=PREC_POW, assoc="right", const_exponent=True),
+       symbol="^", form="infix", prec=PREC_POW, assoc="right", const_exponent=True,
+       rule="power rule", statement="d(a^b) = b*a^(b - 1)*da + a^b*log(a)*db"),
     # trigonometric: sin and cos from the math module (they gave numpy's bits on 60,000
     # sampled points; tests compare to 1e-12), the others numpy's kernels on a float
-    Op("sin", 1, (math.sin, "sin"), ("cos({0})",), lambda E, a, o: (E.fn("cos", a[0]),)),
+    Op("sin", 1, (math.sin, "sin"), ("cos({0})",), lambda E, a, o: (E.fn("cos", a[0]),),
+       rule="chain rule through sin", statement="d sin(a) = cos(a)*da"),
     Op("cos", 1, (math.cos, "cos"), ("-sin({0})",),
-       lambda E, a, o: (E.neg(E.fn("sin", a[0])),)),
+       lambda E, a, o: (E.neg(E.fn("sin", a[0])),),
+       rule="chain rule through cos", statement="d cos(a) = -sin(a)*da"),
     Op("tan", 1, K.numpy_pair(math.tan, "tan"), ("1.0 + {o} * {o}",),
-       lambda E, a, o: (E.add(_c(E, 1), E.power(o, _c(E, 2))),)),
+       lambda E, a, o: (E.add(_c(E, 1), E.power(o, _c(E, 2))),),
+       rule="chain rule through tan", statement="d tan(a) = (1 + tan(a)^2)*da"),
     Op("asin", 1, K.numpy_pair(math.asin, "arcsin"), ("1.0 / sqrt(1.0 - {0} * {0})",),
-       lambda E, a, o: (_asin_d(E, a[0]),)),  # domain [-1, 1]
+       lambda E, a, o: (_asin_d(E, a[0]),),  # domain [-1, 1]
+       rule="chain rule through asin", statement="d asin(a) = da/sqrt(1 - a^2)"),
     Op("acos", 1, K.numpy_pair(math.acos, "arccos"), ("-1.0 / sqrt(1.0 - {0} * {0})",),
-       lambda E, a, o: (E.neg(_asin_d(E, a[0])),)),  # domain [-1, 1]
+       lambda E, a, o: (E.neg(_asin_d(E, a[0])),),  # domain [-1, 1]
+       rule="chain rule through acos", statement="d acos(a) = -da/sqrt(1 - a^2)"),
     Op("atan", 1, K.numpy_pair(math.atan, "arctan"), ("1.0 / (1.0 + {0} * {0})",),
-       lambda E, a, o: (E.div(_c(E, 1), E.add(_c(E, 1), E.power(a[0], _c(E, 2)))),)),
+       lambda E, a, o: (E.div(_c(E, 1), E.add(_c(E, 1), E.power(a[0], _c(E, 2)))),),
+       rule="chain rule through atan", statement="d atan(a) = da/(1 + a^2)"),
     # hyperbolic
     Op("sinh", 1, K.numpy_pair(math.sinh, "sinh"), ("cosh({0})",),
-       lambda E, a, o: (E.fn("cosh", a[0]),)),
+       lambda E, a, o: (E.fn("cosh", a[0]),),
+       rule="chain rule through sinh", statement="d sinh(a) = cosh(a)*da"),
     Op("cosh", 1, K.numpy_pair(math.cosh, "cosh"), ("sinh({0})",),
-       lambda E, a, o: (E.fn("sinh", a[0]),)),
+       lambda E, a, o: (E.fn("sinh", a[0]),),
+       rule="chain rule through cosh", statement="d cosh(a) = sinh(a)*da"),
     Op("tanh", 1, K.numpy_pair(math.tanh, "tanh"), ("1.0 - {o} * {o}",),
-       lambda E, a, o: (E.sub(_c(E, 1), E.power(o, _c(E, 2))),)),
+       lambda E, a, o: (E.sub(_c(E, 1), E.power(o, _c(E, 2))),),
+       rule="chain rule through tanh", statement="d tanh(a) = (1 - tanh(a)^2)*da"),
     # exponential and logarithms
-    Op("exp", 1, (K.f_exp, "exp"), ("{o}",), lambda E, a, o: (o,)),
-    Op("log", 1, (K.f_log, "log"), ("1.0 / {0}",), lambda E, a, o: (E.div(_c(E, 1), a[0]),)),
+    Op("exp", 1, (K.f_exp, "exp"), ("{o}",), lambda E, a, o: (o,),
+       rule="chain rule through exp", statement="d exp(a) = exp(a)*da"),
+    Op("log", 1, (K.f_log, "log"), ("1.0 / {0}",), lambda E, a, o: (E.div(_c(E, 1), a[0]),),
+       rule="chain rule through log", statement="d log(a) = da/a"),
     Op("log2", 1, K.numpy_pair(math.log2, "log2"), (f"1.0 / ({{0}} * {LN2!r})",),
-       lambda E, a, o: (E.div(_c(E, 1), E.mul(a[0], E.call("log", _c(E, 2)))),)),
+       lambda E, a, o: (E.div(_c(E, 1), E.mul(a[0], E.call("log", _c(E, 2)))),),
+       rule="chain rule through log2", statement="d log2(a) = da/(a*log(2))"),
     Op("log10", 1, K.numpy_pair(math.log10, "log10"), (f"1.0 / ({{0}} * {LN10!r})",),
-       lambda E, a, o: (E.div(_c(E, 1), E.mul(a[0], E.call("log", _c(E, 10)))),)),
+       lambda E, a, o: (E.div(_c(E, 1), E.mul(a[0], E.call("log", _c(E, 10)))),),
+       rule="chain rule through log10", statement="d log10(a) = da/(a*log(10))"),
     # sqrt is exact in IEEE arithmetic: the math module's is numpy's; sqrt'(0) = +inf
-    Op("sqrt", 1, (math.sqrt, "sqrt"), ("0.5 / {o}",), lambda E, a, o: (E.div(_c(E, 0.5), o),)),
+    Op("sqrt", 1, (math.sqrt, "sqrt"), ("0.5 / {o}",), lambda E, a, o: (E.div(_c(E, 0.5), o),),
+       rule="chain rule through sqrt", statement="d sqrt(a) = da/(2*sqrt(a))"),
     # log(1 + a), accurate for small a; domain a >= -1, log1p'(-1) = +inf
     Op("log1p", 1, K.numpy_pair(math.log1p, "log1p"), ("1.0 / (1.0 + {0})",),
-       lambda E, a, o: (E.div(_c(E, 1), E.add(_c(E, 1), a[0])),)),
+       lambda E, a, o: (E.div(_c(E, 1), E.add(_c(E, 1), a[0])),),
+       rule="chain rule through log1p", statement="d log1p(a) = da/(1 + a)"),
     # exp(a) - 1, accurate for small a
     Op("expm1", 1, K.numpy_pair(math.expm1, "expm1"), ("exp({0})",),
-       lambda E, a, o: (E.fn("exp", a[0]),)),
+       lambda E, a, o: (E.fn("exp", a[0]),),
+       rule="chain rule through expm1", statement="d expm1(a) = exp(a)*da"),
     # real cube root, defined for every a; cbrt'(0) = +inf
     Op("cbrt", 1, (K.f_cbrt, "cbrt"), ("1.0 / (3.0 * {o} * {o})",),
-       lambda E, a, o: (E.div(_c(E, 1), E.mul(_c(E, 3), E.power(o, _c(E, 2)))),)),
+       lambda E, a, o: (E.div(_c(E, 1), E.mul(_c(E, 3), E.power(o, _c(E, 2)))),),
+       rule="chain rule through cbrt", statement="d cbrt(a) = da/(3*cbrt(a)^2)"),
     # error function, by scipy.special (loaded on first use)
     Op("erf", 1, K.scipy_pair("erf"), ("1.1283791670955126 * exp(-({0} * {0}))",),
        lambda E, a, o: (E.mul(_c(E, 2 / math.sqrt(math.pi)),
-                              E.fn("exp", E.neg(E.power(a[0], _c(E, 2))))),)),
+                              E.fn("exp", E.neg(E.power(a[0], _c(E, 2))))),),
+       rule="chain rule through erf", statement="d erf(a) = 2/sqrt(pi)*exp(-a^2)*da"),
     # complementary error function 1 - erf(a), by scipy.special (loaded on first use)
     Op("erfc", 1, K.scipy_pair("erfc"), ("-1.1283791670955126 * exp(-({0} * {0}))",),
        lambda E, a, o: (E.mul(_c(E, -2 / math.sqrt(math.pi)),
-                              E.fn("exp", E.neg(E.power(a[0], _c(E, 2))))),)),
+                              E.fn("exp", E.neg(E.power(a[0], _c(E, 2))))),),
+       rule="chain rule through erfc", statement="d erfc(a) = -2/sqrt(pi)*exp(-a^2)*da"),
     # atan2(y, x): the angle of the point (x, y); no derivative at the origin (nan there)
     Op("atan2", 2, K.numpy_pair(math.atan2, "arctan2", 2),
        ("{1} / ({0} * {0} + {1} * {1})", "-{0} / ({0} * {0} + {1} * {1})"),
        lambda E, a, o: (E.div(a[1], _sumsq(E, a)), E.neg(E.div(a[0], _sumsq(E, a)))),
        kink=lambda a: (a[0] == 0) & (a[1] == 0),
-       convention="atan2 has no derivative at (0, 0): nan"),
+       convention="atan2 has no derivative at (0, 0): nan",
+       rule="chain rule through atan2", statement="d atan2(a, b) = (b*da - a*db)/(a^2 + b^2)"),
     # hypot(x, y) = sqrt(x^2 + y^2) without overflow; a norm: kink at the origin
     Op("hypot", 2, (K.f_hypot, "hypot"), ("div0({0}, {o})", "div0({1}, {o})"),
        lambda E, a, o: (E.div(a[0], o), E.div(a[1], o)),
        kink=lambda a: (a[0] == 0) & (a[1] == 0),
-       convention="hypot'(0, 0) = (0, 0) (minimum-norm subgradient)"),
+       convention="hypot'(0, 0) = (0, 0) (minimum-norm subgradient)",
+       rule="chain rule through hypot", statement="d hypot(a, b) = (a*da + b*db)/hypot(a, b)"),
     # piecewise and activations
     Op("abs", 1, (abs, "absolute"), ("sign({0})",), lambda E, a, o: (E.fn("sign", a[0]),),
-       kink=lambda a: a[0] == 0, convention="abs'(0) = 0 (minimum-norm subgradient)"),
+       kink=lambda a: a[0] == 0, convention="abs'(0) = 0 (minimum-norm subgradient)",
+       rule="chain rule through abs", statement="d abs(a) = sign(a)*da"),
     # logistic 1/(1+exp(-a)), stable for large |a|
     Op("sigmoid", 1, (K.f_sigmoid, "np_sigmoid"), ("{o} * (1.0 - {o})",),
-       lambda E, a, o: (E.mul(o, E.sub(_c(E, 1), o)),)),
+       lambda E, a, o: (E.mul(o, E.sub(_c(E, 1), o)),),
+       rule="chain rule through sigmoid",
+       statement="d sigmoid(a) = sigmoid(a)*(1 - sigmoid(a))*da"),
     Op("relu", 1, (K.f_relu, "np_relu"), ("step({0})",), lambda E, a, o: (E.fn("step", a[0]),),
-       kink=lambda a: a[0] == 0, convention="relu'(0) = 0 (minimum-norm subgradient)"),
+       kink=lambda a: a[0] == 0, convention="relu'(0) = 0 (minimum-norm subgradient)",
+       rule="chain rule through relu", statement="d relu(a) = step(a)*da"),
     # log(1 + exp(a)), stable for large |a|
     Op("softplus", 1, (K.f_softplus, "np_softplus"), ("sigmoid({0})",),
-       lambda E, a, o: (E.fn("sigmoid", a[0]),)),
+       lambda E, a, o: (E.fn("sigmoid", a[0]),),
+       rule="chain rule through softplus", statement="d softplus(a) = sigmoid(a)*da"),
     Op("min", 2, (K.f_min, "minimum"), ("tie({1}, {0})", "tie({0}, {1})"),
        lambda E, a, o: (_half_sign(E, a[0], a[1], -1.0), _half_sign(E, a[0], a[1], +1.0)),
-       kink=lambda a: a[0] == a[1], convention="a tie splits the gradient evenly (0.5 each)"),
+       kink=lambda a: a[0] == a[1], convention="a tie splits the gradient evenly (0.5 each)",
+       rule="selection (min)",
+       statement="d min(a, b) = da where a < b, db where b < a, half each at a tie"),
     Op("max", 2, (K.f_max, "maximum"), ("tie({0}, {1})", "tie({1}, {0})"),
        lambda E, a, o: (_half_sign(E, a[0], a[1], +1.0), _half_sign(E, a[0], a[1], -1.0)),
-       kink=lambda a: a[0] == a[1], convention="a tie splits the gradient evenly (0.5 each)"),
+       kink=lambda a: a[0] == a[1], convention="a tie splits the gradient evenly (0.5 each)",
+       rule="selection (max)",
+       statement="d max(a, b) = da where a > b, db where b > a, half each at a tie"),
     # derivatives of the piecewise functions, so symbolic derivatives stay in the language
     Op("sign", 1, (K.f_sign, "sign"), ("0.0",), lambda E, a, o: (_c(E, 0),),
-       kink=lambda a: a[0] == 0, convention="sign'(0) = 0"),
+       kink=lambda a: a[0] == 0, convention="sign'(0) = 0",
+       rule="constant pieces (sign)", statement="d sign(a) = 0 (constant each side of 0)"),
     # 1 for a > 0, else 0 (step(0) = 0, the derivative of relu)
     Op("step", 1, (K.f_step, "np_step"), ("0.0",), lambda E, a, o: (_c(E, 0),),
-       kink=lambda a: a[0] == 0, convention="step'(0) = 0"),
+       kink=lambda a: a[0] == 0, convention="step'(0) = 0",
+       rule="constant pieces (step)", statement="d step(a) = 0 (constant each side of 0)"),
 ]
 
 OPS: dict[str, Op] = {op.name: op for op in _TABLE}
