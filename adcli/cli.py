@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "minimize": "adcli.commands.minimize:minimize",
     "hessian": "adcli.commands.hessian:hessian",
     "diff": "adcli.commands.diff:diff",
+    "explain": "adcli.commands.explain:explain",
     "graph": "adcli.commands.graph:graph",
     "fit": "adcli.commands.fit:fit",
 }
@@ -47,6 +48,7 @@ SUMMARIES: dict[str, str] = {
     "diff": "The derivative of EXPR as an expression you can read, evaluate or differentiate "
             "again.",
     "eval": "Value of EXPR at a point.",
+    "explain": "Both sweeps of EXPR at a point, step by step: the chain rule at work.",
     "fit": "Fit the parameters of \"LHS ~ MODEL\" to a data file by least squares.",
     "grad": "Value and gradient of EXPR at a point, by reverse mode.",
     "graph": "The tape of EXPR as a Graphviz graph, with values and gradients at a point.",

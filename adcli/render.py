@@ -402,3 +402,16 @@ def fit_result(result) -> None:
               f"{counted(result.evaluations, 'evaluation')}, "
               f"{counted(result.jacobian_evaluations, 'Jacobian evaluation')}[/dim]",
               soft_wrap=True)
+
+
+#: Colours of the transcript's line styles (:mod:`adcli.transcript`).
+_EXPLAIN_STYLES = {"title": "bold", "node": "", "rule": "cyan", "partial": "", "edge": "green",
+                   "total": "bold green", "note": ""}
+
+
+def explain(lines: list[tuple[str, str]]) -> None:
+    """The ``adcli explain`` transcript, each line in its style (the text is not markup)."""
+    out = stdout()
+    for style, text in lines:
+        out.print(text, style=_EXPLAIN_STYLES.get(style) or None, markup=False, emoji=False,
+                  soft_wrap=True)
