@@ -346,24 +346,37 @@ def _paths(result: Explanation, name: str) -> PathSum:
                          "without listing them")
     partial = {(e.node, e.position): e.partial for step in result.backward for e in step.edges}
     found: list[Path] = []
-    # explicit stack: (slot, nodes so far, partials so far); children pushed in reverse so
-    # paths come out in argument order
-    stack: list[tuple[int, tuple[int, ...], tuple[Any, ...]]] = []
+    # explicit stack over a tree of visited prefixes: entry k is (slot, parent entry, partial
+    # of the edge from the parent), so a path costs its length once, not at every step
+    tree: list[tuple[int, int, Any]] = []
+    stack: list[int] = []
     if n:
-        stack.append((tape.output, (tape.output,), ()))
+        tree.append((tape.output, -1, None))
+        stack.append(0)
     while stack:
-        slot, nodes, partials = stack.pop()
+        k = stack.pop()
+        slot = tree[k][0]
         if slot == target:
+            nodes, partials = [], []
+            while k >= 0:
+                s, parent, p = tree[k]
+                nodes.append(s)
+                if parent >= 0:
+                    partials.append(p)
+                k = parent
+            nodes.reverse()
+            partials.reverse()
             product: Any = 1.0
             for p in partials:
                 product = product * p
-            found.append(Path(nodes, partials, product))
+            found.append(Path(tuple(nodes), tuple(partials), product))
             continue
         args = tape.args[slot]
-        for position in range(len(args) - 1, -1, -1):
+        for position in range(len(args) - 1, -1, -1):  # reversed: paths in argument order
             a = args[position]
             if count[a]:
-                stack.append((a, nodes + (a,), partials + (partial[(slot, position)],)))
+                tree.append((a, k, partial[(slot, position)]))
+                stack.append(len(tree) - 1)
     total: Any = 0.0
     for p in found:
         total = total + p.product

@@ -113,10 +113,15 @@ def reverse_sweep(ex: Explanation) -> list[Line]:
                 edge += f", now {_n(e.total)}"
             lines.append(("edge", edge))
             received.setdefault(e.arg, []).append(e)
+    if not ex.backward:
+        lines.append(("note", "  (no op on the tape: nothing to pass back)"))
     lines.append(("title", "inputs: their adjoints are the gradient"))
     for name, slot in tape.inputs.items():
         got = received.get(slot, [])
-        if not got:
+        if slot == tape.output:
+            lines.append(("total", f"  adj[#{slot} {name}] = {_n(ex.adjoint[slot])}  "
+                                   "(the output is this input)"))
+        elif not got:
             lines.append(("total", f"  adj[#{slot} {name}] = 0.0  (no path to the output)"))
         elif len(got) == 1:
             lines.append(("total", f"  adj[#{slot} {name}] = {_n(ex.adjoint[slot])}  "

@@ -339,3 +339,13 @@ def _central_matches(op, args: list, position: int, partial) -> bool:
     assert abs(richardson - partial) <= 1e-7 * max(1.0, abs(partial)), \
         (op.name, args, position, partial, richardson)
     return True
+
+
+def test_degenerate_tapes(run):
+    """The output is an input; a constant expression (no op); a long chain's one path."""
+    text = run("explain", "x", "--at", "x=2").stdout
+    assert "adj[#0 x] = 1.0  (the output is this input)" in text
+    assert "(no op on the tape: nothing to pass back)" in run("explain", "2+3").stdout
+    data = explain_json(run, "x" + "+1" * 3000, "--at", "x=1", "--paths", "x")
+    (path,) = data["paths"]["paths"]
+    assert len(path["nodes"]) == 3001 and path["product"] == 1.0

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ..diagnose import derivative_warnings
 from ..errors import AdcliError
 from .common import (
     EXPR_HELP,
@@ -19,7 +20,7 @@ from .common import (
     parse_point,
 )
 from .grad import _warn
-from .report import nonfinite_warnings, unused_warnings
+from .report import unused_warnings
 
 
 @click.command(epilog=EXPR_HELP)
@@ -70,7 +71,8 @@ def explain(expr: str, at: tuple[str, ...], mode: str, direction: tuple[str, ...
             raise AdcliError(f"--direction: '{unknown[0]}' is not a variable of the expression "
                              f"(its variables: {', '.join(tape.inputs) or 'none'})")
     result = build(tape, point, describe(tape), direction=vector, paths=paths)
-    for message in nonfinite_warnings(tape, result.values) + unused_warnings(tape, point):
+    for message in derivative_warnings(tape, result.values, result.adjoint, result.gradient) \
+            + unused_warnings(tape, point):
         _warn(message)
     if as_json:
         out = result.to_json()
