@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import sweeps
-from .diagnose import format_value
 from .errors import AdcliError
+from .plain import num
 from .tape import CONST, VAR, Tape
 from .unparse import describe
 
@@ -66,10 +66,11 @@ def to_dot(tape: Tape, point: Mapping[str, Any] | None = None, title: str = "") 
             attrs = "shape=box"
         text = f"#{slot} {name}\n{text}"
         if values is not None:
-            text += f"\nvalue {format_value(values[slot])}"
+            # the node table's numbers (12 digits: -1.5, not -1.4999999999999996)
+            text += f"\nvalue {num(values[slot])}"
             if tape.active[slot]:
                 g = adjoint[slot] if adjoint[slot] is not None else 0.0
-                text += f"\ngrad {format_value(g)}"
+                text += f"\ngrad {num(g)}"
         if slot == tape.output:
             attrs += ", penwidth=2.5"
         lines.append(f"  n{slot} [label={quote(text)}, {attrs}];")
