@@ -198,6 +198,7 @@ def _or_zero(v: Any) -> Any:
 # --------------------------------------------------------------------------- templates
 
 _PLACEHOLDER = re.compile(r"\{(\d|o)\}")
+_OPERATORS = frozenset("+-*/^")
 _WHOLE = re.compile(r"(?<![\w.])(\d+)\.0(?![\w.])")
 
 
@@ -215,12 +216,13 @@ def repr_num(v: Any) -> str:
 
 def fill(template: str, args: list[Any], out: Any, number) -> str:
     """``template`` with ``{i}`` replaced by argument i and ``{o}`` by the output, each written
-    by ``number``; a negative number is put in parentheses unless it starts the template
-    (``2.0 * (-3.0)``, ``-(-1.5) / 2.0``, ``-6.0 + 0.0``)."""
+    by ``number``; a negative number is put in parentheses after an operator (``2.0 *
+    (-3.0)``, ``-(-1.5) / 2.0``; not in ``-6.0 + 0.0`` nor ``pow_dbase(-3.0, 2.0, 9.0)``)."""
     def put(m: re.Match) -> str:
         key = m.group(1)
         text = number(out if key == "o" else args[int(key)])
-        return f"({text})" if text.startswith("-") and m.start() > 0 else text
+        after = template[:m.start()].rstrip()[-1:]
+        return f"({text})" if text.startswith("-") and after in _OPERATORS else text
 
     return _PLACEHOLDER.sub(put, template)
 

@@ -8,12 +8,24 @@ by them, and both write the same characters. Numbers go through :func:`adcli.pla
 
 from __future__ import annotations
 
+import re
+
 from .explain import Explanation, fill, partial_formula, tidy, value_formula
 from .plain import num
 
 Line = tuple[str, str]  # (style, text)
 
 _ORDINAL = ("1st", "2nd")
+
+#: What the helper kernels that some partial templates call compute (adcli.fast.kernels), said
+#: once under a partial that calls one: the learner sees pow_dbase(...) and what it means.
+HELPER_MEANINGS = {
+    "pow_dbase": "pow_dbase(a, b, o) = b*a^(b - 1), and 0 when b = 0",
+    "pow_dexp": "pow_dexp(a, b, o) = o*log(a) for a > 0, 0 at a = 0 with b > 0, else nan",
+    "tie": "tie(a, b) = 1 where a > b, 0.5 at a tie, 0 where a < b",
+    "div0": "div0(a, b) = a/b, and 0 when b = 0",
+}
+_CALL = re.compile(r"\b(\w+)\(")
 
 
 def _n(v) -> str:
@@ -24,6 +36,11 @@ def _signed(v) -> str:
     """A number as a term of a sum: in parentheses when negative."""
     text = num(v)
     return f"({text})" if text.startswith("-") else text
+
+
+def _distinct(steps: list[str]) -> list[str]:
+    """Steps of a chain of equalities, each once (``-7.0 = -7.0`` says nothing)."""
+    return [t for k, t in enumerate(steps) if k == 0 or t != steps[k - 1]]
 
 
 def _grouped(template: str) -> str:
@@ -69,8 +86,9 @@ def forward_values(ex: Explanation) -> list[Line]:
             lines.append(("node", f"{head}  = {_n(ex.values[i])}  ({what})"))
             continue
         args = [ex.values[a] for a in tape.args[i]]
-        lines.append(("node", f"{head}  = {value_formula(tape, i)} = "
-                              f"{fill(op.value, args, ex.values[i], _n)} = {_n(ex.values[i])}"))
+        steps = _distinct([value_formula(tape, i), fill(op.value, args, ex.values[i], _n),
+                           _n(ex.values[i])])
+        lines.append(("node", f"{head}  = {' = '.join(steps)}"))
     return lines
 
 
@@ -107,6 +125,9 @@ def reverse_sweep(ex: Explanation) -> list[Line]:
                 steps.append(_n(e.partial))
             lines.append(("partial", f"      ∂#{step.id}/∂#{e.arg}{which} = "
                                      + " = ".join(steps)))
+            for helper in dict.fromkeys(_CALL.findall(template)):
+                if helper in HELPER_MEANINGS:
+                    lines.append(("note", f"        where {HELPER_MEANINGS[helper]}"))
             edge = (f"      adj[#{e.arg}] += {_n(step.adjoint)} * {_signed(e.partial)} "
                     f"= {_n(e.contribution)}")
             if not e.first:

@@ -349,3 +349,14 @@ def test_degenerate_tapes(run):
     data = explain_json(run, "x" + "+1" * 3000, "--at", "x=1", "--paths", "x")
     (path,) = data["paths"]["paths"]
     assert len(path["nodes"]) == 3001 and path["product"] == 1.0
+
+
+def test_helper_kernels_in_a_partial_are_said_once(run):
+    text = run("explain", "(w0 + w1*x - y)^2", "--at", "x=3,y=7,w0=-2,w1=2").stdout
+    assert "∂#8/∂#6 = pow_dbase(#6, #7, #8) = pow_dbase(-3.0, 2.0, 9.0) = -6.0\n" \
+           "        where pow_dbase(a, b, o) = b*a^(b - 1), and 0 when b = 0\n" in text
+    assert "adj[#6] += 1.0 * (-6.0) = -6.0" in text
+    # negative numbers in parentheses after an operator only
+    text = run("explain", "(x - 10)^2 / -y", "--at", "x=7,y=7").stdout
+    assert "= #4 / #6 = 9.0 / (-7.0) = -1.28571428571" in text
+    assert "= -#5 = -7.0\n" in text
