@@ -19,7 +19,7 @@ This module computes records only; :mod:`adcli.transcript` writes them as text.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,7 +183,7 @@ class Explanation:
                            "partial": e.partial, "contribution": e.contribution,
                            "adjoint_after": e.total} for e in step.edges]}
 
-    def filled_partial(self, e: Edge, number) -> str:
+    def filled_partial(self, e: Edge, number: Callable[[Any], str]) -> str:
         """The partial's template with the numbers put in (``1 - 0.7071 * 0.7071``)."""
         op = self.tape.ops[e.node]
         return fill(tidy(op.partial[e.position]),
@@ -214,7 +214,7 @@ def repr_num(v: Any) -> str:
     return format_value(v)
 
 
-def fill(template: str, args: list[Any], out: Any, number) -> str:
+def fill(template: str, args: list[Any], out: Any, number: Callable[[Any], str]) -> str:
     """``template`` with ``{i}`` replaced by argument i and ``{o}`` by the output, each written
     by ``number``; a negative number is put in parentheses after an operator (``2.0 *
     (-3.0)``, ``-(-1.5) / 2.0``; not in ``-6.0 + 0.0`` nor ``pow_dbase(-3.0, 2.0, 9.0)``)."""

@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from strategies import programs
 
 from adcli.ops import OPS
@@ -138,14 +139,14 @@ def test_micrograd_neuron_every_partial_and_contribution(run):
         s_b: [(ids["x2"], w2, (1 - o * o) * w2), (ids["w2"], x2, (1 - o * o) * x2)],
     }
     seen = set()
-    for st in data["reverse"]:
-        got = [(e["arg"], e["partial"], e["contribution"]) for e in st["edges"]]
-        want = expected[st["id"]]
+    for sweep_step in data["reverse"]:
+        got = [(e["arg"], e["partial"], e["contribution"]) for e in sweep_step["edges"]]
+        want = expected[sweep_step["id"]]
         assert [g[0] for g in got] == [w[0] for w in want]
         for (_, p, c), (_, wp, wc) in zip(got, want):
             assert p == pytest.approx(wp, rel=1e-15, abs=1e-15)
             assert c == pytest.approx(wc, rel=1e-15, abs=1e-15)
-        seen.add(st["id"])
+        seen.add(sweep_step["id"])
     assert seen == set(expected)
     assert step(data, out)["rule"] == "chain rule through tanh"
     assert step(data, out)["edges"][0]["template"] == f"1 - #{out} * #{out}"
@@ -295,18 +296,18 @@ def test_explain_adjoints_equal_grad_json_and_partials_match_central_differences
         assert _bits(en["value"]) == _bits(gn["value"])
     adjoint = {n["id"]: n["adjoint"] for n in e["nodes"]}
     last_total = {}
-    for st in e["reverse"]:
-        assert _bits(st["adjoint"]) == _bits(adjoint[st["id"]])
-        for edge in st["edges"]:
+    for sweep_step in e["reverse"]:
+        assert _bits(sweep_step["adjoint"]) == _bits(adjoint[sweep_step["id"]])
+        for edge in sweep_step["edges"]:
             last_total[edge["arg"]] = edge["adjoint_after"]
     for slot, total in last_total.items():
         assert _bits(total) == _bits(adjoint[slot])
     values = [n["value"] for n in e["nodes"]]
     checked = 0
-    for st in e["reverse"]:
-        op = OPS[st["op"]]
-        args = [values[a] for a in e["nodes"][st["id"]]["args"]]
-        for edge in st["edges"]:
+    for sweep_step in e["reverse"]:
+        op = OPS[sweep_step["op"]]
+        args = [values[a] for a in e["nodes"][sweep_step["id"]]["args"]]
+        for edge in sweep_step["edges"]:
             if _central_matches(op, args, edge["position"], edge["partial"]):
                 checked += 1
     assume(checked > 0)
@@ -360,3 +361,37 @@ def test_helper_kernels_in_a_partial_are_said_once(run):
     text = run("explain", "(x - 10)^2 / -y", "--at", "x=7,y=7").stdout
     assert "= #4 / #6 = 9.0 / (-7.0) = -1.28571428571" in text
     assert "= -#5 = -7.0\n" in text
+
+
+@settings(CI, max_examples=60)
+@given(programs(), st.integers(0, 3))
+def test_forward_mode_is_the_forward_sweep_and_paths_sum_to_the_adjoint(run, example, pick):
+    """Over generated programs: the tangents ``--mode forward`` prints are
+    :func:`adcli.sweeps.forward`'s bit for bit, and the sum over paths is the reverse sweep's
+    adjoint up to the rounding of another summation order."""
+    import adcli
+    from adcli import sweeps
+    from adcli.results import jsonable
+
+    tape = adcli.parse(example.source).tape(example.point)
+    names = list(tape.inputs)
+    name = names[pick % len(names)]
+    at = ",".join(f"{k}={v!r}" for k, v in example.point.items())
+    direction = {n: float(k + 1) * (-1) ** k for k, n in enumerate(names)}
+    result = run("explain", example.source, "--at", at, "--json", "--mode", "forward",
+                 "--direction", ",".join(f"{k}={v!r}" for k, v in direction.items()))
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    point = {n: example.point[n] for n in names}
+    tangent = sweeps.forward(tape, sweeps.evaluate(tape, point), direction)
+    got = [_bits(n["tangent"]) for n in data["forward_mode"]["nodes"]]
+    assert got == [_bits(jsonable(float(t))) for t in tangent]
+    paths = run("explain", example.source, "--at", at, "--json", "--paths", name)
+    if paths.exit_code == 2:  # too many to list: the error says so
+        assert "--paths:" in paths.stderr and "more than 100 paths" in paths.stderr
+        return
+    p = json.loads(paths.stdout)["paths"]
+    products = [q["product"] for q in p["paths"]]
+    assume(all(not isinstance(v, str) for v in [*products, p["sum"], p["adjoint"]]))
+    scale = sum(abs(v) for v in products)
+    assert abs(p["sum"] - p["adjoint"]) <= 1e-12 * scale + 1e-300
