@@ -264,10 +264,10 @@ def explain(tape: Tape, point: Mapping[str, Any], labels: list[str], *,
             values[slot] = op.fn(*[values[a] for a in args])
         adjoint, backward = _reverse(tape, values)
         duals = None if direction is None else _forward(tape, values, direction)
-    result = Explanation(tape, labels, values, adjoint, backward,
-                         dict(direction) if direction is not None else None, duals)
-    if paths is not None:
-        result.paths = _paths(result, paths)
+        result = Explanation(tape, labels, values, adjoint, backward,
+                             dict(direction) if direction is not None else None, duals)
+        if paths is not None:
+            result.paths = _paths(result, paths)
     return result
 
 

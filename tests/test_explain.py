@@ -395,3 +395,21 @@ def test_forward_mode_is_the_forward_sweep_and_paths_sum_to_the_adjoint(run, exa
     assume(all(not isinstance(v, str) for v in [*products, p["sum"], p["adjoint"]]))
     scale = sum(abs(v) for v in products)
     assert abs(p["sum"] - p["adjoint"]) <= 1e-12 * scale + 1e-300
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@settings(CI, max_examples=60)
+@given(programs(defined=False), st.integers(0, 3))
+def test_hostile_points_never_raise(run, example, pick):
+    """Zeros, huge numbers, inf and nan anywhere: a transcript (exit 0) with warnings, in every
+    view, never a traceback (the runner re-raises any exception)."""
+    at = ",".join(f"{k}={v!r}" for k, v in example.point.items())
+    name = list(example.point)[pick % len(example.point)]
+    for extra in ((), ("--json",), ("--paths", name),
+                  ("--mode", "forward", "--direction", f"{name}=1")):
+        result = run("explain", example.source, "--at", at, *extra)
+        assert result.exit_code in (0, 2), result.stderr
+        if result.exit_code == 2:  # a variable the folding removed, or too many paths
+            assert result.stderr.startswith("Error: ") and len(result.stderr.splitlines()) == 1
+        elif extra == ("--json",):
+            json.loads(result.stdout)
