@@ -26,7 +26,7 @@ from typing import Any
 from .errors import AdcliError
 from .ops import Op
 from .sweeps import bind
-from .tape import CONST, VAR, Tape
+from .tape import Tape
 
 #: More paths than this from the output to the input are refused (``--paths``): each is
 #: listed on a line, and their number doubles with each shared node a chain passes through.
@@ -127,10 +127,6 @@ class Explanation:
     def gradient(self) -> dict[str, Any]:
         """d output / d input per input, as ``adcli grad`` reports it (0.0 when none)."""
         return {name: _or_zero(self.adjoint[slot]) for name, slot in self.tape.inputs.items()}
-
-    def received(self, slot: int) -> list[Edge]:
-        """The edges that added into ``slot``'s adjoint, in the order the sweep added them."""
-        return [e for step in self.backward for e in step.edges if e.arg == slot]
 
     def to_json(self) -> dict[str, Any]:
         """The transcript as data. ``nodes[i].adjoint`` and ``gradient`` are ``adcli grad
@@ -384,8 +380,3 @@ def _paths(result: Explanation, name: str) -> PathSum:
         total = total + p.product
     return PathSum(name, target, found, total, _or_zero(result.adjoint[target]))
 
-
-def kind(tape: Tape, slot: int) -> str:
-    """"input", "constant" or "op": what a slot is, for the renderers."""
-    op = tape.ops[slot]
-    return "input" if op == VAR else "constant" if op == CONST else "op"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .explain import Explanation, fill, partial_formula, tidy, value_formula
+from .explain import Explanation, fill, partial_formula, value_formula
 from .plain import num
 
 Line = tuple[str, str]  # (style, text)
@@ -66,10 +66,6 @@ def header(ex: Explanation) -> list[Line]:
         width = max(len(n) for n in gradient)
         lines += [("total", f"  d/d{name.ljust(width)}  {_n(g)}") for name, g in gradient.items()]
     return lines
-
-
-def _node_name(ex: Explanation, slot: int) -> str:
-    return f"#{slot} {ex.labels[slot]}"
 
 
 def forward_values(ex: Explanation) -> list[Line]:
@@ -224,5 +220,3 @@ def text(ex: Explanation, mode: str = "reverse") -> str:
     """The transcript as plain text (what :func:`adcli.render.explain` writes, uncoloured)."""
     return "".join(t + "\n" for _style, t in lines(ex, mode))
 
-
-__all__ = ["Line", "lines", "text", "tidy"]
