@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ CI = settings(derandomize=True, database=None, deadline=None,
 
 BAYDIN = "log(x1) + x1*x2 - sin(x2)"
 NEURON_AT = "x1=2,x2=0,w1=-3,w2=1,b=6.8813735870195432"
+NEURON = f"@{Path(__file__).resolve().parent.parent / 'samples' / 'neuron.adc'}"
 
 
 def explain_json(run, *args: str) -> dict:
@@ -122,7 +124,7 @@ def test_baydin_text(run):
 def test_micrograd_neuron_every_partial_and_contribution(run):
     """micrograd's neuron o = tanh(x1*w1 + x2*w2 + b): each local partial and each edge's
     contribution, worked by hand with the math module."""
-    data = explain_json(run, "@samples/neuron.adc", "--at", NEURON_AT)
+    data = explain_json(run, NEURON, "--at", NEURON_AT)
     x1, x2, w1, w2, b = 2.0, 0.0, -3.0, 1.0, 6.8813735870195432
     n = x1 * w1 + x2 * w2 + b
     o = math.tanh(n)
@@ -155,7 +157,7 @@ def test_micrograd_neuron_every_partial_and_contribution(run):
 
 
 def test_micrograd_neuron_text(run):
-    result = run("explain", "@samples/neuron.adc", "--at", NEURON_AT, "--digits", "4")
+    result = run("explain", NEURON, "--at", NEURON_AT, "--digits", "4")
     assert result.exit_code == 0
     out = result.stdout
     assert "chain rule through tanh: d tanh(a) = (1 - tanh(a)^2)*da" in out
