@@ -223,7 +223,8 @@ def cli() -> None:
     \b
     Exit status: 0 success, 1 the job ran but failed (e.g. an optimiser diverged, or
     the output could not be written), 2 bad input (syntax, unknown name, missing value,
-    unreadable file, bad option), 130 interrupted, 141 the output pipe was closed.
+    unreadable file, bad option), 130 interrupted, 141 the output pipe was closed,
+    143 terminated while writing a file (the old file is kept).
     """
 
 
