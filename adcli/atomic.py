@@ -129,6 +129,9 @@ class AtomicFile:
         except OSError as err:
             self.discard()
             raise _output_error(self.path, err) from None
+        except BaseException:  # Ctrl-C or SIGTERM inside fsync: still no temporary left
+            self.discard()
+            raise
         self._restore()
 
     def discard(self) -> None:
