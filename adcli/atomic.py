@@ -84,7 +84,8 @@ class AtomicFile:
                 raise OSError(errno.EACCES, os.strerror(errno.EACCES))
             self._signals.install()
             directory, name = os.path.split(path)
-            tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.adcli-tmp")
+            # A name of up to 255 bytes must still leave room for the marks around it.
+            tmp = os.path.join(directory, f".{name[:160]}.{secrets.token_hex(4)}.adcli-tmp")
             # 0o666 less the umask, as open() would create the target; O_EXCL: never follow
             # or reuse a file planted under that name.
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL

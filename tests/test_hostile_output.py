@@ -239,6 +239,15 @@ def test_grad_data_renames_a_derivative_column_the_data_already_has(tmp_path):
     assert "computed derivative is called 'd/dx_'" in done.stderr.decode()
 
 
+def test_a_file_name_of_the_longest_length_still_gets_a_temporary(tmp_path, data):
+    target = tmp_path / ("a" * 251 + ".csv")  # 255 bytes, the usual limit
+    target.write_bytes(OLD)
+    done = adcli("eval", "x*y", "--data", data, "-o", target)
+    assert done.returncode == 0, done.stderr.decode()
+    assert target.read_text().startswith("x,y,value\n")
+    assert temporaries(tmp_path) == []
+
+
 def test_a_device_target_is_written_in_place(tmp_path):
     done = adcli("graph", "x^2", "-o", "/dev/stdout")
     assert done.returncode == 0 and done.stdout.startswith(b"digraph adcli {")
