@@ -24,8 +24,11 @@ from .errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_TERMINATED,
     AdcliError,
+    Terminated,
     clip_words,
+    escape_control,
 )
 
 #: command name -> "module:function"; each command module is imported only when run.
@@ -108,7 +111,7 @@ class AdcliGroup(click.Group):
             raise CliError("input nests too deeply for this operation") from None
         except MemoryError:
             raise CliError("out of memory: the input is too large") from None
-        except (KeyboardInterrupt, OSError) as err:
+        except (KeyboardInterrupt, Terminated, OSError) as err:
             raise _Stop(err) from None
 
     def main(self, args: list[str] | None = None, prog_name: str | None = None,
@@ -133,15 +136,20 @@ class AdcliGroup(click.Group):
                 raise stop.cause from None
         except click.UsageError as err:
             hint = f"\nTry '{err.ctx.command_path} --help' for help." if err.ctx else ""
-            click.echo(f"Error: {clip_words(err.format_message())}{hint}", err=True)
+            message = escape_control(clip_words(err.format_message()))
+            click.echo(f"Error: {message}{escape_control(hint)}", err=True)
             return EXIT_BAD_INPUT
         except click.ClickException as err:
-            click.echo(f"Error: {err.format_message()}", err=True)
+            click.echo(f"Error: {escape_control(err.format_message())}", err=True)
             return err.exit_code
         except (KeyboardInterrupt, click.Abort):
             _discard_stdout()
             click.echo("Error: interrupted", err=True)
             return EXIT_INTERRUPTED
+        except Terminated:
+            _discard_stdout()
+            click.echo("Error: terminated", err=True)
+            return EXIT_TERMINATED
         except OSError as err:
             _discard_stdout()
             if err.errno == errno.EPIPE:
@@ -149,7 +157,7 @@ class AdcliGroup(click.Group):
             reason = err.strerror or str(err)
             if err.filename is not None:
                 reason = f"'{err.filename}': {reason}"
-            click.echo(f"Error: cannot write output: {reason}", err=True)
+            click.echo(f"Error: cannot write output: {escape_control(reason)}", err=True)
             return EXIT_FAILED
 
 
@@ -217,7 +225,8 @@ def cli() -> None:
     \b
     Exit status: 0 success, 1 the job ran but failed (e.g. an optimiser diverged, or
     the output could not be written), 2 bad input (syntax, unknown name, missing value,
-    unreadable file, bad option), 130 interrupted, 141 the output pipe was closed.
+    unreadable file, bad option), 130 interrupted, 141 the output pipe was closed,
+    143 terminated while writing a file (the old file is kept).
     """
 
 
@@ -256,4 +265,8 @@ def main(argv: list[str] | None = None) -> None:
         _discard_stdout()
         click.echo("Error: interrupted", err=True)
         code = EXIT_INTERRUPTED
+    except Terminated:
+        _discard_stdout()
+        click.echo("Error: terminated", err=True)
+        code = EXIT_TERMINATED
     sys.exit(code)

@@ -12,7 +12,29 @@ _LONG_WORD = re.compile(r"[^\s'\"]{" + str(MAX_ECHOED_WORD + 1) + ",}")
 #: a reader that went away (``| head -1``) as a shell reports a program killed by SIGINT or
 #: SIGPIPE (128 + the signal).
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 130, 141, 143
+
+#: Characters never written raw to a terminal: C0 controls but newline and tab, DEL, C1
+#: controls (0x9b is CSI on some terminals), the bidirectional overrides and isolates (they
+#: reorder what is shown), the line and paragraph separators, and the lone surrogates that
+#: stand for bytes of argv or file names that are not UTF-8.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                      "\u202a-\u202e\u2066-\u2069\ufeff\udc80-\udcff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_control(text: str) -> str:
+    """``text`` with every character that could move the cursor, retitle the window, reach
+    the clipboard (OSC 52) or reorder a line shown as an escape (``\\x1b``, ``\\u202e``):
+    anything echoed from the input goes through this before it reaches a terminal. Newlines
+    and tabs stay."""
+    return _CONTROL.sub(_escaped, text)
 
 
 def clip_words(text: str) -> str:
@@ -43,8 +65,11 @@ class AdcliError(Exception):
         lines = self.source.split("\n")
         if self.line > len(lines):
             return ""
-        text = lines[self.line - 1].replace("\t", " ").rstrip("\r")
+        raw = lines[self.line - 1].replace("\t", " ").rstrip("\r")
         col = max(self.column, 1)
+        # Escapes are wider than the characters they stand for: move the caret with them.
+        col = len(escape_control(raw[:col - 1])) + 1
+        text = escape_control(raw)
         # Keep very long lines readable: show a window around the column.
         start = 0
         if len(text) > 100:
@@ -57,12 +82,12 @@ class AdcliError(Exception):
     def render(self) -> str:
         """The full message as the CLI prints it after 'Error: '."""
         where = f" (line {self.line}, column {self.column})" if self.line > 0 else ""
-        parts = [clip_words(self.message) + where]
+        parts = [escape_control(clip_words(self.message)) + where]
         ctx = self.context()
         if ctx:
             parts.append(ctx)
         if self.hint:
-            parts.append(clip_words(self.hint))
+            parts.append(escape_control(clip_words(self.hint)))
         return "\n".join(parts)
 
 
@@ -78,6 +103,11 @@ class PointError(AdcliError):
     """A malformed ``--at``/``--from`` assignment or a missing value."""
 
 
+class Terminated(BaseException):  # noqa: N818 - a signal, like KeyboardInterrupt
+    """SIGTERM while an output file is being written (:mod:`adcli.atomic`): unwinds like
+    Ctrl-C, so the temporary is removed, and exits 143."""
+
+
 class OutputError(AdcliError):
     """An output (stdout, ``-o``, ``--trace``, ``--plot``) that cannot be written: the job ran
     but failed, so exit status 1."""
@@ -86,4 +116,5 @@ class OutputError(AdcliError):
 
     def __init__(self, path: str | None, err: OSError) -> None:
         reason = err.strerror or str(err)
-        super().__init__(f"cannot write output: {f'{path!r}: ' if path else ''}{reason}")
+        where = f"'{path}': " if path else ""
+        super().__init__(f"cannot write output: {where}{reason}")

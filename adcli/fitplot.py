@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import AdcliError
 from .fitting import FitResult
-from .plot import _matplotlib
+from .plot import _matplotlib, save_figure
 
 
 def plot_fit(path: str, result: FitResult, columns: dict[str, np.ndarray]) -> None:
@@ -47,8 +47,6 @@ def plot_fit(path: str, result: FitResult, columns: dict[str, np.ndarray]) -> No
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
     try:
-        fig.savefig(path)
-    except OSError as err:
-        raise AdcliError(f"cannot write '{path}': {err.strerror or err}") from None
+        save_figure(fig, path)
     finally:
         plt.close(fig)

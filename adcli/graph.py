@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import sweeps
-from .errors import AdcliError
+from .errors import AdcliError, escape_control
 from .plain import num
 from .tape import CONST, VAR, Tape
 from .unparse import describe
@@ -37,7 +37,10 @@ def check_size(tape: Tape, max_nodes: int = MAX_NODES) -> None:
 
 
 def quote(text: str) -> str:
-    """A DOT double-quoted string (``\\n`` inside stays a Graphviz line break)."""
+    """A DOT double-quoted string (``\\n`` inside stays a Graphviz line break). Control
+    characters (``\\r``, ``\\x0c``, BEL, NUL, ESC from a comment in the title) are shown as
+    ``\\x07`` text: raw they would end up in the picture's file, or on a terminal."""
+    text = escape_control(text)
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 

@@ -23,7 +23,7 @@ import re
 import sys
 from typing import Any, TextIO
 
-from .errors import clip_words
+from .errors import clip_words, escape_control
 from .results import GradReport, format_value
 
 #: Significant digits of numbers shown to people (``--digits``; 0: every digit, the shortest
@@ -206,5 +206,5 @@ def grad_text(report: GradReport, table: bool = True, max_rows: int = 200,
 def warning_text(message: str) -> str | None:
     """What :func:`adcli.render.warn` writes to a stderr that is no terminal; None where only
     rich can say."""
-    text = f"Warning: {clip_words(message)}"
+    text = f"Warning: {escape_control(clip_words(message))}"
     return text + "\n" if _safe(text) else None

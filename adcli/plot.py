@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Any
 
 import numpy as np
 
 from . import sweeps
+from .atomic import atomic_output
 from .commands.trace import History
 from .errors import AdcliError, OutputError
 from .optimize import Objective
@@ -27,6 +29,17 @@ def check_path(path: str) -> None:
     if os.path.splitext(path)[1].lower() not in FORMATS:
         raise AdcliError(f"--plot '{path}': use a .png, .svg or .pdf file name")
     _matplotlib()
+
+
+def save_figure(fig: Any, path: str) -> None:
+    """``fig.savefig`` through :func:`adcli.atomic.atomic_output`: the picture replaces the
+    old file only once it is complete."""
+    fmt = os.path.splitext(path)[1].lower().lstrip(".")
+    with atomic_output(path, "wb") as out:
+        try:
+            fig.savefig(out.fh, format=fmt)
+        except OSError as err:
+            raise OutputError(path, err) from None
 
 
 def _matplotlib():
@@ -133,9 +146,7 @@ def _draw(plt, path: str, result: MinimizeResult, history: History,
         ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
     try:
-        fig.savefig(path)
-    except OSError as err:
-        raise OutputError(path, err) from None
+        save_figure(fig, path)
     finally:
         plt.close(fig)
     return note

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from .errors import clip_words
+from .errors import clip_words, escape_control
 from .plain import DEFAULT_DIGITS, LABEL_MIN_WIDTH, TITLE, full, node_rows, num, set_digits
 from .plain import digits as _digits_now
 from .results import GradReport
@@ -78,9 +78,15 @@ def counted(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
+def _user(text: str) -> str:
+    """Text from the input inside rich markup: markup escaped, and control characters shown
+    as ``\\x1b`` (rich passes ESC through, so a name could retitle the terminal)."""
+    return escape(escape_control(text))
+
+
 def warn(message: str) -> None:
     """``Warning: ...`` on stderr; very long words (a 1 MB name) are cut to their ends."""
-    stderr().print(f"[yellow]Warning:[/yellow] {escape(clip_words(message))}", markup=True,
+    stderr().print(f"[yellow]Warning:[/yellow] {_user(clip_words(message))}", markup=True,
                    highlight=False, soft_wrap=True)
 
 
@@ -281,7 +287,7 @@ def scaling(family: str, description: str, rows, chart: bool | None = None) -> N
     """The scaling view: forward versus reverse cost as the number of inputs grows, with a
     log-scale bar chart of the times when writing to a terminal."""
     out = stdout()
-    out.print(f"[bold]family[/bold] {escape(family)}: {escape(description)}", soft_wrap=True)
+    out.print(f"[bold]family[/bold] {_user(family)}: {_user(description)}", soft_wrap=True)
     table = Table(title="one full gradient as the number of inputs n grows (forward: n passes; "
                   "reverse: 1 forward + 1 backward)", title_justify="left")
     for col in ("n", "tape", "fwd ops", "fwd time", "rev ops", "rev time", "fwd/rev"):
@@ -362,7 +368,7 @@ def fit_result(result) -> None:
     out = stdout()
     colour = "green" if result.converged else "yellow"
     verdict = "converged" if result.converged else "not converged"
-    out.print(f"[bold {colour}]{verdict}[/bold {colour}]: {escape(result.reason)}",
+    out.print(f"[bold {colour}]{verdict}[/bold {colour}]: {_user(result.reason)}",
               soft_wrap=True)
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     table.add_column("parameter")
@@ -371,11 +377,11 @@ def fit_result(result) -> None:
     table.add_column("rel. error", justify="right")
     for name, v in result.parameters.items():
         if name in result.fixed:
-            table.add_row(escape(name), _sig(v), "(fixed)", "")
+            table.add_row(_user(name), _sig(v), "(fixed)", "")
             continue
         se = result.stderr.get(name, math.nan)
         rel = result.relative_error(name)
-        table.add_row(escape(name), _sig(v), _sig(se, 5),
+        table.add_row(_user(name), _sig(v), _sig(se, 5),
                       "nan" if math.isnan(rel) else f"{rel:.3g}%")
     print_table(out, table)
     names = result.correlation_names
@@ -384,9 +390,9 @@ def fit_result(result) -> None:
         corr = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
         corr.add_column("")
         for name in names:
-            corr.add_column(escape(name), justify="right")
+            corr.add_column(_user(name), justify="right")
         for i, name in enumerate(names):
-            corr.add_row(escape(name), *(("nan" if math.isnan(c) else f"{c:.3f}")
+            corr.add_row(_user(name), *(("nan" if math.isnan(c) else f"{c:.3f}")
                                          for c in result.correlation[i]))
         print_table(out, corr)
     weighted = " (weighted)" if result.weighted else ""
@@ -398,7 +404,7 @@ def fit_result(result) -> None:
         out.print(f"[bold]R^2[/bold]  {result.r_squared:.6f}", soft_wrap=True)
     if result.absolute_sigma:
         out.print("[dim]standard errors take sigma as the absolute errors of the data[/dim]")
-    out.print(f"[dim]method {escape(result.method)}, {counted(result.iterations, 'iteration')}, "
+    out.print(f"[dim]method {_user(result.method)}, {counted(result.iterations, 'iteration')}, "
               f"{counted(result.evaluations, 'evaluation')}, "
               f"{counted(result.jacobian_evaluations, 'Jacobian evaluation')}[/dim]",
               soft_wrap=True)

@@ -35,6 +35,8 @@ class RowsResult:
     #: appended while the data has a column of that name.
     value_name: str = "value"
     gradient_name: str = "gradient"
+    #: variable -> its CSV column, ``d/dNAME`` (``_`` appended while that is taken too).
+    gradient_headers: dict[str, str] = field(default_factory=dict)
 
 
 def evaluate_rows(function: Function, data: Dataset, point: Mapping[str, float], *,
@@ -83,6 +85,17 @@ def evaluate_rows(function: Function, data: Dataset, point: Mapping[str, float],
                                    f"the computed one is called '{name}'")
         setattr(result, attr, name)
     if gradient:
+        # A data column already called d/dx would make two columns of one name in the CSV.
+        taken |= {result.value_name}
+        for n in names:
+            header = f"d/d{n}"
+            while header in taken:
+                header += "_"
+            if header != f"d/d{n}":
+                result.warnings.append(f"{where} has a column named 'd/d{n}': the computed "
+                                       f"derivative is called '{header}'")
+            taken.add(header)
+            result.gradient_headers[n] = header
         by_name = dict(zip(tape.inputs, grads))
         result.gradient = {n: np.broadcast_to(np.asarray(by_name[n], dtype=np.float64),
                                               (rows,)) for n in names}
@@ -108,7 +121,7 @@ def _out_columns(result: RowsResult) -> list[tuple[str, str, object]]:
                      cells if cells is not None else data.columns[name]))
     cols.append((result.value_name, result.value_name, result.value))
     for name, g in (result.gradient or {}).items():
-        cols.append((f"d/d{name}", name, g))
+        cols.append((result.gradient_headers.get(name, f"d/d{name}"), name, g))
     return cols
 
 

@@ -4,8 +4,8 @@ models written in adcli's formula syntax. Shared by tests/test_nist.py and bench
     sys.path.insert(0, "tests")
     from nist_strd import PROBLEMS, load, lre
 
-The data live outside the repository, in ``../shared/data/nist-strd/`` relative to the clone
-(CI checks ``shared`` out beside it); :func:`data_dir` returns None when they are absent.
+The data ship with the tests, in ``tests/data/nist-strd/`` (public domain; see the README
+there), so a fresh clone runs them with nothing beside it.
 Everything the tests compare against (start values, certified values and standard deviations,
 certified residual sum of squares, the data) is parsed from the files, never typed in here.
 """
@@ -72,11 +72,13 @@ class Problem:
     columns: dict[str, np.ndarray]  # y, x (or x1, x2)
 
 
+#: The .dat files, inside the repository (never read from outside it: tests/test_layout.py).
+DATA_DIR = Path(__file__).resolve().parent / "data" / "nist-strd"
+
+
 def data_dir() -> Path | None:
-    """``shared/data/nist-strd`` beside the repository (the clone's parent directory)."""
-    here = Path(__file__).resolve().parent.parent
-    path = here.parent / "shared" / "data" / "nist-strd"
-    return path if path.is_dir() else None
+    """``tests/data/nist-strd`` (None if a partial checkout lacks it)."""
+    return DATA_DIR if DATA_DIR.is_dir() else None
 
 
 def load(name: str, directory: Path | None = None) -> Problem:

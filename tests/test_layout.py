@@ -123,3 +123,72 @@ def test_every_package_is_installed() -> None:
     listed = set(config["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in PACKAGE.rglob("__init__.py")}
     assert found <= listed, sorted(found - listed)
+
+
+# ----------------------------------------------------------------- a clone is self-contained
+
+def test_every_image_the_readme_references_exists() -> None:
+    targets = re.findall(r"!\[[^\]]*\]\(([^)\s]+)", README)
+    targets += re.findall(r"<img[^>]*\bsrc=\"([^\"]+)\"", README)
+    local = [t for t in targets if "://" not in t]
+    assert local, "the README shows no image: this test would prove nothing"
+    missing = [t for t in local if not (ROOT / t).is_file()]
+    assert missing == []
+
+
+#: Text that reaches outside the repository from a test: a climb above it, or the sibling
+#: ``shared/`` that CI happens to lay beside a clone. Split so this file does not match itself.
+_OUTSIDE = re.compile("|".join([r"\.\./", r"parent\.parent\.parent", r"['\"]/work/",
+                                "shar" + r"ed[/\"']", r"parents\[[2-9]\]"]))
+
+
+def test_no_test_names_a_path_outside_the_repository() -> None:
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        if path.name == Path(__file__).name:
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if _OUTSIDE.search(code):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert found == []
+
+
+#: Run inside the child: pytest on the NIST tests with an audit hook that records every file
+#: opened or listed outside the repository but beside it (ROOT's parent, where a sibling
+#: ``shared/`` would be), or under any directory called ``shared`` outside the repository.
+_AUDITED = """
+import os, sys, tempfile
+root, log = sys.argv[1], sys.argv[2]
+allowed = [os.path.realpath(p) + os.sep for p in
+           (root, sys.prefix, sys.base_prefix, sys.exec_prefix, tempfile.gettempdir())]
+beside = os.path.dirname(root) + os.sep
+def hook(event, args):
+    if event not in ("open", "os.listdir", "os.scandir") or not args:
+        return
+    path = args[0]
+    if isinstance(path, int) or path is None:
+        return
+    path = os.path.realpath(os.fsdecode(path))
+    if any((path + os.sep).startswith(a) for a in allowed):
+        return
+    if (path + os.sep).startswith(beside) or os.sep + "shared" + os.sep in path + os.sep:
+        with open(log, "a") as fh:
+            fh.write(path + "\\n")
+sys.addaudithook(hook)
+import pytest
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-k", "Rat43 or Misra1a or data_present",
+                      os.path.join(root, "tests", "test_nist.py")]))
+"""
+
+
+def test_the_nist_tests_read_nothing_outside_the_repository(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    log = tmp_path / "outside.txt"
+    done = subprocess.run([sys.executable, "-c", _AUDITED, str(ROOT), str(log)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"\b5 passed\b", done.stdout), done.stdout[-2000:]
+    assert not log.exists(), log.read_text()

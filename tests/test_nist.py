@@ -29,7 +29,7 @@ def run(name: str, start: int):
 
 
 def test_data_present():
-    assert data_dir() is not None, "NIST StRD data missing: expected ../shared/data/nist-strd"
+    assert data_dir() is not None, "NIST StRD data missing: expected tests/data/nist-strd"
 
 
 @pytest.mark.parametrize("name", PROBLEMS)

@@ -270,17 +270,21 @@ def test_wrt_keeps_other_variables_fixed():
 
 
 def test_trace_rows_are_flushed_as_they_go(tmp_path):
+    # Rows go to a temporary beside the file (adcli.atomic), renamed over it at the end.
     path = tmp_path / "trace.csv"
     obj, x0 = objective("(x-1)^2 + (y+2)^2")
     trace = CsvTrace(str(path), obj.names)
+    live = tmp_path / trace.fh.tmp
     lines_seen = []
 
     def watch(i, f, gn, x):
         trace(i, f, gn, x)
-        lines_seen.append(len(path.read_text().splitlines()))
+        lines_seen.append(len(live.read_text().splitlines()))
 
     r = minimize(obj, x0, method="gd", options=Options(lr=0.25), callback=watch)
+    assert not path.exists()
     trace.close()
+    assert not live.exists()
     assert lines_seen == list(range(2, r.iterations + 3))  # header + one row per iteration
     rows = list(csv.reader(path.open()))
     assert rows[0] == ["iteration", "value", "grad_norm", "x", "y"]

@@ -32,6 +32,10 @@ def read_source(expr: str, max_bytes: int) -> str:
         origin = f"'{path}'"
         data = read_bounded(path, limit, origin, "--max-size")
     else:
+        bad = next((i for i, c in enumerate(expr) if "\udc80" <= c <= "\udcff"), None)
+        if bad is not None:  # argv bytes that are not UTF-8 arrive as lone surrogates
+            raise AdcliError(f"EXPR is not UTF-8 text (byte 0x{ord(expr[bad]) - 0xDC00:02x} "
+                             f"at character {bad + 1})")
         return expr
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]

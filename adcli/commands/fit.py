@@ -8,7 +8,7 @@ import click
 
 from .. import render
 from ..data import DEFAULT_MAX_DATA_BYTES
-from ..errors import EXIT_FAILED
+from ..errors import EXIT_FAILED, escape_control
 from ..fitting import fit as run_fit
 from ..fitting import parse_bounds
 from ..formula import parse_formula
@@ -109,8 +109,10 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
     used = formula.names(formula.lhs) | formula.names(formula.model)
     data = data.select(used | ({sigma} if sigma else set()), dropna)
     if plot_path:
+        from ..atomic import check_outputs, input_file
         from ..plot import check_path
 
+        check_outputs([("--plot", plot_path)], [input_file(expr), data_path])
         check_path(plot_path)
     result = run_fit(text, data.columns, start=parse_point(start, "--from"),
                      bounds=parse_bounds(bounds) if bounds else None,
@@ -130,7 +132,7 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
     else:
         render.fit_result(result)
     if plot_path:
-        click.echo(f"plot written to {plot_path}", err=True)
+        click.echo(f"plot written to {escape_control(plot_path)}", err=True)
     if not result.converged:
         raise click.exceptions.Exit(EXIT_FAILED)
 

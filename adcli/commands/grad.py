@@ -44,10 +44,13 @@ def rows_options(f):
 
 
 def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dropna,
-               as_json, *, gradient: bool = False, wrt: str | None = None) -> None:
+               as_json, *, gradient: bool = False, wrt: str | None = None,
+               expr: str = "") -> None:
     """``--data``: evaluate at every row and write CSV (or a JSON list)."""
+    from ..atomic import atomic_output, check_outputs, input_file
     from ..rows import evaluate_rows, write_csv, write_json
 
+    check_outputs([("-o", output)], [data_path, input_file(expr)])
     data = load_data(data_path, max_data_size or None, sep, renames, keep_lines=not as_json)
     result = evaluate_rows(function, data, parse_point(at), gradient=gradient,
                            wrt=parse_names(wrt), dropna=dropna)
@@ -57,7 +60,7 @@ def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dro
     if output is None:
         write(sys.stdout, result)
         return
-    with open(output, "w", encoding="utf-8", newline="") as out:
+    with atomic_output(output) as out:  # the old file stays whole until this one is
         write(out, result)
 
 
@@ -133,7 +136,7 @@ def grad(expr: str, at: tuple[str, ...], data_path: str | None, output: str | No
     function = load_function(expr, max_size)
     if data_path is not None:
         _over_rows(function, at, data_path, output, max_data_size, sep, renames, dropna,
-                   as_json, gradient=True, wrt=wrt)
+                   as_json, gradient=True, wrt=wrt, expr=expr)
         return
     _no_data_options(output, sep, renames, dropna)
     report = grad_report(function, parse_point(at), parse_names(wrt),
@@ -171,7 +174,7 @@ def eval_(expr: str, at: tuple[str, ...], data_path: str | None, output: str | N
     function = load_function(expr, max_size)
     if data_path is not None:
         _over_rows(function, at, data_path, output, max_data_size, sep, renames, dropna,
-                   as_json)
+                   as_json, expr=expr)
         return
     _no_data_options(output, sep, renames, dropna)
     value, warnings = eval_report(function, parse_point(at))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import render, sweeps
-from ..errors import AdcliError, OutputError
+from ..errors import AdcliError
 from ..graph import FORMATS
 from .common import (
     EXPR_HELP,
@@ -26,8 +26,9 @@ from .report import nonfinite_warnings, unused_warnings
               help="Output format: any of Graphviz's (dot, svg, png, pdf, jpg, …; default: "
                    "from the -o file's extension, else dot). All but dot need Graphviz's dot "
                    "program (apt-get install graphviz).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write to this file instead of standard output.")
+@click.option("-o", "--output", metavar="FILE", default=None,
+              help="Write to this file instead of standard output (replaced whole, only when "
+                   "complete).")
 @click.option("--max-nodes", type=click.IntRange(min=0), default=10_000, show_default=True,
               help="Refuse tapes with more nodes than this (0: no limit).")
 @max_size_option
@@ -45,10 +46,12 @@ def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
     """
     import sys
 
+    from ..atomic import atomic_output, check_outputs, input_file
     from ..graph import TEXT_FORMATS, check_size, format_for, to_dot
     from ..graph import render as draw
 
     fmt = format_for(output, fmt)
+    check_outputs([("-o", output)], [input_file(expr)])
     function = load_function(expr, max_size)
     point = parse_point(at)
     tape = function.tape(point)
@@ -70,8 +73,5 @@ def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
             sys.stdout.buffer.write(data)
             sys.stdout.flush()
         return
-    try:
-        with open(output, "wb") as fh:
-            fh.write(data)
-    except OSError as err:
-        raise OutputError(output, err) from None
+    with atomic_output(output, "wb") as out:
+        out.write(data)

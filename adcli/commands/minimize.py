@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import render
 from ..data import DEFAULT_MAX_DATA_BYTES
-from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, AdcliError
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, AdcliError, escape_control
 from ..fitting import parse_bounds
 from ..optimize import (
     DEFAULT_STEPS,
@@ -133,6 +133,9 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     began = time.monotonic()
     function = load_function(expr, max_size)
     point = parse_point(start, "--from")
+    from ..atomic import check_outputs, input_file
+
+    check_outputs([("--trace", trace_path), ("--plot", plot_path)], [input_file(expr), data_path])
     from ..sources import wants_dask
 
     if wants_dask(data_path, scheduler):
@@ -205,9 +208,14 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
                                       tol=tol, callback=chain(trace, history, progress),
                                       bounds=box and dict(zip(objective.names, zip(*box))),
                                       max_time=max_time or None, started=began)
-        finally:
+        except BaseException:
             if trace is not None:
-                trace.close()
+                trace.close(complete=False)
+            raise
+        if trace is not None:  # Ctrl-C: the old file stays, as for every output
+            trace.close(complete=result.reason != INTERRUPTED)
+    if result.reason == INTERRUPTED:
+        trace_path = plot_path = None  # nothing was written
     if plot_path:
         from ..plot import plot_run
 
@@ -220,7 +228,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         render.minimize_result(result)
     for what, path in (("trace", trace_path), ("plot", plot_path)):
         if path:  # on stderr: stdout stays the result (one JSON object with --json)
-            click.echo(f"{what} written to {path}", err=True)
+            click.echo(f"{what} written to {escape_control(path)}", err=True)
     for message in result.warnings:
         render.warn(message)
     if result.reason in (DIVERGED, UNBOUNDED, TIME_LIMIT):

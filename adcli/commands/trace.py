@@ -8,19 +8,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import OutputError
+from ..atomic import AtomicFile
 from ..optimize import Callback
 
 
 class CsvTrace:
     """``--trace FILE``: one CSV row per iteration (iteration, value, grad_norm, parameters),
-    flushed as it goes so a long run can be watched with ``tail -f``."""
+    flushed as it goes (to a temporary beside FILE, renamed over FILE by :meth:`close` when
+    the run ends, and removed if it was interrupted: the old FILE is never half replaced)."""
 
     def __init__(self, path: str, names: Sequence[str]) -> None:
-        try:
-            self.fh = open(path, "w", newline="", encoding="utf-8")
-        except OSError as err:
-            raise OutputError(path, err) from None
+        self.fh = AtomicFile(path, "w", encoding="utf-8", newline="")
         self.writer = csv.writer(self.fh)
         self.writer.writerow(["iteration", "value", "grad_norm", *names])
         self.fh.flush()
@@ -30,8 +28,13 @@ class CsvTrace:
                               *(repr(float(v)) for v in x)])
         self.fh.flush()
 
-    def close(self) -> None:
-        self.fh.close()
+    def close(self, complete: bool = True) -> None:
+        """Rename the trace over FILE (``complete``), or remove it: Ctrl-C, SIGTERM or an
+        error leave the old FILE as it was."""
+        if complete:
+            self.fh.commit()
+        else:
+            self.fh.discard()
 
 
 class History:
