@@ -28,9 +28,10 @@ _TOKEN_NAMES = {
 
 
 def grammar_path() -> Path:
-    """The grammar file: inside the installed package, or grammars/ of a source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "grammars" / "expr.lark", here.parent / "grammars" / "expr.lark"):
+    """The grammar file: inside the installed package, or grammars/ of a source checkout.
+    Found from the package's own folder (``adcli/``), however deep this module sits in it."""
+    root = Path(__file__).resolve().parents[__name__.count(".") - 1]
+    for candidate in (root / "grammars" / "expr.lark", root.parent / "grammars" / "expr.lark"):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError("adcli's grammar file expr.lark is missing from the installation")
