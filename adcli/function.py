@@ -247,8 +247,8 @@ def hessian_of(f: Function | str, point: Mapping[str, Any], wrt: Iterable[str] |
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while building big acyclic structures (syntax
-    trees, tapes): its passes over every live object made parsing and lowering of a
-    10,000-term expression up to a third slower, and these structures hold no cycles."""
+    trees, tapes): its passes over every live object slow parsing and lowering of big
+    expressions down, and these structures hold no cycles."""
     if not gc.isenabled():
         yield
         return
