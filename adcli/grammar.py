@@ -134,7 +134,7 @@ def _parser():
     methods = {k: v for k, v in vars(_Build).items() if not k.startswith("__")}
     transformer = v_args(inline=True)(type("_LarkBuild", (Transformer,), methods))()
     # Never cache=True: Lark's cache is a pickle at a predictable name in the shared temp
-    # directory, so anyone who can write there could run code as the user (issue 10).
+    # directory, so anyone who can write there could run code as the user.
     return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
                 transformer=transformer, cache=False, maybe_placeholders=False)
 
