@@ -33,7 +33,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(function, name)
     if name == "hessian":  # the function; the module is adcli.curvature
-        from .curvature import hessian_of
+        from .function import hessian_of
 
         return hessian_of
     if name in ("fit", "FitResult"):  # the module is adcli.fitting: adcli.fit stays the function

@@ -110,13 +110,3 @@ def eigenvalues(hess: np.ndarray) -> np.ndarray:
         return np.full(h.shape[0], np.nan)
     return np.linalg.eigvalsh(0.5 * (h + h.T))
 
-
-def hessian_of(f: Any, point: Mapping[str, Any], wrt: Iterable[str] | None = None
-               ) -> np.ndarray:
-    """``adcli.hessian(f, point, wrt=None)``: the exact Hessian of ``f`` (an
-    :class:`adcli.Function` or source text) at ``point``, as ``f.hessian(point, wrt)``."""
-    if isinstance(f, str):
-        from . import parse  # through the package: adcli.function imports this module
-
-        f = parse(f)
-    return f.hessian(point, wrt)

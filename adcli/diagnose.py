@@ -2,7 +2,7 @@
 
 The records (:class:`NonFinite`, :class:`Kink`) live with the others in :mod:`adcli.results`.
 Values are numpy's (scalars or columns) or, from the float engines, Python floats: those are
-checked without importing numpy (start-up, issue 15)."""
+checked without importing numpy (start-up time)."""
 
 from __future__ import annotations
 

@@ -46,9 +46,9 @@ from .tape import Tape
 #: The environment of the workers a ``local:N`` cluster starts. Dask's default sets glibc's
 #: MALLOC_TRIM_THRESHOLD_ to 64 KiB (memory goes back to the OS at once), which also fixes the
 #: mmap threshold at 128 KiB: every block temporary of a sweep (512 KiB) was then mapped and
-#: unmapped again, and a worker swept 2.3x slower than the same code in the client (20
-#: partitions of 10^6 rows: 0.149 s against 0.063 s). Large thresholds keep the temporaries
-#: on the heap (0.037 s). BLAS stays at one thread a worker, as Dask sets it.
+#: unmapped again, and a worker swept much slower than the same code in the client. Large
+#: thresholds keep the temporaries on the heap (bench/README.md has the measurements). BLAS
+#: stays at one thread a worker, as Dask sets it.
 WORKER_ENVIRON: dict[str, str | int] = {
     "MALLOC_TRIM_THRESHOLD_": 128 << 20,
     "MALLOC_MMAP_THRESHOLD_": 32 << 20,
@@ -61,8 +61,8 @@ WORKER_ENVIRON: dict[str, str | int] = {
 PERSIST_FRACTION = 0.25
 
 #: Data kept in memory is cut into blocks of at least this many bytes of files (one task a
-#: block each pass), at most one block per worker thread: a smaller block's sweep (~1.5 ms for
-#: 10^6 rows of 2 columns) would cost little more than scheduling its task (~0.1-0.3 ms).
+#: block each pass), at most one block per worker thread: a smaller block's sweep would cost
+#: little more than scheduling its task.
 BLOCK_BYTES = 32 << 20
 
 #: Dask retries a task this many times (e.g. on a lost worker) before the pass fails.

@@ -234,11 +234,21 @@ def parse(text: str, *, max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES) -> Fun
                         max_nodes=MAX_NODES if max_bytes else None)
 
 
+def hessian_of(f: Function | str, point: Mapping[str, Any], wrt: Iterable[str] | None = None
+               ) -> np.ndarray:
+    """``adcli.hessian(f, point, wrt=None)``: the exact Hessian of ``f`` (an
+    :class:`adcli.Function` or source text) at ``point``, as ``f.hessian(point, wrt)``. It
+    lives here, beside :func:`parse`, so the Hessian engine never reaches up for the parser."""
+    if isinstance(f, str):
+        f = parse(f)
+    return f.hessian(point, wrt)
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while building big acyclic structures (syntax
-    trees, tapes): its passes over every live object made parsing and lowering of a
-    10,000-term expression up to a third slower, and these structures hold no cycles."""
+    trees, tapes): its passes over every live object slow parsing and lowering of big
+    expressions down, and these structures hold no cycles."""
     if not gc.isenabled():
         yield
         return

@@ -28,9 +28,10 @@ _TOKEN_NAMES = {
 
 
 def grammar_path() -> Path:
-    """The grammar file: inside the installed package, or grammars/ of a source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "grammars" / "expr.lark", here.parent / "grammars" / "expr.lark"):
+    """The grammar file: inside the installed package, or grammars/ of a source checkout.
+    Found from the package's own folder (``adcli/``), however deep this module sits in it."""
+    root = Path(__file__).resolve().parents[__name__.count(".") - 1]
+    for candidate in (root / "grammars" / "expr.lark", root.parent / "grammars" / "expr.lark"):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError("adcli's grammar file expr.lark is missing from the installation")
@@ -133,7 +134,7 @@ def _parser():
     methods = {k: v for k, v in vars(_Build).items() if not k.startswith("__")}
     transformer = v_args(inline=True)(type("_LarkBuild", (Transformer,), methods))()
     # Never cache=True: Lark's cache is a pickle at a predictable name in the shared temp
-    # directory, so anyone who can write there could run code as the user (issue 10).
+    # directory, so anyone who can write there could run code as the user.
     return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
                 transformer=transformer, cache=False, maybe_placeholders=False)
 

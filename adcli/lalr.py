@@ -255,8 +255,8 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
     for one statement, that is the post-order of its tree (see :func:`adcli.lower.lower`)."""
     start, end, states, reducers, units = tables
     # The three nodes made most (names, numbers, binary operations) are made here as Node's
-    # __init__ would, slot by slot: a class call costs 0.1 us more a node (0.45 ms of 9 at
-    # W5 n = 1,000). Every slot of Node is set (a test checks every slot is readable).
+    # __init__ would, slot by slot: a class call costs measurably more a node. Every slot of
+    # Node is set (a test checks every slot is readable).
     new = object.__new__
     state_stack = [start]
     value_stack: list = []

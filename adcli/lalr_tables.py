@@ -29,7 +29,8 @@ _CANARY_SHAPE = ["a (sub (add x y) z)", "b (div (mul a w) (pow v (neg (pow u 2.0
 
 
 def _digest(data: bytes) -> str:
-    """A content digest of the cache (blake2b; its C module alone costs 0.2 ms, hashlib 3 ms)."""
+    """A content digest of the cache (blake2b from its C module: importing hashlib costs more
+    than the whole digest)."""
     try:
         from _blake2 import blake2b
     except ImportError:  # pragma: no cover - another Python implementation
@@ -59,7 +60,8 @@ def _cache_dir() -> str | None:
 
 
 def _lark_version() -> str:
-    """Lark's version without importing it (50 ms): read from its ``__init__.py``."""
+    """Lark's version without importing Lark (a run that finds its tables never needs it):
+    read from its ``__init__.py``."""
     import importlib.util
 
     try:

@@ -207,7 +207,8 @@ def _lower_tree(order: list[Node], bound: Collection[str], tape: Tape, key_slot:
     top = 0  # the last code (below it, a placeholder at the bottom of the stack)
     # The slot of each constant value already emitted, keyed by the float: where float
     # equality is bit equality (not 0.0 or -0.0, not nan) the same key as const_slot's, so a
-    # hit is const_slot's answer without packing the bits (W5's "^2" reads one "2" n times).
+    # hit is const_slot's answer without packing the bits (a sum of n squares reads one "2" n
+    # times).
     emitted: dict[float, int] = {}
 
     def const_read(k: int) -> int:

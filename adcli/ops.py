@@ -25,7 +25,7 @@ nothing raises. To add a primitive, add one entry to ``_TABLE`` (see the README)
 
 This module does not import numpy: an entry names its numpy kernel, and :attr:`Op.fn`,
 :attr:`Op.partials` and :data:`NUMPY_NAMES` are resolved on first use, so parsing and the float
-engines run without it (start-up, issue 15).
+engines run without it (start-up time).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from .lalr_tables import _tables
 
 
 def _diagnose(text: str) -> AdcliError | None:
-    """Why the fast driver rejected ``text``, in Lark's words, without building Lark (40 ms).
+    """Why the fast driver rejected ``text``, in Lark's words, without building Lark's parser.
 
     The same tables run in the same order of lexing and reductions as Lark's contextual lexer
     and LALR parser, so the first error found is Lark's: a character no terminal matches, a

@@ -20,9 +20,9 @@ from .parse_errors import _diagnose
 from .syntax import Program, Statement
 
 #: Refuse sources larger than this many bytes unless the caller raises the limit.
-#: Inputs over this size are refused at once (``--max-size`` changes it). At 2 MiB the
-#: densest input, a sum of a million one-letter terms, parses in about 7 s and is lowered
-#: and evaluated in about 15 s in all on the 2-core machine.
+#: Inputs over this size are refused at once (``--max-size`` changes it): at 2 MiB the
+#: densest input, a sum of a million one-letter terms, still runs in seconds, not minutes
+#: (bench/README.md has the times).
 DEFAULT_MAX_SOURCE_BYTES = 2 * 1024 * 1024
 
 

@@ -1,8 +1,8 @@
 """Numbers for people, and the plain text of ``adcli grad``/``eval`` for pipes and files.
 
 Where stdout is no terminal, rich writes no colours: the output of :mod:`adcli.render` is then
-text that this module writes byte for byte the same, without importing rich (~30 ms of a
-~100 ms run: start-up, issue 15). It covers what it can reproduce exactly: a node table that
+text that this module writes byte for byte the same, without importing rich (a large share of
+a short run's start-up). It covers what it can reproduce exactly: a node table that
 fits the console, or one printed wider than the console because no label column can fold
 (rich's box, column widths and alignment); text rich would interpret (markup, emoji codes,
 control or wide characters) or wrap, a table whose labels rich would fold, a console rich would

@@ -16,12 +16,23 @@ import numpy as np
 
 from . import sweeps
 from .atomic import atomic_output
-from .commands.trace import History
 from .errors import AdcliError, OutputError
 from .optimize import Objective
 from .results import MinimizeResult
 
 FORMATS = (".png", ".svg", ".pdf")
+
+
+class History:
+    """Keeps every iterate in memory (for pictures)."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.points: list[np.ndarray] = []
+
+    def __call__(self, iteration: int, value: float, grad_norm: float, x: np.ndarray) -> None:
+        self.values.append(float(value))
+        self.points.append(np.array(x, dtype=np.float64))
 
 
 def check_path(path: str) -> None:

@@ -38,7 +38,7 @@ def stderr() -> Console:
 
 
 # The numbers (num, full, --digits) and LABEL_MIN_WIDTH live in adcli.plain (rich-free), which
-# writes the same text as this module where stdout is no terminal (start-up, issue 15).
+# writes the same text as this module where stdout is no terminal (start-up time).
 
 
 def print_table(out: Console, table: Table, labels: tuple[int, ...] = (0,)) -> None:

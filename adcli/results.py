@@ -1,7 +1,7 @@
 """Plain result records, shared by the JSON writer and the rich renderer.
 
 numpy is imported by the functions that handle arrays, not with the module: the records of a
-command at a point of plain floats are written without it (start-up, issue 15)."""
+command at a point of plain floats are written without it (start-up time)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ forward runs them forward adding ``partial * tangent``.  Both derivative sweeps 
 data per variable); non-finite values propagate as IEEE inf/nan and never raise.
 
 numpy is imported by the sweeps when they run, not with the module: a command at a point of plain
-floats runs the float engines (:mod:`adcli.fast`) and never needs it (start-up, issue 15).
+floats runs the float engines (:mod:`adcli.fast`) and never needs it (start-up time).
 """
 
 from __future__ import annotations

@@ -112,11 +112,11 @@ def gradient(tape: Tape, wrt: Iterable[str] | None = None) -> Derivative:
 
 SMALL = 32  # forms larger than this are never copied or rescaled, only referenced
 #: Tapes larger than this get no symbolic derivative: the unsimplified gradient has up to ~10
-#: nodes per tape node (a tower x^x^...^x of 200,000 levels needed 0.8 GB).
+#: nodes per tape node.
 MAX_TAPE_NODES = 250_000
 #: New nodes one simplification may create (the size budget of ``adcli diff``'s result). Most
 #: derivatives need about one per tape node, but a tower x^x^...^x needs ~40 per level and
-#: ~1 kB each: 500,000 keep the run under about 1 GB (a 2 MiB tower passed 4 GB before).
+#: ~1 kB each: 500,000 keep the run under about 1 GB.
 MAX_NEW_NODES = 500_000
 
 

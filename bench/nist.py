@@ -160,7 +160,7 @@ def big(rows: int, repeat: int) -> None:
     ratio = best["adcli.fit"] / best["hand-written numpy Jacobian"]
     print(f"  ratio adcli / hand-written: {ratio:.2f} (goal <= 1.5)")
 
-    # The Jacobian alone (issue 15): residuals and the rows x 3 Jacobian at one point, the
+    # The Jacobian alone: residuals and the rows x 3 Jacobian at one point, the
     # call the engine makes per iteration, against the same by hand.
     res = Residuals(parse_formula("y ~ a*exp(-b*x) + c"), {"x": x, "y": y})
     p = np.array([1.1, 1.2, 0.1])

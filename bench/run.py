@@ -2,7 +2,7 @@
 
     python bench/run.py [--quick] [--json] [--only W1,W3]
 
-Each workload (see bench/README.md and issue 6) is timed for adcli, for a hand-written floor and
+Each workload (see bench/README.md) is timed for adcli, for a hand-written floor and
 for every peer that is installed (sympy, micrograd, autograd, jax, numexpr, casadi; torch only if
 already present); a peer that is not installed is left out. Times are per call, the best of
 several repeats, all measured in this one run. Tables go to stdout; with --json they go to

@@ -21,7 +21,7 @@ def run_json(run, *args: str, status: int = 0) -> dict:
     result = run("minimize", *args, "--json")
     assert result.exit_code == status, result.stderr
     out = json.loads(result.stdout)
-    out["x"] = out.get("minimum", out.get("point"))  # "point" when not converged, after #13.8
+    out["x"] = out.get("minimum", out.get("point"))  # "point" when not converged
     return out
 
 

@@ -251,7 +251,7 @@ def test_division_by_a_folded_zero_is_inf_not_a_crash(run, command):
 
 
 def test_json_output_at_a_point_never_imports_rich():
-    """Start-up (issue 15): ``--json`` prints no table, so the rich renderer stays unloaded,
+    """Start-up: ``--json`` prints no table, so the rich renderer stays unloaded,
     unless --digits asks for a setting (it only affects printed tables); a later table in
     the same process still gets the digits asked for."""
     from adcli import render

@@ -738,7 +738,7 @@ def test_scipy_is_loaded_only_by_programs_that_use_it() -> None:
 def test_levelled_sum_chain_reads_views_and_fills_only_constants() -> None:
     """A sum whose terms lie in a few contiguous runs is summed from views of them (one
     copy, no gather), and a sweep starts from an empty array with only the constants' slots
-    filled (issue 15); the numbers stay the interpreter's."""
+    filled; the numbers stay the interpreter's."""
     n = 300
     terms = [f"(x{i} - {i / n!r})^2*sin(x{i})" for i in range(n)]
     terms += [f"x{i}*x{i + 1}" for i in range(n - 1)]

@@ -190,7 +190,7 @@ def test_forward_mode_is_not_nan_where_reverse_is_not():
     assert rev["x"] == -1.0 and fwd["x"] == -1.0
 
 
-# --------------------------------------------------------------------------- 0 * inf (issue 10)
+# --------------------------------------------------------------------------- 0 * inf
 # Terms in ``s`` alone whose partial is infinite (or nan) at the point drawn for ``s``.
 SINGULAR = [("log(s)", 0.0), ("sqrt(s)", 0.0), ("1/s", 0.0), ("log2(s)", 0.0),
             ("log10(s)", 0.0), ("s^0.5", 0.0), ("asin(s)", 1.0), ("acos(s)", -1.0),

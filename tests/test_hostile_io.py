@@ -1,5 +1,5 @@
 """Hostile input and output, through real processes where real file descriptors matter
-(issue 10: caches, bounded reads, write errors, Ctrl-C, option validation, small leaks).
+(caches, bounded reads, write errors, Ctrl-C, option validation, small leaks).
 
 Every case checks the exit status, that stderr says ``Error:`` (or nothing, for a broken
 pipe) and that no traceback escapes.

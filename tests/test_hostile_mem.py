@@ -1,7 +1,7 @@
-"""Hostile inputs, the memory and numbers half of issue 10: every class ends with an exit status
+"""Hostile inputs, the memory and numbers half: every class ends with an exit status
 from the documented table, an ``Error:``/``Warning:`` line and never a traceback, and the
-memory bounds hold. The limits are monkeypatched down so each test runs in about a second; the
-full-size measurements (2 MiB inputs, peak RSS) are in the closing note of issue 10."""
+memory bounds hold. The limits are monkeypatched down so each test runs quickly; the limits
+themselves were set from full-size measurements (2 MiB inputs, peak RSS)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The shape of the code: no import cycles, modules of a readable size, and a README that
-describes the tree and the op table as they are."""
+"""The shape of the code: packages by layer with every import going down, no import cycles,
+modules of a readable size, and a README that describes the tree and the op table as they are."""
 
 from __future__ import annotations
 
@@ -66,13 +66,115 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
 def test_no_import_cycle_among_adcli_modules() -> None:
     modules = _modules()
     graph = {name: _imports(name, path, modules) for name, path in modules.items()}
-    # The package __init__ runs before any submodule; an edge to it is not a cycle risk.
-    graph = {k: {d for d in deps if d != "adcli"} for k, deps in graph.items()}
+    # A package's __init__ runs before any of its submodules; an edge from a module to a
+    # package that contains it is not a cycle risk.
+    graph = {k: {d for d in deps if not k.startswith(d + ".")} for k, deps in graph.items()}
     try:
         list(TopologicalSorter(graph).static_order())
     except CycleError as err:
         raise AssertionError(f"import cycle: {' -> '.join(err.args[1])}") from None
-    assert "adcli.syntax" not in graph["adcli.ops"] and "adcli.ops" in graph["adcli.syntax"]
+    assert "adcli.syntax" not in graph["adcli.ops"]
+    assert "adcli.ops" in graph["adcli.syntax"]
+
+
+#: The package's faces: the only modules directly in adcli/.
+FACES = {"__init__", "__main__", "cli", "errors", "results", "function"}
+
+#: Bottom to top. A unit is a package of adcli (``core``) or a face (``function``, and
+#: ``__init__`` for the package itself). A module may import from its own unit or from a unit of
+#: a strictly lower layer; units of one layer import nothing from each other.
+LAYERS = [
+    ("errors", "results"),
+    ("ops",),
+    ("core",),
+    ("language", "fast", "derive"),
+    ("function",),
+    ("io", "modes"),
+    ("optimize",),
+    ("regression",),
+    ("partitioned", "output"),
+    ("commands", "__init__"),
+    ("cli",),
+    ("__main__",),
+]
+LAYER = {unit: number for number, units in enumerate(LAYERS) for unit in units}
+
+
+def _unit(module: str) -> str:
+    """The layer unit of a dotted module name: its package under adcli, or the face itself."""
+    parts = module.split(".")
+    return "__init__" if len(parts) == 1 else parts[1]
+
+
+def _arrows(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[int, str]]:
+    """(line, imported module) for every import of ``name``, type-checking ones included (a
+    hint that points up is still an arrow up). ``from pkg import x`` imports ``pkg.x`` when that
+    is a module, else ``pkg`` itself."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "adcli"]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[:len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            if base.split(".")[0] != "adcli":
+                continue
+            for a in node.names:
+                full = f"{base}.{a.name}"
+                out.append((node.lineno, full if full in modules else base))
+    return out
+
+
+def test_only_the_faces_stay_at_the_top() -> None:
+    """``ls adcli/*.py`` lists only the package's faces; everything else lives in a package
+    named for its job (the re-layout moved it there)."""
+    flat = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in FACES)
+    assert flat == [], (f"{len(flat)} modules still sit flat in adcli/ (the package re-layout "
+                        f"has not run, or a new module was added there): {', '.join(flat)}")
+
+
+def test_every_package_has_a_layer() -> None:
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    packages.discard("grammars")
+    assert packages - set(LAYER) == set(), "a package missing from LAYERS"
+    assert set(LAYER) - FACES - packages == set(), "LAYERS names a package that does not exist"
+
+
+def test_every_import_goes_down_a_layer() -> None:
+    """Every import of every module goes to its own package or to a strictly lower layer, so
+    the tree is a picture of the architecture: nothing reaches up."""
+    modules = _modules()
+    unknown = sorted({_unit(m) for m in modules} - set(LAYER))
+    assert unknown == [], (f"modules outside every layer (flat modules left, or a new package "
+                           f"missing from LAYERS): {', '.join(unknown)}")
+    up = []
+    for name, path in modules.items():
+        here = _unit(name)
+        for line, target in _arrows(name, path, modules):
+            there = _unit(target)
+            if target != name and there != here and LAYER[there] >= LAYER[here]:
+                rel = path.relative_to(ROOT).as_posix()
+                up.append(f"{rel}:{line} imports {target} ({there}, layer {LAYER[there]}; "
+                          f"{here} is layer {LAYER[here]})")
+    assert up == [], "imports that do not go down a layer:\n" + "\n".join(up)
+
+
+def test_the_readme_pictures_the_layers() -> None:
+    section = README.split("## How it works", 1)[1].split("\n## ", 1)[0]
+    assert "The packages by layer" in section, "README.md pictures no layers (not re-laid out)"
+    picture = section.split("The packages by layer", 1)[1].split("```", 2)[1]
+    seen = []
+    for line in picture.strip("\n").splitlines():
+        number, name = line[:2].strip(), line[4:].split(" ", 1)[0]
+        if number:
+            seen.append([])
+        seen[-1].append(name.removesuffix("/").removesuffix(".py"))
+    assert [tuple(units) for units in reversed(seen)] == LAYERS
 
 
 def test_no_module_over_the_size_limit() -> None:

@@ -1,4 +1,4 @@
-"""The fast path of ``f.grad(dict)`` / ``f.eval(dict)`` (generated point entries, issue 15).
+"""The fast path of ``f.grad(dict)`` / ``f.eval(dict)`` (generated point entries).
 
 Once a function's compiled code is in use, a point of Python floats with the same keys goes
 straight to it. It must return exactly what the general path returns (the same engine's bits,
@@ -145,7 +145,7 @@ def test_entry_source_holds_no_names(arity: int, monkeypatch) -> None:
 
 
 def test_op_partials_are_compiled_on_first_use_and_bound_for_good() -> None:
-    """Start-up compiles no op's partials (issue 15); the first call compiles them, gives the
+    """Start-up compiles no op's partials; the first call compiles them, gives the
     same numbers as the template says, and code that keeps a reference gets the real one."""
     from adcli.ops import OPS, partials_of
 

@@ -1,5 +1,5 @@
 """The default stopping of minimize and of the least-squares engine does not depend on the
-scale of the objective (issue 12, item 6): multiplying it by 2^-40 or 2^40 (exact in floating
+scale of the objective: multiplying it by 2^-40 or 2^40 (exact in floating
 point) must give the very same iterations, and by 1e-12 or 1e12 the same minimum; a problem
 whose values are tiny at the start (Lanczos) must not look converged there."""
 

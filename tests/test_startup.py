@@ -1,4 +1,4 @@
-"""Start-up (issue 15, W6): ``adcli grad "x^2" --at x=3`` imports neither numpy nor rich.
+"""Start-up (bench W6): ``adcli grad "x^2" --at x=3`` imports neither numpy nor rich.
 
 Three things make that possible, each checked here against what it replaces:
 

@@ -176,7 +176,7 @@ def _set_digits(ctx: click.Context, param: click.Parameter, value: int | None) -
     if value is None or ctx.resilient_parsing:
         return
     # The setting lives in adcli.plain, which the rich renderer reads too: setting it loads
-    # no rich (--json and piped output never import rich; start-up, issue 15).
+    # no rich (--json and piped output never import rich; start-up time).
     from .. import plain
 
     plain.set_digits(value)

@@ -92,7 +92,7 @@ def _warn(message: str) -> None:
 
 def _print_grad(report, table: bool, max_rows: int) -> None:
     """The value, gradient and node table: as plain text where stdout is no terminal (the
-    bytes rich would write, without loading rich: start-up, issue 15), else by rich."""
+    bytes rich would write, without loading rich: start-up time), else by rich."""
     from .. import plain
 
     text = (plain.grad_text(report, table=table, max_rows=max_rows)

@@ -45,7 +45,7 @@ from .common import (
     parse_names,
     parse_point,
 )
-from .trace import CsvTrace, History, chain
+from .trace import CsvTrace, chain
 
 METHODS = ["auto", *RULES]
 
@@ -198,7 +198,11 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)
     if result is None:
         trace = CsvTrace(trace_path, objective.names) if trace_path else None
-        history = History() if plot_path else None
+        history = None
+        if plot_path:
+            from ..plot import History
+
+            history = History()
         live = not as_json and render.live_display_possible()
         try:
             with render.minimize_progress(steps, enabled=live) as progress:

@@ -35,7 +35,7 @@ def nonfinite_warnings(tape: Tape, values: list) -> list[str]:
 
 def float_value_and_grad(tape: Tape, point: Mapping[str, Any]) -> tuple | None:
     """:func:`adcli.sweeps.value_and_grad` by the float engine (the same numbers as Python
-    floats, without numpy: start-up, issue 15) when the point is plain floats and every value
+    floats, without numpy: start-up time) when the point is plain floats and every value
     and adjoint is finite; None otherwise, and the plain interpreter runs (numpy's own inf and
     nan, and the diagnostics that locate them)."""
     xs = []

@@ -1,5 +1,5 @@
-"""What ``adcli minimize`` watches a run with: the ``--trace`` CSV file, the in-memory history
-for ``--plot``, and a callback calling several."""
+"""What ``adcli minimize`` watches a run with: the ``--trace`` CSV file and a callback calling
+several (the in-memory history for ``--plot`` is :class:`adcli.plot.History`)."""
 
 from __future__ import annotations
 
@@ -35,18 +35,6 @@ class CsvTrace:
             self.fh.commit()
         else:
             self.fh.discard()
-
-
-class History:
-    """Keeps every iterate in memory (for pictures)."""
-
-    def __init__(self) -> None:
-        self.values: list[float] = []
-        self.points: list[np.ndarray] = []
-
-    def __call__(self, iteration: int, value: float, grad_norm: float, x: np.ndarray) -> None:
-        self.values.append(float(value))
-        self.points.append(np.array(x, dtype=np.float64))
 
 
 def chain(*callbacks: Callback | None) -> Callback | None:

@@ -30,7 +30,7 @@ from .codegen import build, fill, literal
 BLOCK_ROWS = 65536
 BLOCK_VALUES = 2**19
 #: ... and never more than this many in one block, below the 8192-row floor too: a program of a
-#: million nodes over 1,000 rows took 7.5 GB in a single block (issue 10).
+#: million nodes over few rows would otherwise hold all its temporaries at once.
 MAX_BLOCK_VALUES = 2**23
 #: Threads for data sweeps over many rows; None: ``ADCLI_THREADS`` if set, else 2 on a machine
 #: with more than two cores, else 1 (on two cores threads measured slower than one: the other
@@ -72,8 +72,7 @@ def _row_dot(g, p):
     stacked ``matmul``), the pieces summed in order: OpenBLAS splits a dot of more than 10,000
     numbers between its threads, so its bits changed with the number of cores and
     ``OPENBLAS_NUM_THREADS``, and on a busy machine a block waited for a descheduled
-    OpenBLAS thread (W3 under load: best 4.1 ms, first quartile 12.9 ms, against 2.5 / 6.1
-    ms in pieces; bench/README.md)."""
+    OpenBLAS thread (bench/README.md has the measurement)."""
     if np.ndim(p) == 0:
         return np.sum(g) * p
     if g.ndim == 1 and g.shape == p.shape:

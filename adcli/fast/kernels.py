@@ -12,7 +12,7 @@ numpy is not imported here: a pair names its numpy kernel (``"sin"``: ``numpy.si
 ``"np_sigmoid"``: :mod:`adcli.fast.npkernels`), resolved by :func:`numpy_kernel` when an engine
 first needs it, and the float kernels that are numpy's own computation load numpy on their first
 call. The arithmetic, sin, cos, sqrt, the piecewise kernels and ``pow`` with exponent 0, 1 or 2
-never do, so a command at a point of plain floats runs without numpy (start-up, issue 15).
+never do, so a command at a point of plain floats runs without numpy (start-up time).
 """
 
 from __future__ import annotations

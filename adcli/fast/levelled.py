@@ -16,7 +16,7 @@ from .columns import threads
 from .helper import submit
 
 #: Big tapes whose instructions fall into few (level, op) groups run level by level in numpy
-#: (faster from ~500, but not bit for bit: straight-line code is; see bench/README.md).
+#: (faster for big tapes, but not bit for bit: straight-line code is; see bench/README.md).
 LEVELLED_MIN_SIZE = 2000
 #: ... when each group holds at least this many instructions on average.
 LEVELLED_MIN_GROUP = 40

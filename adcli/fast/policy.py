@@ -39,7 +39,7 @@ COMPILE_AT_ONCE = 500
 COMPILE_AFTER_CALLS = 8
 
 #: Straight-line code is generated for at most this many instructions: CPython's compiler
-#: needs several kB per generated line (a 990,000-instruction chain took 4.6 GB), so bigger
+#: needs several kB per generated line (gigabytes for a million instructions), so bigger
 #: tapes without a levelled plan stay with the float interpreter (linear in memory).
 COMPILE_MAX_SIZE = 100_000
 

@@ -20,7 +20,7 @@ from ..results import natural_key
 from ..tape import Tape
 
 #: Fits over data run generated numpy code (adcli.fast), and compiling it costs about 7 kB
-#: of memory a tape node (1.4 GB at 200,000 nodes): bigger tapes are refused with data.
+#: of memory a tape node: bigger tapes are refused with data.
 DATA_MAX_NODES = 100_000
 
 
