@@ -13,33 +13,11 @@ import os
 import signal
 import sys
 
-
-def _interrupted_early(signum: int, frame: object) -> None:
-    """Ctrl-C before :func:`main` has started: the same outcome as after (one line, exit
-    status 130), never a KeyboardInterrupt traceback from the middle of an import."""
-    try:
-        os.write(2, b"Error: interrupted\n")
-    except OSError:
-        pass
-    os._exit(130)
-
-
-def _is_program() -> bool:
-    """Whether this process is the ``adcli`` program (the console script or ``python -m
-    adcli``), not a library user importing this module."""
-    argv0 = sys.argv[0] if sys.argv else ""
-    return os.path.basename(argv0) == "adcli" \
-        or argv0.endswith(os.path.join("adcli", "__main__.py"))
-
+from . import _interrupted_early, _is_program  # noqa: E402 - the Ctrl-C handler, set first
 
 if _is_program():
-    # First, before the imports below (click, and the command's modules later): a Ctrl-C in
-    # the first milliseconds ends like any other, and a PYTHONWARNINGS=error in the user's
-    # environment cannot turn a library's warning into a traceback.
-    try:
-        signal.signal(signal.SIGINT, _interrupted_early)
-    except (ValueError, OSError):  # not the main thread
-        pass
+    # Before the imports below (click, and the command's modules later): a PYTHONWARNINGS=error
+    # in the user's environment cannot turn a library's warning into a traceback.
     import warnings
 
     warnings.simplefilter("ignore")
