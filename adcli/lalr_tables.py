@@ -149,12 +149,12 @@ def _check_tables(data: dict) -> None:
             raise ValueError("rule")
     entered_by: dict[int, str] = {}
     below: dict[int, list[int]] = {}
+    lowest, count = -len(rules), len(states)
     for p, row in enumerate(states):
-        if not isinstance(row, dict):
+        if type(row) is not dict:
             raise ValueError("state")
         for sym, action in row.items():
-            if not (isinstance(sym, str) and type(action) is int
-                    and -len(rules) <= action < len(states)):
+            if type(action) is not int or not lowest <= action < count or type(sym) is not str:
                 raise ValueError("action")
             if action >= 0:
                 if entered_by.setdefault(action, sym) != sym:
@@ -163,20 +163,18 @@ def _check_tables(data: dict) -> None:
     for key in ("start", "end"):
         if type(data[key]) is not int or not 0 <= data[key] < len(states):
             raise ValueError(key)
-    for s, row in enumerate(states):
-        for action in row.values():
-            if action >= 0:
-                continue
-            origin, expansion = rules[-1 - action][0], rules[-1 - action][1]
-            frontier = {s}
-            for sym in reversed(expansion):
-                if any(entered_by.get(q) != sym for q in frontier):
-                    raise ValueError("a reduction that does not match the stack")
-                frontier = {p for q in frontier for p in below.get(q, ())}
-                if not frontier:
-                    raise ValueError("a reduction longer than the stack")
-            if any(states[p].get(origin, -1) < 0 for p in frontier):
-                raise ValueError("a reduction with no goto")
+    reductions = {(s, -1 - a) for s, row in enumerate(states) for a in row.values() if a < 0}
+    for s, r in reductions:
+        origin, expansion = rules[r][0], rules[r][1]
+        frontier = {s}
+        for sym in reversed(expansion):
+            if any(entered_by.get(q) != sym for q in frontier):
+                raise ValueError("a reduction that does not match the stack")
+            frontier = {p for q in frontier for p in below.get(q, ())}
+            if not frontier:
+                raise ValueError("a reduction longer than the stack")
+        if any(states[p].get(origin, -1) < 0 for p in frontier):
+            raise ValueError("a reduction with no goto")
     # one-symbol rules (origin <- symbol) must form no cycle
     unit: dict[str, set[str]] = {}
     for origin, expansion, _alias, _expand1 in rules:

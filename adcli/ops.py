@@ -128,6 +128,23 @@ def _half_sign(E, a, b, sgn: float):
     return E.mul(_c(E, 0.5), E.add(_c(E, 1.0), s) if sgn > 0 else E.sub(_c(E, 1.0), s))
 
 
+class RuleBuilder:
+    """What a rule's ``E`` is for :mod:`adcli.symbolic`: the smart constructors of
+    :mod:`adcli.syntax`, plus ``keep``, which marks a node that simplification keeps whole
+    (atan2's scaled (x / h) / h, folded into x / h^2, would overflow)."""
+
+    def __init__(self, constructors: Any) -> None:
+        self.constructors = constructors
+        self.kept: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.constructors, name)
+
+    def keep(self, node: Any) -> Any:
+        self.kept.append(node)
+        return node
+
+
 def _over_norm2(E, n, a):
     """n / (a0^2 + a1^2) as (n / h) / h with h = hypot(a0, a1): nothing squared, so it
     neither overflows nor underflows where the result is a float. ``E.keep`` (when the

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import syntax as S
 from .errors import AdcliError
-from .ops import OPS, apply, const_key
+from .ops import OPS, RuleBuilder, apply, const_key
 from .syntax import Node
 from .tape import CONST, VAR, Tape
 
@@ -48,23 +48,7 @@ class Derivative:
         self.exprs = exprs
         self.names = names
         self.node_of_slot = node_of_slot
-        self.kept = kept or []  # nodes the rules asked to keep whole (see _Rules)
-
-
-class _Rules:
-    """The smart constructors (:mod:`adcli.syntax`) as the op table's rules see them, plus
-    ``keep``: a rule marks a node that simplification must not look into, so a scaled form
-    such as atan2's (x / h) / h stays that (folded, it would be x / h^2, which overflows)."""
-
-    def __init__(self) -> None:
-        self.kept: list[Node] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(S, name)
-
-    def keep(self, node: Node) -> Node:
-        self.kept.append(node)
-        return node
+        self.kept = kept or []  # nodes the rules asked to keep whole (ops.RuleBuilder)
 
 
 def tape_nodes(tape: Tape) -> list[Node]:
@@ -103,7 +87,7 @@ def gradient(tape: Tape, wrt: Iterable[str] | None = None) -> Derivative:
     contributions: list[list[Node] | None] = [None] * len(tape.ops)
     contributions[tape.output] = [S.const(1.0)]
     active = tape.active
-    rules = _Rules()
+    rules = RuleBuilder(S)
     for slot, op, args in reversed(tape.instructions()):
         terms = contributions[slot]
         if not terms or not active[slot]:
@@ -214,12 +198,11 @@ class _Prod:
 
 
 class _Simplifier:
-    def __init__(self, originals: list[Node], opaque: set[int],
-                 whole: set[int] | None = None) -> None:
+    def __init__(self, originals: list[Node], opaque: set[int], whole: set[int]) -> None:
         self.b = _Builder()
         self.original: set[int] = set()
         self.opaque = opaque
-        self.whole = whole or set()  # simplified inside, but one factor to the outside
+        self.whole = whole  # simplified inside, but one factor to the outside
         for node in originals:
             self.b.adopt(node)
             self.original.add(id(node))
@@ -489,7 +472,7 @@ def simplify_many(roots: list[Node], originals: Iterable[Node] = (),
                   opaque: Iterable[Node] = (), whole: Iterable[Node] = ()) -> list[Node]:
     """Simplified copies of ``roots`` (one shared DAG). ``originals`` (the program's own nodes,
     in tape order) are printed exactly as written where they appear whole; the ``opaque`` ones
-    (let bindings) are not even looked into; the ``whole`` ones (see :class:`_Rules`) are
+    (let bindings) are not even looked into; the ``whole`` ones (``RuleBuilder.keep``) are
     simplified inside but never merged into the sums and products around them."""
     return _Simplifier(list(originals), {id(n) for n in opaque},
                        {id(n) for n in whole}).run(list(roots))
