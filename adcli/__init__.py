@@ -35,8 +35,12 @@ def _is_program() -> bool:
     """Whether this process is the ``adcli`` program (the console script or ``python -m
     adcli``), not a library user importing the package."""
     argv0 = _sys.argv[0] if _sys.argv else ""
-    return _os.path.basename(argv0) == "adcli" \
-        or argv0.endswith(_os.path.join("adcli", "__main__.py"))
+    if _os.path.basename(argv0) != "adcli" \
+            and not argv0.endswith(_os.path.join("adcli", "__main__.py")):
+        return False
+    # a worker that multiprocessing spawned (Dask) gets its parent's argv, but is no program
+    mp = _sys.modules.get("multiprocessing")
+    return mp is None or mp.parent_process() is None
 
 
 if _is_program():  # the first thing the program does, before any other import

@@ -539,3 +539,29 @@ def test_ctrl_c_at_any_moment_of_a_real_run_gives_no_adcli_traceback():
             assert proc.returncode in (0, 130, -signal.SIGINT), (delay_ms, proc.returncode,
                                                                  err)
             assert err in ("", "Error: interrupted\n"), (delay_ms, err)
+
+
+_SPAWNED = """
+import multiprocessing as mp, signal, sys
+def probe(q):
+    import adcli
+    q.put((adcli._is_program(), signal.getsignal(signal.SIGINT) is adcli._interrupted_early))
+if __name__ == "__main__":
+    sys.argv[0] = {script!r}
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=probe, args=(q,))
+    p.start()
+    print(q.get(timeout=60))
+    p.join()
+"""
+
+
+def test_a_spawned_worker_with_the_programs_argv_keeps_pythons_ctrl_c(tmp_path):
+    """Dask's workers are spawned with the parent's argv: they are no program, so Ctrl-C
+    there stays Python's (their parent reports the interruption once)."""
+    script = tmp_path / "spawn.py"
+    script.write_text(_SPAWNED.format(script=str(ADCLI)))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert proc.stdout.strip() == "(False, False)", proc.stderr
