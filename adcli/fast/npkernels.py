@@ -73,3 +73,10 @@ def np_norm_d(a, b):
 def np_log1p_d(a):
     """1 / (1 + a); nan below -1, where log1p is nan."""
     return where(a < -1.0, np.nan, 1.0 / (1.0 + a))
+
+
+def np_atan_d(a):
+    """1 / (1 + a^2); r / (a + r) with r = 1/a where |a| > 1 (the float kernel's operations)."""
+    small = np.abs(a) <= 1.0
+    r = 1.0 / where(small, 1.0, a)
+    return where(small, 1.0 / (1.0 + a * a), r / (a + r))
