@@ -11,9 +11,47 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import os as _os
+import sys as _sys
 
-from .errors import AdcliError
+try:  # the C module: ``signal`` itself imports enum, a few milliseconds without a handler
+    import _signal
+except ImportError:  # pragma: no cover - another Python implementation
+    import signal as _signal
+
+
+def _interrupted_early(signum: int, frame: object) -> None:
+    """Ctrl-C while the ``adcli`` program starts (before :func:`adcli.cli.main` runs): the
+    same outcome as later, one line and exit status 130, never a KeyboardInterrupt traceback
+    from the middle of an import."""
+    try:
+        _os.write(2, b"Error: interrupted\n")
+    except OSError:
+        pass
+    _os._exit(130)
+
+
+def _is_program() -> bool:
+    """Whether this process is the ``adcli`` program (the console script or ``python -m
+    adcli``), not a library user importing the package."""
+    argv0 = _sys.argv[0] if _sys.argv else ""
+    if _os.path.basename(argv0) != "adcli" \
+            and not argv0.endswith(_os.path.join("adcli", "__main__.py")):
+        return False
+    # a worker that multiprocessing spawned (Dask) gets its parent's argv, but is no program
+    mp = _sys.modules.get("multiprocessing")
+    return mp is None or mp.parent_process() is None
+
+
+if _is_program():  # the first thing the program does, before any other import
+    try:
+        _signal.signal(_signal.SIGINT, _interrupted_early)
+    except (ValueError, OSError):  # not the main thread
+        pass
+
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+from .errors import AdcliError  # noqa: E402
 
 if TYPE_CHECKING:
     from .fitting import FitResult, fit

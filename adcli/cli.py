@@ -9,16 +9,27 @@ result to a renderer.
 
 from __future__ import annotations
 
-import errno
-import importlib
-import io
 import os
+import signal
 import sys
 
-import click
+from . import _interrupted_early, _is_program  # noqa: E402 - the Ctrl-C handler, set first
 
-from . import __version__
-from .errors import (
+if _is_program():
+    # Before the imports below (click, and the command's modules later): a PYTHONWARNINGS=error
+    # in the user's environment cannot turn a library's warning into a traceback.
+    import warnings
+
+    warnings.simplefilter("ignore")
+
+import errno  # noqa: E402 - after the handler above, on purpose
+import importlib  # noqa: E402
+import io  # noqa: E402
+
+import click  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .errors import (  # noqa: E402
     EXIT_BAD_INPUT,
     EXIT_BROKEN_PIPE,
     EXIT_FAILED,
@@ -256,9 +267,35 @@ def _checked_stdout() -> None:
                                   line_buffering=out.line_buffering)
 
 
+class _ClosedStream(io.TextIOBase):
+    """Standard output when the program started with it closed (``adcli ... >&-``): Python
+    leaves ``sys.stdout`` None. Writing is an output error (exit status 1) like any other;
+    a command that writes nothing there (``-o FILE``) is not disturbed."""
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     try:
+        if signal.getsignal(signal.SIGINT) is _interrupted_early:
+            # from here on Ctrl-C is a KeyboardInterrupt, which every command handles
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if sys.stdout is None:
+            sys.stdout = _ClosedStream()
         _checked_stdout()
         code = cli.main(args=argv, prog_name="adcli", standalone_mode=False)
     except KeyboardInterrupt:  # between click's handlers and here

@@ -298,7 +298,7 @@ def _header(line: str, path: str, sep: str,
     if not line.strip():
         raise DataError(f"data file '{path}' is empty; the first line must name the columns, "
                         "e.g. x,y")
-    raw = [n.strip() for n in next(csv.reader([line], delimiter=sep))]
+    raw = [n.strip() for n in next(_records(csv.reader([line], delimiter=sep), path, 0))]
     by_header = {orig: new for new, orig in rename.items()}
     for orig in by_header:
         if orig not in raw and orig not in {_to_name(h, i) for i, h in enumerate(raw, 1)}:
@@ -329,6 +329,22 @@ def _header(line: str, path: str, sep: str,
 MISSING = frozenset({"", "na", "n/a", "nan", "null"})
 
 
+def _records(reader, path: str, before: int = 1) -> Iterator[list[str]]:
+    """The reader's rows; the csv module's own errors (a line that ends in a bare CR, a field
+    over its size limit) become a DataError naming the line (``before``: lines before the
+    reader's first, the header)."""
+    try:
+        yield from reader
+    except csv.Error as err:
+        line = reader.line_num + before
+        text = str(err)
+        if "new-line character" in text:
+            text = "a line ends with a bare carriage return (CR); end lines with LF or CRLF"
+        elif "field larger than field limit" in text:
+            text = f"a field is longer than {csv.field_size_limit():,} characters"
+        raise DataError(f"data file '{path}', line {line}: {text}") from None
+
+
 def _read_cells(rows: io.TextIOWrapper, path: str, names: list[str], sep: str) -> Dataset:
     """Walk the rows with the csv module: a row with the wrong number of fields is an error
     now; a column with a cell that is not a number, or with missing cells, is recorded and
@@ -336,7 +352,7 @@ def _read_cells(rows: io.TextIOWrapper, path: str, names: list[str], sep: str) -
     reader = csv.reader(rows, delimiter=sep)
     cells: list[list[str]] = [[] for _ in names]
     lines: list[int] = []
-    for row in reader:
+    for row in _records(reader, path):
         if not row or all(not c.strip() for c in row):
             continue  # blank lines are skipped, as numpy does
         line = reader.line_num + 1  # the header is line 1

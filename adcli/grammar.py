@@ -94,6 +94,10 @@ def _call_error(name: str, line: int, column: int, nargs: int) -> NameResolution
     """The error for a call of an unknown function or with the wrong number of arguments."""
     op = FUNCTIONS.get(name)
     if op is None:
+        formula = _MISSING_FUNCTIONS.get(name.lower())
+        if formula is not None:
+            return NameResolutionError(f"unknown function '{name}'", line=line, column=column,
+                                       hint=f"adcli has no {name}; write {formula}")
         close = _closest_function(name)
         guess = f"did you mean '{close}'? " if close else ""
         return NameResolutionError(f"unknown function '{name}'", line=line, column=column,
@@ -107,9 +111,18 @@ def _call_error(name: str, line: int, column: int, nargs: int) -> NameResolution
 
 #: Other languages' names for functions adcli has (numpy's, C's, mathematicians').
 _FUNCTION_ALIASES = {"ln": "log", "arcsin": "asin", "arccos": "acos", "arctan": "atan",
-            "arctan2": "atan2", "arcsinh": "asinh", "power": "pow", "fabs": "abs",
+            "arctan2": "atan2", "power": "pow", "fabs": "abs",
             "maximum": "max", "minimum": "min", "logistic": "sigmoid", "expit": "sigmoid",
             "heaviside": "step", "sgn": "sign", "signum": "sign", "exp1m": "expm1"}
+
+
+#: Functions adcli does not have, whose nearest spelling would mislead (arcsinh is not sinh):
+#: each with its formula in the language.
+_MISSING_FUNCTIONS = {
+    **dict.fromkeys(("asinh", "arcsinh", "arsinh"), "log(x + sqrt(x^2 + 1))"),
+    **dict.fromkeys(("acosh", "arccosh", "arcosh"), "log(x + sqrt(x^2 - 1)) (x >= 1)"),
+    **dict.fromkeys(("atanh", "arctanh", "artanh"), "0.5*log1p(2*x/(1 - x)) (|x| < 1)"),
+}
 
 
 def _closest_function(name: str) -> str | None:

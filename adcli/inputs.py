@@ -71,7 +71,13 @@ def read_bounded(path: str | None, limit: int | None, what: str, option: str) ->
     """The bytes of ``path`` (stdin when None), refusing anything over ``limit`` bytes; a
     regular file over the limit is refused from its size before a byte is read."""
     if path is None:
-        data = read_limited(sys.stdin.buffer, limit)
+        stdin = getattr(sys.stdin, "buffer", None)  # None: started with stdin closed (<&-)
+        if stdin is None:
+            raise AdcliError(f"cannot read {what}: it is closed")
+        try:
+            data = read_limited(stdin, limit)
+        except OSError as err:
+            raise AdcliError(f"cannot read {what}: {err.strerror or err}") from None
     else:
         fh, st = open_binary(path, what)
         with fh:

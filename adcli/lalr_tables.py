@@ -41,8 +41,8 @@ def _digest(data: bytes) -> str:
 def _cache_dir() -> str | None:
     """``$XDG_CACHE_HOME/adcli`` (or ``~/.cache/adcli``), created 0700, or None when it is not
     safely ours: a symlink, not a directory, or owned by someone else. Never a shared temp dir."""
-    if os.environ.get("ADCLI_NO_GRAMMAR_CACHE"):
-        return None
+    if os.environ.get("ADCLI_NO_GRAMMAR_CACHE", "").strip().lower() in ("1", "true", "yes"):
+        return None  # the one rule (README): 1, true or yes turn it off; 0, no, ... do not
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     if not os.path.isabs(base):
         return None  # XDG says relative paths are invalid; never cache in the working dir
@@ -131,6 +131,76 @@ def _unpack_cache(raw: bytes | None, key: str, lark_version: str) -> dict | None
     return tables if ok else None
 
 
+def _check_tables(data: dict) -> None:
+    """Raise ValueError unless cached tables are shaped as an LR automaton the driver can run
+    to the end on any text: every entry of the right type and in range, every state entered
+    by one symbol, every reduction of 1..8 symbols matching the symbols that enter the states
+    below it (so the stacks never run short and every goto exists), and no cycle of one-symbol
+    rules (so reductions always end). Tables built from Lark pass; the canary cannot catch a
+    damaged row it never reaches."""
+    states, rules = data["states"], data["rules"]
+    if not (isinstance(states, list) and isinstance(rules, list) and 0 < len(states) < 1024
+            and 0 < len(rules) < 1024):
+        raise ValueError("tables")
+    for rule in rules:
+        if not (isinstance(rule, list) and len(rule) == 4 and isinstance(rule[0], str)
+                and isinstance(rule[1], list) and 1 <= len(rule[1]) <= 8
+                and all(isinstance(x, str) for x in rule[1])
+                and (rule[2] is None or isinstance(rule[2], str))
+                and isinstance(rule[3], bool)):
+            raise ValueError("rule")
+    entered_by: dict[int, str] = {}
+    below: dict[int, list[int]] = {}
+    lowest, count = -len(rules), len(states)
+    for p, row in enumerate(states):
+        if type(row) is not dict:
+            raise ValueError("state")
+        for sym, action in row.items():
+            if type(action) is not int or not lowest <= action < count or type(sym) is not str:
+                raise ValueError("action")
+            if action >= 0:
+                if entered_by.setdefault(action, sym) != sym:
+                    raise ValueError("a state entered by two symbols")
+                below.setdefault(action, []).append(p)
+    for key in ("start", "end"):
+        if type(data[key]) is not int or not 0 <= data[key] < len(states):
+            raise ValueError(key)
+    reductions = {(s, -1 - a) for s, row in enumerate(states) for a in row.values() if a < 0}
+    for s, r in reductions:
+        origin, expansion = rules[r][0], rules[r][1]
+        frontier = {s}
+        for sym in reversed(expansion):
+            if any(entered_by.get(q) != sym for q in frontier):
+                raise ValueError("a reduction that does not match the stack")
+            frontier = {p for q in frontier for p in below.get(q, ())}
+            if not frontier:
+                raise ValueError("a reduction longer than the stack")
+        if any(states[p].get(origin, -1) < 0 for p in frontier):
+            raise ValueError("a reduction with no goto")
+    # one-symbol rules (origin <- symbol) must form no cycle
+    unit: dict[str, set[str]] = {}
+    for origin, expansion, _alias, _expand1 in rules:
+        if len(expansion) == 1:
+            unit.setdefault(expansion[0], set()).add(origin)
+    done: set[str] = set()
+    for root in unit:
+        path: set[str] = set()
+        stack = [(root, iter(unit.get(root, ())))]
+        path.add(root)
+        while stack:
+            sym, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                path.discard(sym)
+                done.add(sym)
+            elif child in path:
+                raise ValueError("a cycle of one-symbol rules")
+            elif child not in done:
+                path.add(child)
+                stack.append((child, iter(unit.get(child, ()))))
+
+
 def _shape(statements: list[Statement]) -> list[str]:
     """Statements as s-expressions, iteratively (used on the fixed canary only)."""
     out = []
@@ -181,6 +251,24 @@ def _build_tables() -> dict:
             "end": table.end_states["start"], "states": states, "rules": rules}
 
 
+#: Whether the tables in use came from the cache, and whether it is no longer to be read
+#: (see :func:`rebuild_tables`).
+_CACHE_STATE = {"used": False, "distrusted": False}
+
+
+def tables_from_cache() -> bool:
+    """Whether the tables the driver runs were read from the cache (not built just now)."""
+    return _CACHE_STATE["used"]
+
+
+def rebuild_tables() -> None:
+    """Forget the tables read from the cache and build them from Lark (rewriting the cache):
+    what the parser does when cached tables fail in a way Lark's own never do."""
+    _CACHE_STATE["distrusted"] = True
+    _tables.cache_clear()
+    _fast_reducers.cache_clear()
+
+
 @lru_cache(maxsize=1)
 def _tables() -> tuple:
     """The LALR tables, from the validated JSON cache or freshly built from Lark."""
@@ -188,16 +276,19 @@ def _tables() -> tuple:
     key = _digest(text + b"adcli-fast-2")
     name = f"lalr-{key[:16]}.json"
     directory = _cache_dir()
-    if directory is not None:
+    _CACHE_STATE["used"] = False
+    if directory is not None and not _CACHE_STATE["distrusted"]:
         version = _lark_version()
-        tables = _unpack_cache(_read_cache(os.path.join(directory, name)), key, version)
-        if tables is not None:
-            try:
+        try:
+            tables = _unpack_cache(_read_cache(os.path.join(directory, name)), key, version)
+            if tables is not None:
+                _check_tables(tables)
                 prepared = _prepare(tables)
                 if _shape(_fast_parse(_CANARY, _specialise(prepared))) == _CANARY_SHAPE:
+                    _CACHE_STATE["used"] = True
                     return prepared
-            except (KeyError, IndexError, TypeError, ValueError, AttributeError):
-                pass  # tables with a valid digest but the wrong shapes inside: rebuild them
+        except Exception:  # noqa: BLE001 - any unreadable or inconsistent cache is rebuilt
+            pass  # (JSON nested too deeply, tables with a valid digest but wrong inside)
     tables = _build_tables()
     prepared = _prepare(tables)
     if _shape(_fast_parse(_CANARY, _specialise(prepared))) != _CANARY_SHAPE:

@@ -130,8 +130,31 @@ def _half_sign(E, a, b, sgn: float):
     return E.mul(_c(E, 0.5), E.add(_c(E, 1.0), s) if sgn > 0 else E.sub(_c(E, 1.0), s))
 
 
-def _sumsq(E, a):
-    return E.add(E.power(a[0], _c(E, 2)), E.power(a[1], _c(E, 2)))
+class RuleBuilder:
+    """What a rule's ``E`` is for :mod:`adcli.symbolic`: the smart constructors of
+    :mod:`adcli.syntax`, plus ``keep``, which marks a node that simplification keeps whole
+    (atan2's scaled (x / h) / h, folded into x / h^2, would overflow)."""
+
+    def __init__(self, constructors: Any) -> None:
+        self.constructors = constructors
+        self.kept: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.constructors, name)
+
+    def keep(self, node: Any) -> Any:
+        self.kept.append(node)
+        return node
+
+
+def _over_norm2(E, n, a):
+    """n / (a0^2 + a1^2) as (n / h) / h with h = hypot(a0, a1): nothing squared, so it
+    neither overflows nor underflows where the result is a float. ``E.keep`` (when the
+    builder has it) asks simplification to keep n / h whole, not fold it into n / h^2."""
+    h = E.fn("hypot", a[0], a[1])
+    ratio = E.div(n, h)
+    keep = getattr(E, "keep", None)
+    return E.div(keep(ratio) if keep is not None else ratio, h)
 
 
 def _asin_d(E, x):
@@ -182,7 +205,7 @@ _TABLE: list[Op] = [
     Op("acos", 1, K.numpy_pair(math.acos, "arccos"), ("-1.0 / sqrt(1.0 - {0} * {0})",),
        lambda E, a, o: (E.neg(_asin_d(E, a[0])),),  # domain [-1, 1]
        rule="chain rule through acos", statement="d acos(a) = -da/sqrt(1 - a^2)"),
-    Op("atan", 1, K.numpy_pair(math.atan, "arctan"), ("1.0 / (1.0 + {0} * {0})",),
+    Op("atan", 1, K.numpy_pair(math.atan, "arctan"), ("atan_d({0})",),
        lambda E, a, o: (E.div(_c(E, 1), E.add(_c(E, 1), E.power(a[0], _c(E, 2)))),),
        rule="chain rule through atan", statement="d atan(a) = da/(1 + a^2)"),
     # hyperbolic
@@ -206,11 +229,13 @@ _TABLE: list[Op] = [
     Op("log10", 1, K.numpy_pair(math.log10, "log10"), (f"1.0 / ({{0}} * {LN10!r})",),
        lambda E, a, o: (E.div(_c(E, 1), E.mul(a[0], E.call("log", _c(E, 10)))),),
        rule="chain rule through log10", statement="d log10(a) = da/(a*log(10))"),
-    # sqrt is exact in IEEE arithmetic: the math module's is numpy's; sqrt'(0) = +inf
-    Op("sqrt", 1, (math.sqrt, "sqrt"), ("0.5 / {o}",), lambda E, a, o: (E.div(_c(E, 0.5), o),),
+    # sqrt is exact in IEEE arithmetic: the math module's is numpy's; sqrt'(0) = +inf, and at
+    # -0.0 too (sqrt(-0.0) is -0.0; adding 0.0 makes it +0.0)
+    Op("sqrt", 1, (math.sqrt, "sqrt"), ("0.5 / ({o} + 0.0)",),
+       lambda E, a, o: (E.div(_c(E, 0.5), o),),
        rule="chain rule through sqrt", statement="d sqrt(a) = da/(2*sqrt(a))"),
-    # log(1 + a), accurate for small a; domain a >= -1, log1p'(-1) = +inf
-    Op("log1p", 1, K.numpy_pair(math.log1p, "log1p"), ("1.0 / (1.0 + {0})",),
+    # log(1 + a), accurate for small a; domain a >= -1, log1p'(-1) = +inf, nan below -1
+    Op("log1p", 1, K.numpy_pair(math.log1p, "log1p"), ("log1p_d({0})",),
        lambda E, a, o: (E.div(_c(E, 1), E.add(_c(E, 1), a[0])),),
        rule="chain rule through log1p", statement="d log1p(a) = da/(1 + a)"),
     # exp(a) - 1, accurate for small a
@@ -231,15 +256,16 @@ _TABLE: list[Op] = [
        lambda E, a, o: (E.mul(_c(E, -2 / math.sqrt(math.pi)),
                               E.fn("exp", E.neg(E.power(a[0], _c(E, 2))))),),
        rule="chain rule through erfc", statement="d erfc(a) = -2/sqrt(pi)*exp(-a^2)*da"),
-    # atan2(y, x): the angle of the point (x, y); no derivative at the origin (nan there)
+    # atan2(y, x): the angle of the point (x, y); no derivative at the origin (nan there).
+    # The partials x/(x^2 + y^2) are scaled (x^2 overflows at 1e155, underflows at 1e-155)
     Op("atan2", 2, K.numpy_pair(math.atan2, "arctan2", 2),
-       ("{1} / ({0} * {0} + {1} * {1})", "-{0} / ({0} * {0} + {1} * {1})"),
-       lambda E, a, o: (E.div(a[1], _sumsq(E, a)), E.neg(E.div(a[0], _sumsq(E, a)))),
+       ("over_sqnorm({1}, {0}, {1})", "-over_sqnorm({0}, {0}, {1})"),
+       lambda E, a, o: (_over_norm2(E, a[1], a), E.neg(_over_norm2(E, a[0], a))),
        kink=lambda a: (a[0] == 0) & (a[1] == 0),
        convention="atan2 has no derivative at (0, 0): nan",
        rule="chain rule through atan2", statement="d atan2(a, b) = (b*da - a*db)/(a^2 + b^2)"),
     # hypot(x, y) = sqrt(x^2 + y^2) without overflow; a norm: kink at the origin
-    Op("hypot", 2, (K.f_hypot, "hypot"), ("div0({0}, {o})", "div0({1}, {o})"),
+    Op("hypot", 2, (K.f_hypot, "hypot"), ("norm_d({0}, {1})", "norm_d({1}, {0})"),
        lambda E, a, o: (E.div(a[0], o), E.div(a[1], o)),
        kink=lambda a: (a[0] == 0) & (a[1] == 0),
        convention="hypot'(0, 0) = (0, 0) (minimum-norm subgradient)",

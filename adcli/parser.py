@@ -15,7 +15,7 @@ from __future__ import annotations
 from . import lalr
 from .errors import ParseError
 from .grammar import _lark_parse
-from .lalr_tables import _fast_reducers
+from .lalr_tables import _fast_reducers, rebuild_tables, tables_from_cache
 from .parse_errors import _diagnose
 from .syntax import Program, Statement
 
@@ -28,7 +28,18 @@ DEFAULT_MAX_SOURCE_BYTES = 2 * 1024 * 1024
 
 def _fast_parse(text: str, order: list | None = None) -> list[Statement]:
     """The fast driver over the cached tables (raises on any input it does not accept); the
-    nodes it makes are appended to ``order`` in the order made."""
+    nodes it makes are appended to ``order`` in the order made. An error other than a refusal
+    from tables read from the cache means the cache is damaged: rebuilt, and parsed again."""
+    try:
+        return lalr._fast_parse(text, _fast_reducers(), order)
+    except lalr.REFUSED:
+        raise
+    except Exception:
+        if not tables_from_cache():
+            raise
+    rebuild_tables()
+    if order is not None:
+        order.clear()
     return lalr._fast_parse(text, _fast_reducers(), order)
 
 

@@ -41,6 +41,10 @@ def parse_value(text: str, *, context: str = "") -> float:
         return float(t)
     if _SPECIAL.match(t):
         return float(t)
+    if "=" in t:  # x=a=1 or x=a=1;a+5: a program would bind a name and pass for a value
+        raise PointError(f"{context}'{t}' is not a number: a value is one constant "
+                         "expression, with no '=' in it (write one name=value per "
+                         "assignment, separated by commas)")
     from .function import parse  # local: the grammar is loaded only when needed
 
     try:

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import syntax as S
 from .errors import AdcliError
-from .ops import OPS, apply, const_key
+from .ops import OPS, RuleBuilder, apply, const_key
 from .syntax import Node
 from .tape import CONST, VAR, Tape
 
@@ -44,10 +44,11 @@ class Derivative:
     """
 
     def __init__(self, exprs: dict[str, Node], names: dict[int, str],
-                 node_of_slot: list[Node]) -> None:
+                 node_of_slot: list[Node], kept: list[Node] | None = None) -> None:
         self.exprs = exprs
         self.names = names
         self.node_of_slot = node_of_slot
+        self.kept = kept or []  # nodes the rules asked to keep whole (ops.RuleBuilder)
 
 
 def tape_nodes(tape: Tape) -> list[Node]:
@@ -86,13 +87,14 @@ def gradient(tape: Tape, wrt: Iterable[str] | None = None) -> Derivative:
     contributions: list[list[Node] | None] = [None] * len(tape.ops)
     contributions[tape.output] = [S.const(1.0)]
     active = tape.active
+    rules = RuleBuilder(S)
     for slot, op, args in reversed(tape.instructions()):
         terms = contributions[slot]
         if not terms or not active[slot]:
             continue
         contributions[slot] = None  # done with it; frees the list
         adj = _sum(terms)
-        partials = op.derivative(S, tuple(nodes[a] for a in args), nodes[slot])
+        partials = op.derivative(rules, tuple(nodes[a] for a in args), nodes[slot])
         for a, p in zip(args, partials):
             if active[a]:
                 bucket = contributions[a]
@@ -105,7 +107,7 @@ def gradient(tape: Tape, wrt: Iterable[str] | None = None) -> Derivative:
         terms = contributions[slot] if slot is not None else None
         exprs[name] = _sum(terms) if terms else S.const(0.0)
     labels = {id(nodes[slot]): label for slot, label in tape.labels.items()}
-    return Derivative(exprs, labels, nodes)
+    return Derivative(exprs, labels, nodes, rules.kept)
 
 
 # --------------------------------------------------------------------------- simplification
@@ -196,10 +198,11 @@ class _Prod:
 
 
 class _Simplifier:
-    def __init__(self, originals: list[Node], opaque: set[int]) -> None:
+    def __init__(self, originals: list[Node], opaque: set[int], whole: set[int]) -> None:
         self.b = _Builder()
         self.original: set[int] = set()
         self.opaque = opaque
+        self.whole = whole  # simplified inside, but one factor to the outside
         for node in originals:
             self.b.adopt(node)
             self.original.add(id(node))
@@ -389,6 +392,8 @@ class _Simplifier:
             return b.const(raw.value)
         if op == "var":
             return b.adopt(S.var(raw.name))
+        if id(raw) in self.whole:
+            return b.call(op, *(self.mat(a) for a in args))
         if op in ("add", "sub"):
             p = self.as_sum(args[0], 1.0)
             q = self.as_sum(args[1], 1.0 if op == "add" else -1.0)
@@ -464,11 +469,13 @@ class _Simplifier:
 
 
 def simplify_many(roots: list[Node], originals: Iterable[Node] = (),
-                  opaque: Iterable[Node] = ()) -> list[Node]:
+                  opaque: Iterable[Node] = (), whole: Iterable[Node] = ()) -> list[Node]:
     """Simplified copies of ``roots`` (one shared DAG). ``originals`` (the program's own nodes,
     in tape order) are printed exactly as written where they appear whole; the ``opaque`` ones
-    (let bindings) are not even looked into."""
-    return _Simplifier(list(originals), {id(n) for n in opaque}).run(list(roots))
+    (let bindings) are not even looked into; the ``whole`` ones (``RuleBuilder.keep``) are
+    simplified inside but never merged into the sums and products around them."""
+    return _Simplifier(list(originals), {id(n) for n in opaque},
+                       {id(n) for n in whole}).run(list(roots))
 
 
 def simplify(root: Node) -> Node:
@@ -481,5 +488,6 @@ def derivative(tape: Tape, wrt: Iterable[str] | None = None) -> Derivative:
     raw = gradient(tape, wrt)
     names = list(raw.exprs)
     opaque = [raw.node_of_slot[slot] for slot in tape.labels]
-    simplified = simplify_many([raw.exprs[n] for n in names], raw.node_of_slot, opaque)
+    simplified = simplify_many([raw.exprs[n] for n in names], raw.node_of_slot, opaque,
+                               raw.kept)
     return Derivative(dict(zip(names, simplified)), raw.names, raw.node_of_slot)

@@ -24,6 +24,10 @@ HELPER_MEANINGS = {
     "pow_dexp": "pow_dexp(a, b, o) = o*log(a) for a > 0, 0 at a = 0 with b > 0, else nan",
     "tie": "tie(a, b) = 1 where a > b, 0.5 at a tie, 0 where a < b",
     "div0": "div0(a, b) = a/b, and 0 when b = 0",
+    "over_sqnorm": "over_sqnorm(n, a, b) = n/(a^2 + b^2), scaled by max(|a|, |b|) first",
+    "norm_d": "norm_d(a, b) = a/hypot(a, b), scaled by max(|a|, |b|) first; 0 at (0, 0)",
+    "atan_d": "atan_d(a) = 1/(1 + a^2), as r/(a + r) with r = 1/a when |a| > 1",
+    "log1p_d": "log1p_d(a) = 1/(1 + a), and nan below -1",
 }
 _CALL = re.compile(r"\b(\w+)\(")
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import AdcliError
 from ..ops import NUMPY_NAMES
 from ..tape import CONST, VAR, Tape
 from .codegen import build, fill, literal
@@ -46,7 +47,17 @@ def threads(default: int | None = None) -> int:
         return THREADS
     if default is None:
         default = 2 if (os.cpu_count() or 1) > 2 else 1
-    return int(os.environ.get("ADCLI_THREADS") or default)
+    text = os.environ.get("ADCLI_THREADS", "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_THREADS):
+        raise AdcliError(f"ADCLI_THREADS={text[:40]!r} is not a number of threads: write a "
+                         f"whole number from 1 to {MAX_THREADS}, or unset it")
+    return int(text)
+
+
+#: The most threads ``ADCLI_THREADS`` may ask for (each holds a block of columns).
+MAX_THREADS = 64
 
 
 _PLACES = re.compile(r"\{(\d|o)\}")  # the placeholders of a template

@@ -151,6 +151,42 @@ def f_div0(a: float, b: float) -> float:
     return 0.0 if b == 0.0 else a / b
 
 
+def f_over_sqnorm(n: float, a: float, b: float) -> float:
+    """n / (a^2 + b^2) (atan2's partials) without squaring a or b: both are divided by
+    s = max(|a|, |b|) first, so at a = b = 1e200 (a^2 overflows) or 1e-170 (a^2 underflows)
+    the result is the true 5e-201 or 5e169, within a few ulp. Raises at the origin (0/0),
+    where numpy gives nan."""
+    ab, bb = abs(a), abs(b)
+    s = ab if ab >= bb else bb
+    p, q = a / s, b / s
+    return n / s / (p * p + q * q) / s
+
+
+def f_norm_d(a: float, b: float) -> float:
+    """d hypot(a, b) / da = a / hypot(a, b), scaled as :func:`f_over_sqnorm` so that it holds
+    where hypot itself overflows; 0 at the origin (the minimum-norm subgradient)."""
+    ab, bb = abs(a), abs(b)
+    s = ab if ab >= bb else bb
+    if s == 0.0:
+        return 0.0
+    p, q = a / s, b / s
+    return p / math.sqrt(p * p + q * q)
+
+
+def f_atan_d(a: float) -> float:
+    """1 / (1 + a^2), as r / (a + r) with r = 1/a for |a| > 1: a^2 overflows from 1.4e154,
+    where the result is a subnormal, not 0."""
+    if abs(a) <= 1.0:
+        return 1.0 / (1.0 + a * a)
+    r = 1.0 / a
+    return r / (a + r)
+
+
+def f_log1p_d(a: float) -> float:
+    """1 / (1 + a), and nan below -1, where log1p itself is nan (outside its domain)."""
+    return NAN if a < -1.0 else 1.0 / (1.0 + a)
+
+
 def f_hypot(x: float, y: float) -> float:
     """numpy's hypot; raises where it could overflow (numpy would warn), so the caller falls
     back to the interpreter."""
@@ -206,6 +242,10 @@ HELPERS: dict[str, Pair] = {
     "pow_dbase": (f_pow_dbase, "np_pow_dbase"),
     "pow_dexp": (f_pow_dexp, "np_pow_dexp"),
     "div0": (f_div0, "np_div0"),
+    "over_sqnorm": (f_over_sqnorm, "np_over_sqnorm"),
+    "norm_d": (f_norm_d, "np_norm_d"),
+    "log1p_d": (f_log1p_d, "np_log1p_d"),
+    "atan_d": (f_atan_d, "np_atan_d"),
 }
 
 #: Kernels for the infix operators (their templates use Python's operators directly).

@@ -53,3 +53,30 @@ def np_pow_dexp(a, b, out):
 def np_div0(a, b):
     """a / b, but 0 where b == 0: the minimum-norm subgradient of a norm at its kink."""
     return where(b == 0, 0.0, a / where(b == 0, 1.0, b))
+
+
+def np_over_sqnorm(n, a, b):
+    """n / (a^2 + b^2) scaled by max(|a|, |b|): the float kernel's operations, elementwise."""
+    s = np.maximum(np.abs(a), np.abs(b))
+    p, q = a / s, b / s
+    return n / s / (p * p + q * q) / s
+
+
+def np_norm_d(a, b):
+    """a / hypot(a, b) scaled by max(|a|, |b|); 0 at the origin (minimum-norm subgradient)."""
+    s = np.maximum(np.abs(a), np.abs(b))
+    safe = where(s == 0, 1.0, s)
+    p, q = a / safe, b / safe
+    return where(s == 0, 0.0, p / np.sqrt(p * p + q * q))
+
+
+def np_log1p_d(a):
+    """1 / (1 + a); nan below -1, where log1p is nan."""
+    return where(a < -1.0, np.nan, 1.0 / (1.0 + a))
+
+
+def np_atan_d(a):
+    """1 / (1 + a^2); r / (a + r) with r = 1/a where |a| > 1 (the float kernel's operations)."""
+    small = np.abs(a) <= 1.0
+    r = 1.0 / where(small, 1.0, a)
+    return where(small, 1.0 / (1.0 + a * a), r / (a + r))
