@@ -132,7 +132,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     """
     began = time.monotonic()
     function = load_function(expr, max_size)
-    point = parse_point(start, "--from")
+    point = parse_point(start, "--from", function)
     from ..sources import wants_dask
 
     if wants_dask(data_path, scheduler):
@@ -141,14 +141,15 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         if trace_path or plot_path or bounds:
             raise click.UsageError("--trace, --plot and --bounds are not available with "
                                    "partitioned data (Dask) yet")
-        minimize_partitioned(function, point, parse_names(wrt), method, steps, tol, data_path,
+        minimize_partitioned(function, point, parse_names(wrt, function=function), method,
+                             steps, tol, data_path,
                              reduce, scheduler, sep, renames, dropna, as_json,
                              lr=lr, momentum=momentum, batch_size=batch_size, seed=seed,
                              init_scale=init_scale)
         return
     data = load_data(data_path, max_data_size or None, sep, renames) if data_path else None
     bound = set(point) | (set(data.names) if data else set())
-    names = parse_names(wrt)
+    names = parse_names(wrt, function=function)
     tape = function.tape(bound | set(names or ()))
     if data is not None:
         data = data.select(tape.inputs, dropna)
