@@ -24,6 +24,7 @@ from .formula import FitError, Formula, parse_formula
 from .function import Function
 from .leastsq import METHOD, REASONS, TIME_STATUS, covariance, solve
 from .parser import DEFAULT_MAX_SOURCE_BYTES
+from .results import nest_elements
 from .syntax import Program, Statement
 
 # --------------------------------------------------------------------------- residuals, Jacobian
@@ -173,8 +174,8 @@ class FitResult:
 
     def to_json(self) -> dict:
         return {
-            "parameters": self.parameters,
-            "stderr": self.stderr,
+            "parameters": nest_elements(self.parameters),
+            "stderr": nest_elements(self.stderr),
             "correlation": {"names": self.correlation_names,
                             "matrix": self.correlation.tolist()},
             "rss": self.rss,

@@ -24,6 +24,9 @@ from .syntax import Node, Program, Reduction, Statement, call, const, iter_posto
 #: The largest index: elements are named by their integer indices, exact in float64.
 MAX_INDEX = 10**9
 
+#: The most indices a name may have (W[i,j] has 2): nested lists in and out are this deep.
+MAX_RANK = 8
+
 _ENTER, _EXIT, _BUILD, _COMBINE = 0, 1, 2, 3
 
 
@@ -150,6 +153,9 @@ class _Expander:
                              line=line, column=column)
 
     def note_base(self, base: str, rank: int, where: Node | Statement) -> None:
+        if rank > MAX_RANK:
+            raise self.error(f"'{base}' has {rank} indices; at most {MAX_RANK} are allowed",
+                             where)
         seen = self.arity.get(base)
         if seen is None:
             self.arity[base] = (rank, where)

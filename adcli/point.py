@@ -143,7 +143,7 @@ def _check_nested(value, what: str):
             raise PointError(f"{what}: lists nested more than 8 deep")
         if not items:
             raise PointError(f"{what}: an empty list")
-        kinds = {isinstance(v, list) for v in items}
+        kinds = {isinstance(v, list) for v in items if v is not None}
         if len(kinds) > 1:
             raise PointError(f"{what}: a list mixes numbers and lists")
         for v in items:
@@ -151,6 +151,8 @@ def _check_nested(value, what: str):
                 inner: list = []
                 into.append(inner)
                 stack.append((v, inner, depth + 1))
+            elif v is None:  # null: no value (adcli writes it for an element not used)
+                into.append(None)
             elif isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise PointError(f"{what}: {json_text(v)} is not a number")
             else:
@@ -275,6 +277,8 @@ def _from_lists(name: str, value: list, used: dict[tuple[int, ...], str],
             index = (*prefix, origin[d] + k)
             if isinstance(v, list):
                 stack.append((v, index))
+            elif v is None:
+                continue
             elif len(index) < rank:
                 raise PointError(f"{option} {name}: a number where a list of "
                                  f"{element_name(name, index)}.. belongs ({name} has "
