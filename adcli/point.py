@@ -259,7 +259,7 @@ def _from_lists(name: str, value: list, used: dict[tuple[int, ...], str],
     rank = len(next(iter(used)))
     origin = [0 if any(ix[d] == 0 for ix in used) else 1 for d in range(rank)]
     top = [max(ix[d] for ix in used) for d in range(rank)]
-    span = " .. ".join([element_name(name, tuple(origin)), element_name(name, tuple(top))])
+    span = f"{name}[{','.join(f'{o}..{t}' for o, t in zip(origin, top))}]"
     out: dict[str, float] = {}
     stack: list = [(value, ())]
     while stack:
