@@ -27,7 +27,8 @@ MAX_INDEX = 10**9
 #: The most indices a name may have (W[i,j] has 2): nested lists in and out are this deep.
 MAX_RANK = 8
 
-_ENTER, _EXIT, _BUILD, _COMBINE = 0, 1, 2, 3
+_ENTER, _EXIT, _BUILD, _COMBINE, _FOLD = 0, 1, 2, 3, 4
+_FOLD_OP = {"sum": "add", "prod": "mul", "max": "max", "min": "min"}
 
 
 def element_name(base: str, index: tuple[int, ...]) -> str:
@@ -65,6 +66,8 @@ class _Expander:
         self.bounds: dict[int, tuple[int, int]] = {}  # id(reduction) -> (lo, hi)
         self.plain: set[int] = set()  # ids of subtrees with no index notation in them
         self.index_names: set[str] = set()  # every name a range binds
+        self.tree = True  # the unrolled output is a tree (no logsumexp's shared nodes)
+        self.compiled: dict[int, tuple] = {}  # id(index node) -> its indices, compiled
 
     def error(self, message: str, where: Node | Statement | None, hint: str = "",
               line: int = 0, column: int = 0) -> AdcliError:
@@ -251,12 +254,15 @@ class _Expander:
     def element(self, node: Node, env: _Env | None) -> str:
         """The element an indexed name means for the indices' values in ``env``."""
         values = []
-        for arg in node.args:
-            if arg.op == "var":
-                v = _Env.lookup(env, arg.name)
-                value = float(v) if v is not None else self.consts[arg.name]
-            elif arg.op == "const":
-                value = arg.value
+        forms = self.compiled.get(id(node))
+        if forms is None:
+            forms = self.compiled[id(node)] = tuple(self.affine(a) for a in node.args)
+        for arg, form in zip(node.args, forms):
+            if form is not None:  # c0 + sum of c * index: the common case, no tree walk
+                value = form[0]
+                for name, coef in form[1]:
+                    v = _Env.lookup(env, name)
+                    value += coef * (v if v is not None else self.consts[name])
             else:
                 value = self.constant(arg, _Env.as_dict(env), what=f"the index of {node.name}")
             if not math.isfinite(value) or value != int(value):
@@ -273,42 +279,112 @@ class _Expander:
                              + _where(env), node)
         return name
 
-    def unroll(self, root: Node, env: _Env | None) -> Node:
+    def affine(self, root: Node) -> tuple | None:
+        """An index expression as (c0, ((index, c), ...)) when it is c0 + sum of c * index
+        in small integers (i, i+1, 2*j-1, n-i), so every instance is a few multiply-adds and
+        exactly what the tree computes; None otherwise (it is then evaluated as a tree)."""
+        forms: dict[int, tuple[float, dict[str, float]]] = {}
+        for n in iter_postorder(root):
+            if n.op == "const":
+                forms[id(n)] = (n.value, {})
+            elif n.op == "var":
+                if n.name in self.consts:
+                    forms[id(n)] = (self.consts[n.name], {})
+                else:
+                    forms[id(n)] = (0.0, {n.name: 1.0})
+            elif n.op in ("add", "sub"):
+                (a0, a), (b0, b) = forms[id(n.args[0])], forms[id(n.args[1])]
+                s = 1.0 if n.op == "add" else -1.0
+                coefs = dict(a)
+                for k, c in b.items():
+                    coefs[k] = coefs.get(k, 0.0) + s * c
+                forms[id(n)] = (a0 + s * b0, coefs)
+            elif n.op == "neg":
+                a0, a = forms[id(n.args[0])]
+                forms[id(n)] = (-a0, {k: -c for k, c in a.items()})
+            elif n.op == "mul":
+                (a0, a), (b0, b) = forms[id(n.args[0])], forms[id(n.args[1])]
+                if a and b:
+                    return None
+                k0, (c0, coefs) = (b0, (a0, a)) if not b else (a0, (b0, b))
+                forms[id(n)] = (c0 * k0, {k: c * k0 for k, c in coefs.items()})
+            else:
+                return None
+        c0, coefs = forms[id(root)]
+        numbers = [c0, *coefs.values()]
+        if any(not (math.isfinite(v) and v == int(v) and abs(v) < 2**31) for v in numbers):
+            return None  # fractions and huge values: the tree's own float arithmetic
+        # Integers from here on: c0 + c*i is exact, whatever the size of the index.
+        return int(c0), tuple((k, int(c)) for k, c in coefs.items())
+
+    def unroll(self, root: Node, env: _Env | None, order: list[Node] | None = None) -> Node:
         """A copy of ``root`` with every range unrolled and every index made a constant;
-        subtrees without index notation are shared, not copied."""
+        subtrees without index notation are shared, not copied. With ``order``, every node
+        of the result is appended to it in post-order, shared subtrees as often as they are
+        used (the stream :func:`adcli.lower.lower` reads for a tree; see ``tree``)."""
         out: list[Node] = []
         stack: list = [(_ENTER, root, env)]
         plain = self.plain
+        record = order.append if order is not None else None
         while stack:
             kind, node, env = stack.pop()
             if kind == _BUILD:
                 n = len(node.args)
                 args = tuple(out[len(out) - n:])
                 del out[len(out) - n:]
-                out.append(Node(node.op, args, node.value, node.name, node.line, node.column))
+                made = Node(node.op, args, node.value, node.name, node.line, node.column)
+                out.append(made)
+                if record:
+                    record(made)
+                continue
+            if kind == _FOLD:
+                b = out.pop()
+                made = Node(node, (out[-1], b))
+                out[-1] = made
+                if record:
+                    record(made)
                 continue
             if kind == _COMBINE:
                 lo, hi = self.bounds[id(node)]
                 n = max(0, hi - lo + 1)
                 terms = out[len(out) - n:]
                 del out[len(out) - n:]
-                out.append(_combine(node, terms))
+                out.append(_combine(node, terms, record))
+                if node.fn == "logsumexp":
+                    self.tree = False  # its max and terms are shared: a DAG
                 continue
             if id(node) in plain:
                 out.append(node)
+                if record:
+                    order.extend(iter_postorder(node))
                 continue
             op = node.op
             if op == "var":
                 v = _Env.lookup(env, node.name)
-                out.append(const(float(v)) if v is not None else node)
+                made = const(float(v)) if v is not None else node
+                out.append(made)
+                if record:
+                    record(made)
             elif op == "index":
-                out.append(var(self.element(node, env), node.line, node.column))
+                made = var(self.element(node, env), node.line, node.column)
+                out.append(made)
+                if record:
+                    record(made)
             elif op == "reduce":
                 lo, hi = self.bounds[id(node)]
-                stack.append((_COMBINE, node, env))
                 body = node.args[2]
-                stack.extend((_ENTER, body, _Env(node.index, v, env))
-                             for v in range(hi, lo - 1, -1))
+                if node.fn == "logsumexp" or hi < lo:
+                    stack.append((_COMBINE, node, env))
+                    stack.extend((_ENTER, body, _Env(node.index, v, env))
+                                 for v in range(hi, lo - 1, -1))
+                    continue
+                # t1, t2, fold, t3, fold, ...: each fold made as soon as its terms are, so
+                # the nodes come in the post-order of ((t1 + t2) + t3), as written out.
+                fold = (_FOLD, _FOLD_OP[node.fn], None)
+                for v in range(hi, lo, -1):
+                    stack.append(fold)
+                    stack.append((_ENTER, body, _Env(node.index, v, env)))
+                stack.append((_ENTER, body, _Env(node.index, lo, env)))
             else:
                 stack.append((_BUILD, node, env))
                 stack.extend((_ENTER, a, env) for a in reversed(node.args))
@@ -361,8 +437,11 @@ class _Expander:
                     value = self.constant(stmt.expr)  # a let-bound constant: n = 10
                     if value is not None:
                         self.consts[stmt.name] = value
-                out.append(Statement(stmt.name, self.unroll(stmt.expr, None), stmt.line,
+                order = [] if len(statements) == 1 and stmt.name is None else None
+                out.append(Statement(stmt.name, self.unroll(stmt.expr, None, order), stmt.line,
                                      stmt.column))
+                if order is not None and self.tree:
+                    return Program(out, program.source, order)
                 continue
             for lo, _hi in ranges:
                 if lo < 0:
@@ -418,23 +497,29 @@ def _where(env: _Env | None) -> str:
     return " (at " + ", ".join(f"{k} = {v}" for k, v in reversed(values.items())) + ")"
 
 
-def _combine(node: Reduction, terms: list[Node]) -> Node:
+def _combine(node: Reduction, terms: list[Node], record=None) -> Node:
     """The terms of a reduction, combined as they would be written out: ``t1 + t2 + t3`` is
-    ``(t1 + t2) + t3``; logsumexp in its stable form ``m + log(sum(exp(t - m)))``."""
+    ``(t1 + t2) + t3``; logsumexp in its stable form ``m + log(sum(exp(t - m)))``. Each node
+    made is passed to ``record``."""
     fn = node.fn
     if not terms:
-        return const(0.0 if fn == "sum" else 1.0)
+        made = const(0.0 if fn == "sum" else 1.0)
+        if record:
+            record(made)
+        return made
     if fn == "logsumexp":
         top = _chain("max", terms)
         return call("add", top, call("log", _chain("add", [
             call("exp", call("sub", t, top)) for t in terms])))
-    return _chain({"sum": "add", "prod": "mul"}.get(fn, fn), terms)
+    return _chain({"sum": "add", "prod": "mul"}.get(fn, fn), terms, record)
 
 
-def _chain(op: str, terms: list[Node]) -> Node:
+def _chain(op: str, terms: list[Node], record=None) -> Node:
     acc = terms[0]
     for t in terms[1:]:
-        acc = call(op, acc, t)
+        acc = Node(op, (acc, t))
+        if record:
+            record(acc)
     return acc
 
 

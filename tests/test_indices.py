@@ -267,3 +267,78 @@ def test_wrt_base_name_means_every_element(run):
     grad = json.loads(result.stdout)["gradient"]
     flat = grad["x"] if isinstance(grad.get("x"), list) else [grad[f"x[{i}]"] for i in (1, 2, 3)]
     assert flat == [4.0, 8.0, 12.0] and "y" not in grad
+
+
+# --------------------------------------------------------------------------- fast driver = Lark
+
+_PIECES = ["x", "W", "i", "j", "n", "1", "2", "0", ".5", "1.", "..", "[", "]", "(", ")", ",",
+           "=", "+", "-", "*", "^", ";", "\n", " ", "sum(", "prod(", "foo(", "sin(", "i = ",
+           "1..3", "x[i]", "W[i,j]", "h[j = 1..2] = ", "max(", "1e3"]
+
+
+def _shape(statements) -> list:
+    from adcli.syntax import iter_postorder
+
+    out = []
+    for st in statements:
+        out.append(("stmt", st.name, st.line, st.column,
+                    tuple((r[0], r[3], r[4]) for r in st.ranges)))
+        roots = [st.expr] + [b for r in st.ranges for b in r[1:3]]
+        for root in roots:
+            for n in iter_postorder(root):
+                out.append((n.op, n.value if n.op == "const" else None, n.name, n.line,
+                            n.column, len(n.args), getattr(n, "index", None),
+                            getattr(n, "index_line", None), getattr(n, "index_column", None)))
+    return out
+
+
+def test_fast_driver_agrees_with_lark_on_index_notation():
+    from adcli.lalr import REFUSED
+    from adcli.parser import _diagnose, _fast_parse, _lark_parse
+
+    rng = random.Random(22)
+    texts = ["sum(i = 1..n-1, x[i+1]*W[i,2])", "h[j = 1..2, k = 0..1] = W[j,k]\nh[1,0]",
+             "logsumexp(k = 1..3, x[k]) + max(i = 1..2, x[i])", "x[((1))]", "1..3", "x[1.5]",
+             "sum(i = 1.5..3, x[i])", "h[j = 1..2]", "sum(i = 1..2)"]
+    texts += ["".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 8)))
+              for _ in range(2500)]
+    compared = accepted = 0
+    for text in texts:
+        if not text.strip():
+            continue
+        try:
+            fast = _fast_parse(text)
+        except REFUSED:
+            fast = None
+        try:
+            lark, lark_error = _lark_parse(text), None
+        except AdcliError as err:
+            lark, lark_error = None, err
+        if fast is not None:
+            assert lark is not None and _shape(fast) == _shape(lark), repr(text)
+            accepted += 1
+            continue
+        ours = _diagnose(text)
+        if lark_error is None:
+            assert ours is None, repr(text)
+            continue
+        assert ours is not None, repr(text)
+        assert (type(ours), ours.message, ours.line, ours.column, ours.hint) == (
+            type(lark_error), lark_error.message, lark_error.line, lark_error.column,
+            lark_error.hint), repr(text)
+        compared += 1
+    assert compared > 500 and accepted > 50
+
+
+@pytest.mark.parametrize("reduced, written", [
+    ("prod(i = 1..4, x[i] + i)", "(x[1] + 1)*(x[2] + 2)*(x[3] + 3)*(x[4] + 4)"),
+    ("max(i = 1..4, x[i]*i)", "max(max(max(x[1]*1, x[2]*2), x[3]*3), x[4]*4)"),
+    ("min(i = 2..3, x[2*i-1])", "min(x[3], x[5])"),
+    ("y + sum(i = 1..3, sum(j = 1..2, W[i,j]*x[j]))",
+     "y + ((W[1,1]*x[1] + W[1,2]*x[2]) + (W[2,1]*x[1] + W[2,2]*x[2])"
+     " + (W[3,1]*x[1] + W[3,2]*x[2]))"),
+])
+def test_reductions_build_the_written_out_tape(reduced, written):
+    a, b = adcli.parse(reduced).tape(), adcli.parse(written).tape()
+    assert [a.op_name(i) for i in range(len(a))] == [b.op_name(i) for i in range(len(b))]
+    assert a.args == b.args and a.consts == b.consts and a.inputs == b.inputs
