@@ -68,6 +68,7 @@ class _Expander:
         self.index_names: set[str] = set()  # every name a range binds
         self.tree = True  # the unrolled output is a tree (no logsumexp's shared nodes)
         self.compiled: dict[int, tuple] = {}  # id(index node) -> its indices, compiled
+        self.fixed: dict[int, str] = {}  # id(index node) -> its element, when constant
 
     def error(self, message: str, where: Node | Statement | None, hint: str = "",
               line: int = 0, column: int = 0) -> AdcliError:
@@ -219,6 +220,8 @@ class _Expander:
                     raise self.error(f"'{node.name}' is a let binding of one value, not "
                                      "indexed", node)
                 for arg in node.args:
+                    if arg.op == "const":  # x[3]: nothing to check
+                        continue
                     for leaf in iter_postorder(arg):
                         if leaf.op in ("index", "reduce"):
                             raise self.error("an index cannot read an indexed name or a "
@@ -229,8 +232,8 @@ class _Expander:
                                 raise self.error(f"the index '{leaf.name}' is used outside "
                                                  "its range", leaf)
                             raise self.not_constant(leaf, f"the index of {node.name}")
-                if not scope:  # a constant index: check it now
-                    self.element(node, None)
+                if not scope:  # a constant index: check it now, and keep its name
+                    self.fixed[id(node)] = self.element(node, None)
                 sizes.append(1)
             elif op == "reduce":
                 self.bounds[id(node)] = self.range_bounds(
@@ -283,6 +286,11 @@ class _Expander:
         """An index expression as (c0, ((index, c), ...)) when it is c0 + sum of c * index
         in small integers (i, i+1, 2*j-1, n-i), so every instance is a few multiply-adds and
         exactly what the tree computes; None otherwise (it is then evaluated as a tree)."""
+        if root.op == "const":
+            v = root.value
+            return (int(v), ()) if math.isfinite(v) and v == int(v) and abs(v) < 2**31 else None
+        if root.op == "var" and root.name not in self.consts:
+            return 0, ((root.name, 1),)
         forms: dict[int, tuple[float, dict[str, float]]] = {}
         for n in iter_postorder(root):
             if n.op == "const":
@@ -366,7 +374,8 @@ class _Expander:
                 if record:
                     record(made)
             elif op == "index":
-                made = var(self.element(node, env), node.line, node.column)
+                name = self.fixed.get(id(node)) or self.element(node, env)
+                made = var(name, node.line, node.column)
                 out.append(made)
                 if record:
                     record(made)
