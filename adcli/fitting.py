@@ -254,6 +254,11 @@ def fit(text: str, data_columns: Mapping[str, Any], *, start: Mapping[str, float
         raise FitError("the formula's left side uses no data column; write the response "
                        "column before '~', as in \"y ~ a*x + b\"")
     start, bounds, fix = dict(start or {}), dict(bounds or {}), dict(fix or {})
+    if start or fix:  # a[k]: --from a=[..] or a=0 for every element
+        from .point import bind_elements
+
+        used = formula.names(formula.program.output)
+        start, fix = bind_elements(start, used, "--from"), bind_elements(fix, used, "--fix")
     res = Residuals(formula, columns, weights, fix)
     if not res.params:
         raise FitError("the model has no parameters: every name in it is a data column")

@@ -110,3 +110,22 @@ def test_micrograd_demo_trains_to_full_accuracy(run, tmp_path):
     assert len(rows) == 100
     correct = sum((float(r["value"]) > 0) == (float(r["y"]) > 0) for r in rows)
     assert correct == 100
+
+
+def test_fit_from_and_fix_with_lists(run):
+    poly = str(SAMPLES / "poly.csv")
+    doc = run_json(run, "fit", "y ~ sum(k = 0..2, a[k]*x^k)", "--data", poly,
+                   "--from", "a=[1,2,3]", "--fix", "a[0]=1")
+    assert doc["parameters"]["a"][0] == 1.0
+    short = run("fit", "y ~ sum(k = 0..2, a[k]*x^k)", "--data", poly, "--from", "a=[1,2]")
+    assert short.exit_code == 2 and "no value for a[2]" in short.stderr
+
+
+def test_partitioned_data_binds_elements(run, tmp_path):
+    pytest.importorskip("dask")
+    for part in ("a", "b"):
+        (tmp_path / f"{part}.csv").write_text("x[1],x[2],y\n1,2,5\n2,1,4\n3,3,9\n")
+    doc = run_json(run, "minimize", "(sum(j = 1..2, b[j]*x[j]) - y)^2", "--data",
+                   str(tmp_path / "*.csv"), "--scheduler", "synchronous",
+                   "--from", "b=[0.5,0.5]", "--wrt", "b")
+    assert doc["partitions"] == 2 and doc["minimum"]["b"] == pytest.approx([1.0, 2.0])
