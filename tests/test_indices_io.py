@@ -122,7 +122,6 @@ def test_fit_from_and_fix_with_lists(run):
 
 
 def test_partitioned_data_binds_elements(run, tmp_path):
-    pytest.importorskip("dask")
     for part in ("a", "b"):
         (tmp_path / f"{part}.csv").write_text("x[1],x[2],y\n1,2,5\n2,1,4\n3,3,9\n")
     doc = run_json(run, "minimize", "(sum(j = 1..2, b[j]*x[j]) - y)^2", "--data",
