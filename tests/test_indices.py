@@ -159,6 +159,19 @@ def test_nested_ranges_whose_product_passes_the_limit():
     assert err.message.startswith("sum(i = 1..2000, ...) unrolls to")
 
 
+def test_deeply_nested_small_ranges_whose_product_passes_the_limit():
+    text = "".join(f"sum(i{k} = 1..3, " for k in range(20)) + "x[i1]" + ")" * 20
+    began = time.perf_counter()
+    err = error_of(text)
+    assert time.perf_counter() - began < 5
+    assert "unrolls to" in err.message and "over the limit of 1,000,000" in err.message
+
+
+def test_too_many_indices():
+    err = error_of("h[" + ",".join(f"j{k} = 1..1" for k in range(20)) + "] = 1; 2")
+    assert "'h' has 20 indices; at most 8 are allowed" in err.message
+
+
 def test_many_ranges_that_together_pass_the_limit():
     text = "; ".join(f"a{k} = sum(i = 1..300000, x[i])" for k in range(5)) + "; a0"
     err = error_of(text)
