@@ -128,3 +128,23 @@ def test_partitioned_data_binds_elements(run, tmp_path):
                    str(tmp_path / "*.csv"), "--scheduler", "synchronous",
                    "--from", "b=[0.5,0.5]", "--wrt", "b")
     assert doc["partitions"] == 2 and doc["minimum"]["b"] == pytest.approx([1.0, 2.0])
+
+
+def test_lanczos3_as_a_sum_gives_the_written_out_fit():
+    """NIST's Lanczos3, b1*exp(-b2*x) + b3*exp(-b4*x) + b5*exp(-b6*x), written as
+    sum(k = 1..3, b[2*k-1]*exp(-b[2*k]*x)): the same tape, so the same digits from both of
+    NIST's starts (data from ../shared/data/nist-strd, as tests/test_nist.py)."""
+    from nist_strd import data_dir, load, lre
+
+    from adcli.fitting import fit
+
+    assert data_dir() is not None, "NIST StRD data missing: expected ../shared/data/nist-strd"
+    problem = load("Lanczos3")
+    summed = "y ~ sum(k = 1..3, b[2*k-1]*exp(-b[2*k]*x))"
+    for start in problem.starts:
+        plain = fit(problem.formula, problem.columns, start=start)
+        indexed = fit(summed, problem.columns,
+                      start={f"b[{n[1:]}]": v for n, v in start.items()})
+        for name in problem.names:
+            assert indexed.parameters[f"b[{name[1:]}]"] == plain.parameters[name]
+            assert lre(plain.parameters[name], problem.certified[name]) > 6
