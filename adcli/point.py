@@ -212,7 +212,8 @@ def _elements_of(inputs) -> dict[str, dict[tuple[int, ...], str]]:
 
 def expand_names(names: list[str], inputs) -> list[str]:
     """``--wrt x`` means every element of x (x[1], x[2], ...), in the tape's order."""
-    if not any(n not in inputs for n in names):
+    known = set(inputs)
+    if all(n in known for n in names):
         return names
     elements = _elements_of(inputs)
     out: list[str] = []
@@ -229,16 +230,17 @@ def bind_elements(point: dict, inputs, option: str = "--at") -> dict[str, float]
     """``point`` with every indexed variable's values given to its elements: one number for
     every element (``x=0``), or nested lists that must cover exactly the indices the
     expression uses (the first item is index 1, or 0 where the expression uses index 0)."""
-    if all(not isinstance(v, list) and (k in inputs or "[" in k) for k, v in point.items()):
+    known = set(inputs)
+    if all(not isinstance(v, list) and (k in known or "[" in k) for k, v in point.items()):
         return point
     elements = _elements_of(inputs)
     out: dict[str, float] = {}
     for name, value in point.items():
-        if name in inputs or name not in elements:
+        if name in known or name not in elements:
             if isinstance(value, list):
                 raise PointError(f"{option} {name}= gives a list, but '{name}' is not an "
                                  "indexed variable of the expression"
-                                 + (" (it is a scalar)" if name in inputs else ""))
+                                 + (" (it is a scalar)" if name in known else ""))
             out[name] = value
             continue
         used = elements[name]
