@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 
 from . import sweeps
-from .formula import FitError, Formula, parse_formula
+from .formula import FitError, Formula, nest_elements, parse_formula
 from .function import Function
 from .leastsq import METHOD, REASONS, TIME_STATUS, covariance, solve
 from .parser import DEFAULT_MAX_SOURCE_BYTES
-from .results import nest_elements
 from .syntax import Program, Statement
 
 # --------------------------------------------------------------------------- residuals, Jacobian
@@ -253,12 +252,7 @@ def fit(text: str, data_columns: Mapping[str, Any], *, start: Mapping[str, float
     if not lhs_names & set(columns):
         raise FitError("the formula's left side uses no data column; write the response "
                        "column before '~', as in \"y ~ a*x + b\"")
-    start, bounds, fix = dict(start or {}), dict(bounds or {}), dict(fix or {})
-    if start or fix:  # a[k]: --from a=[..] or a=0 for every element
-        from .point import bind_elements
-
-        used = formula.names(formula.program.output)
-        start, fix = bind_elements(start, used, "--from"), bind_elements(fix, used, "--fix")
+    start, bounds, fix = formula.bind(start), dict(bounds or {}), formula.bind(fix, "--fix")
     res = Residuals(formula, columns, weights, fix)
     if not res.params:
         raise FitError("the model has no parameters: every name in it is a data column")

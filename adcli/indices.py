@@ -17,39 +17,13 @@ from __future__ import annotations
 import math
 from itertools import product
 
+from .elements import MAX_INDEX, MAX_RANK, Env, affine, element_name, where
 from .errors import AdcliError, NameResolutionError
 from .ops import CONSTANTS, OPS, apply
 from .syntax import Node, Program, Reduction, Statement, call, const, iter_postorder, var
 
-#: The largest index: elements are named by their integer indices, exact in float64.
-MAX_INDEX = 10**9
-
-#: The most indices a name may have (W[i,j] has 2): nested lists in and out are this deep.
-MAX_RANK = 8
-
 _ENTER, _EXIT, _BUILD, _COMBINE, _FOLD = 0, 1, 2, 3, 4
 _FOLD_OP = {"sum": "add", "prod": "mul", "max": "max", "min": "min"}
-
-
-def element_name(base: str, index: tuple[int, ...]) -> str:
-    """The canonical name of an element: ``x[3]``, ``W[2,1]`` (no spaces)."""
-    return f"{base}[{','.join(map(str, index))}]"
-
-
-def split_element(name: str) -> tuple[str, tuple[int, ...]] | None:
-    """``"W[2,1]"`` -> ``("W", (2, 1))``; None for a plain name."""
-    if not name.endswith("]") or "[" not in name:
-        return None
-    base, _, rest = name.partition("[")
-    try:
-        return base, tuple(int(p) for p in rest[:-1].split(","))
-    except ValueError:
-        return None
-
-
-def may_have_indices(text: str) -> bool:
-    """A cheap test on the source: index notation needs ``[`` or ``..``."""
-    return "[" in text or ".." in text
 
 
 class _Expander:
@@ -254,78 +228,35 @@ class _Expander:
         return sizes[0]
 
     # ------------------------------------------------------------------ unrolling
-    def element(self, node: Node, env: _Env | None) -> str:
+    def element(self, node: Node, env: Env | None) -> str:
         """The element an indexed name means for the indices' values in ``env``."""
         values = []
         forms = self.compiled.get(id(node))
         if forms is None:
-            forms = self.compiled[id(node)] = tuple(self.affine(a) for a in node.args)
+            forms = self.compiled[id(node)] = tuple(affine(a, self.consts) for a in node.args)
         for arg, form in zip(node.args, forms):
             if form is not None:  # c0 + sum of c * index: the common case, no tree walk
                 value = form[0]
                 for name, coef in form[1]:
-                    v = _Env.lookup(env, name)
+                    v = Env.lookup(env, name)
                     value += coef * (v if v is not None else self.consts[name])
             else:
-                value = self.constant(arg, _Env.as_dict(env), what=f"the index of {node.name}")
+                value = self.constant(arg, Env.as_dict(env), what=f"the index of {node.name}")
             if not math.isfinite(value) or value != int(value):
                 raise self.error(f"the index of {node.name} is {value:g}, not an integer"
-                                 + _where(env), node)
+                                 + where(env), node)
             if not 0 <= value <= MAX_INDEX:
                 raise self.error(f"the index of {node.name} is {value:g}, outside "
-                                 f"0..{MAX_INDEX:,}" + _where(env), node)
+                                 f"0..{MAX_INDEX:,}" + where(env), node)
             values.append(int(value))
         name = element_name(node.name, tuple(values))
         bound = self.vector_lets.get(node.name)
         if bound is not None and name not in bound:
             raise self.error(f"{name} is outside the range bound to {node.name}"
-                             + _where(env), node)
+                             + where(env), node)
         return name
 
-    def affine(self, root: Node) -> tuple | None:
-        """An index expression as (c0, ((index, c), ...)) when it is c0 + sum of c * index
-        in small integers (i, i+1, 2*j-1, n-i), so every instance is a few multiply-adds and
-        exactly what the tree computes; None otherwise (it is then evaluated as a tree)."""
-        if root.op == "const":
-            v = root.value
-            return (int(v), ()) if math.isfinite(v) and v == int(v) and abs(v) < 2**31 else None
-        if root.op == "var" and root.name not in self.consts:
-            return 0, ((root.name, 1),)
-        forms: dict[int, tuple[float, dict[str, float]]] = {}
-        for n in iter_postorder(root):
-            if n.op == "const":
-                forms[id(n)] = (n.value, {})
-            elif n.op == "var":
-                if n.name in self.consts:
-                    forms[id(n)] = (self.consts[n.name], {})
-                else:
-                    forms[id(n)] = (0.0, {n.name: 1.0})
-            elif n.op in ("add", "sub"):
-                (a0, a), (b0, b) = forms[id(n.args[0])], forms[id(n.args[1])]
-                s = 1.0 if n.op == "add" else -1.0
-                coefs = dict(a)
-                for k, c in b.items():
-                    coefs[k] = coefs.get(k, 0.0) + s * c
-                forms[id(n)] = (a0 + s * b0, coefs)
-            elif n.op == "neg":
-                a0, a = forms[id(n.args[0])]
-                forms[id(n)] = (-a0, {k: -c for k, c in a.items()})
-            elif n.op == "mul":
-                (a0, a), (b0, b) = forms[id(n.args[0])], forms[id(n.args[1])]
-                if a and b:
-                    return None
-                k0, (c0, coefs) = (b0, (a0, a)) if not b else (a0, (b0, b))
-                forms[id(n)] = (c0 * k0, {k: c * k0 for k, c in coefs.items()})
-            else:
-                return None
-        c0, coefs = forms[id(root)]
-        numbers = [c0, *coefs.values()]
-        if any(not (math.isfinite(v) and v == int(v) and abs(v) < 2**31) for v in numbers):
-            return None  # fractions and huge values: the tree's own float arithmetic
-        # Integers from here on: c0 + c*i is exact, whatever the size of the index.
-        return int(c0), tuple((k, int(c)) for k, c in coefs.items())
-
-    def unroll(self, root: Node, env: _Env | None, order: list[Node] | None = None) -> Node:
+    def unroll(self, root: Node, env: Env | None, order: list[Node] | None = None) -> Node:
         """A copy of ``root`` with every range unrolled and every index made a constant;
         subtrees without index notation are shared, not copied. With ``order``, every node
         of the result is appended to it in post-order, shared subtrees as often as they are
@@ -368,7 +299,7 @@ class _Expander:
                 continue
             op = node.op
             if op == "var":
-                v = _Env.lookup(env, node.name)
+                v = Env.lookup(env, node.name)
                 made = const(float(v)) if v is not None else node
                 out.append(made)
                 if record:
@@ -384,7 +315,7 @@ class _Expander:
                 body = node.args[2]
                 if node.fn == "logsumexp" or hi < lo:
                     stack.append((_COMBINE, node, env))
-                    stack.extend((_ENTER, body, _Env(node.index, v, env))
+                    stack.extend((_ENTER, body, Env(node.index, v, env))
                                  for v in range(hi, lo - 1, -1))
                     continue
                 # t1, t2, fold, t3, fold, ...: each fold made as soon as its terms are, so
@@ -392,8 +323,8 @@ class _Expander:
                 fold = (_FOLD, _FOLD_OP[node.fn], None)
                 for v in range(hi, lo, -1):
                     stack.append(fold)
-                    stack.append((_ENTER, body, _Env(node.index, v, env)))
-                stack.append((_ENTER, body, _Env(node.index, lo, env)))
+                    stack.append((_ENTER, body, Env(node.index, v, env)))
+                stack.append((_ENTER, body, Env(node.index, lo, env)))
             else:
                 stack.append((_BUILD, node, env))
                 stack.extend((_ENTER, a, env) for a in reversed(node.args))
@@ -465,45 +396,10 @@ class _Expander:
             for values in product(*spans):
                 env = None
                 for index, v in zip(names, values):
-                    env = _Env(index, v, env)
+                    env = Env(index, v, env)
                 out.append(Statement(element_name(stmt.name, values),
                                      self.unroll(stmt.expr, env), stmt.line, stmt.column))
         return Program(out, program.source)
-
-
-class _Env:
-    """The values of the indices in scope: a chain, innermost first (no copying per level,
-    so deep nesting stays linear)."""
-
-    __slots__ = ("name", "value", "parent")
-
-    def __init__(self, name: str, value: int, parent: _Env | None) -> None:
-        self.name = name
-        self.value = value
-        self.parent = parent
-
-    @staticmethod
-    def lookup(env: _Env | None, name: str) -> int | None:
-        while env is not None:
-            if env.name == name:
-                return env.value
-            env = env.parent
-        return None
-
-    @staticmethod
-    def as_dict(env: _Env | None) -> dict[str, int]:
-        found: dict[str, int] = {}
-        while env is not None:
-            found.setdefault(env.name, env.value)
-            env = env.parent
-        return found
-
-
-def _where(env: _Env | None) -> str:
-    values = _Env.as_dict(env)
-    if not values:
-        return ""
-    return " (at " + ", ".join(f"{k} = {v}" for k, v in reversed(values.items())) + ")"
 
 
 def _combine(node: Reduction, terms: list[Node], record=None) -> Node:

@@ -13,9 +13,9 @@ The parts: :mod:`adcli.lalr` runs Lark's LALR tables in a lean loop (the fast pa
 from __future__ import annotations
 
 from . import lalr
+from .elements import may_have_indices
 from .errors import ParseError
 from .grammar import _lark_parse
-from .indices import may_have_indices
 from .lalr_tables import _fast_reducers
 from .parse_errors import _diagnose
 from .syntax import Program, Statement

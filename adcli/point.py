@@ -200,7 +200,7 @@ def _value_file(path: str, option: str, name: str):
 
 def _elements_of(inputs) -> dict[str, dict[tuple[int, ...], str]]:
     """The expression's indexed inputs: base -> {index: element name}."""
-    from .indices import split_element
+    from .elements import split_element
 
     found: dict[str, dict[tuple[int, ...], str]] = {}
     for name in inputs:
@@ -256,7 +256,7 @@ def bind_elements(point: dict, inputs, option: str = "--at") -> dict[str, float]
 
 def _from_lists(name: str, value: list, used: dict[tuple[int, ...], str],
                 option: str) -> dict[str, float]:
-    from .indices import element_name
+    from .elements import element_name
 
     rank = len(next(iter(used)))
     origin = [0 if any(ix[d] == 0 for ix in used) else 1 for d in range(rank)]

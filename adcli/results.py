@@ -55,7 +55,7 @@ def nest_elements(values: dict[str, Any]) -> dict[str, Any]:
     list (x[1] and x[1000000])."""
     if not any(k.endswith("]") for k in values):
         return values
-    from .indices import split_element
+    from .elements import split_element
 
     groups: dict[str, dict[tuple[int, ...], Any]] = {}
     for name, v in values.items():

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import adcli
+from adcli.elements import MAX_INDEX, element_name, split_element
 from adcli.errors import AdcliError
-from adcli.indices import MAX_INDEX, element_name, split_element
 
 ROSENBROCK = "sum(i = 1..99, 100*(x[i+1] - x[i]^2)^2 + (1 - x[i])^2)"
 
