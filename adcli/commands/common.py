@@ -129,7 +129,8 @@ def at_option(f: Callable) -> Callable:
         "--at", "at", multiple=True, metavar="NAME=VALUE,...",
         help="Values of the variables, e.g. x=2,y=-3.5 (values may be constant expressions "
              "such as pi/4), or @FILE.json (an object of name: number, or the result of "
-             "minimize/fit --json). May be repeated; it is one point: for several, --data.")(f)
+             "minimize/fit --json); x=[1,2,3] or x=0 gives the elements of an indexed x. "
+             "May be repeated; it is one point: for several, --data.")(f)
 
 
 def json_option(f: Callable, help: str = "Print one JSON object instead of tables.") -> Callable:

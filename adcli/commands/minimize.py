@@ -53,8 +53,9 @@ METHODS = ["auto", *RULES]
 @click.command(epilog=f"{EXPR_HELP} {DATA_HELP}")
 @expr_argument
 @click.option("--from", "start", multiple=True, metavar="NAME=VALUE,...",
-              help="Starting point; parameters not given start at 0. With --wrt, also the "
-                   "values of the variables that stay fixed.")
+              help="Starting point; parameters not given start at 0 (x=-1.2 or x=[..] for "
+                   "every element of an indexed x). With --wrt, also the values of the "
+                   "variables that stay fixed.")
 @click.option("--wrt", metavar="NAMES",
               help="Optimise only these variables, e.g. w0,w1; every other variable stays "
                    "fixed at its --from value (this is how to hold a variable fixed).")
