@@ -214,6 +214,13 @@ def read_csv(path: str, max_bytes: int | None = DEFAULT_MAX_DATA_BYTES, *,
     return read_table(path, max_bytes, sep=sep, rename=rename).select(use, dropna)
 
 
+def _element_name(text: str) -> str | None:
+    """A header such as ``x[3]`` names the element x[3] of an indexed variable."""
+    from .point import _element_key
+
+    return _element_key(text)
+
+
 def parse_renames(texts: Iterable[str]) -> dict[str, str]:
     """``--column NEWNAME=ORIGINAL`` (repeatable) -> ``{NEWNAME: ORIGINAL}``; ORIGINAL is
     the header text as in the file and may contain any character but a newline."""
@@ -224,7 +231,8 @@ def parse_renames(texts: Iterable[str]) -> dict[str, str]:
         if not eq or not orig.strip():
             raise DataError(f"--column '{text}' must be NEWNAME=ORIGINAL, e.g. "
                             "--column 'sepal=sepal length'")
-        if not _NAME.match(new):
+        new = _element_name(new) or new  # x[1]=sepal length binds an element
+        if not _NAME.match(new) and _element_name(new) is None:
             raise DataError(f"--column '{new}' is not a valid name (letters, digits and _, "
                             "not starting with a digit)")
         if new in out:
@@ -308,7 +316,7 @@ def _header(line: str, path: str, sep: str,
     names: list[str] = []
     headers: dict[str, str] = {}
     for col, text in enumerate(raw, start=1):
-        name = text if _NAME.match(text) else _to_name(text, col)
+        name = text if _NAME.match(text) else _element_name(text) or _to_name(text, col)
         name = by_header.get(text, by_header.get(name, name))
         if name != text:
             headers[name] = text

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import sweeps
-from .formula import FitError, Formula, parse_formula
+from .formula import FitError, Formula, nest_elements, parse_formula
 from .function import Function
 from .leastsq import METHOD, REASONS, TIME_STATUS, covariance, solve
 from .parser import DEFAULT_MAX_SOURCE_BYTES
@@ -173,8 +173,8 @@ class FitResult:
 
     def to_json(self) -> dict:
         return {
-            "parameters": self.parameters,
-            "stderr": self.stderr,
+            "parameters": nest_elements(self.parameters),
+            "stderr": nest_elements(self.stderr),
             "correlation": {"names": self.correlation_names,
                             "matrix": self.correlation.tolist()},
             "rss": self.rss,
@@ -252,7 +252,7 @@ def fit(text: str, data_columns: Mapping[str, Any], *, start: Mapping[str, float
     if not lhs_names & set(columns):
         raise FitError("the formula's left side uses no data column; write the response "
                        "column before '~', as in \"y ~ a*x + b\"")
-    start, bounds, fix = dict(start or {}), dict(bounds or {}), dict(fix or {})
+    start, bounds, fix = formula.bind(start), dict(bounds or {}), formula.bind(fix, "--fix")
     res = Residuals(formula, columns, weights, fix)
     if not res.params:
         raise FitError("the model has no parameters: every name in it is a data column")

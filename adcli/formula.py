@@ -9,6 +9,7 @@ from typing import Any
 from .errors import AdcliError
 from .function import gc_paused
 from .parser import DEFAULT_MAX_SOURCE_BYTES, parse_program
+from .results import nest_elements  # noqa: F401 - JSON of a fit (adcli.fitting)
 from .syntax import Program, Statement, call, iter_postorder
 
 
@@ -52,6 +53,16 @@ class Formula:
     lhs: Any
     model: Any
     lets: dict[str, Any]
+
+    def bind(self, point: Any, option: str = "--from") -> dict[str, Any]:
+        """``point`` (a copy) with an indexed parameter's values (``a=[..]``, ``a=0``) given
+        to the elements the formula uses (a[0], a[1], ...)."""
+        point = dict(point or {})
+        if not point:
+            return point
+        from .point import bind_elements
+
+        return bind_elements(point, self.names(self.program.output), option)
 
     def names(self, node: Any) -> set[str]:
         """Input names that ``node`` reads, following let-bindings."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .errors import NameResolutionError, ParseError
 from .lalr import _TOKEN_RE
 from .ops import FUNCTIONS
-from .syntax import Node, Statement, call, const, var
+from .syntax import Node, Reduction, Statement, call, const, var
 
 if TYPE_CHECKING:
     from lark import Token
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 _TOKEN_NAMES = {
     "NUMBER": "a number", "NAME": "a name", "LPAR": "'('", "RPAR": "')'", "PLUS": "'+'",
     "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "POW": "'^'", "COMMA": "','",
-    "SEMICOLON": "';'", "EQUAL": "'='", "_NL": "a new line", "$END": "the end of the input",
+    "SEMICOLON": "';'", "EQUAL": "'='", "LSQB": "'['", "RSQB": "']'", "_DOTDOT": "'..'",
+    "_NL": "a new line", "$END": "the end of the input",
 }
 
 
@@ -80,6 +81,25 @@ class _Build:
     def call0(self, tok: Token) -> Node:
         return self.call(tok, ())
 
+    def index(self, tok: Token, args: tuple) -> Node:
+        return Node("index", tuple(args), 0.0, str(tok), tok.line, tok.column)
+
+    def range(self, tok: Token, lo: Node, hi: Node) -> tuple:
+        return (str(tok), lo, hi, tok.line, tok.column)
+
+    def ranges(self, *ranges: tuple) -> tuple:
+        return ranges
+
+    def reduce(self, tok: Token, rng: tuple, body: Node) -> Node:
+        error = _reduction_error(str(tok), tok.line, tok.column)
+        if error is not None:
+            raise error
+        return Reduction(str(tok), rng[0], rng[1], rng[2], body, tok.line, tok.column,
+                         rng[3], rng[4])
+
+    def assign_range(self, tok: Token, ranges: tuple, expr: Node) -> Statement:
+        return Statement(str(tok), expr, tok.line, tok.column, tuple(ranges))
+
     def assign(self, tok: Token, expr: Node) -> Statement:
         return Statement(str(tok), expr, tok.line, tok.column)
 
@@ -88,6 +108,18 @@ class _Build:
 
     def start(self, *statements: Statement) -> list[Statement]:
         return list(statements)
+
+
+#: What ``fn(i = lo..hi, body)`` may be: the reductions over a range (adcli/indices.py).
+REDUCTIONS = ("sum", "prod", "max", "min", "logsumexp")
+
+
+def _reduction_error(name: str, line: int, column: int) -> NameResolutionError | None:
+    """The error for ``name(i = lo..hi, ...)`` when ``name`` is no reduction."""
+    if name in REDUCTIONS:
+        return None
+    return NameResolutionError(f"'{name}' is not a reduction over a range", line=line,
+                               column=column, hint="reductions: " + ", ".join(REDUCTIONS))
 
 
 def _call_error(name: str, line: int, column: int, nargs: int) -> NameResolutionError | None:

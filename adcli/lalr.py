@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from itertools import chain
 
 from .ops import FUNCTIONS
-from .syntax import Node, Statement, const, var
+from .syntax import Node, Reduction, Statement, const, var
 
 # --------------------------------------------------------------------------- fast driver
 # The same LALR tables Lark builds from grammars/expr.lark, run by a lean loop over tokens from
@@ -24,23 +24,24 @@ from .syntax import Node, Statement, const, var
 REFUSED = (KeyError, ValueError)
 
 _KEEP, _SPLICE, _DROP = 0, 1, 2
+_REDUCTIONS = frozenset(("sum", "prod", "max", "min", "logsumexp"))  # grammar.REDUCTIONS
 _TERMINAL_PATTERNS = {  # must equal Lark's; checked when the tables are built
     "POW": r"(?:\*\*|\^)", "NAME": "[A-Za-z_][A-Za-z0-9_]*",
-    "NUMBER": r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", "_NL": "\r?\n",
+    "NUMBER": r"([0-9]+(\.(?!\.)[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", "_NL": "\r?\n",
     "COMMENT": "#[^\n]*",
 }
 _PUNCT = {"=": "EQUAL", ";": "SEMICOLON", "+": "PLUS", "-": "MINUS", "*": "STAR", "/": "SLASH",
-          "(": "LPAR", ")": "RPAR", ",": "COMMA"}
+          "(": "LPAR", ")": "RPAR", ",": "COMMA", "[": "LSQB", "]": "RSQB", "..": "_DOTDOT"}
 _TOKEN_RE = re.compile(
     r"(?P<WS>[ \t\f\r]+)|(?P<COMMENT>#[^\n]*)|(?P<NL>\r?\n)"
-    r"|(?P<NUMBER>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+    r"|(?P<NUMBER>(?:[0-9]+(?:\.(?!\.)[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
     r"|(?P<NAME>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<POW>\*\*|\^)|(?P<PUNCT>[=;+\-*/(),])")
+    r"|(?P<POW>\*\*|\^)|(?P<PUNCT>\.\.|[=;+\-*/(),\[\]])")
 
 
 
 _ALIASES = {None, "add", "sub", "mul", "div", "neg", "pos", "pow", "number", "name", "call",
-            "call0", "assign", "output"}
+            "call0", "assign", "output", "index", "reduce", "assign_range"}
 
 
 def _prepare(data: dict) -> tuple:
@@ -110,6 +111,23 @@ def _reduce_generic(reducer: tuple, children: list):
     if name == "assign":
         text, line, column = kept[0]
         return Statement(text, kept[1], line, column)
+    if name == "index":
+        text, line, column = kept[0]
+        return Node("index", kept[1], 0.0, text, line, column)
+    if name == "range":
+        text, line, column = kept[0]
+        return (text, kept[1], kept[2], line, column)
+    if name == "ranges":
+        return tuple(kept)
+    if name == "reduce":
+        text, line, column = kept[0]
+        if text not in _REDUCTIONS:
+            raise KeyError(text)  # Lark reports it
+        index, lo, hi, iline, icolumn = kept[1]
+        return Reduction(text, index, lo, hi, kept[2], line, column, iline, icolumn)
+    if name == "assign_range":
+        text, line, column = kept[0]
+        return Statement(text, kept[2], line, column, kept[1])
     if name == "output":
         return Statement(None, kept[0], kept[0].line, kept[0].column)
     if name == "start":
@@ -192,7 +210,7 @@ def _unit_chain(states: list, reducers: list, below: int, top: int, tok: int) ->
 
 #: The terminals the scanner makes, numbered from 0 in this order by ``_specialise``.
 _SCANNED = ("NAME", "POW", "PLUS", "STAR", "LPAR", "RPAR", "MINUS", "SLASH", "COMMA", "EQUAL",
-            "SEMICOLON", "NUMBER", "_NL")
+            "SEMICOLON", "NUMBER", "_NL", "LSQB", "RSQB", "_DOTDOT")
 _END = len(_SCANNED)  # the symbol number of "$END"
 _NUMBER, _NL = _SCANNED.index("NUMBER"), _SCANNED.index("_NL")
 #: Every token with the blanks before it, one string each (``findall``: no match objects).
@@ -202,13 +220,14 @@ _NUMBER, _NL = _SCANNED.index("NUMBER"), _SCANNED.index("_NL")
 #: rescanned. The patterns are Lark's terminals (``_TERMINAL_PATTERNS``, checked against the
 #: grammar), without capturing groups; "**" comes before the last branch, which takes "*".
 _WORD_RE = re.compile(r"[ \t\f\r]*(?:" + "|".join((
-    _TERMINAL_PATTERNS["NAME"], r"\*\*", _TERMINAL_PATTERNS["NUMBER"].replace("(", "(?:"),
+    _TERMINAL_PATTERNS["NAME"], r"\*\*", r"\.\.",
+    re.sub(r"\((?!\?)", "(?:", _TERMINAL_PATTERNS["NUMBER"]),
     _TERMINAL_PATTERNS["_NL"], _TERMINAL_PATTERNS["COMMENT"], r"[^ \t\f\r]")) + ")")
 #: Tokens known by their whole text: operators, punctuation and the new line.
 _FIXED = {text: _SCANNED.index(name) for text, name in (
     ("**", "POW"), ("^", "POW"), ("+", "PLUS"), ("*", "STAR"), ("(", "LPAR"), (")", "RPAR"),
     ("-", "MINUS"), ("/", "SLASH"), (",", "COMMA"), ("=", "EQUAL"), (";", "SEMICOLON"),
-    ("\n", "_NL"))}
+    ("\n", "_NL"), ("[", "LSQB"), ("]", "RSQB"), ("..", "_DOTDOT"))}
 #: The others by their first character: 0 a name, 1 a number (or a lone "."), 2 a comment.
 _FIRST = dict.fromkeys("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_", 0)
 _FIRST.update(dict.fromkeys("0123456789.", 1), **{"#": 2})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .errors import AdcliError, ParseError
-from .grammar import _call_error, _describe_expected, _end_position
+from .grammar import _call_error, _describe_expected, _end_position, _reduction_error
 from .lalr import _PUNCT, _TOKEN_RE, _reduce_generic
 from .lalr_tables import _tables
 
@@ -31,6 +31,11 @@ def _diagnose(text: str) -> AdcliError | None:
             name, ln, col = children[0]
             args = [c for c in children[1:] if isinstance(c, tuple)]
             error = _call_error(name, ln, col, len(args[0]) if args else 0)
+            if error is not None:
+                return error
+        if reducers[index][3] == "reduce":
+            name, ln, col = children[0]
+            error = _reduction_error(name, ln, col)
             if error is not None:
                 return error
         result = _reduce_generic(reducers[index], children)

@@ -13,6 +13,7 @@ The parts: :mod:`adcli.lalr` runs Lark's LALR tables in a lean loop (the fast pa
 from __future__ import annotations
 
 from . import lalr
+from .elements import may_have_indices
 from .errors import ParseError
 from .grammar import _lark_parse
 from .lalr_tables import _fast_reducers, rebuild_tables, tables_from_cache
@@ -68,4 +69,9 @@ def parse_program(text: str, *, max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES
             raise ParseError(
                 "only the last statement may be a bare expression; give this one a name "
                 "(name = expr) or remove it", source=text, line=stmt.line, column=stmt.column)
+    if may_have_indices(text):  # x[i], sum(i = 1..n, ...): unrolled to scalars here
+        from .indices import expand
+        from .lower import MAX_NODES
+
+        program = expand(program, MAX_NODES if max_bytes else None)
     return program

@@ -39,12 +39,61 @@ class GradReport:
         how many more ``node_count`` has, so a huge tape's JSON stays small."""
         return {
             "value": self.value,
-            "gradient": self.gradient,
+            "gradient": nest_elements(self.gradient),
             "nodes": [{"id": n.id, "op": n.op, "label": n.label, "value": n.value,
                        "grad": n.grad, "args": list(n.args)} for n in self.nodes],
             "node_count": self.node_count,
             "nodes_omitted": self.node_count - len(self.nodes),
         }
+
+
+def nest_elements(values: dict[str, Any]) -> dict[str, Any]:
+    """Elements of indexed variables (``x[1]``, ``W[2,1]``) as nested lists under their base
+    name (``{"x": [..], "W": [[..], ..]}``), the form ``--at @FILE.json`` reads back: the
+    first item is index 1, or 0 where some element has index 0; a missing element is null.
+    Other names stay as they are, and so do a base's elements when they are too sparse to
+    list (x[1] and x[1000000])."""
+    if not any(k.endswith("]") for k in values):
+        return values
+    from .elements import split_element
+
+    groups: dict[str, dict[tuple[int, ...], Any]] = {}
+    for name, v in values.items():
+        parts = split_element(name)
+        if parts is not None:
+            groups.setdefault(parts[0], {})[parts[1]] = v
+    out: dict[str, Any] = {}
+    for name, v in values.items():
+        parts = split_element(name)
+        if parts is None or parts[0] in values:
+            out[name] = v
+            continue
+        base, members = parts[0], groups.get(parts[0])
+        if base in out or members is None:
+            continue
+        ranks = {len(ix) for ix in members}
+        rank = next(iter(ranks))
+        lo = [0 if any(ix[d] == 0 for ix in members) else 1 for d in range(rank)]
+        hi = [max(ix[d] for ix in members) for d in range(rank)]
+        cells = math.prod(h - o + 1 for h, o in zip(hi, lo))
+        if len(ranks) > 1 or cells > 2 * len(members) + 16:
+            out.update((element_key, values[element_key]) for element_key in values
+                       if (split_element(element_key) or ("",))[0] == base)
+            groups.pop(base)
+            continue
+        out[base] = _nested(members, lo, hi)
+    return out
+
+
+def _nested(members: dict[tuple[int, ...], Any], lo: list[int], hi: list[int]) -> list:
+    """Nested lists over the box lo..hi (null where no element), built level by level."""
+    def build(prefix: tuple[int, ...]) -> list:
+        d = len(prefix)
+        if d == len(lo) - 1:
+            return [members.get((*prefix, k)) for k in range(lo[d], hi[d] + 1)]
+        return [build((*prefix, k)) for k in range(lo[d], hi[d] + 1)]
+
+    return build(())  # depth is the rank (at most a few): not the input's depth
 
 
 def jsonable(obj: Any) -> Any:
@@ -143,7 +192,7 @@ class MinimizeResult:
     def to_json(self) -> dict[str, Any]:
         # "minimum" only for a converged run: a diverged or stopped run's last point is none.
         where = "minimum" if self.converged else "point"
-        return {where: self.minimum, "value": float(self.value),
+        return {where: nest_elements(self.minimum), "value": float(self.value),
                 "grad_norm": self.grad_norm, "iterations": self.iterations,
                 "evaluations": self.evaluations, "converged": self.converged,
                 "reason": self.reason, "method": self.method}

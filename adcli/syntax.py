@@ -40,6 +40,27 @@ class Node:
         return f"Node({self.op}, {len(self.args)} args)"
 
 
+class Reduction(Node):
+    """``fn(index = lo..hi, body)`` as parsed (op ``"reduce"``, args ``(lo, hi, body)``):
+    unrolled into plain nodes by :mod:`adcli.indices` before lowering. An indexed name
+    ``x[i, j]`` is a plain Node with op ``"index"``, ``name`` the base and the index
+    expressions as args."""
+
+    __slots__ = ("fn", "index", "index_line", "index_column")
+
+    def __init__(self, fn: str, index: str, lo: Node, hi: Node, body: Node, line: int = 0,
+                 column: int = 0, index_line: int = 0, index_column: int = 0) -> None:
+        super().__init__("reduce", (lo, hi, body), 0.0, fn, line, column)
+        self.fn = fn
+        self.index = index
+        self.index_line = index_line
+        self.index_column = index_column
+
+
+#: A range of an index as parsed: (index name, lo, hi, line, column of the name).
+Range = tuple[str, Node, Node, int, int]
+
+
 def const(value: float) -> Node:
     return Node("const", value=float(value))
 
@@ -60,6 +81,8 @@ class Statement:
     expr: Node
     line: int = 0
     column: int = 0
+    #: ``h[j = 1..16] = expr``: the ranges of a vector-valued binding (else empty)
+    ranges: tuple[Range, ...] = ()
 
 
 @dataclass(slots=True)

@@ -78,6 +78,15 @@ def to_source(root: Node, names: Mapping[int, str] | None = None,
         for a in node.args:
             uses[id(a)] = uses.get(id(a), 0) + 1
 
+    for nid, name in names.items():
+        if "[" in name:  # an element of h[j = 1..n] = ...: a let name must be a plain name
+            plain = name.replace("[", "_").replace(",", "_").rstrip("]")
+            candidate, k = plain, 1
+            while candidate in taken:
+                candidate, k = f"{plain}_{k}", k + 1
+            taken.add(candidate)
+            names[nid] = candidate
+
     # Pass 1: inline length of every node, deciding bindings bottom-up.
     length: dict[int, int] = {}
     bound: dict[int, str] = {}

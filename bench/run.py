@@ -571,6 +571,17 @@ def w5_one(n: int, quick: bool) -> dict:
 
     value, grads = mine()
     rows["adcli"] = once(mine, 5 if n <= 1000 else 3)
+    # The same function in index notation: unrolled to the same tape, elements x[i].
+    summed = f"sum(i = 0..{n - 1}, sin(x[i])*x[i+1]^2)"
+    elements = {f"x[{i}]": 0.001 * i for i in range(n + 1)}
+
+    def indexed():
+        return adcli.parse(summed, max_bytes=None).grad(elements)
+
+    iv, ig = indexed()
+    check(iv, value, "adcli sum(i = ...) W5")
+    check(ig["x[1]"], grads["x1"], "adcli sum(i = ...) W5 grad")
+    rows["adcli, as sum(i = 0..n-1, ...)"] = once(indexed, 5 if n <= 1000 else 3)
     if have("micrograd"):
         mv, mg = P.micrograd_gradient(text, point)
         check(mv, value, "micrograd W5")

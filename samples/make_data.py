@@ -7,6 +7,8 @@
 - moons.csv      two interleaved half-moons, 100 points, labels y = -1/+1, noise sd 0.1; the
                  same construction as scikit-learn's ``make_moons`` (sklearn/datasets/
                  _samples_generator.py), which micrograd's demo.ipynb trains on.
+- poly.csv       y = 1 - 2x + 0.5x^2 + 3x^3 - x^5 + 0.2x^8 + noise(sd 0.01), x in [-1, 1], 41
+                 rows: fit "y ~ sum(k = 0..8, a[k]*x^k)"
 
 Values are written with 6 decimals; the files, not this script, are the reference data.
 """
@@ -46,6 +48,11 @@ def main() -> None:
     y = np.concatenate([-np.ones(n), np.ones(n)])
     order = rng.permutation(2 * n)
     write("moons.csv", ["x1", "x2", "y"], [x1[order], x2[order], y[order]])
+
+    rng = np.random.default_rng(20240604)
+    x = np.linspace(-1.0, 1.0, 41)
+    truth = 1 - 2 * x + 0.5 * x**2 + 3 * x**3 - x**5 + 0.2 * x**8
+    write("poly.csv", ["x", "y"], [x, truth + rng.normal(0.0, 0.01, x.size)])
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from ..errors import AdcliError
 from ..function import Function, parse
 from ..inputs import read_bounded
 from ..parser import DEFAULT_MAX_SOURCE_BYTES
-from ..point import parse_assignments
+from ..point import _split_top_level, bind_elements, expand_names, parse_assignments
 from ..results import dumps
 
 EXPR_HELP = "EXPR is an expression or program, @FILE to read one from a file, or - for stdin."
@@ -49,18 +49,25 @@ def load_function(expr: str, max_bytes: int = DEFAULT_MAX_SOURCE_BYTES) -> Funct
     return parse(read_source(expr, max_bytes), max_bytes=max_bytes or None)
 
 
-def parse_point(values: tuple[str, ...], option: str = "--at") -> dict[str, float]:
-    return parse_assignments(values, option) if values else {}
+def parse_point(values: tuple[str, ...], option: str = "--at",
+                function: Function | None = None) -> dict[str, float]:
+    """The point; with ``function``, an indexed variable's values (``x=[1,2]``, ``x=0``)
+    are given to the elements it uses (x[1], x[2])."""
+    point = parse_assignments(values, option) if values else {}
+    return bind_elements(point, function.variables, option) if function else point
 
 
-def parse_names(text: str | None, option: str = "--wrt") -> list[str] | None:
-    """``"x,y,x"`` -> ``["x", "y"]``: first occurrences, in order (no duplicate rows)."""
+def parse_names(text: str | None, option: str = "--wrt",
+                function: Function | None = None) -> list[str] | None:
+    """``"x,y,x"`` -> ``["x", "y"]``: first occurrences, in order (no duplicate rows); with
+    ``function``, an indexed variable's name means all its elements."""
     if text is None:
         return None
-    names = [n.strip() for n in text.split(",")]
+    names = [n.strip() for n in _split_top_level(text)]
     if any(not n for n in names):
         raise AdcliError(f"{option} '{text}' has an empty name; write names separated by commas")
-    return list(dict.fromkeys(names))
+    names = list(dict.fromkeys(names))
+    return expand_names(names, function.variables) if function else names
 
 
 class FiniteFloat(click.FloatRange):
@@ -126,7 +133,8 @@ def at_option(f: Callable) -> Callable:
         "--at", "at", multiple=True, metavar="NAME=VALUE,...",
         help="Values of the variables, e.g. x=2,y=-3.5 (values may be constant expressions "
              "such as pi/4), or @FILE.json (an object of name: number, or the result of "
-             "minimize/fit --json). May be repeated; it is one point: for several, --data.")(f)
+             "minimize/fit --json); x=[1,2,3] or x=0 gives the elements of an indexed x. "
+             "May be repeated; it is one point: for several, --data.")(f)
 
 
 def json_option(f: Callable, help: str = "Print one JSON object instead of tables.") -> Callable:

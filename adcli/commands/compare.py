@@ -92,8 +92,8 @@ def compare_modes_cmd(expr: str | None, at: tuple[str, ...], direction: tuple[st
     if sizes is not None:
         raise AdcliError("--sizes only applies with --scaling")
     function = load_function(expr, max_size)
-    point = parse_point(at)
-    vector = parse_point(direction, "--direction") if direction else None
+    point = parse_point(at, function=function)
+    vector = parse_point(direction, "--direction", function=function) if direction else None
     result = compare_modes(function, point, repeat=repeat, budget=budget, direction=vector)
     for message in result.warnings:
         render.warn(message)

@@ -41,7 +41,7 @@ def diff(expr: str, wrt: str | None, as_json: bool, max_size: int) -> None:
     """
     function = load_function(expr, max_size)
     tape = function.tape()
-    asked = parse_names(wrt) if wrt is not None else None
+    asked = parse_names(wrt, function=function) if wrt is not None else None
     names = select_wrt(tape, asked) if asked is not None else list(tape.inputs)
     texts = derivative_texts(tape, names, sep="; " if as_json else "\n")
     if as_json:

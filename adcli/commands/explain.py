@@ -57,8 +57,8 @@ def explain(expr: str, at: tuple[str, ...], mode: str, direction: tuple[str, ...
     from ..unparse import describe
 
     function = load_function(expr, max_size)
-    point = parse_point(at)
-    vector = parse_point(direction, "--direction") if direction else None
+    point = parse_point(at, function=function)
+    vector = parse_point(direction, "--direction", function=function) if direction else None
     if mode == "forward" and vector is None:
         raise AdcliError("--mode forward needs --direction NAME=VALUE,... (the tangent of "
                          "each input, e.g. --direction x=1)")

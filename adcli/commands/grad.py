@@ -52,8 +52,9 @@ def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dro
 
     check_outputs([("-o", output)], [data_path, input_file(expr)])
     data = load_data(data_path, max_data_size or None, sep, renames, keep_lines=not as_json)
-    result = evaluate_rows(function, data, parse_point(at), gradient=gradient,
-                           wrt=parse_names(wrt), dropna=dropna)
+    result = evaluate_rows(function, data, parse_point(at, function=function),
+                           gradient=gradient,
+                           wrt=parse_names(wrt, function=function), dropna=dropna)
     for message in result.warnings:
         _warn(message)
     write = write_json if as_json else write_csv
@@ -139,7 +140,8 @@ def grad(expr: str, at: tuple[str, ...], data_path: str | None, output: str | No
                    as_json, gradient=True, wrt=wrt, expr=expr)
         return
     _no_data_options(output, sep, renames, dropna)
-    report = grad_report(function, parse_point(at), parse_names(wrt),
+    report = grad_report(function, parse_point(at, function=function),
+                         parse_names(wrt, function=function),
                          nodes=as_json or not no_table,
                          max_nodes=None if max_rows == 0 else max_rows)
     for message in report.warnings:
@@ -177,7 +179,7 @@ def eval_(expr: str, at: tuple[str, ...], data_path: str | None, output: str | N
                    as_json, expr=expr)
         return
     _no_data_options(output, sep, renames, dropna)
-    value, warnings = eval_report(function, parse_point(at))
+    value, warnings = eval_report(function, parse_point(at, function=function))
     for message in warnings:
         _warn(message)
     if as_json:

@@ -53,7 +53,7 @@ def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
     fmt = format_for(output, fmt)
     check_outputs([("-o", output)], [input_file(expr)])
     function = load_function(expr, max_size)
-    point = parse_point(at)
+    point = parse_point(at, function=function)
     tape = function.tape(point)
     check_size(tape, max_nodes)
     if point:

@@ -44,9 +44,10 @@ def hessian(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool,
       adcli hessian "(1-x)^2 + 100*(y-x^2)^2" --at x=1,y=1
     """
     function = load_function(expr, max_size)
-    point = parse_point(at)
+    point = parse_point(at, function=function)
     tape = function.tape(point)
-    names = select_wrt(tape, parse_names(wrt)) if wrt is not None else list(tape.inputs)
+    names = (select_wrt(tape, parse_names(wrt, function=function)) if wrt is not None
+             else list(tape.inputs))
     # The same sweeps and warnings as grad: a Hessian at a point where the value is nan or that
     # sits on a kink is a formula's second derivatives, not the function's curvature.
     _, gradient, values, adjoint = sweeps.value_and_grad(tape, point)

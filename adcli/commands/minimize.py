@@ -53,8 +53,9 @@ METHODS = ["auto", *RULES]
 @click.command(epilog=f"{EXPR_HELP} {DATA_HELP}")
 @expr_argument
 @click.option("--from", "start", multiple=True, metavar="NAME=VALUE,...",
-              help="Starting point; parameters not given start at 0. With --wrt, also the "
-                   "values of the variables that stay fixed.")
+              help="Starting point; parameters not given start at 0 (x=-1.2 or x=[..] for "
+                   "every element of an indexed x). With --wrt, also the values of the "
+                   "variables that stay fixed.")
 @click.option("--wrt", metavar="NAMES",
               help="Optimise only these variables, e.g. w0,w1; every other variable stays "
                    "fixed at its --from value (this is how to hold a variable fixed).")
@@ -132,7 +133,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     """
     began = time.monotonic()
     function = load_function(expr, max_size)
-    point = parse_point(start, "--from")
+    point = parse_point(start, "--from", function)
     from ..atomic import check_outputs, input_file
 
     check_outputs([("--trace", trace_path), ("--plot", plot_path)], [input_file(expr), data_path])
@@ -144,14 +145,15 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         if trace_path or plot_path or bounds:
             raise click.UsageError("--trace, --plot and --bounds are not available with "
                                    "partitioned data (Dask) yet")
-        minimize_partitioned(function, point, parse_names(wrt), method, steps, tol, data_path,
+        minimize_partitioned(function, point, parse_names(wrt, function=function), method,
+                             steps, tol, data_path,
                              reduce, scheduler, sep, renames, dropna, as_json,
                              lr=lr, momentum=momentum, batch_size=batch_size, seed=seed,
                              init_scale=init_scale)
         return
     data = load_data(data_path, max_data_size or None, sep, renames) if data_path else None
     bound = set(point) | (set(data.names) if data else set())
-    names = parse_names(wrt)
+    names = parse_names(wrt, function=function)
     tape = function.tape(bound | set(names or ()))
     if data is not None:
         data = data.select(tape.inputs, dropna)
