@@ -135,6 +135,21 @@ class Covariance:
     matrix: np.ndarray          # covariance of the free parameters (nan where not identifiable)
     unidentifiable: list[list[str]]
     condition: float            # of the column-scaled Jacobian
+    #: (JᵀJ)⁻¹ itself: the correlations come from it, so a perfect fit (variance 0) still
+    #: has them
+    inverse: np.ndarray | None = None
+
+    def errors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Standard errors (sqrt of the diagonal) and the correlation matrix."""
+        diag = np.diag(self.matrix)
+        se = np.where(np.isnan(diag), np.nan, np.sqrt(np.clip(diag, 0.0, None)))
+        inv = self.matrix if self.inverse is None else self.inverse
+        d = np.sqrt(np.clip(np.diag(inv), 0.0, None))
+        with np.errstate(all="ignore"):
+            corr = inv / np.outer(d, d)
+        corr = np.where(np.isnan(self.matrix), np.nan, corr)
+        np.fill_diagonal(corr, np.where(np.isnan(se), np.nan, 1.0))
+        return se, corr
 
 
 def covariance(jac: np.ndarray, names: list[str], scale: float) -> Covariance:
@@ -170,10 +185,11 @@ def covariance(jac: np.ndarray, names: list[str], scale: float) -> Covariance:
     bad = set().union(*merged) if merged else set()
     keep = [k for k in range(len(s)) if k not in weak]
     inv = (vt[keep].T / s[keep] ** 2) @ vt[keep]
-    cov = scale * inv / np.outer(safe, safe)
-    cov = 0.5 * (cov + cov.T)  # exactly symmetric, so is the correlation matrix
+    inv = inv / np.outer(safe, safe)
+    inv = 0.5 * (inv + inv.T)  # exactly symmetric, so is the correlation matrix
+    cov = scale * inv
     for j, name in enumerate(names):
         if name in bad:
             cov[j, :] = np.nan
             cov[:, j] = np.nan
-    return Covariance(cov, [[n for n in names if n in g] for g in merged], cond)
+    return Covariance(cov, [[n for n in names if n in g] for g in merged], cond, inv)
