@@ -279,6 +279,7 @@ def fit_partitioned(text: str | Formula, data: PartitionedData, scheduler: Sched
 
 
 def least_squares_partitioned(function: Function, objective: Any, x0: np.ndarray,
+                              bounds: tuple[np.ndarray, np.ndarray] | None = None,
                               max_time: float | None = None, started: float | None = None
                               ) -> Any | None:
     """``minimize --data`` over partitions (a :class:`~adcli.distributed.DaskObjective`) when
@@ -312,9 +313,10 @@ def least_squares_partitioned(function: Function, objective: Any, x0: np.ndarray
         return None  # not finite at the start: the general path reports it its own way
     sums.evaluations = 0
     res = PartitionResiduals(sums)
-    lower, upper = np.full(len(start), -np.inf), np.full(len(start), np.inf)
+    lower = np.full(len(start), -np.inf) if bounds is None else bounds[0][order]
+    upper = np.full(len(start), np.inf) if bounds is None else bounds[1][order]
     sol = solve(res, start, lower, upper, 1000 * (len(start) + 1), max_time=max_time,
                 started=started)
     r, jac = res.both(sol.x)
     objective.rows = sums.rows
-    return ls_result(objective, free, sol, r, jac, sums.rows, None, max_time)
+    return ls_result(objective, free, sol, r, jac, sums.rows, bounds, max_time)

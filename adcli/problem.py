@@ -229,3 +229,45 @@ def negative_r_squared(r_squared: float | None) -> list[str]:
         return []
     return [f"R^2 = {r_squared:.3g} < 0: the fitted model is worse than a constant (the mean "
             "of the left side); check the model and the start values (--from)"]
+
+
+def data_names(inputs: Sequence[str], point: Mapping[str, float], wrt: Sequence[str] | None,
+               columns: Sequence[str]) -> list[str]:
+    """``minimize --data``'s name rules, the same as ``fit``'s (``--wrt`` declares the
+    parameters there): an unknown ``--from`` name or a name that looks like a misspelt
+    column is an error; the warnings for ``e``/``pi`` read as constants. ``inputs`` are the
+    program's free names with ``e`` and ``pi`` bound."""
+    cols = set(columns)
+    warnings_ = [constant_warning(n, "--wrt") for n in inputs
+                 if n in CONSTANTS and n not in point and n not in (wrt or ()) and n not in cols]
+    for name in point:
+        if name not in inputs:
+            raise FitError(f"--from '{name}' is not a variable of the expression"
+                           f"{did_you_mean(name, [*inputs, *columns])} (variables: "
+                           f"{_listed([n for n in inputs if n not in cols])})")
+    if wrt is None:
+        for name in inputs:
+            if name in cols or name in point or name in CONSTANTS:
+                continue
+            close = close_match(name, columns)
+            if close is not None:
+                raise FitError(f"'{name}' is not a column; did you mean '{close}'? declare "
+                               f"parameters with --wrt (or give '{name}' a start value with "
+                               "--from) to fit it as a parameter")
+    return warnings_
+
+
+def minimize_warnings(resolved: str, lr: float | None, momentum: float | None,
+                      batch_size: int | None, stochastic: bool, line_search: bool
+                      ) -> list[str]:
+    """What ``minimize --data`` says about options the chosen method does not use (the same
+    words in memory and on Dask)."""
+    out = []
+    if lr is not None and line_search:
+        out.append(f"--lr is ignored by {resolved}, which chooses its steps by a line search")
+    if momentum is not None and resolved not in ("momentum", "nesterov"):
+        out.append(f"--momentum is ignored by {resolved}, which has no momentum term "
+                   "(--method momentum or nesterov use it)")
+    if batch_size and not stochastic:
+        out.append("--batch-size is not smaller than the data; using full batches")
+    return out
