@@ -33,6 +33,7 @@ from .partitions import (
     block_sample,
     frame_sample,
     frame_sums,
+    located,
     no_leaf,
     partition_hessian,
     partition_sums,
@@ -273,9 +274,15 @@ class Partitions:
     graph (no collection rebuilt, nothing tokenized) and the sums are the same bits."""
 
     def __init__(self, data: PartitionedData, scheduler: Scheduler, what: str) -> None:
+        with located(data):
+            self._open(data, scheduler, what)
+
+    def _open(self, data: PartitionedData, scheduler: Scheduler, what: str) -> None:
         self.scheduler = scheduler
         self.what = what
-        frame = data.frame()
+        self.data = data
+        with scheduler._failures(what):  # pandas reads the first file's cells here
+            frame = data.frame()
         self.count = int(frame.npartitions)
         if self.count == 0:
             raise AdcliError("the data has no partitions")
@@ -304,6 +311,10 @@ class Partitions:
 
     def sums(self, func: PartitionFunction, args: tuple) -> np.ndarray:
         """One pass: ``func`` on every partition, added in the fixed tree."""
+        with located(self.data):
+            return self._sums(func, args)
+
+    def _sums(self, func: PartitionFunction, args: tuple) -> np.ndarray:
         self.passes += 1
         tag = f"adcli-{self.passes}"
         task = functools.partial(block_nodes, count=self.count, func=func, args=args)

@@ -8,15 +8,20 @@ found by name in the installed adcli, never unpickled code).
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import AdcliError
 from .tape import Tape
+
+if TYPE_CHECKING:
+    from .sources import PartitionedData
 
 
 def columns_of(frame: Any) -> dict[str, np.ndarray]:
@@ -86,6 +91,46 @@ def partition_hessian(columns: dict[str, np.ndarray], rows: int, source: str,
         out[:-1] = np.asarray(hessian(_tape(source, bound), point, list(names)),
                               dtype=np.float64).ravel()
     return out
+
+
+#: Files up to this size are read again by the in-memory reader to say where a bad cell is.
+LOCATE_BYTES = 256 << 20
+
+
+@contextlib.contextmanager
+def located(data: PartitionedData) -> Iterator[None]:
+    """A bad cell reported by pandas (no line, no column) becomes the in-memory reader's
+    error for the same file: the same ``Error:`` line and hint as without Dask."""
+    from .data import DataError
+
+    try:
+        yield
+    except DataError:
+        found = bad_cell(data)
+        if found is None:
+            raise
+        raise found from None
+
+
+def bad_cell(data: PartitionedData) -> AdcliError | None:
+    """The in-memory reader's error for the first CSV file of ``data`` with a cell it
+    refuses in a used column, or None (Parquet, a file over :data:`LOCATE_BYTES`, none)."""
+    from .data import DataError, read_table
+
+    if data.kind != "csv":
+        return None
+    use = data.use if data.use is not None else data.names
+    for path in data.files:
+        try:
+            if os.path.getsize(path) > LOCATE_BYTES:
+                return None
+            read_table(path, None, sep=data.sep, rename=dict(data.headers)).select(
+                use, data.dropna)
+        except DataError as err:
+            return err
+        except OSError:
+            return None
+    return None
 
 
 #: A function of one partition's (columns, rows, *args) that returns a vector of sums whose
