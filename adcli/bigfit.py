@@ -1,16 +1,14 @@
-"""``adcli fit`` over partitioned data (Dask): the in-memory fit's engine fed by sums.
+"""``adcli fit`` over partitioned data (Dask): the in-memory fit's engine, fed by partitions.
 
-The in-memory fit holds the full Jacobian J (rows x p). Over partitions only sums travel: each
-partition returns rᵀr, Jᵀr and JᵀJ of its rows (computed by the same residual/Jacobian sweeps as
-the in-memory fit, :class:`adcli.fitting.Residuals`), added in the fixed binary tree of
-:class:`adcli.distributed.Partitions` (data kept in memory is read and checked once). From
-them :class:`PartitionResiduals` builds a (p+1)-row least-squares problem with the same JᵀJ,
-Jᵀr and rᵀr as the rows (J̃ = Λ^½Vᵀ from JᵀJ = VΛVᵀ, r̃ = [Λ^-½VᵀJᵀr, the rest of |r|]), and
-the in-memory engine (:func:`adcli.leastsq.solve`, scipy's trf, whose steps read J only
-through its singular values and vectors and Jᵀr) runs on it unchanged: the same iterations,
-counts, stopping tests, bounds and time limit, and the same report
-(:func:`adcli.fitting.conclude`). Only the sums' rounding differs (JᵀJ squares the condition
-number: well-posed fits agree with memory to about 1e-10 relative).
+The in-memory fit factors its Jacobian J = QR and hands the least-squares engine the (p+1)-row
+problem [R; 0], [Qᵀr; the rest of |r|] (:class:`adcli.leastsq.Compressed`). Over partitions
+each partition returns its own R, Qᵀr and rᵀr (computed by the same residual/Jacobian sweeps,
+:class:`adcli.fitting.Residuals`), and the fixed binary tree of
+:class:`adcli.distributed.Partitions` joins them pairwise by a QR of the two stacked factors
+(TSQR, :func:`adcli.leastsq.qr_combine`): the engine, its iterations, counts, stopping tests,
+bounds, time limit and report (:func:`adcli.fitting.conclude`) are the in-memory ones, and
+data in one partition runs the same arithmetic bit for bit. Only R, Qᵀr and rᵀr travel
+(p² + p + 2 numbers a partition).
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from .distributed import Partitions, Scheduler
 from .fitting import FitResult, Residuals, check_time, conclude
 from .formula import FitError, Formula, parse_formula
 from .function import Function
-from .leastsq import solve
+from .leastsq import Compressed, qr_combine, qr_sums, solve
 from .problem import fit_setup
 from .sources import PartitionedData
 
@@ -73,11 +71,12 @@ def partition_normal(columns: dict[str, np.ndarray], rows: int,
                      b: tuple[float, ...], mode: str, mean: float = 0.0,
                      sigma: str | None = None, constants: tuple[str, ...] = ()
                      ) -> np.ndarray:
-    """One partition's sums: ``rss`` -> [rᵀr, rows]; ``normal`` -> [rᵀr, Jᵀr, JᵀJ (p*p),
-    rows]; ``lhs`` -> [Σ w y, Σ w, rows]; ``tss`` -> [Σ w (y - mean)², rows] (y: the left
-    side; w = 1/sigma² with a ``sigma`` column, else 1; r and J are divided by sigma)."""
+    """One partition's sums: ``rss`` -> [rᵀr, rows]; ``qr`` -> [R (p*p), Qᵀr, rᵀr, rows]
+    (:func:`adcli.leastsq.qr_sums`); ``lhs`` -> [Σ w y, Σ w, rows]; ``tss`` -> [Σ w (y -
+    mean)², rows] (y: the left side; w = 1/sigma² with a ``sigma`` column, else 1; r and J
+    are divided by sigma)."""
     p = len(free)
-    size = {"rss": 2, "normal": 2 + p + p * p, "lhs": 3, "tss": 2}[mode]
+    size = {"rss": 2, "qr": 2 + p + p * p, "lhs": 3, "tss": 2, "bad": 2}[mode]
     out = np.zeros(size)
     out[-1] = rows
     if rows == 0:
@@ -108,14 +107,12 @@ def partition_normal(columns: dict[str, np.ndarray], rows: int,
         raise FitError("the partition's parameters differ from the first partition's")
     x = np.asarray(b, dtype=np.float64)
     with np.errstate(all="ignore"):
-        if mode == "rss":
+        if mode in ("rss", "bad"):
             r = res.residuals(x)
-            out[0] = r @ r
+            bad = np.flatnonzero(~np.isfinite(r))
+            out[0] = r @ r if mode == "rss" else (bad[0] if bad.size else -1)
             return out
-        r, jac = res.both(x)
-        out[0] = r @ r
-        out[1:1 + p] = jac.T @ r
-        out[1 + p:1 + p + p * p] = (jac.T @ jac).ravel()
+        out[:-1] = qr_sums(*res.both(x))
     return out
 
 
@@ -131,7 +128,7 @@ def _sigma_column(columns: dict[str, np.ndarray], sigma: str) -> np.ndarray:
 
 
 class NormalSums:
-    """Passes over the partitions for one fit: rss(b) and (rss, Jᵀr, JᵀJ)(b)."""
+    """Passes over the partitions for one fit: rᵀr(b) and (R, Qᵀr, rᵀr)(b)."""
 
     def __init__(self, data: PartitionedData, text: str | tuple[str, str, tuple[str, ...]],
                  free: list[str], fixed: Mapping[str, float], scheduler: Scheduler,
@@ -151,13 +148,12 @@ class NormalSums:
         self.on_pass = on_pass
         self.sigma = sigma
         self.constants = tuple(sorted(constants))
-        #: (b, rss, Jᵀr, JᵀJ) of the last ``normal`` pass
-        self.last: tuple[np.ndarray, float, np.ndarray, np.ndarray] | None = None
 
     def _pass(self, b: np.ndarray, mode: str, mean: float = 0.0) -> np.ndarray:
         total = self.parts.sums(partition_normal, (self.text, self.fixed, self.free,
                                                    tuple(float(v) for v in b), mode, mean,
-                                                   self.sigma, self.constants))
+                                                   self.sigma, self.constants),
+                                qr_combine if mode == "qr" else np.add)
         self.rows = int(total[-1])
         self.passes += 1
         if self.on_pass is not None:
@@ -168,77 +164,29 @@ class NormalSums:
         self.evaluations += 1
         return float(self._pass(b, "rss")[0])
 
-    def normal(self, b: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    def bad_row(self, b: np.ndarray) -> int | None:
+        """The first row (from 1, in file order) whose residual is not finite at ``b``: one
+        partition after another, so only on the way to an error."""
+        before = 0
+        args = (self.text, self.fixed, self.free, tuple(float(v) for v in b), "bad", 0.0,
+                self.sigma, self.constants)
+        for index, rows in enumerate(self.parts.lengths()):
+            found = self.parts.sample(index, np.arange(rows), partition_normal, args)
+            if found[0] >= 0:
+                return before + int(found[0]) + 1
+            before += rows
+        return None
+
+    def qr(self, b: np.ndarray) -> np.ndarray:
+        """[R, Qᵀr, rᵀr] of all the rows at ``b``: one pass."""
         self.jacobians += 1
-        p = len(self.free)
-        total = self._pass(b, "normal")
-        out = float(total[0]), total[1:1 + p], total[1 + p:1 + p + p * p].reshape(p, p)
-        self.last = (np.array(b, dtype=np.float64), *out)
-        return out
+        return self._pass(b, "qr")[:-1]
 
     def tss(self) -> float | None:
         """Σ (y - ȳ)² of the left side in two passes (mean first: no cancellation)."""
         first = self._pass(np.zeros(len(self.free)), "lhs")
         mean = float(first[0] / first[1])
         return float(self._pass(np.zeros(len(self.free)), "tss", mean)[0])
-
-
-class PartitionResiduals:
-    """The residual object :func:`adcli.leastsq.solve` drives, over partitions: a (p+1)-row
-    problem with the rows' JᵀJ, Jᵀr and rᵀr (see the module's docstring).
-
-    Every point costs one pass that returns all three, so the residual vector r̃ of a trial
-    point already belongs to the J̃ of that point; when the engine accepts the point and asks
-    for its Jacobian, no second pass runs."""
-
-    def __init__(self, sums: NormalSums) -> None:
-        self.sums = sums
-        self.evaluations = 0
-        self.jacobians = 0
-        self.start_norms = np.ones(len(sums.free))
-        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
-
-    @property
-    def rows(self) -> int:
-        return self.sums.rows
-
-    def _at(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if self._last is None or not np.array_equal(self._last[0], b):
-            rss, g, A = self.sums.normal(b)
-            r, jac = compressed(rss, g, A)
-            self._last = (np.array(b, dtype=np.float64), r, jac, np.diag(A).copy())
-        return self._last[1], self._last[2], self._last[3]
-
-    def residuals(self, b: np.ndarray) -> np.ndarray:
-        self.evaluations += 1
-        return self._at(b)[0].copy()
-
-    def both(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r, jac, diag = self._at(b)
-        if self.jacobians == 0:
-            self.start_norms = np.sqrt(np.maximum(diag, 0.0))
-        self.jacobians += 1
-        return r.copy(), jac.copy()
-
-
-def compressed(rss: float, g: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(r̃, J̃) with J̃ᵀJ̃ = A = JᵀJ, J̃ᵀr̃ = g = Jᵀr and |r̃|² = rss: J̃ = [Λ^½Vᵀ; 0] from
-    A = VΛVᵀ, r̃ = [Λ^-½Vᵀg; sqrt(rss - |Λ^-½Vᵀg|²)]. A direction with no curvature (λ = 0)
-    has no gradient either (g lies in the range of A), so it gets a zero."""
-    p = len(g)
-    with np.errstate(all="ignore"):
-        if not (np.all(np.isfinite(A)) and np.all(np.isfinite(g)) and math.isfinite(rss)):
-            return np.full(p + 1, math.nan), np.full((p + 1, p), math.nan)
-        w, v = np.linalg.eigh(0.5 * (A + A.T))
-        w = np.maximum(w, 0.0)
-        root = np.sqrt(w)
-        jac = np.zeros((p + 1, p))
-        jac[:p] = root[:, None] * v.T
-        c = np.where(root > 0, (v.T @ g) / np.where(root > 0, root, 1.0), 0.0)
-        r = np.empty(p + 1)
-        r[:p] = c
-        r[p] = math.sqrt(max(rss - float(c @ c), 0.0))
-    return r, jac
 
 
 def fit_partitioned(text: str | Formula, data: PartitionedData, scheduler: Scheduler, *,
@@ -261,12 +209,14 @@ def fit_partitioned(text: str | Formula, data: PartitionedData, scheduler: Sched
     constants = sorted(setup.bound - set(data.names))
     sums = NormalSums(data, formula.program.source, setup.free, setup.fixed, scheduler, on_pass,
                       sigma=sigma, constants=constants)
-    res = PartitionResiduals(sums)
     p = len(setup.free)
+    res = Compressed(sums.qr, p)
     check_time(max_time, started)
     if not math.isfinite(sums.rss(setup.x0)):
-        raise FitError("the residual is not finite at the start values; choose other start "
-                       "values with --from")
+        row = sums.bad_row(setup.x0)
+        where = "" if row is None else f", at data row {row}"
+        raise FitError(f"the residual is not finite at the start values{where}; choose other "
+                       "start values with --from")
     sums.evaluations = 0
     sol = solve(res, setup.x0, setup.lower, setup.upper,
                 max_evaluations or 1000 * (p + 1), max_time=max_time, started=started)
@@ -312,7 +262,7 @@ def least_squares_partitioned(function: Function, objective: Any, x0: np.ndarray
     if not math.isfinite(sums.rss(start)):
         return None  # not finite at the start: the general path reports it its own way
     sums.evaluations = 0
-    res = PartitionResiduals(sums)
+    res = Compressed(sums.qr, len(free))
     lower = np.full(len(start), -np.inf) if bounds is None else bounds[0][order]
     upper = np.full(len(start), np.inf) if bounds is None else bounds[1][order]
     sol = solve(res, start, lower, upper, 1000 * (len(start) + 1), max_time=max_time,

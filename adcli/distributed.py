@@ -27,6 +27,7 @@ import numpy as np
 from .errors import EXIT_FAILED, AdcliError
 from .optimize.objective import Objective
 from .partitions import (
+    Combine,
     PartitionFunction,
     block_nodes,
     block_rows,
@@ -309,15 +310,17 @@ class Partitions:
                 self.graph.update(part.dask)
         self.keys = [part.key for part in parts]
 
-    def sums(self, func: PartitionFunction, args: tuple) -> np.ndarray:
-        """One pass: ``func`` on every partition, added in the fixed tree."""
+    def sums(self, func: PartitionFunction, args: tuple, combine: Combine = np.add
+             ) -> np.ndarray:
+        """One pass: ``func`` on every partition, joined by ``combine`` in the fixed tree."""
         with located(self.data):
-            return self._sums(func, args)
+            return self._sums(func, args, combine)
 
-    def _sums(self, func: PartitionFunction, args: tuple) -> np.ndarray:
+    def _sums(self, func: PartitionFunction, args: tuple, combine: Combine) -> np.ndarray:
         self.passes += 1
         tag = f"adcli-{self.passes}"
-        task = functools.partial(block_nodes, count=self.count, func=func, args=args)
+        task = functools.partial(block_nodes, count=self.count, func=func, args=args,
+                                 combine=combine)
         if self.persisted:
             if self.scheduler.client is None:
                 graph = {(tag, "block", g): block for g, block in enumerate(self.blocks)}
@@ -328,7 +331,7 @@ class Partitions:
             else:
                 found = self.scheduler.submit(task, [(b,) for b in self.blocks], self.what)
             known = {(k, j): value for nodes in found for k, j, value in nodes}
-            return tree_node(tree_levels(self.count), 0, self.count, known, no_leaf)
+            return tree_node(tree_levels(self.count), 0, self.count, known, no_leaf, combine)
         leaf = functools.partial(frame_sums, func=func, args=args)
         graph = dict(self.graph)
         level = []
@@ -340,7 +343,7 @@ class Partitions:
             k += 1
             nxt = []
             for j in range(0, len(level) - 1, 2):
-                graph[(tag, k, j // 2)] = (np.add, level[j], level[j + 1])
+                graph[(tag, k, j // 2)] = (combine, level[j], level[j + 1])
                 nxt.append((tag, k, j // 2))
             if len(level) % 2:
                 nxt.append(level[-1])

@@ -22,7 +22,7 @@ import numpy as np
 from . import sweeps
 from .formula import FitError, Formula, parse_formula
 from .function import Function
-from .leastsq import METHOD, REASONS, TIME_STATUS, covariance, solve
+from .leastsq import METHOD, REASONS, TIME_STATUS, Compressed, covariance, qr_sums, solve
 from .parser import DEFAULT_MAX_SOURCE_BYTES
 from .problem import FitSetup, fit_setup, negative_r_squared, zero_columns
 from .syntax import Program, Statement
@@ -272,13 +272,13 @@ def fit(text: str | Formula, data_columns: Mapping[str, Any], *,
     if not np.all(np.isfinite(r0)):
         raise FitError(f"the residual is not finite at the start values, at data row "
                        f"{_bad_row(r0)}; choose other start values with --from")
-    res.evaluations = 0
-    sol = solve(res, setup.x0, setup.lower, setup.upper,
+    engine = Compressed(lambda b: qr_sums(*res.both(b)), p)  # as over partitions
+    sol = solve(engine, setup.x0, setup.lower, setup.upper,
                 max_evaluations or 1000 * (p + 1), max_time=max_time, started=started)
-    r, jac = res.both(sol.x)
-    rss = float(r @ r)
-    out = conclude(setup, res, sol, rss, jac, rows, weights is not None, absolute_sigma,
-                   max_time, lambda: _tss(formula, res, columns))
+    rc, jac = engine.both(sol.x)
+    out = conclude(setup, engine, sol, float(rc @ rc), jac, rows, weights is not None,
+                   absolute_sigma, max_time, lambda: _tss(formula, res, columns))
+    r = res.residuals(sol.x)
     point = {n: columns[n] for n in formula.names(formula.lhs) if n in columns}
     point.update(out.parameters)
     out.observed = np.broadcast_to(np.asarray(_side(formula, formula.lhs).eval(point),
@@ -457,12 +457,12 @@ def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray,
         r0 = res.residuals(start)
     if not np.all(np.isfinite(r0)):
         return None  # the general path reports a non-finite start its own way
-    res.evaluations = 0
     lower = np.full(len(start), -np.inf) if bounds is None else bounds[0][order]
     upper = np.full(len(start), np.inf) if bounds is None else bounds[1][order]
-    sol = solve(res, start, lower, upper, 1000 * (len(start) + 1), max_time=max_time,
+    engine = Compressed(lambda b: qr_sums(*res.both(b)), len(start))  # as over partitions
+    sol = solve(engine, start, lower, upper, 1000 * (len(start) + 1), max_time=max_time,
                 started=started)
-    r, jac = res.both(sol.x)
+    r, jac = engine.both(sol.x)
     return ls_result(objective, res.free, sol, r, jac, res.rows, bounds, max_time)
 
 

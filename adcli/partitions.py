@@ -133,6 +133,10 @@ def bad_cell(data: PartitionedData) -> AdcliError | None:
     return None
 
 
+#: How two nodes of the reduction tree join: np.add for sums; a fit's R factors are stacked
+#: and factored again (:func:`adcli.leastsq.qr_combine`).
+Combine = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
 #: A function of one partition's (columns, rows, *args) that returns a vector of sums whose
 #: last entry is the partition's rows.
 PartitionFunction = Callable[..., np.ndarray]
@@ -157,8 +161,8 @@ def block_rows(block: Block) -> list[int]:
     return list(block.rows)
 
 
-def block_nodes(block: Block, count: int, func: PartitionFunction, args: tuple
-                ) -> list[tuple[int, int, np.ndarray]]:
+def block_nodes(block: Block, count: int, func: PartitionFunction, args: tuple,
+                combine: Combine = np.add) -> list[tuple[int, int, np.ndarray]]:
     """The block's partition sums added up to the nodes of the fixed reduction tree over
     ``count`` partitions that lie inside the block (see :func:`tree_node`)."""
     leaves = [func(cols, rows, *args) for cols, rows in zip(block.columns, block.rows)]
@@ -167,7 +171,7 @@ def block_nodes(block: Block, count: int, func: PartitionFunction, args: tuple
     def leaf(i: int) -> np.ndarray:
         return leaves[i - first]
 
-    return [(k, j, tree_node(k, j, count, {}, leaf))
+    return [(k, j, tree_node(k, j, count, {}, leaf, combine))
             for k, j in tree_cover(first, first + len(leaves), count)]
 
 
@@ -216,15 +220,15 @@ def tree_cover(start: int, stop: int, count: int) -> list[tuple[int, int]]:
 
 
 def tree_node(k: int, j: int, count: int, known: dict[tuple[int, int], np.ndarray],
-              leaf: Callable[[int], np.ndarray]) -> np.ndarray:
+              leaf: Callable[[int], np.ndarray], combine: Combine = np.add) -> np.ndarray:
     """The value of node (k, j): from ``known``, else from its children (leaves by ``leaf``)."""
     if (k, j) in known:
         return known[(k, j)]
     if k == 0:
         return leaf(j)
-    left = tree_node(k - 1, 2 * j, count, known, leaf)
+    left = tree_node(k - 1, 2 * j, count, known, leaf, combine)
     if (2 * j + 1) << (k - 1) < count:
-        return np.add(left, tree_node(k - 1, 2 * j + 1, count, known, leaf))
+        return combine(left, tree_node(k - 1, 2 * j + 1, count, known, leaf, combine))
     return left
 
 
