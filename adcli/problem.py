@@ -53,17 +53,20 @@ def _one_edit(a: str, b: str) -> bool:
     return short[i:] == long_[i + 1:]
 
 
-def close_match(name: str, candidates: Iterable[str]) -> str | None:
-    """The first candidate that ``name`` could be a misspelling of, or None."""
+def close_match(name: str, candidates: Iterable[str], shortest: int = MIN_EDIT_LENGTH
+                ) -> str | None:
+    """The first candidate that ``name`` could be a misspelling of (the same letters in
+    another case, or one edit away when both have ``shortest`` characters or more), or None."""
+    candidates = list(candidates)
     found = [c for c in candidates if c != name and c.lower() == name.lower()]
-    if not found and min(len(name), 99) >= MIN_EDIT_LENGTH:
-        found = [c for c in candidates if len(c) >= MIN_EDIT_LENGTH and _one_edit(name, c)]
+    if not found and len(name) >= shortest:
+        found = [c for c in candidates if len(c) >= shortest and _one_edit(name, c)]
     return found[0] if found else None
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """``"; did you mean 'S'?"`` or an empty string."""
-    close = close_match(name, list(candidates))
+    """``"; did you mean 'S'?"`` or an empty string (a hint only, so short names count)."""
+    close = close_match(name, candidates, shortest=1)
     return f"; did you mean '{close}'?" if close else ""
 
 
@@ -218,9 +221,10 @@ def zero_columns(names: Sequence[str], norms: np.ndarray) -> list[str]:
         return []
     one = len(dead) == 1
     shown = ", ".join(f"'{n}'" for n in dead)
+    it, where = ("it", "it is") if one else ("them", "they are")
     return [f"the residuals do not change with {shown} at the start values (a zero Jacobian "
-            f"column{'' if one else 's'}); the fit cannot move {'it' if one else 'them'} "
-            "from there: give another start with --from"]
+            f"column{'' if one else 's'}), so the first steps leave {it} where {where}; if "
+            "the estimate looks wrong, start elsewhere with --from"]
 
 
 def negative_r_squared(r_squared: float | None) -> list[str]:
