@@ -220,10 +220,9 @@ def fit_partitioned(text: str | Formula, data: PartitionedData, scheduler: Sched
     sums.evaluations = 0
     sol = solve(res, setup.x0, setup.lower, setup.upper,
                 max_evaluations or 1000 * (p + 1), max_time=max_time, started=started)
-    r, jac = res.both(sol.x)
-    rss = float(r @ r)
-    out = conclude(setup, res, sol, rss, jac, sums.rows, sigma is not None, absolute_sigma,
-                   max_time, sums.tss)
+    jac = res.both(sol.x)[1]
+    out = conclude(setup, res, sol, res.rss(sol.x), jac, sums.rows, sigma is not None,
+                   absolute_sigma, max_time, sums.tss)
     out.seconds = time.perf_counter() - began
     return out
 

@@ -275,8 +275,8 @@ def fit(text: str | Formula, data_columns: Mapping[str, Any], *,
     engine = Compressed(lambda b: qr_sums(*res.both(b)), p)  # as over partitions
     sol = solve(engine, setup.x0, setup.lower, setup.upper,
                 max_evaluations or 1000 * (p + 1), max_time=max_time, started=started)
-    rc, jac = engine.both(sol.x)
-    out = conclude(setup, engine, sol, float(rc @ rc), jac, rows, weights is not None,
+    jac = engine.both(sol.x)[1]
+    out = conclude(setup, engine, sol, engine.rss(sol.x), jac, rows, weights is not None,
                    absolute_sigma, max_time, lambda: _tss(formula, res, columns))
     r = res.residuals(sol.x)
     point = {n: columns[n] for n in formula.names(formula.lhs) if n in columns}

@@ -125,7 +125,7 @@ class Compressed:
         self.jacobians = 0
         #: the norms of the Jacobian's columns at the first Jacobian (the start)
         self.start_norms = np.ones(p)
-        self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
 
     def _at(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self._last is None or not np.array_equal(self._last[0], b):
@@ -138,8 +138,13 @@ class Compressed:
             with np.errstate(all="ignore"):
                 rest = vec[p * p + p] - float(r[:p] @ r[:p])
                 r[p] = math.sqrt(max(rest, 0.0)) if math.isfinite(rest) else math.nan
-            self._last = (np.array(b, dtype=np.float64), r, jac)
+            self._last = (np.array(b, dtype=np.float64), r, jac, float(vec[p * p + p]))
         return self._last[1], self._last[2]
+
+    def rss(self, b: np.ndarray) -> float:
+        """rᵀr at ``b`` as the rows give it (not |r̃|², which rounds it once more)."""
+        self._at(b)
+        return self._last[3]  # type: ignore[index]
 
     def residuals(self, b: np.ndarray) -> np.ndarray:
         self.evaluations += 1

@@ -11,7 +11,7 @@ The rule that keeps a mistake from becoming a parameter: a name of the formula t
 column is a parameter, unless it looks like a misspelt column (same letters in another case,
 or one edit away for names of three characters or more) and the user did not name it in
 ``--from``/``--fix``/``--bounds``; ``--params`` declares the parameters exactly. ``e`` and
-``pi`` are constants unless named as parameters.
+``pi`` are constants unless named as parameters (``e`` with a warning).
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ from .function import Function
 
 #: Names the language reads as constants unless a value or a column binds them.
 CONSTANTS = {"e": math.e, "pi": math.pi}
+
+#: Constants a formula probably meant as parameters: ``e`` continues a, b, c, d (a fit with
+#: ``e*x^4`` fixed e = 2.718 without a word). ``pi`` is the constant in the formulas people
+#: write (2*pi*x/12 in NIST's ENSO): warning about it would be noise on every such fit.
+SUSPECT = {"e"}
 
 #: Where a parameter starts when --from does not say (curve_fit's and gnuplot's default: 0
 #: puts a parameter on a pole of models such as Vmax*S/(Km + S)).
@@ -97,7 +102,8 @@ def check_names(used: Collection[str], columns: Collection[str], lets: Collectio
         if name in cols or name in lets:
             continue
         if name in CONSTANTS and name not in wanted:
-            warnings_.append(constant_warning(name, declare_option))
+            if name in SUSPECT:
+                warnings_.append(constant_warning(name, declare_option))
             continue
         params.append(name)
     if declared is not None:
@@ -243,7 +249,7 @@ def data_names(inputs: Sequence[str], point: Mapping[str, float], wrt: Sequence[
     program's free names with ``e`` and ``pi`` bound."""
     cols = set(columns)
     warnings_ = [constant_warning(n, "--wrt") for n in inputs
-                 if n in CONSTANTS and n not in point and n not in (wrt or ()) and n not in cols]
+                 if n in SUSPECT and n not in point and n not in (wrt or ()) and n not in cols]
     for name in point:
         if name not in inputs:
             raise FitError(f"--from '{name}' is not a variable of the expression"

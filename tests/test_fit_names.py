@@ -134,8 +134,13 @@ def test_e_is_a_constant_with_a_warning_unless_named(run):
         x, y = np.loadtxt(LINE, delimiter=",", skiprows=1, unpack=True)
         c2, c1, c0 = np.polyfit(x, y, 2)
         assert np.allclose([doc["parameters"][k] for k in "abe"], [c0, c1, c2], rtol=1e-8)
-    mini = run("minimize", "(w0 + w1*x + pi - y)^2", "--data", LINE, "--json")
-    assert mini.exit_code == 0 and "'pi' in the formula is the constant" in mini.stderr
+    mini = run("minimize", "(w0 + w1*x + e - y)^2", "--data", LINE, "--json")
+    assert mini.exit_code == 0 and "'e' in the formula is the constant" in mini.stderr
+    # pi is the constant in the formulas people write (2*pi*x): no warning, unless named
+    quiet = run("fit", "y ~ a + b*sin(2*pi*x)", "--data", LINE)
+    assert quiet.exit_code == 0 and "Warning" not in quiet.stderr, quiet.stderr
+    named = run("fit", "y ~ a + b*x + pi*x^2", "--data", LINE, "--from", "pi=0", "--json")
+    assert set(json.loads(named.stdout)["parameters"]) == {"a", "b", "pi"}
 
 
 # --------------------------------------------------------------------------- 4. default start 1
