@@ -3,6 +3,10 @@ memory threshold) or ``--scheduler``. Imported only when such a run is asked for
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
 import click
 import numpy as np
 
@@ -30,18 +34,22 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
                          renames: tuple[str, ...], dropna: bool, as_json: bool, *,
                          lr: float | None, momentum: float | None, batch_size: int | None,
                          seed: int | None = None, init_scale: float = 0.0,
-                         bounds: tuple[str, ...] = (), trace_path: str | None = None,
-                         max_time: float | None = None, started: float | None = None) -> None:
+                         box_of: Callable[..., Any] | None = None,
+                         trace_path: str | None = None, max_time: float | None = None,
+                         started: float | None = None,
+                         check_time: Callable[[], None] | None = None) -> None:
     """Full-batch minimisation whose every loss and gradient is one pass of partition sums:
-    the same setup, messages and method choice as in memory (:mod:`adcli.problem`)."""
+    the same setup, messages and method choice as in memory (:mod:`adcli.problem`).
+    ``box_of(objective, x0, method)`` gives ``--bounds`` as arrays (the command's own
+    check), ``check_time`` refuses a time limit over before the first pass."""
     from ..data import parse_renames, parse_separator
     from ..distributed import DaskObjective, Scheduler
     from ..problem import CONSTANTS, data_names, minimize_warnings
     from ..sources import open_partitioned, require
-    from .minimize import _bounds, _check_time
     from .trace import CsvTrace
 
     require("--data on Dask")
+    began = time.monotonic() if started is None else started
     data = open_partitioned(data_path, parse_separator(sep), parse_renames(renames))
     bound = set(point) | set(data.names) | set(names or ())
     tape = function.tape(bound)
@@ -68,14 +76,15 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
                 if name not in point:
                     x0[i] = rng.uniform(-init_scale, init_scale)
         resolved = resolve_method(method, len(x0), objective.stochastic)
-        box = _bounds(bounds, objective, point, x0, resolved) if bounds else None
+        box = box_of(objective, x0, resolved) if box_of else None
         lets = {st.name for st in function.program.statements if st.name is not None}
         for message in warned + binding_warnings(objective, data, point, names, lets):
             render.warn(message)
         for message in minimize_warnings(resolved, lr, momentum, batch_size,
                                          objective.stochastic, RULES[resolved].line_search):
             render.warn(message)
-        _check_time(max_time or 0.0, started or 0.0)
+        if check_time is not None:
+            check_time()
         result = None
         trace = CsvTrace(trace_path, objective.names) if trace_path else None
         try:
@@ -86,14 +95,14 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
 
                 result = least_squares_partitioned(function, objective,
                                                    np.asarray(x0, dtype=np.float64), box,
-                                                   max_time, started)
+                                                   max_time, began)
             if result is None:
                 mu = 0.9 if momentum is None else momentum
                 result = run_minimize(objective, np.asarray(x0, dtype=np.float64),
                                       method=resolved, options=Options(lr=lr, momentum=mu),
                                       steps=steps, tol=tol, callback=trace,
                                       bounds=box and dict(zip(objective.names, zip(*box))),
-                                      max_time=max_time, started=started)
+                                      max_time=max_time, started=began)
         finally:
             if trace is not None:
                 trace.close()

@@ -143,8 +143,11 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         minimize_partitioned(function, point, parse_names(wrt), method, steps, tol, data_path,
                              reduce, scheduler, sep, renames, dropna, as_json,
                              lr=lr, momentum=momentum, batch_size=batch_size, seed=seed,
-                             init_scale=init_scale, bounds=bounds, trace_path=trace_path,
-                             max_time=max_time or None, started=began)
+                             init_scale=init_scale, trace_path=trace_path,
+                             max_time=max_time or None, started=began,
+                             box_of=(lambda objective, x0, method: _bounds(
+                                 bounds, objective, point, x0, method)) if bounds else None,
+                             check_time=lambda: _check_time(max_time, began))
         return
     data = load_data(data_path, max_data_size or None, sep, renames) if data_path else None
     bound = set(point) | (set(data.names) if data else set())
