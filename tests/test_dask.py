@@ -285,7 +285,7 @@ def test_a_missing_cell_is_an_error_unless_dropna(tmp_path):
     assert run.returncode == 2, run.stderr
     # the in-memory reader's words for the same file, with its hint
     assert run.stderr.splitlines() == [
-        f"Error: data file '{folder / 'part1.csv'}', line 4, column 2 ('y'): 'NA' is not a "
+        f"Error: data file '{folder / 'part1.csv'}', line 3, column 2 ('y'): 'NA' is not a "
         "number", "--dropna skips the rows with a missing cell (empty, NA or nan) in a column "
         "the expression uses"], run.stderr
     run = _cli(*args, "--dropna")
