@@ -61,6 +61,15 @@ def residual_formula(function: Function, bound: set[str]) -> Formula | None:
 
 
 @functools.lru_cache(maxsize=8)
+def _lhs(text: str | tuple[str, str, tuple[str, ...]]) -> Function:
+    """The formula's left side as a function, lowered once per worker like :func:`_function`."""
+    from .fitting import _side
+
+    formula = _formula(text)
+    return _side(formula, formula.lhs)
+
+
+@functools.lru_cache(maxsize=8)
 def _function(text: str | tuple[str, str, tuple[str, ...]]) -> Function:
     return Function(_formula(text).program)
 
@@ -84,11 +93,8 @@ def partition_normal(columns: dict[str, np.ndarray], rows: int,
     formula = _formula(text)
     sigmas = None if sigma is None else _sigma_column(columns, sigma)
     if mode in ("lhs", "tss"):
-        from .fitting import _side
-
         point: dict[str, Any] = dict(columns)
-        y = np.broadcast_to(np.asarray(_side(formula, formula.lhs).eval(point),
-                                       dtype=np.float64), (rows,))
+        y = np.broadcast_to(np.asarray(_lhs(text).eval(point), dtype=np.float64), (rows,))
         if sigmas is None:  # the unweighted sums keep their bits
             out[0] = np.sum(y) if mode == "lhs" else np.sum((y - mean) ** 2)
             if mode == "lhs":

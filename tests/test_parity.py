@@ -37,6 +37,8 @@ RTOL, ATOL = 1e-10, 1e-12
 
 EXP = "y ~ a*exp(-b*x) + c"
 LINE = "(w0 + w1*x - y)^2"
+#: 102 parameters, not a plain square: method auto is L-BFGS in memory and on Dask
+WIDE = "(" + " + ".join(f"u{i}" for i in range(100)) + " + w0 + w1*x - y)^2 + 0.01*w0^2"
 
 
 def _files(folder: Path) -> dict[str, str]:
@@ -116,6 +118,10 @@ def _cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
         ("min-bad-cell", [LINE, "--data", f["badcell.csv"]]),
         ("min-init-scale", [LINE, "--data", line, "--init-scale", "1", "--seed", "3",
                             "--method", "bfgs", "--json"]),
+        # not a square of a residual: auto picks by the problem (lbfgs above 100 parameters)
+        ("min-auto-bfgs", [LINE + " + 0.01*w0^2", "--data", line, "--json"]),
+        ("min-auto-lbfgs", [WIDE, "--data", line, "--json"]),
+        ("min-trace", [LINE, "--data", line, "--method", "bfgs", "--trace", "TRACE"]),
     ]
     for method, extra in (("bfgs", []), ("lbfgs", []), ("newton", []),
                           ("gd", ["--lr", "0.1", "--steps", "60"]),
@@ -132,7 +138,7 @@ def _cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
 #: the cases also run on the LocalCluster (each a few passes over two worker processes)
 CLUSTER = {"fit", "fit-sigma", "fit-bounds", "fit-misspelt", "fit-bad-cell",
            "fit-perfect", "min-auto", "min-bfgs", "min-newton", "min-momentum",
-           "min-bad-cell", "min-unknown-from"}
+           "min-bad-cell", "min-unknown-from", "min-trace"}
 
 
 @pytest.fixture(scope="module")
@@ -181,10 +187,18 @@ def _same(a: object, b: object, where: str) -> None:
         assert a == b, (where, a, b)
 
 
-def _compare(case: list[str], command: str, scheduler: str) -> None:
+def _compare(case: list[str], command: str, scheduler: str, tmp: Path | None = None) -> None:
     name, args = case[0], case[1:]
-    here = _run(command, args, None)
-    there = _run(command, args, scheduler)
+    traces = []
+    if "TRACE" in args:  # each run writes its own trace; the files must be the same
+        assert tmp is not None
+        traces = [tmp / "memory.csv", tmp / "dask.csv"]
+    here = _run(command, [str(traces[0]) if a == "TRACE" else a for a in args], None)
+    there = _run(command, [str(traces[1]) if a == "TRACE" else a for a in args], scheduler)
+    if traces:
+        here = (here[0], here[1], here[2].replace(str(traces[0]), "TRACE"))
+        there = (there[0], there[1], there[2].replace(str(traces[1]), "TRACE"))
+        _same_trace(traces[0].read_text(), traces[1].read_text())
     for out in (here, there):
         assert "Traceback" not in out[1] + out[2], out
     assert here[0] == there[0], (name, here, there)
@@ -198,6 +212,13 @@ def _compare(case: list[str], command: str, scheduler: str) -> None:
         assert here[1] == there[1], (name, here[1], there[1])
 
 
+def _same_trace(a: str, b: str) -> None:
+    rows_a, rows_b = a.splitlines(), b.splitlines()
+    assert rows_a[0] == rows_b[0] and len(rows_a) == len(rows_b) > 2
+    for u, v in zip(rows_a[1:], rows_b[1:]):
+        _same([float(c) for c in u.split(",")], [float(c) for c in v.split(",")], "trace")
+
+
 ALL = _cases({k: k for k in ("weighted.csv", "perfect.csv", "worse.csv", "badcell.csv",
                              "nullcell.csv", "upper.csv")})
 
@@ -207,19 +228,66 @@ def _resolve(case: tuple[str, list[str]], files: dict[str, str]) -> list[str]:
 
 
 @pytest.mark.parametrize("case", ALL, ids=[c[1][0] for c in ALL])
-def test_in_memory_and_synchronous_agree(case, files):
-    _compare(_resolve(case, files), case[0], "synchronous")
+def test_in_memory_and_synchronous_agree(case, files, tmp_path):
+    _compare(_resolve(case, files), case[0], "synchronous", tmp_path)
 
 
 CLUSTER_CASES = [c for c in ALL if c[1][0] in CLUSTER]
 
 
 @pytest.mark.parametrize("case", CLUSTER_CASES, ids=[c[1][0] for c in CLUSTER_CASES])
-def test_in_memory_and_a_cluster_of_two_workers_agree(case, files, cluster_address):
-    _compare(_resolve(case, files), case[0], cluster_address)
+def test_in_memory_and_a_cluster_of_two_workers_agree(case, files, cluster_address, tmp_path):
+    _compare(_resolve(case, files), case[0], cluster_address, tmp_path)
 
 
 def test_local_2_itself(files):
     """``--scheduler local:2`` as a user types it (the cluster started by adcli)."""
     case = next(c for c in ALL if c[1][0] == "fit")
     _compare(_resolve(case, files), "fit", "local:2")
+
+
+def test_dask_fit_parses_once_and_lowers_once_per_run(monkeypatch):
+    """The formula is parsed once by the command and once on the worker (cached there), and
+    the tape is lowered a fixed number of times, not once per partition and pass."""
+    import adcli.bigfit as bigfit
+    import adcli.commands.fit as fit_command
+    import adcli.distributed as distributed
+    import adcli.function as function
+
+    for cache in (bigfit._formula, bigfit._function, bigfit._lhs):
+        cache.cache_clear()
+    counts = {"parse": 0, "lower": 0, "passes": 0}
+
+    def counting(module, name, key):
+        real = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            counts[key] += 1
+            return real(*args, **kwargs)
+        monkeypatch.setattr(module, name, wrapper)
+
+    counting(fit_command, "parse_formula", "parse")
+    counting(bigfit, "parse_formula", "parse")
+    counting(function, "lower", "lower")
+    counting(distributed.Partitions, "sums", "passes")
+    code, out, err = _run("fit", [EXP, "--data", str(SAMPLES / "exp_decay.csv"), "--json"],
+                          "synchronous")
+    assert code == 0, err
+    assert counts["passes"] >= 10
+    assert counts["parse"] == 2
+    # the command's setup, the worker's residual program and its left side (for R^2)
+    assert counts["lower"] == 3, counts
+
+
+def test_minibatches_pick_the_same_method(files):
+    """--batch-size: auto is Adam on both paths. The minibatches themselves are drawn
+    differently (shuffled rows in memory, a partition then rows of it on Dask), so only the
+    method, the outcome and the messages are compared."""
+    args = [LINE, "--data", str(SAMPLES / "line.csv"), "--batch-size", "10", "--seed", "1",
+            "--steps", "30", "--json"]
+    here, there = _run("minimize", args, None), _run("minimize", args, "synchronous")
+    assert here[0] == there[0] == 0
+    assert _lines(here[2]) == _lines(there[2])
+    mem, dask = json.loads(here[1]), json.loads(there[1])
+    assert mem["method"] == dask["method"] == "adam"
+    assert mem["iterations"] == dask["iterations"]
