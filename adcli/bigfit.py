@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from .distributed import Partitions, Scheduler
-from .fitting import FitResult, Residuals, check_time, conclude
+from .fitting import FitResult, Residuals, conclude
 from .formula import FitError, Formula, parse_formula
 from .function import Function
 from .leastsq import Compressed, qr_combine, qr_sums, solve
-from .problem import fit_setup
+from .problem import check_time, fit_setup
 from .sources import PartitionedData
 
 

@@ -1,12 +1,14 @@
 """Nonlinear least squares: ``LHS ~ MODEL`` over the rows of data, fitted by a trust-region
 Levenberg-Marquardt method on the exact Jacobian of the residuals.
 
-The residual of row i is ``LHS_i - MODEL_i``. Every name of the formula that is not a data column
-is a parameter. The Jacobian d r_i / d b_j comes from the tape by vectorised reverse sweeps over
-cache-sized blocks of rows: the parameters enter as constant columns, so each row's reverse
-sweep gives that row's gradient (:func:`_jacobian`, the one place that reaches the compiled
-sweeps). The engine is scipy's trust-region reflective ``least_squares`` with MINPACK's
-scale-free stopping (see :func:`solve`; bench/README.md has the measurements behind the choice).
+The residual of row i is ``LHS_i - MODEL_i``. Which names are parameters, where they start and
+what is refused is decided by :mod:`adcli.problem`, as for the Dask engine. The Jacobian
+d r_i / d b_j comes from the tape by vectorised reverse sweeps over cache-sized blocks of rows:
+the parameters enter as constant columns, so each row's reverse sweep gives that row's
+gradient (:func:`_jacobian`, the one place that reaches the compiled sweeps). The engine is
+scipy's trust-region reflective ``least_squares`` with MINPACK's scale-free stopping, on the
+QR-compressed problem (see :func:`adcli.leastsq.solve`; bench/README.md has the measurements
+behind the choice).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from .formula import FitError, Formula, parse_formula
 from .function import Function
 from .leastsq import METHOD, REASONS, TIME_STATUS, Compressed, covariance, qr_sums, solve
 from .parser import DEFAULT_MAX_SOURCE_BYTES
-from .problem import FitSetup, fit_setup, negative_r_squared, zero_columns
+from .problem import FitSetup, check_time, fit_setup, negative_r_squared, zero_columns
 from .syntax import Program, Statement
 
 # --------------------------------------------------------------------------- residuals, Jacobian
@@ -286,13 +288,6 @@ def fit(text: str | Formula, data_columns: Mapping[str, Any], *,
     out.fitted = out.observed - (r if weights is None else r * weights)
     out.seconds = time.perf_counter() - began
     return out
-
-
-def check_time(max_time: float | None, started: float | None) -> None:
-    """``--max-time`` over before the first evaluation: an error, as in ``minimize``."""
-    if max_time and started is not None and time.monotonic() - started >= max_time:
-        raise FitError(f"the time limit of {max_time:g} s was reached while reading the "
-                       "input, before the fit started (--max-time; 0 for no limit)")
 
 
 def conclude(setup: FitSetup, res: Any, sol: Any, rss: float, jac: np.ndarray, rows: int,

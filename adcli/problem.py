@@ -17,6 +17,7 @@ or one edit away for names of three characters or more) and the user did not nam
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -158,9 +159,6 @@ class FitSetup:
     warnings: list[str] = field(default_factory=list)
     predictors: list[str] = field(default_factory=list)
 
-    def function(self) -> Function:
-        return Function(self.formula.program)
-
 
 def fit_setup(formula: Formula, column_names: Sequence[str], *,
               params: Sequence[str] | None = None, start: Mapping[str, float] | None = None,
@@ -281,3 +279,10 @@ def minimize_warnings(resolved: str, lr: float | None, momentum: float | None,
     if batch_size and not stochastic:
         out.append("--batch-size is not smaller than the data; using full batches")
     return out
+
+
+def check_time(max_time: float | None, started: float | None) -> None:
+    """``--max-time`` over before the first evaluation: an error, as in ``minimize``."""
+    if max_time and started is not None and time.monotonic() - started >= max_time:
+        raise FitError(f"the time limit of {max_time:g} s was reached while reading the "
+                       "input, before the fit started (--max-time; 0 for no limit)")
