@@ -257,8 +257,11 @@ class Scheduler:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:300] if text else type(err).__name__
+    text = str(err).strip()
+    # dask wraps the reader's error: "An error occurred while calling ... Original Message: ..."
+    text = text.rpartition("Original Message:")[2].strip() or text
+    lines = text.splitlines()
+    return lines[0][:300] if lines else type(err).__name__
 
 
 class Partitions:

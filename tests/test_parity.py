@@ -99,6 +99,8 @@ def _cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
         ("fit-missing-lhs", ["yy ~ a*x", "--data", exp]),
         ("fit-bad-cell", ["y ~ a*x + b", "--data", f["badcell.csv"]]),
         ("fit-null-cell", ["y ~ a*x + b", "--data", f["nullcell.csv"]]),
+        ("fit-null-dropna", ["y ~ a*x + b", "--data", f["nullcell.csv"], "--dropna",
+                             "--json"]),
         ("fit-nonfinite-start", ["y ~ log(a)*x", "--data", line, "--from", "a=-1"]),
     ]
     mini = [
