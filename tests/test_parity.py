@@ -293,3 +293,25 @@ def test_minibatches_pick_the_same_method(files):
     mem, dask = json.loads(here[1]), json.loads(there[1])
     assert mem["method"] == dask["method"] == "adam"
     assert mem["iterations"] == dask["iterations"]
+
+
+def test_the_two_dask_tracebacks_of_issue_21(tmp_path):
+    """`minimize ... --method momentum --scheduler synchronous` (momentum=None reached the
+    rule) and a bad cell in the FIRST file of a glob (pandas reads it while building the
+    frame): now the in-memory results and messages."""
+    args = [LINE, "--data", str(SAMPLES / "line.csv"), "--method", "momentum", "--json"]
+    here, there = _run("minimize", args, None), _run("minimize", args, "synchronous")
+    assert here[0] == there[0] == 0 and "Traceback" not in there[2]
+    _same(json.loads(here[1]), {k: v for k, v in json.loads(there[1]).items()
+                                if k not in DASK_KEYS}, "momentum")
+    for cell in ("abc", "NULL"):
+        folder = tmp_path / cell
+        folder.mkdir()
+        (folder / "a1.csv").write_text(f"x,y\n1,2\n{cell},3\n3,4\n")
+        (folder / "a2.csv").write_text("x,y\n1,2\n2,3\n3,4\n")
+        code, out, err = _run("fit", ["y ~ a*x + b", "--data", str(folder / "a*.csv")], None)
+        alone = _run("fit", ["y ~ a*x + b", "--data", str(folder / "a1.csv")], None)
+        assert code == alone[0] == 2 and out == ""
+        assert err == alone[2] and err.startswith(
+            f"Error: data file '{folder / 'a1.csv'}', line 3, column 1 ('x'): '{cell}' is not "
+            "a number"), err
