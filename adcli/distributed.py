@@ -27,12 +27,14 @@ import numpy as np
 from .errors import EXIT_FAILED, AdcliError
 from .optimize.objective import Objective
 from .partitions import (
+    Combine,
     PartitionFunction,
     block_nodes,
     block_rows,
     block_sample,
     frame_sample,
     frame_sums,
+    located,
     no_leaf,
     partition_hessian,
     partition_sums,
@@ -255,8 +257,11 @@ class Scheduler:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:300] if text else type(err).__name__
+    text = str(err).strip()
+    # dask wraps the reader's error: "An error occurred while calling ... Original Message: ..."
+    text = text.rpartition("Original Message:")[2].strip() or text
+    lines = text.splitlines()
+    return lines[0][:300] if lines else type(err).__name__
 
 
 class Partitions:
@@ -273,9 +278,15 @@ class Partitions:
     graph (no collection rebuilt, nothing tokenized) and the sums are the same bits."""
 
     def __init__(self, data: PartitionedData, scheduler: Scheduler, what: str) -> None:
+        with located(data):
+            self._open(data, scheduler, what)
+
+    def _open(self, data: PartitionedData, scheduler: Scheduler, what: str) -> None:
         self.scheduler = scheduler
         self.what = what
-        frame = data.frame()
+        self.data = data
+        with scheduler._failures(what):  # pandas reads the first file's cells here
+            frame = data.frame()
         self.count = int(frame.npartitions)
         if self.count == 0:
             raise AdcliError("the data has no partitions")
@@ -302,11 +313,17 @@ class Partitions:
                 self.graph.update(part.dask)
         self.keys = [part.key for part in parts]
 
-    def sums(self, func: PartitionFunction, args: tuple) -> np.ndarray:
-        """One pass: ``func`` on every partition, added in the fixed tree."""
+    def sums(self, func: PartitionFunction, args: tuple, combine: Combine = np.add
+             ) -> np.ndarray:
+        """One pass: ``func`` on every partition, joined by ``combine`` in the fixed tree."""
+        with located(self.data):
+            return self._sums(func, args, combine)
+
+    def _sums(self, func: PartitionFunction, args: tuple, combine: Combine) -> np.ndarray:
         self.passes += 1
         tag = f"adcli-{self.passes}"
-        task = functools.partial(block_nodes, count=self.count, func=func, args=args)
+        task = functools.partial(block_nodes, count=self.count, func=func, args=args,
+                                 combine=combine)
         if self.persisted:
             if self.scheduler.client is None:
                 graph = {(tag, "block", g): block for g, block in enumerate(self.blocks)}
@@ -317,7 +334,7 @@ class Partitions:
             else:
                 found = self.scheduler.submit(task, [(b,) for b in self.blocks], self.what)
             known = {(k, j): value for nodes in found for k, j, value in nodes}
-            return tree_node(tree_levels(self.count), 0, self.count, known, no_leaf)
+            return tree_node(tree_levels(self.count), 0, self.count, known, no_leaf, combine)
         leaf = functools.partial(frame_sums, func=func, args=args)
         graph = dict(self.graph)
         level = []
@@ -329,7 +346,7 @@ class Partitions:
             k += 1
             nxt = []
             for j in range(0, len(level) - 1, 2):
-                graph[(tag, k, j // 2)] = (np.add, level[j], level[j + 1])
+                graph[(tag, k, j // 2)] = (combine, level[j], level[j + 1])
                 nxt.append((tag, k, j // 2))
             if len(level) % 2:
                 nxt.append(level[-1])

@@ -1,19 +1,21 @@
 """Nonlinear least squares: ``LHS ~ MODEL`` over the rows of data, fitted by a trust-region
 Levenberg-Marquardt method on the exact Jacobian of the residuals.
 
-The residual of row i is ``LHS_i - MODEL_i``. Every name of the formula that is not a data column
-is a parameter. The Jacobian d r_i / d b_j comes from the tape by vectorised reverse sweeps over
-cache-sized blocks of rows: the parameters enter as constant columns, so each row's reverse
-sweep gives that row's gradient (:func:`_jacobian`, the one place that reaches the compiled
-sweeps). The engine is scipy's trust-region reflective ``least_squares`` with MINPACK's
-scale-free stopping (see :func:`solve`; bench/README.md has the measurements behind the choice).
+The residual of row i is ``LHS_i - MODEL_i``. Which names are parameters, where they start and
+what is refused is decided by :mod:`adcli.problem`, as for the Dask engine. The Jacobian
+d r_i / d b_j comes from the tape by vectorised reverse sweeps over cache-sized blocks of rows:
+the parameters enter as constant columns, so each row's reverse sweep gives that row's
+gradient (:func:`_jacobian`, the one place that reaches the compiled sweeps). The engine is
+scipy's trust-region reflective ``least_squares`` with MINPACK's scale-free stopping, on the
+QR-compressed problem (see :func:`adcli.leastsq.solve`; bench/README.md has the measurements
+behind the choice).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +24,9 @@ import numpy as np
 from . import sweeps
 from .formula import FitError, Formula, nest_elements, parse_formula
 from .function import Function
-from .leastsq import METHOD, REASONS, TIME_STATUS, covariance, solve
+from .leastsq import METHOD, REASONS, TIME_STATUS, Compressed, covariance, qr_sums, solve
 from .parser import DEFAULT_MAX_SOURCE_BYTES
+from .problem import FitSetup, check_time, fit_setup, negative_r_squared, zero_columns
 from .syntax import Program, Statement
 
 # --------------------------------------------------------------------------- residuals, Jacobian
@@ -56,11 +59,12 @@ class Residuals:
     """r(b) and J(b) of a formula over data columns, optionally divided by sigma per row."""
 
     def __init__(self, formula: Formula, columns: Mapping[str, np.ndarray],
-                 sigma: np.ndarray | None = None, fixed: Mapping[str, float] | None = None
-                 ) -> None:
+                 sigma: np.ndarray | None = None, fixed: Mapping[str, float] | None = None,
+                 bound: set[str] | None = None, function: Function | None = None) -> None:
         self.formula = formula
-        self.function = Function(formula.program)
-        self.bound = set(columns)
+        self.function = function or Function(formula.program)
+        #: the columns, and ``e``/``pi`` when they are parameters (:mod:`adcli.problem`)
+        self.bound = set(columns) | (bound or set())
         tape = self.function.tape(self.bound)
         self.inputs = list(tape.inputs)
         #: every parameter (tape order), and those the engine moves (not ``fixed``)
@@ -73,6 +77,8 @@ class Residuals:
         self.weight = None if sigma is None else 1.0 / np.asarray(sigma, dtype=np.float64)
         self.evaluations = 0
         self.jacobians = 0
+        #: the norms of the Jacobian's columns at the first Jacobian (the start)
+        self.start_norms = np.ones(len(self.free))
 
     def _point(self, b: np.ndarray) -> dict[str, float]:
         at = dict(self.fixed)
@@ -104,6 +110,8 @@ class Residuals:
         if self.weight is not None:
             r *= self.weight
             jac *= self.weight[:, None]
+        if self.jacobians == 0:
+            self.start_norms = np.linalg.norm(jac, axis=0)
         self.jacobians += 1
         return r, jac
 
@@ -220,97 +228,84 @@ def _bad_row(r: np.ndarray) -> int:
     return int(np.flatnonzero(~np.isfinite(r))[0]) + 1
 
 
-def fit(text: str, data_columns: Mapping[str, Any], *, start: Mapping[str, float] | None = None,
+def fit(text: str | Formula, data_columns: Mapping[str, Any], *,
+        start: Mapping[str, float] | None = None,
         bounds: Mapping[str, tuple[float, float]] | None = None,
         fix: Mapping[str, float] | None = None, sigma: Any = None,
         absolute_sigma: bool = False, max_evaluations: int | None = None,
         max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES,
-        max_time: float | None = None, started: float | None = None) -> FitResult:
-    """Fit ``LHS ~ MODEL`` to data columns by least squares; parameters start at 0 unless
-    ``start`` says otherwise. ``bounds`` maps a parameter to (lo, hi) (use +-inf for one side),
-    ``fix`` holds parameters at given values, ``sigma`` (a column name or one value per row)
-    weights row i by 1/sigma_i^2; with ``absolute_sigma`` the standard errors take sigma as
-    the true errors (curve_fit's meaning) instead of rescaling by the residual variance.
-    ``max_time`` (seconds from ``started``, a ``time.monotonic()``, default now) stops the
-    engine at the best point so far, not converged."""
+        max_time: float | None = None, started: float | None = None,
+        params: Sequence[str] | None = None) -> FitResult:
+    """Fit ``LHS ~ MODEL`` (text, or a formula parsed once by the caller) to data columns by
+    least squares; parameters start at 1 unless ``start`` says otherwise, and ``params``
+    declares them exactly (see :func:`adcli.problem.fit_setup` for every name rule).
+    ``bounds`` maps a parameter to (lo, hi) (use +-inf for one side), ``fix`` holds
+    parameters at given values, ``sigma`` (a column name or one value per row) weights row i
+    by 1/sigma_i^2; with ``absolute_sigma`` the standard errors take sigma as the true errors
+    (curve_fit's meaning) instead of rescaling by the residual variance. ``max_time``
+    (seconds from ``started``, a ``time.monotonic()``, default now) stops the engine at the
+    best point so far, not converged."""
     from .data import DataError, from_columns
 
     began = time.perf_counter()
-    formula = parse_formula(text, max_bytes=max_bytes)
+    formula = text if isinstance(text, Formula) else parse_formula(text, max_bytes=max_bytes)
     try:
         data = from_columns(data_columns)
     except DataError as err:
         raise FitError(err.message) from None
     columns = data.columns
     rows = data.rows
-    for name, col in columns.items():
+    setup = fit_setup(formula, list(columns), params=params, start=start, bounds=bounds,
+                      fix=fix, sigma=sigma if isinstance(sigma, str) else None)
+    for name in setup.columns:
+        col = columns[name]
         if not np.all(np.isfinite(col)):
             raise FitError(f"column '{name}' has a non-finite value at row "
                            f"{_bad_row(col)}")
     weights = _sigma(sigma, columns, rows)
-    lhs_names = formula.names(formula.lhs)
-    if not lhs_names & set(columns):
-        raise FitError("the formula's left side uses no data column; write the response "
-                       "column before '~', as in \"y ~ a*x + b\"")
-    start, bounds, fix = formula.bind(start), dict(bounds or {}), formula.bind(fix, "--fix")
-    res = Residuals(formula, columns, weights, fix)
-    if not res.params:
-        raise FitError("the model has no parameters: every name in it is a data column")
-    warnings_: list[str] = []
-    for option, names in (("--bounds", bounds), ("--fix", fix)):
-        for name in names:
-            if name not in res.params:
-                raise FitError(f"{option} '{name}' is not a parameter of the model "
-                               f"(parameters: {', '.join(res.params)})")
-    for name in start:
-        if name not in res.params:
-            what = "a data column" if name in columns else "a name of the formula"
-            warnings_.append(f"--from '{name}' is not a parameter ({what}); ignored")
-    for name in fix:
-        if name in bounds:
-            raise FitError(f"'{name}' is both fixed and bounded; give one of --fix, --bounds")
-    if not res.free:
-        raise FitError("every parameter is fixed: nothing to fit")
-    p = len(res.free)
+    res = Residuals(formula, columns, weights, setup.fixed, bound=setup.bound)
+    p = len(setup.free)
     if rows * p > MAX_JACOBIAN_VALUES:
         raise FitError(f"{rows:,} rows x {p} parameters is too large a Jacobian "
                        f"({rows * p * 8 / 1e9:.1f} GB; the limit is "
                        f"{MAX_JACOBIAN_VALUES * 8 / 1e9:.0f} GB)")
-    lower = np.full(p, -np.inf)
-    upper = np.full(p, np.inf)
-    x0 = np.array([float(start.get(n, 0.0)) for n in res.free])
-    for j, name in enumerate(res.free):
-        if name in bounds:
-            lo, hi = (float(v) for v in bounds[name])
-            if not lo < hi:
-                raise FitError(f"--bounds for '{name}' need lo < hi (got {lo:g}:{hi:g})")
-            lower[j], upper[j] = lo, hi
-            if not lo <= x0[j] <= hi:
-                if name in start:
-                    raise FitError(f"the start {name}={x0[j]:g} is outside its bounds "
-                                   f"{lo:g}:{hi:g}")
-                x0[j] = min(max(x0[j], lo), hi)
-    if not np.all(np.isfinite(x0)):
-        raise FitError("start values must be finite")
-    r0 = res.residuals(x0)
+    check_time(max_time, started)
+    r0 = res.residuals(setup.x0)
     if not np.all(np.isfinite(r0)):
         raise FitError(f"the residual is not finite at the start values, at data row "
                        f"{_bad_row(r0)}; choose other start values with --from")
-    if max_evaluations is None:
-        max_evaluations = 1000 * (p + 1)
-    res.evaluations = 0
-    sol = solve(res, x0, lower, upper, max_evaluations, max_time=max_time, started=started)
-    r, jac = res.both(sol.x)
-    rss = float(r @ r)
+    engine = Compressed(lambda b: qr_sums(*res.both(b)), p)  # as over partitions
+    sol = solve(engine, setup.x0, setup.lower, setup.upper,
+                max_evaluations or 1000 * (p + 1), max_time=max_time, started=started)
+    jac = engine.both(sol.x)[1]
+    out = conclude(setup, engine, sol, engine.rss(sol.x), jac, rows, weights is not None,
+                   absolute_sigma, max_time, lambda: _tss(formula, res, columns))
+    r = res.residuals(sol.x)
+    point = {n: columns[n] for n in formula.names(formula.lhs) if n in columns}
+    point.update(out.parameters)
+    out.observed = np.broadcast_to(np.asarray(_side(formula, formula.lhs).eval(point),
+                                              dtype=np.float64), (rows,)).copy()
+    out.fitted = out.observed - (r if weights is None else r * weights)
+    out.seconds = time.perf_counter() - began
+    return out
+
+
+def conclude(setup: FitSetup, res: Any, sol: Any, rss: float, jac: np.ndarray, rows: int,
+             weighted: bool, absolute_sigma: bool, max_time: float | None,
+             tss: Any) -> FitResult:
+    """The report of a fit from where the engine stopped: the same statistics and messages
+    whichever engine swept the rows (``jac`` is J, or any matrix with J's JᵀJ; ``tss`` a
+    callable giving the weighted total sum of squares of the left side, or None)."""
+    warnings_ = list(setup.warnings) + zero_columns(setup.free, res.start_norms)
     finite = bool(np.isfinite(rss))
     converged = sol.status in (1, 2, 3, 4) and finite
     reason = REASONS.get(sol.status, f"status {sol.status}")
     if sol.status == TIME_STATUS:
         reason = _time_message(max_time)
+    names, p = list(setup.free), len(setup.free)
     dof = rows - p
     variance = rss / dof if dof > 0 else math.nan
-    scale = 1.0 if (absolute_sigma and weights is not None) else variance
-    names = list(res.free)
+    scale = 1.0 if (absolute_sigma and weighted) else variance
     cov = covariance(jac, names, scale) if finite else None
     if dof <= 0:
         warnings_.append(f"{rows} rows for {p} parameters: no degrees of freedom left, so no "
@@ -321,44 +316,36 @@ def fit(text: str, data_columns: Mapping[str, Any], *, start: Mapping[str, float
                 f"not identifiable from the data: {', '.join(group)} (a direction of the "
                 "Jacobian with a near-zero singular value); their standard errors are "
                 "reported as nan")
-        se = np.sqrt(np.clip(np.diag(cov.matrix), 0.0, None))
-        se = np.where(np.isnan(np.diag(cov.matrix)), np.nan, se)
-        with np.errstate(all="ignore"):
-            corr = cov.matrix / np.outer(se, se)
-        np.fill_diagonal(corr, np.where(np.isnan(se), np.nan, 1.0))
+        se, corr = cov.errors()
     else:
         se = np.full(p, np.nan)
         corr = np.full((p, p), np.nan)
     at_bound = []
     for j, name in enumerate(names):
-        for edge in (lower[j], upper[j]):
+        for edge in (setup.lower[j], setup.upper[j]):
             if np.isfinite(edge) and abs(sol.x[j] - edge) <= 1e-8 * max(1.0, abs(edge)):
                 at_bound.append(name)
                 warnings_.append(f"{name} is at its bound {edge:g}: its standard error "
                                  "ignores the bound")
-    parameters = {}
-    x_by = dict(zip(names, sol.x))
-    for name in res.params:
-        parameters[name] = float(x_by[name]) if name in x_by else res.fixed[name]
-    point = {n: columns[n] for n in formula.names(formula.lhs) if n in columns}
-    point.update(parameters)
-    observed = np.broadcast_to(np.asarray(_side(formula, formula.lhs).eval(point),
-                                          dtype=np.float64), (rows,)).copy()
-    fitted = observed - (r if weights is None else r * weights)
-    r_squared = _r_squared(formula, res, observed, rss) if finite else None
+    x_by = dict(zip(names, (float(v) for v in sol.x)))
+    parameters = {n: x_by[n] if n in x_by else setup.fixed[n] for n in setup.params}
+    formula = setup.formula
+    total = tss() if finite and not (formula.names(formula.lhs) - set(setup.columns)) \
+        else None
+    r_squared = 1.0 - rss / total if total and math.isfinite(total) and total > 0 else None
+    if converged:
+        warnings_ += negative_r_squared(r_squared)
     return FitResult(
-        formula=text, parameters=parameters,
+        formula=formula.program.source, parameters=parameters,
         stderr={n: float(e) for n, e in zip(names, se)},
         correlation_names=names, correlation=corr, rss=rss,
         residual_std=math.sqrt(variance) if dof > 0 and finite else math.nan,
         dof=dof, r_squared=r_squared, converged=converged, reason=reason,
         iterations=max(sol.jacobians - 1, 0), evaluations=sol.evaluations,
         jacobian_evaluations=sol.jacobians, method=f"levenberg-marquardt ({METHOD}, exact "
-        "jacobian)", rows=rows, fixed=dict(res.fixed), at_bound=at_bound,
-        warnings=warnings_, seconds=time.perf_counter() - began,
-        absolute_sigma=absolute_sigma and weights is not None, weighted=weights is not None,
-        observed=observed, fitted=fitted, parsed=formula,
-        predictors=[n for n in res.inputs if n in columns and n in formula.names(formula.model)])
+        "jacobian)", rows=rows, fixed=dict(setup.fixed), at_bound=at_bound,
+        warnings=warnings_, absolute_sigma=absolute_sigma and weighted, weighted=weighted,
+        parsed=formula, predictors=list(setup.predictors))
 
 
 def _side(formula: Formula, node: Any) -> Function:
@@ -367,17 +354,14 @@ def _side(formula: Formula, node: Any) -> Function:
                             formula.program.source))
 
 
-def _r_squared(formula: Formula, res: Residuals, y: np.ndarray, rss: float) -> float | None:
-    """1 - RSS/TSS about the (weighted) mean of the left side; None when the left side depends
-    on a parameter or does not vary (then R^2 means nothing)."""
-    if formula.names(formula.lhs) - set(res.columns):
-        return None
+def _tss(formula: Formula, res: Residuals, columns: Mapping[str, np.ndarray]) -> float:
+    """Σ w (y - ȳ)² of the left side about its (weighted) mean (R² = 1 - RSS/TSS)."""
+    point = {n: columns[n] for n in formula.names(formula.lhs)}
+    y = np.broadcast_to(np.asarray(_side(formula, formula.lhs).eval(point), dtype=np.float64),
+                        (res.rows,))
     w = np.ones(res.rows) if res.weight is None else res.weight ** 2
     mean = float(np.sum(w * y) / np.sum(w))
-    tss = float(np.sum(w * (y - mean) ** 2))
-    if not (np.isfinite(tss) and tss > 0):
-        return None
-    return 1.0 - rss / tss
+    return float(np.sum(w * (y - mean) ** 2))
 
 
 def parse_bounds(texts: str | list[str] | tuple[str, ...], option: str = "--bounds"
@@ -450,8 +434,6 @@ def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray,
     Jacobian (within ``bounds``, lower and upper arrays over ``objective.names``, by trf's
     reflection). Returns a :class:`~adcli.optimize.MinimizeResult`, or None when the objective
     is not of that form (the caller then runs its own method)."""
-    from .results import DIVERGED, LS_TOL, MAX_STEPS, TIME_LIMIT, MinimizeResult
-
     if not objective.columns or objective.stochastic:
         return None
     node = squared_residual(program, objective.tape)
@@ -460,7 +442,8 @@ def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray,
     statements = list(program.statements[:-1]) + [Statement(None, node)]
     formula = Formula(Program(statements, program.source), None, node,
                       {s.name: s.expr for s in statements[:-1]})
-    res = Residuals(formula, objective.columns, None, objective.fixed)
+    constants = {n for n in ("e", "pi") if n in objective.names or n in objective.fixed}
+    res = Residuals(formula, objective.columns, None, objective.fixed, bound=constants)
     if sorted(res.free) != sorted(objective.names):
         return None  # e.g. a constant's name given a value: keep the general path
     order = [objective.names.index(n) for n in res.free]
@@ -471,16 +454,28 @@ def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray,
         return None  # the general path reports a non-finite start its own way
     lower = np.full(len(start), -np.inf) if bounds is None else bounds[0][order]
     upper = np.full(len(start), np.inf) if bounds is None else bounds[1][order]
-    sol = solve(res, start, lower, upper, 1000 * (len(start) + 1), max_time=max_time,
+    engine = Compressed(lambda b: qr_sums(*res.both(b)), len(start))  # as over partitions
+    sol = solve(engine, start, lower, upper, 1000 * (len(start) + 1), max_time=max_time,
                 started=started)
-    r, jac = res.both(sol.x)
-    scale = 1.0 if objective.reduce == "sum" else 1.0 / res.rows
+    r, jac = engine.both(sol.x)
+    return ls_result(objective, res.free, sol, r, jac, res.rows, bounds, max_time)
+
+
+def ls_result(objective: Any, free: Sequence[str], sol: Any, r: np.ndarray, jac: np.ndarray,
+              rows: int, bounds: tuple[np.ndarray, np.ndarray] | None,
+              max_time: float | None) -> Any:
+    """The :class:`~adcli.results.MinimizeResult` of ``minimize --data`` run by the
+    least-squares engine (in memory or over partitions: ``r`` and ``jac`` need only have the
+    rows' rᵀr and Jᵀr)."""
+    from .results import DIVERGED, LS_TOL, MAX_STEPS, TIME_LIMIT, MinimizeResult
+
+    scale = 1.0 if objective.reduce == "sum" else 1.0 / rows
     with np.errstate(all="ignore"):
         value = float(r @ r) * scale
         grad_free = 2.0 * scale * (jac.T @ r)
-    x = np.empty(len(start))
-    grad = np.empty(len(start))
-    for k, name in enumerate(res.free):
+    x = np.empty(len(free))
+    grad = np.empty(len(free))
+    for k, name in enumerate(free):
         x[objective.names.index(name)] = sol.x[k]
         grad[objective.names.index(name)] = grad_free[k]
     if bounds is not None:  # what stops a bounded run: the part a feasible step can reduce

@@ -64,6 +64,100 @@ def max_cosine(r: np.ndarray, jac: np.ndarray) -> float:
     return float(np.max(cos)) if cos.size else 0.0
 
 
+# --------------------------------------------------------------------------- the compressed problem
+# A least-squares step reads J only through its singular values and right vectors and Jᵀr:
+# J = QR gives the same through R (p x p) and c = Qᵀr. So every engine hands the solver the
+# (p+1)-row problem [R; 0] and [c; sqrt(rᵀr - |c|²)], which has the rows' JᵀJ, Jᵀr and rᵀr.
+# Over partitions the R factors combine pairwise (stack two, factor again: TSQR), which keeps
+# the accuracy of a QR of all the rows; in memory the one factor is that QR. Data in one
+# partition therefore runs the very same arithmetic in memory and on Dask.
+
+
+def qr_sums(r: np.ndarray, jac: np.ndarray) -> np.ndarray:
+    """[R (p*p, row-major), c = Qᵀr (p), rᵀr] of the rows ``r``, ``jac`` (rows x p)."""
+    p = jac.shape[1]
+    out = np.zeros(p * p + p + 1)
+    with np.errstate(all="ignore"):
+        rr = float(r @ r)
+        if not (np.all(np.isfinite(jac)) and math.isfinite(rr)):
+            out[:] = math.nan
+            return out
+        q, R = np.linalg.qr(jac)
+        k = R.shape[0]  # fewer rows than parameters: R is k x p
+        out[:k * p] = R.ravel()
+        out[p * p:p * p + k] = q.T @ r
+    out[-1] = rr
+    return out
+
+
+def qr_size(n: int) -> int:
+    """p from the length p*p + p + 2 of a partition's vector (its rows last)."""
+    return (math.isqrt(4 * (n - 2) + 1) - 1) // 2
+
+
+def qr_combine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two partitions' [R, c, rᵀr, rows] as one (the pairwise step of TSQR)."""
+    p = qr_size(len(a))
+    out = np.empty_like(a)
+    out[-2:] = a[-2:] + b[-2:]
+    stacked = np.vstack((a[:p * p].reshape(p, p), b[:p * p].reshape(p, p)))
+    rhs = np.concatenate((a[p * p:p * p + p], b[p * p:p * p + p]))
+    with np.errstate(all="ignore"):
+        if not np.all(np.isfinite(stacked)):
+            out[:-1] = math.nan
+            return out
+        q, R = np.linalg.qr(stacked)
+        out[:p * p] = R.ravel()
+        out[p * p:p * p + p] = q.T @ rhs
+    return out
+
+
+class Compressed:
+    """The residual object :func:`solve` drives: the (p+1)-row problem of ``sweep(b)``, which
+    returns [R, c, rᵀr] of all the rows at ``b`` (from memory or from partitions). Every
+    point costs one sweep with the Jacobian, so a trial point's residual vector already
+    belongs to that point's Jacobian; accepting the point costs no second sweep."""
+
+    def __init__(self, sweep: Any, p: int) -> None:
+        self.sweep = sweep
+        self.p = p
+        self.evaluations = 0
+        self.jacobians = 0
+        #: the norms of the Jacobian's columns at the first Jacobian (the start)
+        self.start_norms = np.ones(p)
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
+
+    def _at(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._last is None or not np.array_equal(self._last[0], b):
+            p = self.p
+            vec = np.asarray(self.sweep(np.array(b, dtype=np.float64)), dtype=np.float64)
+            jac = np.zeros((p + 1, p))
+            jac[:p] = vec[:p * p].reshape(p, p)
+            r = np.empty(p + 1)
+            r[:p] = vec[p * p:p * p + p]
+            with np.errstate(all="ignore"):
+                rest = vec[p * p + p] - float(r[:p] @ r[:p])
+                r[p] = math.sqrt(max(rest, 0.0)) if math.isfinite(rest) else math.nan
+            self._last = (np.array(b, dtype=np.float64), r, jac, float(vec[p * p + p]))
+        return self._last[1], self._last[2]
+
+    def rss(self, b: np.ndarray) -> float:
+        """rᵀr at ``b`` as the rows give it (not |r̃|², which rounds it once more)."""
+        self._at(b)
+        return self._last[3]  # type: ignore[index]
+
+    def residuals(self, b: np.ndarray) -> np.ndarray:
+        self.evaluations += 1
+        return self._at(b)[0].copy()
+
+    def both(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r, jac = self._at(b)
+        if self.jacobians == 0:
+            self.start_norms = np.linalg.norm(jac, axis=0)
+        self.jacobians += 1
+        return r.copy(), jac.copy()
+
+
 @dataclass
 class Solution:
     """Where the engine stopped, its scipy-style status (see :data:`REASONS`) and its counts."""
@@ -120,7 +214,38 @@ def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
         x, status = stop.x, 1
     except _OutOfTime as stop:
         x, status = stop.x, TIME_STATUS
+    if status in (2, 3, 4) and isinstance(res, Compressed):
+        x = polish(res, x, lower, upper)
     return Solution(x, status, res.evaluations - start_eval, res.jacobians - start_jac)
+
+
+def polish(res: Compressed, x: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+           steps: int = 2) -> np.ndarray:
+    """Up to ``steps`` Gauss-Newton steps from where the sum-of-squares tests stopped: near a
+    minimum rᵀr is flat to rounding, so those tests pin the parameters to about sqrt(eps)
+    of their size, while the step -J⁺r still carries the digits. A step is kept while it is
+    small (1e-6 of the parameters, scaled by the Jacobian's column norms), stays in the
+    bounds and does not raise rᵀr beyond 1e-12 of it: tests far from rounding, so every
+    engine that sums the rows in its own order takes the same steps."""
+    r, jac = res.both(x)
+    rss = float(r @ r)
+    for _ in range(steps):
+        with np.errstate(all="ignore"):
+            step = -np.linalg.lstsq(jac, r, rcond=None)[0]
+        d = np.linalg.norm(jac, axis=0)
+        if not (np.all(np.isfinite(step)) and math.isfinite(rss)) or \
+                np.linalg.norm(d * step) > 1e-6 * max(float(np.linalg.norm(d * x)), 1e-300):
+            break
+        trial = x + step
+        if np.any(trial < lower) or np.any(trial > upper):
+            break
+        r2 = res.residuals(trial)
+        new = float(r2 @ r2)
+        if not (math.isfinite(new) and new <= rss * (1 + 1e-12)):
+            break
+        r, jac = res.both(trial)
+        x, rss = trial, new
+    return x
 
 
 # --------------------------------------------------------------------------- statistics
@@ -135,6 +260,21 @@ class Covariance:
     matrix: np.ndarray          # covariance of the free parameters (nan where not identifiable)
     unidentifiable: list[list[str]]
     condition: float            # of the column-scaled Jacobian
+    #: (JᵀJ)⁻¹ itself: the correlations come from it, so a perfect fit (variance 0) still
+    #: has them
+    inverse: np.ndarray | None = None
+
+    def errors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Standard errors (sqrt of the diagonal) and the correlation matrix."""
+        diag = np.diag(self.matrix)
+        se = np.where(np.isnan(diag), np.nan, np.sqrt(np.clip(diag, 0.0, None)))
+        inv = self.matrix if self.inverse is None else self.inverse
+        d = np.sqrt(np.clip(np.diag(inv), 0.0, None))
+        with np.errstate(all="ignore"):
+            corr = inv / np.outer(d, d)
+        corr = np.where(np.isnan(self.matrix), np.nan, corr)
+        np.fill_diagonal(corr, np.where(np.isnan(se), np.nan, 1.0))
+        return se, corr
 
 
 def covariance(jac: np.ndarray, names: list[str], scale: float) -> Covariance:
@@ -170,10 +310,11 @@ def covariance(jac: np.ndarray, names: list[str], scale: float) -> Covariance:
     bad = set().union(*merged) if merged else set()
     keep = [k for k in range(len(s)) if k not in weak]
     inv = (vt[keep].T / s[keep] ** 2) @ vt[keep]
-    cov = scale * inv / np.outer(safe, safe)
-    cov = 0.5 * (cov + cov.T)  # exactly symmetric, so is the correlation matrix
+    inv = inv / np.outer(safe, safe)
+    inv = 0.5 * (inv + inv.T)  # exactly symmetric, so is the correlation matrix
+    cov = scale * inv
     for j, name in enumerate(names):
         if name in bad:
             cov[j, :] = np.nan
             cov[:, j] = np.nan
-    return Covariance(cov, [[n for n in names if n in g] for g in merged], cond)
+    return Covariance(cov, [[n for n in names if n in g] for g in merged], cond, inv)

@@ -8,15 +8,20 @@ found by name in the installed adcli, never unpickled code).
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import AdcliError
 from .tape import Tape
+
+if TYPE_CHECKING:
+    from .sources import PartitionedData
 
 
 def columns_of(frame: Any) -> dict[str, np.ndarray]:
@@ -88,6 +93,50 @@ def partition_hessian(columns: dict[str, np.ndarray], rows: int, source: str,
     return out
 
 
+#: Files up to this size are read again by the in-memory reader to say where a bad cell is.
+LOCATE_BYTES = 256 << 20
+
+
+@contextlib.contextmanager
+def located(data: PartitionedData) -> Iterator[None]:
+    """A bad cell reported by pandas (no line, no column) becomes the in-memory reader's
+    error for the same file: the same ``Error:`` line and hint as without Dask."""
+    from .data import DataError
+
+    try:
+        yield
+    except DataError:
+        found = bad_cell(data)
+        if found is None:
+            raise
+        raise found from None
+
+
+def bad_cell(data: PartitionedData) -> AdcliError | None:
+    """The in-memory reader's error for the first CSV file of ``data`` with a cell it
+    refuses in a used column, or None (Parquet, a file over :data:`LOCATE_BYTES`, none)."""
+    from .data import DataError, read_table
+
+    if data.kind != "csv":
+        return None
+    use = data.use if data.use is not None else data.names
+    for path in data.files:
+        try:
+            if os.path.getsize(path) > LOCATE_BYTES:
+                return None
+            read_table(path, None, sep=data.sep, rename=dict(data.headers)).select(
+                use, data.dropna)
+        except DataError as err:
+            return err
+        except OSError:
+            return None
+    return None
+
+
+#: How two nodes of the reduction tree join: np.add for sums; a fit's R factors are stacked
+#: and factored again (:func:`adcli.leastsq.qr_combine`).
+Combine = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
 #: A function of one partition's (columns, rows, *args) that returns a vector of sums whose
 #: last entry is the partition's rows.
 PartitionFunction = Callable[..., np.ndarray]
@@ -112,8 +161,8 @@ def block_rows(block: Block) -> list[int]:
     return list(block.rows)
 
 
-def block_nodes(block: Block, count: int, func: PartitionFunction, args: tuple
-                ) -> list[tuple[int, int, np.ndarray]]:
+def block_nodes(block: Block, count: int, func: PartitionFunction, args: tuple,
+                combine: Combine = np.add) -> list[tuple[int, int, np.ndarray]]:
     """The block's partition sums added up to the nodes of the fixed reduction tree over
     ``count`` partitions that lie inside the block (see :func:`tree_node`)."""
     leaves = [func(cols, rows, *args) for cols, rows in zip(block.columns, block.rows)]
@@ -122,7 +171,7 @@ def block_nodes(block: Block, count: int, func: PartitionFunction, args: tuple
     def leaf(i: int) -> np.ndarray:
         return leaves[i - first]
 
-    return [(k, j, tree_node(k, j, count, {}, leaf))
+    return [(k, j, tree_node(k, j, count, {}, leaf, combine))
             for k, j in tree_cover(first, first + len(leaves), count)]
 
 
@@ -171,15 +220,15 @@ def tree_cover(start: int, stop: int, count: int) -> list[tuple[int, int]]:
 
 
 def tree_node(k: int, j: int, count: int, known: dict[tuple[int, int], np.ndarray],
-              leaf: Callable[[int], np.ndarray]) -> np.ndarray:
+              leaf: Callable[[int], np.ndarray], combine: Combine = np.add) -> np.ndarray:
     """The value of node (k, j): from ``known``, else from its children (leaves by ``leaf``)."""
     if (k, j) in known:
         return known[(k, j)]
     if k == 0:
         return leaf(j)
-    left = tree_node(k - 1, 2 * j, count, known, leaf)
+    left = tree_node(k - 1, 2 * j, count, known, leaf, combine)
     if (2 * j + 1) << (k - 1) < count:
-        return np.add(left, tree_node(k - 1, 2 * j + 1, count, known, leaf))
+        return combine(left, tree_node(k - 1, 2 * j + 1, count, known, leaf, combine))
     return left
 
 

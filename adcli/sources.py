@@ -145,12 +145,22 @@ class PartitionedData:
         else:
             df = dd.read_csv(self.files, sep=self.sep, usecols=original,
                              dtype={h: "float64" for h in original}, blocksize=self.blocksize,
-                             na_values=["NA", "N/A", "n/a", "na", "null", "nan", ""],
-                             keep_default_na=False)
+                             na_values=_missing_cells(), keep_default_na=False)
         df = df.rename(columns=dict(zip(original, use)))
         if self.dropna:
             df = df.dropna()
         return df
+
+
+def _missing_cells() -> list[str]:
+    """The in-memory reader's missing cells (:data:`adcli.data.MISSING`, any case) as pandas'
+    exact strings: ``NULL`` is missing on both paths, so ``--dropna`` drops the same rows."""
+    import itertools
+
+    from .data import MISSING
+
+    return sorted({"".join(chars) for cell in MISSING
+                   for chars in itertools.product(*({c.lower(), c.upper()} for c in cell))})
 
 
 def open_partitioned(path: str, sep: str | None = None,

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize as scipy_minimize
 
+import adcli
 from adcli.optimize import GRAD_TOL, TIME_LIMIT, Options, minimize
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -235,12 +236,16 @@ def test_max_time_zero_means_no_limit_and_nan_is_refused(run):
 
 
 def test_fit_max_time(run):
+    """A limit over before the first evaluation is an error (exit 2), as in minimize; a limit
+    reached by the engine reports the best point so far, not converged."""
     result = run("fit", "y ~ b1 / (1 + exp(b2 - b3*x))^(1/b4)", "--data",
                  str(SAMPLES / "rat43.csv"), "--from", "b1=100,b2=10,b3=1,b4=1",
                  "--max-time", "0.000001", "--json")
-    assert result.exit_code == 1
-    out = json.loads(result.stdout)
-    assert out["converged"] is False and "time limit" in out["reason"]
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("Error: the time limit of 1e-06 s was reached")
+    x = np.linspace(1.0, 5.0, 20)
+    out = adcli.fit("y ~ a*exp(-b*x)", {"x": x, "y": 2 * np.exp(-x)}, max_time=1e-9)
+    assert out.converged is False and "time limit" in out.reason
 
 
 def test_installed_script_time_limit_exit_status():

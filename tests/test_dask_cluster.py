@@ -211,9 +211,10 @@ def test_a_closed_scheduler_is_a_cluster_error(tmp_path):
 
 
 def test_minimize_auto_on_a_squared_residual_uses_least_squares_as_in_memory(tmp_path):
-    """method auto routes a squared residual over partitions to Levenberg-Marquardt on the
-    normal equations (adcli.bigfit), as the in-memory route goes to the least-squares engine;
-    the minimum agrees to 1e-9 relative (measured: ~6e-11); anything else stays with BFGS."""
+    """method auto routes a squared residual over partitions to the least-squares engine fed
+    by the partitions' R factors (adcli.bigfit), as the in-memory route goes to the same
+    engine on the full Jacobian; the minimum agrees to 1e-9 relative over 3 partitions;
+    anything else stays with BFGS."""
     folder = _parquet(tmp_path / "parts", "exp_decay.csv", parts=3)
     expr = "(a*exp(-b*x) + c - y)^2"
     common = ["minimize", expr, "--from", "a=1,b=1,c=0", "--json"]

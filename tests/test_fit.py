@@ -208,7 +208,7 @@ def test_predict_and_fitted_values():
     ("y ~ a*x", {"bounds": {"q": (0, 1)}}, "'q' is not a parameter"),
     ("y ~ a*x", {"start": {"a": 5.0}, "bounds": {"a": (0, 1)}}, "outside its bounds"),
     ("y ~ a*x", {"sigma": "nope"}, "not a column"),
-    ("y ~ log(a)*x", {}, "not finite at the start values"),
+    ("y ~ log(a)*x", {"start": {"a": -1.0}}, "not finite at the start values"),
 ])
 def test_api_errors(text, kwargs, message):
     with pytest.raises(AdcliError) as info:
@@ -247,7 +247,7 @@ def test_cli_report_and_json(run):
         assert word in result.stdout
     out = run("fit", "y ~ a*exp(-b*x) + c", "--data", csv, "--from", "a=1,b=1", "--json")
     doc = json.loads(out.stdout)
-    assert list(doc) == JSON_KEYS
+    assert list(doc) == JSON_KEYS + ["rows"]
     assert doc["converged"] is True and doc["dof"] == 47
     assert doc["correlation"]["names"] == ["a", "b", "c"]
     assert set(doc["stderr"]) == {"a", "b", "c"}
@@ -284,10 +284,11 @@ def test_cli_not_converged_exits_1(run):
     assert "not converged" in result.stdout and "maximum number of evaluations" in result.stdout
 
 
-def test_cli_warns_about_a_start_that_is_not_a_parameter(run):
+def test_cli_refuses_a_start_that_is_not_a_parameter(run):
     result = run("fit", "y ~ w0 + w1*x", "--data", str(SAMPLES / "line.csv"),
                  "--from", "x=3,w1=1")
-    assert result.exit_code == 0 and "'x' is not a parameter" in result.stderr
+    assert result.exit_code == 2
+    assert "--from 'x' is a column of the data, not a parameter" in result.stderr
 
 
 def test_cli_plot(run, tmp_path):

@@ -3,16 +3,21 @@ memory threshold) or ``--scheduler``. Imported only when such a run is asked for
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
 import click
 import numpy as np
 
 from .. import render
-from ..errors import EXIT_FAILED, EXIT_INTERRUPTED
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, escape_control
 from ..function import Function
 from ..optimize import (
     DIVERGED,
     INTERRUPTED,
     RULES,
+    TIME_LIMIT,
     UNBOUNDED,
     Options,
     binding_warnings,
@@ -27,22 +32,30 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
                          method: str, steps: int, tol: float | None, data_path: str,
                          reduce: str, scheduler: str | None, sep: str | None,
                          renames: tuple[str, ...], dropna: bool, as_json: bool, *,
-                         lr: float | None, momentum: float, batch_size: int | None,
-                         seed: int | None = None, init_scale: float = 0.0) -> None:
-    """Full-batch minimisation whose every loss and gradient is one pass of partition sums."""
+                         lr: float | None, momentum: float | None, batch_size: int | None,
+                         seed: int | None = None, init_scale: float = 0.0,
+                         box_of: Callable[..., Any] | None = None,
+                         trace_path: str | None = None, max_time: float | None = None,
+                         started: float | None = None,
+                         check_time: Callable[[], None] | None = None) -> None:
+    """Full-batch minimisation whose every loss and gradient is one pass of partition sums:
+    the same setup, messages and method choice as in memory (:mod:`adcli.problem`).
+    ``box_of(objective, x0, method)`` gives ``--bounds`` as arrays (the command's own
+    check), ``check_time`` refuses a time limit over before the first pass."""
     from ..data import parse_renames, parse_separator
     from ..distributed import DaskObjective, Scheduler
+    from ..problem import CONSTANTS, data_names, minimize_warnings
     from ..sources import open_partitioned, require
+    from .trace import CsvTrace
 
     require("--data on Dask")
+    began = time.monotonic() if started is None else started
     data = open_partitioned(data_path, parse_separator(sep), parse_renames(renames))
     bound = set(point) | set(data.names) | set(names or ())
     tape = function.tape(bound)
+    warned = data_names(list(function.tape(bound | set(CONSTANTS)).inputs), point, names,
+                        data.names)
     data = data.select(tape.inputs, dropna)
-    if method == "auto" and not batch_size:
-        resolved = "bfgs"
-    else:
-        resolved = resolve_method(method, len(tape.inputs), bool(batch_size))
     live = not as_json and render.live_display_possible()
 
     def on_pass(count: int, partitions: int) -> None:
@@ -62,30 +75,45 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
             for i, name in enumerate(objective.names):
                 if name not in point:
                     x0[i] = rng.uniform(-init_scale, init_scale)
+        resolved = resolve_method(method, len(x0), objective.stochastic)
+        box = box_of(objective, x0, resolved) if box_of else None
         lets = {st.name for st in function.program.statements if st.name is not None}
-        for message in binding_warnings(objective, data, point, names, lets):
+        for message in warned + binding_warnings(objective, data, point, names, lets):
             render.warn(message)
-        if batch_size and not objective.stochastic:
-            render.warn("--batch-size is not smaller than the data; using full batches")
-        if lr is not None and RULES[resolved].line_search:
-            render.warn(f"--lr is ignored by {resolved}, which chooses its steps by a line "
-                        "search")
+        for message in minimize_warnings(resolved, lr, momentum, batch_size,
+                                         objective.stochastic, RULES[resolved].line_search):
+            render.warn(message)
+        if check_time is not None:
+            check_time()
         result = None
+        trace = CsvTrace(trace_path, objective.names) if trace_path else None
         try:
-            if method == "auto" and not batch_size and not init_scale:
-                # A square of a residual is least squares, as in memory: Levenberg-Marquardt
-                # on the normal equations over the partitions (adcli fit's Dask engine).
+            if method == "auto" and not (batch_size or init_scale or trace_path):
+                # A square of a residual is least squares, as in memory: the least-squares
+                # engine fed by sums over the partitions (adcli fit's Dask engine).
                 from ..bigfit import least_squares_partitioned
 
                 result = least_squares_partitioned(function, objective,
-                                                   np.asarray(x0, dtype=np.float64))
+                                                   np.asarray(x0, dtype=np.float64), box,
+                                                   max_time, began)
             if result is None:
+                mu = 0.9 if momentum is None else momentum
                 result = run_minimize(objective, np.asarray(x0, dtype=np.float64),
-                                      method=resolved, options=Options(lr=lr, momentum=momentum),
-                                      steps=steps, tol=tol)
+                                      method=resolved, options=Options(lr=lr, momentum=mu),
+                                      steps=steps, tol=tol, callback=trace,
+                                      bounds=box and dict(zip(objective.names, zip(*box))),
+                                      max_time=max_time, started=began)
+        except BaseException:
+            if trace is not None:  # an error or Ctrl-C: the old file stays, as for every output
+                trace.close(complete=False)
+            raise
         finally:
             if live and objective.passes:
                 click.echo("", err=True)
+        if trace is not None:
+            trace.close(complete=result.reason != INTERRUPTED)
+            if result.reason == INTERRUPTED:
+                trace_path = None
         if result.method == "least-squares":
             click.echo("Note: EXPR is the square of a residual over the data, so method auto "
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)
@@ -98,9 +126,11 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
         render.minimize_result(result)
         click.echo(f"{objective.rows:,} rows in {objective.partitions} partitions, "
                    f"{objective.passes} passes", err=True)
+    if trace_path:
+        click.echo(f"trace written to {escape_control(trace_path)}", err=True)
     for message in result.warnings:
         render.warn(message)
-    if result.reason in (DIVERGED, UNBOUNDED):
+    if result.reason in (DIVERGED, UNBOUNDED, TIME_LIMIT):
         raise click.exceptions.Exit(EXIT_FAILED)
     if result.reason == INTERRUPTED:
         raise click.exceptions.Exit(EXIT_INTERRUPTED)

@@ -125,7 +125,7 @@ def max_time_option(outcome: str) -> Callable[[Callable], Callable]:
         "--max-time", type=FiniteFloat(min=0), default=60.0, show_default=True,
         metavar="SECONDS",
         help=f"Stop at the best point so far after this long ({outcome}, exit status 1); 0: "
-             "no limit. Checked between evaluations; not applied to data on Dask.")
+             "no limit. Checked between evaluations (on Dask: between passes).")
 
 
 def at_option(f: Callable) -> Callable:

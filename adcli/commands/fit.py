@@ -8,10 +8,10 @@ import click
 
 from .. import render
 from ..data import DEFAULT_MAX_DATA_BYTES
-from ..errors import EXIT_FAILED, escape_control
+from ..errors import EXIT_FAILED, AdcliError, escape_control
+from ..fitting import FitResult, parse_bounds
 from ..fitting import fit as run_fit
-from ..fitting import parse_bounds
-from ..formula import parse_formula
+from ..formula import Formula, parse_formula
 from .common import (
     DATA_HELP,
     EXPR_HELP,
@@ -24,6 +24,7 @@ from .common import (
     load_data,
     max_size_option,
     max_time_option,
+    parse_names,
     parse_point,
     read_source,
 )
@@ -39,7 +40,11 @@ from .common import (
                    "address [default: $DASK_SCHEDULER_ADDRESS; a glob, directory or Parquet "
                    "--data uses Dask anyway; needs adcli[dask]].")
 @click.option("--from", "start", multiple=True, metavar="NAME=VALUE,...",
-              help="Start values of parameters (those not given start at 0).")
+              help="Start values of parameters (those not given start at 1).")
+@click.option("--params", "params", metavar="NAMES",
+              help="The parameters, e.g. a,b,c: every other name of the formula must then be "
+                   "a data column [default: every name that is not a column, except one that "
+                   "looks like a misspelt column].")
 @click.option("--sigma", metavar="COLUMN",
               help="Column of per-row standard deviations: rows are weighted by 1/sigma^2.")
 @click.option("--absolute-sigma", is_flag=True,
@@ -63,7 +68,7 @@ from .common import (
 @json_option
 @max_size_option
 def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...],
-        sigma: str | None,
+        params: str | None, sigma: str | None,
         absolute_sigma: bool, bounds: tuple[str, ...], fix: tuple[str, ...],
         max_evaluations: int | None, max_time: float, plot_path: str | None, max_data_size: int,
         sep: str | None, renames: tuple[str, ...], dropna: bool, as_json: bool,
@@ -84,51 +89,42 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
     text = read_source(expr, max_size)
     from ..sources import wants_dask
 
-    if wants_dask(data_path, scheduler):
-        if bounds or plot_path:
-            raise click.UsageError("--bounds and --plot are not available with "
-                                   "partitioned data (Dask) yet")
-        live = not as_json and render.live_display_possible()
-        result = _fit_on_dask(text, data_path, scheduler, start, fix, max_evaluations, sep,
-                              renames, dropna, live, sigma, absolute_sigma)
-        if absolute_sigma and sigma is None:
-            render.warn("--absolute-sigma has no effect without --sigma")
-        for message in result.warnings:
-            render.warn(message)
-        if as_json:
-            out = result.to_json()
-            out["rows"] = result.rows
-            emit_json(out)
-        else:
-            render.fit_result(result)
-        if not result.converged:
-            raise click.exceptions.Exit(EXIT_FAILED)
-        return
-    data = load_data(data_path, max_data_size or None, sep, renames)
     formula = parse_formula(text, max_bytes=max_size or None)
-    used = formula.names(formula.lhs) | formula.names(formula.model)
-    data = data.select(used | ({sigma} if sigma else set()), dropna)
-    if plot_path:
-        from ..atomic import check_outputs, input_file
-        from ..plot import check_path
+    options = {"start": parse_point(start, "--from"), "fix": parse_point(fix, "--fix"),
+               "bounds": parse_bounds(bounds) if bounds else None,
+               "params": parse_names(params, "--params"), "sigma": sigma,
+               "absolute_sigma": absolute_sigma, "max_evaluations": max_evaluations,
+               "max_time": max_time or None, "started": began}
+    if wants_dask(data_path, scheduler):
+        if plot_path:  # the plot draws every row, which stays on the workers
+            raise AdcliError("--plot is not available with partitioned data (Dask)")
+        live = not as_json and render.live_display_possible()
+        result = _fit_on_dask(formula, data_path, scheduler, sep, renames, dropna, live,
+                              options)
+        data = None
+    else:
+        data = load_data(data_path, max_data_size or None, sep, renames)
+        used = formula.names(formula.lhs) | formula.names(formula.model)
+        data = data.select(used | ({sigma} if sigma else set()), dropna)
+        if plot_path:
+            from ..atomic import check_outputs, input_file
+            from ..plot import check_path
 
-        check_outputs([("--plot", plot_path)], [input_file(expr), data_path])
-        check_path(plot_path)
-    result = run_fit(text, data.columns, start=parse_point(start, "--from"),
-                     bounds=parse_bounds(bounds) if bounds else None,
-                     fix=parse_point(fix, "--fix"), sigma=sigma,
-                     absolute_sigma=absolute_sigma, max_evaluations=max_evaluations,
-                     max_bytes=max_size or None, max_time=max_time or None, started=began)
+            check_outputs([("--plot", plot_path)], [input_file(expr), data_path])
+            check_path(plot_path)
+        result = run_fit(formula, data.columns, **options)
     if absolute_sigma and sigma is None:
         render.warn("--absolute-sigma has no effect without --sigma")
     for message in result.warnings:
         render.warn(message)
-    if plot_path:
+    if plot_path and data is not None:
         from ..fitplot import plot_fit
 
         plot_fit(plot_path, result, data.columns)
     if as_json:
-        emit_json(result.to_json())
+        out = result.to_json()
+        out["rows"] = result.rows
+        emit_json(out)
     else:
         render.fit_result(result)
     if plot_path:
@@ -137,11 +133,11 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         raise click.exceptions.Exit(EXIT_FAILED)
 
 
-def _fit_on_dask(text: str, data_path: str, scheduler: str | None, start: tuple[str, ...],
-                 fix: tuple[str, ...], max_evaluations: int | None, sep: str | None,
-                 renames: tuple[str, ...], dropna: bool, live: bool = False,
-                 sigma: str | None = None, absolute_sigma: bool = False):
-    """The fit over partitions (adcli.bigfit): Dask imported only here."""
+def _fit_on_dask(formula: Formula, data_path: str, scheduler: str | None, sep: str | None,
+                 renames: tuple[str, ...], dropna: bool, live: bool, options: dict
+                 ) -> FitResult:
+    """The fit over partitions (adcli.bigfit), with the same options: Dask imported only
+    here."""
     from ..data import parse_renames, parse_separator
     from ..sources import open_partitioned, require
 
@@ -151,16 +147,14 @@ def _fit_on_dask(text: str, data_path: str, scheduler: str | None, start: tuple[
 
     data = open_partitioned(data_path, parse_separator(sep), parse_renames(renames))
     data = data.select(data.names, dropna)
+
     def on_pass(count: int, partitions: int) -> None:
         if live:
             click.echo(f"\rpass {count} over {partitions} partitions", err=True, nl=False)
 
     with Scheduler(scheduler) as where:
         try:
-            return fit_partitioned(text, data, where, start=parse_point(start, "--from"),
-                                   fix=parse_point(fix, "--fix"),
-                                   max_evaluations=max_evaluations, on_pass=on_pass,
-                                   sigma=sigma, absolute_sigma=absolute_sigma)
+            return fit_partitioned(formula, data, where, on_pass=on_pass, **options)
         finally:
             if live:
                 click.echo("", err=True)

@@ -142,20 +142,27 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     if wants_dask(data_path, scheduler):
         from .bigdata import minimize_partitioned
 
-        if trace_path or plot_path or bounds:
-            raise click.UsageError("--trace, --plot and --bounds are not available with "
-                                   "partitioned data (Dask) yet")
+        if plot_path:  # the plot's contour would cost a pass over the data per point
+            raise AdcliError("--plot is not available with partitioned data (Dask)")
         minimize_partitioned(function, point, parse_names(wrt, function=function), method,
                              steps, tol, data_path,
                              reduce, scheduler, sep, renames, dropna, as_json,
                              lr=lr, momentum=momentum, batch_size=batch_size, seed=seed,
-                             init_scale=init_scale)
+                             init_scale=init_scale, trace_path=trace_path,
+                             max_time=max_time or None, started=began,
+                             box_of=(lambda objective, x0, method: _bounds(
+                                 bounds, objective, point, x0, method)) if bounds else None,
+                             check_time=lambda: _check_time(max_time, began))
         return
     data = load_data(data_path, max_data_size or None, sep, renames) if data_path else None
     bound = set(point) | (set(data.names) if data else set())
     names = parse_names(wrt, function=function)
     tape = function.tape(bound | set(names or ()))
     if data is not None:
+        from ..problem import CONSTANTS, data_names  # the same name rules as fit and Dask
+
+        warned = data_names(list(function.tape(bound | set(names or ()) | set(CONSTANTS))
+                                 .inputs), point, names, data.names)
         data = data.select(tape.inputs, dropna)
     seeds = np.random.SeedSequence(seed).spawn(2)
     objective, x0 = build_objective(tape, point, names, data, reduce=reduce,
@@ -169,18 +176,16 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     box = _bounds(bounds, objective, point, x0, resolved) if bounds else None
     if data is not None:
         lets = {st.name for st in function.program.statements if st.name is not None}
-        for message in binding_warnings(objective, data, point, names, lets):
+        for message in warned + binding_warnings(objective, data, point, names, lets):
             render.warn(message)
     for name in point:
         if name not in tape.inputs:
             render.warn(f"--from '{name}' is not a variable of the expression")
-    if lr is not None and RULES[resolved].line_search:
-        render.warn(f"--lr is ignored by {resolved}, which chooses its steps by a line search")
-    if momentum is not None and resolved not in ("momentum", "nesterov"):
-        render.warn(f"--momentum is ignored by {resolved}, which has no momentum term "
-                    "(--method momentum or nesterov use it)")
-    if batch_size and not objective.stochastic:
-        render.warn("--batch-size is not smaller than the data; using full batches")
+    from ..problem import minimize_warnings
+
+    for message in minimize_warnings(resolved, lr, momentum, batch_size, objective.stochastic,
+                                     RULES[resolved].line_search):
+        render.warn(message)
     if plot_path:
         from ..plot import check_path
 
