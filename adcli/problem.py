@@ -63,11 +63,21 @@ def close_match(name: str, candidates: Iterable[str], shortest: int = MIN_EDIT_L
                 ) -> str | None:
     """The first candidate that ``name`` could be a misspelling of (the same letters in
     another case, or one edit away when both have ``shortest`` characters or more), or None."""
-    candidates = list(candidates)
-    found = [c for c in candidates if c != name and c.lower() == name.lower()]
-    if not found and len(name) >= shortest:
-        found = [c for c in candidates if len(c) >= shortest and _one_edit(name, c)]
+    # An element (b[1]) is compared by its base name with the elements of the same index:
+    # b[1] is no misspelling of x[1], but mass[1] may be one of Mass[1].
+    base, index = _split_element(name)
+    candidates = [(c, *_split_element(c)) for c in candidates]
+    candidates = [(c, b) for c, b, i in candidates if i == index]
+    found = [c for c, b in candidates if c != name and b.lower() == base.lower()]
+    if not found and len(base) >= shortest:
+        found = [c for c, b in candidates if len(b) >= shortest and _one_edit(base, b)]
     return found[0] if found else None
+
+
+def _split_element(name: str) -> tuple[str, str]:
+    """``"x[3]"`` -> ``("x", "[3]")``; a plain name has an empty index."""
+    at = name.find("[")
+    return (name, "") if at < 0 else (name[:at], name[at:])
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
@@ -95,6 +105,10 @@ def check_names(used: Collection[str], columns: Collection[str], lets: Collectio
     given); ``named``: option -> names it gives values (``--from``, ``--fix``, ``--bounds``).
     Constants (``e``, ``pi``) become parameters only when declared or named."""
     cols = set(columns)
+    if declared is not None:  # a base name declares every element of it the formula uses
+        declared = [e for n in declared
+                    for e in ([u for u in used if _split_element(u)[0] == n and u != n]
+                              or [n])]
     given = {n for names in named.values() for n in names}
     wanted = set(declared or ()) | given
     warnings_: list[str] = []
