@@ -16,6 +16,7 @@ from ..results import (
     INTERRUPTED,
     MAX_STEPS,
     NO_PROGRESS,
+    PRECISION,
     REASONS,
     TIME_LIMIT,
     UNBOUNDED,
@@ -41,7 +42,20 @@ Callback = Callable[[int, float, float, np.ndarray], None]
 #: above this many parameters ``auto`` switches from dense BFGS to L-BFGS.
 DENSE_LIMIT = 100
 DEFAULT_STEPS = 1000
-DEFAULT_TOL = 1e-10  # relative to the gradient norm at the start unless ``tol`` is given
+_EPS = float(np.finfo(np.float64).eps)
+#: the default test (no ``tol``): the relative gradient (Dennis & Schnabel 1983, section 7.2)
+#: max_i |g_i|*max(|x_i|, 1)/|f| at or below eps^(2/3): moving any x_i by a relative eps^(1/3)
+#: (about 6e-6) changes f to first order by less than its rounding unit eps*|f|.  (No typf: a
+#: floor under |f| taken from the start would loosen the test exactly on far starts; a
+#: minimum value of 0 is recognised by the rounding probe below.)
+DEFAULT_TOL = _EPS ** (2.0 / 3.0)
+#: where no lower point can be found any more, a relative gradient at or below eps^(1/3)
+#: (Dennis & Schnabel's own default gradient tolerance) is the attainable accuracy: reason
+#: "precision", converged.  So is a gradient that moving x by :data:`PROBE_ULPS` units in the
+#: last place changes by half its size or more: it is rounding noise, or the stationary point
+#: is within those few units (the case of a minimum value of 0).  Otherwise "no-progress".
+PRECISION_TOL = _EPS ** (1.0 / 3.0)
+PROBE_ULPS = 16
 #: iterations without a lower value or a smaller gradient norm before "no-progress".
 PATIENCE = 100
 
@@ -84,10 +98,12 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     reason "diverged" (or "unbounded" for a value falling to -inf); numpy's overflow
     warnings are silenced because the driver checks every value itself.
 
-    ``tol`` is an absolute bound on the gradient norm. Without it the run stops when the
-    gradient norm falls to :data:`DEFAULT_TOL` times its norm at ``x0``: a test that does not
-    depend on the objective's scale (multiplying f by 1e-12 must not make a start look
-    converged).
+    ``tol`` is an absolute bound on the gradient norm. Without it the run converges where the
+    relative gradient max_i |g_i|*max(|x_i|, 1)/|f| is at most :data:`DEFAULT_TOL`, or where no
+    lower point can be found and either it is at most :data:`PRECISION_TOL` or the gradient is
+    rounding noise (reason "precision").  Every test scales with f, so multiplying f by 1e-12
+    changes neither where nor when a run stops; and every test is local, so a far start (a
+    huge gradient at ``x0``) does not loosen it, as "1e-10 of the start's gradient" did.
 
     ``bounds`` maps parameters to ``(lo, hi)`` (+-inf for an open side).  The quasi-Newton
     rules (``bfgs``, ``lbfgs``, and ``auto`` without minibatches) then run scipy's L-BFGS-B
@@ -217,27 +233,108 @@ class _Run:
             return UNBOUNDED, f"the value is {f:g} at the starting point"
         if not math.isfinite(f):
             return DIVERGED, "the value is not finite at the starting point"
-        if self.relative:
-            self.tol = DEFAULT_TOL * norm(g)
         self.best_gnorm, self.last_progress, self.f_anchor = math.inf, 0, f
+        self.f_prev, self.x_prev, self.g_prev = math.nan, None, None
         # Unbounded below: the power of ten the value had reached below zero when the gradient
         # norm was last at its smallest (anchor); falling UNBOUNDED_DECADES more powers of ten
         # without the gradient ever shrinking below that is a run heading for -inf.
         self.anchor_level, self.anchor_gnorm = _decade(f), norm(g)
         return None
 
-    def stop(self, f: float, gnorm: float, improved: bool, fresh: bool = True,
-             epoch: int = 1) -> tuple[str, str] | None:
-        """The tests at the current point (``fresh``: ``f`` and ``gnorm`` belong to it)."""
+    def relative_gradient(self, x: np.ndarray, f: float, g: np.ndarray) -> float:
+        """max_i |g_i|*max(|x_i|, 1)/|f|: the relative change of f for a relative change of
+        each x_i (Dennis & Schnabel 1983, (7.2.4)); invariant under f -> k*f."""
+        top = float(np.max(np.abs(g) * np.maximum(np.abs(x), 1.0))) if len(g) else 0.0
+        if top == 0.0:
+            return 0.0
+        return top / abs(f) if f != 0 else math.inf
+
+    def converged(self, x: np.ndarray, f: float, g: np.ndarray) -> tuple[str, str] | None:
+        """The convergence test at ``x`` (``g`` projected under bounds), else None."""
+        what = "gradient" if self.limits is None else "projected gradient"
+        if not self.relative:
+            gnorm = norm(g)
+            if gnorm < self.tol or gnorm == 0.0:
+                return GRAD_TOL, f"the {what} norm fell below --tol"
+            return None
+        rg = self.relative_gradient(x, f, g)
+        if rg == 0.0:
+            return GRAD_TOL, f"the {what} is exactly zero"
+        if rg <= DEFAULT_TOL:
+            return GRAD_TOL, (f"the relative {what} fell to {rg:.2g} (at most {DEFAULT_TOL:.2g}): "
+                              "stationary to float64 precision")
+        return None
+
+    def stalled(self, x: np.ndarray, f: float, g: np.ndarray, why: str,
+                evaluate: Evaluate | None = None) -> tuple[str, str]:
+        """No lower point can be found from ``x`` (``g`` projected under bounds): converged to
+        the attainable accuracy ("precision") when the relative gradient is at most
+        :data:`PRECISION_TOL` or the gradient is at rounding level (:meth:`rounding_level`),
+        else "no-progress".  With ``tol`` given only "grad-tol" converges."""
+        if not self.relative:
+            return NO_PROGRESS, why
+        rg = self.relative_gradient(x, f, g)
+        if rg <= PRECISION_TOL:
+            return PRECISION, (f"{why}, at a relative gradient of {rg:.2g} (at most "
+                               f"{PRECISION_TOL:.2g}): the value is at its minimum to the "
+                               "accuracy float64 allows")
+        change = self.rounding_level(x, g, evaluate)
+        if change is not None:
+            return PRECISION, (f"{why}; moving the point by {PROBE_ULPS} units in the last "
+                               f"place changes the gradient by {change:.2g} of its size, so it "
+                               "is rounding noise: stationary to float64 precision")
+        return NO_PROGRESS, (f"{why}, at a relative gradient of {rg:.2g} (above "
+                             f"{PRECISION_TOL:.2g}): not a minimum to float64 precision")
+
+    def flat(self, x: np.ndarray, f: float, g: np.ndarray, evaluate: Evaluate | None
+             ) -> tuple[str, str] | None:
+        """The value stayed exactly 0 over the last step, where the relative gradient (over
+        |f|) is undefined: converged when the step's first-order change |g.s| underflowed to 0
+        too (0 of a sum of squares reached while x creeps on toward 0 through subnormal
+        numbers: no float64 value lies between), or when g is rounding noise."""
+        if float(self.g_prev @ (x - self.x_prev)) == 0.0:
+            return PRECISION, ("the value is exactly 0 and the last step's predicted change "
+                               "underflows to 0: the minimum value to float64 precision")
+        change = self.rounding_level(x, g, evaluate)
+        if change is not None:
+            return PRECISION, (f"the value is exactly 0, and moving the point by {PROBE_ULPS} "
+                               f"units in the last place changes the gradient by {change:.2g} "
+                               "of its size: it is rounding noise, stationary to float64 "
+                               "precision")
+        return None
+
+    def rounding_level(self, x: np.ndarray, g: np.ndarray, evaluate: Evaluate | None
+                       ) -> float | None:
+        """The relative change of the gradient when each x_i moves :data:`PROBE_ULPS` units in
+        the last place against g_i, if it is half the gradient's size or more (else None).
+        Scale-free in f and in x, and local: a far start cannot loosen it."""
+        if evaluate is None:
+            return None
+        step = PROBE_ULPS * np.spacing(np.maximum(np.abs(x), np.finfo(np.float64).tiny))
+        xp = self.project(x - np.sign(g) * step)
+        if np.array_equal(xp, x):
+            return None
+        _, gp = evaluate(xp)
+        gnorm = norm(g)
+        change = norm(self.pgrad(xp, np.asarray(gp, dtype=np.float64)) - g) / gnorm
+        return change if math.isfinite(change) and change >= 0.5 else None
+
+    def stop(self, x: np.ndarray, f: float, g: np.ndarray, improved: bool, fresh: bool = True,
+             epoch: int = 1, evaluate: Evaluate | None = None) -> tuple[str, str] | None:
+        """The tests at the current point (``fresh``: ``f`` and ``g`` belong to it; ``g`` is
+        the projected gradient under bounds)."""
         iteration = self.iteration
+        gnorm = norm(g)
         if not math.isfinite(gnorm):
             bad = "nan" if math.isnan(gnorm) else "infinite"
             return DIVERGED, f"the gradient is {bad} at iteration {iteration}"
-        if gnorm < self.tol or gnorm == 0.0:
-            what = "gradient" if self.limits is None else "projected gradient"
-            return GRAD_TOL, (f"the {what} norm fell below {DEFAULT_TOL:g} of its value at "
-                              "the start" if self.relative else
-                              f"the {what} norm fell below --tol")
+        if fresh:
+            done = self.converged(x, f, g)
+            if done is None and f == 0.0 == self.f_prev and self.relative:
+                done = self.flat(x, f, g, evaluate)
+            self.f_prev, self.x_prev, self.g_prev = f, x, g
+            if done is not None:
+                return done
         if fresh and gnorm < self.anchor_gnorm:
             self.anchor_level, self.anchor_gnorm = _decade(f), gnorm
         elif fresh and _decade(f) - self.anchor_level >= UNBOUNDED_DECADES:
@@ -251,8 +348,9 @@ class _Run:
             self.last_progress, self.f_anchor = iteration, f
             self.best_gnorm = min(self.best_gnorm, gnorm)
         elif iteration - self.last_progress >= self.patience * epoch:
-            return NO_PROGRESS, (f"the value and the gradient norm stayed the same for "
-                                 f"{self.patience * epoch} iterations")
+            why = (f"the value and the gradient norm stayed the same for "
+                   f"{self.patience * epoch} iterations")
+            return self.stalled(x, f, g, why, evaluate) if fresh else (NO_PROGRESS, why)
         return None
 
     def step(self, rules: Rule, x: np.ndarray, f: float, g: np.ndarray, evaluate: Evaluate
@@ -261,7 +359,7 @@ class _Run:
         the run ends there (None: it goes on).  A rule that finds no step leaves ``x``."""
         step = rules.step(x, f, g, evaluate)
         if step.failed:
-            return x, f, g, (NO_PROGRESS, step.failed)
+            return x, f, g, (NO_PROGRESS, step.failed)  # the loop decides: see _Run.stalled
         xn = self.project(step.x)
         if step.value is None or xn is not step.x and not np.array_equal(xn, step.x):
             fn, gn = evaluate(xn)
@@ -289,13 +387,13 @@ def _full_batch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     reason, message = MAX_STEPS, ""
     try:
         while True:
-            gnorm = norm(run.pgrad(x, g))
+            pg = run.pgrad(x, g)
             improved = f < best[0]
             if improved:
                 best = (f, x, g)
             if callback is not None:
-                callback(run.iteration, f, gnorm, x)
-            stop = run.stop(f, gnorm, improved)
+                callback(run.iteration, f, norm(pg), x)
+            stop = run.stop(x, f, pg, improved, evaluate=run.full)
             if stop is not None:
                 reason, message = stop
                 break
@@ -306,6 +404,8 @@ def _full_batch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
                 reason, message = stop
                 if reason == UNBOUNDED:
                     x, f, g = xn, fn, gn
+                elif reason == NO_PROGRESS:  # no step found: at the attainable accuracy?
+                    reason, message = run.stalled(x, f, pg, message, run.full)
                 break
             x, f, g = xn, fn, gn
     except (KeyboardInterrupt, TimeUp) as stopped:
@@ -331,13 +431,12 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     reason, message = MAX_STEPS, ""
     try:
         while True:
-            gnorm = norm(run.pgrad(x, g))
             improved = fresh and f < best[0]
             if improved:
                 best = (f, x, g)
             if callback is not None:
                 callback(run.iteration, fs, norm(gs), x)
-            stop = run.stop(f, gnorm, improved, fresh, epoch)
+            stop = run.stop(x, f, run.pgrad(x, g), improved, fresh, epoch)
             if stop is not None:
                 reason, message = stop
                 break

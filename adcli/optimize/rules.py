@@ -107,47 +107,69 @@ class Newton(Rule):
 
 @rule
 class BFGS(Rule):
+    """Dense inverse-Hessian BFGS.  It works on f/sigma (sigma: the gradient norm at the first
+    step), which scales the estimate to O(1): objectives near 1e300 or 1e-300 neither overflow
+    nor underflow in y.y or in the update, and the iterates do not depend on f's scale."""
+
     name, line_search = "bfgs", True
 
     def __init__(self, n, options, problem):
         super().__init__(n, options, problem)
         self.n = n
-        self.H: np.ndarray | None = None  # inverse Hessian estimate; None: not yet scaled
-        self.first = True
+        self.H: np.ndarray | None = None  # inverse Hessian estimate of f/sigma; None: no pair yet
+        self.sigma = 0.0
+        self.gamma = 0.0  # s.y/y.y of the last pair: the scale a reset starts from
+
+    def estimated(self) -> bool:
+        """Whether a curvature pair has been taken in since the start or the last reset."""
+        return self.H is not None
 
     def direction(self, g: np.ndarray) -> np.ndarray:
-        return -g if self.H is None else -(self.H @ g)
+        if self.H is None:
+            return -g / self.sigma * (self.gamma or 1.0)
+        return -(self.H @ (g / self.sigma))
 
     def reset(self) -> None:
         self.H = None
 
-    def update(self, s: np.ndarray, y: np.ndarray) -> None:
+    def curvature(self, s: np.ndarray, y: np.ndarray) -> float | None:
+        """s.y of a pair of f/sigma, None where the curvature condition fails (numerically)."""
         ys = float(y @ s)
-        if not ys > 1e-12 * norm(y) * norm(s):
-            return  # curvature condition failed (numerically): keep the old estimate
+        ny = norm(y)
+        if not (ys > 1e-12 * ny * norm(s) and ny > 0):
+            return None
+        self.gamma = ys / ny / ny  # Nocedal & Wright (6.20), without squaring |y| first
+        return ys
+
+    def update(self, s: np.ndarray, y: np.ndarray) -> None:
+        ys = self.curvature(s, y)
+        if ys is None:
+            return  # keep the old estimate
         if self.H is None:  # Nocedal & Wright (6.20): scale the identity before the first update
-            self.H = np.eye(self.n) * (ys / float(y @ y))
+            self.H = np.eye(self.n) * self.gamma
         rho = 1.0 / ys
         Hy = self.H @ y
         self.H += (rho * rho * float(y @ Hy) + rho) * np.outer(s, s) - rho * (
             np.outer(Hy, s) + np.outer(s, Hy))
 
     def step(self, x, f, g, evaluate):
+        if not self.sigma:
+            self.sigma = norm(g) if 0 < norm(g) < np.inf else 1.0
         for attempt in range(2):
             p = self.direction(g)
             if not float(g @ p) < 0:  # lost positive definiteness: restart from -g
                 self.reset()
-                p = -g
+                p = self.direction(g)
             # The first trial step moves a distance of 1 along -g, whatever the objective's
             # scale; afterwards the quasi-Newton step length 1 is the natural guess.
-            alpha0 = 1.0 / norm(p) if self.first else 1.0
+            first = not self.estimated() and not self.gamma
+            alpha0 = 1.0 / norm(p) if first else 1.0
             found = wolfe(evaluate, x, f, g, p, alpha0)
             if found is not None:
-                self.first = False
-                self.update(found.x - x, found.grad - g)
+                self.update(found.x - x, (found.grad - g) / self.sigma)
                 return found
-            if attempt == 0 and self.H is not None:
-                self.reset()  # a stale estimate can point badly: retry once along -g
+            if attempt == 0 and self.estimated():
+                self.reset()  # a stale estimate can point badly: retry along -g
                 continue
             break
         return Step(x, failed="the line search found no lower point along the search direction")
@@ -161,26 +183,29 @@ class LBFGS(BFGS):
         super().__init__(n, options, problem)
         self.pairs: list[tuple[np.ndarray, np.ndarray, float]] = []
 
+    def estimated(self) -> bool:
+        return bool(self.pairs)
+
     def reset(self) -> None:
         self.pairs = []
 
     def update(self, s, y):
-        ys = float(y @ s)
-        if ys > 1e-12 * norm(y) * norm(s):
+        ys = self.curvature(s, y)
+        if ys is not None:
             self.pairs.append((s, y, 1.0 / ys))
             del self.pairs[:-self.options.memory]
 
     def direction(self, g):
-        """Two-loop recursion (Nocedal & Wright, Algorithm 7.4)."""
-        q = g.copy()
+        """Two-loop recursion (Nocedal & Wright, Algorithm 7.4) on f/sigma."""
+        q = g / self.sigma
+        if not self.pairs:
+            return -q * (self.gamma or 1.0)
         alphas = []
         for s, y, rho in reversed(self.pairs):
             a = rho * float(s @ q)
             q -= a * y
             alphas.append(a)
-        if self.pairs:
-            s, y, _ = self.pairs[-1]
-            q *= float(s @ y) / float(y @ y)
+        q *= self.gamma
         for (s, y, rho), a in zip(self.pairs, reversed(alphas)):
             q += (a - rho * float(y @ q)) * s
         return -q
