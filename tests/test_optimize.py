@@ -19,8 +19,8 @@ from adcli.optimize import (
     armijo,
     build_objective,
     minimize,
-    newton_direction,
     resolve_method,
+    trust_region_step,
     wolfe,
 )
 
@@ -172,12 +172,47 @@ def test_newton_safeguard_when_hessian_is_not_positive_definite():
     assert all(b <= a for a, b in zip(values, values[1:]))  # Armijo: never uphill
 
 
-def test_newton_direction_is_descent_for_indefinite_hessian():
-    H = np.array([[-2.0, 0.5], [0.5, 1.0]])
-    g = np.array([0.3, -1.0])
-    p = newton_direction(H, g)
-    assert g @ p < 0
-    assert np.allclose(newton_direction(np.diag([2.0, 4.0]), g), [-0.15, 0.25])
+def _model_reference(H, g, radius):
+    """min g.p + p.H.p/2 over |p| <= radius by SLSQP from several starts (independent)."""
+    from scipy.optimize import minimize as scipy_minimize
+
+    model = lambda p: float(g @ p + 0.5 * p @ H @ p)
+    cons = {"type": "ineq", "fun": lambda p: radius * radius - p @ p}
+    best = math.inf
+    rng = np.random.default_rng(1)
+    for _ in range(12):
+        p0 = rng.normal(size=len(g))
+        p0 *= 0.9 * radius / np.linalg.norm(p0)
+        r = scipy_minimize(model, p0, constraints=[cons], method="SLSQP",
+                           options={"ftol": 1e-14, "maxiter": 500})
+        if r.x @ r.x <= radius * radius * (1 + 1e-8):
+            best = min(best, r.fun)
+    return best
+
+
+@pytest.mark.parametrize("case", ["definite-inside", "definite-boundary", "indefinite",
+                                  "hard", "singular"])
+def test_trust_region_step_is_the_exact_subproblem_minimiser(case):
+    rng = np.random.default_rng(7)
+    Q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    lam = {"definite-inside": [1.0, 2.0, 5.0], "definite-boundary": [1.0, 2.0, 5.0],
+           "indefinite": [-2.0, 0.5, 3.0], "hard": [-2.0, 0.5, 3.0],
+           "singular": [0.0, 1.0, 4.0]}[case]
+    H = Q @ np.diag(lam) @ Q.T
+    a = np.array([0.0, 1.0, -2.0]) if case == "hard" else np.array([0.7, -1.0, 2.0])
+    g = Q @ a
+    radius = {"definite-inside": 10.0, "definite-boundary": 0.3}.get(case, 1.0)
+    lam_, V = np.linalg.eigh(H)
+    pt, predicted, interior = trust_region_step(lam_, V.T @ g, radius)
+    p = V @ pt
+    model = float(g @ p + 0.5 * p @ H @ p)
+    assert np.linalg.norm(p) <= radius * (1 + 1e-9)
+    assert predicted == pytest.approx(-model, rel=1e-9)
+    assert model <= _model_reference(H, g, radius) + 1e-9
+    if case == "definite-inside":
+        assert interior and np.allclose(p, -np.linalg.solve(H, g))
+    else:
+        assert not interior and np.linalg.norm(p) == pytest.approx(radius, rel=1e-8)
 
 
 def test_wolfe_step_satisfies_strong_wolfe_conditions():

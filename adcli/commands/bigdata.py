@@ -7,16 +7,13 @@ import click
 import numpy as np
 
 from .. import render
-from ..errors import EXIT_FAILED, EXIT_INTERRUPTED
 from ..function import Function
 from ..optimize import (
-    DIVERGED,
-    INTERRUPTED,
     RULES,
-    UNBOUNDED,
     Options,
     binding_warnings,
     build_objective,
+    exit_status,
     resolve_method,
 )
 from ..optimize import minimize as run_minimize
@@ -100,7 +97,6 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
                    f"{objective.passes} passes", err=True)
     for message in result.warnings:
         render.warn(message)
-    if result.reason in (DIVERGED, UNBOUNDED):
-        raise click.exceptions.Exit(EXIT_FAILED)
-    if result.reason == INTERRUPTED:
-        raise click.exceptions.Exit(EXIT_INTERRUPTED)
+    status = exit_status(result)
+    if status:
+        raise click.exceptions.Exit(status)

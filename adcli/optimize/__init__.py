@@ -12,8 +12,8 @@ Rules:
 - ``momentum``  PyTorch's SGD momentum: v = mu*v + g; x -= lr*v (not Sutskever's v = mu*v + lr*g)
 - ``nesterov``  PyTorch's SGD(nesterov=True): v = mu*v + g; x -= lr*(g + mu*v)
 - ``adam``      torch.optim.Adam / optax.adam defaults: betas (0.9, 0.999), eps 1e-8, lr 1e-3
-- ``newton``    exact Hessian (adcli.curvature), shifted by tau*I until Cholesky succeeds when it is
-                not positive definite (Nocedal & Wright, Algorithm 3.3), then Armijo backtracking
+- ``newton``    trust-region Newton on the exact Hessian (adcli.curvature), each subproblem solved
+                exactly in the Hessian's eigenbasis (Moré & Sorensen): follows negative curvature
 - ``bfgs``      dense inverse-Hessian BFGS with a strong-Wolfe line search (c1 1e-4, c2 0.9)
 - ``lbfgs``     the same with the two-loop recursion over the last ``memory`` pairs
 
@@ -38,6 +38,7 @@ from ..results import (
     LS_TOL,
     MAX_STEPS,
     NO_PROGRESS,
+    PRECISION,
     REASONS,
     TIME_LIMIT,
     UNBOUNDED,
@@ -54,19 +55,21 @@ from .driver import (
     UNBOUNDED_DECADES,
     UNBOUNDED_VALUE,
     Callback,
+    exit_status,
     minimize,
     resolve_method,
     second_order_warnings,
 )
 from .linesearch import Evaluate, Step, armijo, wolfe
 from .objective import DATA_MAX_NODES, Objective, binding_warnings, build_objective
-from .rules import RULES, Options, Rule, newton_direction, rule
+from .rules import RULES, Options, Rule, rule, trust_region_step
 
 __all__ = [
     "CHECK_HESSIAN_MAX_PARAMS", "CHECK_HESSIAN_MAX_WORK", "DATA_MAX_NODES", "DEFAULT_STEPS",
     "DEFAULT_TOL", "DENSE_LIMIT", "DIVERGED", "GRAD_TOL", "INTERRUPTED", "LS_TOL", "MAX_STEPS",
-    "NO_PROGRESS", "PATIENCE", "REASONS", "RULES", "TIME_LIMIT", "UNBOUNDED", "UNBOUNDED_DECADES",
-    "UNBOUNDED_VALUE", "Callback", "Evaluate", "MinimizeResult", "Objective", "Options", "Rule",
-    "Step", "armijo", "binding_warnings", "build_objective", "minimize", "newton_direction",
-    "norm", "resolve_method", "rule", "second_order_warnings", "wolfe",
+    "NO_PROGRESS", "PATIENCE", "PRECISION", "REASONS", "RULES", "TIME_LIMIT", "UNBOUNDED",
+    "UNBOUNDED_DECADES", "UNBOUNDED_VALUE", "Callback", "Evaluate", "MinimizeResult", "Objective",
+    "Options", "Rule", "Step", "armijo", "binding_warnings", "build_objective", "exit_status",
+    "minimize", "trust_region_step", "norm", "resolve_method", "rule", "second_order_warnings",
+    "wolfe",
 ]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AdcliError
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, AdcliError
 from ..results import (
     DIVERGED,
     GRAD_TOL,
@@ -69,6 +69,21 @@ UNBOUNDED_DECADES = 10
 CHECK_HESSIAN_MAX_PARAMS = DENSE_LIMIT
 #: ... and this many parameters x tape nodes x data rows (a cheap check, not a second run).
 CHECK_HESSIAN_MAX_WORK = 50_000_000
+def exit_status(result: MinimizeResult) -> int:
+    """The command's exit status for a run, the same in every command: 0 when it converged,
+    and for a fixed-step method (gd, momentum, nesterov, adam) that ran its --steps (a
+    completed run, still ``"converged": false``); 130 when interrupted; 1 for every other
+    outcome (no-progress, max-steps of a method that stops by itself, time-limit, diverged,
+    unbounded)."""
+    if result.converged:
+        return EXIT_OK
+    if result.reason == INTERRUPTED:
+        return EXIT_INTERRUPTED
+    if result.reason == MAX_STEPS and result.method in PROJECTED:
+        return EXIT_OK
+    return EXIT_FAILED
+
+
 def resolve_method(method: str, n: int, stochastic: bool = False) -> str:
     """``auto`` -> the rule actually used; unknown names are an error."""
     if method == "auto":
@@ -235,6 +250,7 @@ class _Run:
             return DIVERGED, "the value is not finite at the starting point"
         self.best_gnorm, self.last_progress, self.f_anchor = math.inf, 0, f
         self.f_prev, self.x_prev, self.g_prev = math.nan, None, None
+        self.newton_step = math.inf  # the last Newton step's length relative to x
         # Unbounded below: the power of ten the value had reached below zero when the gradient
         # norm was last at its smallest (anchor); falling UNBOUNDED_DECADES more powers of ten
         # without the gradient ever shrinking below that is a run heading for -inf.
@@ -273,6 +289,9 @@ class _Run:
         else "no-progress".  With ``tol`` given only "grad-tol" converges."""
         if not self.relative:
             return NO_PROGRESS, why
+        if f == 0.0:
+            return PRECISION, (f"{why}, and the value is exactly 0: a minimum value to float64 "
+                               "precision")
         rg = self.relative_gradient(x, f, g)
         if rg <= PRECISION_TOL:
             return PRECISION, (f"{why}, at a relative gradient of {rg:.2g} (at most "
@@ -332,6 +351,12 @@ class _Run:
             done = self.converged(x, f, g)
             if done is None and f == 0.0 == self.f_prev and self.relative:
                 done = self.flat(x, f, g, evaluate)
+            if done is None and self.relative and self.newton_step <= DEFAULT_TOL:
+                # Where the minimum value is 0 the relative gradient never gets small (near a
+                # minimiser g ~ H*d and f ~ d*H*d); the exact Newton step d does, scale-free.
+                done = PRECISION, (f"the Newton step fell to {self.newton_step:.2g} of the "
+                                   f"point's size (at most {DEFAULT_TOL:.2g}): stationary to "
+                                   "float64 precision")
             self.f_prev, self.x_prev, self.g_prev = f, x, g
             if done is not None:
                 return done
@@ -367,6 +392,8 @@ class _Run:
             fn, gn = step.value, step.grad
         self.iteration += 1
         iteration = self.iteration
+        self.newton_step = (float(np.max(np.abs(xn - x) / np.maximum(np.abs(xn), 1.0)))
+                            if step.newton else math.inf)
         if np.all(np.isfinite(xn)) and (fn == -math.inf or fn <= UNBOUNDED_VALUE):
             return xn, fn, gn, (UNBOUNDED, f"the value fell to {fn:g} at iteration {iteration}; "
                                 "the objective looks unbounded below")

@@ -21,6 +21,9 @@ class Step:
     value: float | None = None
     grad: np.ndarray | None = None
     failed: str = ""
+    #: the step is the exact-Hessian model's own minimiser (a Newton step inside the trust
+    #: region), so its length measures the distance to the stationary point.
+    newton: bool = False
 
 
 
