@@ -64,6 +64,11 @@ UNBOUNDED_VALUE = -1e300
 #: ... as is a value that fell this many powers of ten below zero while the gradient norm never
 #: shrank (a run heading for -inf: gd on -x^2, bfgs on x).
 UNBOUNDED_DECADES = 10
+#: at a converged point with an affordable Hessian, bfgs, lbfgs and newton look this far
+#: (relative to max(|x|_inf, 1)) along the lowest-curvature direction for a lower value, at
+#: most ESCAPES times a run (see _escape).
+ESCAPE_STEP = 1e-3
+ESCAPES = 3
 #: the second-order check at a converged point computes the Hessian (n sweeps over the
 #: gradient tapes) only up to this many parameters ...
 CHECK_HESSIAN_MAX_PARAMS = DENSE_LIMIT
@@ -169,6 +174,17 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                 else:
                     loop = _minibatch if stochastic else _full_batch
                     result = loop(run, x, RULES[method](n, options, problem), steps, callback)
+                    for _ in range(ESCAPES):
+                        if not (result.reason in (GRAD_TOL, PRECISION) and run.relative
+                                and method in ("bfgs", "lbfgs", "newton")):
+                            break
+                        lower = _escape(problem, result.x, result.value, run.full)
+                        result.evaluations = run.evaluations  # the probe's two count too
+                        if lower is None:
+                            break
+                        # Not a minimum (x^3 at 0): go on from the lower point, afresh.
+                        result = loop(run, lower, RULES[method](n, options, problem), steps,
+                                      callback)
         except TimeUp:
             if result is None:  # before the first evaluation finished: no point to report
                 raise AdcliError(f"the time limit of {max_time:g} s was reached before the "
@@ -496,6 +512,45 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     elif not fresh and reason != UNBOUNDED:
         f, g = run.full(x)
     return run.result(x, f, g, reason, message)
+
+
+def _escape(problem: Any, x: np.ndarray, f: float, evaluate: Evaluate) -> np.ndarray | None:
+    """A converged point need not be a minimum where the Hessian is singular (x^3 at 0 has
+    g = 0 and H = 0; Newton creeps there with H > 0 all the way).  Look a distance
+    :data:`ESCAPE_STEP` * max(|x|_inf, 1) both ways along the eigenvector of the smallest
+    Hessian eigenvalue: a value lower by more than rounding is returned as the point to go on
+    from.  Two evaluations, only where the Hessian is affordable (as the second-order check)."""
+    curvature = _hessian(problem, x)
+    if curvature is None:
+        return None
+    lam, Q = curvature
+    h = ESCAPE_STEP * max(float(np.max(np.abs(x))), 1.0)
+    for sign in (1.0, -1.0):
+        xp = x + sign * h * Q[:, 0]
+        fp, _ = evaluate(xp)
+        if fp < f - 4.0 * _EPS * abs(f):
+            return xp
+    return None
+
+
+def _hessian(problem: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The exact Hessian's eigenvalues and eigenvectors at ``x``, or None where there is no
+    Hessian, it is too big to afford (a check, not a second run), or not finite."""
+    hessian = getattr(problem, "hessian", None)
+    tape = getattr(problem, "tape", None)
+    n = len(x)
+    if hessian is None or n == 0 or n > CHECK_HESSIAN_MAX_PARAMS:
+        return None
+    rows = int(getattr(problem, "rows", 1))
+    if tape is not None and n * len(tape) * max(1, rows) > CHECK_HESSIAN_MAX_WORK:
+        return None
+    try:
+        H = np.asarray(hessian(x), dtype=np.float64)
+    except AdcliError:
+        return None
+    if not np.all(np.isfinite(H)):
+        return None
+    return np.linalg.eigh(0.5 * (H + H.T))
 
 
 def _decade(f: float) -> int:

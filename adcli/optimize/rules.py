@@ -129,6 +129,8 @@ class Newton(Rule):
             p = Q @ pt
             xn = x + p
             fn, gn = evaluate(xn)
+            if fn == -math.inf and np.all(np.isfinite(xn)):
+                return Step(xn, fn, gn)  # the driver reports "unbounded"
             rho = (f - fn) / predicted if math.isfinite(fn) else -math.inf
             length = norm(p)
             if rho < 0.25:
