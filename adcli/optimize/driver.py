@@ -178,7 +178,8 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                         if not (result.reason in (GRAD_TOL, PRECISION) and run.relative
                                 and method in ("bfgs", "lbfgs", "newton")):
                             break
-                        lower = _escape(problem, result.x, result.value, run.full)
+                        lower = _escape(problem, result.x, result.value, result.grad,
+                                        run.full)
                         result.evaluations = run.evaluations  # the probe's two count too
                         if lower is None:
                             break
@@ -514,16 +515,21 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     return run.result(x, f, g, reason, message)
 
 
-def _escape(problem: Any, x: np.ndarray, f: float, evaluate: Evaluate) -> np.ndarray | None:
+def _escape(problem: Any, x: np.ndarray, f: float, g: np.ndarray, evaluate: Evaluate
+            ) -> np.ndarray | None:
     """A converged point need not be a minimum where the Hessian is singular (x^3 at 0 has
     g = 0 and H = 0; Newton creeps there with H > 0 all the way).  Look a distance
     :data:`ESCAPE_STEP` * max(|x|_inf, 1) both ways along the eigenvector of the smallest
     Hessian eigenvalue: a value lower by more than rounding is returned as the point to go on
-    from.  Two evaluations, only where the Hessian is affordable (as the second-order check)."""
+    from.  Two evaluations, only where the Hessian is affordable (as the second-order check),
+    and not at all where g = 0 exactly and the Hessian is positive definite: that point is a
+    strict local minimum."""
     curvature = _hessian(problem, x)
     if curvature is None:
         return None
     lam, Q = curvature
+    if lam[0] > 0 and not np.any(g):
+        return None
     h = ESCAPE_STEP * max(float(np.max(np.abs(x))), 1.0)
     for sign in (1.0, -1.0):
         xp = x + sign * h * Q[:, 0]
