@@ -176,8 +176,8 @@ def test_mccormick_converges_at_its_minimum(run_cli):
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["converged"] is True and out["reason"] in ("grad-tol", "precision")
-    # McCormick's minimum: x = y - 1 with cos(2y - 1) = -1/2 ... f* = -sqrt(3)/2 - pi/3 + 1/2
-    assert out["value"] == pytest.approx(-math.sqrt(3) / 2 - math.pi / 3 + 0.5, abs=1e-14)
+    # McCormick's minimum: x - y = 1 and x + y = -2*pi/3, so f* = -sqrt(3)/2 - pi/3.
+    assert out["value"] == pytest.approx(-math.sqrt(3) / 2 - math.pi / 3, abs=1e-14)
     assert out["minimum"]["x"] == pytest.approx(-math.pi / 3 + 0.5, abs=1e-7)
     assert out["minimum"]["y"] == pytest.approx(-math.pi / 3 - 0.5, abs=1e-7)
 

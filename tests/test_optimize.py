@@ -496,3 +496,67 @@ def test_minibatch_loop_reports_full_objective_values_at_its_end_points() -> Non
     assert res.reason == "diverged"
     assert np.all(np.isfinite(res.x)) and math.isfinite(res.value)
     assert res.value == obj(res.x)[0]
+
+
+# --- issue 19: honest stopping, exit statuses, trust-region Newton -----------------------------
+
+
+def test_newton_escapes_a_saddle_along_negative_curvature():
+    """At (1, 0) of x^2 - y^2 + y^4 the gradient (2, 0) has no component along the negative
+    curvature direction y (the trust-region "hard case"): a Newton direction, shifted or not,
+    stays on y = 0 and ends at the saddle (0, 0); the exact subproblem step leaves it."""
+    obj, x0 = objective("x^2 - y^2 + y^4", {"x": 1, "y": 0})
+    r = minimize(obj, x0, method="newton")
+    assert r.converged and r.value == pytest.approx(-0.25, abs=1e-15)
+    assert abs(r.x[0]) < 1e-12 and abs(abs(r.x[1]) - math.sqrt(0.5)) < 1e-12
+
+
+@pytest.mark.parametrize("method", ["bfgs", "lbfgs", "newton"])
+def test_a_far_start_does_not_loosen_the_test(method):
+    """The reproducer of issue 19: from x = -1e4 the old rule (1e-10 of the start's gradient
+    norm, 4e12 here) stopped at x = 95.5, value 409, "converged"."""
+    obj, x0 = objective("(x-100)^4 + (y-1)^2", {"x": -1e4, "y": 0})
+    r = minimize(obj, x0, method=method)
+    assert r.converged and r.value < 1e-8 and abs(r.x[0] - 100) < 1e-2
+
+
+def test_precision_when_no_lower_point_exists_at_attainable_accuracy():
+    """McCormick from (0.5, -2): BFGS reaches the minimum value to the last digit with a
+    gradient of ~3e-8 that no float64 value can improve on (the old rule said "no-progress")."""
+    obj, x0 = objective("sin(x + y) + (x - y)^2 - 1.5*x + 2.5*y + 1", {"x": 0.5, "y": -2})
+    r = minimize(obj, x0, method="bfgs")
+    assert r.converged and r.reason in ("grad-tol", "precision")
+    assert r.value == pytest.approx(-math.sqrt(3) / 2 - math.pi / 3, abs=1e-15)
+
+
+def test_no_lower_point_away_from_a_minimum_is_not_converged():
+    obj, x0 = objective("abs(x - 1) + abs(y)", {"x": 3, "y": 2})
+    r = minimize(obj, x0, method="bfgs")
+    assert not r.converged and r.reason == "no-progress"
+
+
+def test_exit_status_by_outcome():
+    from adcli.optimize import exit_status
+    from adcli.results import MinimizeResult
+
+    def result(reason, method="bfgs"):
+        return MinimizeResult(["x"], np.zeros(1), 0.0, np.zeros(1), 1, 1, reason, method)
+
+    for reason in ("grad-tol", "precision", "ls-tol"):
+        assert exit_status(result(reason)) == 0
+    for reason in ("no-progress", "max-steps", "time-limit", "diverged", "unbounded"):
+        for method in ("bfgs", "lbfgs", "newton", "l-bfgs-b", "least-squares"):
+            assert exit_status(result(reason, method)) == 1
+    for method in ("gd", "momentum", "nesterov", "adam"):
+        assert exit_status(result("max-steps", method)) == 0
+        assert exit_status(result("diverged", method)) == 1
+    assert exit_status(result("interrupted")) == 130
+
+
+@pytest.mark.parametrize("expr", ["x^3", "log(x)"])
+@pytest.mark.parametrize("method", ["bfgs", "lbfgs", "newton"])
+def test_unbounded_below(expr, method):
+    obj, x0 = objective(expr, {"x": 1})
+    r = minimize(obj, x0, method=method)
+    assert r.reason == "unbounded" and not r.converged
+

@@ -132,12 +132,14 @@ class Newton(Rule):
             if fn == -math.inf and np.all(np.isfinite(xn)):
                 return Step(xn, fn, gn)  # the driver reports "unbounded"
             rho = (f - fn) / predicted if math.isfinite(fn) else -math.inf
+            if predicted <= 4.0 * _EPS * abs(f) and fn <= f:
+                rho = 1.0  # f - fn is rounding noise here: a step that is not uphill is taken
             length = norm(p)
             if rho < 0.25:
                 self.radius = 0.25 * length
             elif rho > 0.75 and length >= 0.99 * self.radius:
                 self.radius = 2.0 * self.radius
-            if rho > 1e-4 and fn < f:
+            if rho > 1e-4 and fn <= f:
                 return Step(xn, fn, gn, newton=interior and lam[0] > 0)
             if self.radius <= 4.0 * _EPS * max(norm(x), 1e-300):
                 break
