@@ -74,6 +74,8 @@ ESCAPES = 3
 CHECK_HESSIAN_MAX_PARAMS = DENSE_LIMIT
 #: ... and this many parameters x tape nodes x data rows (a cheap check, not a second run).
 CHECK_HESSIAN_MAX_WORK = 50_000_000
+
+
 def exit_status(result: MinimizeResult) -> int:
     """The command's exit status for a run, the same in every command: 0 when it converged,
     and for a fixed-step method (gd, momentum, nesterov, adam) that ran its --steps (a
@@ -163,6 +165,7 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     if max_time:
         deadline = (time.monotonic() if started is None else started) + max_time
     run = _Run(problem, method, names, tol, patience, limits, deadline, max_time)
+    curvature = None  # the Hessian's eigendecomposition at the last converged point, if taken
     with np.errstate(all="ignore"):
         result = None
         try:
@@ -178,7 +181,8 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                         if not (result.reason in (GRAD_TOL, PRECISION) and run.relative
                                 and method in ("bfgs", "lbfgs", "newton")):
                             break
-                        lower = _escape(problem, result.x, result.value, result.grad,
+                        curvature = _hessian(problem, result.x)
+                        lower = _escape(curvature, result.x, result.value, result.grad,
                                         run.full)
                         result.evaluations = run.evaluations  # the probe's two count too
                         if lower is None:
@@ -192,12 +196,14 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                                  "first evaluation of the objective finished (--max-time; 0 "
                                  "for no limit)") from None
             # else the alarm rang just after the run had ended: keep its result
-        if result.reason == GRAD_TOL and not stochastic:
+        if result.converged and not stochastic:
             free = None
             if limits is not None:
                 at_lo, at_hi = at_bounds(result.x, *limits)
                 free = ~(at_lo | at_hi)
-            result.warnings += second_order_warnings(problem, result.x, free)
+            result.warnings += second_order_warnings(
+                problem, result.x, free, curvature if curvature is not None and np.array_equal(
+                    curvature[2], result.x) else None)
     result.warnings[:0] = moved
     return result
 
@@ -515,21 +521,23 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     return run.result(x, f, g, reason, message)
 
 
-def _escape(problem: Any, x: np.ndarray, f: float, g: np.ndarray, evaluate: Evaluate
-            ) -> np.ndarray | None:
+def _escape(curvature: tuple[np.ndarray, np.ndarray, np.ndarray] | None, x: np.ndarray,
+            f: float, g: np.ndarray, evaluate: Evaluate) -> np.ndarray | None:
     """A converged point need not be a minimum where the Hessian is singular (x^3 at 0 has
     g = 0 and H = 0; Newton creeps there with H > 0 all the way).  Look a distance
     :data:`ESCAPE_STEP` * max(|x|_inf, 1) both ways along the eigenvector of the smallest
     Hessian eigenvalue: a value lower by more than rounding is returned as the point to go on
     from.  Two evaluations, only where the Hessian is affordable (as the second-order check),
-    and not at all where g = 0 exactly and the Hessian is positive definite: that point is a
-    strict local minimum."""
-    curvature = _hessian(problem, x)
+    and only where it is singular or positive semi-definite: not where g = 0 exactly with a
+    positive definite Hessian (a strict local minimum), nor where it has a clearly negative
+    eigenvalue (the warning of :func:`second_order_warnings` names the maximum or saddle)."""
     if curvature is None:
         return None
-    lam, Q = curvature
+    lam, Q, _ = curvature
     if lam[0] > 0 and not np.any(g):
         return None
+    if lam[0] < -1e-8 * max(1.0, float(np.max(np.abs(lam)))):
+        return None  # a maximum or saddle: second_order_warnings says so
     h = ESCAPE_STEP * max(float(np.max(np.abs(x))), 1.0)
     for sign in (1.0, -1.0):
         xp = x + sign * h * Q[:, 0]
@@ -539,9 +547,10 @@ def _escape(problem: Any, x: np.ndarray, f: float, g: np.ndarray, evaluate: Eval
     return None
 
 
-def _hessian(problem: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """The exact Hessian's eigenvalues and eigenvectors at ``x``, or None where there is no
-    Hessian, it is too big to afford (a check, not a second run), or not finite."""
+def _hessian(problem: Any, x: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The exact Hessian's eigenvalues and eigenvectors at ``x`` (and ``x``), or None where
+    there is no Hessian, it is too big to afford (a check, not a second run), or not finite."""
     hessian = getattr(problem, "hessian", None)
     tape = getattr(problem, "tape", None)
     n = len(x)
@@ -556,7 +565,8 @@ def _hessian(problem: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | Non
         return None
     if not np.all(np.isfinite(H)):
         return None
-    return np.linalg.eigh(0.5 * (H + H.T))
+    lam, Q = np.linalg.eigh(0.5 * (H + H.T))
+    return lam, Q, x.copy()
 
 
 def _decade(f: float) -> int:
@@ -564,32 +574,37 @@ def _decade(f: float) -> int:
     return math.floor(math.log10(-f)) if f <= -10.0 else 0
 
 
-def second_order_warnings(problem: Any, x: np.ndarray, free: np.ndarray | None = None
+def second_order_warnings(problem: Any, x: np.ndarray, free: np.ndarray | None = None,
+                          curvature: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
                           ) -> list[str]:
     """A zero gradient is also where maxima and saddles are (BFGS started at the top of -x^2
     "converges" at once): at a converged point, say so when the exact Hessian has a negative
     eigenvalue. Skipped for problems without a Hessian or too large to afford one.  ``free``
     (a mask) restricts the test to the parameters not at an active bound: along a bound the
-    curvature says nothing (-x^2 on [1, 2] has its minimum at 2)."""
-    hessian = getattr(problem, "hessian", None)
-    tape = getattr(problem, "tape", None)
-    n = len(x)
-    if hessian is None or n == 0 or n > CHECK_HESSIAN_MAX_PARAMS:
-        return []
-    rows = int(getattr(problem, "rows", 1))
-    if tape is not None and n * len(tape) * max(1, rows) > CHECK_HESSIAN_MAX_WORK:
-        return []
-    try:
-        H = np.asarray(hessian(x), dtype=np.float64)
-    except AdcliError:
-        return []
-    if free is not None:
-        H = H[np.ix_(free, free)]
-        if H.size == 0:
+    curvature says nothing (-x^2 on [1, 2] has its minimum at 2).  ``curvature``: the
+    Hessian's eigendecomposition at ``x`` if already taken (:func:`_hessian`)."""
+    if free is None:
+        curvature = curvature or _hessian(problem, x)
+        if curvature is None:
             return []
-    if not np.all(np.isfinite(H)):
-        return []
-    ev = np.linalg.eigvalsh(0.5 * (H + H.T))
+        ev = curvature[0]
+    else:
+        hessian = getattr(problem, "hessian", None)
+        tape = getattr(problem, "tape", None)
+        n = len(x)
+        if hessian is None or n == 0 or n > CHECK_HESSIAN_MAX_PARAMS:
+            return []
+        rows = int(getattr(problem, "rows", 1))
+        if tape is not None and n * len(tape) * max(1, rows) > CHECK_HESSIAN_MAX_WORK:
+            return []
+        try:
+            H = np.asarray(hessian(x), dtype=np.float64)
+        except AdcliError:
+            return []
+        H = H[np.ix_(free, free)]
+        if H.size == 0 or not np.all(np.isfinite(H)):
+            return []
+        ev = np.linalg.eigvalsh(0.5 * (H + H.T))
     if ev[0] >= -1e-8 * max(1.0, float(np.max(np.abs(ev)))):
         return []
     kind = ("a maximum" if ev[-1] < 0 else "a saddle point" if ev[-1] > 0
