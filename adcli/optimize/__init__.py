@@ -1,7 +1,8 @@
 """Minimisers: one driver loop and a registry of update rules.
 
-The driver owns everything the rules have in common: when to stop (gradient norm below ``tol``,
-the step limit, no progress, a non-finite value, Ctrl-C), counting gradient evaluations, and
+The driver owns everything the rules have in common: when to stop (a point stationary to
+float64 precision by a scale-free, local test, or the gradient norm below ``tol``; the step
+limit, no progress, a non-finite value, an unbounded one, Ctrl-C), counting evaluations, and
 reporting each iteration to a callback (trace file, progress display, plot).  An update rule
 only answers "from x, with value f and gradient g, where next?".  Adding a rule is one small
 class and one decorator line.
