@@ -25,7 +25,8 @@ superlinear convergence takes the standard test functions to machine precision i
 gradient evaluations; Newton would too but needs a Hessian (n sweeps) per step.
 
 The package: :mod:`.objective` (tape + data -> f, g), :mod:`.rules` (update rules),
-:mod:`.linesearch` and :mod:`.driver` (the loop and its stopping rules).  The result record is
+:mod:`.linesearch`, :mod:`.driver` (the loop and its stopping rules) and :mod:`.checks` (is a
+converged point a minimum; the exit status of a run).  The result record is
 :class:`adcli.results.MinimizeResult`; trace files and histories live with the command
 (:mod:`adcli.commands.trace`).
 """
@@ -46,9 +47,13 @@ from ..results import (
     MinimizeResult,
     norm,
 )
-from .driver import (
+from .checks import (
     CHECK_HESSIAN_MAX_PARAMS,
     CHECK_HESSIAN_MAX_WORK,
+    exit_status,
+    second_order_warnings,
+)
+from .driver import (
     DEFAULT_STEPS,
     DEFAULT_TOL,
     DENSE_LIMIT,
@@ -56,10 +61,8 @@ from .driver import (
     UNBOUNDED_DECADES,
     UNBOUNDED_VALUE,
     Callback,
-    exit_status,
     minimize,
     resolve_method,
-    second_order_warnings,
 )
 from .linesearch import Evaluate, Step, armijo, wolfe
 from .objective import DATA_MAX_NODES, Objective, binding_warnings, build_objective

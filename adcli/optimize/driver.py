@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, AdcliError
+from ..errors import AdcliError
 from ..results import (
     DIVERGED,
     GRAD_TOL,
@@ -34,6 +34,7 @@ from .bounded import (
     lbfgsb,
     projected_gradient,
 )
+from .checks import ESCAPES, escape, hessian_eigen, second_order_warnings
 from .linesearch import Evaluate
 from .rules import RULES, Options, Rule
 
@@ -44,10 +45,9 @@ DENSE_LIMIT = 100
 DEFAULT_STEPS = 1000
 _EPS = float(np.finfo(np.float64).eps)
 #: the default test (no ``tol``): the relative gradient (Dennis & Schnabel 1983, section 7.2)
-#: max_i |g_i|*max(|x_i|, 1)/|f| at or below eps^(2/3): moving any x_i by a relative eps^(1/3)
-#: (about 6e-6) changes f to first order by less than its rounding unit eps*|f|.  (No typf: a
-#: floor under |f| taken from the start would loosen the test exactly on far starts; a
-#: minimum value of 0 is recognised by the rounding probe below.)
+#: max_i |g_i|*max(|x_i|, 1)/|f| at most eps^(2/3): moving any x_i by a relative eps^(1/3)
+#: changes f to first order by less than its rounding unit eps*|f|.  (No typf: a floor under
+#: |f| from the start would loosen it on far starts; f* = 0 is met by the probes below.)
 DEFAULT_TOL = _EPS ** (2.0 / 3.0)
 #: where no lower point can be found any more, a relative gradient at or below eps^(1/3)
 #: (Dennis & Schnabel's own default gradient tolerance) is the attainable accuracy: reason
@@ -64,31 +64,6 @@ UNBOUNDED_VALUE = -1e300
 #: ... as is a value that fell this many powers of ten below zero while the gradient norm never
 #: shrank (a run heading for -inf: gd on -x^2, bfgs on x).
 UNBOUNDED_DECADES = 10
-#: at a converged point with an affordable Hessian, bfgs, lbfgs and newton look this far
-#: (relative to max(|x|_inf, 1)) along the lowest-curvature direction for a lower value, at
-#: most ESCAPES times a run (see _escape).
-ESCAPE_STEP = 1e-3
-ESCAPES = 3
-#: the second-order check at a converged point computes the Hessian (n sweeps over the
-#: gradient tapes) only up to this many parameters ...
-CHECK_HESSIAN_MAX_PARAMS = DENSE_LIMIT
-#: ... and this many parameters x tape nodes x data rows (a cheap check, not a second run).
-CHECK_HESSIAN_MAX_WORK = 50_000_000
-
-
-def exit_status(result: MinimizeResult) -> int:
-    """The command's exit status for a run, the same in every command: 0 when it converged,
-    and for a fixed-step method (gd, momentum, nesterov, adam) that ran its --steps (a
-    completed run, still ``"converged": false``); 130 when interrupted; 1 for every other
-    outcome (no-progress, max-steps of a method that stops by itself, time-limit, diverged,
-    unbounded)."""
-    if result.converged:
-        return EXIT_OK
-    if result.reason == INTERRUPTED:
-        return EXIT_INTERRUPTED
-    if result.reason == MAX_STEPS and result.method in PROJECTED:
-        return EXIT_OK
-    return EXIT_FAILED
 
 
 def resolve_method(method: str, n: int, stochastic: bool = False) -> str:
@@ -181,8 +156,8 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                         if not (result.reason in (GRAD_TOL, PRECISION) and run.relative
                                 and method in ("bfgs", "lbfgs", "newton")):
                             break
-                        curvature = _hessian(problem, result.x)
-                        lower = _escape(curvature, result.x, result.value, result.grad,
+                        curvature = hessian_eigen(problem, result.x)
+                        lower = escape(curvature, result.x, result.value, result.grad,
                                         run.full)
                         result.evaluations = run.evaluations  # the probe's two count too
                         if lower is None:
@@ -330,10 +305,9 @@ class _Run:
 
     def flat(self, x: np.ndarray, f: float, g: np.ndarray, evaluate: Evaluate | None
              ) -> tuple[str, str] | None:
-        """The value stayed exactly 0 over the last step, where the relative gradient (over
-        |f|) is undefined: converged when the step's first-order change |g.s| underflowed to 0
-        too (0 of a sum of squares reached while x creeps on toward 0 through subnormal
-        numbers: no float64 value lies between), or when g is rounding noise."""
+        """The value stayed exactly 0 (the relative gradient is undefined): converged when the
+        last step's first-order change |g.s| underflowed to 0 too (x creeping toward 0 through
+        subnormal numbers: no float64 value lies between), or when g is rounding noise."""
         if float(self.g_prev @ (x - self.x_prev)) == 0.0:
             return PRECISION, ("the value is exactly 0 and the last step's predicted change "
                                "underflows to 0: the minimum value to float64 precision")
@@ -375,8 +349,7 @@ class _Run:
             if done is None and f == 0.0 == self.f_prev and self.relative:
                 done = self.flat(x, f, g, evaluate)
             if done is None and self.relative and self.newton_step <= DEFAULT_TOL:
-                # Where the minimum value is 0 the relative gradient never gets small (near a
-                # minimiser g ~ H*d and f ~ d*H*d); the exact Newton step d does, scale-free.
+                # At f* = 0 the relative gradient never gets small; the Newton step does.
                 done = PRECISION, (f"the Newton step fell to {self.newton_step:.2g} of the "
                                    f"point's size (at most {DEFAULT_TOL:.2g}): stationary to "
                                    "float64 precision")
@@ -521,94 +494,6 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     return run.result(x, f, g, reason, message)
 
 
-def _escape(curvature: tuple[np.ndarray, np.ndarray, np.ndarray] | None, x: np.ndarray,
-            f: float, g: np.ndarray, evaluate: Evaluate) -> np.ndarray | None:
-    """A converged point need not be a minimum where the Hessian is singular (x^3 at 0 has
-    g = 0 and H = 0; Newton creeps there with H > 0 all the way).  Look a distance
-    :data:`ESCAPE_STEP` * max(|x|_inf, 1) both ways along the eigenvector of the smallest
-    Hessian eigenvalue: a value lower by more than rounding is returned as the point to go on
-    from.  Two evaluations, only where the Hessian is affordable (as the second-order check),
-    and only where it is singular or positive semi-definite: not where g = 0 exactly with a
-    positive definite Hessian (a strict local minimum), nor where it has a clearly negative
-    eigenvalue (the warning of :func:`second_order_warnings` names the maximum or saddle)."""
-    if curvature is None:
-        return None
-    lam, Q, _ = curvature
-    if lam[0] > 0 and not np.any(g):
-        return None
-    if lam[0] < -1e-8 * max(1.0, float(np.max(np.abs(lam)))):
-        return None  # a maximum or saddle: second_order_warnings says so
-    h = ESCAPE_STEP * max(float(np.max(np.abs(x))), 1.0)
-    for sign in (1.0, -1.0):
-        xp = x + sign * h * Q[:, 0]
-        fp, _ = evaluate(xp)
-        if fp < f - 4.0 * _EPS * abs(f):
-            return xp
-    return None
-
-
-def _hessian(problem: Any, x: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """The exact Hessian's eigenvalues and eigenvectors at ``x`` (and ``x``), or None where
-    there is no Hessian, it is too big to afford (a check, not a second run), or not finite."""
-    hessian = getattr(problem, "hessian", None)
-    tape = getattr(problem, "tape", None)
-    n = len(x)
-    if hessian is None or n == 0 or n > CHECK_HESSIAN_MAX_PARAMS:
-        return None
-    rows = int(getattr(problem, "rows", 1))
-    if tape is not None and n * len(tape) * max(1, rows) > CHECK_HESSIAN_MAX_WORK:
-        return None
-    try:
-        H = np.asarray(hessian(x), dtype=np.float64)
-    except AdcliError:
-        return None
-    if not np.all(np.isfinite(H)):
-        return None
-    lam, Q = np.linalg.eigh(0.5 * (H + H.T))
-    return lam, Q, x.copy()
-
-
 def _decade(f: float) -> int:
     """The power of ten a negative value has reached (0 for values above -10)."""
     return math.floor(math.log10(-f)) if f <= -10.0 else 0
-
-
-def second_order_warnings(problem: Any, x: np.ndarray, free: np.ndarray | None = None,
-                          curvature: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-                          ) -> list[str]:
-    """A zero gradient is also where maxima and saddles are (BFGS started at the top of -x^2
-    "converges" at once): at a converged point, say so when the exact Hessian has a negative
-    eigenvalue. Skipped for problems without a Hessian or too large to afford one.  ``free``
-    (a mask) restricts the test to the parameters not at an active bound: along a bound the
-    curvature says nothing (-x^2 on [1, 2] has its minimum at 2).  ``curvature``: the
-    Hessian's eigendecomposition at ``x`` if already taken (:func:`_hessian`)."""
-    if free is None:
-        curvature = curvature or _hessian(problem, x)
-        if curvature is None:
-            return []
-        ev = curvature[0]
-    else:
-        hessian = getattr(problem, "hessian", None)
-        tape = getattr(problem, "tape", None)
-        n = len(x)
-        if hessian is None or n == 0 or n > CHECK_HESSIAN_MAX_PARAMS:
-            return []
-        rows = int(getattr(problem, "rows", 1))
-        if tape is not None and n * len(tape) * max(1, rows) > CHECK_HESSIAN_MAX_WORK:
-            return []
-        try:
-            H = np.asarray(hessian(x), dtype=np.float64)
-        except AdcliError:
-            return []
-        H = H[np.ix_(free, free)]
-        if H.size == 0 or not np.all(np.isfinite(H)):
-            return []
-        ev = np.linalg.eigvalsh(0.5 * (H + H.T))
-    if ev[0] >= -1e-8 * max(1.0, float(np.max(np.abs(ev)))):
-        return []
-    kind = ("a maximum" if ev[-1] < 0 else "a saddle point" if ev[-1] > 0
-            else "a maximum or a saddle point")
-    return [f"the Hessian at this point is not positive definite (smallest eigenvalue "
-            f"{ev[0]:.6g}): the gradient is zero but the point is {kind}, not a minimum"]
-
