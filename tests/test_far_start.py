@@ -238,6 +238,6 @@ def test_exit_status_by_outcome(run_cli):
         status, out = cli_json(run_cli, f"@{SAMPLES / 'rosenbrock.adc'}", "--from",
                                "x=-1.2,y=1", "--method", method, "--steps", "3")
         assert (status, out["reason"], out["converged"]) == (1, "max-steps", False), method
-    # No lower point and not at attainable accuracy: exit 1 ("no-progress").
-    status, out = cli_json(run_cli, "abs(x - 1) + abs(y)", "--from", "x=3,y=2")
+    # No lower point and not at attainable accuracy (a kink far from the minimum): exit 1.
+    status, out = cli_json(run_cli, "10*abs(x^2 - y) + (1 - x)^2", "--from", "x=3,y=2")
     assert status == 1 and out["converged"] is False and out["reason"] == "no-progress"

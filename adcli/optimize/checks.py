@@ -1,14 +1,16 @@
-"""What a run's end point is: checks at a converged point (is it a minimum?) and the exit
-status of a run (pure numpy; the driver calls them)."""
+"""What a run's end point is: is the gradient rounding noise, is a converged point a minimum,
+and the exit status of a run (pure numpy; the driver calls them)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, AdcliError
-from ..results import INTERRUPTED, MAX_STEPS, MinimizeResult
+from ..results import INTERRUPTED, MAX_STEPS, MinimizeResult, norm
 from .bounded import PROJECTED
 from .linesearch import Evaluate
 
@@ -23,6 +25,32 @@ ESCAPES = 3
 CHECK_HESSIAN_MAX_PARAMS = 100  # DENSE_LIMIT of the driver: where auto leaves dense BFGS
 #: ... and this many parameters x tape nodes x data rows (a cheap check, not a second run).
 CHECK_HESSIAN_MAX_WORK = 50_000_000
+#: the rounding probe moves x this many units in the last place (of max(|x_i|, 1)) ...
+PROBE_ULPS = 16
+#: ... on tapes without these ops, whose gradients jump at a kink (not rounding noise).
+KINKS = frozenset({"abs", "hypot", "max", "min", "relu", "sign", "step"})
+
+
+def rounding_level(x: np.ndarray, g: np.ndarray, evaluate: Evaluate,
+                   project: Callable[[np.ndarray], np.ndarray],
+                   pgrad: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float | None:
+    """Is the gradient ``g`` at ``x`` rounding noise (or its root within a few ulps)?  The
+    smaller relative change of g when each x_i moves :data:`PROBE_ULPS` units in the last
+    place of max(|x_i|, 1) against g_i and along it, if half g's size or more both ways (both:
+    one side alone could be a kink); else None.  Scale-free in f, and local: a far start
+    cannot loosen it.  ``project``/``pgrad``: the bounds' projection and projected gradient."""
+    step = PROBE_ULPS * np.spacing(np.maximum(np.abs(x), 1.0))  # typx = 1, as the driver's
+    changes = []
+    for sign in (-1.0, 1.0):
+        xp = project(x + sign * np.sign(g) * step)
+        if np.array_equal(xp, x):
+            return None
+        fp, gp = evaluate(xp)
+        if not math.isfinite(fp):  # off the domain (log(x) near 0): no evidence
+            return None
+        changes.append(norm(pgrad(xp, np.asarray(gp, dtype=np.float64)) - g) / norm(g))
+    change = min(changes)
+    return change if math.isfinite(change) and change >= 0.5 else None
 
 
 def exit_status(result: MinimizeResult) -> int:

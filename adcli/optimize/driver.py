@@ -34,7 +34,15 @@ from .bounded import (
     lbfgsb,
     projected_gradient,
 )
-from .checks import ESCAPES, escape, hessian_eigen, second_order_warnings
+from .checks import (
+    ESCAPES,
+    KINKS,
+    PROBE_ULPS,
+    escape,
+    hessian_eigen,
+    rounding_level,
+    second_order_warnings,
+)
 from .linesearch import Evaluate
 from .rules import RULES, Options, Rule
 
@@ -52,10 +60,9 @@ DEFAULT_TOL = _EPS ** (2.0 / 3.0)
 #: where no lower point can be found any more, a relative gradient at or below eps^(1/3)
 #: (Dennis & Schnabel's own default gradient tolerance) is the attainable accuracy: reason
 #: "precision", converged.  So is a gradient that moving x by :data:`PROBE_ULPS` units in the
-#: last place changes by half its size or more: it is rounding noise, or the stationary point
-#: is within those few units (the case of a minimum value of 0).  Otherwise "no-progress".
+#: last place (of max(|x_i|, 1)) changes by half its size or more: it is rounding noise, or the
+#: stationary point is within those few units (as at f* = 0).  Otherwise "no-progress".
 PRECISION_TOL = _EPS ** (1.0 / 3.0)
-PROBE_ULPS = 16
 #: iterations without a lower value or a smaller gradient norm before "no-progress".
 PATIENCE = 100
 
@@ -199,6 +206,9 @@ class _Run:
         self.problem, self.method, self.names = problem, method, names
         self.tol, self.relative, self.patience = tol, tol is None, patience
         self.limits, self.deadline, self.max_time = limits, deadline, max_time
+        # A gradient that jumps within a few ulps is noise only where f has no kink (abs, ...).
+        tape = getattr(problem, "tape", None)
+        self.smooth = tape is None or not any(getattr(op, "name", op) in KINKS for op in tape.ops)
         self.evaluations = 0
         self.iteration = 0
         self.timed_out = False
@@ -321,19 +331,10 @@ class _Run:
 
     def rounding_level(self, x: np.ndarray, g: np.ndarray, evaluate: Evaluate | None
                        ) -> float | None:
-        """The relative change of the gradient when each x_i moves :data:`PROBE_ULPS` units in
-        the last place against g_i, if it is half the gradient's size or more (else None).
-        Scale-free in f and in x, and local: a far start cannot loosen it."""
-        if evaluate is None:
+        """:func:`.checks.rounding_level` under the bounds, on smooth tapes only."""
+        if not self.smooth or evaluate is None:
             return None
-        step = PROBE_ULPS * np.spacing(np.maximum(np.abs(x), np.finfo(np.float64).tiny))
-        xp = self.project(x - np.sign(g) * step)
-        if np.array_equal(xp, x):
-            return None
-        _, gp = evaluate(xp)
-        gnorm = norm(g)
-        change = norm(self.pgrad(xp, np.asarray(gp, dtype=np.float64)) - g) / gnorm
-        return change if math.isfinite(change) and change >= 0.5 else None
+        return rounding_level(x, g, evaluate, self.project, self.pgrad)
 
     def stop(self, x: np.ndarray, f: float, g: np.ndarray, improved: bool, fresh: bool = True,
              epoch: int = 1, evaluate: Evaluate | None = None) -> tuple[str, str] | None:

@@ -265,7 +265,9 @@ def trust_region_step(lam: np.ndarray, a: np.ndarray, radius: float
     in a few steps).  In the "hard case" (g orthogonal to the lowest eigenvector) the step
     adds that eigenvector to reach the boundary."""
     n = len(a)
-    scale = float(np.max(np.abs(lam))) if n else 0.0
+    if not radius > 0 or n == 0:
+        return np.zeros(n), 0.0, False
+    scale = float(np.max(np.abs(lam)))
     anorm = norm(a)
     lo = max(0.0, -float(lam[0]))
     low = lam <= lam[0] + _EPS * max(scale, 1e-300)  # the lowest eigenspace
@@ -299,6 +301,9 @@ def trust_region_step(lam: np.ndarray, a: np.ndarray, radius: float
             lo = mu
         else:
             hi = mu
+        if length == 0.0:  # every component underflowed: bisect
+            mu = 0.5 * (lo + hi)
+            continue
         # Newton on phi(mu) = 1/|p(mu)| - 1/radius; bisect when it leaves the bracket.
         d = lam + mu
         with np.errstate(all="ignore"):
