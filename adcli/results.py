@@ -140,8 +140,9 @@ def dumps(obj: Any) -> str:
     return json.dumps(jsonable(obj), allow_nan=False)
 
 
-# Why a run stopped.  Only GRAD_TOL and LS_TOL count as converged.
+# Why a run stopped.  Only GRAD_TOL, PRECISION and LS_TOL count as converged.
 GRAD_TOL = "grad-tol"
+PRECISION = "precision"  # no lower point, at a gradient already at attainable accuracy
 LS_TOL = "ls-tol"  # the least-squares engine's relative tests (adcli.fitting)
 MAX_STEPS = "max-steps"
 NO_PROGRESS = "no-progress"
@@ -152,6 +153,8 @@ TIME_LIMIT = "time-limit"
 
 REASONS = {
     GRAD_TOL: "the gradient norm fell below --tol",
+    PRECISION: "no lower point exists to float64 precision: the point is stationary to the "
+               "accuracy the values allow",
     LS_TOL: "the least-squares engine's relative tests were met",
     MAX_STEPS: "the step limit was reached",
     NO_PROGRESS: "no further progress was possible",
@@ -179,7 +182,7 @@ class MinimizeResult:
 
     @property
     def converged(self) -> bool:
-        return self.reason in (GRAD_TOL, LS_TOL)
+        return self.reason in (GRAD_TOL, PRECISION, LS_TOL)
 
     @property
     def grad_norm(self) -> float:

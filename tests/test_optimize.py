@@ -19,8 +19,8 @@ from adcli.optimize import (
     armijo,
     build_objective,
     minimize,
-    newton_direction,
     resolve_method,
+    trust_region_step,
     wolfe,
 )
 
@@ -172,12 +172,47 @@ def test_newton_safeguard_when_hessian_is_not_positive_definite():
     assert all(b <= a for a, b in zip(values, values[1:]))  # Armijo: never uphill
 
 
-def test_newton_direction_is_descent_for_indefinite_hessian():
-    H = np.array([[-2.0, 0.5], [0.5, 1.0]])
-    g = np.array([0.3, -1.0])
-    p = newton_direction(H, g)
-    assert g @ p < 0
-    assert np.allclose(newton_direction(np.diag([2.0, 4.0]), g), [-0.15, 0.25])
+def _model_reference(H, g, radius):
+    """min g.p + p.H.p/2 over |p| <= radius by SLSQP from several starts (independent)."""
+    from scipy.optimize import minimize as scipy_minimize
+
+    model = lambda p: float(g @ p + 0.5 * p @ H @ p)
+    cons = {"type": "ineq", "fun": lambda p: radius * radius - p @ p}
+    best = math.inf
+    rng = np.random.default_rng(1)
+    for _ in range(12):
+        p0 = rng.normal(size=len(g))
+        p0 *= 0.9 * radius / np.linalg.norm(p0)
+        r = scipy_minimize(model, p0, constraints=[cons], method="SLSQP",
+                           options={"ftol": 1e-14, "maxiter": 500})
+        if r.x @ r.x <= radius * radius * (1 + 1e-8):
+            best = min(best, r.fun)
+    return best
+
+
+@pytest.mark.parametrize("case", ["definite-inside", "definite-boundary", "indefinite",
+                                  "hard", "singular"])
+def test_trust_region_step_is_the_exact_subproblem_minimiser(case):
+    rng = np.random.default_rng(7)
+    Q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    lam = {"definite-inside": [1.0, 2.0, 5.0], "definite-boundary": [1.0, 2.0, 5.0],
+           "indefinite": [-2.0, 0.5, 3.0], "hard": [-2.0, 0.5, 3.0],
+           "singular": [0.0, 1.0, 4.0]}[case]
+    H = Q @ np.diag(lam) @ Q.T
+    a = np.array([0.0, 1.0, -2.0]) if case == "hard" else np.array([0.7, -1.0, 2.0])
+    g = Q @ a
+    radius = {"definite-inside": 10.0, "definite-boundary": 0.3}.get(case, 1.0)
+    lam_, V = np.linalg.eigh(H)
+    pt, predicted, interior = trust_region_step(lam_, V.T @ g, radius)
+    p = V @ pt
+    model = float(g @ p + 0.5 * p @ H @ p)
+    assert np.linalg.norm(p) <= radius * (1 + 1e-9)
+    assert predicted == pytest.approx(-model, rel=1e-9)
+    assert model <= _model_reference(H, g, radius) + 1e-9
+    if case == "definite-inside":
+        assert interior and np.allclose(p, -np.linalg.solve(H, g))
+    else:
+        assert not interior and np.linalg.norm(p) == pytest.approx(radius, rel=1e-8)
 
 
 def test_wolfe_step_satisfies_strong_wolfe_conditions():
@@ -465,3 +500,81 @@ def test_minibatch_loop_reports_full_objective_values_at_its_end_points() -> Non
     assert res.reason == "diverged"
     assert np.all(np.isfinite(res.x)) and math.isfinite(res.value)
     assert res.value == obj(res.x)[0]
+
+
+# --- issue 19: honest stopping, exit statuses, trust-region Newton -----------------------------
+
+
+def test_newton_escapes_a_saddle_along_negative_curvature():
+    """At (1, 0) of x^2 - y^2 + y^4 the gradient (2, 0) has no component along the negative
+    curvature direction y (the trust-region "hard case"): a Newton direction, shifted or not,
+    stays on y = 0 and ends at the saddle (0, 0); the exact subproblem step leaves it."""
+    obj, x0 = objective("x^2 - y^2 + y^4", {"x": 1, "y": 0})
+    r = minimize(obj, x0, method="newton")
+    assert r.converged and r.value == pytest.approx(-0.25, abs=1e-15)
+    assert abs(r.x[0]) < 1e-12 and abs(abs(r.x[1]) - math.sqrt(0.5)) < 1e-12
+
+
+@pytest.mark.parametrize("method", ["bfgs", "lbfgs", "newton"])
+def test_a_far_start_does_not_loosen_the_test(method):
+    """The reproducer of issue 19: from x = -1e4 the old rule (1e-10 of the start's gradient
+    norm, 4e12 here) stopped at x = 95.5, value 409, "converged"."""
+    obj, x0 = objective("(x-100)^4 + (y-1)^2", {"x": -1e4, "y": 0})
+    r = minimize(obj, x0, method=method)
+    assert r.converged and r.value < 1e-8 and abs(r.x[0] - 100) < 1e-2
+
+
+def test_precision_when_no_lower_point_exists_at_attainable_accuracy():
+    """McCormick from (0.5, -2): BFGS reaches the minimum value to the last digit with a
+    gradient of ~3e-8 that no float64 value can improve on (the old rule said "no-progress")."""
+    obj, x0 = objective("sin(x + y) + (x - y)^2 - 1.5*x + 2.5*y + 1", {"x": 0.5, "y": -2})
+    r = minimize(obj, x0, method="bfgs")
+    assert r.converged and r.reason in ("grad-tol", "precision")
+    assert r.value == pytest.approx(-math.sqrt(3) / 2 - math.pi / 3, abs=1e-15)
+
+
+@pytest.mark.parametrize("expr", ["10*abs(x^2 - y) + (1 - x)^2",
+                                  "abs(x) + 2*abs(y - x^2) + (x - 1)^2/100"])
+def test_a_stall_on_a_kink_away_from_the_minimum_is_not_converged(expr):
+    """BFGS lands on the kink of a valley (y = x^2) far from the minimum: the gradient jumps
+    within a few ulps there, which is no rounding noise ("precision" said so before the
+    probe skipped tapes with a kink)."""
+    obj, x0 = objective(expr, {"x": 3, "y": 2})
+    r = minimize(obj, x0, method="bfgs")
+    assert not r.converged and r.reason == "no-progress"
+    assert r.value > 0.2
+
+
+def test_rounding_noise_at_a_cancelling_minimum_is_precision():
+    """x - log(1 + x) has its minimum 0 at x = 0, where 1/(1 + x) rounds: BFGS stops at
+    x ~ 4e-15 with a gradient of rounding noise (4e-15) and a value of -1e-16."""
+    obj, x0 = objective("x - log(1 + x)", {"x": 3})
+    r = minimize(obj, x0, method="bfgs")
+    assert r.converged and abs(r.x[0]) < 1e-13 and abs(r.value) < 1e-15
+
+
+def test_exit_status_by_outcome():
+    from adcli.optimize import exit_status
+    from adcli.results import MinimizeResult
+
+    def result(reason, method="bfgs"):
+        return MinimizeResult(["x"], np.zeros(1), 0.0, np.zeros(1), 1, 1, reason, method)
+
+    for reason in ("grad-tol", "precision", "ls-tol"):
+        assert exit_status(result(reason)) == 0
+    for reason in ("no-progress", "max-steps", "time-limit", "diverged", "unbounded"):
+        for method in ("bfgs", "lbfgs", "newton", "l-bfgs-b", "least-squares"):
+            assert exit_status(result(reason, method)) == 1
+    for method in ("gd", "momentum", "nesterov", "adam"):
+        assert exit_status(result("max-steps", method)) == 0
+        assert exit_status(result("diverged", method)) == 1
+    assert exit_status(result("interrupted")) == 130
+
+
+@pytest.mark.parametrize("expr", ["x^3", "log(x)"])
+@pytest.mark.parametrize("method", ["bfgs", "lbfgs", "newton"])
+def test_unbounded_below(expr, method):
+    obj, x0 = objective(expr, {"x": 1})
+    r = minimize(obj, x0, method=method)
+    assert r.reason == "unbounded" and not r.converged
+

@@ -68,3 +68,20 @@ def test_least_squares_engine_is_scale_free():
                            start={"a": 1, "b": 1})
         assert scaled.iterations == base.iterations and scaled.reason == base.reason
         assert scaled.parameters == base.parameters
+
+
+@pytest.mark.parametrize("method", ["bfgs", "lbfgs", "newton"])
+def test_far_start_stops_at_the_same_point_at_every_scale(method):
+    """Rosenbrock from 100*x0 under the local stopping rule (issue 19): the same iterations
+    for 2^-40 and 2^40, the same minimum for 1e-12 and 1e12."""
+    start = {"x": -120.0, "y": 100.0}
+    base = run(ROSENBROCK, method, start=start)
+    assert base.converged and np.allclose(base.x, [1, 1], atol=1e-8)
+    for k in (2.0 ** -40, 2.0 ** 40):
+        scaled = run(f"{k!r}*({ROSENBROCK})", method, start=start)
+        assert scaled.reason == base.reason and scaled.iterations == base.iterations
+        assert np.array_equal(scaled.x, base.x)
+    for k in (1e-12, 1e12):
+        scaled = run(f"{k!r}*({ROSENBROCK})", method, start=start)
+        assert scaled.converged and np.allclose(scaled.x, [1, 1], atol=1e-8)
+

@@ -11,17 +11,15 @@ import click
 import numpy as np
 
 from .. import render
-from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, escape_control
+from ..errors import escape_control
 from ..function import Function
 from ..optimize import (
-    DIVERGED,
     INTERRUPTED,
     RULES,
-    TIME_LIMIT,
-    UNBOUNDED,
     Options,
     binding_warnings,
     build_objective,
+    exit_status,
     resolve_method,
 )
 from ..optimize import minimize as run_minimize
@@ -130,7 +128,6 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
         click.echo(f"trace written to {escape_control(trace_path)}", err=True)
     for message in result.warnings:
         render.warn(message)
-    if result.reason in (DIVERGED, UNBOUNDED, TIME_LIMIT):
-        raise click.exceptions.Exit(EXIT_FAILED)
-    if result.reason == INTERRUPTED:
-        raise click.exceptions.Exit(EXIT_INTERRUPTED)
+    status = exit_status(result)
+    if status:
+        raise click.exceptions.Exit(status)

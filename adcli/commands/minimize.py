@@ -9,20 +9,18 @@ import numpy as np
 
 from .. import render
 from ..data import DEFAULT_MAX_DATA_BYTES
-from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, AdcliError, escape_control
+from ..errors import AdcliError, escape_control
 from ..fitting import parse_bounds
 from ..optimize import (
     DEFAULT_STEPS,
     DEFAULT_TOL,
-    DIVERGED,
     INTERRUPTED,
     RULES,
-    TIME_LIMIT,
-    UNBOUNDED,
     Objective,
     Options,
     binding_warnings,
     build_objective,
+    exit_status,
     resolve_method,
 )
 from ..optimize import driver as _driver
@@ -76,8 +74,9 @@ METHODS = ["auto", *RULES]
 @click.option("--steps", type=click.IntRange(min=0), default=DEFAULT_STEPS, show_default=True,
               help="Maximum number of iterations.")
 @click.option("--tol", type=FiniteFloat(min=0),
-              help="Stop when the gradient's 2-norm is below this [default: "
-                   f"{DEFAULT_TOL:g} times its norm at the start, whatever the scale of EXPR].")
+              help="Stop when the gradient's 2-norm is below this [default: scale-free: "
+                   f"max_i |g_i|*max(|x_i|,1)/|f| at most {DEFAULT_TOL:.2g}, or no lower "
+                   "point and the gradient at attainable accuracy (reason precision)].")
 @max_time_option("reason time-limit")
 @click.option("--data", "data_path", metavar="FILE.csv",
               help="Fit to a CSV file: header names bind columns to variables; the objective "
@@ -117,12 +116,13 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     """Minimise EXPR, or fit its parameters to the rows of a data file.
 
     Gradients are exact (reverse mode over the tape). The default method, BFGS with a
-    strong-Wolfe line search, needs no learning rate. Stops when the gradient norm is
-    below --tol, after --steps iterations, when nothing changes any more, when the
-    value becomes inf/nan (reason "diverged", exit status 1), or when it falls without
-    bound (reason "unbounded", exit status 1), or after --max-time seconds (reason
-    "time-limit", exit status 1). Ctrl-C stops and reports the best point so far (exit
-    status 130).
+    strong-Wolfe line search, needs no learning rate. Converges (exit status 0) where the
+    point is stationary to float64 precision (or the gradient norm is below --tol).
+    Otherwise exit status 1: after --steps iterations of bfgs, lbfgs or newton, when no
+    lower point can be found ("no-progress"), when the value becomes inf/nan
+    ("diverged") or falls without bound ("unbounded"), or after --max-time seconds
+    ("time-limit"); gd, momentum, nesterov and adam that ran their --steps exit 0 with
+    "converged": false. Ctrl-C stops and reports the best point so far (exit status 130).
 
     \b
     Examples:
@@ -242,10 +242,9 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
             click.echo(f"{what} written to {escape_control(path)}", err=True)
     for message in result.warnings:
         render.warn(message)
-    if result.reason in (DIVERGED, UNBOUNDED, TIME_LIMIT):
-        raise click.exceptions.Exit(EXIT_FAILED)
-    if result.reason == INTERRUPTED:
-        raise click.exceptions.Exit(EXIT_INTERRUPTED)
+    status = exit_status(result)
+    if status:
+        raise click.exceptions.Exit(status)
 
 
 def _bounds(texts: tuple[str, ...], objective: Objective, point: dict[str, float],

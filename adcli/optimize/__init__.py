@@ -1,7 +1,8 @@
 """Minimisers: one driver loop and a registry of update rules.
 
-The driver owns everything the rules have in common: when to stop (gradient norm below ``tol``,
-the step limit, no progress, a non-finite value, Ctrl-C), counting gradient evaluations, and
+The driver owns everything the rules have in common: when to stop (a point stationary to
+float64 precision by a scale-free, local test, or the gradient norm below ``tol``; the step
+limit, no progress, a non-finite value, an unbounded one, Ctrl-C), counting evaluations, and
 reporting each iteration to a callback (trace file, progress display, plot).  An update rule
 only answers "from x, with value f and gradient g, where next?".  Adding a rule is one small
 class and one decorator line.
@@ -12,8 +13,8 @@ Rules:
 - ``momentum``  PyTorch's SGD momentum: v = mu*v + g; x -= lr*v (not Sutskever's v = mu*v + lr*g)
 - ``nesterov``  PyTorch's SGD(nesterov=True): v = mu*v + g; x -= lr*(g + mu*v)
 - ``adam``      torch.optim.Adam / optax.adam defaults: betas (0.9, 0.999), eps 1e-8, lr 1e-3
-- ``newton``    exact Hessian (adcli.curvature), shifted by tau*I until Cholesky succeeds when it is
-                not positive definite (Nocedal & Wright, Algorithm 3.3), then Armijo backtracking
+- ``newton``    trust-region Newton on the exact Hessian (adcli.curvature), each subproblem solved
+                exactly in the Hessian's eigenbasis (Moré & Sorensen): follows negative curvature
 - ``bfgs``      dense inverse-Hessian BFGS with a strong-Wolfe line search (c1 1e-4, c2 0.9)
 - ``lbfgs``     the same with the two-loop recursion over the last ``memory`` pairs
 
@@ -24,7 +25,8 @@ superlinear convergence takes the standard test functions to machine precision i
 gradient evaluations; Newton would too but needs a Hessian (n sweeps) per step.
 
 The package: :mod:`.objective` (tape + data -> f, g), :mod:`.rules` (update rules),
-:mod:`.linesearch` and :mod:`.driver` (the loop and its stopping rules).  The result record is
+:mod:`.linesearch`, :mod:`.driver` (the loop and its stopping rules) and :mod:`.checks` (is a
+converged point a minimum; the exit status of a run).  The result record is
 :class:`adcli.results.MinimizeResult`; trace files and histories live with the command
 (:mod:`adcli.commands.trace`).
 """
@@ -38,15 +40,20 @@ from ..results import (
     LS_TOL,
     MAX_STEPS,
     NO_PROGRESS,
+    PRECISION,
     REASONS,
     TIME_LIMIT,
     UNBOUNDED,
     MinimizeResult,
     norm,
 )
-from .driver import (
+from .checks import (
     CHECK_HESSIAN_MAX_PARAMS,
     CHECK_HESSIAN_MAX_WORK,
+    exit_status,
+    second_order_warnings,
+)
+from .driver import (
     DEFAULT_STEPS,
     DEFAULT_TOL,
     DENSE_LIMIT,
@@ -56,17 +63,17 @@ from .driver import (
     Callback,
     minimize,
     resolve_method,
-    second_order_warnings,
 )
 from .linesearch import Evaluate, Step, armijo, wolfe
 from .objective import DATA_MAX_NODES, Objective, binding_warnings, build_objective
-from .rules import RULES, Options, Rule, newton_direction, rule
+from .rules import RULES, Options, Rule, rule, trust_region_step
 
 __all__ = [
     "CHECK_HESSIAN_MAX_PARAMS", "CHECK_HESSIAN_MAX_WORK", "DATA_MAX_NODES", "DEFAULT_STEPS",
     "DEFAULT_TOL", "DENSE_LIMIT", "DIVERGED", "GRAD_TOL", "INTERRUPTED", "LS_TOL", "MAX_STEPS",
-    "NO_PROGRESS", "PATIENCE", "REASONS", "RULES", "TIME_LIMIT", "UNBOUNDED", "UNBOUNDED_DECADES",
-    "UNBOUNDED_VALUE", "Callback", "Evaluate", "MinimizeResult", "Objective", "Options", "Rule",
-    "Step", "armijo", "binding_warnings", "build_objective", "minimize", "newton_direction",
-    "norm", "resolve_method", "rule", "second_order_warnings", "wolfe",
+    "NO_PROGRESS", "PATIENCE", "PRECISION", "REASONS", "RULES", "TIME_LIMIT", "UNBOUNDED",
+    "UNBOUNDED_DECADES", "UNBOUNDED_VALUE", "Callback", "Evaluate", "MinimizeResult", "Objective",
+    "Options", "Rule", "Step", "armijo", "binding_warnings", "build_objective", "exit_status",
+    "minimize", "trust_region_step", "norm", "resolve_method", "rule", "second_order_warnings",
+    "wolfe",
 ]

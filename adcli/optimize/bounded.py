@@ -17,10 +17,8 @@ import numpy as np
 from ..errors import AdcliError
 from ..results import (
     DIVERGED,
-    GRAD_TOL,
     INTERRUPTED,
     MAX_STEPS,
-    NO_PROGRESS,
     TIME_LIMIT,
     UNBOUNDED,
     MinimizeResult,
@@ -135,14 +133,14 @@ def lbfgsb(run: Any, x: np.ndarray, memory: int, steps: int,
 
     def check(z: np.ndarray, fz: float, gz: np.ndarray) -> None:
         """The tests at an accepted iterate (the driver's full-batch loop body)."""
-        gnorm = norm(run.pgrad(z, gz))
+        pg = run.pgrad(z, gz)
         improved = fz < state["best"][0]
         if improved:
             state["best"] = (fz, z, gz)
         state["last"] = (fz, z, gz)
         if callback is not None:
-            callback(run.iteration, fz, gnorm, z)
-        found = run.stop(fz, gnorm, improved)
+            callback(run.iteration, fz, norm(pg), z)
+        found = run.stop(z, fz, pg, improved, evaluate=fun)
         if found is not None:
             raise _Halt(*found)
         if run.iteration >= steps:
@@ -178,11 +176,13 @@ def lbfgsb(run: Any, x: np.ndarray, memory: int, steps: int,
                                       "ftol": 0.0, "maxfun": 2**31 - 1})
         z = np.array(out.x, dtype=np.float64)
         fz, gz = seen.get(z.tobytes()) or fun(z)
-        if norm(run.pgrad(z, gz)) < run.tol or norm(run.pgrad(z, gz)) == 0.0:
-            reason = GRAD_TOL
+        pg = run.pgrad(z, gz)
+        done = run.converged(z, fz, pg)
+        if done is not None:
+            reason, message = done
         else:
-            reason = NO_PROGRESS
-            message = f"L-BFGS-B found no lower point ({out.message})"
+            reason, message = run.stalled(z, fz, pg,
+                                          f"L-BFGS-B found no lower point ({out.message})", fun)
         state["last"] = (fz, z, gz)
     except _Halt as halt:
         reason, message = halt.reason, halt.message

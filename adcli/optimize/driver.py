@@ -16,6 +16,7 @@ from ..results import (
     INTERRUPTED,
     MAX_STEPS,
     NO_PROGRESS,
+    PRECISION,
     REASONS,
     TIME_LIMIT,
     UNBOUNDED,
@@ -33,6 +34,15 @@ from .bounded import (
     lbfgsb,
     projected_gradient,
 )
+from .checks import (
+    ESCAPES,
+    KINKS,
+    PROBE_ULPS,
+    escape,
+    hessian_eigen,
+    rounding_level,
+    second_order_warnings,
+)
 from .linesearch import Evaluate
 from .rules import RULES, Options, Rule
 
@@ -41,7 +51,18 @@ Callback = Callable[[int, float, float, np.ndarray], None]
 #: above this many parameters ``auto`` switches from dense BFGS to L-BFGS.
 DENSE_LIMIT = 100
 DEFAULT_STEPS = 1000
-DEFAULT_TOL = 1e-10  # relative to the gradient norm at the start unless ``tol`` is given
+_EPS = float(np.finfo(np.float64).eps)
+#: the default test (no ``tol``): the relative gradient (Dennis & Schnabel 1983, section 7.2)
+#: max_i |g_i|*max(|x_i|, 1)/|f| at most eps^(2/3): moving any x_i by a relative eps^(1/3)
+#: changes f to first order by less than its rounding unit eps*|f|.  (No typf: a floor under
+#: |f| from the start would loosen it on far starts; f* = 0 is met by the probes below.)
+DEFAULT_TOL = _EPS ** (2.0 / 3.0)
+#: where no lower point can be found any more, a relative gradient at or below eps^(1/3)
+#: (Dennis & Schnabel's own default gradient tolerance) is the attainable accuracy: reason
+#: "precision", converged.  So is a gradient that moving x by :data:`PROBE_ULPS` units in the
+#: last place (of max(|x_i|, 1)) changes by half its size or more: it is rounding noise, or the
+#: stationary point is within those few units (as at f* = 0).  Otherwise "no-progress".
+PRECISION_TOL = _EPS ** (1.0 / 3.0)
 #: iterations without a lower value or a smaller gradient norm before "no-progress".
 PATIENCE = 100
 
@@ -50,11 +71,8 @@ UNBOUNDED_VALUE = -1e300
 #: ... as is a value that fell this many powers of ten below zero while the gradient norm never
 #: shrank (a run heading for -inf: gd on -x^2, bfgs on x).
 UNBOUNDED_DECADES = 10
-#: the second-order check at a converged point computes the Hessian (n sweeps over the
-#: gradient tapes) only up to this many parameters ...
-CHECK_HESSIAN_MAX_PARAMS = DENSE_LIMIT
-#: ... and this many parameters x tape nodes x data rows (a cheap check, not a second run).
-CHECK_HESSIAN_MAX_WORK = 50_000_000
+
+
 def resolve_method(method: str, n: int, stochastic: bool = False) -> str:
     """``auto`` -> the rule actually used; unknown names are an error."""
     if method == "auto":
@@ -84,10 +102,12 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     reason "diverged" (or "unbounded" for a value falling to -inf); numpy's overflow
     warnings are silenced because the driver checks every value itself.
 
-    ``tol`` is an absolute bound on the gradient norm. Without it the run stops when the
-    gradient norm falls to :data:`DEFAULT_TOL` times its norm at ``x0``: a test that does not
-    depend on the objective's scale (multiplying f by 1e-12 must not make a start look
-    converged).
+    ``tol`` is an absolute bound on the gradient norm. Without it the run converges where the
+    relative gradient max_i |g_i|*max(|x_i|, 1)/|f| is at most :data:`DEFAULT_TOL`, or where no
+    lower point can be found and either it is at most :data:`PRECISION_TOL` or the gradient is
+    rounding noise (reason "precision").  Every test scales with f, so multiplying f by 1e-12
+    changes neither where nor when a run stops; and every test is local, so a far start (a
+    huge gradient at ``x0``) does not loosen it, as "1e-10 of the start's gradient" did.
 
     ``bounds`` maps parameters to ``(lo, hi)`` (+-inf for an open side).  The quasi-Newton
     rules (``bfgs``, ``lbfgs``, and ``auto`` without minibatches) then run scipy's L-BFGS-B
@@ -127,6 +147,7 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     if max_time:
         deadline = (time.monotonic() if started is None else started) + max_time
     run = _Run(problem, method, names, tol, patience, limits, deadline, max_time)
+    curvature = None  # the Hessian's eigendecomposition at the last converged point, if taken
     with np.errstate(all="ignore"):
         result = None
         try:
@@ -138,18 +159,33 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                 else:
                     loop = _minibatch if stochastic else _full_batch
                     result = loop(run, x, RULES[method](n, options, problem), steps, callback)
+                    for _ in range(ESCAPES):
+                        if not (result.reason in (GRAD_TOL, PRECISION) and run.relative
+                                and method in ("bfgs", "lbfgs", "newton")):
+                            break
+                        curvature = hessian_eigen(problem, result.x)
+                        lower = escape(curvature, result.x, result.value, result.grad,
+                                        run.full)
+                        result.evaluations = run.evaluations  # the probe's two count too
+                        if lower is None:
+                            break
+                        # Not a minimum (x^3 at 0): go on from the lower point, afresh.
+                        result = loop(run, lower, RULES[method](n, options, problem), steps,
+                                      callback)
         except TimeUp:
             if result is None:  # before the first evaluation finished: no point to report
                 raise AdcliError(f"the time limit of {max_time:g} s was reached before the "
                                  "first evaluation of the objective finished (--max-time; 0 "
                                  "for no limit)") from None
             # else the alarm rang just after the run had ended: keep its result
-        if result.reason == GRAD_TOL and not stochastic:
+        if result.converged and not stochastic:
             free = None
             if limits is not None:
                 at_lo, at_hi = at_bounds(result.x, *limits)
                 free = ~(at_lo | at_hi)
-            result.warnings += second_order_warnings(problem, result.x, free)
+            result.warnings += second_order_warnings(
+                problem, result.x, free, curvature if curvature is not None and np.array_equal(
+                    curvature[2], result.x) else None)
     result.warnings[:0] = moved
     return result
 
@@ -170,6 +206,9 @@ class _Run:
         self.problem, self.method, self.names = problem, method, names
         self.tol, self.relative, self.patience = tol, tol is None, patience
         self.limits, self.deadline, self.max_time = limits, deadline, max_time
+        # A gradient that jumps within a few ulps is noise only where f has no kink (abs, ...).
+        tape = getattr(problem, "tape", None)
+        self.smooth = tape is None or not any(getattr(op, "name", op) in KINKS for op in tape.ops)
         self.evaluations = 0
         self.iteration = 0
         self.timed_out = False
@@ -217,27 +256,107 @@ class _Run:
             return UNBOUNDED, f"the value is {f:g} at the starting point"
         if not math.isfinite(f):
             return DIVERGED, "the value is not finite at the starting point"
-        if self.relative:
-            self.tol = DEFAULT_TOL * norm(g)
         self.best_gnorm, self.last_progress, self.f_anchor = math.inf, 0, f
+        self.f_prev, self.x_prev, self.g_prev = math.nan, None, None
+        self.newton_step = math.inf  # the last Newton step's length relative to x
         # Unbounded below: the power of ten the value had reached below zero when the gradient
         # norm was last at its smallest (anchor); falling UNBOUNDED_DECADES more powers of ten
         # without the gradient ever shrinking below that is a run heading for -inf.
         self.anchor_level, self.anchor_gnorm = _decade(f), norm(g)
         return None
 
-    def stop(self, f: float, gnorm: float, improved: bool, fresh: bool = True,
-             epoch: int = 1) -> tuple[str, str] | None:
-        """The tests at the current point (``fresh``: ``f`` and ``gnorm`` belong to it)."""
+    def relative_gradient(self, x: np.ndarray, f: float, g: np.ndarray) -> float:
+        """max_i |g_i|*max(|x_i|, 1)/|f|: the relative change of f for a relative change of
+        each x_i (Dennis & Schnabel 1983, (7.2.4)); invariant under f -> k*f."""
+        top = float(np.max(np.abs(g) * np.maximum(np.abs(x), 1.0))) if len(g) else 0.0
+        if top == 0.0:
+            return 0.0
+        return top / abs(f) if f != 0 else math.inf
+
+    def converged(self, x: np.ndarray, f: float, g: np.ndarray) -> tuple[str, str] | None:
+        """The convergence test at ``x`` (``g`` projected under bounds), else None."""
+        what = "gradient" if self.limits is None else "projected gradient"
+        if not self.relative:
+            gnorm = norm(g)
+            if gnorm < self.tol or gnorm == 0.0:
+                return GRAD_TOL, f"the {what} norm fell below --tol"
+            return None
+        rg = self.relative_gradient(x, f, g)
+        if rg == 0.0:
+            return GRAD_TOL, f"the {what} is exactly zero"
+        if rg <= DEFAULT_TOL:
+            return GRAD_TOL, (f"the relative {what} fell to {rg:.2g} (at most {DEFAULT_TOL:.2g}): "
+                              "stationary to float64 precision")
+        return None
+
+    def stalled(self, x: np.ndarray, f: float, g: np.ndarray, why: str,
+                evaluate: Evaluate | None = None) -> tuple[str, str]:
+        """No lower point can be found from ``x`` (``g`` projected under bounds): converged to
+        the attainable accuracy ("precision") when the relative gradient is at most
+        :data:`PRECISION_TOL` or the gradient is at rounding level (:meth:`rounding_level`),
+        else "no-progress".  With ``tol`` given only "grad-tol" converges."""
+        if not self.relative:
+            return NO_PROGRESS, why
+        if f == 0.0:
+            return PRECISION, (f"{why}, and the value is exactly 0: a minimum value to float64 "
+                               "precision")
+        rg = self.relative_gradient(x, f, g)
+        if rg <= PRECISION_TOL:
+            return PRECISION, (f"{why}, at a relative gradient of {rg:.2g} (at most "
+                               f"{PRECISION_TOL:.2g}): the value is at its minimum to the "
+                               "accuracy float64 allows")
+        change = self.rounding_level(x, g, evaluate)
+        if change is not None:
+            return PRECISION, (f"{why}; moving the point by {PROBE_ULPS} units in the last "
+                               f"place changes the gradient by {change:.2g} of its size, so it "
+                               "is rounding noise: stationary to float64 precision")
+        return NO_PROGRESS, (f"{why}, at a relative gradient of {rg:.2g} (above "
+                             f"{PRECISION_TOL:.2g}): not a minimum to float64 precision")
+
+    def flat(self, x: np.ndarray, f: float, g: np.ndarray, evaluate: Evaluate | None
+             ) -> tuple[str, str] | None:
+        """The value stayed exactly 0 (the relative gradient is undefined): converged when the
+        last step's first-order change |g.s| underflowed to 0 too (x creeping toward 0 through
+        subnormal numbers: no float64 value lies between), or when g is rounding noise."""
+        if float(self.g_prev @ (x - self.x_prev)) == 0.0:
+            return PRECISION, ("the value is exactly 0 and the last step's predicted change "
+                               "underflows to 0: the minimum value to float64 precision")
+        change = self.rounding_level(x, g, evaluate)
+        if change is not None:
+            return PRECISION, (f"the value is exactly 0, and moving the point by {PROBE_ULPS} "
+                               f"units in the last place changes the gradient by {change:.2g} "
+                               "of its size: it is rounding noise, stationary to float64 "
+                               "precision")
+        return None
+
+    def rounding_level(self, x: np.ndarray, g: np.ndarray, evaluate: Evaluate | None
+                       ) -> float | None:
+        """:func:`.checks.rounding_level` under the bounds, on smooth tapes only."""
+        if not self.smooth or evaluate is None:
+            return None
+        return rounding_level(x, g, evaluate, self.project, self.pgrad)
+
+    def stop(self, x: np.ndarray, f: float, g: np.ndarray, improved: bool, fresh: bool = True,
+             epoch: int = 1, evaluate: Evaluate | None = None) -> tuple[str, str] | None:
+        """The tests at the current point (``fresh``: ``f`` and ``g`` belong to it; ``g`` is
+        the projected gradient under bounds)."""
         iteration = self.iteration
+        gnorm = norm(g)
         if not math.isfinite(gnorm):
             bad = "nan" if math.isnan(gnorm) else "infinite"
             return DIVERGED, f"the gradient is {bad} at iteration {iteration}"
-        if gnorm < self.tol or gnorm == 0.0:
-            what = "gradient" if self.limits is None else "projected gradient"
-            return GRAD_TOL, (f"the {what} norm fell below {DEFAULT_TOL:g} of its value at "
-                              "the start" if self.relative else
-                              f"the {what} norm fell below --tol")
+        if fresh:
+            done = self.converged(x, f, g)
+            if done is None and f == 0.0 == self.f_prev and self.relative:
+                done = self.flat(x, f, g, evaluate)
+            if done is None and self.relative and self.newton_step <= DEFAULT_TOL:
+                # At f* = 0 the relative gradient never gets small; the Newton step does.
+                done = PRECISION, (f"the Newton step fell to {self.newton_step:.2g} of the "
+                                   f"point's size (at most {DEFAULT_TOL:.2g}): stationary to "
+                                   "float64 precision")
+            self.f_prev, self.x_prev, self.g_prev = f, x, g
+            if done is not None:
+                return done
         if fresh and gnorm < self.anchor_gnorm:
             self.anchor_level, self.anchor_gnorm = _decade(f), gnorm
         elif fresh and _decade(f) - self.anchor_level >= UNBOUNDED_DECADES:
@@ -251,8 +370,9 @@ class _Run:
             self.last_progress, self.f_anchor = iteration, f
             self.best_gnorm = min(self.best_gnorm, gnorm)
         elif iteration - self.last_progress >= self.patience * epoch:
-            return NO_PROGRESS, (f"the value and the gradient norm stayed the same for "
-                                 f"{self.patience * epoch} iterations")
+            why = (f"the value and the gradient norm stayed the same for "
+                   f"{self.patience * epoch} iterations")
+            return self.stalled(x, f, g, why, evaluate) if fresh else (NO_PROGRESS, why)
         return None
 
     def step(self, rules: Rule, x: np.ndarray, f: float, g: np.ndarray, evaluate: Evaluate
@@ -261,7 +381,7 @@ class _Run:
         the run ends there (None: it goes on).  A rule that finds no step leaves ``x``."""
         step = rules.step(x, f, g, evaluate)
         if step.failed:
-            return x, f, g, (NO_PROGRESS, step.failed)
+            return x, f, g, (NO_PROGRESS, step.failed)  # the loop decides: see _Run.stalled
         xn = self.project(step.x)
         if step.value is None or xn is not step.x and not np.array_equal(xn, step.x):
             fn, gn = evaluate(xn)
@@ -269,6 +389,8 @@ class _Run:
             fn, gn = step.value, step.grad
         self.iteration += 1
         iteration = self.iteration
+        self.newton_step = (float(np.max(np.abs(xn - x) / np.maximum(np.abs(xn), 1.0)))
+                            if step.newton else math.inf)
         if np.all(np.isfinite(xn)) and (fn == -math.inf or fn <= UNBOUNDED_VALUE):
             return xn, fn, gn, (UNBOUNDED, f"the value fell to {fn:g} at iteration {iteration}; "
                                 "the objective looks unbounded below")
@@ -289,13 +411,13 @@ def _full_batch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     reason, message = MAX_STEPS, ""
     try:
         while True:
-            gnorm = norm(run.pgrad(x, g))
+            pg = run.pgrad(x, g)
             improved = f < best[0]
             if improved:
                 best = (f, x, g)
             if callback is not None:
-                callback(run.iteration, f, gnorm, x)
-            stop = run.stop(f, gnorm, improved)
+                callback(run.iteration, f, norm(pg), x)
+            stop = run.stop(x, f, pg, improved, evaluate=run.full)
             if stop is not None:
                 reason, message = stop
                 break
@@ -306,6 +428,8 @@ def _full_batch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
                 reason, message = stop
                 if reason == UNBOUNDED:
                     x, f, g = xn, fn, gn
+                elif reason == NO_PROGRESS:  # no step found: at the attainable accuracy?
+                    reason, message = run.stalled(x, f, pg, message, run.full)
                 break
             x, f, g = xn, fn, gn
     except (KeyboardInterrupt, TimeUp) as stopped:
@@ -331,13 +455,12 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     reason, message = MAX_STEPS, ""
     try:
         while True:
-            gnorm = norm(run.pgrad(x, g))
             improved = fresh and f < best[0]
             if improved:
                 best = (f, x, g)
             if callback is not None:
                 callback(run.iteration, fs, norm(gs), x)
-            stop = run.stop(f, gnorm, improved, fresh, epoch)
+            stop = run.stop(x, f, run.pgrad(x, g), improved, fresh, epoch)
             if stop is not None:
                 reason, message = stop
                 break
@@ -375,38 +498,3 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
 def _decade(f: float) -> int:
     """The power of ten a negative value has reached (0 for values above -10)."""
     return math.floor(math.log10(-f)) if f <= -10.0 else 0
-
-
-def second_order_warnings(problem: Any, x: np.ndarray, free: np.ndarray | None = None
-                          ) -> list[str]:
-    """A zero gradient is also where maxima and saddles are (BFGS started at the top of -x^2
-    "converges" at once): at a converged point, say so when the exact Hessian has a negative
-    eigenvalue. Skipped for problems without a Hessian or too large to afford one.  ``free``
-    (a mask) restricts the test to the parameters not at an active bound: along a bound the
-    curvature says nothing (-x^2 on [1, 2] has its minimum at 2)."""
-    hessian = getattr(problem, "hessian", None)
-    tape = getattr(problem, "tape", None)
-    n = len(x)
-    if hessian is None or n == 0 or n > CHECK_HESSIAN_MAX_PARAMS:
-        return []
-    rows = int(getattr(problem, "rows", 1))
-    if tape is not None and n * len(tape) * max(1, rows) > CHECK_HESSIAN_MAX_WORK:
-        return []
-    try:
-        H = np.asarray(hessian(x), dtype=np.float64)
-    except AdcliError:
-        return []
-    if free is not None:
-        H = H[np.ix_(free, free)]
-        if H.size == 0:
-            return []
-    if not np.all(np.isfinite(H)):
-        return []
-    ev = np.linalg.eigvalsh(0.5 * (H + H.T))
-    if ev[0] >= -1e-8 * max(1.0, float(np.max(np.abs(ev)))):
-        return []
-    kind = ("a maximum" if ev[-1] < 0 else "a saddle point" if ev[-1] > 0
-            else "a maximum or a saddle point")
-    return [f"the Hessian at this point is not positive definite (smallest eigenvalue "
-            f"{ev[0]:.6g}): the gradient is zero but the point is {kind}, not a minimum"]
-

@@ -21,6 +21,9 @@ class Step:
     value: float | None = None
     grad: np.ndarray | None = None
     failed: str = ""
+    #: the step is the exact-Hessian model's own minimiser (a Newton step inside the trust
+    #: region), so its length measures the distance to the stationary point.
+    newton: bool = False
 
 
 
@@ -43,6 +46,20 @@ def wolfe(evaluate: Evaluate, x: np.ndarray, f: float, g: np.ndarray, p: np.ndar
           max_evals: int = 30) -> Step | None:
     """A step length satisfying the strong Wolfe conditions (Nocedal & Wright, Algorithms 3.5
     and 3.6, with cubic interpolation in the zoom).  None if none was found."""
+    try:
+        return _wolfe(evaluate, x, f, g, p, alpha0, c1, c2, max_evals)
+    except _MinusInfinity as found:  # -inf at a finite point: the objective is unbounded
+        return found.step
+
+
+class _MinusInfinity(Exception):
+    def __init__(self, step: Step) -> None:
+        super().__init__("-inf")
+        self.step = step
+
+
+def _wolfe(evaluate: Evaluate, x: np.ndarray, f: float, g: np.ndarray, p: np.ndarray,
+           alpha0: float, c1: float, c2: float, max_evals: int) -> Step | None:
     slope0 = float(g @ p)
     evals = 0
     points: dict[float, Step] = {}
@@ -53,6 +70,8 @@ def wolfe(evaluate: Evaluate, x: np.ndarray, f: float, g: np.ndarray, p: np.ndar
         xa = x + a * p
         fa, ga = evaluate(xa)
         points[a] = Step(xa, fa, ga)
+        if fa == -math.inf and np.all(np.isfinite(xa)):
+            raise _MinusInfinity(points[a])
         da = float(ga @ p)
         if not (math.isfinite(fa) and math.isfinite(da)):
             return math.inf, math.nan
