@@ -100,7 +100,9 @@ def test_micrograd_demo_trains_to_full_accuracy(run, tmp_path):
     params = [v for v in f.variables if v not in ("x1", "x2", "y")]
     assert len(params) == 337
     doc = run_json(run, "minimize", f"@{program}", "--data", str(SAMPLES / "moons.csv"),
-                   "--init-scale", "1", "--seed", "0")
+                   "--init-scale", "1", "--seed", "0", "--method", "adam", "--steps", "300",
+                   "--lr", "0.05")
+    assert doc["reason"] == "max-steps"  # training ran its steps: a completed run, exit 0
     fit = tmp_path / "fit.json"
     fit.write_text(json.dumps(doc))
     result = run("eval", f"@{SAMPLES / 'moons_mlp_score.adc'}", "--data",
