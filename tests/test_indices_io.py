@@ -135,12 +135,12 @@ def test_partitioned_data_binds_elements(run, tmp_path):
 def test_lanczos3_as_a_sum_gives_the_written_out_fit():
     """NIST's Lanczos3, b1*exp(-b2*x) + b3*exp(-b4*x) + b5*exp(-b6*x), written as
     sum(k = 1..3, b[2*k-1]*exp(-b[2*k]*x)): the same tape, so the same digits from both of
-    NIST's starts (data from ../shared/data/nist-strd, as tests/test_nist.py)."""
+    NIST's starts (data from tests/data/nist-strd, as tests/test_nist.py)."""
     from nist_strd import data_dir, load, lre
 
     from adcli.fitting import fit
 
-    assert data_dir() is not None, "NIST StRD data missing: expected ../shared/data/nist-strd"
+    assert data_dir() is not None, "NIST StRD data missing: expected tests/data/nist-strd"
     problem = load("Lanczos3")
     summed = "y ~ sum(k = 1..3, b[2*k-1]*exp(-b[2*k]*x))"
     for start in problem.starts:
