@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from .results import split_element  # noqa: F401 - defined with the result records that nest elements
 from .syntax import Node, iter_postorder
 
 #: The largest index: elements are named by their integer indices, exact in float64.
@@ -20,17 +21,6 @@ MAX_RANK = 8
 def element_name(base: str, index: tuple[int, ...]) -> str:
     """The canonical name of an element: ``x[3]``, ``W[2,1]`` (no spaces)."""
     return f"{base}[{','.join(map(str, index))}]"
-
-
-def split_element(name: str) -> tuple[str, tuple[int, ...]] | None:
-    """``"W[2,1]"`` -> ``("W", (2, 1))``; None for a plain name."""
-    if not name.endswith("]") or "[" not in name:
-        return None
-    base, _, rest = name.partition("[")
-    try:
-        return base, tuple(int(p) for p in rest[:-1].split(","))
-    except ValueError:
-        return None
 
 
 def may_have_indices(text: str) -> bool:

@@ -47,6 +47,17 @@ class GradReport:
         }
 
 
+def split_element(name: str) -> tuple[str, tuple[int, ...]] | None:
+    """``"W[2,1]"`` -> ``("W", (2, 1))``; None for a plain name."""
+    if not name.endswith("]") or "[" not in name:
+        return None
+    base, _, rest = name.partition("[")
+    try:
+        return base, tuple(int(p) for p in rest[:-1].split(","))
+    except ValueError:
+        return None
+
+
 def nest_elements(values: dict[str, Any]) -> dict[str, Any]:
     """Elements of indexed variables (``x[1]``, ``W[2,1]``) as nested lists under their base
     name (``{"x": [..], "W": [[..], ..]}``), the form ``--at @FILE.json`` reads back: the
@@ -55,8 +66,6 @@ def nest_elements(values: dict[str, Any]) -> dict[str, Any]:
     list (x[1] and x[1000000])."""
     if not any(k.endswith("]") for k in values):
         return values
-    from .elements import split_element
-
     groups: dict[str, dict[tuple[int, ...], Any]] = {}
     for name, v in values.items():
         parts = split_element(name)
