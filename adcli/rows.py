@@ -15,7 +15,7 @@ from typing import TextIO
 
 import numpy as np
 
-from .data import MISSING, Dataset, csv_cell
+from .data import Dataset, csv_cell
 from .errors import PointError
 from .function import Function, select_wrt
 
@@ -104,15 +104,26 @@ def _out_columns(result: RowsResult) -> list[tuple[str, str, object]]:
     cols: list[tuple[str, str, object]] = []
     for name in data.order:
         cells = data.text.get(name)
-        cols.append((data.headers.get(name, name), name,
-                     cells if cells is not None else data.columns[name]))
+        if cells is None:
+            cells = data.columns[name] if name in data.columns else _Missing(data.spare[name])
+        cols.append((data.headers.get(name, name), name, cells))
     cols.append((result.value_name, result.value_name, result.value))
     for name, g in (result.gradient or {}).items():
         cols.append((f"d/d{name}", name, g))
     return cols
 
 
+class _Missing:
+    """An input column with missing cells (nan) that EXPR does not use: an empty CSV cell,
+    JSON null, where a cell is missing."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+
 def _texts(cells: object, lo: int, hi: int) -> list[str]:
+    if isinstance(cells, _Missing):
+        return ["" if math.isnan(v) else repr(v) for v in cells.values[lo:hi].tolist()]
     if isinstance(cells, np.ndarray):
         return list(map(repr, cells[lo:hi].tolist()))
     return [csv_cell(c) for c in cells[lo:hi]]  # type: ignore[index]
@@ -141,28 +152,12 @@ def _json_number(v: float) -> str:
     return '"nan"' if math.isnan(v) else ('"inf"' if v > 0 else '"-inf"')
 
 
-class _Raw(str):
-    """JSON text written as is (a number, or null for a missing cell)."""
-
-
-def _json_missing(cells: list[str]) -> list[str]:
-    """A numeric column with missing cells (unused by EXPR): numbers, and null where a
-    cell is missing."""
-    out: list[str] = []
-    for c in cells:
-        try:
-            out.append(_Raw(_json_number(float(c))) if c.strip().lower() not in MISSING
-                       else _Raw("null"))
-        except ValueError:
-            out.append(_Raw("null"))
-    return out
-
-
 def _json_cells(cells: object, lo: int, hi: int) -> list[str]:
+    if isinstance(cells, _Missing):
+        return ["null" if math.isnan(v) else repr(v) for v in cells.values[lo:hi].tolist()]
     if isinstance(cells, np.ndarray):
         return list(map(_json_number, cells[lo:hi].tolist()))
-    return [c if isinstance(c, _Raw) else json.dumps(c)
-            for c in cells[lo:hi]]  # type: ignore[index]
+    return [json.dumps(c) for c in cells[lo:hi]]  # type: ignore[index]
 
 
 def write_json(out: TextIO, result: RowsResult) -> None:
@@ -171,7 +166,7 @@ def write_json(out: TextIO, result: RowsResult) -> None:
     numbers are the strings "nan", "inf", "-inf", as everywhere in adcli."""
     data = result.data
     inputs = [(json.dumps(n), data.columns[n] if n in data.columns else
-               _json_missing(data.text[n]) if n in data.missing else data.text[n])
+               _Missing(data.spare[n]) if n in data.spare else data.text[n])
               for n in data.order]
     grads = [(json.dumps(n), g) for n, g in (result.gradient or {}).items()]
     rows = data.rows
