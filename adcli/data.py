@@ -26,8 +26,10 @@ from .inputs import open_binary
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
-#: ``--max-data-size``'s default: a data file larger than this is refused before it is read.
-DEFAULT_MAX_DATA_BYTES = 4 << 30
+#: ``--max-data-size``'s default: a data file larger than this is refused before it is read,
+#: and so is one whose rows take more memory once read; with the evaluation's own arrays a
+#: command then stays under 1 GB (a 4 GiB default let an endless pipe take 3 GB and more).
+DEFAULT_MAX_DATA_BYTES = 256 << 20
 #: The header line alone is bounded much tighter (names only; ``/dev/zero`` ends at once).
 MAX_HEADER_BYTES = 1 << 20
 
@@ -190,7 +192,7 @@ def read_table(path: str, max_bytes: int | None = DEFAULT_MAX_DATA_BYTES, *,
 
 #: Bytes read at a time (then cut at the last line end): a pipe or ``/dev/urandom`` is
 #: checked as it comes, and a block of plain numbers is one call to numpy's parser.
-BLOCK_BYTES = 4 << 20
+BLOCK_BYTES = 1 << 20
 
 #: The one number rule of data cells, EXPR and ``--at``: ASCII digits with an optional sign,
 #: decimal point and exponent, or nan/inf/infinity; spaces and tabs around it are allowed.
@@ -210,7 +212,7 @@ class TextColumn(Sequence[str]):
 
     __slots__ = ("blob", "ends")
 
-    def __init__(self, blob: bytes = b"", ends: np.ndarray | None = None) -> None:
+    def __init__(self, blob: bytes | bytearray = b"", ends: np.ndarray | None = None) -> None:
         self.blob = blob
         self.ends = np.zeros(0, dtype=np.int64) if ends is None else ends
 
@@ -254,7 +256,7 @@ class _TextBuilder:
     """A :class:`TextColumn` built a block at a time."""
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = []
+        self.blob = bytearray()  # grown in place: no second copy when built
         self.lengths: list[np.ndarray] = []
         self.nbytes = 0
 
@@ -264,14 +266,14 @@ class _TextBuilder:
                                                       len(encoded)))
 
     def add_bytes(self, blob: bytes, lengths: np.ndarray) -> None:
-        self.parts.append(blob)
+        self.blob += blob
         self.lengths.append(lengths)
         self.nbytes += len(blob) + lengths.nbytes
 
     def build(self) -> TextColumn:
         lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64)
-        column = TextColumn(b"".join(self.parts), np.cumsum(lengths))
-        self.parts, self.lengths = [], []
+        column = TextColumn(self.blob, np.cumsum(lengths))
+        self.blob, self.lengths = bytearray(), []
         return column
 
 

@@ -16,11 +16,15 @@ from typing import TextIO
 import numpy as np
 
 from .data import Dataset, csv_cell
-from .errors import PointError
+from .errors import AdcliError, PointError
 from .function import Function, select_wrt
 
 #: Rows formatted per write (bounds the memory of the text being built).
 BLOCK_ROWS = 1 << 16
+#: The biggest tape evaluated over rows: the columns' sweeps are generated numpy code, which
+#: takes about 7 kB a node to compile (100,000 nodes: 0.8 GB; 375,000 took 2.7 GB), the same
+#: limit as ``minimize --data`` (:data:`adcli.optimize.objective.DATA_MAX_NODES`).
+MAX_NODES = 100_000
 
 
 @dataclass(slots=True)
@@ -49,6 +53,11 @@ def evaluate_rows(function: Function, data: Dataset, point: Mapping[str, float],
         raise PointError(f"'{both[0]}' is a column of {where} and also given by --at; "
                          "drop it from --at, or rename the column with --column NEW=ORIGINAL")
     tape = function.tape(set(point) | set(data.names))
+    if len(tape) > MAX_NODES and any(n in data.names for n in tape.inputs):
+        raise AdcliError(f"the tape has {len(tape):,} nodes; evaluation over the rows of data "
+                         "compiles it to numpy code, which needs about 7 kB a node, so it is "
+                         f"limited to {MAX_NODES:,} nodes",
+                         hint="evaluate at one point with --at (up to 1,000,000 nodes)")
     data = data.select(tape.inputs, dropna)
     unset = [n for n in tape.inputs if n not in data.columns and n not in point]
     if unset:
