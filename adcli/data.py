@@ -61,6 +61,8 @@ class Dataset:
     #: The data lines (``keep_lines``) as read, with ',' separators: an output that repeats
     #: the input columns copies them instead of formatting numbers.
     lines: Sequence[str] | None = None
+    #: The number of rows, when no column kept says it (text that was not kept).
+    nrows: int | None = None
 
     def __post_init__(self) -> None:
         if not self.order:
@@ -72,6 +74,8 @@ class Dataset:
 
     @property
     def rows(self) -> int:
+        if self.nrows is not None:
+            return self.nrows
         for col in (*self.columns.values(), *self.text.values(), *self.spare.values()):
             return len(col)
         return 0
@@ -103,7 +107,7 @@ class Dataset:
             raise DataError(f"data file '{self.path}': no rows left after --dropna")
         dropped = not keep.all()
         out = Dataset({}, self.path, list(self.order), dict(self.problems), {}, {},
-                      dict(self.headers), lines=self.lines)
+                      dict(self.headers), lines=self.lines, nrows=int(keep.sum()))
         if dropped and self.lines is not None:
             out.lines = _take(self.lines, keep)
         for name in self.order:
@@ -145,7 +149,7 @@ def from_columns(columns: Mapping[str, object], path: str = "") -> Dataset:
 
 def read_table(path: str, max_bytes: int | None = DEFAULT_MAX_DATA_BYTES, *,
                sep: str | None = None, rename: Mapping[str, str] | None = None,
-               keep_lines: bool = False) -> Dataset:
+               keep_lines: bool = False, keep_text: bool = True) -> Dataset:
     """Read a CSV file whose first row names the columns, as people have them: only the
     columns an expression uses need to be numbers (see :meth:`Dataset.select`), headers that
     are not names are mapped to names (``sepal length`` -> ``sepal_length``; ``rename`` maps
@@ -166,7 +170,8 @@ def read_table(path: str, max_bytes: int | None = DEFAULT_MAX_DATA_BYTES, *,
     line is bounded on its own, so ``/dev/zero`` ends at once. Blocks of plain numbers go
     through numpy's C parser; only blocks with other cells are walked cell by cell.
     ``keep_lines`` keeps the text of the data lines, to write them back out (see
-    :attr:`Dataset.lines`)."""
+    :attr:`Dataset.lines`); without ``keep_text`` a column with text keeps only its first
+    problem, not its cells (a fit never reads them)."""
     what = f"data file '{path}'"
     fh, st = open_binary(path, what, DataError)
     with fh:
@@ -181,7 +186,7 @@ def read_table(path: str, max_bytes: int | None = DEFAULT_MAX_DATA_BYTES, *,
             line = _decode(header, what)
             delimiter = _separator(line, sep)
             names, headers = _header(line, path, delimiter, rename or {})
-            reader = _Reader(what, names, delimiter, max_bytes, keep_lines)
+            reader = _Reader(what, names, delimiter, max_bytes, keep_lines, keep_text)
             reader.read(fh, len(header))
         except OSError as err:
             raise DataError(f"cannot read {what}: {err.strerror or err}") from None
@@ -272,7 +277,10 @@ class _TextBuilder:
 
     def build(self) -> TextColumn:
         lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64)
-        column = TextColumn(self.blob, np.cumsum(lengths))
+        ends = np.cumsum(lengths)
+        if len(ends) and ends[-1] < 2**31:
+            ends = ends.astype(np.int32)  # 4 bytes a cell where the text allows
+        column = TextColumn(self.blob, ends)
         self.blob, self.lengths = bytearray(), []
         return column
 
@@ -281,7 +289,8 @@ class _Column:
     """One column while it is read: float64 blocks, or once a cell is neither a number nor
     missing, the cells as text (the first such cell is the column's problem)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_text: bool = True) -> None:
+        self.keep_text = keep_text
         self.blocks: list[np.ndarray] = []
         self.text: _TextBuilder | None = None
         self.problem: tuple[int, str] | None = None  # (line, cell)
@@ -291,7 +300,8 @@ class _Column:
 
     def add_numbers(self, values: np.ndarray) -> None:
         if self.text is not None:
-            self.text.add(map(repr, values.tolist()))
+            if self.keep_text:
+                self.text.add(map(repr, values.tolist()))
         else:
             self.blocks.append(values)
             self.nbytes += values.nbytes
@@ -305,8 +315,9 @@ class _Column:
                 self.blocks.append(values)
                 self.nbytes += values.nbytes
                 return
-        assert self.text is not None
-        self.text.add(cells)
+        if self.keep_text:
+            assert self.text is not None
+            self.text.add(cells)
 
     def _walk(self, cells: Sequence[str], lines: Sequence[int],
               first_row: int) -> np.ndarray | None:
@@ -328,8 +339,9 @@ class _Column:
             else:
                 self.problem = (lines[i], text)
                 self.text = _TextBuilder()
-                done = [v for block in self.blocks for v in block.tolist()]
-                self.text.add(map(repr, done))
+                if self.keep_text:
+                    done = [v for block in self.blocks for v in block.tolist()]
+                    self.text.add(map(repr, done))
                 self.blocks, self.nbytes = [], 0
                 return None
         if missing:
@@ -357,12 +369,12 @@ class _Reader:
     """The rows of a data file, a block of lines at a time (see :func:`read_table`)."""
 
     def __init__(self, what: str, names: list[str], sep: str, max_bytes: int | None,
-                 keep_lines: bool) -> None:
+                 keep_lines: bool, keep_text: bool = True) -> None:
         self.what = what
         self.names = names
         self.sep = sep
         self.max_bytes = max_bytes
-        self.columns = [_Column() for _ in names]
+        self.columns = [_Column(keep_text) for _ in names]
         self.lines = _TextBuilder() if keep_lines else None
         self.rows = 0
         self.line = 1  # lines before the block being read (the header is line 1)
@@ -484,7 +496,7 @@ class _Reader:
         """The columns read, with their problems and missing cells (see :class:`Dataset`)."""
         if not self.rows:
             raise DataError(f"{self.what} has a header but no rows")
-        data = Dataset({}, path, list(self.names))
+        data = Dataset({}, path, list(self.names), nrows=self.rows)
         for index, (name, column) in enumerate(zip(self.names, self.columns), start=1):
             def place(where: tuple[int, str], message: str, name: str = name,
                       index: int = index) -> DataError:
@@ -502,7 +514,8 @@ class _Reader:
                                 "-2.5e3): no digit grouping, other digits or other spaces")
                 assert column.text is not None
                 data.problems[name] = err
-                data.text[name] = column.text.build()
+                if column.keep_text:
+                    data.text[name] = column.text.build()
                 continue
             values = np.concatenate(column.blocks) if len(column.blocks) != 1 \
                 else column.blocks[0]

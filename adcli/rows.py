@@ -113,8 +113,9 @@ def _out_columns(result: RowsResult) -> list[tuple[str, str, object]]:
     cols: list[tuple[str, str, object]] = []
     for name in data.order:
         cells = data.text.get(name)
-        if cells is None:
-            cells = data.columns[name] if name in data.columns else _Missing(data.spare[name])
+        if cells is None:  # (nothing when the data lines are written as they were)
+            cells = data.columns[name] if name in data.columns else \
+                _Missing(data.spare[name]) if name in data.spare else None
         cols.append((data.headers.get(name, name), name, cells))
     cols.append((result.value_name, result.value_name, result.value))
     for name, g in (result.gradient or {}).items():

@@ -48,7 +48,8 @@ def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dro
     """``--data``: evaluate at every row and write CSV (or a JSON list)."""
     from ..rows import evaluate_rows, write_csv, write_json
 
-    data = load_data(data_path, max_data_size or None, sep, renames, keep_lines=not as_json)
+    data = load_data(data_path, max_data_size or None, sep, renames, keep_lines=not as_json,
+                     keep_text=as_json)
     result = evaluate_rows(function, data, parse_point(at), gradient=gradient,
                            wrt=parse_names(wrt), dropna=dropna)
     for message in result.warnings:
