@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -29,16 +29,28 @@ MAX_NODES = 100_000
 
 @dataclass(slots=True)
 class RowsResult:
-    """The value (and gradient) at every row of ``data``."""
+    """The value at every row of ``data``, and with ``wrt`` the gradient by those names.
+
+    The gradient is swept a block of rows at a time as it is written (:meth:`gradients`):
+    a full column per variable would cost 8 bytes a row each, past 1 GB for a few variables
+    over the rows the data limit allows."""
 
     data: Dataset
     value: np.ndarray
-    gradient: dict[str, np.ndarray] | None = None
+    wrt: list[str] | None = None
     warnings: list[str] = field(default_factory=list)
     #: The names of the computed columns: ``value`` and (JSON) ``gradient``, with ``_``
     #: appended while the data has a column of that name.
     value_name: str = "value"
     gradient_name: str = "gradient"
+    sweep: Callable[[int, int], dict[str, np.ndarray]] | None = None
+
+    def gradients(self, lo: int = 0, hi: int | None = None) -> dict[str, np.ndarray]:
+        """The gradient at rows ``lo:hi`` (all by default): an array a name, in ``wrt``
+        order; empty without a gradient."""
+        if self.sweep is None:
+            return {}
+        return self.sweep(lo, self.data.rows if hi is None else hi)
 
 
 def evaluate_rows(function: Function, data: Dataset, point: Mapping[str, float], *,
@@ -71,15 +83,25 @@ def evaluate_rows(function: Function, data: Dataset, point: Mapping[str, float],
                          line=line, column=column)
     names = select_wrt(tape, wrt) if wrt is not None else list(tape.inputs)
     rows = data.rows
-    xs = []
-    for n in tape.inputs:
-        if n in data.columns:
-            xs.append(data.columns[n])
-        else:  # a parameter: a full column when differentiated, so each row keeps its own
-            xs.append(np.full(rows, point[n]) if gradient and n in names
-                      else np.float64(point[n]))
-    value, grads = function.compiled(set(point) | set(data.names)).sweep_columns(
-        xs, wrt=names if gradient else [])
+    compiled = function.compiled(set(point) | set(data.names))
+
+    def inputs(lo: int, hi: int, full: bool) -> list:
+        xs = []
+        for n in tape.inputs:
+            if n in data.columns:
+                xs.append(data.columns[n][lo:hi])
+            else:  # a parameter: a full column when differentiated, so each row keeps its own
+                xs.append(np.full(hi - lo, point[n]) if full and n in names
+                          else np.float64(point[n]))
+        return xs
+
+    def sweep(lo: int, hi: int) -> dict[str, np.ndarray]:
+        _, grads = compiled.sweep_columns(inputs(lo, hi, True), wrt=names)
+        by_name = dict(zip(tape.inputs, grads))
+        return {n: np.broadcast_to(np.asarray(by_name[n], dtype=np.float64), (hi - lo,))
+                for n in names}
+
+    value, _ = compiled.sweep_columns(inputs(0, rows, False), wrt=[])
     value = np.broadcast_to(np.asarray(value, dtype=np.float64), (rows,))
     result = RowsResult(data, value)
     taken = set(data.order) | set(data.headers.values())
@@ -92,9 +114,7 @@ def evaluate_rows(function: Function, data: Dataset, point: Mapping[str, float],
                                    f"the computed one is called '{name}'")
         setattr(result, attr, name)
     if gradient:
-        by_name = dict(zip(tape.inputs, grads))
-        result.gradient = {n: np.broadcast_to(np.asarray(by_name[n], dtype=np.float64),
-                                              (rows,)) for n in names}
+        result.wrt, result.sweep = names, sweep
     bad = ~np.isfinite(value)
     if bad.any():
         first = int(np.argmax(bad)) + 1
@@ -118,8 +138,6 @@ def _out_columns(result: RowsResult) -> list[tuple[str, str, object]]:
                 _Missing(data.spare[name]) if name in data.spare else None
         cols.append((data.headers.get(name, name), name, cells))
     cols.append((result.value_name, result.value_name, result.value))
-    for name, g in (result.gradient or {}).items():
-        cols.append((f"d/d{name}", name, g))
     return cols
 
 
@@ -143,7 +161,8 @@ def write_csv(out: TextIO, result: RowsResult) -> None:
     """The input columns, ``value`` and one ``d/dNAME`` per variable, full precision
     (the shortest text that reads back as the same float64)."""
     cols = _out_columns(result)
-    out.write(",".join(csv_cell(h) for h, _, _ in cols) + "\n")
+    out.write(",".join([csv_cell(h) for h, _, _ in cols]
+                       + [csv_cell(f"d/d{name}") for name in result.wrt or []]) + "\n")
     rows = result.data.rows
     lines = result.data.lines
     if lines is not None:  # the input columns as they were written: no need to format them
@@ -151,6 +170,7 @@ def write_csv(out: TextIO, result: RowsResult) -> None:
     for lo in range(0, rows, BLOCK_ROWS):
         hi = min(lo + BLOCK_ROWS, rows)
         parts = [_texts(c, lo, hi) for _, _, c in cols]
+        parts += [_texts(g, 0, hi - lo) for g in result.gradients(lo, hi).values()]
         if lines is not None:
             parts.insert(0, lines[lo:hi])
         out.write("\n".join(map(",".join, zip(*parts))) + "\n")
@@ -178,7 +198,7 @@ def write_json(out: TextIO, result: RowsResult) -> None:
     inputs = [(json.dumps(n), data.columns[n] if n in data.columns else
                _Missing(data.spare[n]) if n in data.spare else data.text[n])
               for n in data.order]
-    grads = [(json.dumps(n), g) for n, g in (result.gradient or {}).items()]
+    grads = [json.dumps(n) for n in result.wrt or []]
     rows = data.rows
     out.write("[")
     for lo in range(0, rows, BLOCK_ROWS):
@@ -186,12 +206,12 @@ def write_json(out: TextIO, result: RowsResult) -> None:
         keys = [k for k, _ in inputs] + [json.dumps(result.value_name)]
         parts = [_json_cells(c, lo, hi) for _, c in inputs] + [
             _json_cells(result.value, lo, hi)]
-        gparts = [_json_cells(g, lo, hi) for _, g in grads]
+        gparts = [_json_cells(g, 0, hi - lo) for g in result.gradients(lo, hi).values()]
         lines = []
         for i in range(hi - lo):
             fields = [f"{k}: {p[i]}" for k, p in zip(keys, parts)]
-            if result.gradient is not None:
-                inner = ", ".join(f"{k}: {p[i]}" for (k, _), p in zip(grads, gparts))
+            if result.wrt is not None:
+                inner = ", ".join(f"{k}: {p[i]}" for k, p in zip(grads, gparts))
                 fields.append(f'{json.dumps(result.gradient_name)}: {{{inner}}}')
             lines.append("{" + ", ".join(fields) + "}")
         out.write((", " if lo else "") + ", ".join(lines))

@@ -305,3 +305,21 @@ def test_invalid_utf8_in_a_text_column_is_reported(run, tmp_path):
     result = run("eval", "x", "--data", str(path))
     assert result.exit_code == 2
     assert "line 3: byte 6 (0xe9) is not UTF-8 text" in result.stderr
+
+
+def test_gradients_are_swept_block_by_block_as_written(run, tmp_path, monkeypatch):
+    """The derivative columns are computed a block of rows at a time (memory): blocks of 2
+    rows give every row its own derivatives, in CSV and JSON."""
+    import adcli.rows
+
+    monkeypatch.setattr(adcli.rows, "BLOCK_ROWS", 2)
+    xs = [1.0, -2.0, 3.5, 0.0, 7.0]
+    path = write(tmp_path, "x\n" + "".join(f"{x}\n" for x in xs))
+    out = rows(run("grad", "a*x^2 + b", "--data", path, "--at", "a=3,b=1").stdout)
+    assert [float(r["d/dx"]) for r in out] == [6 * x for x in xs]
+    assert [float(r["d/da"]) for r in out] == [x * x for x in xs]
+    assert [float(r["d/db"]) for r in out] == [1.0] * 5
+    data = json.loads(run("grad", "a*x^2 + b", "--data", path, "--at", "a=3,b=1", "--wrt",
+                          "x,a", "--json").stdout)
+    assert [r["gradient"] for r in data] == [{"x": 6 * x, "a": x * x} for x in xs]
+    assert [r["value"] for r in data] == [3 * x * x + 1 for x in xs]
