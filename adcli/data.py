@@ -209,6 +209,9 @@ CELL = re.compile(r"[ \t]*([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?
 #: parser and Python's float() follow :data:`CELL` exactly (no letters but e, no '_').
 _PLAIN = b"0123456789+-.eE \t"
 _BLANKS = " \t"
+#: Rows split into cells at a time: a Python string a cell is some 60 bytes, so the cells in
+#: flight stay a few MB whatever the block.
+_BATCH_ROWS = 8192
 
 
 class TextColumn(Sequence[str]):
@@ -472,13 +475,18 @@ class _Reader:
                 previous = reader.line_num
                 rows.append(row)
                 where.append(self.line + previous)
+                if len(rows) == _BATCH_ROWS:
+                    self._add(rows, where)
+                    rows, where = [], []
         except csv.Error as err:
             raise DataError(f"{self.what}, line {self.line + previous + 1}: "
                             f"{_csv_reason(str(err))}") from None
-        if not rows:
-            return
+        if rows:
+            self._add(rows, where)
+
+    def _add(self, rows: list[list[str]], where: list[int]) -> None:
+        """Rows split into cells (and their lines) into the columns."""
         by_column = list(zip(*rows))
-        del rows
         for column, cells in zip(self.columns, by_column):
             column.add_cells(cells, where, self.rows)
         if self.lines is not None:

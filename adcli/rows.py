@@ -19,8 +19,9 @@ from .data import Dataset, csv_cell
 from .errors import AdcliError, PointError
 from .function import Function, select_wrt
 
-#: Rows formatted per write (bounds the memory of the text being built).
-BLOCK_ROWS = 1 << 16
+#: Rows formatted (and their gradient swept) per write: bounds the text and arrays in flight
+#: (8,192 rows took 60 MB less than 65,536 for a million rows as JSON, and no longer).
+BLOCK_ROWS = 1 << 13
 #: The biggest tape evaluated over rows: the columns' sweeps are generated numpy code, which
 #: takes about 7 kB a node to compile (100,000 nodes: 0.8 GB; 375,000 took 2.7 GB), the same
 #: limit as ``minimize --data`` (:data:`adcli.optimize.objective.DATA_MAX_NODES`).
