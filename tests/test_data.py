@@ -226,6 +226,7 @@ def test_a_row_of_empty_cells_is_missing_cells_not_a_blank_line(tmp_path):
 def test_blocks_give_the_same_rows_and_lines(tmp_path, monkeypatch):
     """Read in blocks of a few bytes: numbers, text, quoted line breaks across block ends and
     the line of a late error come out as from one block."""
+    import adcli.blocks
     import adcli.data
 
     lines = ["x,y,note"]
@@ -235,7 +236,7 @@ def test_blocks_give_the_same_rows_and_lines(tmp_path, monkeypatch):
     lines.append("oops,1,z")
     path = write(tmp_path, "\n".join(lines) + "\n")
     whole = adcli.data.read_table(path, keep_lines=True)
-    monkeypatch.setattr(adcli.data, "BLOCK_BYTES", 40)
+    monkeypatch.setattr(adcli.blocks, "BLOCK_BYTES", 40)
     parts = adcli.data.read_table(path, keep_lines=True)
     assert parts.rows == whole.rows == 301
     assert parts.columns["y"].tolist() == whole.columns["y"].tolist() == \
