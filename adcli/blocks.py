@@ -194,7 +194,10 @@ def _plain_numbers(cells: Sequence[str]) -> np.ndarray | None:
 
 
 class Reader:
-    """The rows of a data file, a block of lines at a time (see :func:`read_table`)."""
+    """The rows of a data file, a block of lines at a time (see
+    :func:`adcli.data.read_table`); its errors are of class ``error`` (``DataError``), and
+    ``rows``, ``columns`` and ``lines`` are what :func:`adcli.data.read_table` makes a
+    dataset of."""
 
     def __init__(self, what: str, names: list[str], sep: str, max_bytes: int | None,
                  keep_lines: bool, keep_text: bool = True,
