@@ -13,7 +13,7 @@ import io
 import math
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO
 
 import numpy as np
@@ -217,7 +217,10 @@ class Reader:
 
     def read(self, fh: BinaryIO, read: int) -> None:
         """Every block of ``fh`` (``read`` bytes, the header, already taken)."""
-        rest = b""
+        # Chunks of a line, or of a quoted cell, that goes on past them; kept as a list with
+        # their count of quotes, so a long one is neither copied nor counted again per chunk.
+        pending: list[bytes] = []
+        quotes = 0
         while True:
             want = BLOCK_BYTES
             if self.max_bytes is not None:
@@ -228,29 +231,41 @@ class Reader:
                 raise self.error(f"{self.what} is over the limit of {self.max_bytes:,} bytes",
                                  hint="raise the limit with --max-data-size BYTES (suffixes K, "
                                       "M, G)")
-            block = rest + chunk
             if not chunk:
+                block = b"".join(pending)
                 if block:
                     self._block(block if block.endswith(b"\n") else block + b"\n")
                 return
-            cut = block.rfind(b"\n") + 1
-            if cut == 0 or block.count(b'"', 0, cut) % 2:
-                rest = block  # a line (or a quoted cell) goes on past this block
+            cut = chunk.rfind(b"\n") + 1
+            if cut == 0 or (quotes + chunk.count(b'"', 0, cut)) % 2:
+                pending.append(chunk)
+                quotes += chunk.count(b'"')
                 continue
-            self._block(block[:cut])
-            rest = block[cut:]
+            pending.append(chunk[:cut])
+            block = b"".join(pending)
+            pending = [chunk[cut:]]
+            quotes = pending[0].count(b'"')
+            self._block(block)
+            del block
 
     def _block(self, block: bytes) -> None:
         lines = block.count(b"\n")
         if not (self.plain and self._numbers(block, lines)):
             self._cells(block)
         self.line += lines
+        self._check_held()
+
+    def _check_held(self) -> None:
+        """The memory the rows read so far take, against the limit (after each block, and
+        each batch of a long block: one quoted cell can make the rest of a file one block)."""
+        if self.max_bytes is None:
+            return
         held = sum(c.held() for c in self.columns) + (self.lines.nbytes if self.lines else 0)
-        if self.max_bytes is not None and held > self.max_bytes:
+        if held > self.max_bytes:
             raise self.error(f"{self.what}: its rows take more than {self.max_bytes:,} bytes "
-                            "of memory once read (8 bytes a number), over the limit",
-                            hint="raise the limit with --max-data-size BYTES (suffixes K, M, "
-                                 "G; 0: no limit)")
+                             "of memory once read (8 bytes a number), over the limit",
+                             hint="raise the limit with --max-data-size BYTES (suffixes K, M, "
+                                  "G; 0: no limit)")
 
     def _numbers(self, block: bytes, lines: int) -> bool:
         """A block of plain numbers, one row a line and no blank line: numpy's C parser.
@@ -279,17 +294,26 @@ class Reader:
         self.rows += lines
         return True
 
+    def _decoded(self, block: bytes) -> Iterator[str]:
+        """The lines of ``block``, each decoded strictly as it is read: a block can be the
+        rest of a file (after an unmatched quote), never decoded or copied whole."""
+        start, line, end = 0, self.line, len(block)
+        while start < end:
+            stop = block.find(b"\n", start) + 1 or end
+            piece = block[start:stop]
+            try:
+                yield piece.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise self.error(f"{self.what}, line {line + 1}: byte {err.start + 1} "
+                                 f"(0x{piece[err.start]:02x}) is not UTF-8 text; data files "
+                                 "are read as UTF-8") from None
+            line += 1
+            start = stop
+
     def _cells(self, block: bytes) -> None:
         """Any other block: decoded strictly, split by the csv module (quotes, a separator
         inside quotes, a line break inside quotes), checked cell by cell."""
-        try:
-            text = block.decode("utf-8")
-        except UnicodeDecodeError as err:
-            line = self.line + block.count(b"\n", 0, err.start) + 1
-            column = err.start - (block.rfind(b"\n", 0, err.start) + 1) + 1
-            raise self.error(f"{self.what}, line {line}: byte {column} (0x{block[err.start]:02x})"
-                            " is not UTF-8 text; data files are read as UTF-8") from None
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.sep, strict=True)
+        reader = csv.reader(self._decoded(block), delimiter=self.sep, strict=True)
         rows: list[list[str]] = []
         where: list[int] = []  # the line of each row (its last line, for a quoted line break)
         width = len(self.names)
@@ -331,6 +355,7 @@ class Reader:
                 texts.append(stripped)
             self.lines.add(map(",".join, zip(*texts)))
         self.rows += len(where)
+        self._check_held()
 
 
 def csv_reason(message: str) -> str:

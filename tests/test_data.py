@@ -276,3 +276,20 @@ def test_text_columns_are_kept_compactly(tmp_path):
     assert d.text["name"].nbytes < 20 * 1000  # not a Python object a cell
     assert read_table(path, keep_text=False).text == {}
     assert read_table(path, keep_text=False).select(["x"]).rows == 1000
+
+
+def test_a_stray_quote_in_a_text_cell_is_text(tmp_path, monkeypatch):
+    """A quote inside an unquoted cell is a character (as the csv module reads it): the rows
+    after it are still read, block after block."""
+    import adcli.blocks
+
+    monkeypatch.setattr(adcli.blocks, "BLOCK_BYTES", 16)
+    path = write(tmp_path, 'x,what\n1,a 12" pipe\n' + "".join(f"{i},n{i}\n" for i in range(2, 60)))
+    d = read_csv(path, use=["x"])
+    assert d.columns["x"].tolist() == [float(i) for i in range(1, 60)]
+    assert d.text["what"][0] == 'a 12" pipe' and d.text["what"][58] == "n59"
+    # The rows after an unmatched quote are one block: the memory limit still holds, checked
+    # after each batch of rows within it.
+    monkeypatch.setattr(adcli.blocks, "_BATCH_ROWS", 4)
+    with pytest.raises(DataError, match="its rows take more than 1,000 bytes of memory"):
+        read_csv(path, 1_000, use=["x"])
