@@ -1,32 +1,35 @@
 """Data files for fitting: a CSV with a header row becomes one float64 column per name.
 
 Columns are numpy arrays so the tape runs once over all rows (batch backpropagation) instead of
-once per row.  Reading tries numpy's C parser first; only when that fails do we re-read the file
-with the ``csv`` module to say exactly which cell is wrong (line and column), because "could not
-convert string to float" is not an error message a user can act on.
+once per row.  Blocks of plain numbers go through numpy's C parser; any other block is walked
+with the ``csv`` module to say exactly which cell is wrong (line and column), because "could
+not convert string to float" is not an error message a user can act on.  Both follow one
+number rule (:data:`CELL`), the same as EXPR's and ``--at``'s.
 """
 
 from __future__ import annotations
 
 import csv
-import io
-import math
 import re
 import stat
-import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 import numpy as np
 
+from .blocks import CELL, MISSING, Reader, TextColumn, csv_cell, csv_reason
 from .errors import AdcliError
-from .inputs import open_binary, read_limited
+from .inputs import open_binary
+
+__all__ = ["CELL", "MISSING", "DataError", "Dataset", "TextColumn", "batches", "csv_cell",
+           "from_columns", "parse_renames", "parse_separator", "read_csv", "read_table"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
-#: ``--max-data-size``'s default: a data file larger than this is refused before it is read.
-DEFAULT_MAX_DATA_BYTES = 4 << 30
+#: ``--max-data-size``'s default: a data file larger than this is refused before it is read,
+#: and so is one whose rows take more memory once read; with the evaluation's own arrays a
+#: command then stays under 1 GB (a 4 GiB default let an endless pipe take 3 GB and more).
+DEFAULT_MAX_DATA_BYTES = 256 << 20
 #: The header line alone is bounded much tighter (names only; ``/dev/zero`` ends at once).
 MAX_HEADER_BYTES = 1 << 20
 
@@ -42,20 +45,24 @@ class Dataset:
     ``columns`` holds the numeric ones (nan where a cell is missing); a column with a cell
     that is not a number is in ``problems`` (its error, raised only when an expression uses
     it), a column with missing cells in ``missing`` (mask and error); ``text`` keeps the
-    cells of both as read, to write them back out; ``headers`` maps a name to its header
-    text where they differ."""
+    cells of a column with text as read, to write them back out (a :class:`TextColumn`);
+    ``spare`` the values of a column with missing cells that :meth:`select` left out of
+    ``columns`` (nan where missing, only to write them back out); ``headers`` maps a name to
+    its header text where they differ."""
 
     columns: dict[str, np.ndarray]
     path: str = ""
     order: list[str] = field(default_factory=list)
     problems: dict[str, DataError] = field(default_factory=dict)
     missing: dict[str, tuple[np.ndarray, DataError]] = field(default_factory=dict)
-    text: dict[str, list[str]] = field(default_factory=dict)
+    text: dict[str, Sequence[str]] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
-    #: The data lines as read (``keep_lines``, an all-numeric file with ',' separators): an
-    #: output that repeats the input columns copies them instead of formatting numbers.
-    lines: list[str] | None = None
-    cells: list[list[str]] = field(default_factory=list)  # while reading only
+    spare: dict[str, np.ndarray] = field(default_factory=dict)
+    #: The data lines (``keep_lines``) as read, with ',' separators: an output that repeats
+    #: the input columns copies them instead of formatting numbers.
+    lines: Sequence[str] | None = None
+    #: The number of rows, when no column kept says it (text that was not kept).
+    nrows: int | None = None
 
     def __post_init__(self) -> None:
         if not self.order:
@@ -67,7 +74,9 @@ class Dataset:
 
     @property
     def rows(self) -> int:
-        for col in (*self.columns.values(), *self.text.values()):
+        if self.nrows is not None:
+            return self.nrows
+        for col in (*self.columns.values(), *self.text.values(), *self.spare.values()):
             return len(col)
         return 0
 
@@ -98,24 +107,33 @@ class Dataset:
             raise DataError(f"data file '{self.path}': no rows left after --dropna")
         dropped = not keep.all()
         out = Dataset({}, self.path, list(self.order), dict(self.problems), {}, {},
-                      dict(self.headers), self.lines)
+                      dict(self.headers), lines=self.lines, nrows=int(keep.sum()))
         if dropped and self.lines is not None:
-            out.lines = [ln for ln, k in zip(self.lines, keep) if k]
+            out.lines = _take(self.lines, keep)
         for name in self.order:
             if name in self.text:
                 cells = self.text[name]
-                out.text[name] = [c for c, k in zip(cells, keep) if k] if dropped else cells
+                out.text[name] = _take(cells, keep) if dropped else cells
             if name in self.columns and (name not in self.missing or name in wanted):
                 col = self.columns[name]
                 out.columns[name] = np.ascontiguousarray(col[keep]) if dropped else col
             elif name in self.missing:
                 mask, err = self.missing[name]
                 out.missing[name] = (mask[keep], err)
+                col = self.columns.get(name, self.spare.get(name))
+                if col is not None:
+                    out.spare[name] = np.ascontiguousarray(col[keep]) if dropped else col
         return out
 
     def describe_headers(self) -> str:
         """``sepal_length (from 'sepal length'), ...``: the names of mapped headers."""
         return ", ".join(f"{n} (from '{h}')" for n, h in self.headers.items())
+
+
+def _take(cells: Sequence[str], keep: np.ndarray) -> Sequence[str]:
+    if isinstance(cells, TextColumn):
+        return cells.take(keep)
+    return [c for c, k in zip(cells, keep) if k]
 
 
 def from_columns(columns: Mapping[str, object], path: str = "") -> Dataset:
@@ -131,7 +149,7 @@ def from_columns(columns: Mapping[str, object], path: str = "") -> Dataset:
 
 def read_table(path: str, max_bytes: int | None = DEFAULT_MAX_DATA_BYTES, *,
                sep: str | None = None, rename: Mapping[str, str] | None = None,
-               keep_lines: bool = False) -> Dataset:
+               keep_lines: bool = False, keep_text: bool = True) -> Dataset:
     """Read a CSV file whose first row names the columns, as people have them: only the
     columns an expression uses need to be numbers (see :meth:`Dataset.select`), headers that
     are not names are mapped to names (``sepal length`` -> ``sepal_length``; ``rename`` maps
@@ -139,12 +157,21 @@ def read_table(path: str, max_bytes: int | None = DEFAULT_MAX_DATA_BYTES, *,
     ``, ; tab |`` found most often in the header line. Errors name the line and column (both
     1-based, counting the header as line 1).
 
-    The file is opened once, so a pipe (``--data /dev/stdin``, ``<(...)``) works too: a
-    regular file over ``max_bytes`` (None: no limit) is refused from its size, anything else
-    is read into memory up to the limit. The header line is bounded on its own, so
-    ``/dev/zero`` ends at once. An all-numeric file goes through numpy's C parser; only a
-    file with other cells is walked cell by cell. ``keep_lines`` keeps the text of the
-    data lines of an all-numeric file (see :attr:`Dataset.lines`)."""
+    Every row is read or refused: a cell is a number by the one rule of EXPR and ``--at``
+    (ASCII, see :data:`CELL`), a missing cell, or text; ``#`` starts no comment; an unclosed
+    quote, a row with the wrong number of fields and bytes that are not UTF-8 are errors
+    naming their line. Only blank lines are skipped.
+
+    The file is opened once and read in blocks of lines, so a pipe (``--data /dev/stdin``,
+    ``<(...)``) works too and memory grows with what is kept, not with what is read:
+    ``max_bytes`` (None: no limit) bounds both the bytes read (a regular file is refused from
+    its size) and the memory the rows take once read (8 bytes a number; a column with text
+    keeps its UTF-8 bytes, and numbers of it read earlier as their shortest text). The header
+    line is bounded on its own, so ``/dev/zero`` ends at once. Blocks of plain numbers go
+    through numpy's C parser; only blocks with other cells are walked cell by cell.
+    ``keep_lines`` keeps the text of the data lines, to write them back out (see
+    :attr:`Dataset.lines`); without ``keep_text`` a column with text keeps only its first
+    problem, not its cells (a fit never reads them)."""
     what = f"data file '{path}'"
     fh, st = open_binary(path, what, DataError)
     with fh:
@@ -156,53 +183,61 @@ def read_table(path: str, max_bytes: int | None = DEFAULT_MAX_DATA_BYTES, *,
                 raise DataError(f"{what}: the header line is longer than "
                                 f"{MAX_HEADER_BYTES:,} bytes; the first line must name the "
                                 "columns, e.g. x,y")
-            if stat.S_ISREG(st.st_mode):
-                body: BinaryIO = fh
-            else:  # a pipe or device: read it once, bounded, and parse from memory
-                rest = read_limited(fh, None if max_bytes is None
-                                    else max(max_bytes - len(header), 0))
-                if max_bytes is not None and len(header) + len(rest) > max_bytes:
-                    raise _too_large(what, max_bytes)
-                body = io.BytesIO(rest)
             line = _decode(header, what)
             delimiter = _separator(line, sep)
             names, headers = _header(line, path, delimiter, rename or {})
-            start = body.tell()
-            text = io.TextIOWrapper(body, encoding="utf-8", newline="")
-            table = None
-            try:
-                with np.errstate(all="ignore"), warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # numpy warns on a header-only file
-                    table = np.loadtxt(text, delimiter=delimiter, dtype=np.float64, ndmin=2,
-                                       quotechar='"')
-            except (ValueError, UnicodeDecodeError):
-                pass
-            if table is not None and table.size == 0:
-                raise DataError(f"{what} has a header but no rows")
-            if table is not None and table.shape[1] == len(names) \
-                    and np.all(np.isfinite(table)):
-                lines = None
-                if keep_lines:  # all numbers: no cell holds a ',' to quote
-                    body_text = _rewind(text, start).read()
-                    if delimiter != ",":
-                        body_text = body_text.replace(delimiter, ",")
-                    lines = [ln for ln in body_text.splitlines() if ln.strip()]
-                    if len(lines) != len(table) or '"' in body_text:
-                        lines = None
-                else:
-                    text.detach()
-                data = Dataset({n: np.ascontiguousarray(table[:, i])
-                                for i, n in enumerate(names)}, path, lines=lines)
-            else:
-                del table
-                data = _read_cells(_rewind(text, start), path, names, delimiter)
-                if keep_lines:
-                    data.lines = list(map(",".join, zip(*[[csv_cell(c.strip()) for c in col]
-                                                          for col in data.cells])))
-                data.cells = []
+            reader = Reader(what, names, delimiter, max_bytes, keep_lines, keep_text, DataError)
+            reader.read(fh, len(header))
         except OSError as err:
             raise DataError(f"cannot read {what}: {err.strerror or err}") from None
+    data = _dataset(reader, path)
     data.headers = headers
+    return data
+
+
+def _dataset(self: Reader, path: str) -> Dataset:
+    """The columns ``self`` read, with their problems and missing cells (see
+    :class:`Dataset`)."""
+    if not self.rows:
+        raise DataError(f"{self.what} has a header but no rows")
+    data = Dataset({}, path, list(self.names), nrows=self.rows)
+    for index, (name, column) in enumerate(zip(self.names, self.columns), start=1):
+        def place(where: tuple[int, str], message: str, name: str = name,
+                  index: int = index) -> DataError:
+            return DataError(f"{self.what}, line {where[0]}, column {index} ('{name}'): "
+                             f"{message}")
+        if column.problem is not None:
+            cell = column.problem[1]
+            finite = "a finite number" if CELL.match(cell) else "a number"
+            err = place(column.problem, f"'{cell}' is not {finite}")
+            if _DECIMAL_COMMA.match(cell):
+                err.hint = ("numbers are read with '.' as the decimal point; a cell such "
+                            "as '1,5' is not read as 1.5")
+            elif not cell.isascii() or "_" in cell:
+                err.hint = ("numbers are written in ASCII as in EXPR and --at (1500, "
+                            "-2.5e3): no digit grouping, other digits or other spaces")
+            assert column.text is not None
+            data.problems[name] = err
+            if column.keep_text:
+                data.text[name] = column.text.build()
+            continue
+        values = np.concatenate(column.blocks) if len(column.blocks) != 1 \
+            else column.blocks[0]
+        column.blocks = []
+        data.columns[name] = values
+        if column.first_missing is not None:
+            mask = np.zeros(self.rows, dtype=bool)
+            mask[np.concatenate(column.missing)] = True
+            cell = column.first_missing[1]
+            shown = ("an empty cell is not a number" if not cell else
+                     f"'{cell}' is not a finite number" if CELL.match(cell) else
+                     f"'{cell}' is not a number")
+            err = place(column.first_missing, shown)
+            err.hint = ("--dropna skips the rows with a missing cell (empty, NA or nan) "
+                        "in a column the expression uses")
+            data.missing[name] = (mask, err)
+    if self.lines is not None:
+        data.lines = self.lines.build()
     return data
 
 
@@ -292,13 +327,6 @@ def _decode(header: bytes, what: str) -> str:
         raise DataError(f"{what} is not UTF-8 text (byte {err.start})") from None
 
 
-def _rewind(text: io.TextIOWrapper, start: int) -> io.TextIOWrapper:
-    """A fresh text stream over the rows again (after the header)."""
-    raw = text.detach()
-    raw.seek(start)
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
-
-
 def _header(line: str, path: str, sep: str,
             rename: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
     """Column names, and name -> header text for the columns whose header was not a name
@@ -306,7 +334,10 @@ def _header(line: str, path: str, sep: str,
     if not line.strip():
         raise DataError(f"data file '{path}' is empty; the first line must name the columns, "
                         "e.g. x,y")
-    raw = [n.strip() for n in next(_records(csv.reader([line], delimiter=sep), path, 0))]
+    try:
+        raw = [n.strip() for n in next(csv.reader([line], delimiter=sep, strict=True))]
+    except csv.Error as err:
+        raise DataError(f"data file '{path}', line 1: {csv_reason(str(err))}") from None
     by_header = {orig: new for new, orig in rename.items()}
     for orig in by_header:
         if orig not in raw and orig not in {_to_name(h, i) for i, h in enumerate(raw, 1)}:
@@ -331,119 +362,6 @@ def _header(line: str, path: str, sep: str,
                             f"become '{name}'", hint="name one with --column NEWNAME=ORIGINAL")
         seen[name] = col
     return names, headers
-
-
-#: Cells that stand for a missing value (compared stripped and lower-cased).
-MISSING = frozenset({"", "na", "n/a", "nan", "null"})
-
-
-def _records(reader, path: str, before: int = 1) -> Iterator[list[str]]:
-    """The reader's rows; the csv module's own errors (a line that ends in a bare CR, a field
-    over its size limit) become a DataError naming the line (``before``: lines before the
-    reader's first, the header)."""
-    try:
-        yield from reader
-    except csv.Error as err:
-        line = reader.line_num + before
-        text = str(err)
-        if "new-line character" in text:
-            text = "a line ends with a bare carriage return (CR); end lines with LF or CRLF"
-        elif "field larger than field limit" in text:
-            text = f"a field is longer than {csv.field_size_limit():,} characters"
-        raise DataError(f"data file '{path}', line {line}: {text}") from None
-
-
-def _read_cells(rows: io.TextIOWrapper, path: str, names: list[str], sep: str) -> Dataset:
-    """Walk the rows with the csv module: a row with the wrong number of fields is an error
-    now; a column with a cell that is not a number, or with missing cells, is recorded and
-    becomes an error only if the expression uses it (:meth:`Dataset.select`)."""
-    reader = csv.reader(rows, delimiter=sep)
-    cells: list[list[str]] = [[] for _ in names]
-    lines: list[int] = []
-    for row in _records(reader, path):
-        if not row or all(not c.strip() for c in row):
-            continue  # blank lines are skipped, as numpy does
-        line = reader.line_num + 1  # the header is line 1
-        if len(row) != len(names):
-            raise DataError(f"data file '{path}', line {line}: {len(row)} fields, but the "
-                            f"header names {len(names)} columns")
-        lines.append(line)
-        for col, cell in zip(cells, row):
-            col.append(cell)
-    if not lines:
-        raise DataError(f"data file '{path}' has a header but no rows")
-    data = Dataset({}, path, cells=cells)
-    where = np.asarray(lines)
-    for index, (name, col) in enumerate(zip(names, cells), start=1):
-        data.order.append(name)
-        values, missing, problem = _numbers(col)
-
-        def place(row: int, message: str, name: str = name, index: int = index) -> DataError:
-            return DataError(f"data file '{path}', line {int(where[row])}, column {index} "
-                             f"('{name}'): {message}")
-        if problem is not None:
-            row, cell = problem
-            finite = "a finite number" if _is_float(cell) else "a number"
-            err = place(row, f"'{cell}' is not {finite}")
-            if _DECIMAL_COMMA.match(cell):
-                err.hint = ("numbers are read with '.' as the decimal point; a cell such as "
-                            "'1,5' is not read as 1.5")
-            data.problems[name] = err
-            data.text[name] = col
-            continue
-        data.columns[name] = values
-        if missing is not None:
-            row = int(np.argmax(missing))
-            cell = col[row].strip()
-            shown = f"'{cell}' is not a finite number" if _is_float(cell) else \
-                (f"'{cell}' is not a number" if cell else "an empty cell is not a number")
-            err = place(row, shown)
-            err.hint = ("--dropna skips the rows with a missing cell (empty, NA or nan) in a "
-                        "column the expression uses")
-            data.missing[name] = (missing, err)
-            data.text[name] = col
-    return data
-
-
-def csv_cell(text: str) -> str:
-    """A text cell for CSV: quoted when it holds a comma, a quote or a line break."""
-    if any(c in text for c in ',"\n\r'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _numbers(cells: list[str]) -> tuple[np.ndarray, np.ndarray | None, tuple[int, str] | None]:
-    """A column of cells -> (float64 values with nan where missing, the mask of missing
-    cells or None, (row, cell) of the first cell that is neither a finite number nor
-    missing, or None)."""
-    try:
-        values = np.array(cells, dtype=np.float64)
-    except ValueError:
-        values = np.empty(len(cells))
-        for i, cell in enumerate(cells):
-            text = cell.strip()
-            try:
-                values[i] = float(text)
-            except ValueError:
-                if text.lower() not in MISSING:
-                    return values, None, (i, text)
-                values[i] = math.nan
-    bad = ~np.isfinite(values)
-    if not bad.any():
-        return values, None, None
-    for i in np.flatnonzero(bad):
-        text = cells[i].strip()
-        if text.lower() not in MISSING:
-            return values, None, (int(i), text)
-    return values, bad, None
 
 
 def batches(rows: int, batch_size: int, seed: int | None = None) -> Iterator[np.ndarray]:

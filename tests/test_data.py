@@ -137,6 +137,159 @@ def test_dropna_leaves_out_rows_missing_a_used_cell(tmp_path):
         read_csv(path, use=["x", "y"])
     d = read_csv(path, use=["x", "y"], dropna=True)
     assert d.columns["x"].tolist() == [1.0, 9.0] and d.columns["y"].tolist() == [2.0, 10.0]
-    assert d.rows == 2 and d.text["z"] == ["", "11"]
+    assert d.rows == 2 and "z" not in d.columns  # kept only to be written back out
+    assert np.isnan(d.spare["z"][0]) and d.spare["z"][1] == 11.0
     with pytest.raises(DataError, match="no rows left"):
         read_csv(write(tmp_path, "x\nNA\n\n"), use=["x"], dropna=True)
+
+
+# --- every row read or refused (issue 20, item 7) ----------------------------------------------
+
+
+def test_a_hash_starts_no_comment_the_row_is_read(tmp_path):
+    path = write(tmp_path, "x,y\n1,2\n#5,6\n3,4\n")
+    with pytest.raises(DataError, match=r"line 3, column 1 \('x'\): '#5' is not a number"):
+        read_csv(path, use=["x", "y"])
+    d = read_csv(path, use=["y"])  # x unused: the row is still there, not dropped
+    assert d.rows == 3 and d.columns["y"].tolist() == [2.0, 6.0, 4.0]
+
+
+def test_an_unclosed_quote_names_its_line(tmp_path):
+    with pytest.raises(DataError, match="line 2: a quoted cell opens on this line and is "
+                                        "never closed"):
+        read_csv(write(tmp_path, 'x,y\n1,"2\n3,4\n5,6\n'), use=["x"])
+    with pytest.raises(DataError, match="line 3: a quoted cell has text after"):
+        read_csv(write(tmp_path, 'x,y\n1,2\n3,"4"5\n'), use=["x"])
+
+
+def test_quoted_cells_with_separators_and_line_breaks_are_read(tmp_path):
+    path = write(tmp_path, 'x,note\n1,"a, b"\n2,"two\nlines"\n3,"say ""hi"""\nfoo,z\n')
+    d = read_csv(path, use=[], )
+    assert d.rows == 4
+    assert list(d.text["note"]) == ["a, b", "two\nlines", 'say "hi"', "z"]
+    with pytest.raises(DataError, match=r"line 6, column 1 \('x'\): 'foo'"):
+        read_csv(path, use=["x"])  # lines counted through the quoted line break
+
+
+@pytest.mark.parametrize("cell", ["１", "١", "1_000", "\u00a01", "1\u00a0", "2 # note",
+                                  "0x10", "1e", "1.2.3", "--1", "1,5", "\u20071"])
+def test_one_number_rule_for_cells(tmp_path, cell):
+    text = "x,y\n1,2\n" + (f'"{cell}"' if "," in cell else cell) + ",3\n"
+    with pytest.raises(DataError) as err:
+        read_csv(write(tmp_path, text), use=["x"])
+    assert f"line 3, column 1 ('x'): '{cell}' is not a number" in err.value.message
+
+
+@pytest.mark.parametrize("cell, value", [
+    ("1", 1.0), ("-2.5", -2.5), ("+.5", 0.5), ("3.", 3.0), ("1e3", 1000.0), ("1E-3", 0.001),
+    ("\t 7 ", 7.0), ("-0", -0.0)])
+def test_numbers_by_the_rule(tmp_path, cell, value):
+    d = read_csv(write(tmp_path, f"x,t\n{cell},a\n1,b\n"), use=["x"])
+    assert d.columns["x"][0] == value
+
+
+def test_the_cell_rule_is_the_at_rule():
+    from adcli.data import CELL
+    from adcli.point import _NUMBER, _SPECIAL
+
+    samples = ["1", "-1", "+1.5", ".5", "5.", "1e5", "1E+05", "1e", "e5", ".", "+", "1_0",
+               "１", "١", "1.2.3", "nan", "-inf", "Infinity", "infinit", "0x1", "1 2", "٣.5",
+               "1e5.5", "-.5e-3"]
+    for s in samples:
+        assert bool(CELL.match(s)) == bool(_NUMBER.match(s) or _SPECIAL.match(s)), s
+
+
+def test_invalid_utf8_is_an_error_naming_the_line(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"x,name\n1,ok\n2,caf\xe9\n")
+    with pytest.raises(DataError, match=r"line 3: byte 6 \(0xe9\) is not UTF-8 text"):
+        read_csv(str(path), use=["x"])
+
+
+def test_lone_cr_line_ends_and_huge_cells_are_errors(tmp_path):
+    path = tmp_path / "cr.csv"
+    path.write_bytes(b"x,y\r1,2\r3,4\r")
+    with pytest.raises(DataError, match="line 1: a line ends with a lone carriage return"):
+        read_csv(str(path))
+    path.write_bytes(b"x,t\n1,a\n2," + b"b" * 200_000 + b"\n")
+    with pytest.raises(DataError, match="line 3: a cell is longer than"):
+        read_csv(str(path), use=["x"])
+
+
+def test_a_row_of_empty_cells_is_missing_cells_not_a_blank_line(tmp_path):
+    path = write(tmp_path, "x,y\n1,2\n,\n\n3,4\n")
+    with pytest.raises(DataError, match="line 3, column 1 .'x'.: an empty cell"):
+        read_csv(path, use=["x"])
+    assert read_csv(path, use=["x"], dropna=True).columns["x"].tolist() == [1.0, 3.0]
+
+
+def test_blocks_give_the_same_rows_and_lines(tmp_path, monkeypatch):
+    """Read in blocks of a few bytes: numbers, text, quoted line breaks across block ends and
+    the line of a late error come out as from one block."""
+    import adcli.blocks
+    import adcli.data
+
+    lines = ["x,y,note"]
+    for i in range(300):
+        note = f'"n{i},\n{i}"' if i % 37 == 0 else f"n{i}"
+        lines.append(f"{i * 0.5!r},{-i},{note}")
+    lines.append("oops,1,z")
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    whole = adcli.data.read_table(path, keep_lines=True)
+    monkeypatch.setattr(adcli.blocks, "BLOCK_BYTES", 40)
+    parts = adcli.data.read_table(path, keep_lines=True)
+    assert parts.rows == whole.rows == 301
+    assert parts.columns["y"].tolist() == whole.columns["y"].tolist() == \
+        [-float(i) for i in range(300)] + [1.0]
+    assert list(parts.lines) == list(whole.lines)
+    assert list(parts.text["note"]) == list(whole.text["note"])
+    assert parts.text["note"][37] == "n37,\n37"
+    for d in (whole, parts):
+        with pytest.raises(DataError, match=r"line 311, column 1 \('x'\): 'oops'"):
+            d.select(["x"])
+        # the numbers of x read before its text cell are kept as their shortest text
+        assert d.text["x"][:3] == ["0.0", "0.5", "1.0"] and d.text["x"][300] == "oops"
+
+
+def test_memory_of_the_rows_is_bounded_not_just_bytes(tmp_path):
+    """'1\\n' is 2 bytes read and 8 bytes kept: the limit bounds both."""
+    path = write(tmp_path, "x\n" + "1\n" * 1000)
+    assert read_csv(path, 20_000).rows == 1000
+    with pytest.raises(DataError, match="its rows take more than 4,000 bytes of memory") as err:
+        read_csv(path, 4_000)
+    assert "--max-data-size" in err.value.hint
+    with pytest.raises(DataError, match="over the limit of 1,000 bytes"):
+        read_csv(path, 1_000)
+
+
+def test_text_columns_are_kept_compactly(tmp_path):
+    from adcli.data import TextColumn, read_table
+
+    cells = ["a", "", "ünï", "b,c", "x" * 100]
+    col = TextColumn.of(cells)
+    assert list(col) == cells and col == cells and len(col) == 5 and col[-1] == "x" * 100
+    assert col[1:3] == ["", "ünï"] and col.take(np.array([1, 0, 1, 0, 0], bool)) == ["a", "ünï"]
+    assert col.nbytes < 200
+    path = write(tmp_path, "name,x\n" + "".join(f"item {i},{i}\n" for i in range(1000)))
+    d = read_table(path)
+    assert isinstance(d.text["name"], TextColumn) and d.text["name"][999] == "item 999"
+    assert d.text["name"].nbytes < 20 * 1000  # not a Python object a cell
+    assert read_table(path, keep_text=False).text == {}
+    assert read_table(path, keep_text=False).select(["x"]).rows == 1000
+
+
+def test_a_stray_quote_in_a_text_cell_is_text(tmp_path, monkeypatch):
+    """A quote inside an unquoted cell is a character (as the csv module reads it): the rows
+    after it are still read, block after block."""
+    import adcli.blocks
+
+    monkeypatch.setattr(adcli.blocks, "BLOCK_BYTES", 16)
+    path = write(tmp_path, 'x,what\n1,a 12" pipe\n' + "".join(f"{i},n{i}\n" for i in range(2, 60)))
+    d = read_csv(path, use=["x"])
+    assert d.columns["x"].tolist() == [float(i) for i in range(1, 60)]
+    assert d.text["what"][0] == 'a 12" pipe' and d.text["what"][58] == "n59"
+    # The rows after an unmatched quote are one block: the memory limit still holds, checked
+    # after each batch of rows within it.
+    monkeypatch.setattr(adcli.blocks, "_BATCH_ROWS", 4)
+    with pytest.raises(DataError, match="its rows take more than 1,000 bytes of memory"):
+        read_csv(path, 1_000, use=["x"])

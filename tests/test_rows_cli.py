@@ -265,3 +265,61 @@ def test_data_from_a_pipe_through_the_console_script():
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["x,note,value", "1,a,2.0", "2.5,b,5.0"]
+
+
+# --- issue 20, item 7: every row read or refused ---------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["eval", "x*2"], ["grad", "x*y"], ["fit", "y ~ a*x + b"],
+                                     ["minimize", "(a*x - y)^2", "--wrt", "a"]])
+@pytest.mark.parametrize("text, message", [
+    ("x,y\n1,2\n#5,6\n3,4\n", "line 3, column 1 ('x'): '#5' is not a number"),
+    ('x,y\n1,"2\n3,4\n5,6\n', "line 2: a quoted cell opens on this line and is never closed"),
+    ("x,y\n1,2\n1_000,3\n2,4\n", "line 3, column 1 ('x'): '1_000' is not a number"),
+    ("x,y\n1,2\n2 # note,3\n2,4\n", "line 3, column 1 ('x'): '2 # note' is not a number"),
+    ("x,y\n1,2\n\uff11,3\n2,4\n", "line 3, column 1 ('x'): '\uff11' is not a number"),
+])
+def test_no_row_is_dropped_silently(run, tmp_path, command, text, message):
+    result = run(*command[:2], "--data", write(tmp_path, text), *command[2:])
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert f"Error: data file '{tmp_path / 'd.csv'}', {message}" in result.stderr
+
+
+def test_text_cells_are_written_back_as_read(run, tmp_path):
+    path = write(tmp_path, 'x,note,z\n1,"a, ""b""",\n2,"two\nlines",5\n3,ünï,NA\n')
+    out = run("eval", "2*x", "--data", path)
+    assert out.exit_code == 0, out.stderr
+    assert rows(out.stdout) == [
+        {"x": "1", "note": 'a, "b"', "z": "", "value": "2.0"},
+        {"x": "2", "note": "two\nlines", "z": "5", "value": "4.0"},
+        {"x": "3", "note": "ünï", "z": "NA", "value": "6.0"}]
+    data = json.loads(run("eval", "2*x", "--data", path, "--json").stdout)
+    assert [(r["note"], r["z"]) for r in data] == [('a, "b"', None), ("two\nlines", 5.0),
+                                                   ("ünï", None)]
+
+
+def test_invalid_utf8_in_a_text_column_is_reported(run, tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"x,name\n1,ok\n2,caf\xe9\n")
+    result = run("eval", "x", "--data", str(path))
+    assert result.exit_code == 2
+    assert "line 3: byte 6 (0xe9) is not UTF-8 text" in result.stderr
+
+
+def test_gradients_are_swept_block_by_block_as_written(run, tmp_path, monkeypatch):
+    """The derivative columns are computed a block of rows at a time (memory): blocks of 2
+    rows give every row its own derivatives, in CSV and JSON."""
+    import adcli.rows
+
+    monkeypatch.setattr(adcli.rows, "BLOCK_ROWS", 2)
+    xs = [1.0, -2.0, 3.5, 0.0, 7.0]
+    path = write(tmp_path, "x\n" + "".join(f"{x}\n" for x in xs))
+    out = rows(run("grad", "a*x^2 + b", "--data", path, "--at", "a=3,b=1").stdout)
+    assert [float(r["d/dx"]) for r in out] == [6 * x for x in xs]
+    assert [float(r["d/da"]) for r in out] == [x * x for x in xs]
+    assert [float(r["d/db"]) for r in out] == [1.0] * 5
+    data = json.loads(run("grad", "a*x^2 + b", "--data", path, "--at", "a=3,b=1", "--wrt",
+                          "x,a", "--json").stdout)
+    assert [r["gradient"] for r in data] == [{"x": 6 * x, "a": x * x} for x in xs]
+    assert [r["value"] for r in data] == [3 * x * x + 1 for x in xs]

@@ -167,13 +167,14 @@ def data_options(f: Callable) -> Callable:
 
 
 def load_data(path: str, max_bytes: int | None, sep: str | None,
-              renames: tuple[str, ...], keep_lines: bool = False):
+              renames: tuple[str, ...], keep_lines: bool = False, keep_text: bool = False):
     """The data file, read with the CSV options (columns not yet checked: see
-    :meth:`adcli.data.Dataset.select`)."""
+    :meth:`adcli.data.Dataset.select`); text cells only with ``keep_text`` (an output that
+    repeats them without ``keep_lines``)."""
     from ..data import parse_renames, parse_separator, read_table
 
     return read_table(path, max_bytes, sep=parse_separator(sep), rename=parse_renames(renames),
-                      keep_lines=keep_lines)
+                      keep_lines=keep_lines, keep_text=keep_text)
 
 
 #: render.DEFAULT_DIGITS, the renderer's setting until told otherwise (a test checks they agree)

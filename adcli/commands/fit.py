@@ -61,8 +61,9 @@ from .common import (
               help="Draw data, fitted curve and residuals to a .png/.svg/.pdf file; needs "
                    "matplotlib (adcli[plot]).")
 @click.option("--max-data-size", type=ByteSize(), default=DEFAULT_MAX_DATA_BYTES,
-              metavar="BYTES", show_default="4G",
-              help="Refuse a --data file larger than this (suffixes K, M, G; 0: no limit).")
+              metavar="BYTES", show_default="256M",
+              help="Refuse a --data file larger than this, or whose rows take more memory "
+                   "once read (suffixes K, M, G; 0: no limit).")
 @data_options
 @digits_option(default=11)
 @json_option

@@ -29,10 +29,10 @@ from .report import eval_report, grad_report
 def rows_options(f):
     """--data, -o, --max-data-size and the CSV options of eval and grad."""
     f = data_options(f)
-    f = click.option("--max-data-size", type=ByteSize(), default="4G", metavar="BYTES",
-                     show_default="4G",
-                     help="Refuse a --data file larger than this (suffixes K, M, G; 0: no "
-                          "limit).")(f)
+    f = click.option("--max-data-size", type=ByteSize(), default="256M", metavar="BYTES",
+                     show_default="256M",
+                     help="Refuse a --data file larger than this, or whose rows take more "
+                          "memory once read (suffixes K, M, G; 0: no limit).")(f)
     f = click.option("-o", "--output", "output", metavar="FILE",
                      help="With --data: write the CSV (or --json) to FILE instead of "
                           "standard output.")(f)
@@ -51,7 +51,8 @@ def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dro
     from ..rows import evaluate_rows, write_csv, write_json
 
     check_outputs([("-o", output)], [data_path, input_file(expr)])
-    data = load_data(data_path, max_data_size or None, sep, renames, keep_lines=not as_json)
+    data = load_data(data_path, max_data_size or None, sep, renames, keep_lines=not as_json,
+                     keep_text=as_json)
     result = evaluate_rows(function, data, parse_point(at, function=function),
                            gradient=gradient,
                            wrt=parse_names(wrt, function=function), dropna=dropna)

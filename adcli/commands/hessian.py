@@ -6,9 +6,10 @@ import click
 import numpy as np
 
 from .. import render, sweeps
-from ..curvature import eigenvalues
+from ..curvature import check_size, eigenvalues
 from ..curvature import hessian as hessian_at
 from ..diagnose import derivative_warnings
+from ..errors import AdcliError
 from ..function import select_wrt
 from .common import (
     EXPR_HELP,
@@ -23,6 +24,10 @@ from .common import (
     parse_point,
 )
 from .report import unused_warnings
+
+#: The most variables printed as a table: rich lays out every cell, so 200 variables took 15 s
+#: and 999 did not finish in a minute; --json writes any size the Hessian limits allow.
+TABLE_MAX_VARIABLES = 100
 
 
 @click.command(epilog=EXPR_HELP)
@@ -48,6 +53,12 @@ def hessian(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool,
     tape = function.tape(point)
     names = (select_wrt(tape, parse_names(wrt, function=function)) if wrt is not None
              else list(tape.inputs))
+    if not as_json and len(names) > TABLE_MAX_VARIABLES:
+        check_size(len(tape), len(names))  # a Hessian too big to compute says so first
+        raise AdcliError(f"a Hessian of {len(names):,} variables is too big to print as a table "
+                         f"(at most {TABLE_MAX_VARIABLES} variables)",
+                         hint="use --json for the whole matrix, or --wrt to choose fewer "
+                              "variables")
     # The same sweeps and warnings as grad: a Hessian at a point where the value is nan or that
     # sits on a kink is a formula's second derivatives, not the function's curvature.
     _, gradient, values, adjoint = sweeps.value_and_grad(tape, point)

@@ -89,8 +89,9 @@ METHODS = ["auto", *RULES]
 @click.option("--reduce", type=click.Choice(["mean", "sum"]), default="mean",
               show_default=True, help="How --data rows combine.")
 @click.option("--max-data-size", type=ByteSize(), default=DEFAULT_MAX_DATA_BYTES,
-              metavar="BYTES", show_default="4G",
-              help="Refuse a --data file larger than this (suffixes K, M, G; 0: no limit).")
+              metavar="BYTES", show_default="256M",
+              help="Refuse a --data file larger than this, or whose rows take more memory "
+                   "once read (suffixes K, M, G; 0: no limit).")
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="B",
               help="Minibatches of B rows (stochastic gradients; reshuffled each epoch).")
 @click.option("--seed", type=click.IntRange(min=0),
