@@ -300,7 +300,7 @@ def test_csv_with_cr_only_line_ends_is_a_data_error(tmp_path):
     path = tmp_path / "cr.csv"
     path.write_bytes(b"x,y\r1,2\r3,4\r")
     assert_clean_error(run(["eval", "x*y", "--data", str(path)]), 2, "line 1",
-                       "bare carriage return")
+                       "lone carriage return")
     path.write_bytes(b"x,y\n1,2\n3,4\r5,6\n")  # a CR inside a line of a LF file
     proc = run(["eval", "x*y", "--data", str(path)])
     assert "Traceback" not in proc.stderr and proc.returncode in (0, 2)
