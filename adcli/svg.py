@@ -1,0 +1,182 @@
+"""The tape as an SVG picture drawn by adcli itself, for machines without Graphviz.
+
+Graphviz cannot be installed with pip, so ``adcli graph -o g.svg`` falls back to this layout.
+It needs no search: the tape is already in topological order, so each node's layer is one more
+than the deepest of its arguments (inputs and constants in layer 0, drawn left to right as
+Graphviz's ``rankdir=LR`` does), and a couple of barycentre sweeps order each layer to cut
+edge crossings. Nodes are boxes holding the same text as the DOT labels (the node table's
+numbers); edges are curves with arrowheads, one per use, so ``a + a`` draws two. Every piece
+of text is escaped for XML, and characters XML cannot hold at all are written as ``\\x07``
+text, so the file always parses. Loops only: no depth the input controls reaches the stack.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+#: Pixels per character of 11px Helvetica (a generous average, so text stays inside its box)
+CHAR_W = 6.6
+LINE_H = 14.0
+PAD_X, PAD_Y = 8.0, 6.0
+LAYER_GAP = 60.0  # horizontal room between layers, for the edges
+NODE_GAP = 18.0  # vertical room between the boxes of one layer
+MARGIN = 16.0
+SWEEPS = 2  # down-and-up barycentre passes; more rarely changes a small graph
+
+#: Characters XML 1.0 forbids even as references (C0 controls but tab, newline, carriage
+#: return; lone surrogates; U+FFFE, U+FFFF), plus what ``escape_control`` hides on terminals.
+_NOT_XML = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                      "\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff\ufffe\uffff]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    if 0xDC80 <= code <= 0xDCFF:  # a byte of argv that was not UTF-8
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def xml_text(text: str) -> str:
+    """``text`` safe inside an XML element or a double-quoted attribute: markup characters
+    become entities, characters XML cannot carry become visible ``\\x..`` escapes."""
+    text = _NOT_XML.sub(_visible, text)
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def layers(args: Sequence[tuple[int, ...]]) -> list[int]:
+    """Each node's layer: 0 for a leaf, else one more than its deepest argument. One pass,
+    because an argument's slot is always before its consumer's."""
+    depth: list[int] = []
+    for a in args:
+        depth.append(1 + max(depth[s] for s in a) if a else 0)
+    return depth
+
+
+def order(args: Sequence[tuple[int, ...]], depth: Sequence[int],
+          sweeps: int = SWEEPS) -> list[list[int]]:
+    """The nodes of each layer, top to bottom. Starts in tape order, then alternately sorts
+    each layer by the mean position of its arguments (going right) and of its consumers
+    (going left): the barycentre heuristic, which removes most crossings of a tape's DAG."""
+    n_layers = max(depth, default=-1) + 1
+    rows: list[list[int]] = [[] for _ in range(n_layers)]
+    for slot, d in enumerate(depth):
+        rows[d].append(slot)
+    users: list[list[int]] = [[] for _ in depth]
+    for slot, a in enumerate(args):
+        for s in a:
+            users[s].append(slot)
+    pos = [0.0] * len(depth)
+    for row in rows:
+        for i, slot in enumerate(row):
+            pos[slot] = float(i)
+
+    def resort(row: list[int], neighbours: Sequence[Sequence[int]]) -> None:
+        def key(slot: int) -> tuple[float, int]:
+            near = neighbours[slot]
+            # a node with no neighbour on that side keeps its place
+            return (sum(pos[s] for s in near) / len(near) if near else pos[slot], slot)
+        row.sort(key=key)
+        for i, slot in enumerate(row):
+            pos[slot] = float(i)
+
+    for _ in range(sweeps):
+        for row in rows[1:]:
+            resort(row, args)
+        for row in reversed(rows[:-1]):
+            resort(row, users)
+    return rows
+
+
+def to_svg(texts: Sequence[Sequence[str]], args: Sequence[tuple[int, ...]],
+           kinds: Sequence[str], output: int, edge_labels: Sequence[Sequence[str]],
+           title: str = "") -> str:
+    """An SVG document for a DAG in topological order.
+
+    ``texts[i]`` is node ``i``'s lines, ``args[i]`` its arguments (one edge each),
+    ``kinds[i]`` one of ``var``, ``const``, ``op`` (the fill), ``output`` the node drawn
+    with a thick border, ``edge_labels[i][k]`` the text on the edge of argument ``k``
+    (``""`` for none).
+    """
+    n = len(texts)
+    depth = layers(args)
+    rows = order(args, depth)
+    width = [PAD_X * 2 + CHAR_W * max((len(t) for t in lines), default=1) for lines in texts]
+    height = [PAD_Y * 2 + LINE_H * max(len(lines), 1) for lines in texts]
+    # columns as wide as their widest box; each column centred vertically on the tallest
+    col_w = [max(width[s] for s in row) for row in rows]
+    col_h = [sum(height[s] for s in row) + NODE_GAP * (len(row) - 1) for row in rows]
+    top = MARGIN + (LINE_H + 10.0 if title else 0.0)
+    total_h = max(col_h, default=0.0)
+    x = [0.0] * n
+    y = [0.0] * n
+    left = MARGIN
+    for c, row in enumerate(rows):
+        cursor = top + (total_h - col_h[c]) / 2
+        for s in row:
+            x[s] = left + (col_w[c] - width[s]) / 2
+            y[s] = cursor
+            cursor += height[s] + NODE_GAP
+        left += col_w[c] + LAYER_GAP
+    doc_w = max(left - LAYER_GAP + MARGIN, 2 * MARGIN + CHAR_W * len(title))
+    doc_h = top + total_h + MARGIN
+
+    out = ['<?xml version="1.0" encoding="UTF-8"?>',
+           f'<svg xmlns="http://www.w3.org/2000/svg" width="{doc_w:.0f}" '
+           f'height="{doc_h:.0f}" viewBox="0 0 {doc_w:.1f} {doc_h:.1f}" '
+           'font-family="Helvetica, Arial, sans-serif" font-size="11">',
+           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+           'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555555"/>'
+           '</marker></defs>',
+           '<rect width="100%" height="100%" fill="white"/>']
+    if title:
+        out.append(f'<text class="title" x="{doc_w / 2:.1f}" y="{MARGIN + LINE_H - 2:.1f}" '
+                   f'text-anchor="middle" font-size="13">{xml_text(title)}</text>')
+
+    # ports: a node's outgoing edges leave spread along its right side, in the order of their
+    # targets' heights, and its incoming edges arrive spread along its left side, argument by
+    # argument, so the two edges of a + a are two visible curves
+    outgoing: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    for slot, a in enumerate(args):
+        for k, s in enumerate(a):
+            outgoing[s].append((slot, k))
+    out_port: dict[tuple[int, int], float] = {}
+    for s, edges in enumerate(outgoing):
+        edges.sort(key=lambda e: (y[e[0]], e[1]))
+        for j, e in enumerate(edges):
+            out_port[e] = y[s] + height[s] * (j + 1) / (len(edges) + 1)
+    out.append('<g class="edges" fill="none" stroke="#555555" stroke-width="1.2">')
+    for slot, a in enumerate(args):
+        for k, s in enumerate(a):
+            x0, y0 = x[s] + width[s], out_port[(slot, k)]
+            x1, y1 = x[slot], y[slot] + height[slot] * (k + 1) / (len(a) + 1)
+            bend = max((x1 - x0) / 2, 20.0)
+            out.append(f'<path class="edge" data-from="n{s}" data-to="n{slot}" '
+                       f'data-arg="{k}" d="M{x0:.1f},{y0:.1f} C{x0 + bend:.1f},{y0:.1f} '
+                       f'{x1 - bend:.1f},{y1:.1f} {x1:.1f},{y1:.1f}" '
+                       'marker-end="url(#arrow)"/>')
+            label = edge_labels[slot][k] if k < len(edge_labels[slot]) else ""
+            if label:
+                out.append(f'<text class="edge-label" x="{x1 - 12:.1f}" y="{y1 - 3:.1f}" '
+                           f'stroke="none" fill="#333333" font-size="10">'
+                           f'{xml_text(label)}</text>')
+    out.append("</g>")
+
+    fills = {"var": "#dbeafe", "const": "#f3f4f6"}
+    for s in range(n):
+        radius = height[s] / 2 if kinds[s] == "var" else (6.0 if kinds[s] == "const" else 0.0)
+        stroke = 2.5 if s == output else 1.0
+        out.append(f'<g class="node" id="n{s}">')
+        out.append(f'<rect x="{x[s]:.1f}" y="{y[s]:.1f}" width="{width[s]:.1f}" '
+                   f'height="{height[s]:.1f}" rx="{min(radius, width[s] / 2):.1f}" '
+                   f'fill="{fills.get(kinds[s], "white")}" stroke="black" '
+                   f'stroke-width="{stroke}"/>')
+        cx = x[s] + width[s] / 2
+        out.append(f'<text x="{cx:.1f}" y="{y[s] + PAD_Y:.1f}" text-anchor="middle">')
+        for i, line in enumerate(texts[s]):
+            out.append(f'<tspan x="{cx:.1f}" dy="{LINE_H if i else LINE_H - 3:.1f}">'
+                       f'{xml_text(line)}</tspan>')
+        out.append("</text></g>")
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
