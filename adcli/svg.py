@@ -2,12 +2,13 @@
 
 Graphviz cannot be installed with pip, so ``adcli graph -o g.svg`` falls back to this layout.
 It needs no search: the tape is already in topological order, so each node's layer is one more
-than the deepest of its arguments (inputs and constants in layer 0, drawn left to right as
-Graphviz's ``rankdir=LR`` does), and a couple of barycentre sweeps order each layer to cut
-edge crossings. Nodes are boxes holding the same text as the DOT labels (the node table's
-numbers); edges are curves with arrowheads, one per use, so ``a + a`` draws two. Every piece
-of text is escaped for XML, and characters XML cannot hold at all are written as ``\\x07``
-text, so the file always parses. Loops only: no depth the input controls reaches the stack.
+than the deepest of its arguments (layers drawn left to right, as Graphviz's ``rankdir=LR``
+does), each node then moves right up to its first consumer, and a couple of barycentre sweeps
+order each layer to cut edge crossings. Nodes are boxes holding the same text as the DOT
+labels (the node table's numbers); edges are curves with arrowheads, one per use, so ``a + a``
+draws two. Every piece of text is escaped for XML, and characters XML cannot hold at all are
+written as ``\\x07`` text, so the file always parses. Loops only: no depth the input controls
+reaches the stack.
 """
 
 from __future__ import annotations
@@ -46,11 +47,21 @@ def xml_text(text: str) -> str:
 
 
 def layers(args: Sequence[tuple[int, ...]]) -> list[int]:
-    """Each node's layer: 0 for a leaf, else one more than its deepest argument. One pass,
-    because an argument's slot is always before its consumer's."""
+    """Each node's layer. First as early as possible (a leaf in 0, any other node one past
+    its deepest argument), which fixes how many layers there are; then, going back, each
+    node with a consumer moves as late as possible (one before its earliest consumer), so an
+    input or constant used only near the output sits beside its consumer instead of sending
+    a long edge across the whole picture. Two passes over the tape, whose order is already
+    topological (an argument's slot is always before its consumer's)."""
     depth: list[int] = []
     for a in args:
         depth.append(1 + max(depth[s] for s in a) if a else 0)
+    latest = [len(args)] * len(args)  # above any layer: no consumer seen yet
+    for slot in range(len(args) - 1, -1, -1):
+        if latest[slot] < len(args):
+            depth[slot] = latest[slot] - 1
+        for s in args[slot]:
+            latest[s] = min(latest[s], depth[slot])
     return depth
 
 
