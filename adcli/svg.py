@@ -23,6 +23,7 @@ PAD_X, PAD_Y = 8.0, 6.0
 LAYER_GAP = 60.0  # horizontal room between layers, for the edges
 NODE_GAP = 18.0  # vertical room between the boxes of one layer
 MARGIN = 16.0
+VIA_H = 4.0  # the room a long edge takes where it crosses a layer
 SWEEPS = 2  # down-and-up barycentre passes; more rarely changes a small graph
 
 #: Characters XML 1.0 forbids even as references (C0 controls but tab, newline, carriage
@@ -112,19 +113,45 @@ def to_svg(texts: Sequence[Sequence[str]], args: Sequence[tuple[int, ...]],
     """
     n = len(texts)
     depth = layers(args)
-    rows = order(args, depth)
+    # an edge across several layers passes through one virtual point in each layer between,
+    # which the ordering places like a node and which takes room, so that the edge runs
+    # between the boxes rather than through them; capped, so that a variable used at every
+    # depth of a long chain cannot make the picture quadratic (past the cap: direct curves)
+    via: dict[tuple[int, int], list[int]] = {}
+    ext_args = [tuple(a) for a in args]
+    ext_depth = list(depth)
+    budget = max(4 * n, 1000)
+    for t, a in enumerate(args):
+        for k, s in enumerate(a):
+            span = depth[t] - depth[s]
+            if span < 2 or len(ext_depth) - n + span - 1 > budget:
+                continue
+            chain, prev = [], s
+            for d in range(depth[s] + 1, depth[t]):
+                ext_depth.append(d)
+                ext_args.append((prev,))
+                prev = len(ext_depth) - 1
+                chain.append(prev)
+            ext_args[t] = ext_args[t][:k] + (prev,) + ext_args[t][k + 1:]
+            via[(t, k)] = chain
+    rows = order(ext_args, ext_depth)
+    total = len(ext_depth)
     width = [PAD_X * 2 + CHAR_W * max((len(t) for t in lines), default=1) for lines in texts]
     height = [PAD_Y * 2 + LINE_H * max(len(lines), 1) for lines in texts]
+    width += [0.0] * (total - n)
+    height += [VIA_H] * (total - n)
     # columns as wide as their widest box; each column centred vertically on the tallest
     col_w = [max(width[s] for s in row) for row in rows]
     col_h = [sum(height[s] for s in row) + NODE_GAP * (len(row) - 1) for row in rows]
+    col_x = [0.0] * len(rows)
     top = MARGIN + (LINE_H + 10.0 if title else 0.0)
     total_h = max(col_h, default=0.0)
-    x = [0.0] * n
-    y = [0.0] * n
+    x = [0.0] * total
+    y = [0.0] * total
     left = MARGIN
     for c, row in enumerate(rows):
         cursor = top + (total_h - col_h[c]) / 2
+        col_x[c] = left
         for s in row:
             x[s] = left + (col_w[c] - width[s]) / 2
             y[s] = cursor
@@ -152,21 +179,35 @@ def to_svg(texts: Sequence[Sequence[str]], args: Sequence[tuple[int, ...]],
     for slot, a in enumerate(args):
         for k, s in enumerate(a):
             outgoing[s].append((slot, k))
+
+    def first_y(e: tuple[int, int]) -> float:  # the height an edge heads for first
+        chain = via.get(e)
+        return y[chain[0]] if chain else y[e[0]]
+
     out_port: dict[tuple[int, int], float] = {}
     for s, edges in enumerate(outgoing):
-        edges.sort(key=lambda e: (y[e[0]], e[1]))
+        edges.sort(key=lambda e: (first_y(e), e[1]))
         for j, e in enumerate(edges):
             out_port[e] = y[s] + height[s] * (j + 1) / (len(edges) + 1)
     out.append('<g class="edges" fill="none" stroke="#555555" stroke-width="1.2">')
     for slot, a in enumerate(args):
         for k, s in enumerate(a):
-            x0, y0 = x[s] + width[s], out_port[(slot, k)]
+            # the edge as straight runs through the columns it crosses (at its virtual
+            # points), joined by curves that leave and arrive horizontally
+            runs = [(x[s] + width[s], x[s] + width[s], out_port[(slot, k)])]
+            for v in via.get((slot, k), ()):
+                c = ext_depth[v]
+                runs.append((col_x[c], col_x[c] + col_w[c], y[v] + VIA_H / 2))
             x1, y1 = x[slot], y[slot] + height[slot] * (k + 1) / (len(a) + 1)
-            bend = max((x1 - x0) / 2, 20.0)
+            runs.append((x1, x1, y1))
+            d = [f"M{runs[0][0]:.1f},{runs[0][2]:.1f}"]
+            for (_, xa, ya), (xb, xc, yb) in zip(runs, runs[1:]):
+                bend = max((xb - xa) / 2, 20.0)
+                d.append(f"C{xa + bend:.1f},{ya:.1f} {xb - bend:.1f},{yb:.1f} {xb:.1f},{yb:.1f}")
+                if xc > xb:
+                    d.append(f"L{xc:.1f},{yb:.1f}")
             out.append(f'<path class="edge" data-from="n{s}" data-to="n{slot}" '
-                       f'data-arg="{k}" d="M{x0:.1f},{y0:.1f} C{x0 + bend:.1f},{y0:.1f} '
-                       f'{x1 - bend:.1f},{y1:.1f} {x1:.1f},{y1:.1f}" '
-                       'marker-end="url(#arrow)"/>')
+                       f'data-arg="{k}" d="{" ".join(d)}" marker-end="url(#arrow)"/>')
             label = edge_labels[slot][k] if k < len(edge_labels[slot]) else ""
             if label:
                 out.append(f'<text class="edge-label" x="{x1 - 12:.1f}" y="{y1 - 3:.1f}" '

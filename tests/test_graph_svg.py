@@ -4,6 +4,7 @@ and checked against the DOT labels (themselves read by pydot) and the tape's edg
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -90,6 +91,31 @@ def test_every_edge_once_per_use_and_left_to_right():
     # a/b mark the operands of -, / and ^
     labels = [t.text for t in root.iterfind(".//s:text[@class='edge-label']", NS)]
     assert Counter(labels) == Counter({"a": 3, "b": 3})
+
+
+def test_long_edges_run_between_the_boxes():
+    tape = adcli.parse("a = x*y; b = a + a; b - x/y + sin(b)^2 + exp(-x)").tape()
+    root = ET.fromstring(to_svg(tape, {"x": 3.0, "y": 2.0}))
+    boxes = list(_boxes(root).values())
+    runs = 0
+    for p in root.iterfind(".//s:path[@class='edge']", NS):
+        # "... xb,yb Lxc,yb": the straight run of an edge through a layer it crosses
+        for xb, yb, xc in re.findall(r"([\d.]+),([\d.]+) L([\d.]+),", p.get("d")):
+            xb, yb, xc = float(xb), float(yb), float(xc)
+            runs += 1
+            for x, y, w, h in boxes:
+                assert xc < x or x + w < xb or not y <= yb <= y + h
+    assert runs >= 3  # x and y reach x/y, exp's -x and sub across layers
+
+
+def test_a_variable_used_at_every_depth_stays_bounded():
+    n = 400  # its long edges would need ~n^2/2 virtual points: past the cap, direct curves
+    source = "; ".join(f"a{i} = sin(a{i - 1}) + x" if i else "a0 = x" for i in range(n))
+    tape = adcli.parse(source + f"; a{n - 1}").tape()
+    text = to_svg(tape, {"x": 0.5})
+    root = ET.fromstring(text)
+    assert sum(_edges(root).values()) == sum(len(a) for a in tape.args)
+    assert len(text.encode()) < 2000 * len(tape)
 
 
 def _crossings(rows: list[list[int]], args: list[tuple[int, ...]]) -> int:
