@@ -71,6 +71,14 @@ def test_neuron_svg_has_every_node_once_with_the_dot_label(run, tmp_path):
     assert "-1.4999999999999996" not in path.read_text()
 
 
+def test_the_readme_picture_is_real_output(run, tmp_path):
+    path = tmp_path / "neuron.svg"
+    result = run("graph", NEURON, "--at", NEURON_AT, "--engine", "builtin", "-o", str(path))
+    assert result.exit_code == 0, result.output
+    assert path.read_text() == (ROOT / "docs" / "graph_neuron.svg").read_text(), (
+        "docs/graph_neuron.svg is stale: redraw it with the README's command")
+
+
 def test_every_edge_once_per_use_and_left_to_right():
     tape = adcli.parse("a = x*y; b = a + a; b - x/y + sin(b)^2").tape()
     root = ET.fromstring(to_svg(tape, {"x": 3.0, "y": 2.0}))
