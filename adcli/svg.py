@@ -157,7 +157,7 @@ def to_svg(texts: Sequence[Sequence[str]], args: Sequence[tuple[int, ...]],
             y[s] = cursor
             cursor += height[s] + NODE_GAP
         left += col_w[c] + LAYER_GAP
-    doc_w = max(left - LAYER_GAP + MARGIN, 2 * MARGIN + CHAR_W * len(title))
+    doc_w = max(left - LAYER_GAP + MARGIN, 2 * MARGIN + CHAR_W * 13 / 11 * len(title))
     doc_h = top + total_h + MARGIN
 
     out = ['<?xml version="1.0" encoding="UTF-8"?>',
