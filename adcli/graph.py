@@ -4,7 +4,8 @@ adcli writes the DOT text itself (no Graphviz library needed): one node per tape
 its id, op and label, and, when a point is given, its value and its gradient (adjoint), the way
 the classic backpropagation diagrams show them.  Edges run from each argument to its consumer,
 one per use, so ``a + a`` has two edges from ``a``.  SVG and PNG are drawn by the Graphviz
-``dot`` program when it is installed (Debian/Ubuntu: ``apt-get install graphviz``).
+``dot`` program when it is installed (Debian/Ubuntu: ``apt-get install graphviz``); without
+it, SVG is drawn by adcli's own layout (:mod:`adcli.svg`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import subprocess
 from collections.abc import Mapping
 from typing import Any
 
-from . import sweeps
+from . import svg, sweeps
 from .errors import AdcliError, escape_control
 from .plain import num
 from .tape import CONST, VAR, Tape
@@ -44,45 +45,63 @@ def quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def to_dot(tape: Tape, point: Mapping[str, Any] | None = None, title: str = "") -> str:
-    """DOT source for the tape; with ``point``, each node also shows its value and gradient."""
+def node_texts(tape: Tape, point: Mapping[str, Any] | None = None) -> list[list[str]]:
+    """Each node's label lines, the same in DOT and in the built-in SVG: ``#id op``, its
+    source-like label and, with ``point``, its value and gradient as the node table shows
+    them (12 digits: -1.5, not -1.4999999999999996)."""
     values = adjoint = None
     if point is not None:
         values = sweeps.evaluate(tape, point)
         adjoint = sweeps.reverse(tape, values)
     labels = describe(tape)
+    texts = []
+    for slot, op in enumerate(tape.ops):
+        name = op if isinstance(op, str) else op.name
+        lines = [f"#{slot} {name}", labels[slot]]
+        if values is not None:
+            lines.append(f"value {num(values[slot])}")
+            if tape.active[slot]:
+                g = adjoint[slot] if adjoint[slot] is not None else 0.0
+                lines.append(f"grad {num(g)}")
+        texts.append(lines)
+    return texts
+
+
+def to_dot(tape: Tape, point: Mapping[str, Any] | None = None, title: str = "") -> str:
+    """DOT source for the tape; with ``point``, each node also shows its value and gradient."""
+    texts = node_texts(tape, point)
     lines = ["digraph adcli {", "  rankdir=LR;",
              '  node [fontname="Helvetica", fontsize=11];',
              '  edge [color="#555555", fontname="Helvetica", fontsize=10];']
     if title:
         lines.append(f"  label={quote(title)}; labelloc=t;")
     for slot, op in enumerate(tape.ops):
-        name = op if isinstance(op, str) else op.name
         if op == VAR:
-            text = f"{labels[slot]}"
             attrs = 'shape=ellipse, style=filled, fillcolor="#dbeafe"'
         elif op == CONST:
-            text = labels[slot]
             attrs = 'shape=box, style="rounded,filled", fillcolor="#f3f4f6"'
         else:
-            text = labels[slot]
             attrs = "shape=box"
-        text = f"#{slot} {name}\n{text}"
-        if values is not None:
-            # the node table's numbers (12 digits: -1.5, not -1.4999999999999996)
-            text += f"\nvalue {num(values[slot])}"
-            if tape.active[slot]:
-                g = adjoint[slot] if adjoint[slot] is not None else 0.0
-                text += f"\ngrad {num(g)}"
         if slot == tape.output:
             attrs += ", penwidth=2.5"
-        lines.append(f"  n{slot} [label={quote(text)}, {attrs}];")
+        label = "\n".join(texts[slot])
+        lines.append(f"  n{slot} [label={quote(label)}, {attrs}];")
     for slot, (op, args) in enumerate(zip(tape.ops, tape.args)):
         for k, a in enumerate(args):  # the tuple, not a set: a + a gives two edges
             extra = f" [label={quote('ab'[k])}]" if op.name in _ORDERED else ""
             lines.append(f"  n{a} -> n{slot}{extra};")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def to_svg(tape: Tape, point: Mapping[str, Any] | None = None, title: str = "") -> str:
+    """SVG for the tape drawn by adcli's own layout (:mod:`adcli.svg`), no Graphviz needed:
+    the same nodes, labels and edges as :func:`to_dot`."""
+    kinds = ["var" if op == VAR else "const" if op == CONST else "op" for op in tape.ops]
+    edge_labels = [("a", "b") if not isinstance(op, str) and op.name in _ORDERED else ()
+                   for op in tape.ops]
+    return svg.to_svg(node_texts(tape, point), tape.args, kinds, tape.output, edge_labels,
+                      title=title)
 
 
 #: Graphviz's output formats (``dot -T?``) that make a file, by the extension they are known
@@ -115,6 +134,33 @@ def format_for(path: str | None, fmt: str | None) -> str:
     return ext
 
 
+#: ``--engine``: ``auto`` draws with Graphviz when ``dot`` is on PATH and SVG with adcli's own
+#: layout when it is not; ``dot`` and ``builtin`` force one.
+ENGINES = ("auto", "dot", "builtin")
+
+
+def engine_for(fmt: str, engine: str = "auto") -> str:
+    """Who makes ``fmt``: ``text`` (DOT, written by adcli), ``dot`` (Graphviz) or ``builtin``
+    (:func:`to_svg`). Graphviz is preferred when present, so a picture looks the same as
+    before; only SVG has a fallback, as the other formats need a rasteriser or PDF writer."""
+    if fmt in ("dot", "gv"):
+        return "text"
+    if engine == "builtin":
+        if fmt != "svg":
+            raise AdcliError(f"--engine builtin draws only svg, not {fmt}",
+                             hint=f"drop --engine to draw {fmt} with Graphviz's dot, or write "
+                                  "-o FILE.svg")
+        return "builtin"
+    if engine == "dot" and shutil.which("dot") is None:
+        raise AdcliError("--engine dot needs Graphviz's 'dot' program, which is not on PATH",
+                         hint="install the Debian/Ubuntu package graphviz (apt-get install "
+                              "graphviz), or drop --engine dot to draw svg with adcli's own "
+                              "layout")
+    if engine == "dot" or fmt != "svg":
+        return "dot"
+    return "dot" if shutil.which("dot") else "builtin"
+
+
 def render(dot_source: str, fmt: str) -> bytes:
     """Run Graphviz ``dot`` to turn DOT into ``fmt`` (one of :data:`FORMATS`)."""
     if fmt in ("dot", "gv"):
@@ -124,7 +170,7 @@ def render(dot_source: str, fmt: str) -> bytes:
         raise AdcliError(
             f"drawing {fmt} needs the Graphviz 'dot' program, which is not installed; install "
             "the Debian/Ubuntu package graphviz (apt-get install graphviz), or write DOT with "
-            "--format dot")
+            "--format dot" + ("" if fmt == "svg" else ", or SVG without Graphviz with -o FILE.svg"))
     try:
         done = subprocess.run([exe, f"-T{fmt}"], input=dot_source.encode(),
                               capture_output=True, timeout=300, check=False)

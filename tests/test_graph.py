@@ -68,12 +68,14 @@ def test_stdout_is_dot_by_default(run):
     _parse(result.stdout)
 
 
-def test_svg_without_graphviz_is_a_clear_error(run, monkeypatch, tmp_path):
+def test_png_without_graphviz_is_a_clear_error(run, monkeypatch, tmp_path):
     monkeypatch.setattr(graph_module.shutil, "which", lambda name: None)
-    result = run("graph", "x*x", "-o", str(tmp_path / "g.svg"))
+    result = run("graph", "x*x", "-o", str(tmp_path / "g.png"))
     assert result.exit_code == 2
     assert result.stderr.startswith("Error:") and "apt-get install graphviz" in result.stderr
+    assert "-o FILE.svg" in result.stderr  # the way out that needs no system package
     assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "g.png").exists()
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot is not installed")

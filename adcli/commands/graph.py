@@ -6,7 +6,7 @@ import click
 
 from .. import render, sweeps
 from ..errors import AdcliError
-from ..graph import FORMATS
+from ..graph import ENGINES, FORMATS
 from .common import (
     EXPR_HELP,
     at_option,
@@ -24,15 +24,18 @@ from .report import nonfinite_warnings, unused_warnings
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               metavar="FORMAT",
               help="Output format: any of Graphviz's (dot, svg, png, pdf, jpg, …; default: "
-                   "from the -o file's extension, else dot). All but dot need Graphviz's dot "
-                   "program (apt-get install graphviz).")
+                   "from the -o file's extension, else dot). All but dot and svg need "
+                   "Graphviz's dot program (apt-get install graphviz).")
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+              help="Who draws: Graphviz's dot when it is installed, else (svg only) adcli's "
+                   "own layout; dot or builtin forces one.")
 @click.option("-o", "--output", metavar="FILE", default=None,
               help="Write to this file instead of standard output (replaced whole, only when "
                    "complete).")
 @click.option("--max-nodes", type=click.IntRange(min=0), default=10_000, show_default=True,
               help="Refuse tapes with more nodes than this (0: no limit).")
 @max_size_option
-def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
+def graph(expr: str, at: tuple[str, ...], fmt: str | None, engine: str, output: str | None,
           max_nodes: int, max_size: int) -> None:
     """The tape of EXPR as a Graphviz graph, with values and gradients at a point.
 
@@ -47,10 +50,11 @@ def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
     import sys
 
     from ..atomic import atomic_output, check_outputs, input_file
-    from ..graph import TEXT_FORMATS, check_size, format_for, to_dot
+    from ..graph import TEXT_FORMATS, check_size, engine_for, format_for, to_dot, to_svg
     from ..graph import render as draw
 
     fmt = format_for(output, fmt)
+    drawer = engine_for(fmt, engine)
     check_outputs([("-o", output)], [input_file(expr)])
     function = load_function(expr, max_size)
     point = parse_point(at, function=function)
@@ -62,8 +66,11 @@ def graph(expr: str, at: tuple[str, ...], fmt: str | None, output: str | None,
             render.warn(message)
         for message in unused_warnings(tape, point):
             render.warn(message)
-    data = draw(to_dot(tape, point or None, title=function.source if len(function.source) < 80
-                       else ""), fmt)
+    title = function.source if len(function.source) < 80 else ""
+    if drawer == "builtin":
+        data = to_svg(tape, point or None, title=title).encode()
+    else:
+        data = draw(to_dot(tape, point or None, title=title), fmt)
     if output is None:
         if fmt not in TEXT_FORMATS and sys.stdout.isatty():
             raise AdcliError(f"{fmt} is binary: write it to a file with -o FILE.{fmt}")
