@@ -28,6 +28,7 @@ from .leastsq import METHOD, REASONS, TIME_STATUS, Compressed, covariance, qr_su
 from .parser import DEFAULT_MAX_SOURCE_BYTES
 from .problem import FitSetup, check_time, fit_setup, negative_r_squared, zero_columns
 from .syntax import Program, Statement
+from .uncertainty import report_json
 
 # --------------------------------------------------------------------------- residuals, Jacobian
 
@@ -131,7 +132,6 @@ class Residuals:
         return r
 
 
-
 @dataclass
 class FitResult:
     """The outcome of a fit, with the statistics of R's ``summary(nls)``."""
@@ -163,6 +163,10 @@ class FitResult:
     fitted: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     predictors: list[str] = field(default_factory=list)
     parsed: Formula | None = field(default=None, repr=False)
+    #: s²(JᵀJ)⁻¹ and start values of the free parameters, intervals (adcli.uncertainty)
+    covariance: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+    start: dict[str, float] = field(default_factory=dict)
+    ci: dict | None = None
 
     def predict(self, columns: Mapping[str, Any]) -> np.ndarray:
         """The model (right side) at the estimates for new values of its data columns."""
@@ -194,7 +198,7 @@ class FitResult:
             "iterations": self.iterations,
             "evaluations": self.evaluations,
             "method": self.method,
-        }
+        } | report_json(self)
 
 
 # --------------------------------------------------------------------------- the driver
@@ -318,8 +322,8 @@ def conclude(setup: FitSetup, res: Any, sol: Any, rss: float, jac: np.ndarray, r
                 "reported as nan")
         se, corr = cov.errors()
     else:
-        se = np.full(p, np.nan)
-        corr = np.full((p, p), np.nan)
+        se, corr = np.full(p, np.nan), np.full((p, p), np.nan)
+    matrix = cov.matrix if cov is not None else np.full((p, p), np.nan)
     at_bound = []
     for j, name in enumerate(names):
         for edge in (setup.lower[j], setup.upper[j]):
@@ -345,7 +349,8 @@ def conclude(setup: FitSetup, res: Any, sol: Any, rss: float, jac: np.ndarray, r
         jacobian_evaluations=sol.jacobians, method=f"levenberg-marquardt ({METHOD}, exact "
         "jacobian)", rows=rows, fixed=dict(setup.fixed), at_bound=at_bound,
         warnings=warnings_, absolute_sigma=absolute_sigma and weighted, weighted=weighted,
-        parsed=formula, predictors=list(setup.predictors))
+        parsed=formula, predictors=list(setup.predictors), covariance=matrix,
+        start={n: float(v) for n, v in zip(names, setup.x0)})
 
 
 def _side(formula: Formula, node: Any) -> Function:

@@ -365,6 +365,8 @@ def _sig(v, digits: int | None = None) -> str:
 def fit_result(result) -> None:
     """The report of ``adcli fit``: estimates with standard errors, correlations, goodness of
     fit and why the engine stopped (the content of R's summary(nls) and gnuplot's fit log)."""
+    from . import uncertainty  # numpy: not for the commands that start without it
+
     out = stdout()
     colour = "green" if result.converged else "yellow"
     verdict = "converged" if result.converged else "not converged"
@@ -375,15 +377,22 @@ def fit_result(result) -> None:
     table.add_column("value", justify="right")
     table.add_column("std. error", justify="right")
     table.add_column("rel. error", justify="right")
+    table.add_column("t value", justify="right")
+    table.add_column("Pr(>|t|)", justify="right")
+    t_values, p_values = uncertainty.t_values(result), uncertainty.p_values(result)
     for name, v in result.parameters.items():
         if name in result.fixed:
-            table.add_row(_user(name), _sig(v), "(fixed)", "")
+            table.add_row(_user(name), _sig(v), "(fixed)", "", "", "")
             continue
         se = result.stderr.get(name, math.nan)
         rel = result.relative_error(name)
         table.add_row(_user(name), _sig(v), _sig(se, 5),
-                      "nan" if math.isnan(rel) else f"{rel:.3g}%")
+                      "nan" if math.isnan(rel) else f"{rel:.3g}%",
+                      _sig(t_values.get(name, math.nan), 4),
+                      _sig(p_values.get(name, math.nan), 3))
     print_table(out, table)
+    if result.ci is not None:
+        _fit_intervals(out, result)
     names = result.correlation_names
     if len(names) > 1:
         out.print("[bold]correlation[/bold]")
@@ -402,12 +411,34 @@ def fit_result(result) -> None:
               f"{result.dof} degrees of freedom ({result.rows} rows)", soft_wrap=True)
     if result.r_squared is not None:
         out.print(f"[bold]R^2[/bold]  {result.r_squared:.6f}", soft_wrap=True)
+    chi2 = uncertainty.reduced_chi_square(result)
+    if chi2 is not None:
+        out.print(f"[bold]reduced chi-square[/bold]  {_sig(chi2, 6)}", soft_wrap=True)
+    aic, bic = uncertainty.information(result)
+    out.print(f"[bold]AIC[/bold]  {_sig(aic, 8)}  [bold]BIC[/bold]  {_sig(bic, 8)}  [dim](lmfit's: "
+              "n log(RSS/n) + 2k, + log(n) k)[/dim]", soft_wrap=True)
     if result.absolute_sigma:
         out.print("[dim]standard errors take sigma as the absolute errors of the data[/dim]")
     out.print(f"[dim]method {_user(result.method)}, {counted(result.iterations, 'iteration')}, "
               f"{counted(result.evaluations, 'evaluation')}, "
               f"{counted(result.jacobian_evaluations, 'Jacobian evaluation')}[/dim]",
               soft_wrap=True)
+
+
+def _fit_intervals(out, result) -> None:
+    """The table of ``fit --ci``: lower and upper end of each parameter per level."""
+    ci = result.ci
+    levels = ci["levels"]
+    out.print(f"[bold]confidence intervals[/bold] ({ci['method']}, {ci['distribution']})",
+              soft_wrap=True)
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    table.add_column("parameter")
+    for level in levels:
+        table.add_column(f"{level * 100:g}% lower", justify="right")
+        table.add_column(f"{level * 100:g}% upper", justify="right")
+    for name, pairs in ci["intervals"].items():
+        table.add_row(_user(name), *(_sig(v) for pair in pairs for v in pair))
+    print_table(out, table)
 
 
 #: Colours of the transcript's line styles (:mod:`adcli.transcript`).

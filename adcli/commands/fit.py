@@ -12,6 +12,7 @@ from ..errors import EXIT_FAILED, AdcliError, escape_control
 from ..fitting import FitResult, parse_bounds
 from ..fitting import fit as run_fit
 from ..formula import Formula, parse_formula
+from ..uncertainty import parse_levels, wald
 from .common import (
     DATA_HELP,
     EXPR_HELP,
@@ -57,6 +58,11 @@ from .common import (
 @click.option("--max-evaluations", type=click.IntRange(min=1), metavar="N",
               help="Stop after N evaluations of the residuals [default: 1000*(parameters+1)].")
 @max_time_option("not converged")
+@click.option("--ci", "ci", type=click.Choice(["wald"]),
+              help="Confidence intervals of the parameters: wald = estimate +- t(1-a/2, dof)*se "
+                   "(the normal quantile with --absolute-sigma).")
+@click.option("--level", "levels", metavar="L,...",
+              help="Confidence levels of --ci, fractions or percentages [default: 0.95].")
 @click.option("--plot", "plot_path", metavar="FILE",
               help="Draw data, fitted curve and residuals to a .png/.svg/.pdf file; needs "
                    "matplotlib (adcli[plot]).")
@@ -71,7 +77,8 @@ from .common import (
 def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...],
         params: str | None, sigma: str | None,
         absolute_sigma: bool, bounds: tuple[str, ...], fix: tuple[str, ...],
-        max_evaluations: int | None, max_time: float, plot_path: str | None, max_data_size: int,
+        max_evaluations: int | None, max_time: float, ci: str | None, levels: str | None,
+        plot_path: str | None, max_data_size: int,
         sep: str | None, renames: tuple[str, ...], dropna: bool, as_json: bool,
         max_size: int) -> None:
     """Fit the parameters of "LHS ~ MODEL" to a data file by least squares.
@@ -91,6 +98,9 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
     from ..sources import wants_dask
 
     formula = parse_formula(text, max_bytes=max_size or None)
+    if levels is not None and ci is None:
+        raise AdcliError("--level needs --ci wald")
+    ci_levels = parse_levels(levels) if ci else None  # a bad level fails before the data
     options = {"start": parse_point(start, "--from"), "fix": parse_point(fix, "--fix"),
                "bounds": parse_bounds(bounds) if bounds else None,
                "params": parse_names(params, "--params"), "sigma": sigma,
@@ -114,6 +124,8 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
             check_outputs([("--plot", plot_path)], [input_file(expr), data_path])
             check_path(plot_path)
         result = run_fit(formula, data.columns, **options)
+    if ci_levels is not None:
+        result.ci = wald(result, ci_levels)
     if absolute_sigma and sigma is None:
         render.warn("--absolute-sigma has no effect without --sigma")
     for message in result.warnings:
