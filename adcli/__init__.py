@@ -54,8 +54,8 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 from .errors import AdcliError  # noqa: E402
 
 if TYPE_CHECKING:
-    from .fitting import FitResult, fit
     from .function import Function, GradResult, parse
+    from .regression.fitting import FitResult, fit
 
 __version__ = "0.1.0"
 __all__ = ["AdcliError", "FitResult", "Function", "GradResult", "fit", "hessian", "parse",
@@ -70,12 +70,13 @@ def __getattr__(name: str) -> Any:
         from . import function
 
         return getattr(function, name)
-    if name == "hessian":  # the function; the module is adcli.curvature
+    if name == "hessian":  # the function; the module is adcli.derive.curvature
         from .function import hessian_of
 
         return hessian_of
-    if name in ("fit", "FitResult"):  # the module is adcli.fitting: adcli.fit stays the function
-        from . import fitting
+    # the module is adcli.regression.fitting: adcli.fit stays the function
+    if name in ("fit", "FitResult"):
+        from .regression import fitting
 
         return getattr(fitting, name)
     raise AttributeError(f"module 'adcli' has no attribute {name!r}")

@@ -136,7 +136,7 @@ class AdcliGroup(click.Group):
 
     def _run(self, args: list[str] | None, prog_name: str | None, complete_var: str | None,
              **extra) -> int:
-        from . import plain
+        from .output import plain
 
         # --digits is a setting of one run: a command without the option (graph) must not
         # print with what an earlier run in the same process (the API, tests) asked for

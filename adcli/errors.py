@@ -104,7 +104,7 @@ class PointError(AdcliError):
 
 
 class Terminated(BaseException):  # noqa: N818 - a signal, like KeyboardInterrupt
-    """SIGTERM while an output file is being written (:mod:`adcli.atomic`): unwinds like
+    """SIGTERM while an output file is being written (:mod:`adcli.io.atomic`): unwinds like
     Ctrl-C, so the temporary is removed, and exits 143."""
 
 

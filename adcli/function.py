@@ -8,15 +8,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import sweeps
+from .core import sweeps
+from .core.lower import MAX_NODES, lower
+from .core.syntax import Program
+from .core.tape import Tape
 from .errors import NameResolutionError
-from .fast.codegen import ENTRY_MAX_INPUTS, point_entry
 from .fast.policy import CompiledTape, compiled
-from .lower import MAX_NODES, lower
+from .language.parser import DEFAULT_MAX_SOURCE_BYTES, parse_program
 from .ops import CONSTANTS
-from .parser import DEFAULT_MAX_SOURCE_BYTES, parse_program
-from .syntax import Program
-from .tape import Tape
+from .ops.codegen import ENTRY_MAX_INPUTS, point_entry
 
 if TYPE_CHECKING:  # numpy is imported where arrays are handled: a point of floats needs none
     import numpy as np
@@ -45,7 +45,7 @@ class Function:
 
     def __init__(self, program: Program, max_nodes: int | None = MAX_NODES) -> None:
         self.program = program
-        self.max_nodes = max_nodes  # see adcli.lower.MAX_NODES
+        self.max_nodes = max_nodes  # see adcli.core.lower.MAX_NODES
         self._tapes: dict[frozenset[str], Tape] = {}
         # The fast paths of grad() and eval() for the common call, a point of plain floats
         # with the same keys as a previous one: generated entries (see _engine).
@@ -150,7 +150,7 @@ class Function:
         """The exact (n, n) Hessian at ``point`` w.r.t. ``wrt`` (default: every variable, in
         the order of :attr:`variables`); over data columns, of the sum over the rows. The
         gradient tapes are built once and cached, so many points cost only sweeps."""
-        from .curvature import hessian
+        from .derive.curvature import hessian
 
         tape = self.tape(point)
         names = select_wrt(tape, wrt) if wrt is not None else list(tape.inputs)

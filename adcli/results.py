@@ -152,7 +152,7 @@ def dumps(obj: Any) -> str:
 # Why a run stopped.  Only GRAD_TOL, PRECISION and LS_TOL count as converged.
 GRAD_TOL = "grad-tol"
 PRECISION = "precision"  # no lower point, at a gradient already at attainable accuracy
-LS_TOL = "ls-tol"  # the least-squares engine's relative tests (adcli.fitting)
+LS_TOL = "ls-tol"  # the least-squares engine's relative tests (adcli.regression.fitting)
 MAX_STEPS = "max-steps"
 NO_PROGRESS = "no-progress"
 DIVERGED = "diverged"

@@ -47,9 +47,9 @@ def _write(folder: Path, rows: int, per_file: int, csv: bool = False) -> None:
 
 def _dask_objective(path: Path, scheduler):
     import adcli
-    from adcli.distributed import DaskObjective
+    from adcli.io.sources import open_partitioned
     from adcli.optimize import build_objective
-    from adcli.sources import open_partitioned
+    from adcli.partitioned.distributed import DaskObjective
 
     data = open_partitioned(str(path))
     tape = adcli.parse(SOURCE).tape({"x", "y", "w0", "w1"})
@@ -91,9 +91,9 @@ def _interleaved(fns: dict, repeat: int) -> dict:
 
 def overhead(rows: int, repeat: int, tmp: Path) -> None:
     import adcli
-    from adcli.data import read_csv
-    from adcli.distributed import Scheduler
+    from adcli.io.data import read_csv
     from adcli.optimize import build_objective
+    from adcli.partitioned.distributed import Scheduler
 
     _write(tmp / "small", rows, 250_000, csv=True)
 
@@ -127,7 +127,7 @@ def overhead(rows: int, repeat: int, tmp: Path) -> None:
 
 
 def scaling(rows: int, repeat: int, tmp: Path) -> None:
-    from adcli.distributed import Scheduler
+    from adcli.partitioned.distributed import Scheduler
 
     _write(tmp / "big", rows, 1_000_000)
     for workers in (1, 2):
@@ -151,9 +151,9 @@ def main(argv: list[str] | None = None) -> None:
                              "of core does")
     args = parser.parse_args(argv)
     if args.reread:
-        import adcli.distributed
+        import adcli.partitioned.distributed
 
-        adcli.distributed.PERSIST_FRACTION = 0.0
+        adcli.partitioned.distributed.PERSIST_FRACTION = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         overhead(args.rows, args.repeat, Path(tmp))
         if args.big_rows:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 import adcli
-from adcli.data import from_columns
+from adcli.io.data import from_columns
 from adcli.optimize import build_objective
 
 LOSS = "(w0 + w1*x - y)^2"

@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from nist_strd import PROBLEMS, load, min_lre  # noqa: E402
 
 import adcli  # noqa: E402
-from adcli.fitting import Residuals  # noqa: E402
-from adcli.formula import parse_formula  # noqa: E402
-from adcli.leastsq import FTOL, solve  # noqa: E402
+from adcli.regression.fitting import Residuals  # noqa: E402
+from adcli.regression.formula import parse_formula  # noqa: E402
+from adcli.regression.leastsq import FTOL, solve  # noqa: E402
 
 
 def scipy_fit(problem, start: int, method: str, exact: bool, tight: bool = True

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from hypothesis import strategies as st
 
+from adcli.core.unparse import needs_parens
 from adcli.ops import OPS, PREC_ATOM, PREC_UNARY
-from adcli.unparse import needs_parens
 
 VARIABLES = ("x", "y", "z", "w")
 

@@ -1,6 +1,6 @@
 """The fast paths (adcli.fast, the fast parser driver) against the plain references.
 
-Every fast path must give the plain interpreter's numbers (adcli.sweeps) — including inf/nan —
+Every fast path must give the plain interpreter's numbers (adcli.core.sweeps) — including inf/nan —
 and the fast parser must build exactly the tree Lark builds. Generated code must never contain
 user text, whatever the names and numbers are.
 """
@@ -22,17 +22,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import adcli
-from adcli import lalr, sweeps
+from adcli.core import sweeps
+from adcli.core.lower import lower
+from adcli.core.syntax import Program, Statement, iter_postorder
 from adcli.fast import columns, policy
-from adcli.fast.codegen import literal
 from adcli.fast.levelled import Levelled
 from adcli.fast.policy import CompiledTape, guard
 from adcli.fast.scalar import SCALAR_NAMES, interpreter
-from adcli.lalr import REFUSED
-from adcli.lower import lower
+from adcli.language import lalr
+from adcli.language.lalr import REFUSED
+from adcli.language.parser import _fast_parse, _lark_parse, parse_program
 from adcli.ops import OPS
-from adcli.parser import _fast_parse, _lark_parse, parse_program
-from adcli.syntax import Program, Statement, iter_postorder
+from adcli.ops.codegen import literal
 
 sys.path.insert(0, str(Path(__file__).parent))
 from strategies import programs  # noqa: E402
@@ -468,7 +469,7 @@ def test_errors_still_come_from_lark(source: str) -> None:
 def test_fast_parser_sets_every_slot_of_its_nodes() -> None:
     """The driver makes its commonest nodes slot by slot, bypassing Node's __init__: every slot
     must still be set, to what __init__ would give."""
-    from adcli.syntax import Node
+    from adcli.core.syntax import Node
 
     program = parse_program("a = 2.5 * x - y ^ 3 / sin(z)\n-a + max(a, 1) + -x")
     nodes = [n for st_ in program.statements for n in iter_postorder(st_.expr)]
@@ -559,19 +560,19 @@ def test_scanning_in_windows_gives_the_tokens_of_the_whole(window: int, monkeypa
 def test_a_bug_in_the_fast_driver_is_not_taken_for_a_syntax_error(monkeypatch) -> None:
     """Only the driver's documented refusals hand the text to the explainer and Lark; any other
     exception is a bug and must surface, not be papered over by a silent fallback."""
-    import adcli.lalr
+    import adcli.language.lalr
 
     def broken(text, tables, order=None):
         raise TypeError("a bug")
 
-    monkeypatch.setattr(adcli.lalr, "_fast_parse", broken)
+    monkeypatch.setattr(adcli.language.lalr, "_fast_parse", broken)
     with pytest.raises(TypeError, match="a bug"):
         parse_program("x + 1")
 
     def refusing(text, tables, order=None):
         raise KeyError("RPAR")
 
-    monkeypatch.setattr(adcli.lalr, "_fast_parse", refusing)
+    monkeypatch.setattr(adcli.language.lalr, "_fast_parse", refusing)
     assert tree(parse_program("x + 1").statements) == tree(_lark_parse("x + 1"))
 
 

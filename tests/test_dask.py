@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 import adcli
-from adcli.data import read_csv
-from adcli.distributed import ClusterError, DaskObjective, Scheduler
+from adcli.io.data import read_csv
+from adcli.io.sources import open_partitioned
 from adcli.optimize import build_objective
-from adcli.sources import open_partitioned
+from adcli.partitioned.distributed import ClusterError, DaskObjective, Scheduler
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -167,7 +167,7 @@ def test_without_dask_a_glob_says_what_to_install(tmp_path):
 def test_a_partition_that_cannot_be_read_fails_with_exit_1_not_a_result(tmp_path, monkeypatch):
     """A file gone between passes (data re-read every pass, as when it is larger than
     memory): the pass fails as a whole (no partial sum is used)."""
-    monkeypatch.setattr("adcli.distributed.PERSIST_FRACTION", 0.0)
+    monkeypatch.setattr("adcli.partitioned.distributed.PERSIST_FRACTION", 0.0)
     folder = _split_csv("line.csv", tmp_path / "parts")
     source = CASES[0][0]
     point = CASES[0][2]
@@ -204,9 +204,9 @@ def test_help_and_grad_import_no_dask():
 
 @pytest.mark.parametrize("scheduler", [[], ["--scheduler", "local:2"]], ids=["threads", "cluster"])
 def test_fit_over_partitions_matches_the_in_memory_fit(tmp_path, scheduler):
-    """LM on the normal equations (adcli.bigfit) vs scipy's trf on the full Jacobian: the
-    exponential sample's estimates and standard errors agree to 1e-9 relative (measured:
-    about 6e-11)."""
+    """LM on the normal equations (adcli.partitioned.bigfit) vs scipy's trf on the full Jacobian:
+    the exponential sample's estimates and standard errors agree to 1e-9 relative (measured: about
+    6e-11)."""
     folder = _split_parquet("exp_decay.csv", tmp_path / "parts")
     args = ["fit", "y ~ a*exp(-b*x) + c", "--from", "a=1,b=1", "--json"]
     memory = _cli(*args[:2], "--data", "samples/exp_decay.csv", *args[2:])

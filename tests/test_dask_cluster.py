@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 
 import adcli
-from adcli.distributed import DaskObjective, Scheduler
+from adcli.io.sources import open_partitioned
 from adcli.optimize import build_objective
-from adcli.partitions import Block, block_nodes, tree_levels, tree_node, tree_sum
-from adcli.sources import open_partitioned
+from adcli.partitioned.distributed import DaskObjective, Scheduler
+from adcli.partitioned.partitions import Block, block_nodes, tree_levels, tree_node, tree_sum
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -92,11 +92,11 @@ def test_kept_blocks_and_re_read_partitions_give_the_same_bits(tmp_path, monkeyp
         assert objective.persisted and objective.partitions == 6
         assert len(objective._parts.blocks) == 1  # a few KB: one block (BLOCK_BYTES)
         kept[spec] = objective(x)
-    monkeypatch.setattr("adcli.distributed.BLOCK_BYTES", 1)  # one block per thread
+    monkeypatch.setattr("adcli.partitioned.distributed.BLOCK_BYTES", 1)  # one block per thread
     objective = _objective(folder, Scheduler("threads"))
     assert len(objective._parts.blocks) == min(os.cpu_count() or 1, 6)
     kept["blocks"] = objective(x)
-    monkeypatch.setattr("adcli.distributed.PERSIST_FRACTION", 0.0)
+    monkeypatch.setattr("adcli.partitioned.distributed.PERSIST_FRACTION", 0.0)
     objective = _objective(folder, Scheduler("threads"))
     assert not objective.persisted
     reread = objective(x)
@@ -113,7 +113,7 @@ def test_a_worker_killed_between_passes_is_replaced_and_the_result_is_unchanged(
     frame = pd.read_csv(SAMPLES / "line.csv")
     r = 0.3 + 1.7 * frame["x"].to_numpy() - frame["y"].to_numpy()
     x = np.array([0.3, 1.7])
-    monkeypatch.setattr("adcli.distributed.BLOCK_BYTES", 1)  # a block on each worker
+    monkeypatch.setattr("adcli.partitioned.distributed.BLOCK_BYTES", 1)  # a block on each worker
     with Scheduler("local:2") as where:
         objective = _objective(folder, where)
         assert objective.persisted and len(objective._parts.blocks) == 2
@@ -138,9 +138,9 @@ def test_a_worker_killed_during_a_pass_is_retried_elsewhere(tmp_path, monkeypatc
     gives the sums of one clean pass."""
     import threading
 
-    from adcli.distributed import Partitions, partition_sums
+    from adcli.partitioned.distributed import Partitions, partition_sums
 
-    monkeypatch.setattr("adcli.distributed.PERSIST_FRACTION", 0.0)
+    monkeypatch.setattr("adcli.partitioned.distributed.PERSIST_FRACTION", 0.0)
     folder = _parquet(tmp_path / "parts", parts=2)
     data = open_partitioned(str(folder)).select(["x", "y"])
     args = (LINE, ("w0", "w1", "x", "y"), ("w0", "w1"), (), (0.3, 1.7))
@@ -198,7 +198,7 @@ def test_a_cluster_with_no_worker_is_an_error_with_exit_1_never_a_result(tmp_pat
 
 
 def test_a_closed_scheduler_is_a_cluster_error(tmp_path):
-    from adcli.distributed import ClusterError
+    from adcli.partitioned.distributed import ClusterError
 
     folder = _parquet(tmp_path / "parts", parts=2)
     with Scheduler("local:1") as where:
@@ -212,7 +212,7 @@ def test_a_closed_scheduler_is_a_cluster_error(tmp_path):
 
 def test_minimize_auto_on_a_squared_residual_uses_least_squares_as_in_memory(tmp_path):
     """method auto routes a squared residual over partitions to the least-squares engine fed
-    by the partitions' R factors (adcli.bigfit), as the in-memory route goes to the same
+    by the partitions' R factors (adcli.partitioned.bigfit), as the in-memory route goes to the same
     engine on the full Jacobian; the minimum agrees to 1e-9 relative over 3 partitions;
     anything else stays with BFGS."""
     folder = _parquet(tmp_path / "parts", "exp_decay.csv", parts=3)
@@ -253,7 +253,7 @@ def test_local_workers_keep_sweep_temporaries_on_the_heap():
     import dask
     import distributed  # noqa: F401 - loads the distributed.* configuration
 
-    from adcli.distributed import WORKER_ENVIRON
+    from adcli.partitioned.distributed import WORKER_ENVIRON
 
     before = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
     with Scheduler("local:1") as where:

@@ -22,9 +22,9 @@ CHILD = textwrap.dedent("""
     import resource, sys
     import numpy as np
     import adcli, dask.dataframe, pandas, pyarrow.parquet  # imports before the limit
-    from adcli.distributed import DaskObjective, Scheduler
+    from adcli.partitioned.distributed import DaskObjective, Scheduler
     from adcli.optimize import build_objective
-    from adcli.sources import open_partitioned
+    from adcli.io.sources import open_partitioned
 
     def status(key):
         for line in open("/proc/self/status"):

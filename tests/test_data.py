@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adcli.data import DataError, batches, from_columns, read_csv
+from adcli.io.data import DataError, batches, from_columns, read_csv
 
 
 def write(tmp_path, text: str, name: str = "d.csv") -> str:
@@ -189,8 +189,8 @@ def test_numbers_by_the_rule(tmp_path, cell, value):
 
 
 def test_the_cell_rule_is_the_at_rule():
-    from adcli.data import CELL
-    from adcli.point import _NUMBER, _SPECIAL
+    from adcli.io.data import CELL
+    from adcli.io.point import _NUMBER, _SPECIAL
 
     samples = ["1", "-1", "+1.5", ".5", "5.", "1e5", "1E+05", "1e", "e5", ".", "+", "1_0",
                "１", "١", "1.2.3", "nan", "-inf", "Infinity", "infinit", "0x1", "1 2", "٣.5",
@@ -226,8 +226,8 @@ def test_a_row_of_empty_cells_is_missing_cells_not_a_blank_line(tmp_path):
 def test_blocks_give_the_same_rows_and_lines(tmp_path, monkeypatch):
     """Read in blocks of a few bytes: numbers, text, quoted line breaks across block ends and
     the line of a late error come out as from one block."""
-    import adcli.blocks
-    import adcli.data
+    import adcli.io.blocks
+    import adcli.io.data
 
     lines = ["x,y,note"]
     for i in range(300):
@@ -235,9 +235,9 @@ def test_blocks_give_the_same_rows_and_lines(tmp_path, monkeypatch):
         lines.append(f"{i * 0.5!r},{-i},{note}")
     lines.append("oops,1,z")
     path = write(tmp_path, "\n".join(lines) + "\n")
-    whole = adcli.data.read_table(path, keep_lines=True)
-    monkeypatch.setattr(adcli.blocks, "BLOCK_BYTES", 40)
-    parts = adcli.data.read_table(path, keep_lines=True)
+    whole = adcli.io.data.read_table(path, keep_lines=True)
+    monkeypatch.setattr(adcli.io.blocks, "BLOCK_BYTES", 40)
+    parts = adcli.io.data.read_table(path, keep_lines=True)
     assert parts.rows == whole.rows == 301
     assert parts.columns["y"].tolist() == whole.columns["y"].tolist() == \
         [-float(i) for i in range(300)] + [1.0]
@@ -263,7 +263,7 @@ def test_memory_of_the_rows_is_bounded_not_just_bytes(tmp_path):
 
 
 def test_text_columns_are_kept_compactly(tmp_path):
-    from adcli.data import TextColumn, read_table
+    from adcli.io.data import TextColumn, read_table
 
     cells = ["a", "", "ünï", "b,c", "x" * 100]
     col = TextColumn.of(cells)
@@ -281,15 +281,15 @@ def test_text_columns_are_kept_compactly(tmp_path):
 def test_a_stray_quote_in_a_text_cell_is_text(tmp_path, monkeypatch):
     """A quote inside an unquoted cell is a character (as the csv module reads it): the rows
     after it are still read, block after block."""
-    import adcli.blocks
+    import adcli.io.blocks
 
-    monkeypatch.setattr(adcli.blocks, "BLOCK_BYTES", 16)
+    monkeypatch.setattr(adcli.io.blocks, "BLOCK_BYTES", 16)
     path = write(tmp_path, 'x,what\n1,a 12" pipe\n' + "".join(f"{i},n{i}\n" for i in range(2, 60)))
     d = read_csv(path, use=["x"])
     assert d.columns["x"].tolist() == [float(i) for i in range(1, 60)]
     assert d.text["what"][0] == 'a 12" pipe' and d.text["what"][58] == "n59"
     # The rows after an unmatched quote are one block: the memory limit still holds, checked
     # after each batch of rows within it.
-    monkeypatch.setattr(adcli.blocks, "_BATCH_ROWS", 4)
+    monkeypatch.setattr(adcli.io.blocks, "_BATCH_ROWS", 4)
     with pytest.raises(DataError, match="its rows take more than 1,000 bytes of memory"):
         read_csv(path, 1_000, use=["x"])

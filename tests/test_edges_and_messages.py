@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import adcli
-import adcli.curvature
+import adcli.derive.curvature
 
 ADCLI = Path(sys.executable).parent / "adcli"
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -90,7 +90,7 @@ def test_diff_json_has_one_shape_unless_one_name_was_asked_for(run, args, wrt):
 def test_counts_are_singular_for_one(run):
     r = run("minimize", "x^2", "--from", "x=1", "--method", "newton")
     assert "method newton, 1 iteration, 2 gradient evaluations" in r.stdout
-    from adcli.render import counted
+    from adcli.output.render import counted
 
     assert counted(1, "gradient evaluation") == "1 gradient evaluation"
     assert counted(0, "iteration") == "0 iterations"
@@ -232,7 +232,7 @@ def test_hessian_is_callable_from_the_package():
     assert np.allclose(adcli.hessian("x^2*y + exp(y)", point), want, rtol=1e-15)
     assert np.allclose(f.hessian(point), want, rtol=1e-15)
     assert f.hessian(point, wrt=["y"]).tolist() == [[float(np.exp(0.5))]]
-    assert np.allclose(adcli.curvature.hessian(f.tape(), point), want)  # the module
+    assert np.allclose(adcli.derive.curvature.hessian(f.tape(), point), want)  # the module
     with pytest.raises(adcli.AdcliError, match="'z' is not a variable"):
         f.hessian(point, wrt=["z"])
 

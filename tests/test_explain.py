@@ -251,7 +251,7 @@ def test_non_finite_is_a_result_with_a_warning(run):
 
 def test_rich_writes_the_plain_text(run, monkeypatch):
     """The rich renderer (a terminal) and the plain writer (a pipe) say the same."""
-    from adcli import plain
+    from adcli.output import plain
 
     args = ("explain", BAYDIN, "--at", "x1=2,x2=5", "--paths", "x2")
     piped = run(*args).stdout
@@ -369,10 +369,10 @@ def test_helper_kernels_in_a_partial_are_said_once(run):
 @given(programs(), st.integers(0, 3))
 def test_forward_mode_is_the_forward_sweep_and_paths_sum_to_the_adjoint(run, example, pick):
     """Over generated programs: the tangents ``--mode forward`` prints are
-    :func:`adcli.sweeps.forward`'s bit for bit, and the sum over paths is the reverse sweep's
+    :func:`adcli.core.sweeps.forward`'s bit for bit, and the sum over paths is the reverse sweep's
     adjoint up to the rounding of another summation order."""
     import adcli
-    from adcli import sweeps
+    from adcli.core import sweeps
     from adcli.results import jsonable
 
     tape = adcli.parse(example.source).tape(example.point)

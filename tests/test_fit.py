@@ -12,9 +12,9 @@ import pytest
 
 import adcli
 from adcli.errors import AdcliError
-from adcli.fitting import Residuals, parse_bounds
-from adcli.formula import parse_formula
-from adcli.leastsq import max_cosine
+from adcli.regression.fitting import Residuals, parse_bounds
+from adcli.regression.formula import parse_formula
+from adcli.regression.leastsq import max_cosine
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 JSON_KEYS = ["parameters", "stderr", "correlation", "rss", "residual_std", "dof", "r_squared",
@@ -224,7 +224,7 @@ def test_deep_and_large_formulas_and_the_jacobian_limit(monkeypatch):
     deep = "y ~ " + "(" * 50_000 + "a*x + b" + ")" * 50_000
     result = adcli.fit(deep, {"x": x, "y": y})
     assert result.parameters == pytest.approx({"a": 2.0, "b": 1.0})
-    monkeypatch.setattr("adcli.fitting.MAX_JACOBIAN_VALUES", 39)
+    monkeypatch.setattr("adcli.regression.fitting.MAX_JACOBIAN_VALUES", 39)
     with pytest.raises(AdcliError, match="too large a Jacobian"):
         adcli.fit("y ~ a*x + b", {"x": x, "y": y})
 

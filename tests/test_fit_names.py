@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import adcli
-from adcli.problem import close_match
+from adcli.regression.problem import close_match
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"

@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import adcli
-from adcli import sweeps
-from adcli.diagnose import derivative_warnings, first_nonfinite_adjoint, kinks
+from adcli.core import sweeps
+from adcli.core.diagnose import derivative_warnings, first_nonfinite_adjoint, kinks
+from adcli.core.sweeps import OpCount, forward_gradient, reverse_gradient
+from adcli.derive.numeric import CBRT_EPS, numeric_directional, numeric_gradient, step
 from adcli.errors import AdcliError
-from adcli.numeric import CBRT_EPS, numeric_directional, numeric_gradient, step
 from adcli.ops import OPS
-from adcli.sweeps import OpCount, forward_gradient, reverse_gradient
 
 # A point inside every op's domain, away from kinks.
 SAFE = {1: 0.37, 2: (0.61, 1.7)}
@@ -259,11 +259,11 @@ def test_compare_modes_forward_matches_reverse_at_y_zero(text):
 def test_diagnostics_label_the_tape_once(monkeypatch):
     """A non-finite value, a non-finite adjoint (with the edge it came through) and a kink:
     four diagnostics that each name slots, from one labelling pass over the tape."""
-    import adcli.diagnose
+    import adcli.core.diagnose
 
     calls = []
-    real = adcli.diagnose.describe
-    monkeypatch.setattr(adcli.diagnose, "describe", lambda t: calls.append(1) or real(t))
+    real = adcli.core.diagnose.describe
+    monkeypatch.setattr(adcli.core.diagnose, "describe", lambda t: calls.append(1) or real(t))
     tape = adcli.parse("log(x) + sqrt(y) + abs(z)").tape()
     _, grad, values, adjoint = sweeps.value_and_grad(tape, {"x": 0.0, "y": 0.0, "z": 0.0})
     messages = derivative_warnings(tape, values, adjoint, grad)

@@ -8,8 +8,8 @@ import pydot
 import pytest
 
 import adcli
-from adcli import graph as graph_module
-from adcli.graph import quote, to_dot
+from adcli.output import graph as graph_module
+from adcli.output.graph import quote, to_dot
 
 
 def _parse(text: str) -> pydot.Dot:

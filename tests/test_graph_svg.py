@@ -16,9 +16,9 @@ import pydot
 import pytest
 
 import adcli
-from adcli import graph as graph_module
-from adcli import svg
-from adcli.graph import to_dot, to_svg
+from adcli.output import graph as graph_module
+from adcli.output import svg
+from adcli.output.graph import to_dot, to_svg
 
 ROOT = Path(__file__).resolve().parent.parent
 NS = {"s": "http://www.w3.org/2000/svg"}

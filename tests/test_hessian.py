@@ -1,4 +1,4 @@
-"""Exact Hessians (adcli.curvature) against SymPy's symbolic Hessian."""
+"""Exact Hessians (adcli.derive.curvature) against SymPy's symbolic Hessian."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sympy as sp
 from sympy_ref import to_sympy
 
 import adcli
-from adcli.curvature import eigenvalues, gradient_and_hessian, hessian
+from adcli.derive.curvature import eigenvalues, gradient_and_hessian, hessian
 
 CASES = [
     ("(1-x)^2 + 100*(y-x^2)^2", {"x": 1.0, "y": 1.0}),
@@ -78,7 +78,7 @@ def test_linear_and_constant_functions_have_zero_hessian():
 
 
 def test_reused_at_many_points_without_rebuilding():
-    from adcli.curvature import hessian_program
+    from adcli.derive.curvature import hessian_program
 
     tape = adcli.parse("x^4 + x*y").tape()
     program = hessian_program(tape)

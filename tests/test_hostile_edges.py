@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 import adcli
-from adcli import sweeps
 from adcli.commands.diff import derivative_texts
+from adcli.core import sweeps
 from adcli.fast.levelled import Levelled
 from adcli.fast.policy import CompiledTape, guard
 from adcli.fast.scalar import interpreter
@@ -224,7 +224,7 @@ def test_at_value_with_an_equals_sign_is_an_error_naming_it(at, bad):
 
 def test_from_and_bounds_values_with_an_equals_sign_are_errors():
     from adcli.errors import PointError
-    from adcli.point import parse_assignments, parse_value
+    from adcli.io.point import parse_assignments, parse_value
 
     with pytest.raises(PointError, match=r"--from x='a=1' is not a number"):
         parse_assignments("x=a=1", "--from")
@@ -237,7 +237,7 @@ def test_from_and_bounds_values_with_an_equals_sign_are_errors():
 
 
 def test_every_function_alias_names_a_real_op():
-    from adcli.grammar import _FUNCTION_ALIASES, _MISSING_FUNCTIONS
+    from adcli.language.grammar import _FUNCTION_ALIASES, _MISSING_FUNCTIONS
     from adcli.ops import FUNCTIONS
 
     for alias, target in _FUNCTION_ALIASES.items():
@@ -358,7 +358,7 @@ def test_pythonwarnings_error_does_not_turn_warnings_into_tracebacks():
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
     """A private cache directory, with the module's tables read afresh (and afterwards)."""
-    from adcli import lalr_tables
+    from adcli.language import lalr_tables
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("ADCLI_NO_GRAMMAR_CACHE", raising=False)
@@ -381,7 +381,7 @@ def write_tables(path, tables) -> None:
     grammar key, Lark version and a valid digest (so only the content can be wrong)."""
     import json
 
-    from adcli.lalr_tables import _digest
+    from adcli.language.lalr_tables import _digest
 
     doc = json.loads(path.read_bytes())
     doc["tables"] = tables
@@ -390,7 +390,7 @@ def write_tables(path, tables) -> None:
 
 
 def _cache_is_valid(path) -> bool:
-    from adcli import lalr_tables
+    from adcli.language import lalr_tables
 
     key = json_load(path)["grammar"]
     tables = lalr_tables._unpack_cache(path.read_bytes(), key, lalr_tables._lark_version())
@@ -417,7 +417,7 @@ CORPUS = ["x + y*z", "a = sin(x); b = max(a, 2)\na^-b", "-(x)**2/3 - f", "hypot(
 
 def _outcomes(texts):
     from adcli.errors import AdcliError
-    from adcli.parser import parse_program
+    from adcli.language.parser import parse_program
 
     out = []
     for text in texts:
@@ -483,7 +483,7 @@ def test_an_impossible_reduction_in_cached_tables_is_rebuilt(cache_dir, tmp_path
                                         ("0", False), ("no", False), ("false", False),
                                         ("", False)])
 def test_no_grammar_cache_rule(value, off, tmp_path, monkeypatch):
-    from adcli import lalr_tables
+    from adcli.language import lalr_tables
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("ADCLI_NO_GRAMMAR_CACHE", value)

@@ -48,7 +48,7 @@ class _Payload:
 
 def _old_lark_cache_names(tmpdir) -> list:
     """Let Lark itself write its cache (``cache=True``, as adcli used to) into ``tmpdir``."""
-    code = ("import lark; from adcli.grammar import grammar_path; "
+    code = ("import lark; from adcli.language.grammar import grammar_path; "
             "lark.Lark(grammar_path().read_text(), parser='lalr', cache=True, "
             "maybe_placeholders=False)")
     subprocess.run([sys.executable, "-c", code], check=True,
@@ -66,7 +66,7 @@ def test_a_planted_lark_cache_pickle_is_never_loaded(tmp_path):
         # Lark's layout: a hash line, then a pickle it loads before checking that hash.
         path.write_bytes(b"0" * 64 + b"\n" + pickle.dumps(_Payload(str(marker))))
     # The payload is live: Lark with its cache on would run it.
-    code = ("import lark; from adcli.grammar import grammar_path\n"
+    code = ("import lark; from adcli.language.grammar import grammar_path\n"
             "try: lark.Lark(grammar_path().read_text(), parser='lalr', cache=True, "
             "maybe_placeholders=False)\nexcept Exception: pass")
     subprocess.run([sys.executable, "-c", code], env={**BASE_ENV, "TMPDIR": str(shared)},
@@ -96,7 +96,7 @@ def _cache_file(xdg) -> str:
 
 
 def _swap_add_sub(path: str, fix_digest: bool) -> None:
-    from adcli.lalr_tables import _digest
+    from adcli.language.lalr_tables import _digest
 
     with open(path, encoding="utf-8") as fh:
         doc = json.load(fh)
@@ -429,8 +429,8 @@ def _bad_inputs() -> list[str]:
 
 def test_syntax_and_name_errors_are_lark_s_without_building_lark():
     from adcli.errors import AdcliError
-    from adcli.lalr import REFUSED
-    from adcli.parser import _diagnose, _fast_parse, _lark_parse
+    from adcli.language.lalr import REFUSED
+    from adcli.language.parser import _diagnose, _fast_parse, _lark_parse
 
     compared = 0
     for text in _bad_inputs():

@@ -15,11 +15,11 @@ import warnings
 
 import pytest
 
-import adcli.compare
-import adcli.curvature
+import adcli.derive.curvature
+import adcli.derive.symbolic
 import adcli.function
+import adcli.modes.compare
 import adcli.optimize
-import adcli.symbolic
 
 
 def _clean(result, status: int, kind: str = "Error:") -> str:
@@ -93,14 +93,14 @@ def test_graph_refuses_a_tape_too_big_to_draw(run):
 
 
 def test_diff_of_a_tower_stops_at_the_derivative_size_limit(run, monkeypatch):
-    monkeypatch.setattr(adcli.symbolic, "MAX_NEW_NODES", 2000)
+    monkeypatch.setattr(adcli.derive.symbolic, "MAX_NEW_NODES", 2000)
     stderr = _clean(run("diff", "x^" * 300 + "x"), 2)
     assert "the derivative grew past 2,000 new nodes" in stderr
     assert run("diff", "x^x^x", "--wrt", "x").exit_code == 0  # small towers still work
 
 
 def test_symbolic_derivatives_refuse_a_huge_tape(run, monkeypatch):
-    monkeypatch.setattr(adcli.symbolic, "MAX_TAPE_NODES", 500)
+    monkeypatch.setattr(adcli.derive.symbolic, "MAX_TAPE_NODES", 500)
     source = "(" + "-" * 600 + "x)"
     for args in (["diff", source], ["hessian", source, "--at", "x=1"],
                  ["minimize", source + "^2", "--from", "x=1", "--method", "newton"]):
@@ -117,7 +117,7 @@ def test_hessian_of_many_variables_stops_at_once(run):
     assert time.perf_counter() - t0 < 15
     assert "a Hessian of 2,500 variables" in stderr and "--wrt" in stderr
     # The limit is on work, too: few variables over a big tape.
-    assert adcli.curvature.MAX_WORK < 10 * 250_000
+    assert adcli.derive.curvature.MAX_WORK < 10 * 250_000
 
 
 def test_compare_modes_budget_stops_forward_mode_before_it_starts(run):
@@ -343,7 +343,7 @@ def test_a_csv_with_text_columns_keeps_them_compactly(tmp_path):
 
 def test_a_huge_model_over_rows_is_refused_before_compiling(tmp_path):
     """Was: 375,000 nodes over 40 rows compiled numpy code for 63 s and 2.7 GB."""
-    import adcli.rows
+    import adcli.io.rows
 
     model = tmp_path / "big.adc"
     model.write_text(" + ".join(f"w{i % 50}*sin(x*{i}.5)" for i in range(75_000)))
@@ -356,7 +356,7 @@ def test_a_huge_model_over_rows_is_refused_before_compiling(tmp_path):
         assert status == 2, stderr
         assert "the tape has 375,050 nodes" in stderr and "limited to 100,000 nodes" in stderr
         assert peak < GIB and seconds < 60, (peak, seconds)
-    assert adcli.rows.MAX_NODES == adcli.optimize.objective.DATA_MAX_NODES
+    assert adcli.io.rows.MAX_NODES == adcli.optimize.objective.DATA_MAX_NODES
 
 
 def test_a_hessian_table_too_big_to_print_points_to_json(run):
@@ -376,7 +376,7 @@ def test_compare_modes_scaling_parses_the_documented_maximum(monkeypatch):
     """--sizes 100000 (the documented maximum) makes 4.4 MB of text: the family's own text
     is not held to EXPR's 2 MiB limit (the full run takes about 76 s and 520 MB)."""
     import adcli.function
-    from adcli.families import family_expression
+    from adcli.modes.families import family_expression
 
     text, _ = family_expression("rosenbrock", 100_000)
     assert len(text) > adcli.function.DEFAULT_MAX_SOURCE_BYTES
@@ -391,5 +391,5 @@ def test_compare_modes_scaling_parses_the_documented_maximum(monkeypatch):
 
     monkeypatch.setattr(adcli.function, "parse", spy)
     with pytest.raises(Stop):
-        adcli.compare.scaling("rosenbrock", (100_000,))
+        adcli.modes.compare.scaling("rosenbrock", (100_000,))
     assert seen == [(len(text), None)]

@@ -1,6 +1,6 @@
 """Hostile outputs and terminal injection (issue 20, items 1 and 2), through real processes.
 
-1. Output files are written whole or not at all (:mod:`adcli.atomic`): SIGINT, SIGTERM and
+1. Output files are written whole or not at all (:mod:`adcli.io.atomic`): SIGINT, SIGTERM and
    EFBIG (``ulimit -f``) in the middle of a write leave the old file byte-identical and no
    temporary behind; an output that is one of the inputs is refused; a symlink target is
    replaced, not written through; an output that cannot be written exits 1 for every writer.

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import adcli
-from adcli.elements import MAX_INDEX, element_name, split_element
 from adcli.errors import AdcliError
+from adcli.language.elements import MAX_INDEX, element_name, split_element
 
 ROSENBROCK = "sum(i = 1..99, 100*(x[i+1] - x[i]^2)^2 + (1 - x[i])^2)"
 
@@ -290,7 +290,7 @@ _PIECES = ["x", "W", "i", "j", "n", "1", "2", "0", ".5", "1.", "..", "[", "]", "
 
 
 def _shape(statements) -> list:
-    from adcli.syntax import iter_postorder
+    from adcli.core.syntax import iter_postorder
 
     out = []
     for st in statements:
@@ -306,8 +306,8 @@ def _shape(statements) -> list:
 
 
 def test_fast_driver_agrees_with_lark_on_index_notation():
-    from adcli.lalr import REFUSED
-    from adcli.parser import _diagnose, _fast_parse, _lark_parse
+    from adcli.language.lalr import REFUSED
+    from adcli.language.parser import _diagnose, _fast_parse, _lark_parse
 
     rng = random.Random(22)
     texts = ["sum(i = 1..n-1, x[i+1]*W[i,2])", "h[j = 1..2, k = 0..1] = W[j,k]\nh[1,0]",

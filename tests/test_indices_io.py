@@ -138,7 +138,7 @@ def test_lanczos3_as_a_sum_gives_the_written_out_fit():
     NIST's starts (data from tests/data/nist-strd, as tests/test_nist.py)."""
     from nist_strd import data_dir, load, lre
 
-    from adcli.fitting import fit
+    from adcli.regression.fitting import fit
 
     assert data_dir() is not None, "NIST StRD data missing: expected tests/data/nist-strd"
     problem = load("Lanczos3")

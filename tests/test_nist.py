@@ -77,9 +77,9 @@ def test_correlation_matrix_is_a_correlation():
 def run_minimize(name: str, start: int):
     """`minimize "(LHS - (MODEL))^2" --data` with method auto: the path the command takes
     (adcli.commands.minimize) on columns in memory."""
-    from adcli.data import from_columns
-    from adcli.fitting import least_squares_minimize
+    from adcli.io.data import from_columns
     from adcli.optimize import build_objective
+    from adcli.regression.fitting import least_squares_minimize
 
     problem = load(name)
     lhs, model = problem.formula.split("~")

@@ -12,7 +12,7 @@ import pytest
 
 import adcli
 from adcli.commands.trace import CsvTrace
-from adcli.data import from_columns, read_csv
+from adcli.io.data import from_columns, read_csv
 from adcli.optimize import (
     DENSE_LIMIT,
     Options,
@@ -305,7 +305,7 @@ def test_wrt_keeps_other_variables_fixed():
 
 
 def test_trace_rows_are_flushed_as_they_go(tmp_path):
-    # Rows go to a temporary beside the file (adcli.atomic), renamed over it at the end.
+    # Rows go to a temporary beside the file (adcli.io.atomic), renamed over it at the end.
     path = tmp_path / "trace.csv"
     obj, x0 = objective("(x-1)^2 + (y+2)^2")
     trace = CsvTrace(str(path), obj.names)
@@ -347,7 +347,7 @@ def test_data_gradient_is_the_mean_of_row_gradients():
 def test_data_objective_matches_the_interpreter_over_many_blocks():
     """The objective runs on the blocked fast sweeps; the plain interpreter, seeded per row,
     is the reference (sums in another order: agreement to rounding, not bits)."""
-    from adcli import sweeps
+    from adcli.core import sweeps
     from adcli.fast.columns import BLOCK_ROWS
 
     rows = 2 * BLOCK_ROWS + 123  # several blocks and a ragged last one
@@ -461,7 +461,7 @@ def test_network_gradient_matches_central_differences():
 def test_one_cache_of_compiled_tapes_shared_by_the_api_the_objective_and_newton() -> None:
     """Function.grad_sum and the objective's sweep are one implementation over one compiled
     tape, kept on the tape itself (no id()-keyed side caches that a reused id could fool)."""
-    from adcli.curvature import hessian_program
+    from adcli.derive.curvature import hessian_program
     from adcli.fast.policy import compiled
 
     f = adcli.parse("(w*x + b - y)^2 + 0.01*w^2")

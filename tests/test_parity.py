@@ -2,7 +2,7 @@
 synchronous`` and on a LocalCluster of 2 worker processes: the same exit status, the same
 stderr lines, the same JSON (numbers to 1e-10 relative, counts equal), no traceback.
 
-Both engines share one setup (adcli.problem) and one least-squares engine; they differ in
+Both engines share one setup (adcli.regression.problem) and one least-squares engine; they differ in
 how the rows are swept and summed, so only rounding may differ. What is legitimately about
 Dask, and so left out of the comparison, is listed in DASK_ONLY.
 """
@@ -255,10 +255,10 @@ def test_local_2_itself(files):
 def test_dask_fit_parses_once_and_lowers_once_per_run(monkeypatch):
     """The formula is parsed once by the command and once on the worker (cached there), and
     the tape is lowered a fixed number of times, not once per partition and pass."""
-    import adcli.bigfit as bigfit
     import adcli.commands.fit as fit_command
-    import adcli.distributed as distributed
     import adcli.function as function
+    import adcli.partitioned.bigfit as bigfit
+    import adcli.partitioned.distributed as distributed
 
     for cache in (bigfit._formula, bigfit._function, bigfit._lhs):
         cache.cache_clear()

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import adcli
-from adcli.fast import codegen
-from adcli.fast.codegen import ENTRY_MAX_INPUTS, point_entry
+from adcli.ops import codegen
+from adcli.ops.codegen import ENTRY_MAX_INPUTS, point_entry
 
 sys.path.insert(0, str(Path(__file__).parent))
 from strategies import programs  # noqa: E402

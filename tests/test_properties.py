@@ -21,14 +21,14 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from strategies import programs
 
 import adcli
-from adcli import sweeps
-from adcli.compare import compare_modes
-from adcli.diagnose import derivative_warnings
-from adcli.numeric import EPS, numeric_directional, numeric_gradient, step
+from adcli.core import sweeps
+from adcli.core.diagnose import derivative_warnings
+from adcli.core.sweeps import forward_gradient
+from adcli.core.unparse import to_source
+from adcli.derive.numeric import EPS, numeric_directional, numeric_gradient, step
+from adcli.derive.symbolic import tape_nodes
+from adcli.modes.compare import compare_modes
 from adcli.results import dumps
-from adcli.sweeps import forward_gradient
-from adcli.symbolic import tape_nodes
-from adcli.unparse import to_source
 
 CI = settings(derandomize=True, database=None, deadline=None,
               suppress_health_check=[HealthCheck.too_slow,
@@ -207,7 +207,7 @@ def test_compare_report_is_valid_json_on_nan():
 @settings(CI, max_examples=150)
 @given(programs(defined=False))
 def test_print_parse_round_trip(example):
-    """The unparser (adcli.unparse, used by `adcli diff`) on the lowered program reads back as
+    """The unparser (adcli.core.unparse, used by `adcli diff`) on the lowered program reads back as
     the same function: the same value bit for bit (the same operations on the same constants;
     constants print as their shortest round-tripping text) and the same gradient."""
     function, tape, point = _setup(example)

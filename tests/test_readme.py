@@ -215,9 +215,9 @@ PYTHON_BLOCKS = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if 
 
 def test_every_python_block_is_a_doctest() -> None:
     """A Python example either runs as a doctest (below) or is the op-table excerpt of the
-    "how to add a primitive" section, which is checked against adcli/ops.py here."""
+    "how to add a primitive" section, which is checked against adcli/ops/__init__.py here."""
     others = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if ">>>" not in b]
-    ops = (ROOT / "adcli" / "ops.py").read_text(encoding="utf-8")
+    ops = (ROOT / "adcli" / "ops" / "__init__.py").read_text(encoding="utf-8")
     assert len(PYTHON_BLOCKS) >= 3
     for block in others:  # the same code, indented as a README block
         assert " ".join(block.split()) in " ".join(ops.split()), block

@@ -310,9 +310,9 @@ def test_invalid_utf8_in_a_text_column_is_reported(run, tmp_path):
 def test_gradients_are_swept_block_by_block_as_written(run, tmp_path, monkeypatch):
     """The derivative columns are computed a block of rows at a time (memory): blocks of 2
     rows give every row its own derivatives, in CSV and JSON."""
-    import adcli.rows
+    import adcli.io.rows
 
-    monkeypatch.setattr(adcli.rows, "BLOCK_ROWS", 2)
+    monkeypatch.setattr(adcli.io.rows, "BLOCK_ROWS", 2)
     xs = [1.0, -2.0, 3.5, 0.0, 7.0]
     path = write(tmp_path, "x\n" + "".join(f"{x}\n" for x in xs))
     out = rows(run("grad", "a*x^2 + b", "--data", path, "--at", "a=3,b=1").stdout)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import adcli
-from adcli.data import from_columns
+from adcli.io.data import from_columns
 from adcli.optimize import build_objective, minimize
 
 ROSENBROCK = "(1-x)^2 + 100*(y-x^2)^2"

@@ -6,7 +6,7 @@ Three things make that possible, each checked here against what it replaces:
   with exponent 0, 1, 2 computed as numpy's power does);
 - ``grad``'s node table at a point of floats comes from the float engine: the same values,
   adjoints, warnings and JSON as the plain (numpy) interpreter;
-- the plain-text renderer (:mod:`adcli.plain`) writes the bytes rich writes to a pipe or a
+- the plain-text renderer (:mod:`adcli.output.plain`) writes the bytes rich writes to a pipe or a
   file: compared over generated expressions, the README's examples, widths, ``--digits``,
   ``--no-table``, ``--max-rows``, eval, and warnings on stderr, in-process and through the
   console script.
@@ -33,11 +33,12 @@ from hypothesis import strategies as st
 from strategies import programs
 
 import adcli
-from adcli import plain, render, sweeps
 from adcli.commands import report as report_mod
 from adcli.commands.report import float_value_and_grad, grad_report
-from adcli.fast import kernels as K
+from adcli.core import sweeps
 from adcli.ops import CONSTANTS, LN2, LN10
+from adcli.ops import kernels as K
+from adcli.output import plain, render
 
 ROOT = Path(__file__).resolve().parent.parent
 ADCLI = Path(sys.executable).parent / "adcli"
@@ -309,7 +310,7 @@ def test_plain_only_where_rich_writes_no_colours(monkeypatch):
 
 # --------------------------------------------------------------------------- console script
 
-_FORCE_RICH = ("import sys\nimport adcli.plain as p\n"
+_FORCE_RICH = ("import sys\nimport adcli.output.plain as p\n"
                "p.grad_text = lambda *a, **k: None\np.warning_text = lambda *a, **k: None\n"
                "from adcli.cli import main\nmain(sys.argv[1:])\n")
 

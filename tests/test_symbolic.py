@@ -1,4 +1,4 @@
-"""Symbolic derivatives (adcli.symbolic) and the ``adcli diff`` command.
+"""Symbolic derivatives (adcli.derive.symbolic) and the ``adcli diff`` command.
 
 References: a table of known derivatives (checked numerically and for SymPy equivalence), SymPy's
 own ``diff``, and adcli's reverse mode (property test on random programs)."""
@@ -18,8 +18,8 @@ from sympy_ref import to_sympy
 
 import adcli
 from adcli.commands.diff import derivative_texts
-from adcli.symbolic import derivative, gradient, simplify
-from adcli.syntax import iter_postorder
+from adcli.core.syntax import iter_postorder
+from adcli.derive.symbolic import derivative, gradient, simplify
 
 # (expression, wrt, a known derivative, a point where all are defined)
 KNOWN = [
@@ -202,11 +202,11 @@ def test_unsimplified_gradient_matches_reverse_mode():
     raw = gradient(tape)
     point = {"x": 0.3, "y": -1.2}
     ref = adcli.parse(text).grad(point)[1]
-    from adcli.lower import lower
-    from adcli.syntax import Program, Statement
+    from adcli.core.lower import lower
+    from adcli.core.syntax import Program, Statement
     for name, expr in raw.exprs.items():
         g = lower(Program([Statement(None, expr)]))
-        from adcli.sweeps import evaluate
+        from adcli.core.sweeps import evaluate
         assert evaluate(g, point)[g.output] == pytest.approx(ref[name], rel=1e-12)
         s = lower(Program([Statement(None, simplify(expr))]))
         assert evaluate(s, point)[s.output] == pytest.approx(ref[name], rel=1e-12)

@@ -21,8 +21,8 @@ from sympy.parsing.sympy_parser import (
 )
 
 import adcli
-from adcli.numeric import numeric_gradient
-from adcli.sweeps import forward_gradient
+from adcli.core.sweeps import forward_gradient
+from adcli.derive.numeric import numeric_gradient
 
 FUNCTIONS = {**sympy_ref.FUNCTIONS, "pi": sp.pi, "e": sp.E}
 TRANSFORMS = standard_transformations + (convert_xor,)

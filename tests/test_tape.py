@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import adcli
-from adcli import sweeps
+from adcli.core import sweeps
+from adcli.core.unparse import describe
 from adcli.ops import OPS
-from adcli.unparse import describe
 
 
 def tape_of(text: str, bound=()):

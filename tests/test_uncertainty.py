@@ -16,8 +16,8 @@ from scipy import stats
 from scipy.optimize import curve_fit
 
 import adcli
-from adcli.formula import FitError
-from adcli.uncertainty import information, p_values, parse_levels, t_values, wald
+from adcli.regression.formula import FitError
+from adcli.regression.uncertainty import information, p_values, parse_levels, t_values, wald
 
 ROOT = Path(__file__).resolve().parent.parent
 EXP = "y ~ a*exp(-b*x) + c"

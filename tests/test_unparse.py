@@ -1,4 +1,5 @@
-"""The unparser (adcli.unparse): fewest parentheses, let-bindings for shared parts, round trip."""
+"""The unparser (adcli.core.unparse): fewest parentheses, let-bindings for shared parts, round
+trip."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from strategies import programs
 
 import adcli
-from adcli import syntax as S
-from adcli.symbolic import tape_nodes
-from adcli.unparse import to_source
+from adcli.core import syntax as S
+from adcli.core.unparse import to_source
+from adcli.derive.symbolic import tape_nodes
 
 
 def _print(text: str) -> str:

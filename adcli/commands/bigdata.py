@@ -10,7 +10,6 @@ from typing import Any
 import click
 import numpy as np
 
-from .. import render
 from ..errors import escape_control
 from ..function import Function
 from ..optimize import (
@@ -23,6 +22,7 @@ from ..optimize import (
     resolve_method,
 )
 from ..optimize import minimize as run_minimize
+from ..output import render
 from .common import emit_json
 
 
@@ -37,13 +37,13 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
                          started: float | None = None,
                          check_time: Callable[[], None] | None = None) -> None:
     """Full-batch minimisation whose every loss and gradient is one pass of partition sums:
-    the same setup, messages and method choice as in memory (:mod:`adcli.problem`).
+    the same setup, messages and method choice as in memory (:mod:`adcli.regression.problem`).
     ``box_of(objective, x0, method)`` gives ``--bounds`` as arrays (the command's own
     check), ``check_time`` refuses a time limit over before the first pass."""
-    from ..data import parse_renames, parse_separator
-    from ..distributed import DaskObjective, Scheduler
-    from ..problem import CONSTANTS, data_names, minimize_warnings
-    from ..sources import open_partitioned, require
+    from ..io.data import parse_renames, parse_separator
+    from ..io.sources import open_partitioned, require
+    from ..partitioned.distributed import DaskObjective, Scheduler
+    from ..regression.problem import CONSTANTS, data_names, minimize_warnings
     from .trace import CsvTrace
 
     require("--data on Dask")
@@ -89,7 +89,7 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
             if method == "auto" and not (batch_size or init_scale or trace_path):
                 # A square of a residual is least squares, as in memory: the least-squares
                 # engine fed by sums over the partitions (adcli fit's Dask engine).
-                from ..bigfit import least_squares_partitioned
+                from ..partitioned.bigfit import least_squares_partitioned
 
                 result = least_squares_partitioned(function, objective,
                                                    np.asarray(x0, dtype=np.float64), box,

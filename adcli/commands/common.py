@@ -10,9 +10,9 @@ import click
 
 from ..errors import AdcliError
 from ..function import Function, parse
-from ..inputs import read_bounded
-from ..parser import DEFAULT_MAX_SOURCE_BYTES
-from ..point import _split_top_level, bind_elements, expand_names, parse_assignments
+from ..io.inputs import read_bounded
+from ..io.point import _split_top_level, bind_elements, expand_names, parse_assignments
+from ..language.parser import DEFAULT_MAX_SOURCE_BYTES
 from ..results import dumps
 
 EXPR_HELP = "EXPR is an expression or program, @FILE to read one from a file, or - for stdin."
@@ -153,7 +153,7 @@ DATA_HELP = ("Headers that are not names are mapped to names (other characters b
 
 
 def data_options(f: Callable) -> Callable:
-    """--sep, --column and --dropna: CSV files as people have them (see adcli.data)."""
+    """--sep, --column and --dropna: CSV files as people have them (see adcli.io.data)."""
     f = click.option("--dropna", is_flag=True,
                      help="Leave out rows with a missing cell (empty, NA, nan) in a column "
                           "EXPR uses (without it such a cell is an error naming its line).")(f)
@@ -169,9 +169,9 @@ def data_options(f: Callable) -> Callable:
 def load_data(path: str, max_bytes: int | None, sep: str | None,
               renames: tuple[str, ...], keep_lines: bool = False, keep_text: bool = False):
     """The data file, read with the CSV options (columns not yet checked: see
-    :meth:`adcli.data.Dataset.select`); text cells only with ``keep_text`` (an output that
+    :meth:`adcli.io.data.Dataset.select`); text cells only with ``keep_text`` (an output that
     repeats them without ``keep_lines``)."""
-    from ..data import parse_renames, parse_separator, read_table
+    from ..io.data import parse_renames, parse_separator, read_table
 
     return read_table(path, max_bytes, sep=parse_separator(sep), rename=parse_renames(renames),
                       keep_lines=keep_lines, keep_text=keep_text)
@@ -184,9 +184,9 @@ RENDER_DEFAULT_DIGITS = 12
 def _set_digits(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
     if value is None or ctx.resilient_parsing:
         return
-    # The setting lives in adcli.plain, which the rich renderer reads too: setting it loads
+    # The setting lives in adcli.output.plain, which the rich renderer reads too: setting it loads
     # no rich (--json and piped output never import rich; start-up time).
-    from .. import plain
+    from ..output import plain
 
     plain.set_digits(value)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from .. import render
-from ..compare import DEFAULT_SIZES, FAMILIES, compare_modes, scaling
 from ..errors import AdcliError
+from ..modes.compare import DEFAULT_SIZES, FAMILIES, compare_modes, scaling
+from ..output import render
 from .common import (
     EXPR_HELP,
     FiniteFloat,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
-from .. import render
 from ..function import select_wrt
+from ..output import render
 from .common import (
     EXPR_HELP,
     emit_json,
@@ -59,8 +59,8 @@ def diff(expr: str, wrt: str | None, as_json: bool, max_size: int) -> None:
 
 def derivative_texts(tape, names: list[str], sep: str = "; ") -> list[str]:
     """Printed derivative of the tape's output for each name (each a complete program)."""
-    from ..symbolic import derivative
-    from ..unparse import to_source
+    from ..core.unparse import to_source
+    from ..derive.symbolic import derivative
 
     d = derivative(tape, names)
     reserved = set(tape.inputs) | set(tape.labels.values())

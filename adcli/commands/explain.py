@@ -1,4 +1,4 @@
-"""``adcli explain``: a transcript of both sweeps (see :mod:`adcli.explain`)."""
+"""``adcli explain``: a transcript of both sweeps (see :mod:`adcli.core.explain`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..diagnose import derivative_warnings
+from ..core.diagnose import derivative_warnings
 from ..errors import AdcliError
 from .common import (
     EXPR_HELP,
@@ -53,8 +53,8 @@ def explain(expr: str, at: tuple[str, ...], mode: str, direction: tuple[str, ...
       adcli explain "log(x1) + x1*x2 - sin(x2)" --at x1=2,x2=5 --mode forward --direction x1=1
       adcli explain "x*y + x" --at x=2,y=3 --paths x
     """
-    from ..explain import explain as build
-    from ..unparse import describe
+    from ..core.explain import explain as build
+    from ..core.unparse import describe
 
     function = load_function(expr, max_size)
     point = parse_point(at, function=function)
@@ -80,11 +80,11 @@ def explain(expr: str, at: tuple[str, ...], mode: str, direction: tuple[str, ...
             del out["reverse"]
         emit_json(out)
         return
-    from .. import plain, transcript
+    from ..output import plain, transcript
 
     if plain.rich_would_be_plain(sys.stdout):
         sys.stdout.write(transcript.text(result, mode))
     else:
-        from .. import render
+        from ..output import render
 
         render.explain(transcript.lines(result, mode))

@@ -6,13 +6,13 @@ import time
 
 import click
 
-from .. import render
-from ..data import DEFAULT_MAX_DATA_BYTES
 from ..errors import EXIT_FAILED, AdcliError, escape_control
-from ..fitting import FitResult, parse_bounds
-from ..fitting import fit as run_fit
-from ..formula import Formula, parse_formula
-from ..uncertainty import parse_levels, wald
+from ..io.data import DEFAULT_MAX_DATA_BYTES
+from ..output import render
+from ..regression.fitting import FitResult, parse_bounds
+from ..regression.fitting import fit as run_fit
+from ..regression.formula import Formula, parse_formula
+from ..regression.uncertainty import parse_levels, wald
 from .common import (
     DATA_HELP,
     EXPR_HELP,
@@ -95,7 +95,7 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
     """
     began = time.monotonic()  # --max-time covers reading the data too
     text = read_source(expr, max_size)
-    from ..sources import wants_dask
+    from ..io.sources import wants_dask
 
     formula = parse_formula(text, max_bytes=max_size or None)
     if levels is not None and ci is None:
@@ -118,8 +118,8 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         used = formula.names(formula.lhs) | formula.names(formula.model)
         data = data.select(used | ({sigma} if sigma else set()), dropna)
         if plot_path:
-            from ..atomic import check_outputs, input_file
-            from ..plot import check_path
+            from ..io.atomic import check_outputs, input_file
+            from ..output.plot import check_path
 
             check_outputs([("--plot", plot_path)], [input_file(expr), data_path])
             check_path(plot_path)
@@ -131,7 +131,7 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
     for message in result.warnings:
         render.warn(message)
     if plot_path and data is not None:
-        from ..fitplot import plot_fit
+        from ..output.fitplot import plot_fit
 
         plot_fit(plot_path, result, data.columns)
     if as_json:
@@ -149,14 +149,14 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
 def _fit_on_dask(formula: Formula, data_path: str, scheduler: str | None, sep: str | None,
                  renames: tuple[str, ...], dropna: bool, live: bool, options: dict
                  ) -> FitResult:
-    """The fit over partitions (adcli.bigfit), with the same options: Dask imported only
+    """The fit over partitions (adcli.partitioned.bigfit), with the same options: Dask imported only
     here."""
-    from ..data import parse_renames, parse_separator
-    from ..sources import open_partitioned, require
+    from ..io.data import parse_renames, parse_separator
+    from ..io.sources import open_partitioned, require
 
     require("--data on Dask")
-    from ..bigfit import fit_partitioned
-    from ..distributed import Scheduler
+    from ..partitioned.bigfit import fit_partitioned
+    from ..partitioned.distributed import Scheduler
 
     data = open_partitioned(data_path, parse_separator(sep), parse_renames(renames))
     data = data.select(data.names, dropna)

@@ -47,8 +47,8 @@ def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dro
                as_json, *, gradient: bool = False, wrt: str | None = None,
                expr: str = "") -> None:
     """``--data``: evaluate at every row and write CSV (or a JSON list)."""
-    from ..atomic import atomic_output, check_outputs, input_file
-    from ..rows import evaluate_rows, write_csv, write_json
+    from ..io.atomic import atomic_output, check_outputs, input_file
+    from ..io.rows import evaluate_rows, write_csv, write_json
 
     check_outputs([("-o", output)], [data_path, input_file(expr)])
     data = load_data(data_path, max_data_size or None, sep, renames, keep_lines=not as_json,
@@ -75,15 +75,15 @@ def _no_data_options(output, sep, renames, dropna) -> None:
 
 def _render():
     """The rich renderer, imported only when something is printed through it (start-up)."""
-    from .. import render
+    from ..output import render
 
     return render
 
 
 def _warn(message: str) -> None:
     """``Warning: ...`` on stderr: the plain text rich would write there, or rich itself (on a
-    terminal, or for text only rich can render: see :mod:`adcli.plain`)."""
-    from .. import plain
+    terminal, or for text only rich can render: see :mod:`adcli.output.plain`)."""
+    from ..output import plain
 
     text = plain.warning_text(message) if plain.rich_would_be_plain(sys.stderr) else None
     if text is None:
@@ -95,7 +95,7 @@ def _warn(message: str) -> None:
 def _print_grad(report, table: bool, max_rows: int) -> None:
     """The value, gradient and node table: as plain text where stdout is no terminal (the
     bytes rich would write, without loading rich: start-up time), else by rich."""
-    from .. import plain
+    from ..output import plain
 
     text = (plain.grad_text(report, table=table, max_rows=max_rows)
             if plain.rich_would_be_plain(sys.stdout) else None)
@@ -186,6 +186,6 @@ def eval_(expr: str, at: tuple[str, ...], data_path: str | None, output: str | N
     if as_json:
         emit_json({"value": value})
     else:
-        from ..plain import num
+        from ..output.plain import num
 
         click.echo(num(value))

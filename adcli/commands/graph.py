@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from .. import render, sweeps
+from ..core import sweeps
 from ..errors import AdcliError
-from ..graph import ENGINES, FORMATS
+from ..output import render
+from ..output.graph import ENGINES, FORMATS
 from .common import (
     EXPR_HELP,
     at_option,
@@ -49,9 +50,9 @@ def graph(expr: str, at: tuple[str, ...], fmt: str | None, engine: str, output: 
     """
     import sys
 
-    from ..atomic import atomic_output, check_outputs, input_file
-    from ..graph import TEXT_FORMATS, check_size, engine_for, format_for, to_dot, to_svg
-    from ..graph import render as draw
+    from ..io.atomic import atomic_output, check_outputs, input_file
+    from ..output.graph import TEXT_FORMATS, check_size, engine_for, format_for, to_dot, to_svg
+    from ..output.graph import render as draw
 
     fmt = format_for(output, fmt)
     drawer = engine_for(fmt, engine)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from .. import render, sweeps
-from ..curvature import check_size, eigenvalues
-from ..curvature import hessian as hessian_at
-from ..diagnose import derivative_warnings
+from ..core import sweeps
+from ..core.diagnose import derivative_warnings
+from ..derive.curvature import check_size, eigenvalues
+from ..derive.curvature import hessian as hessian_at
 from ..errors import AdcliError
 from ..function import select_wrt
+from ..output import render
 from .common import (
     EXPR_HELP,
     at_option,

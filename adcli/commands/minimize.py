@@ -7,10 +7,8 @@ import time
 import click
 import numpy as np
 
-from .. import render
-from ..data import DEFAULT_MAX_DATA_BYTES
 from ..errors import AdcliError, escape_control
-from ..fitting import parse_bounds
+from ..io.data import DEFAULT_MAX_DATA_BYTES
 from ..optimize import (
     DEFAULT_STEPS,
     DEFAULT_TOL,
@@ -27,6 +25,8 @@ from ..optimize import driver as _driver
 from ..optimize import (
     minimize as run_minimize,
 )
+from ..output import render
+from ..regression.fitting import parse_bounds
 from .common import (
     DATA_HELP,
     EXPR_HELP,
@@ -135,10 +135,10 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     began = time.monotonic()
     function = load_function(expr, max_size)
     point = parse_point(start, "--from", function)
-    from ..atomic import check_outputs, input_file
+    from ..io.atomic import check_outputs, input_file
 
     check_outputs([("--trace", trace_path), ("--plot", plot_path)], [input_file(expr), data_path])
-    from ..sources import wants_dask
+    from ..io.sources import wants_dask
 
     if wants_dask(data_path, scheduler):
         from .bigdata import minimize_partitioned
@@ -160,7 +160,8 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     names = parse_names(wrt, function=function)
     tape = function.tape(bound | set(names or ()))
     if data is not None:
-        from ..problem import CONSTANTS, data_names  # the same name rules as fit and Dask
+        # the same name rules as fit and Dask
+        from ..regression.problem import CONSTANTS, data_names
 
         warned = data_names(list(function.tape(bound | set(names or ()) | set(CONSTANTS))
                                  .inputs), point, names, data.names)
@@ -182,13 +183,13 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     for name in point:
         if name not in tape.inputs:
             render.warn(f"--from '{name}' is not a variable of the expression")
-    from ..problem import minimize_warnings
+    from ..regression.problem import minimize_warnings
 
     for message in minimize_warnings(resolved, lr, momentum, batch_size, objective.stochastic,
                                      RULES[resolved].line_search):
         render.warn(message)
     if plot_path:
-        from ..plot import check_path
+        from ..output.plot import check_path
 
         check_path(plot_path)
 
@@ -197,7 +198,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     if method == "auto" and data is not None and not (trace_path or plot_path or init_scale):
         # A square of a residual over data is least squares: Levenberg-Marquardt on the
         # exact Jacobian (adcli fit's engine) instead of BFGS on the mean of squares.
-        from ..fitting import least_squares_minimize
+        from ..regression.fitting import least_squares_minimize
 
         result = least_squares_minimize(function.program, objective, x0, box,
                                         max_time or None, began)
@@ -208,7 +209,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         trace = CsvTrace(trace_path, objective.names) if trace_path else None
         history = None
         if plot_path:
-            from ..plot import History
+            from ..output.plot import History
 
             history = History()
         live = not as_json and render.live_display_possible()
@@ -229,7 +230,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     if result.reason == INTERRUPTED:
         trace_path = plot_path = None  # nothing was written
     if plot_path:
-        from ..plot import plot_run
+        from ..output.plot import plot_run
 
         note = plot_run(plot_path, result, history, objective)
         if note:

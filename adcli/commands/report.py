@@ -7,15 +7,15 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .. import sweeps
-from ..diagnose import derivative_warnings, first_nonfinite_value
-from ..fast.codegen import FALLBACK
+from ..core import sweeps
+from ..core.diagnose import derivative_warnings, first_nonfinite_value
+from ..core.sweeps import all_finite
+from ..core.tape import Tape
+from ..core.unparse import describe
 from ..fast.scalar import sweep_nodes
 from ..function import Function, select_wrt
+from ..ops.codegen import FALLBACK
 from ..results import GradReport, NodeRow
-from ..sweeps import all_finite
-from ..tape import Tape
-from ..unparse import describe
 
 
 def unused_warnings(tape: Tape, point: Mapping[str, float]) -> list[str]:
@@ -34,7 +34,7 @@ def nonfinite_warnings(tape: Tape, values: list) -> list[str]:
 
 
 def float_value_and_grad(tape: Tape, point: Mapping[str, Any]) -> tuple | None:
-    """:func:`adcli.sweeps.value_and_grad` by the float engine (the same numbers as Python
+    """:func:`adcli.core.sweeps.value_and_grad` by the float engine (the same numbers as Python
     floats, without numpy: start-up time) when the point is plain floats and every value
     and adjoint is finite; None otherwise, and the plain interpreter runs (numpy's own inf and
     nan, and the diagnostics that locate them)."""

@@ -1,5 +1,5 @@
 """What ``adcli minimize`` watches a run with: the ``--trace`` CSV file and a callback calling
-several (the in-memory history for ``--plot`` is :class:`adcli.plot.History`)."""
+several (the in-memory history for ``--plot`` is :class:`adcli.output.plot.History`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..atomic import AtomicFile
+from ..io.atomic import AtomicFile
 from ..optimize import Callback
 
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from ..core.tape import CONST, VAR, Tape
 from ..errors import AdcliError
 from ..ops import NUMPY_NAMES
-from ..tape import CONST, VAR, Tape
-from .codegen import build, fill, literal
+from ..ops.codegen import build, fill, literal
 
 #: The most rows per block in data sweeps. A block has as many rows as keep its columns (the
 #: varying values; their adjoints reuse about as much) within :data:`BLOCK_VALUES` float64
@@ -107,7 +107,7 @@ def _array_function(tape: Tape, wanted: frozenset[int], columns: frozenset[int],
     computed. Adjoints of inputs not in ``wanted`` (slots) are not accumulated: data columns
     need none.
 
-    ``columns`` are the input slots holding arrays. As in :func:`adcli.sweeps.reverse`, an
+    ``columns`` are the input slots holding arrays. As in :func:`adcli.core.sweeps.reverse`, an
     output that varies over rows is seeded with one 1 per row (``ONES``), so a term that does
     not depend on the rows is still counted once per row; ``1 * p`` is written as ``p`` only
     where ``p`` is known to be a full column (it reads a varying value; bit for bit the same).

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.tape import CONST, VAR, Tape
 from ..ops import OPS, Op, partials_of
-from ..tape import CONST, VAR, Tape
-from .codegen import build, literal
+from ..ops.codegen import build, literal
 from .columns import threads
 from .helper import submit
 

@@ -16,7 +16,7 @@ later sweeps, or many sweeps expected   straight-line code (:func:`.scalar.scala
 
 Columns of data always run the blocked numpy sweeps (:mod:`.columns`). Whatever the engine,
 a sweep that Python cannot do in IEEE fashion falls back to the plain interpreter
-(:mod:`adcli.sweeps`), so every engine gives the interpreter's numbers (tests check it).
+(:mod:`adcli.core.sweeps`), so every engine gives the interpreter's numbers (tests check it).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import sweeps
-from ..tape import Tape
-from .codegen import FALLBACK
+from ..core import sweeps
+from ..core.tape import Tape
+from ..ops.codegen import FALLBACK
 from .scalar import interpreter, scalar_functions
 
 if TYPE_CHECKING:  # the column and levelled engines are imported when first used: a

@@ -1,13 +1,13 @@
 """Scalar engines: straight-line generated Python, and a tight float interpreter.
 
-The plain interpreter (:mod:`adcli.sweeps`) pays for a loop, a list and a numpy scalar per node.
-Here a tape becomes one Python function per sweep, written from the op templates
-(:attr:`adcli.ops.Op.value`, :attr:`adcli.ops.Op.partial`) and slot numbers, with the names
-bound to float kernels (:data:`adcli.ops.FLOAT_NAMES`). Python floats are several times faster
-than numpy scalars but raise where IEEE arithmetic gives inf/nan, so every function falls back
-to the plain interpreter on :data:`~adcli.fast.codegen.FALLBACK`, and a non-finite result is
-the interpreter's own. The float interpreter runs the same templates as tiny functions, without
-a compile step, for tapes not yet used often enough to pay for one.
+The plain interpreter (:mod:`adcli.core.sweeps`) pays for a loop, a list and a numpy scalar per
+node. Here a tape becomes one Python function per sweep, written from the op templates
+(:attr:`adcli.ops.Op.value`, :attr:`adcli.ops.Op.partial`) and slot numbers, with the names bound to
+float kernels (:data:`adcli.ops.FLOAT_NAMES`). Python floats are several times faster than numpy
+scalars but raise where IEEE arithmetic gives inf/nan, so every function falls back to the plain
+interpreter on :data:`~adcli.ops.codegen.FALLBACK`, and a non-finite result is the interpreter's
+own. The float interpreter runs the same templates as tiny functions, without a compile step, for
+tapes not yet used often enough to pay for one.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..core.tape import CONST, Tape
 from ..ops import FLOAT_NAMES, Op
-from ..tape import CONST, Tape
-from .codegen import FALLBACK, build, fill, is_atom, literal, partial_function, value_function
+from ..ops.codegen import FALLBACK, build, fill, is_atom, literal, partial_function, value_function
 
 #: The only names generated scalar code can refer to, besides its own v*/g* locals.
 SCALAR_NAMES: dict[str, Any] = dict(FLOAT_NAMES)
@@ -68,7 +68,7 @@ class ScalarGen:
 
         An adjoint is tracked as source text: the first contribution to a slot is bound by name
         (or aliased when it is already a name), later ones are added to it, exactly as
-        :func:`adcli.sweeps.reverse` does (``g * 1.0`` is ``g`` bit for bit)."""
+        :func:`adcli.core.sweeps.reverse` does (``g * 1.0`` is ``g`` bit for bit)."""
         tape = self.tape
         acc: dict[int, str] = {tape.output: "1.0"}
         lines: list[str] = []
@@ -152,8 +152,8 @@ def _program(tape: Tape) -> list:
 
 
 def sweep_nodes(tape: Tape, xs: list[float]) -> tuple[list[float], list[float | None]]:
-    """Every slot's value and adjoint over Python floats: what :func:`adcli.sweeps.evaluate`
-    and :func:`adcli.sweeps.reverse` give at a point of scalars (the same bits, adjoints
+    """Every slot's value and adjoint over Python floats: what :func:`adcli.core.sweeps.evaluate`
+    and :func:`adcli.core.sweeps.reverse` give at a point of scalars (the same bits, adjoints
     accumulated in the same order, None where no path reaches the output), for the node
     table of ``adcli grad`` without numpy. Raises where Python does (the caller then runs
     the plain interpreter); the partial of an argument that carries no derivative is not

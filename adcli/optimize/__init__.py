@@ -13,7 +13,8 @@ Rules:
 - ``momentum``  PyTorch's SGD momentum: v = mu*v + g; x -= lr*v (not Sutskever's v = mu*v + lr*g)
 - ``nesterov``  PyTorch's SGD(nesterov=True): v = mu*v + g; x -= lr*(g + mu*v)
 - ``adam``      torch.optim.Adam / optax.adam defaults: betas (0.9, 0.999), eps 1e-8, lr 1e-3
-- ``newton``    trust-region Newton on the exact Hessian (adcli.curvature), each subproblem solved
+- ``newton``    trust-region Newton on the exact Hessian (adcli.derive.curvature), each subproblem
+solved
                 exactly in the Hessian's eigenbasis (Moré & Sorensen): follows negative curvature
 - ``bfgs``      dense inverse-Hessian BFGS with a strong-Wolfe line search (c1 1e-4, c2 0.9)
 - ``lbfgs``     the same with the two-loop recursion over the last ``memory`` pairs

@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import sweeps
-from ..curvature import hessian
-from ..data import Dataset, batches
+from ..core import sweeps
+from ..core.tape import Tape
+from ..derive.curvature import hessian
 from ..errors import AdcliError
 from ..fast.policy import compiled
+from ..io.data import Dataset, batches
 from ..results import natural_key
-from ..tape import Tape
 
 #: Fits over data run generated numpy code (adcli.fast), and compiling it costs about 7 kB
 #: of memory a tape node: bigger tapes are refused with data.
@@ -110,7 +110,7 @@ class Objective:
         """The exact Hessian of the objective (for ``newton``)."""
         if self.stochastic:
             raise AdcliError("--method newton cannot use --batch-size")
-        # Over data columns adcli.curvature sums the rows, as the reverse sweep does.
+        # Over data columns adcli.derive.curvature sums the rows, as the reverse sweep does.
         H = np.asarray(hessian(self.tape, self.point(x), self.names), dtype=np.float64)
         if self.columns:
             H = H * (1.0 if self.reduce == "sum" else 1.0 / self.rows)
@@ -125,8 +125,8 @@ def build_objective(tape: Tape, start: Mapping[str, float], wrt: Sequence[str] |
     Data columns bind variables of the same name.  Without ``wrt`` every other variable is a
     parameter, starting at its ``start`` value or 0.  With ``wrt`` only those are, and every
     remaining variable must be a column or have a value in ``start``. ``factory`` makes the
-    objective (:class:`Objective`; :class:`adcli.distributed.DaskObjective` for data on Dask,
-    whose ``data`` is a :class:`adcli.sources.PartitionedData`).
+    objective (:class:`Objective`; :class:`adcli.partitioned.distributed.DaskObjective` for data on
+    Dask, whose ``data`` is a :class:`adcli.io.sources.PartitionedData`).
     """
     columns = set(data.names) if data is not None else set()
     clash = [n for n in start if n in columns]

@@ -1,0 +1,1 @@
+"""The syntax tree, the tape, lowering, the plain sweeps, unparsing and diagnosis."""

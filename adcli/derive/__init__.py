@@ -1,0 +1,1 @@
+"""Derivatives beyond one sweep: symbolic, exact Hessians, finite differences."""

@@ -1,0 +1,206 @@
+"""Data beyond one file in memory: a glob or directory of CSV files, or Parquet, read by Dask.
+
+A single small CSV file keeps :mod:`adcli.io.data`'s in-memory path. Everything here imports Dask
+(and pandas, pyarrow) only when such data is asked for, so ``adcli grad`` and ``adcli --help``
+never pay for it. Only the columns an expression uses are read: Parquet column projection,
+CSV ``usecols``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .data import DataError, _decode, _header, _separator
+
+#: What to install for partitioned data (said in every error that needs it).
+INSTALL_HINT = "install it with: pip install 'adcli[dask]' (dask, distributed, pyarrow)"
+
+#: A single CSV file bigger than this fraction of the memory available now goes to Dask
+#: (when Dask is installed; otherwise it is read into memory as before).
+MEMORY_FRACTION = 0.25
+
+_GLOB = frozenset("*?[")
+_PARQUET = (".parquet", ".parq", ".pq")
+
+
+class DaskMissing(DataError):
+    """Partitioned data was asked for and Dask (or pyarrow) is not installed (exit 2)."""
+
+
+def require(what: str, modules: Iterable[str] = ("dask", "dask.dataframe")) -> None:
+    """Import the modules ``what`` needs, or a one-line error that says what to install."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            raise DaskMissing(f"{what} needs the package '{name.split('.')[0]}', which is not "
+                              f"installed; {INSTALL_HINT}") from None
+
+
+def is_partitioned(path: str) -> bool:
+    """A glob, a directory or a Parquet file: data that only the Dask path reads (a file
+    whose name has glob characters is that file)."""
+    if path.lower().endswith(_PARQUET) or os.path.isdir(path):
+        return True
+    return bool(_GLOB & set(path)) and not os.path.exists(path)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (None where the system does not say): the free physical
+    memory, or less when an address-space limit (ulimit -v) leaves less."""
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as fh:
+                used = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            free = min(free, max(limit - used, 0))
+    except (ImportError, OSError, ValueError):
+        pass
+    return free
+
+
+def is_large(path: str) -> bool:
+    """A regular file bigger than :data:`MEMORY_FRACTION` of the available memory."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    free = available_memory()
+    return stat.S_ISREG(st.st_mode) and free is not None and st.st_size > MEMORY_FRACTION * free
+
+
+def dask_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("dask", "pandas"))
+
+
+def wants_dask(path: str | None, scheduler: str | None) -> bool:
+    """Whether ``--data path`` (with ``--scheduler``) takes the Dask path: asked for
+    (``--scheduler``, ``DASK_SCHEDULER_ADDRESS``, a glob, directory or Parquet), or a CSV
+    file too large for memory when Dask is installed."""
+    if path is None:
+        return False
+    if scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or is_partitioned(path):
+        return True
+    return is_large(path) and dask_installed()
+
+
+@dataclass
+class PartitionedData:
+    """Columns spread over files, read lazily partition by partition.
+
+    ``names`` are the column names as adcli sees them (headers that are not names mapped as
+    for a single CSV file); ``use`` the columns an expression reads (None: not yet chosen)."""
+
+    path: str
+    files: list[str]
+    kind: str  # "csv" or "parquet"
+    names: list[str]
+    headers: dict[str, str] = field(default_factory=dict)  # name -> header text
+    sep: str = ","
+    use: list[str] | None = None
+    dropna: bool = False
+    blocksize: int | str | None = "64MB"
+
+    def bytes(self) -> int:
+        """The size of the files on disk."""
+        total = 0
+        for name in self.files:
+            try:
+                total += os.path.getsize(name)
+            except OSError:
+                pass
+        return total
+
+    def select(self, use: Iterable[str], dropna: bool = False) -> PartitionedData:
+        """The columns in ``use`` that the data has, in file order (others are never read)."""
+        wanted = set(use)
+        out = PartitionedData(self.path, self.files, self.kind, self.names, self.headers,
+                              self.sep, [n for n in self.names if n in wanted], dropna,
+                              self.blocksize)
+        return out
+
+    def frame(self) -> Any:
+        """A Dask DataFrame of the selected columns as float64, one partition per block."""
+        import dask.dataframe as dd
+
+        use = self.use if self.use is not None else self.names
+        original = [self.headers.get(n, n) for n in use]
+        if self.kind == "parquet":
+            df = dd.read_parquet(self.files, columns=original)
+        else:
+            df = dd.read_csv(self.files, sep=self.sep, usecols=original,
+                             dtype={h: "float64" for h in original}, blocksize=self.blocksize,
+                             na_values=_missing_cells(), keep_default_na=False)
+        df = df.rename(columns=dict(zip(original, use)))
+        if self.dropna:
+            df = df.dropna()
+        return df
+
+
+def _missing_cells() -> list[str]:
+    """The in-memory reader's missing cells (:data:`adcli.io.data.MISSING`, any case) as pandas'
+    exact strings: ``NULL`` is missing on both paths, so ``--dropna`` drops the same rows."""
+    import itertools
+
+    from .data import MISSING
+
+    return sorted({"".join(chars) for cell in MISSING
+                   for chars in itertools.product(*({c.lower(), c.upper()} for c in cell))})
+
+
+def open_partitioned(path: str, sep: str | None = None,
+                     rename: Mapping[str, str] | None = None) -> PartitionedData:
+    """Find the files of ``path`` (a CSV or Parquet file, a glob, or a directory) and read the
+    column names from the first one; the rows are read later, by Dask."""
+    if _GLOB & set(path) and not os.path.exists(path):
+        files = sorted(glob.glob(path))
+        if not files:
+            raise DataError(f"--data '{path}' matches no file")
+    elif os.path.isdir(path):
+        files = sorted(os.path.join(path, f) for f in os.listdir(path)
+                       if not f.startswith((".", "_")) and os.path.isfile(os.path.join(path, f)))
+        if not files:
+            raise DataError(f"--data directory '{path}' has no data files")
+    elif os.path.isfile(path):
+        files = [path]
+    else:
+        raise DataError(f"cannot read data file '{path}': No such file or directory")
+    parquet = [f.lower().endswith(_PARQUET) for f in files]
+    if any(parquet) and not all(parquet):
+        raise DataError(f"--data '{path}' mixes Parquet and other files")
+    if all(parquet):
+        require("Parquet data", ("dask", "dask.dataframe", "pyarrow"))
+        import pyarrow.parquet as pq
+
+        try:
+            schema = pq.read_schema(files[0])
+        except Exception as err:  # pyarrow's own errors: not a Parquet file, unreadable
+            raise DataError(f"cannot read Parquet file '{files[0]}': {err}") from None
+        raw = [n for n in schema.names if not n.startswith("__index_level_")]
+        names, headers = _header(",".join(_quote(n) for n in raw), files[0], ",", rename or {})
+        return PartitionedData(path, files, "parquet", names, headers)
+    require("data in several files or over the memory threshold")
+    with open(files[0], "rb") as fh:
+        line = _decode(fh.readline(1 << 20), f"data file '{files[0]}'")
+    delimiter = _separator(line, sep)
+    names, headers = _header(line, files[0], delimiter, rename or {})
+    return PartitionedData(path, files, "csv", names, headers, delimiter)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"' if any(c in name for c in ',"\n') else name

@@ -1,0 +1,1 @@
+"""``compare-modes``: forward, reverse and finite differences side by side, timed."""

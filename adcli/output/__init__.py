@@ -1,0 +1,1 @@
+"""What people read: rich output, plain text, plots, graphs."""

@@ -1,0 +1,1 @@
+"""Loss, gradient and fits as sums over partitions on Dask."""

@@ -1,0 +1,1 @@
+"""``adcli fit`` in memory: the formula, residuals and Jacobian, least squares."""

@@ -1,0 +1,149 @@
+"""The uncertainty report of a least-squares fit beyond its standard errors: t values and
+two-sided p values, information criteria, reduced chi-square and Wald confidence intervals.
+
+Everything here is a function of a :class:`~adcli.regression.fitting.FitResult` (its estimates,
+covariance, RSS and degrees of freedom), so a fit in memory and one over Dask partitions,
+which share :func:`adcli.regression.fitting.conclude`, report the same numbers. The Student-t
+distribution comes from ``scipy.special`` (already loaded by the engine), not
+``scipy.stats``, whose import costs more than a small fit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .formula import FitError, nest_elements
+
+if TYPE_CHECKING:
+    from .fitting import FitResult
+
+#: The level of ``--ci wald`` when ``--level`` is not given (R's ``confint`` default).
+DEFAULT_LEVELS = (0.95,)
+#: More levels than this is a typo rather than a report.
+MAX_LEVELS = 20
+#: What ``aic`` and ``bic`` mean (lmfit's ``MinimizerResult.aic``/``bic``), in the JSON.
+INFORMATION = "lmfit: n*log(rss/n) + 2*k and n*log(rss/n) + log(n)*k, k free parameters"
+
+
+def parse_levels(text: str | None) -> list[float]:
+    """``"0.9,95%"`` -> ``[0.9, 0.95]``: each a fraction in (0, 1) or a percentage."""
+    if text is None or not text.strip():
+        return list(DEFAULT_LEVELS)
+    out: list[float] = []
+    for part in text.split(","):
+        item = part.strip()
+        try:
+            value = float(item[:-1]) / 100.0 if item.endswith("%") else float(item)
+        except ValueError:
+            raise FitError(f"--level '{item}' is not a number (e.g. 0.95 or 95%)") from None
+        if not 0.0 < value < 1.0:
+            raise FitError(f"--level '{item}' must be between 0 and 1 (or 0% and 100%), "
+                           "exclusive")
+        if value in out:
+            raise FitError(f"--level gives {item} twice")
+        out.append(value)
+    if len(out) > MAX_LEVELS:
+        raise FitError(f"--level gives {len(out)} levels; at most {MAX_LEVELS}")
+    return out
+
+
+def _known_variance(result: FitResult) -> bool:
+    """With ``--absolute-sigma`` the variance is not estimated: the statistics are normal,
+    not Student-t (curve_fit's and lmfit's meaning of absolute errors)."""
+    return bool(result.absolute_sigma)
+
+
+def quantile(q: float, dof: float) -> float:
+    """The q quantile of Student's t with ``dof`` degrees of freedom (normal for inf)."""
+    from scipy.special import ndtri, stdtrit
+
+    if math.isinf(dof):
+        return float(ndtri(q))
+    return float(stdtrit(dof, q)) if dof > 0 else math.nan
+
+
+def two_sided_p(t: float, dof: float) -> float:
+    """P(|T| >= |t|) for Student's t with ``dof`` degrees of freedom (normal for inf)."""
+    from scipy.special import ndtr, stdtr
+
+    if math.isnan(t) or not dof > 0:
+        return math.nan
+    tail = ndtr(-abs(t)) if math.isinf(dof) else stdtr(dof, -abs(t))
+    return float(2.0 * tail)
+
+
+def _dof(result: FitResult) -> float:
+    return math.inf if _known_variance(result) else float(result.dof)
+
+
+def t_values(result: FitResult) -> dict[str, float]:
+    """estimate / standard error of each free parameter (R's ``t value``)."""
+    out = {}
+    for name, se in result.stderr.items():
+        v = result.parameters[name]
+        with np.errstate(all="ignore"):
+            out[name] = float(np.float64(v) / np.float64(se))
+    return out
+
+
+def p_values(result: FitResult) -> dict[str, float]:
+    """Two-sided p value of each t value against 0 (R's ``Pr(>|t|)``)."""
+    dof = _dof(result)
+    return {n: two_sided_p(t, dof) for n, t in t_values(result).items()}
+
+
+def information(result: FitResult) -> tuple[float, float]:
+    """AIC and BIC as lmfit defines them for least squares, from the (weighted) RSS:
+    n log(RSS/n) + 2k and n log(RSS/n) + log(n) k with k the free parameters. R's
+    ``AIC(nls)`` differs by a constant of the data (it adds n(log 2π + 1) + 2, and the
+    weights' log), so differences between models fitted to the same data agree."""
+    n, k = result.rows, len(result.stderr)
+    if not (n > 0 and math.isfinite(result.rss)):
+        return math.nan, math.nan
+    with np.errstate(all="ignore"):
+        core = float(n * np.log(np.float64(result.rss) / n))
+    return core + 2.0 * k, core + math.log(n) * k
+
+
+def reduced_chi_square(result: FitResult) -> float | None:
+    """χ²/(n − k) of a fit weighted by ``--sigma`` (near 1 when sigma are the true errors);
+    None without weights, where it would only be the residual variance."""
+    if not result.weighted:
+        return None
+    return result.rss / result.dof if result.dof > 0 else math.nan
+
+
+def wald(result: FitResult, levels: Sequence[float] = DEFAULT_LEVELS) -> dict[str, Any]:
+    """Wald intervals estimate ± t(1 − α/2, dof)·se per free parameter and level (the normal
+    quantile with ``--absolute-sigma``): symmetric, exact for a linear model, and only as
+    good as the linearisation for a nonlinear one."""
+    dof = _dof(result)
+    half = [quantile(0.5 + lv / 2.0, dof) for lv in levels]
+    intervals: dict[str, list[list[float]]] = {}
+    for name, se in result.stderr.items():
+        v = result.parameters[name]
+        intervals[name] = [[v - q * se, v + q * se] for q in half]
+    return {"method": "wald", "levels": list(levels),
+            "distribution": "normal" if math.isinf(dof) else f"t({result.dof})",
+            "intervals": intervals}
+
+
+def report_json(result: FitResult) -> dict[str, Any]:
+    """The JSON keys the uncertainty report adds to :meth:`FitResult.to_json`."""
+    aic, bic = information(result)
+    return {
+        "covariance": {"names": result.correlation_names,
+                       "matrix": np.asarray(result.covariance).tolist()},
+        "t_values": nest_elements(t_values(result)),
+        "p_values": nest_elements(p_values(result)),
+        "aic": aic,
+        "bic": bic,
+        "information_criteria": INFORMATION,
+        "reduced_chi_square": reduced_chi_square(result),
+        "start": nest_elements(result.start),
+        "ci": result.ci,  # keyed by each parameter's name as written (b[1]), not nested
+    }
