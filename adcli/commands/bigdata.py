@@ -83,9 +83,10 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
             render.warn(message)
         if check_time is not None:
             check_time()
-        result = None
-        trace = CsvTrace(trace_path, objective.names) if trace_path else None
-        try:
+        result = trace = None
+        complete = False
+        try:  # from the trace's creation on: a signal at any moment leaves no temporary
+            trace = CsvTrace(trace_path, objective.names) if trace_path else None
             if method == "auto" and not (batch_size or init_scale or trace_path):
                 # A square of a residual is least squares, as in memory: the least-squares
                 # engine fed by sums over the partitions (adcli fit's Dask engine).
@@ -101,17 +102,14 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
                                       steps=steps, tol=tol, callback=trace,
                                       bounds=box and dict(zip(objective.names, zip(*box))),
                                       max_time=max_time, started=began)
-        except BaseException:
-            if trace is not None:  # an error or Ctrl-C: the old file stays, as for every output
-                trace.close(complete=False)
-            raise
+            complete = result.reason != INTERRUPTED  # Ctrl-C: the old file stays
         finally:
+            if trace is not None:  # an error or Ctrl-C: the old file stays, as for every output
+                trace.close(complete=complete)
             if live and objective.passes:
                 click.echo("", err=True)
-        if trace is not None:
-            trace.close(complete=result.reason != INTERRUPTED)
-            if result.reason == INTERRUPTED:
-                trace_path = None
+        if result.reason == INTERRUPTED:
+            trace_path = None
         if result.method == "least-squares":
             click.echo("Note: EXPR is the square of a residual over the data, so method auto "
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)

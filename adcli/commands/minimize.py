@@ -206,14 +206,15 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
             click.echo("Note: EXPR is the square of a residual over the data, so method auto "
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)
     if result is None:
-        trace = CsvTrace(trace_path, objective.names) if trace_path else None
-        history = None
+        history = trace = None
         if plot_path:
             from ..output.plot import History
 
             history = History()
-        live = not as_json and render.live_display_possible()
-        try:
+        complete = False
+        try:  # from the trace's creation on: a signal at any moment leaves no temporary
+            trace = CsvTrace(trace_path, objective.names) if trace_path else None
+            live = not as_json and render.live_display_possible()
             with render.minimize_progress(steps, enabled=live) as progress:
                 mu = 0.9 if momentum is None else momentum
                 result = run_minimize(objective, x0, method=resolved,
@@ -221,12 +222,10 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
                                       tol=tol, callback=chain(trace, history, progress),
                                       bounds=box and dict(zip(objective.names, zip(*box))),
                                       max_time=max_time or None, started=began)
-        except BaseException:
+            complete = result.reason != INTERRUPTED  # Ctrl-C: the old file stays
+        finally:
             if trace is not None:
-                trace.close(complete=False)
-            raise
-        if trace is not None:  # Ctrl-C: the old file stays, as for every output
-            trace.close(complete=result.reason != INTERRUPTED)
+                trace.close(complete=complete)
     if result.reason == INTERRUPTED:
         trace_path = plot_path = None  # nothing was written
     if plot_path:

@@ -19,9 +19,13 @@ class CsvTrace:
 
     def __init__(self, path: str, names: Sequence[str]) -> None:
         self.fh = AtomicFile(path, "w", encoding="utf-8", newline="")
-        self.writer = csv.writer(self.fh)
-        self.writer.writerow(["iteration", "value", "grad_norm", *names])
-        self.fh.flush()
+        try:
+            self.writer = csv.writer(self.fh)
+            self.writer.writerow(["iteration", "value", "grad_norm", *names])
+            self.fh.flush()
+        except BaseException:  # a signal or a full disk before the caller holds the trace
+            self.fh.discard()
+            raise
 
     def __call__(self, iteration: int, value: float, grad_norm: float, x: np.ndarray) -> None:
         self.writer.writerow([iteration, repr(float(value)), repr(float(grad_norm)),

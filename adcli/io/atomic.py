@@ -138,14 +138,19 @@ class AtomicFile:
     def discard(self) -> None:
         """Give up: remove the temporary; the target keeps its old content."""
         fh = getattr(self, "fh", None)
-        if fh is not None:
-            with contextlib.suppress(OSError):
-                fh.close()
-        if self.tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self.tmp)
-            self.tmp = None
-        self._restore()
+        try:
+            if fh is not None:
+                # A signal that interrupted a write can leave the buffer mid-flush, and closing
+                # it then raises more than OSError (a reentrant call): the file is dropped
+                # anyway, so whatever close says, the temporary goes.
+                with contextlib.suppress(Exception):
+                    fh.close()
+        finally:
+            if self.tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.tmp)
+                self.tmp = None
+            self._restore()
 
     def _restore(self) -> None:
         self._signals.restore()
