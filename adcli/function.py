@@ -141,7 +141,8 @@ class Function:
         n = len(tape.inputs)
         if ct.settled and len(point) == n and n <= ENTRY_MAX_INPUTS:
             keys = tuple(tape.inputs)
-            self._grad_entry = point_entry(n, True)(keys, engine[1], GradResult)
+            self._grad_entry = (ct.grad_entry(GradResult)
+                                or point_entry(n, True)(keys, engine[1], GradResult))
             self._eval_entry = point_entry(n, False)(keys, engine[0], float)
         return engine
 
