@@ -8,7 +8,8 @@ positional floats and with one array; W2 (bench/README.md) at n = 1,000 and 10,0
 ``c.value_and_grad_vector(x)``, beside the numpy floor and JAX jit when JAX is installed. The
 rows of one table are timed in interleaved rounds (``run.resolve``). A row whose call the
 installed adcli does not accept (the array form before it existed) is left out, so the same
-script times an older tree for a before/after comparison (``PYTHONPATH=OLD_TREE``).
+script times an older tree for a before/after comparison: ``python -S`` with ``PYTHONPATH`` =
+the old tree and the venv's site-packages (``-S`` keeps the editable install's finder out).
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ from run import W1_TEXT, best, check, fmt, have, jax_module, resolve, w2_text  #
 import adcli  # noqa: E402
 
 
-def _try(rows: dict, name: str, fn, rounds: int) -> None:
-    """Time ``fn`` as row ``name`` if this adcli accepts the call."""
+def _try(rows: dict, name: str, fn, rounds: int, n: int) -> None:
+    """Time ``fn`` as row ``name`` if this adcli accepts the call and returns ``n``
+    derivatives (an older adcli refuses the array form, or misreads it)."""
     try:
-        fn()
-    except Exception:  # noqa: BLE001 - an older adcli refuses the array form
-        return
-    rows[name] = best(fn, repeat=rounds)
+        _, grads = fn()
+        ok = np.shape(grads) == (n,)
+    except Exception:  # noqa: BLE001
+        ok = False
+    if ok:
+        rows[name] = best(fn, repeat=rounds)
 
 
 def w1(rounds: int) -> dict:
@@ -48,7 +52,7 @@ def w1(rounds: int) -> dict:
     rows: dict = {"floor": best(lambda: floor(x0, y0), repeat=rounds),
                   "vg(x, y)": best(lambda: vg(x0, y0), repeat=rounds),
                   "f.grad(dict)": best(lambda: f.grad(point), repeat=rounds)}
-    _try(rows, "vg(array)", lambda: vg(arr), rounds)
+    _try(rows, "vg(array)", lambda: vg(arr), rounds, 2)
     resolve(rows)
     return rows
 
@@ -77,7 +81,7 @@ def w2(n: int, rounds: int) -> dict:
                   "vg(*xs)": best(lambda: vg(*xs), repeat=rounds),
                   "value_and_grad_vector(x)": best(lambda: fast.value_and_grad_vector(xv),
                                                    repeat=rounds)}
-    _try(rows, "vg(x)", lambda: vg(xv), rounds)
+    _try(rows, "vg(x)", lambda: vg(xv), rounds, n)
     if have("jax"):
         jax = jax_module()
         import jax.numpy as jnp

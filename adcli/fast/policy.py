@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 from .. import sweeps
 from ..tape import Tape
 from .codegen import FALLBACK
-from .scalar import array_form, grad_entry, input_array, interpreter, is_array, scalar_functions
+from .scalar import (
+    array_form,
+    count_error,
+    grad_entry,
+    input_array,
+    interpreter,
+    is_array,
+    scalar_functions,
+)
 
 if TYPE_CHECKING:  # the column and levelled engines are imported when first used: a
     from .levelled import Levelled  # command at a point (adcli grad --at) needs neither
@@ -69,10 +77,12 @@ def with_arrays(fn: Callable, names: list[str], grad: bool) -> Callable:
     """``fn`` (positional floats) that also takes the inputs as one numpy array, as the
     generated straight-line functions do (:func:`.scalar.array_form`)."""
     vector = array_form(fn, names, grad)
-    one = len(names) == 1
+    n = len(names)
 
     def call(*xs: Any):
-        if len(xs) == 1 and (not one or is_array(xs[0])):
+        if len(xs) != n or n == 1 and is_array(xs[0]):
+            if len(xs) != 1:
+                raise count_error(len(xs), names)
             return vector(xs[0])
         return fn(*xs)
     return call
@@ -249,16 +259,26 @@ def compiled(tape: Tape) -> CompiledTape:
 def _levelled_functions(plan: Levelled, names: list[str]) -> Functions:
     import numpy as np
 
-    one = len(names) == 1
+    n = len(names)
+
+    def array(xs: tuple) -> Any:
+        """The inputs of one call as an array: one array checked, else numbers by position."""
+        if len(xs) != n or n == 1 and is_array(xs[0]):
+            if len(xs) != 1:
+                raise count_error(len(xs), names)
+            return input_array(xs[0], names)
+        return None
 
     def value(*xs: float) -> float:
-        if len(xs) == 1 and (not one or is_array(xs[0])):
-            return plan.value(input_array(xs[0], names))
+        x = array(xs)
+        if x is not None:
+            return plan.value(x)
         return plan.value(np.array(xs, dtype=np.float64))
 
     def value_and_grad(*xs: float):
-        if len(xs) == 1 and (not one or is_array(xs[0])):
-            return plan.value_and_grad(input_array(xs[0], names))
+        x = array(xs)
+        if x is not None:
+            return plan.value_and_grad(x)
         v, g = plan.value_and_grad(np.array(xs, dtype=np.float64))
         return v, tuple(g.tolist())
 

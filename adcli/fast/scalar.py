@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from math import isfinite
 from typing import Any
 
 from ..errors import PointError
@@ -115,9 +116,10 @@ def _header(name: str, slots: list[int]) -> list[str]:
         return [f"def {name}({first}):",
                 f"    if {first}.__class__ is not _float and _is_array({first}):",
                 f"        return _vector({first})"]
-    params = ", ".join(f"v{s}" for s in slots[:-1])
-    return [f"def {name}({params}, {last}=_NOARG):", f"    if {last} is _NOARG:",
-            f"        return _vector({first})"]
+    given = ", ".join(f"v{s}" for s in slots[:-1])
+    params = ", ".join([first] + [f"v{s}=_NOARG" for s in slots[1:]])
+    return [f"def {name}({params}):", f"    if {last} is _NOARG:",
+            f"        return _vector({given})"]
 
 
 def scalar_functions(tape: Tape, slow_value: Callable, slow_grad: Callable
@@ -208,41 +210,78 @@ def is_array(v: Any) -> bool:
     return np is not None and isinstance(v, np.ndarray)
 
 
+def _checked(x: Any, names: list[str]) -> Any:
+    """``x`` as a float64 array if it is one 1-D array of real numbers, one per name; else a
+    :class:`PointError` that says what is wrong."""
+    n = len(names)
+    if not is_array(x) or x.ndim != 1 or x.shape[0] != n:
+        got = (f"one {type(x).__name__}" if not is_array(x)
+               else f"an array of shape {x.shape}" if x.ndim != 1 else f"an array of {len(x)}")
+        raise PointError(f"expected {n} input{'s' if n != 1 else ''} ({_shown(names)}) as numbers "
+                         f"or as one 1-D array; got {got}")
+    if x.dtype.kind not in "biuf":
+        raise PointError(f"the inputs must be real numbers; got an array of dtype {x.dtype}")
+    return x if x.dtype.kind == "f" and x.itemsize == 8 else x.astype(float)
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names) if len(names) <= 6 else f"{', '.join(names[:3])}, ..., {names[-1]}"
+
+
+def _not_finite(x: Any, i: int, names: list[str]) -> PointError:
+    return PointError(f"input {i} ({names[i]}) is {x[i]}: the inputs must be finite")
+
+
 def input_array(x: Any, names: list[str]) -> Any:
     """``x`` as the float64 inputs of a compiled call, one per name in order, checked: one
     1-D array of real, finite numbers of the right length, else a :class:`PointError` that
     says what is wrong (and for a bad value, which input)."""
-    n = len(names)
-    shown = ", ".join(names) if n <= 6 else f"{', '.join(names[:3])}, ..., {names[-1]}"
-    expected = f"{n} input{'s' if n != 1 else ''} ({shown}) as numbers or as one 1-D array"
-    if not is_array(x):
-        raise PointError(f"expected {expected}; got one {type(x).__name__}")
-    np = sys.modules["numpy"]
-    if x.ndim != 1:
-        raise PointError(f"expected {expected}; got an array of shape {x.shape}")
-    if x.shape[0] != n:
-        raise PointError(f"expected {expected}; got an array of {x.shape[0]}")
-    if x.dtype.kind not in "biuf":
-        raise PointError(f"the inputs must be real numbers; got an array of dtype {x.dtype}")
-    x = x.astype(np.float64, copy=False)
-    finite = np.isfinite(x)
+    x = _checked(x, names)
+    finite = sys.modules["numpy"].isfinite(x)
     if not finite.all():
-        i = int(np.argmin(finite))
-        raise PointError(f"input {i} ({names[i]}) is {x[i]}: the inputs must be finite")
+        raise _not_finite(x, int(finite.argmin()), names)
     return x
+
+
+def input_list(x: Any, names: list[str]) -> list[float]:
+    """:func:`input_array` as a list of Python floats (the positional call's arguments;
+    checked in Python: for the sizes of straight-line code that is cheaper than numpy)."""
+    xs = _checked(x, names).tolist()
+    if not all(map(isfinite, xs)):
+        i = next(i for i, v in enumerate(xs) if not isfinite(v))
+        raise _not_finite(xs, i, names)
+    return xs
 
 
 def array_form(fn: Callable, names: list[str], grad: bool) -> Callable:
     """``fn`` (positional floats) called with one array: the value as a float, and for
     ``grad`` the gradient as a float64 array in the same order."""
     if grad:
-        def vector(x: Any) -> tuple[float, Any]:
-            value, grads = fn(*input_array(x, names).tolist())
+        def vector(x: Any, *rest: Any) -> tuple[float, Any]:
+            if rest:
+                _too_few(rest, names)
+            value, grads = fn(*input_list(x, names))
             return value, sys.modules["numpy"].array(grads, dtype=float)
     else:
-        def vector(x: Any) -> float:  # type: ignore[misc]
-            return fn(*input_array(x, names).tolist())
+        def vector(x: Any, *rest: Any) -> float:  # type: ignore[misc]
+            if rest:
+                _too_few(rest, names)
+            return fn(*input_list(x, names))
     return vector
+
+
+def _too_few(rest: tuple, names: list[str]) -> None:
+    """Refuse a positional call that left out some inputs (the generated functions give the
+    inputs after the first a default, so that one array can stand for them all)."""
+    given = 1 + sum(r is not NOARG for r in rest)
+    if given > 1:
+        raise count_error(given, names)
+
+
+def count_error(given: int, names: list[str]) -> PointError:
+    """The error for a positional call with ``given`` numbers instead of one per name."""
+    return PointError(f"expected {len(names)} inputs ({_shown(names)}) as numbers or as "
+                      f"one 1-D array; got {given} numbers")
 
 
 # --------------------------------------------------------------------------- float interpreter
