@@ -208,3 +208,13 @@ def test_too_few_numbers_are_refused(engine: str) -> None:
             fn(1.0, 2.0)
         assert bits(fn(np.array([1.0, 2.0, 3.0])) if fn is value
                     else fn(np.array([1.0, 2.0, 3.0]))[0]) == bits(5.0)
+
+
+def test_array_kinds() -> None:
+    c = adcli.parse(W1).compiled()
+    want = c.value_and_grad(1.0, 0.0)
+    for x in (np.array([True, False]), np.array([1, 0], dtype=np.uint8),
+              np.ma.masked_array([1.0, 0.0]), np.array([1.0, 0.0], dtype=np.float16),
+              np.array([1.0, 5.0, 0.0, 7.0])[::2]):  # a strided view
+        value, grad = c.value_and_grad(x)
+        assert value == want[0] and grad.tolist() == list(want[1]), x

@@ -221,6 +221,8 @@ def _checked(x: Any, names: list[str]) -> Any:
                          f"or as one 1-D array; got {got}")
     if x.dtype.kind not in "biuf":
         raise PointError(f"the inputs must be real numbers; got an array of dtype {x.dtype}")
+    if x.__class__ is not sys.modules["numpy"].ndarray:  # a subclass (masked, ...): its data
+        x = sys.modules["numpy"].asarray(x)
     return x if x.dtype.kind == "f" and x.itemsize == 8 else x.astype(float)
 
 
