@@ -118,6 +118,9 @@ def test_levelled_plan_takes_the_array_directly() -> None:
     with pytest.raises(adcli.AdcliError, match=r"expected 1000 inputs \(x0, x1, x2, \.\.\., "
                        r"x999\) as numbers or as one 1-D array; got an array of 999"):
         c.value_and_grad(x[:-1])
+    # finite inputs whose sum overflows are still accepted (the check's fast path is a sum)
+    huge = np.full(n, 1e308)
+    assert bits(c.value_and_grad(huge)[0]) == bits(c.value_and_grad(*huge.tolist())[0])
     bad = x.copy()
     bad[7] = np.inf
     with pytest.raises(adcli.AdcliError, match=r"input 7 \(x7\) is inf"):
