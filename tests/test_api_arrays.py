@@ -180,7 +180,8 @@ def test_grad_entry_is_inline_and_gives_the_compiled_bits(source: str, point: di
     f = adcli.parse(source)
     first = [f.grad(point) for _ in range(3)]
     c = f.compiled(point)
-    assert c.entry_source.startswith("def entry(point):")
+    assert c.entry_source.startswith("def entry(point, wrt=None):")
+    assert f.grad.__code__.co_filename == "<adcli generated entry>"  # f.grad is the entry
     v, g = c.value_and_grad(*[point[n] for n in c.names])
     for got in first + [f.grad(point)]:
         assert bits(got.value) == bits(v) and type(got.value) is float
@@ -196,9 +197,9 @@ def test_names_never_reach_the_entry_source(name: str) -> None:
         f.grad(point)
     source = f.compiled(point).entry_source
     assert source
-    fixed = {"def", "entry", "point", "try", "except", "if", "return", "None", "is", "not",
-             "or", "LookupError", "TypeError", "_len", "_float", "_new", "_result", "_fn",
-             "_FALLBACK", "__class__", "v", "g", *FLOAT_NAMES}
+    fixed = {"def", "entry", "point", "wrt", "_miss", "try", "except", "if", "return", "None",
+             "is", "not", "or", "LookupError", "TypeError", "_len", "_float", "_new", "_result",
+             "_fn", "_FALLBACK", "__class__", "v", "g", *FLOAT_NAMES}
     words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", source))
     assert {w for w in words if w not in fixed and not re.fullmatch(r"[vg]\d+|_k\d+|e\d*", w)
             } == set()
@@ -226,3 +227,44 @@ def test_array_kinds() -> None:
               np.array([1.0, 5.0, 0.0, 7.0])[::2]):  # a strided view
         value, grad = c.value_and_grad(x)
         assert value == want[0] and grad.tolist() == list(want[1]), x
+
+
+def test_the_generated_grad_hands_every_other_call_to_the_general_path() -> None:
+    f = adcli.parse(W1 + " + 0*pi")
+    point = {"x": 1.5, "y": 2.5}
+    for _ in range(3):
+        f.grad(point)
+    assert "grad" in f.__dict__
+    want = adcli.parse(f.source).grad(point)
+    assert f.grad(point) == want
+    assert f.grad(point, wrt=["y"]).gradient == {"y": want.gradient["y"]}
+    assert f.grad({"x": 1, "y": 2.5}) == adcli.parse(f.source).grad({"x": 1.0, "y": 2.5})
+    assert f.grad({"x": np.float64(1.5), "y": 2.5}) == want
+    cols = f.grad({"x": np.array([1.5, 0.5]), "y": 2.5})
+    assert cols.value.tolist()[0] == want.value
+    with pytest.raises(adcli.AdcliError, match="not a variable"):
+        f.grad(point, wrt=["z"])
+    with pytest.raises(adcli.AdcliError):
+        f.grad({"x": 1.5, "z": 2.5})
+    # another tape (pi bound) takes over f.grad, and the first one's points still work
+    with_pi = f.grad({"x": 1.5, "y": 2.5, "pi": 2.0})
+    assert with_pi.gradient["pi"] == 0.0 and with_pi.value == want.value
+    for _ in range(3):
+        assert f.grad(point) == want
+
+
+def test_a_function_with_a_generated_grad_is_freed_without_the_cyclic_collector() -> None:
+    import gc
+    import weakref
+
+    f = adcli.parse(W1)
+    for _ in range(3):
+        f.grad({"x": 1.5, "y": 2.5})
+    assert "grad" in f.__dict__
+    ref = weakref.ref(f)
+    gc.disable()
+    try:
+        del f
+        assert ref() is None
+    finally:
+        gc.enable()

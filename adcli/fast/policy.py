@@ -178,16 +178,15 @@ class CompiledTape:
         keep them: the fast path of ``Function.grad(dict)``)."""
         return self._compiled is not None
 
-    def grad_entry(self, result: Callable) -> Callable | None:
-        """The fast path of ``Function.grad(dict)`` with the sweeps inline
-        (:func:`.scalar.grad_entry`), built once: only while the straight-line code is the
-        engine (its bits) and for tapes small enough that a second copy costs little to
-        compile; else None."""
+    def grad_entry(self, result: Callable, miss: Callable) -> Callable | None:
+        """``Function.grad`` with the sweeps inline (:func:`.scalar.grad_entry`), built once:
+        only while the straight-line code is the engine (its bits) and for tapes small
+        enough that a second copy costs little to compile; else None."""
         if self._entry is None:
             self._entry = False
             if self._straight and self.size <= COMPILE_AT_ONCE:
                 self._entry, self.entry_source = grad_entry(self.tape, self._compiled[1],
-                                                            result)
+                                                            result, miss)
         return self._entry or None
 
     @property

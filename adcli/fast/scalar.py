@@ -156,24 +156,26 @@ def scalar_functions(tape: Tape, slow_value: Callable, slow_grad: Callable
     return value, grad, value_src + grad_src
 
 
-def grad_entry(tape: Tape, fn: Callable, result: Callable) -> tuple[Callable, str]:
-    """``entry(point)``: the fast path of ``Function.grad(dict)`` with the sweeps written
-    inline (no call into :func:`scalar_functions`' function, no tuple of gradients to unpack).
-    When ``point`` has exactly the tape's input names as keys and every value is a Python
-    float, ``result(value, {name: derivative})`` by the very lines of
-    :func:`scalar_functions` (the same bits), and where Python raises, by ``fn`` (that
-    function, which falls back to the plain interpreter); else None, and the caller takes
-    the general path. The names are passed as values, never written into the source.
-    Returns (entry, source)."""
+def grad_entry(tape: Tape, fn: Callable, result: Callable, miss: Callable
+               ) -> tuple[Callable, str]:
+    """``entry(point, wrt=None)``: ``Function.grad`` itself once its compiled code is in use,
+    with the sweeps written inline (no call into :func:`scalar_functions`' function, no tuple
+    of gradients to unpack, no second Python frame). When ``wrt`` is None and ``point`` has
+    exactly the tape's input names as keys and every value is a Python float, it returns
+    ``result(value, {name: derivative})`` by the very lines of :func:`scalar_functions` (the
+    same bits), and where Python raises, by ``fn`` (that function, which falls back to the
+    plain interpreter); any other call is ``miss(point, wrt)`` (the general path). The names
+    are passed as values, never written into the source. Returns (entry, source)."""
     gen = ScalarGen(tape)
     slots = list(tape.inputs.values())
-    lines = ["def entry(point):", "    try:", f"        if _len(point) != {len(slots)}:",
-             "            return None"]
+    lines = ["def entry(point, wrt=None):", "    if wrt is not None:",
+             "        return _miss(point, wrt)", "    try:",
+             f"        if _len(point) != {len(slots)}:", "            return _miss(point, wrt)"]
     lines += [f"        v{s} = point[_k{i}]" for i, s in enumerate(slots)]
-    lines += ["    except (LookupError, TypeError):", "        return None"]
+    lines += ["    except (LookupError, TypeError):", "        return _miss(point, wrt)"]
     if slots:
         lines += ["    if " + " or ".join(f"v{s}.__class__ is not _float" for s in slots) + ":",
-                  "        return None"]
+                  "        return _miss(point, wrt)"]
     rev, acc = gen.reverse_lines()
     body = gen.forward_lines() + rev
     if body:  # (a program that is one of its inputs, or a constant, has no sweep)
@@ -185,7 +187,8 @@ def grad_entry(tape: Tape, fn: Callable, result: Callable) -> tuple[Callable, st
     pairs = ", ".join(f"_k{i}: {acc.get(s, '0.0')}" for i, s in enumerate(slots))
     lines += [f"    return _new(_result, ({gen.atom(tape.output)}, {{{pairs}}}))", ""]
     ns = dict(SCALAR_NAMES, _FALLBACK=FALLBACK, _len=len, _float=float, _new=tuple.__new__,
-              _result=result, _fn=fn, **{f"_k{i}": name for i, name in enumerate(tape.inputs)})
+              _result=result, _fn=fn, _miss=miss,
+              **{f"_k{i}": name for i, name in enumerate(tape.inputs)})
     source = "\n".join(lines)
     return build(source, ns, "entry"), source
 
