@@ -4,6 +4,7 @@ differentiated at many points without re-parsing."""
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -143,6 +144,15 @@ class Function:
             keys = tuple(tape.inputs)
             self._grad_entry = point_entry(n, True)(keys, engine[1], GradResult)
             self._eval_entry = point_entry(n, False)(keys, engine[0], float)
+            # For a small tape, ``f.grad`` itself becomes generated code with the sweeps
+            # inline (an instance attribute over this method: one Python frame, not three);
+            # anything it does not handle comes back here. A weak reference: no cycle.
+            entry = ct.grad_entry(GradResult, _general_grad(weakref.ref(self)))
+            if entry is not None:
+                entry.__doc__ = Function.grad.__doc__
+                self.__dict__["grad"] = entry
+            else:
+                self.__dict__.pop("grad", None)
         return engine
 
     def hessian(self, point: Mapping[str, Any], wrt: Iterable[str] | None = None
@@ -168,6 +178,14 @@ class Function:
     def __repr__(self) -> str:
         text = self.source if len(self.source) < 60 else self.source[:57] + "..."
         return f"adcli.Function({text!r})"
+
+
+def _general_grad(ref: Callable[[], Function | None]) -> Callable:
+    """``Function.grad`` of the function ``ref`` refers to (the path for every call that the
+    generated ``f.grad`` does not handle)."""
+    def general(point: Mapping[str, Any], wrt: Iterable[str] | None) -> GradResult:
+        return Function.grad(ref(), point, wrt)  # type: ignore[arg-type]
+    return general
 
 
 def _no_entry(point: Mapping[str, Any]) -> None:

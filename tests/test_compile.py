@@ -322,7 +322,8 @@ def test_grad_sum_reports_missing_values() -> None:
 
 _SAFE_TOKEN = re.compile(
     r"\s+|[vg]\d+|\d+(\.\d*)?(e[+-]?\d+)?|[-+*/(),:=<>!]=?|def|try|except|return|if|else"
-    r"|and|or|_FALLBACK|_slow_value|_slow_grad|value_and_grad|value|\.")
+    r"|and|or|_FALLBACK|_slow_value|_slow_grad|value_and_grad|value|\."
+    r"|_NOARG|_vector|_is_array|_float|__class__|is|not")
 
 
 def tokens_outside_allowlist(source: str) -> list[str]:

@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 from ..core import sweeps
 from ..core.tape import Tape
 from ..ops.codegen import FALLBACK
-from .scalar import interpreter, scalar_functions
+from .scalar import (
+    array_form,
+    count_error,
+    grad_entry,
+    input_array,
+    interpreter,
+    is_array,
+    scalar_functions,
+)
 
 if TYPE_CHECKING:  # the column and levelled engines are imported when first used: a
     from .levelled import Levelled  # command at a point (adcli grad --at) needs neither
@@ -65,6 +73,21 @@ def guard(fast: Callable, slow: Callable) -> Callable:
     return run
 
 
+def with_arrays(fn: Callable, names: list[str], grad: bool) -> Callable:
+    """``fn`` (positional floats) that also takes the inputs as one numpy array, as the
+    generated straight-line functions do (:func:`.scalar.array_form`)."""
+    vector = array_form(fn, names, grad)
+    n = len(names)
+
+    def call(*xs: Any):
+        if len(xs) != n or n == 1 and is_array(xs[0]):
+            if len(xs) != 1:
+                raise count_error(len(xs), names)
+            return vector(xs[0])
+        return fn(*xs)
+    return call
+
+
 class CompiledTape:
     """Fast sweeps for one tape; engines built lazily, cached on the tape's
     :class:`~adcli.function.Function`.
@@ -73,6 +96,8 @@ class CompiledTape:
     and ``value_and_grad``, the public API) return ``(value, value_and_grad)``: functions of
     the input values by position, in ``names`` order, returning Python floats
     (``value_and_grad`` returns ``(value, grads)`` with ``grads`` a tuple in the same order).
+    Each also takes the inputs as one 1-D numpy array in ``names`` order and then returns the
+    gradient as an array: the form for many inputs (no tuple of thousands of floats).
     :meth:`interpreter` and :meth:`compiled` name one engine (for tests and benchmarks);
     :meth:`sweep_columns` handles numpy columns."""
 
@@ -86,6 +111,9 @@ class CompiledTape:
         self._blocks: dict[tuple[frozenset[int], frozenset[int], bool, bool], Callable] = {}
         self.source = ""  # the generated scalar source, once compiled (for inspection)
         self._levelled: Levelled | None | bool = None
+        self._straight = False  # whether _compiled is the straight-line code
+        self._entry: Callable | None | bool = None
+        self.entry_source = ""  # the generated source of grad_entry, once built
 
     # -- plain interpreter, for the cases Python floats cannot do in IEEE fashion
     def _slow_value(self, *xs: float) -> float:
@@ -99,7 +127,8 @@ class CompiledTape:
         """(value, value_and_grad) by the float interpreter, falling back to the plain one."""
         if self._interp is None:
             value, grad = interpreter(self.tape)
-            self._interp = (guard(value, self._slow_value), guard(grad, self._slow_grad))
+            self._interp = (with_arrays(guard(value, self._slow_value), self.names, False),
+                            with_arrays(guard(grad, self._slow_grad), self.names, True))
         return self._interp
 
     def compiled(self) -> Functions:
@@ -108,6 +137,7 @@ class CompiledTape:
             value, grad, self.source = scalar_functions(
                 self.tape, self._slow_value, self._slow_grad)
             self._compiled = (value, grad)
+            self._straight = True
         return self._compiled
 
     def levelled(self) -> Levelled | None:
@@ -125,7 +155,7 @@ class CompiledTape:
         if self._compiled is None:
             plan = self.levelled()
             if plan is not None:
-                self._compiled = _levelled_functions(plan)
+                self._compiled = _levelled_functions(plan, self.names)
             elif self.size > COMPILE_MAX_SIZE:
                 self._compiled = self.interpreter()
             else:
@@ -148,15 +178,37 @@ class CompiledTape:
         keep them: the fast path of ``Function.grad(dict)``)."""
         return self._compiled is not None
 
+    def grad_entry(self, result: Callable, miss: Callable) -> Callable | None:
+        """``Function.grad`` with the sweeps inline (:func:`.scalar.grad_entry`), built once:
+        only while the straight-line code is the engine (its bits) and for tapes small
+        enough that a second copy costs little to compile; else None."""
+        if self._entry is None:
+            self._entry = False
+            if self._straight and self.size <= COMPILE_AT_ONCE:
+                self._entry, self.entry_source = grad_entry(self.tape, self._compiled[1],
+                                                            result, miss)
+        return self._entry or None
+
     @property
     def value(self) -> Callable[..., float]:
-        """The public name of ``fast()[0]``: the value function, positional floats."""
+        """The public name of ``fast()[0]``: the value function, ``value(*xs)`` or
+        ``value(x)`` with ``x`` one array."""
         return self.fast()[0]
 
     @property
-    def value_and_grad(self) -> Callable[..., tuple[float, tuple[float, ...]]]:
-        """The public name of ``fast()[1]``: ``value, grads = vg(*xs)``."""
+    def value_and_grad(self) -> Callable[..., tuple[float, Any]]:
+        """The public name of ``fast()[1]``: ``value, grads = vg(*xs)`` (a tuple of floats),
+        or ``value, grad = vg(x)`` with ``x`` one array (an array)."""
         return self.fast()[1]
+
+    @property
+    def grad(self) -> Callable[..., Any]:
+        """The gradient alone: ``grad(*xs)`` a tuple of floats, ``grad(x)`` an array."""
+        vg = self.fast()[1]
+
+        def grad(*xs: Any) -> Any:
+            return vg(*xs)[1]
+        return grad
 
     def value_and_grad_vector(self, x) -> tuple[float, Any]:
         """(value, gradient) with the inputs as one numpy array in ``names`` order (the
@@ -203,13 +255,29 @@ def compiled(tape: Tape) -> CompiledTape:
     return tape.derived(CompiledTape, CompiledTape, tape)
 
 
-def _levelled_functions(plan: Levelled) -> Functions:
+def _levelled_functions(plan: Levelled, names: list[str]) -> Functions:
     import numpy as np
 
+    n = len(names)
+
+    def array(xs: tuple) -> Any:
+        """The inputs of one call as an array: one array checked, else numbers by position."""
+        if len(xs) != n or n == 1 and is_array(xs[0]):
+            if len(xs) != 1:
+                raise count_error(len(xs), names)
+            return input_array(xs[0], names)
+        return None
+
     def value(*xs: float) -> float:
+        x = array(xs)
+        if x is not None:
+            return plan.value(x)
         return plan.value(np.array(xs, dtype=np.float64))
 
     def value_and_grad(*xs: float):
+        x = array(xs)
+        if x is not None:
+            return plan.value_and_grad(x)
         v, g = plan.value_and_grad(np.array(xs, dtype=np.float64))
         return v, tuple(g.tolist())
 
