@@ -106,6 +106,7 @@ def test_parquet_missing_column_names_the_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("spec", ["bogus", "tcp://", "127.0.0.1", "foo://h:1",
                                   "inproc://x", "tcp://h:0", "tcp://h:99999", "h :1",
+                                  "\x1b[31m:1", "a:b:1", "tcp://[::1:1", "h\u202e:1",
                                   "http://127.0.0.1:8787"])
 def test_malformed_address_is_refused(spec: str) -> None:
     with pytest.raises(NotAScheduler):

@@ -23,6 +23,10 @@ CONNECT_TIMEOUT = 10.0
 #: A Dask handshake is a few hundred bytes; a first message announcing more is not one.
 HANDSHAKE_BYTES = 1 << 16
 
+#: Characters of a host name or IPv4 address, and of a bracketed IPv6 address (with a zone).
+_HOST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
+_IPV6 = _HOST | {":", "%"}
+
 _SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
 
 _FORMS = "local:N, threads, synchronous, or a scheduler's HOST:PORT or tcp://HOST:PORT"
@@ -62,8 +66,8 @@ def parse(spec: str, origin: str = "--scheduler") -> tuple[str, str, int]:
         port = rest[1:] if close and rest.startswith(":") else ""
     else:
         host, _, port = loc.rpartition(":")
-    if not host or any(c.isspace() or c in "/@?#" for c in host) or ":" in host and \
-            not loc.startswith("["):
+    allowed = _IPV6 if loc.startswith("[") else _HOST
+    if not host or not set(host) <= allowed:
         raise NotAScheduler(f"{shown} is not a scheduler address (use {_FORMS})")
     if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
         raise NotAScheduler(f"{shown} has no port from 1 to 65535 (use {_FORMS})")
