@@ -225,3 +225,15 @@ def test_a_real_scheduler_passes_the_check_and_its_dashboard_does_not(tmp_path: 
                      env={"DASK_ADCLI__CONNECT_TIMEOUT": "2"}, timeout=60)
     line = _one_error(run, 2)
     assert f"127.0.0.1:{dashboard}" in line and "dashboard" in line
+
+
+@pytest.mark.parametrize("command", [FIT, ["minimize", "(a*x - y)^2"]])
+def test_parquet_without_rows_is_an_error(tmp_path: Path, command: list[str]) -> None:
+    empty = tmp_path / "empty.parquet"
+    pd.DataFrame({"x": pd.Series([], dtype=float), "y": pd.Series([], dtype=float)}
+                 ).to_parquet(empty, index=False)
+    run = _adcli(*command, "--data", str(empty))
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    errors = [ln for ln in run.stderr.splitlines() if ln.startswith("Error:")]
+    assert errors == [f"Error: data '{empty}' has no rows"], run.stderr
