@@ -24,6 +24,12 @@ INSTALL_HINT = "install it with: pip install 'adcli[dask]' (dask, distributed, p
 #: (when Dask is installed; otherwise it is read into memory as before).
 MEMORY_FRACTION = 0.25
 
+#: A Parquet file is cut into partitions of consecutive row groups holding up to this many rows
+#: (a row group is never split, files are never merged): the cut depends only on the files'
+#: row counts, never on which or how many columns they carry, so a wide file and a copy with
+#: only the used columns give the same partitions, the same sums in the same order, the same bits.
+PARQUET_ROWS = 1 << 20
+
 _GLOB = frozenset("*?[")
 _PARQUET = (".parquet", ".parq", ".pq")
 
@@ -134,6 +140,19 @@ class PartitionedData:
                               self.blocksize)
         return out
 
+    def parts(self) -> list[Any]:
+        """One Dask Delayed per partition, in file order: Parquet cut by adcli
+        (:func:`parquet_pieces`), CSV by Dask's ``blocksize`` (bytes, whatever the columns)."""
+        if self.kind != "parquet":
+            return list(self.frame().to_delayed())
+        import dask
+
+        use = self.use if self.use is not None else self.names
+        original = tuple(self.headers.get(n, n) for n in use)
+        read = dask.delayed(read_piece, pure=True)
+        return [read(path, groups, original, tuple(use), self.dropna)
+                for path, groups in parquet_pieces(self.files)]
+
     def frame(self) -> Any:
         """A Dask DataFrame of the selected columns as float64, one partition per block."""
         import dask.dataframe as dd
@@ -150,6 +169,51 @@ class PartitionedData:
         if self.dropna:
             df = df.dropna()
         return df
+
+
+def parquet_pieces(files: Iterable[str]) -> list[tuple[str, tuple[int, ...]]]:
+    """(file, row groups) of every partition: consecutive row groups of one file up to
+    :data:`PARQUET_ROWS` rows (at least one group; a file without rows is one empty piece)."""
+    import pyarrow.parquet as pq
+
+    out: list[tuple[str, tuple[int, ...]]] = []
+    for path in files:
+        try:
+            meta = pq.read_metadata(path)
+        except Exception as err:  # pyarrow's own errors: not a Parquet file, unreadable
+            raise DataError(f"cannot read Parquet file '{path}': {_first(err)}") from None
+        groups: list[int] = []
+        rows = 0
+        for g in range(meta.num_row_groups):
+            n = meta.row_group(g).num_rows
+            if groups and rows + n > PARQUET_ROWS:
+                out.append((path, tuple(groups)))
+                groups, rows = [], 0
+            groups.append(g)
+            rows += n
+        out.append((path, tuple(groups)))
+    return out
+
+
+def read_piece(path: str, groups: tuple[int, ...], columns: tuple[str, ...],
+               names: tuple[str, ...], dropna: bool) -> Any:
+    """The row groups ``groups`` of one Parquet file, columns ``columns`` renamed ``names``
+    (a pandas DataFrame: a task, run where Dask puts it). A missing column is a ValueError
+    that names the file (bad data, exit 2)."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    missing = [c for c in columns if c not in pf.schema_arrow.names]
+    if missing:
+        raise ValueError(f"Parquet file '{path}' has no column '{missing[0]}'")
+    frame = pf.read_row_groups(list(groups), columns=list(columns)).to_pandas()
+    frame.columns = list(names)
+    return frame.dropna() if dropna else frame
+
+
+def _first(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:300] if lines else type(err).__name__
 
 
 def _missing_cells() -> list[str]:

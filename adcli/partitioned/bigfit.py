@@ -163,6 +163,10 @@ class NormalSums:
                                                    self.sigma, self.constants),
                                 qr_combine if mode == "qr" else np.add)
         self.rows = int(total[-1])
+        if self.rows == 0:  # as in memory: no estimate, no "converged", from no rows
+            from ..io.data import DataError
+
+            raise DataError(f"data '{self.path}' has no rows")
         self.passes += 1
         if self.on_pass is not None:
             self.on_pass(self.passes, self.parts.count)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..core.tape import Tape
-from ..errors import EXIT_FAILED, AdcliError
+from ..errors import EXIT_FAILED, AdcliError, escape_control
 from ..io.sources import PartitionedData, require
 from ..optimize.objective import Objective
 from .partitions import (
@@ -94,6 +94,7 @@ class Scheduler:
     a LocalCluster it started is closed on exit."""
 
     def __init__(self, spec: str | None = None) -> None:
+        given = bool(spec)
         spec = spec or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
         self.spec = spec
         self.client: Any = None
@@ -122,12 +123,18 @@ class Scheduler:
                                                 scheduler_kwargs={"dashboard_address": ":0"})
                 self.client = Client(self.cluster)
             else:
-                self.client = Client(spec, timeout=10)
+                from .address import check, connect_timeout
+
+                origin = "--scheduler" if given else "DASK_SCHEDULER_ADDRESS"
+                check(spec, origin)
+                self.client = Client(spec, timeout=connect_timeout())
         except AdcliError:
-            raise
-        except (OSError, TimeoutError) as err:
             self.close()
-            raise ClusterError(f"cannot reach the Dask scheduler at '{spec}': {err}") from None
+            raise
+        except Exception as err:  # OSError, TimeoutError, anything the client raises
+            self.close()
+            raise ClusterError(f"cannot reach the Dask scheduler at "
+                               f"'{escape_control(spec)}': {_first_line(err)}") from None
 
     def memory(self) -> int | None:
         """Bytes the partitions could be kept in: the workers' memory limits on a cluster,
@@ -286,11 +293,11 @@ class Partitions:
         self.what = what
         self.data = data
         with scheduler._failures(what):  # pandas reads the first file's cells here
-            frame = data.frame()
-        self.count = int(frame.npartitions)
+            parts = data.parts()
+        # The pieces that will run, not Dask's count before its optimisation merges any.
+        self.count = len(parts)
         if self.count == 0:
             raise AdcliError("the data has no partitions")
-        parts = frame.to_delayed()
         memory = scheduler.memory()
         size = data.bytes()
         self.persisted = memory is not None and size <= PERSIST_FRACTION * memory
