@@ -585,3 +585,10 @@ def test_a_spawned_worker_with_the_programs_argv_keeps_pythons_ctrl_c(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     assert proc.stdout.strip() == "(False, False)", proc.stderr
+
+
+@pytest.mark.parametrize("value", ["\u00a01", "1\u00a0", "\u20031", "\uff11", "1_000"])
+def test_at_values_follow_the_data_cells_ascii_number_rule(value):
+    """One number rule everywhere: a value a data cell refuses (a no-break or em space around
+    it, a full-width digit, an underscore) is refused in --at too, not stripped or read."""
+    assert_clean_error(run(["eval", "x+1", "--at", f"x={value}"]), 2, "is not a number")

@@ -35,9 +35,13 @@ def _split_top_level(text: str) -> list[str]:
     return parts
 
 
+#: Blanks around a value: ASCII only, as in data cells and EXPR (a no-break space is no blank).
+_BLANKS = " \t\n\r\f\v"
+
+
 def parse_value(text: str, *, context: str = "") -> float:
     """A number or a constant expression -> float64."""
-    t = text.strip()
+    t = text.strip(_BLANKS)
     if _NUMBER.match(t):
         return float(t)
     if _SPECIAL.match(t):
@@ -72,7 +76,7 @@ def parse_assignments(texts: str | Iterable[str], option: str = "--at") -> dict[
                 point[name] = value
             continue
         for part in _split_top_level(text):
-            item = part.strip()
+            item = part.strip(_BLANKS)
             if not item:
                 raise PointError(f"{option} '{text}' has an empty assignment; "
                                  "write name=value pairs separated by commas")
@@ -80,14 +84,14 @@ def parse_assignments(texts: str | Iterable[str], option: str = "--at") -> dict[
                 raise PointError(f"{option} '{item}' is missing '=': write name=value",
                                  hint=_several_points_hint(option, text))
             name, _, value = item.partition("=")
-            name = name.strip()
+            name = name.strip(_BLANKS)
             if not name:
                 raise PointError(f"{option} '{item}' has no name before '='")
             name = _element_key(name) or name
             if not _NAME.match(name) and _element_key(name) is None:
                 raise PointError(f"{option} '{name}' is not a valid name "
                                  "(letters, digits and _, not starting with a digit)")
-            if not value.strip():
+            if not value.strip(_BLANKS):
                 raise PointError(f"{option} '{item}' has no value after '='")
             if name in point:
                 raise PointError(f"{option} gives '{name}' twice")
@@ -113,7 +117,7 @@ def _element_key(name: str) -> str | None:
 
 def _parse_values(text: str, option: str, name: str):
     """One value, or nested lists of values (``[1, 2]``; ``@FILE.json`` holding either)."""
-    t = text.strip()
+    t = text.strip(_BLANKS)
     if t.startswith("@"):
         return _value_file(t[1:], option, name)
     if t.startswith("["):
