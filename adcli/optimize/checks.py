@@ -29,18 +29,29 @@ CHECK_HESSIAN_MAX_PARAMS = 100  # DENSE_LIMIT of the driver: where auto leaves d
 CHECK_HESSIAN_MAX_WORK = 50_000_000
 #: the rounding probe moves x this many units in the last place (of max(|x_i|, 1)) ...
 PROBE_ULPS = 16
+#: ... and, where the Hessian is affordable, the Newton step stays within this relative size
+#: (eps^(1/3): noise over curvature, with room for condition numbers up to about 1e10).
+NEWTON_NOISE = _EPS ** (1.0 / 3.0)
 #: ... on tapes without these ops, whose gradients jump at a kink (not rounding noise).
 KINKS = frozenset({"abs", "hypot", "max", "min", "relu", "sign", "step"})
 
 
 def rounding_level(x: np.ndarray, g: np.ndarray, evaluate: Evaluate,
                    project: Callable[[np.ndarray], np.ndarray],
-                   pgrad: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float | None:
+                   pgrad: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                   curvature: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray] | None]
+                   | None = None) -> float | None:
     """Is the gradient ``g`` at ``x`` rounding noise (or its root within a few ulps)?  The
     smaller relative change of g when each x_i moves :data:`PROBE_ULPS` units in the last
     place of max(|x_i|, 1) against g_i and along it, if half g's size or more both ways (both:
     one side alone could be a kink); else None.  Scale-free in f, and local: a far start
-    cannot loosen it.  ``project``/``pgrad``: the bounds' projection and projected gradient."""
+    cannot loosen it.  ``project``/``pgrad``: the bounds' projection and projected gradient.
+
+    The probe moves x mostly along the stiffest direction, so on an ill-conditioned valley
+    (Powell's badly scaled function at x1 = 1e-6) a real gradient along the valley floor
+    passes it too.  ``curvature`` (the exact Hessian's eigendecomposition, where affordable)
+    then has the last word: the Newton step sum_i q_i*(q_i.g)/|lam_i| must stay within a
+    relative :data:`NEWTON_NOISE` of max(|x_i|, 1), as it does where g is noise."""
     step = PROBE_ULPS * np.spacing(np.maximum(np.abs(x), 1.0))  # typx = 1, as the driver's
     changes = []
     for sign in (-1.0, 1.0):
@@ -52,7 +63,17 @@ def rounding_level(x: np.ndarray, g: np.ndarray, evaluate: Evaluate,
             return None
         changes.append(norm(pgrad(xp, np.asarray(gp, dtype=np.float64)) - g) / norm(g))
     change = min(changes)
-    return change if math.isfinite(change) and change >= 0.5 else None
+    if not (math.isfinite(change) and change >= 0.5):
+        return None
+    eigen = curvature() if curvature is not None else None
+    if eigen is not None:
+        lam, Q, _ = eigen
+        a = Q.T @ g
+        with np.errstate(all="ignore"):
+            p = Q @ np.where(a == 0, 0.0, a / np.abs(lam))
+        if not np.max(np.abs(p) / np.maximum(np.abs(x), 1.0)) <= NEWTON_NOISE:
+            return None  # nan/inf (a zero eigenvalue under a real gradient): no evidence
+    return change
 
 
 def exit_status(result: MinimizeResult) -> int:

@@ -165,8 +165,7 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                     if not result.converged or stochastic:
                         break
                     curvature = hessian_eigen(problem, result.x, free_parameters(result.x, limits))
-                    # The look at a semi-definite Hessian (x^3 at 0) only where the run stops
-                    # by itself; negative curvature (a saddle, a maximum) always.
+                    # Negative curvature: always; a semi-definite look (x^3 at 0): as before.
                     lower = escape(curvature, result.x, result.value, result.grad, run.full,
                                    run.project, run.relative and limits is None
                                    and method in ("bfgs", "lbfgs", "newton"))
@@ -334,7 +333,8 @@ class _Run:
         """:func:`.checks.rounding_level` under the bounds, on smooth tapes only."""
         if not self.smooth or evaluate is None:
             return None
-        return rounding_level(x, g, evaluate, self.project, self.pgrad)
+        return rounding_level(x, g, evaluate, self.project, self.pgrad, lambda: hessian_eigen(
+            self.problem, x, free_parameters(x, self.limits)))
 
     def stop(self, x: np.ndarray, f: float, g: np.ndarray, improved: bool, fresh: bool = True,
              epoch: int = 1, evaluate: Evaluate | None = None) -> tuple[str, str] | None:
