@@ -51,7 +51,8 @@ def rounding_level(x: np.ndarray, g: np.ndarray, evaluate: Evaluate,
     (Powell's badly scaled function at x1 = 1e-6) a real gradient along the valley floor
     passes it too.  ``curvature`` (the exact Hessian's eigendecomposition, where affordable)
     then has the last word: the Newton step sum_i q_i*(q_i.g)/|lam_i| must stay within a
-    relative :data:`NEWTON_NOISE` of max(|x_i|, 1), as it does where g is noise."""
+    relative :data:`NEWTON_NOISE` of max(|x_i|, 1), as it does where g is noise; along an
+    eigenvector whose eigenvalue is lost in rounding the probe is repeated instead."""
     step = PROBE_ULPS * np.spacing(np.maximum(np.abs(x), 1.0))  # typx = 1, as the driver's
     changes = []
     for sign in (-1.0, 1.0):
@@ -69,10 +70,22 @@ def rounding_level(x: np.ndarray, g: np.ndarray, evaluate: Evaluate,
     if eigen is not None:
         lam, Q, _ = eigen
         a = Q.T @ g
+        # An eigenvalue within eigh's rounding of 0 says nothing about the curvature there
+        # (Powell's valley floor: 2e-16 against 2e12): along such an eigenvector q the probe
+        # itself is repeated, so the root along q must lie within its few ulps too.
+        resolved = np.abs(lam) > len(lam) * _EPS * float(np.max(np.abs(lam)))
         with np.errstate(all="ignore"):
-            p = Q @ np.where(a == 0, 0.0, a / np.abs(lam))
+            p = Q @ np.where(resolved & (a != 0), a / np.abs(lam), 0.0)
         if not np.max(np.abs(p) / np.maximum(np.abs(x), 1.0)) <= NEWTON_NOISE:
-            return None  # nan/inf (a zero eigenvalue under a real gradient): no evidence
+            return None
+        h = PROBE_ULPS * float(np.spacing(max(float(np.max(np.abs(x))), 1.0)))
+        for i in np.flatnonzero(~resolved & (a != 0)):
+            for sign in (-1.0, 1.0):
+                xp = project(x + sign * h * Q[:, i])
+                fp, gp = evaluate(xp)
+                moved = float(pgrad(xp, np.asarray(gp, dtype=np.float64)) @ Q[:, i])
+                if not (math.isfinite(fp) and abs(moved - a[i]) >= 0.5 * abs(a[i])):
+                    return None  # a real slope along q: the root is farther than the probe
     return change
 
 
