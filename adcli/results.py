@@ -159,6 +159,7 @@ DIVERGED = "diverged"
 UNBOUNDED = "unbounded"
 INTERRUPTED = "interrupted"
 TIME_LIMIT = "time-limit"
+SADDLE = "saddle"  # a zero gradient where the Hessian has negative curvature: no minimum
 
 REASONS = {
     GRAD_TOL: "the gradient norm fell below --tol",
@@ -171,6 +172,8 @@ REASONS = {
     UNBOUNDED: "the value fell without bound; the objective looks unbounded below",
     INTERRUPTED: "interrupted; the best point so far is reported",
     TIME_LIMIT: "the time limit was reached; the best point so far is reported",
+    SADDLE: "the gradient is zero but the Hessian has a negative eigenvalue: a saddle point "
+            "or a maximum, not a minimum",
 }
 
 

@@ -58,11 +58,17 @@ def test_unbounded_problem_made_bounded():
     assert r.reason == GRAD_TOL and r.x[0] == 3.0 and r.warnings == []
 
 
-def test_hessian_warning_still_fires_on_free_parameters(run):
-    # y is at its bound, x is free at the top of -x^2: the saddle/maximum warning stays.
-    result = run("minimize", "-x^2 + y^2", "--bounds", "y=1:2", "--from", "x=0,y=1.5")
-    assert result.exit_code == 0, result.stderr
-    assert "not positive definite" in result.stderr
+def test_negative_curvature_on_free_parameters_is_no_minimum(run):
+    # y is at its bound, x is free at the top of -x^2: the run looks along x, finds lower
+    # values and goes on, to "unbounded" (exit 1), or to x's own bound when it has one.
+    result = run("minimize", "-x^2 + y^2", "--bounds", "y=1:2", "--from", "x=0,y=1.5", "--json")
+    assert result.exit_code == 1, result.stderr
+    assert json.loads(result.stdout)["reason"] == "unbounded"
+    result = run("minimize", "-x^2 + y^2", "--bounds", "x=-1:1,y=1:2", "--from", "x=0,y=1.5",
+                 "--json")
+    out = json.loads(result.stdout)
+    assert result.exit_code == 0 and out["converged"], result.stdout
+    assert abs(abs(out["minimum"]["x"]) - 1) < 1e-12 and out["minimum"]["y"] == 1.0
 
 
 @pytest.mark.parametrize("start", [(-1.2, 0.4), (0.0, 0.0), (-1.5, -1.5), (0.5, -1.0)])

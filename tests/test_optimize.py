@@ -571,6 +571,72 @@ def test_exit_status_by_outcome():
     assert exit_status(result("interrupted")) == 130
 
 
+# Six-hump camel back (Dixon & Szego 1978): (0, 0) is a saddle (Hessian [[8, 1], [1, -8]]);
+# the two global minima are at +-(0.0898420131, -0.7126564030), f* = -1.0316284534898774.
+CAMEL = "(4 - 2.1*x^2 + x^4/3)*x^2 + x*y + (-4 + 4*y^2)*y^2"
+CAMEL_MIN = -1.0316284534898774
+
+
+@pytest.mark.parametrize("method", ["bfgs", "lbfgs", "newton", "gd"])
+def test_a_saddle_is_left_along_negative_curvature(method):
+    """Started on the camel's saddle the gradient is exactly zero: every method used to say
+    "converged" there (with a warning); the look along the lowest eigenvector finds lower
+    values and the run goes on to a true minimum (checked against the literature's f*)."""
+    obj, x0 = objective(CAMEL, {"x": 0, "y": 0})
+    r = minimize(obj, x0, method=method, steps=5000)
+    assert r.converged and r.reason != "saddle", (r.reason, r.message)
+    assert r.value == pytest.approx(CAMEL_MIN, abs=1e-9)
+    H = obj.hessian(r.x)
+    assert np.linalg.eigvalsh(H)[0] > 0  # an independent second-order check: a minimum
+
+
+@pytest.mark.parametrize("method", ["bfgs", "lbfgs"])
+def test_bfgs_reaching_a_saddle_goes_on_to_a_minimum(method):
+    """From (1, 0) BFGS on the double well x^2 + (y^2 - 1)^2 keeps y = 0 exactly (the gradient
+    never has a y component) and ends at the saddle (0, 0), which it called "converged"."""
+    obj, x0 = objective("x^2 + (y^2 - 1)^2", {"x": 1, "y": 0})
+    r = minimize(obj, x0, method=method)
+    assert r.converged and r.value < 1e-20 and abs(abs(r.x[1]) - 1) < 1e-10
+
+
+@pytest.mark.parametrize("expr,kind", [("1e20 - x^2 - y^2", "a maximum"),
+                                       ("1e20 + x^2 - y^2", "a saddle point")])
+@pytest.mark.parametrize("method", ["bfgs", "newton", "gd"])
+def test_a_saddle_with_no_visible_lower_point_is_not_converged(expr, kind, method):
+    """At 1e20 the rounding unit of f (1.6e4) hides every value the look can find below the
+    stationary point: the run ends "saddle", not converged, exit status 1."""
+    from adcli.optimize import exit_status
+
+    obj, x0 = objective(expr, {"x": 0, "y": 0})
+    r = minimize(obj, x0, method=method)
+    assert r.reason == "saddle" and not r.converged and exit_status(r) == 1
+    assert kind in r.message and "smallest eigenvalue -2" in r.message
+    assert r.to_json()["converged"] is False and "point" in r.to_json()
+
+
+def test_a_saddle_is_found_only_where_the_hessian_is_affordable(monkeypatch):
+    """Beyond the check's limits the Hessian is not computed: the run keeps its verdict (the
+    README says so) rather than guessing."""
+    import adcli.optimize.checks as checks
+
+    monkeypatch.setattr(checks, "CHECK_HESSIAN_MAX_PARAMS", 1)
+    obj, x0 = objective("1e20 + x^2 - y^2", {"x": 0, "y": 0})
+    assert minimize(obj, x0, method="bfgs").reason == "grad-tol"
+
+
+def test_the_rounding_probe_defers_to_the_newton_step():
+    """Powell's badly scaled function from 100*x0 (tests/test_far_start.py): BFGS creeps to
+    (1e-6, 100) on a valley running off to infinity at f = 1.02e-8 (the minimum is 0).  The
+    probe's 16-ulp moves, mostly along the stiff x1 (curvature 2e12), change the gradient
+    1.5e8-fold, which passed for rounding noise ("precision"); along the valley floor the
+    Newton step is 1e4 and the gradient is real: "no-progress" now."""
+    expr = "(1e4*x1*x2 - 1)^2 + (exp(-x1) + exp(-x2) - 1.0001)^2"
+    obj, x0 = objective(expr, {"x1": 0, "x2": 100})
+    for method in ("bfgs", "lbfgs"):
+        r = minimize(obj, x0, method=method)
+        assert not r.converged or r.value < 1e-16, (r.reason, r.value, r.message)
+
+
 @pytest.mark.parametrize("expr", ["x^3", "log(x)"])
 @pytest.mark.parametrize("method", ["bfgs", "lbfgs", "newton"])
 def test_unbounded_below(expr, method):

@@ -121,7 +121,8 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     point is stationary to float64 precision (or the gradient norm is below --tol).
     Otherwise exit status 1: after --steps iterations of bfgs, lbfgs or newton, when no
     lower point can be found ("no-progress"), when the value becomes inf/nan
-    ("diverged") or falls without bound ("unbounded"), or after --max-time seconds
+    ("diverged") or falls without bound ("unbounded"), at a saddle point or maximum
+    with no lower value in sight ("saddle"), or after --max-time seconds
     ("time-limit"); gd, momentum, nesterov and adam that ran their --steps exit 0 with
     "converged": false. Ctrl-C stops and reports the best point so far (exit status 130).
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, AdcliError
 from ..results import INTERRUPTED, MAX_STEPS, MinimizeResult, norm
-from .bounded import PROJECTED
+from .bounded import PROJECTED, at_bounds
 from .linesearch import Evaluate
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -20,6 +20,8 @@ _EPS = float(np.finfo(np.float64).eps)
 #: most ESCAPES times a run (see escape).
 ESCAPE_STEP = 1e-3
 ESCAPES = 3
+#: ... along negative curvature, at most this many looks, each 4x shorter than the last.
+ESCAPE_LOOKS = 30
 #: the second-order check at a converged point computes the Hessian (n sweeps over the
 #: gradient tapes) only up to this many parameters ...
 CHECK_HESSIAN_MAX_PARAMS = 100  # DENSE_LIMIT of the driver: where auto leaves dense BFGS
@@ -27,18 +29,30 @@ CHECK_HESSIAN_MAX_PARAMS = 100  # DENSE_LIMIT of the driver: where auto leaves d
 CHECK_HESSIAN_MAX_WORK = 50_000_000
 #: the rounding probe moves x this many units in the last place (of max(|x_i|, 1)) ...
 PROBE_ULPS = 16
+#: ... and, where the Hessian is affordable, the Newton step stays within this relative size
+#: (eps^(1/3): noise over curvature, with room for condition numbers up to about 1e10).
+NEWTON_NOISE = _EPS ** (1.0 / 3.0)
 #: ... on tapes without these ops, whose gradients jump at a kink (not rounding noise).
 KINKS = frozenset({"abs", "hypot", "max", "min", "relu", "sign", "step"})
 
 
 def rounding_level(x: np.ndarray, g: np.ndarray, evaluate: Evaluate,
                    project: Callable[[np.ndarray], np.ndarray],
-                   pgrad: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float | None:
+                   pgrad: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                   curvature: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray] | None]
+                   | None = None) -> float | None:
     """Is the gradient ``g`` at ``x`` rounding noise (or its root within a few ulps)?  The
     smaller relative change of g when each x_i moves :data:`PROBE_ULPS` units in the last
     place of max(|x_i|, 1) against g_i and along it, if half g's size or more both ways (both:
     one side alone could be a kink); else None.  Scale-free in f, and local: a far start
-    cannot loosen it.  ``project``/``pgrad``: the bounds' projection and projected gradient."""
+    cannot loosen it.  ``project``/``pgrad``: the bounds' projection and projected gradient.
+
+    The probe moves x mostly along the stiffest direction, so on an ill-conditioned valley
+    (Powell's badly scaled function at x1 = 1e-6) a real gradient along the valley floor
+    passes it too.  ``curvature`` (the exact Hessian's eigendecomposition, where affordable)
+    then has the last word: the Newton step sum_i q_i*(q_i.g)/|lam_i| must stay within a
+    relative :data:`NEWTON_NOISE` of max(|x_i|, 1), as it does where g is noise; along an
+    eigenvector whose eigenvalue is lost in rounding the probe is repeated instead."""
     step = PROBE_ULPS * np.spacing(np.maximum(np.abs(x), 1.0))  # typx = 1, as the driver's
     changes = []
     for sign in (-1.0, 1.0):
@@ -50,7 +64,29 @@ def rounding_level(x: np.ndarray, g: np.ndarray, evaluate: Evaluate,
             return None
         changes.append(norm(pgrad(xp, np.asarray(gp, dtype=np.float64)) - g) / norm(g))
     change = min(changes)
-    return change if math.isfinite(change) and change >= 0.5 else None
+    if not (math.isfinite(change) and change >= 0.5):
+        return None
+    eigen = curvature() if curvature is not None else None
+    if eigen is not None:
+        lam, Q, _ = eigen
+        a = Q.T @ g
+        # An eigenvalue within eigh's rounding of 0 says nothing about the curvature there
+        # (Powell's valley floor: 2e-16 against 2e12): along such an eigenvector q the probe
+        # itself is repeated, so the root along q must lie within its few ulps too.
+        resolved = np.abs(lam) > len(lam) * _EPS * float(np.max(np.abs(lam)))
+        with np.errstate(all="ignore"):
+            p = Q @ np.where(resolved & (a != 0), a / np.abs(lam), 0.0)
+        if not np.max(np.abs(p) / np.maximum(np.abs(x), 1.0)) <= NEWTON_NOISE:
+            return None
+        h = PROBE_ULPS * float(np.spacing(max(float(np.max(np.abs(x))), 1.0)))
+        for i in np.flatnonzero(~resolved & (a != 0)):
+            for sign in (-1.0, 1.0):
+                xp = project(x + sign * h * Q[:, i])
+                fp, gp = evaluate(xp)
+                moved = float(pgrad(xp, np.asarray(gp, dtype=np.float64)) @ Q[:, i])
+                if not (math.isfinite(fp) and abs(moved - a[i]) >= 0.5 * abs(a[i])):
+                    return None  # a real slope along q: the root is farther than the probe
+    return change
 
 
 def exit_status(result: MinimizeResult) -> int:
@@ -68,36 +104,69 @@ def exit_status(result: MinimizeResult) -> int:
     return EXIT_FAILED
 
 
+def negative_curvature(curvature: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> bool:
+    """Whether the Hessian (:func:`hessian_eigen`) has a clearly negative eigenvalue: below
+    -1e-8 of its largest magnitude (rounding in an exact Hessian stays far above that)."""
+    if curvature is None or len(curvature[0]) == 0:
+        return False
+    lam = curvature[0]
+    return bool(lam[0] < -1e-8 * max(1.0, float(np.max(np.abs(lam)))))
+
+
 def escape(curvature: tuple[np.ndarray, np.ndarray, np.ndarray] | None, x: np.ndarray,
-            f: float, g: np.ndarray, evaluate: Evaluate) -> np.ndarray | None:
-    """A converged point need not be a minimum where the Hessian is singular (x^3 at 0 has
-    g = 0 and H = 0; Newton creeps there with H > 0 all the way).  Look a distance
-    :data:`ESCAPE_STEP` * max(|x|_inf, 1) both ways along the eigenvector of the smallest
-    Hessian eigenvalue: a value lower by more than rounding is returned as the point to go on
-    from.  Two evaluations, only where the Hessian is affordable (as the second-order check),
-    and only where it is singular or positive semi-definite: not where g = 0 exactly with a
-    positive definite Hessian (a strict local minimum), nor where it has a clearly negative
-    eigenvalue (the warning of :func:`second_order_warnings` names the maximum or saddle)."""
+           f: float, g: np.ndarray, evaluate: Evaluate,
+           project: Callable[[np.ndarray], np.ndarray] | None = None,
+           semidefinite: bool = True) -> np.ndarray | None:
+    """A converged point need not be a minimum: a zero gradient is also where saddles and
+    maxima are (x^2 - y^2 at 0), and where the Hessian is singular (x^3 at 0 has g = 0 and
+    H = 0; Newton creeps there with H > 0 all the way).  Look both ways along the eigenvector
+    of the smallest Hessian eigenvalue, first a distance :data:`ESCAPE_STEP` * max(|x|_inf, 1):
+    a value lower by more than rounding is returned as the point to go on from.  Along
+    negative curvature lam the look shrinks 4x at a time while the decrease it predicts,
+    |lam|*h^2/2, is above f's rounding (a quartic wall can hide the descent at 1e-3); a
+    singular or semi-definite Hessian gets the one look, only if ``semidefinite``; a positive
+    definite one with g = 0 exactly (a strict local minimum) none.  ``project``: the bounds'
+    projection (``curvature`` then describes the free parameters only)."""
     if curvature is None:
         return None
     lam, Q, _ = curvature
-    if lam[0] > 0 and not np.any(g):
+    negative = negative_curvature(curvature)
+    if not negative and (not semidefinite or lam[0] > 0 and not np.any(g)):
         return None
-    if lam[0] < -1e-8 * max(1.0, float(np.max(np.abs(lam)))):
-        return None  # a maximum or saddle: second_order_warnings says so
+    noise = 4.0 * _EPS * abs(f)
     h = ESCAPE_STEP * max(float(np.max(np.abs(x))), 1.0)
-    for sign in (1.0, -1.0):
-        xp = x + sign * h * Q[:, 0]
-        fp, _ = evaluate(xp)
-        if fp < f - 4.0 * _EPS * abs(f):
-            return xp
+    for _ in range(ESCAPE_LOOKS):
+        for sign in (1.0, -1.0):
+            xp = x + sign * h * Q[:, 0]
+            if project is not None:
+                xp = project(xp)
+            if np.array_equal(xp, x):
+                continue
+            fp, _ = evaluate(xp)
+            if fp < f - noise:  # nan compares false: off the domain is no lower point
+                return xp
+        h *= 0.25
+        if not negative or -lam[0] * h * h / 2.0 <= noise:
+            return None
     return None
 
 
-def hessian_eigen(problem: Any, x: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def free_parameters(x: np.ndarray, limits: tuple[np.ndarray, np.ndarray] | None
+                    ) -> np.ndarray | None:
+    """The mask of parameters not at an active bound (None without bounds)."""
+    if limits is None:
+        return None
+    at_lo, at_hi = at_bounds(x, *limits)
+    return ~(at_lo | at_hi)
+
+
+def hessian_eigen(problem: Any, x: np.ndarray, free: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The exact Hessian's eigenvalues and eigenvectors at ``x`` (and ``x``), or None where
-    there is no Hessian, it is too big to afford (a check, not a second run), or not finite."""
+    there is no Hessian, it is too big to afford (a check, not a second run), or not finite.
+    ``free`` (a mask) keeps only the parameters not at an active bound: along a bound the
+    curvature says nothing (-x^2 on [1, 2] has its minimum at 2); the eigenvectors are then
+    zero on the others."""
     hessian = getattr(problem, "hessian", None)
     tape = getattr(problem, "tape", None)
     n = len(x)
@@ -110,47 +179,37 @@ def hessian_eigen(problem: Any, x: np.ndarray
         H = np.asarray(hessian(x), dtype=np.float64)
     except AdcliError:
         return None
-    if not np.all(np.isfinite(H)):
+    if free is not None:
+        H = H[np.ix_(free, free)]
+    if H.size == 0 or not np.all(np.isfinite(H)):
         return None
     lam, Q = np.linalg.eigh(0.5 * (H + H.T))
+    if free is not None:
+        full = np.zeros((n, Q.shape[1]))
+        full[free] = Q
+        Q = full
     return lam, Q, x.copy()
+
+
+def saddle_message(curvature: tuple[np.ndarray, np.ndarray, np.ndarray]) -> str:
+    """Why a point with a zero gradient and a negative Hessian eigenvalue is no minimum."""
+    ev = curvature[0]
+    kind = ("a maximum" if ev[-1] < 0 else "a saddle point" if ev[-1] > 0
+            else "a maximum or a saddle point")
+    return (f"the gradient is zero to float64 precision but the Hessian at this point is not "
+            f"positive definite (smallest eigenvalue {ev[0]:.6g}): the point is {kind}, not a "
+            "minimum, and no lower point was found along that eigenvalue's direction")
 
 
 def second_order_warnings(problem: Any, x: np.ndarray, free: np.ndarray | None = None,
                           curvature: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
                           ) -> list[str]:
     """A zero gradient is also where maxima and saddles are (BFGS started at the top of -x^2
-    "converges" at once): at a converged point, say so when the exact Hessian has a negative
-    eigenvalue. Skipped for problems without a Hessian or too large to afford one.  ``free``
-    (a mask) restricts the test to the parameters not at an active bound: along a bound the
-    curvature says nothing (-x^2 on [1, 2] has its minimum at 2).  ``curvature``: the
-    Hessian's eigendecomposition at ``x`` if already taken (:func:`hessian_eigen`)."""
-    if free is None:
-        curvature = curvature or hessian_eigen(problem, x)
-        if curvature is None:
-            return []
-        ev = curvature[0]
-    else:
-        hessian = getattr(problem, "hessian", None)
-        tape = getattr(problem, "tape", None)
-        n = len(x)
-        if hessian is None or n == 0 or n > CHECK_HESSIAN_MAX_PARAMS:
-            return []
-        rows = int(getattr(problem, "rows", 1))
-        if tape is not None and n * len(tape) * max(1, rows) > CHECK_HESSIAN_MAX_WORK:
-            return []
-        try:
-            H = np.asarray(hessian(x), dtype=np.float64)
-        except AdcliError:
-            return []
-        H = H[np.ix_(free, free)]
-        if H.size == 0 or not np.all(np.isfinite(H)):
-            return []
-        ev = np.linalg.eigvalsh(0.5 * (H + H.T))
-    if ev[0] >= -1e-8 * max(1.0, float(np.max(np.abs(ev)))):
+    "converges" at once): say so when the exact Hessian has a negative eigenvalue. Skipped
+    for problems without a Hessian or too large to afford one.  ``free`` (a mask) restricts
+    the test to the parameters not at an active bound.  ``curvature``: the Hessian's
+    eigendecomposition at ``x`` if already taken (:func:`hessian_eigen`)."""
+    curvature = curvature or hessian_eigen(problem, x, free)
+    if not negative_curvature(curvature):
         return []
-    kind = ("a maximum" if ev[-1] < 0 else "a saddle point" if ev[-1] > 0
-            else "a maximum or a saddle point")
-    return [f"the Hessian at this point is not positive definite (smallest eigenvalue "
-            f"{ev[0]:.6g}): the gradient is zero but the point is {kind}, not a minimum"]
-
+    return [saddle_message(curvature)]  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from ..results import (
     NO_PROGRESS,
     PRECISION,
     REASONS,
+    SADDLE,
     TIME_LIMIT,
     UNBOUNDED,
     MinimizeResult,
@@ -29,7 +30,6 @@ from .bounded import (
     Bounds,
     TimeUp,
     alarm,
-    at_bounds,
     box,
     lbfgsb,
     projected_gradient,
@@ -39,9 +39,11 @@ from .checks import (
     KINKS,
     PROBE_ULPS,
     escape,
+    free_parameters,
     hessian_eigen,
+    negative_curvature,
     rounding_level,
-    second_order_warnings,
+    saddle_message,
 )
 from .linesearch import Evaluate
 from .rules import RULES, Options, Rule
@@ -147,31 +149,32 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
     if max_time:
         deadline = (time.monotonic() if started is None else started) + max_time
     run = _Run(problem, method, names, tol, patience, limits, deadline, max_time)
-    curvature = None  # the Hessian's eigendecomposition at the last converged point, if taken
     with np.errstate(all="ignore"):
         result = None
         try:
             with alarm(deadline, run):
                 if limits is not None and method in ("bfgs", "lbfgs"):
                     run.method = BOUNDED_QUASI_NEWTON
-                    result = lbfgsb(run, x, options.memory, steps, callback,
-                                    UNBOUNDED_VALUE)
+
+                    def loop(_run, z, _rules, steps, callback):
+                        return lbfgsb(_run, z, options.memory, steps, callback, UNBOUNDED_VALUE)
                 else:
                     loop = _minibatch if stochastic else _full_batch
-                    result = loop(run, x, RULES[method](n, options, problem), steps, callback)
-                    for _ in range(ESCAPES):
-                        if not (result.reason in (GRAD_TOL, PRECISION) and run.relative
-                                and method in ("bfgs", "lbfgs", "newton")):
-                            break
-                        curvature = hessian_eigen(problem, result.x)
-                        lower = escape(curvature, result.x, result.value, result.grad,
-                                        run.full)
-                        result.evaluations = run.evaluations  # the probe's two count too
-                        if lower is None:
-                            break
-                        # Not a minimum (x^3 at 0): go on from the lower point, afresh.
-                        result = loop(run, lower, RULES[method](n, options, problem), steps,
-                                      callback)
+                result = loop(run, x, RULES[method](n, options, problem), steps, callback)
+                for _ in range(ESCAPES):
+                    if not result.converged or stochastic:
+                        break
+                    curvature = hessian_eigen(problem, result.x, free_parameters(result.x, limits))
+                    # Negative curvature: always; a semi-definite look (x^3 at 0): as before.
+                    lower = escape(curvature, result.x, result.value, result.grad, run.full,
+                                   run.project, run.relative and limits is None
+                                   and method in ("bfgs", "lbfgs", "newton"))
+                    result.evaluations = run.evaluations  # the looks count too
+                    if lower is None:
+                        break
+                    # Not a minimum: go on from the lower point, afresh.
+                    result = loop(run, lower, RULES[method](n, options, problem), steps,
+                                  callback)
         except TimeUp:
             if result is None:  # before the first evaluation finished: no point to report
                 raise AdcliError(f"the time limit of {max_time:g} s was reached before the "
@@ -179,13 +182,9 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                                  "for no limit)") from None
             # else the alarm rang just after the run had ended: keep its result
         if result.converged and not stochastic:
-            free = None
-            if limits is not None:
-                at_lo, at_hi = at_bounds(result.x, *limits)
-                free = ~(at_lo | at_hi)
-            result.warnings += second_order_warnings(
-                problem, result.x, free, curvature if curvature is not None and np.array_equal(
-                    curvature[2], result.x) else None)
+            curvature = hessian_eigen(problem, result.x, free_parameters(result.x, limits))
+            if negative_curvature(curvature):  # no lower point found: no minimum either
+                result.reason, result.message = SADDLE, saddle_message(curvature)
     result.warnings[:0] = moved
     return result
 
@@ -334,7 +333,8 @@ class _Run:
         """:func:`.checks.rounding_level` under the bounds, on smooth tapes only."""
         if not self.smooth or evaluate is None:
             return None
-        return rounding_level(x, g, evaluate, self.project, self.pgrad)
+        return rounding_level(x, g, evaluate, self.project, self.pgrad, lambda: hessian_eigen(
+            self.problem, x, free_parameters(x, self.limits)))
 
     def stop(self, x: np.ndarray, f: float, g: np.ndarray, improved: bool, fresh: bool = True,
              epoch: int = 1, evaluate: Evaluate | None = None) -> tuple[str, str] | None:
