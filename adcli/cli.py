@@ -65,7 +65,7 @@ SUMMARIES: dict[str, str] = {
     "explain": "Both sweeps of EXPR at a point, step by step: the chain rule at work.",
     "fit": "Fit the parameters of \"LHS ~ MODEL\" to a data file by least squares.",
     "grad": "Value and gradient of EXPR at a point, by reverse mode.",
-    "graph": "The tape of EXPR as a Graphviz graph, with values and gradients at a point.",
+    "graph": "The tape of EXPR as a graph (DOT or SVG), with values and gradients at a point.",
     "hessian": "The exact Hessian matrix of EXPR at a point, with its eigenvalues.",
     "minimize": "Minimise EXPR, or fit its parameters to the rows of a data file.",
 }

@@ -38,7 +38,7 @@ from .report import nonfinite_warnings, unused_warnings
 @max_size_option
 def graph(expr: str, at: tuple[str, ...], fmt: str | None, engine: str, output: str | None,
           max_nodes: int, max_size: int) -> None:
-    """The tape of EXPR as a Graphviz graph, with values and gradients at a point.
+    """The tape of EXPR as a graph (DOT or SVG), with values and gradients at a point.
 
     One node per tape entry, edges from each input to its consumers (a node used twice has
     two edges). With --at, every node also shows its value and gradient.
