@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from ..errors import AdcliError, PointError
 
@@ -184,22 +185,10 @@ def _finite_float(v, what: str) -> float:
 def _value_file(path: str, option: str, name: str):
     """``name=@FILE.json``: a number or nested lists of numbers, or an object holding
     ``name`` (adcli's own JSON results, keyed by base name)."""
-    import json
-
-    from .inputs import read_bounded
-
     if not path:
         raise PointError(f"{option} {name}=@ must be followed by a file name")
-    raw = read_bounded(path, MAX_POINT_FILE_BYTES, f"'{path}'", option)
-    try:
-        obj = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise PointError(f"{option} {name}=@{path}: not a JSON file") from None
+    obj = _read_json(path, option, f"{name}=@{path}")
     if isinstance(obj, dict):
-        for key in _POINT_KEYS:
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
         if name not in obj:
             raise PointError(f"{option} {name}=@{path}: the file has no '{name}'")
         obj = obj[name]
@@ -317,27 +306,32 @@ MAX_POINT_FILE_BYTES = 16 << 20
 _POINT_KEYS = ("minimum", "point", "parameters")
 
 
-def read_point_file(path: str, option: str = "--at") -> dict[str, float]:
-    """``--at @FILE``: values from a JSON object ``{"name": number, ...}``, or from the
-    ``minimum``/``point`` of ``adcli minimize --json`` or the ``parameters`` of ``adcli fit
-    --json``, so a fitted model can be evaluated without copying 33 numbers by hand."""
+def _read_json(path: str, option: str, where: str) -> Any:
+    """A bounded JSON file of values; adcli's own results are unwrapped to the point they
+    hold (``minimum``/``point``/``parameters``). ``where`` names it in errors."""
     import json
 
     from .inputs import read_bounded
 
-    if not path:
-        raise PointError(f"{option} '@' must be followed by a file name, as in @fit.json")
-    what = f"'{path}'"
-    raw = read_bounded(path, MAX_POINT_FILE_BYTES, what, option)
+    raw = read_bounded(path, MAX_POINT_FILE_BYTES, f"'{path}'", option)
     try:
         obj = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise PointError(f"{option} @{path}: not a JSON file") from None
+        raise PointError(f"{option} {where}: not a JSON file") from None
     if isinstance(obj, dict):
         for key in _POINT_KEYS:
             if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
+                return obj[key]
+    return obj
+
+
+def read_point_file(path: str, option: str = "--at") -> dict[str, float]:
+    """``--at @FILE``: values from a JSON object ``{"name": number, ...}``, or from the
+    ``minimum``/``point`` of ``adcli minimize --json`` or the ``parameters`` of ``adcli fit
+    --json``, so a fitted model can be evaluated without copying 33 numbers by hand."""
+    if not path:
+        raise PointError(f"{option} '@' must be followed by a file name, as in @fit.json")
+    obj = _read_json(path, option, f"@{path}")
     if not isinstance(obj, dict):
         raise PointError(f"{option} @{path}: expected a JSON object of name: number")
     point: dict[str, float] = {}
