@@ -22,7 +22,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from run import W1_TEXT, best, check, fmt, have, jax_module, resolve, w2_text  # noqa: E402
+from run import (  # noqa: E402
+    W1_TEXT,
+    best,
+    check,
+    fmt,
+    have,
+    jax_module,
+    resolve,
+    w2_jax,
+    w2_text,
+)
 
 import adcli  # noqa: E402
 
@@ -86,13 +96,7 @@ def w2(n: int, rounds: int) -> dict:
         jax = jax_module()
         import jax.numpy as jnp
 
-        cj = jnp.asarray(c)
-
-        def jfun(x):
-            d = x - cj
-            return jnp.sum(d * d * jnp.sin(x)) + jnp.dot(x[:-1], x[1:])
-
-        jg = jax.jit(jax.value_and_grad(jfun))
+        jg = jax.jit(jax.value_and_grad(w2_jax(c)))
         xj = jnp.asarray(xv)
         rows["jax jit"] = best(lambda: jax.block_until_ready(jg(xj)), repeat=rounds)
     resolve(rows)

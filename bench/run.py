@@ -234,6 +234,19 @@ def w2_text(n: int) -> str:
     return " + ".join(terms)
 
 
+def w2_jax(c):
+    """W2's function written for JAX (``c`` the constants of :func:`w2_text`)."""
+    import jax.numpy as jnp
+
+    cj = jnp.asarray(c)
+
+    def jfun(x):
+        d = x - cj
+        return jnp.sum(d * d * jnp.sin(x)) + jnp.dot(x[:-1], x[1:])
+
+    return jfun
+
+
 def w2(quick: bool) -> dict:
     return {f"n={n}": w2_one(n, quick)
             for n in ((10, 1000) if quick else (10, 100, 1000, 10_000))}
@@ -291,12 +304,7 @@ def w2_one(n: int, quick: bool) -> dict:
         jax = jax_module()
         import jax.numpy as jnp
 
-        cj = jnp.asarray(c)
-
-        def jfun(x):
-            d = x - cj
-            return jnp.sum(d * d * jnp.sin(x)) + jnp.dot(x[:-1], x[1:])
-
+        jfun = w2_jax(c)
         jg, jv = jax.jit(jax.value_and_grad(jfun)), jax.jit(jfun)
         xj = jnp.asarray(xv)
         rows["jax jit"] = best(lambda: jax.block_until_ready(jg(xj)))

@@ -30,6 +30,16 @@ def _modules() -> dict[str, Path]:
     return found
 
 
+def _imported_module(node: ast.ImportFrom, package: str) -> str:
+    """The absolute module a ``from ... import`` reads, relative levels resolved."""
+    base = node.module or ""
+    if node.level:
+        anchor = package.split(".")
+        anchor = anchor[:len(anchor) - (node.level - 1)]
+        base = ".".join(anchor + ([base] if base else []))
+    return base
+
+
 def _under_type_checking(tree: ast.Module) -> set[int]:
     """ids of import nodes inside ``if TYPE_CHECKING:`` (hints only, never executed)."""
     skip = set()
@@ -51,11 +61,7 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")
-                anchor = anchor[:len(anchor) - (node.level - 1)]
-                base = ".".join(anchor + ([base] if base else []))
+            base = _imported_module(node, package)
             targets = [base] + [f"{base}.{a.name}" for a in node.names]
         else:
             continue
@@ -117,11 +123,7 @@ def _arrows(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[int, 
         if isinstance(node, ast.Import):
             out += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "adcli"]
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")
-                anchor = anchor[:len(anchor) - (node.level - 1)]
-                base = ".".join(anchor + ([base] if base else []))
+            base = _imported_module(node, package)
             if base.split(".")[0] != "adcli":
                 continue
             for a in node.names:
