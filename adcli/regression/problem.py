@@ -86,6 +86,13 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return f"; did you mean '{close}'?" if close else ""
 
 
+def misspelt_column(name: str, close: str, declare_option: str) -> FitError:
+    """The refusal of a name that is probably a misspelt column (fit and minimize --data)."""
+    return FitError(f"'{name}' is not a column; did you mean '{close}'? declare parameters "
+                    f"with {declare_option} (or give '{name}' a start value with --from) to "
+                    "fit it as a parameter")
+
+
 def constant_warning(name: str, option: str = "--params") -> str:
     return (f"'{name}' in the formula is the constant {CONSTANTS[name]!r}, not a parameter; "
             f"name it in --from or {option} to fit it")
@@ -139,9 +146,7 @@ def check_names(used: Collection[str], columns: Collection[str], lets: Collectio
         for name in params:
             close = close_match(name, columns)
             if close is not None and name not in given:
-                raise FitError(f"'{name}' is not a column; did you mean '{close}'? declare "
-                               f"parameters with {declare_option} (or give '{name}' a start "
-                               "value with --from) to fit it as a parameter")
+                raise misspelt_column(name, close, declare_option)
     for option, names in named.items():
         for name in names:
             if name in params:
@@ -275,9 +280,7 @@ def data_names(inputs: Sequence[str], point: Mapping[str, float], wrt: Sequence[
                 continue
             close = close_match(name, columns)
             if close is not None:
-                raise FitError(f"'{name}' is not a column; did you mean '{close}'? declare "
-                               f"parameters with --wrt (or give '{name}' a start value with "
-                               "--from) to fit it as a parameter")
+                raise misspelt_column(name, close, "--wrt")
     return warnings_
 
 
