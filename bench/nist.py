@@ -1,6 +1,6 @@
 """adcli fit on the NIST StRD nonlinear regression problems, against scipy, and a 10^6-row fit.
 
-    python bench/nist.py [--table] [--big] [--rows N] [--repeat R]
+    python bench/nist.py [--table] [--engines] [--big] [--rows N] [--repeat R]
 
 --table (default): every problem from both NIST starts, default options, no restarts; the
 correct significant digits (LRE, minimum over parameters) and the time per fit of
@@ -15,6 +15,12 @@ correct significant digits (LRE, minimum over parameters) and the time per fit o
   trf-fd 1e-15    the same with adcli's tolerances and scaling: what exact derivatives add
 All in one process and one run; times are wall-clock per fit on a shared 2-core machine.
 
+--engines: every problem from both starts through adcli.fit twice, on the default engine (numpy
+Levenberg-Marquardt, adcli.regression.lm) and with scipy's trf in its place (the engine before):
+correct digits of the parameters and of the certified standard deviations (min and median over
+the fits of each start), then each engine alone timed in-process on the same compressed problems
+(interleaved repeats, median per fit), and the median ratio numpy LM / scipy trf.
+
 --big: y ~ a*exp(-b*x) + c over 10^6 rows (noisy data, seed 0), adcli.fit against
 scipy.optimize.least_squares (trf, same tolerances and scaling) with a hand-written numpy
 residual and Jacobian. Both must agree before the times are compared.
@@ -23,6 +29,8 @@ residual and Jacobian. Both must agree before the times are compared.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import statistics
 import sys
 import time
 import warnings
@@ -32,12 +40,13 @@ import numpy as np
 from scipy.optimize import least_squares
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from nist_strd import PROBLEMS, load, min_lre  # noqa: E402
+from nist_strd import PROBLEMS, load, lre, min_lre  # noqa: E402
 
 import adcli  # noqa: E402
 from adcli.regression.fitting import Residuals  # noqa: E402
 from adcli.regression.formula import parse_formula  # noqa: E402
-from adcli.regression.leastsq import FTOL, solve  # noqa: E402
+from adcli.regression import leastsq  # noqa: E402
+from adcli.regression.leastsq import FTOL, Compressed, qr_sums, solve  # noqa: E402
 
 
 def scipy_fit(problem, start: int, method: str, exact: bool, tight: bool = True
@@ -116,6 +125,84 @@ def table() -> None:
           + " | ".join(f"{times[c]:.2f}" for c in timed) + " |")
 
 
+@contextlib.contextmanager
+def scipy_engine():
+    """adcli's solve with scipy's trf (no bounds: scipy's own unbounded trust region) in place
+    of the numpy Levenberg-Marquardt: the engine adcli shipped before."""
+    saved = leastsq.levenberg_marquardt
+
+    def trf(residuals, jac, x0, max_evaluations, ftol, xtol):
+        n = len(x0)
+        x, status = leastsq._bounded(residuals, jac, x0, np.full(n, -np.inf),
+                                     np.full(n, np.inf), max_evaluations, ftol, xtol)
+        return x, status, 0
+
+    leastsq.levenberg_marquardt = trf
+    try:
+        yield
+    finally:
+        leastsq.levenberg_marquardt = saved
+
+
+def digit_scores(problem, start: int) -> tuple[float, float, bool]:
+    """(parameter digits, certified-sd digits, converged) of adcli.fit."""
+    result = adcli.fit(problem.formula, problem.columns, start=problem.starts[start])
+    sd = min(lre(result.stderr[b], problem.certified_sd[b]) for b in problem.names)
+    return min_lre(result.parameters, problem.certified), sd, result.converged
+
+
+def engines(repeat: int) -> None:
+    scores = {"numpy LM": {}, "scipy trf": {}}
+    for name in PROBLEMS:
+        problem = load(name)
+        for start in (0, 1):
+            scores["numpy LM"][name, start] = digit_scores(problem, start)
+            with scipy_engine():
+                scores["scipy trf"][name, start] = digit_scores(problem, start)
+    print("| engine | start | fits >= 6 digits | params min | params median | sd min | "
+          "sd median | converged |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, got in scores.items():
+        for start in (0, 1):
+            rows = [v for (_, s), v in got.items() if s == start]
+            par = [v[0] for v in rows]
+            sd = [v[1] for v in rows]
+            print(f"| {label} | {start + 1} | {sum(d >= 6 for d in par)}/{len(rows)} | "
+                  f"{min(par):.1f} | {statistics.median(par):.1f} | {min(sd):.1f} | "
+                  f"{statistics.median(sd):.1f} | {sum(v[2] for v in rows)}/{len(rows)} |")
+    worse = [(k, scores["scipy trf"][k][:2], v[:2]) for k, v in scores["numpy LM"].items()
+             if v[0] < scores["scipy trf"][k][0] - 0.5 or v[1] < scores["scipy trf"][k][1] - 0.5]
+    print(f"fits where numpy LM lost > 0.5 digit against scipy trf: {worse or 'none'}")
+
+    # the engines alone, in-process, on the compressed problem adcli.fit hands them
+    ratios = []
+    for name in PROBLEMS:
+        problem = load(name)
+        for start in (0, 1):
+            res = Residuals(parse_formula(problem.formula), problem.columns)
+            x0 = np.array([problem.starts[start][b] for b in res.free])
+            n = len(x0)
+            lo, hi = np.full(n, -np.inf), np.full(n, np.inf)
+            res.both(x0)  # compile outside the timing
+            times = {"lm": [], "trf": []}
+            for _ in range(repeat):
+                for label in ("lm", "trf"):
+                    engine = Compressed(lambda b: qr_sums(*res.both(b)), n)
+                    began = time.perf_counter()
+                    if label == "lm":
+                        solve(engine, x0, lo, hi, 1000 * (n + 1))
+                    else:
+                        with scipy_engine():
+                            solve(engine, x0, lo, hi, 1000 * (n + 1))
+                    times[label].append(time.perf_counter() - began)
+            ratios.append(statistics.median(times["lm"]) / statistics.median(times["trf"]))
+    q = statistics.quantiles(ratios, n=4)
+    print(f"engine alone (solve on the compressed problem, median of {repeat} interleaved "
+          f"repeats per fit), numpy LM / scipy trf over the 54 fits: median "
+          f"{statistics.median(ratios):.2f}, quartiles {q[0]:.2f}-{q[2]:.2f}, "
+          f"range {min(ratios):.2f}-{max(ratios):.2f}")
+
+
 def big(rows: int, repeat: int) -> None:
     rng = np.random.default_rng(0)
     x = rng.uniform(0.0, 5.0, rows)
@@ -187,12 +274,15 @@ def big(rows: int, repeat: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--table", action="store_true")
+    ap.add_argument("--engines", action="store_true")
     ap.add_argument("--big", action="store_true")
     ap.add_argument("--rows", type=int, default=10**6)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    if args.table or not args.big:
+    if args.table or not (args.big or args.engines):
         table()
+    if args.engines:
+        engines(args.repeat)
     if args.big:
         big(args.rows, args.repeat)
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .lm import levenberg_marquardt
+
 # --------------------------------------------------------------------------- the engine
 
 #: Relative tolerances, MINPACK's meaning (scale-free): stop when one step reduces the sum of
@@ -171,13 +173,12 @@ class Solution:
 def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
           max_evaluations: int, ftol: float = FTOL, xtol: float = XTOL, gtol: float = GTOL,
           max_time: float | None = None, started: float | None = None) -> Solution:
-    """Trust-region reflective least squares (scipy's ``trf``: Levenberg-Marquardt steps
-    within bounds, exact trust-region subproblem by SVD, MINPACK-style parameter scaling by
-    the Jacobian's column norms) on adcli's exact Jacobian.  ``max_time`` (seconds, checked
-    before each evaluation) stops with status :data:`TIME_STATUS` at the lowest sum of
-    squares seen."""
-    from scipy.optimize import least_squares
-
+    """Least squares on adcli's exact Jacobian from ``x0``: without bounds by the numpy
+    Levenberg-Marquardt of :mod:`adcli.regression.lm` (trust region, exact subproblem by SVD,
+    MINPACK-style parameter scaling by the Jacobian's column norms); with a finite bound by
+    scipy's trust-region reflective method (the same steps, reflected at the bounds), imported
+    only then. ``max_time`` (seconds, checked before each evaluation) stops with status
+    :data:`TIME_STATUS` at the lowest sum of squares seen."""
     deadline = None
     if max_time:
         deadline = (time.monotonic() if started is None else started) + max_time
@@ -203,13 +204,15 @@ def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
 
     start_jac = res.jacobians
     start_eval = res.evaluations
+    bounded = bool(np.any(np.isfinite(lower)) or np.any(np.isfinite(upper)))
     try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # scipy's note that its own gtol test is off
-            out = least_squares(residuals, x0, jac=jac, bounds=(lower, upper),
-                                method="trf", x_scale="jac", ftol=ftol, xtol=xtol, gtol=None,
-                                max_nfev=max_evaluations)
-        x, status = out.x, int(out.status)
+        with np.errstate(all="ignore"):
+            if bounded:
+                x, status = _bounded(residuals, jac, x0, lower, upper, max_evaluations,
+                                     ftol, xtol)
+            else:
+                x, status, _ = levenberg_marquardt(residuals, jac, x0, max_evaluations,
+                                                   ftol, xtol)
     except _Orthogonal as stop:
         x, status = stop.x, 1
     except _OutOfTime as stop:
@@ -217,6 +220,20 @@ def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
     if status in (2, 3, 4) and isinstance(res, Compressed):
         x = polish(res, x, lower, upper)
     return Solution(x, status, res.evaluations - start_eval, res.jacobians - start_jac)
+
+
+def _bounded(residuals: Any, jac: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+             max_evaluations: int, ftol: float, xtol: float) -> tuple[np.ndarray, int]:
+    """scipy's trust-region reflective least squares within the bounds (gtol is adcli's own
+    scale-free test, raised from ``jac``)."""
+    from scipy.optimize import least_squares  # lazy: a second of start-up (see bench/README.md)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy's note that its own gtol test is off
+        out = least_squares(residuals, x0, jac=jac, bounds=(lower, upper),
+                            method="trf", x_scale="jac", ftol=ftol, xtol=xtol, gtol=None,
+                            max_nfev=max_evaluations)
+    return out.x, int(out.status)
 
 
 def polish(res: Compressed, x: np.ndarray, lower: np.ndarray, upper: np.ndarray,

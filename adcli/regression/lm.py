@@ -1,0 +1,164 @@
+"""Levenberg-Marquardt least squares in numpy: the engine of ``adcli fit`` (and of ``minimize
+--data`` on a squared residual) when no parameter is bounded.
+
+The method is Moré's trust-region form of Levenberg-Marquardt (J. J. Moré, "The
+Levenberg-Marquardt algorithm: implementation and theory", 1978): each step minimises
+|J s + r| within |D s| <= Delta, where D holds the Jacobian's column norms, raised to the
+largest seen so far (MINPACK's scaling, which makes the steps independent of the parameters'
+units). The step is solved exactly from the SVD of J D⁻¹ by Newton's iteration on the secular
+equation |s(lambda)| = Delta (Moré's section 5). The bookkeeping (the radius updates, the
+stopping tests, which points cost a Jacobian) follows scipy's ``least_squares(method="trf",
+x_scale="jac")`` without bounds, the engine adcli used before, so a fit takes the same path and
+stops for the same reason; what it saves is importing ``scipy.optimize`` (most of a command's
+time). Pure numpy, no recursion, float64 throughout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+EPS = float(np.finfo(np.float64).eps)
+
+#: scipy-style termination statuses (the keys of :data:`adcli.regression.leastsq.REASONS`)
+MAX_EVALUATIONS, FTOL_STOP, XTOL_STOP, BOTH_STOP = 0, 2, 3, 4
+
+
+def trust_step(uf: np.ndarray, s: np.ndarray, vt: np.ndarray, delta: float, alpha: float,
+               full_rank: bool, rtol: float = 0.01, max_iter: int = 10
+               ) -> tuple[np.ndarray, float]:
+    """The step h (scaled variables) minimising |J h + r| within |h| <= ``delta``, from
+    J = U diag(s) Vᵀ and ``uf`` = Uᵀr, and the Levenberg-Marquardt parameter lambda that gives
+    it: the Gauss-Newton step when it fits, else Newton's iteration on |h(lambda)| = delta,
+    safeguarded by Moré's bounds and started at the previous ``alpha`` (lambda changes little
+    between steps)."""
+    suf = s * uf
+    if full_rank:
+        h = -vt.T @ (uf / s)
+        if np.linalg.norm(h) <= delta:
+            return h, 0.0
+
+    def phi(lam: float) -> tuple[float, float]:
+        denom = s ** 2 + lam
+        norm = float(np.linalg.norm(suf / denom))
+        return norm - delta, -float(np.sum(suf ** 2 / denom ** 3)) / norm
+
+    upper = float(np.linalg.norm(suf)) / delta
+    if full_rank:
+        value, slope = phi(0.0)
+        lower = -value / slope
+    else:
+        lower = 0.0
+    if alpha == 0.0 and not full_rank:
+        alpha = max(0.001 * upper, math.sqrt(lower * upper))
+    for _ in range(max_iter):
+        if alpha < lower or alpha > upper:
+            alpha = max(0.001 * upper, math.sqrt(lower * upper))
+        value, slope = phi(alpha)
+        if value < 0:
+            upper = alpha
+        ratio = value / slope
+        lower = max(lower, alpha - ratio)
+        alpha -= (value + delta) * ratio / delta
+        if abs(value) < rtol * delta:
+            break
+    h = -vt.T @ (suf / (s ** 2 + alpha))
+    # on the boundary exactly, so a step never lands outside the region it was solved for
+    h *= delta / np.linalg.norm(h)
+    return h, alpha
+
+
+def levenberg_marquardt(residuals: Callable[[np.ndarray], np.ndarray],
+                        jacobian: Callable[[np.ndarray], np.ndarray], x0: np.ndarray,
+                        max_evaluations: int, ftol: float, xtol: float
+                        ) -> tuple[np.ndarray, int, int]:
+    """Minimise |r(x)|² from ``x0``: (x, status, evaluations). ``residuals`` is called at every
+    trial point, ``jacobian`` at the start and at every accepted point (the last residuals'
+    point, so an engine that computes both at once pays once). Stops with status 2 when an
+    accepted step reduces |r|² by less than ``ftol`` of it, 3 when the step is below ``xtol``
+    of |x| (also after steps that failed: no progress is possible at that precision), 4 for
+    both, 0 when ``max_evaluations`` is reached. The callbacks may raise to stop the run."""
+    x = np.array(x0, dtype=np.float64)
+    r = np.asarray(residuals(x), dtype=np.float64)
+    evaluations = 1
+    if not np.all(np.isfinite(r)):
+        return x, MAX_EVALUATIONS, evaluations  # callers check the start; nothing to do here
+    jac = np.asarray(jacobian(x), dtype=np.float64)
+    m, n = jac.shape
+    cost = 0.5 * float(r @ r)
+    scale_inv = np.linalg.norm(jac, axis=0)
+    scale_inv[scale_inv == 0] = 1.0
+    delta = float(np.linalg.norm(x * scale_inv)) or 1.0
+    alpha = 0.0
+    status: int | None = None
+    while status is None and evaluations < max_evaluations:
+        d = 1.0 / scale_inv
+        jh = jac * d
+        u, s, vt = np.linalg.svd(jh, full_matrices=False)
+        uf = u.T @ r
+        gh = jh.T @ r
+        full_rank = m >= n and bool(s[-1] > EPS * m * s[0])
+        reduction = -1.0
+        while reduction <= 0 and evaluations < max_evaluations:
+            h, alpha_new = trust_step(uf, s, vt, delta, alpha, full_rank)
+            alpha = alpha_new
+            jhh = jh @ h
+            predicted = -(0.5 * float(jhh @ jhh) + float(gh @ h))
+            step = d * h
+            trial = x + step
+            r_new = np.asarray(residuals(trial), dtype=np.float64)
+            evaluations += 1
+            h_norm = float(np.linalg.norm(h))
+            if not np.all(np.isfinite(r_new)):
+                delta = 0.25 * h_norm  # out of the model's domain: a shorter step
+                continue
+            cost_new = 0.5 * float(r_new @ r_new)
+            reduction = cost - cost_new
+            delta_new, ratio = _radius(delta, reduction, predicted, h_norm,
+                                       h_norm > 0.95 * delta)
+            status = _stopped(reduction, cost, float(np.linalg.norm(step)),
+                              float(np.linalg.norm(x)), ratio, ftol, xtol)
+            if status is not None:
+                break
+            alpha *= delta / delta_new
+            delta = delta_new
+        if reduction > 0:
+            x, r, cost = trial, r_new, cost_new
+            jac = np.asarray(jacobian(x), dtype=np.float64)
+            scale_inv = np.maximum(scale_inv, np.linalg.norm(jac, axis=0))
+    return x, MAX_EVALUATIONS if status is None else status, evaluations
+
+
+def _radius(delta: float, reduction: float, predicted: float, step_norm: float,
+            on_boundary: bool) -> tuple[float, float]:
+    """The next trust radius and the ratio of actual to predicted reduction: shrink to a
+    quarter of the step when the model predicted badly, double when it predicted well and the
+    step was held by the boundary."""
+    if predicted > 0:
+        ratio = reduction / predicted
+    elif predicted == reduction == 0:
+        ratio = 1.0
+    else:
+        ratio = 0.0
+    if ratio < 0.25:
+        delta = 0.25 * step_norm
+    elif ratio > 0.75 and on_boundary:
+        delta *= 2.0
+    return delta, ratio
+
+
+def _stopped(reduction: float, cost: float, step_norm: float, x_norm: float, ratio: float,
+             ftol: float, xtol: float) -> int | None:
+    """MINPACK's relative tests: ftol on a step the model predicted (ratio > 1/4), xtol on
+    the step's length."""
+    f_ok = reduction < ftol * cost and ratio > 0.25
+    x_ok = step_norm < xtol * (xtol + x_norm)
+    if f_ok and x_ok:
+        return BOTH_STOP
+    if f_ok:
+        return FTOL_STOP
+    if x_ok:
+        return XTOL_STOP
+    return None
