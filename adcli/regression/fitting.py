@@ -6,9 +6,9 @@ what is refused is decided by :mod:`adcli.regression.problem`, as for the Dask e
 d r_i / d b_j comes from the tape by vectorised reverse sweeps over cache-sized blocks of rows:
 the parameters enter as constant columns, so each row's reverse sweep gives that row's
 gradient (:func:`_jacobian`, the one place that reaches the compiled sweeps). The engine is
-scipy's trust-region reflective ``least_squares`` with MINPACK's scale-free stopping, on the
-QR-compressed problem (see :func:`adcli.regression.leastsq.solve`; bench/README.md has the
-measurements behind the choice).
+adcli's numpy Levenberg-Marquardt (scipy's trust-region reflective ``least_squares`` under
+bounds) with MINPACK's scale-free stopping, on the QR-compressed problem (see
+:func:`adcli.regression.leastsq.solve`; bench/README.md has the measurements behind the choice).
 """
 
 from __future__ import annotations
@@ -346,8 +346,7 @@ def conclude(setup: FitSetup, res: Any, sol: Any, rss: float, jac: np.ndarray, r
         residual_std=math.sqrt(variance) if dof > 0 and finite else math.nan,
         dof=dof, r_squared=r_squared, converged=converged, reason=reason,
         iterations=max(sol.jacobians - 1, 0), evaluations=sol.evaluations,
-        jacobian_evaluations=sol.jacobians, method=f"levenberg-marquardt ({METHOD}, exact "
-        "jacobian)", rows=rows, fixed=dict(setup.fixed), at_bound=at_bound,
+        jacobian_evaluations=sol.jacobians, method=_method(sol), rows=rows, fixed=dict(setup.fixed), at_bound=at_bound,
         warnings=warnings_, absolute_sigma=absolute_sigma and weighted, weighted=weighted,
         parsed=formula, predictors=list(setup.predictors), covariance=matrix,
         start={n: float(v) for n, v in zip(names, setup.x0)})
@@ -423,6 +422,14 @@ def squared_residual(program: Program, tape: Any) -> Any | None:
     if node.op not in ("pow", "mul") or len(node.args) != 2:
         return None
     return node.args[0]
+
+
+def _method(sol: Any) -> str:
+    """The engine's name in the report: the numpy engine is plain Levenberg-Marquardt; under
+    bounds scipy's trf says so."""
+    method = getattr(sol, "method", METHOD)
+    return ("levenberg-marquardt (exact jacobian)" if method == METHOD else
+            f"levenberg-marquardt ({method}, exact jacobian)")
 
 
 def _time_message(max_time: float | None) -> str:

@@ -1,6 +1,7 @@
-"""The least-squares engine of ``adcli fit``: scipy's trust-region reflective method on adcli's
-exact Jacobian with MINPACK's scale-free stopping, and the asymptotic covariance of the
-estimates (bench/README.md has the measurements behind the choice of engine)."""
+"""The least-squares engine of ``adcli fit``: Levenberg-Marquardt on adcli's exact Jacobian with
+MINPACK's scale-free stopping (numpy, :mod:`adcli.regression.lm`; scipy's trust-region
+reflective method when parameters are bounded), and the asymptotic covariance of the estimates
+(bench/README.md has the measurements behind the choice of engine)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from .lm import levenberg_marquardt
 #: the cosine between the residual vector and every Jacobian column is below GTOL.
 FTOL = XTOL = 1e-15
 GTOL = 1e-15
-METHOD = "trf"
+#: the engine's name in a fit's report: adcli's own without bounds, scipy's trf with them
+METHOD, BOUNDED_METHOD = "lm", "trf"
 
 REASONS = {
     0: "the maximum number of evaluations was reached",
@@ -162,12 +164,14 @@ class Compressed:
 
 @dataclass
 class Solution:
-    """Where the engine stopped, its scipy-style status (see :data:`REASONS`) and its counts."""
+    """Where the engine stopped, its scipy-style status (see :data:`REASONS`), its counts and
+    which engine ran (:data:`METHOD` or :data:`BOUNDED_METHOD`)."""
 
     x: np.ndarray
     status: int
     evaluations: int
     jacobians: int
+    method: str = METHOD
 
 
 def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
@@ -219,7 +223,8 @@ def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
         x, status = stop.x, TIME_STATUS
     if status in (2, 3, 4) and isinstance(res, Compressed):
         x = polish(res, x, lower, upper)
-    return Solution(x, status, res.evaluations - start_eval, res.jacobians - start_jac)
+    return Solution(x, status, res.evaluations - start_eval, res.jacobians - start_jac,
+                    BOUNDED_METHOD if bounded else METHOD)
 
 
 def _bounded(residuals: Any, jac: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,

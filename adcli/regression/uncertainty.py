@@ -3,9 +3,11 @@ two-sided p values, information criteria, reduced chi-square and Wald confidence
 
 Everything here is a function of a :class:`~adcli.regression.fitting.FitResult` (its estimates,
 covariance, RSS and degrees of freedom), so a fit in memory and one over Dask partitions,
-which share :func:`adcli.regression.fitting.conclude`, report the same numbers. The Student-t
-distribution comes from ``scipy.special`` (already loaded by the engine), not
-``scipy.stats``, whose import costs more than a small fit.
+which share :func:`adcli.regression.fitting.conclude`, report the same numbers. The p values
+every fit prints come from the regularised incomplete beta function computed here (a continued
+fraction, :func:`_betainc`) and ``math.erfc``: importing ``scipy.special`` costs more than a small
+fit (it loads scipy's array-API layer, which loads ``numpy.f2py``). Its Student-t quantiles are
+still used for ``--ci`` and for tails the continued fraction does not reach quickly.
 """
 
 from __future__ import annotations
@@ -67,13 +69,79 @@ def quantile(q: float, dof: float) -> float:
 
 
 def two_sided_p(t: float, dof: float) -> float:
-    """P(|T| >= |t|) for Student's t with ``dof`` degrees of freedom (normal for inf)."""
-    from scipy.special import ndtr, stdtr
-
+    """P(|T| >= |t|) for Student's t with ``dof`` degrees of freedom (normal for inf):
+    I_x(dof/2, 1/2) at x = dof/(dof + t²), the regularised incomplete beta function."""
     if math.isnan(t) or not dof > 0:
         return math.nan
-    tail = ndtr(-abs(t)) if math.isinf(dof) else stdtr(dof, -abs(t))
-    return float(2.0 * tail)
+    if math.isinf(dof):
+        return math.erfc(abs(t) / math.sqrt(2.0))
+    if math.isinf(t):
+        return 0.0
+    t2 = t * t
+    p = None
+    if dof <= CF_DOF:
+        # x and 1 - x each from its own quotient: 1 - x rounded from x would lose the small one
+        p = _betainc(0.5 * dof, 0.5, dof / (dof + t2), t2 / (dof + t2))
+    if p is None:
+        from scipy.special import stdtr
+
+        p = float(2.0 * stdtr(dof, -abs(t)))
+    return p
+
+
+#: The continued fraction needs about sqrt(dof) terms and its rounding grows with them:
+#: within 1e-12 relative of mpmath up to this many degrees of freedom (tests/test_uncertainty.py);
+#: more go to scipy.special.stdtr.
+CF_DOF = 10_000
+#: terms of the continued fraction before giving up (never reached below CF_DOF)
+CF_TERMS = 3000
+
+
+def _stirling(z: float) -> float:
+    """lgamma(z) - ((z - 1/2) log z - z + log(2π)/2), by its asymptotic series (z >= 20)."""
+    w = 1.0 / (z * z)
+    return (1.0 / 12.0 - w * (1.0 / 360.0 - w * (1.0 / 1260.0 - w / 1680.0))) / z
+
+
+def _lgamma_step(z: float, b: float) -> float:
+    """lgamma(z + b) - lgamma(z) without the cancellation of two large lgammas (each of size
+    z log z, so their difference would carry z log z times eps of absolute error)."""
+    if z < 20.0:
+        return math.lgamma(z + b) - math.lgamma(z)
+    return ((z - 0.5) * math.log1p(b / z) + b * math.log(z + b) - b
+            + _stirling(z + b) - _stirling(z))
+
+
+def _betainc(a: float, b: float, x: float, y: float) -> float | None:
+    """The regularised incomplete beta function I_x(a, b), with y = 1 - x given exactly, by
+    the continued fraction of Abramowitz & Stegun 26.5.8 (modified Lentz), on the side where
+    it converges (I_x(a, b) = 1 - I_y(b, a)); None when it needs more than :data:`CF_TERMS`."""
+    if x <= 0.0:
+        return 0.0
+    if y <= 0.0:
+        return 1.0
+    if x > (a + 1.0) / (a + b + 2.0):
+        rest = _betainc(b, a, y, x)  # one level: the swapped side converges
+        return None if rest is None else 1.0 - rest
+    log_front = (a * math.log(x) + b * math.log1p(-x) if x < 0.5 else
+                 a * math.log1p(-y) + b * math.log(y))
+    big, small = max(a, b), min(a, b)
+    log_front += _lgamma_step(big, small) - math.lgamma(small) - math.log(a)
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    f = d
+    for m in range(1, CF_TERMS + 1):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            f *= c * d
+        if abs(c * d - 1.0) < 1e-16:
+            return math.exp(log_front) * f
+    return None
 
 
 def _dof(result: FitResult) -> float:
