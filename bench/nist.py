@@ -43,9 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from nist_strd import PROBLEMS, load, lre, min_lre  # noqa: E402
 
 import adcli  # noqa: E402
+from adcli.regression import leastsq  # noqa: E402
 from adcli.regression.fitting import Residuals  # noqa: E402
 from adcli.regression.formula import parse_formula  # noqa: E402
-from adcli.regression import leastsq  # noqa: E402
 from adcli.regression.leastsq import FTOL, Compressed, qr_sums, solve  # noqa: E402
 
 
@@ -185,9 +185,12 @@ def engines(repeat: int) -> None:
             lo, hi = np.full(n, -np.inf), np.full(n, np.inf)
             res.both(x0)  # compile outside the timing
             times = {"lm": [], "trf": []}
+            def sweep(b, res=res):
+                return qr_sums(*res.both(b))
+
             for _ in range(repeat):
                 for label in ("lm", "trf"):
-                    engine = Compressed(lambda b: qr_sums(*res.both(b)), n)
+                    engine = Compressed(sweep, n)
                     began = time.perf_counter()
                     if label == "lm":
                         solve(engine, x0, lo, hi, 1000 * (n + 1))

@@ -346,7 +346,8 @@ def conclude(setup: FitSetup, res: Any, sol: Any, rss: float, jac: np.ndarray, r
         residual_std=math.sqrt(variance) if dof > 0 and finite else math.nan,
         dof=dof, r_squared=r_squared, converged=converged, reason=reason,
         iterations=max(sol.jacobians - 1, 0), evaluations=sol.evaluations,
-        jacobian_evaluations=sol.jacobians, method=_method(sol), rows=rows, fixed=dict(setup.fixed), at_bound=at_bound,
+        jacobian_evaluations=sol.jacobians, method=_method(sol), rows=rows,
+        fixed=dict(setup.fixed), at_bound=at_bound,
         warnings=warnings_, absolute_sigma=absolute_sigma and weighted, weighted=weighted,
         parsed=formula, predictors=list(setup.predictors), covariance=matrix,
         start={n: float(v) for n, v in zip(names, setup.x0)})

@@ -1,0 +1,182 @@
+"""Start-up of ``adcli fit`` (bench/startup_fit.py): without ``--bounds`` a fit runs on the numpy
+Levenberg-Marquardt engine (adcli.regression.lm) and its p values come from adcli's own
+incomplete beta function, so the process imports neither ``scipy.optimize`` nor
+``scipy.special``, nor pandas or Dask for a plain CSV. Checked in a fresh interpreter that runs
+the console entry point and then lists ``sys.modules``; the engine and the p values are checked
+against independent references here too."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adcli.regression import uncertainty
+from adcli.regression.lm import levenberg_marquardt
+
+ROOT = Path(__file__).resolve().parent.parent
+LINE = str(ROOT / "samples" / "line.csv")
+RAT43 = str(ROOT / "samples" / "rat43.csv")
+
+RUNNER = """
+import json, sys
+from adcli.cli import main
+sys.argv = ["adcli"] + sys.argv[1:]
+try:
+    main()
+except SystemExit as exit:
+    code = exit.code
+else:
+    code = 0
+sys.stderr.write("\\nMODULES " + json.dumps([code, sorted(sys.modules)]) + "\\n")
+"""
+
+
+def modules(*args: str) -> tuple[int, set[str], str]:
+    """(exit status, modules loaded, stdout) of ``adcli ARGS`` in a fresh interpreter."""
+    out = subprocess.run([sys.executable, "-c", RUNNER, *args], capture_output=True,
+                         text=True, cwd=ROOT, timeout=120, check=False)
+    line = [x for x in out.stderr.splitlines() if x.startswith("MODULES ")][-1]
+    code, names = json.loads(line[len("MODULES "):])
+    return code, set(names), out.stdout
+
+
+def heavy(names: set[str]) -> list[str]:
+    return sorted(n for n in names if n.split(".")[0] in ("pandas", "dask", "distributed",
+                                                          "pyarrow", "matplotlib", "sympy")
+                  or n.startswith(("scipy.optimize", "scipy.special")))
+
+
+@pytest.mark.parametrize("args", [
+    ["fit", "y ~ a*x + b", "--data", LINE],
+    ["fit", "y ~ a*x + b", "--data", LINE, "--json"],
+    ["fit", "y ~ b1 / (1 + exp(b2 - b3*x))^(1/b4)", "--data", RAT43,
+     "--from", "b1=100,b2=10,b3=1,b4=1"],
+    ["minimize", "(w0 + w1*x - y)^2", "--data", LINE],
+], ids=["line", "line-json", "rat43", "minimize-data"])
+def test_an_unbounded_fit_imports_no_scipy_optimize(args):
+    code, names, stdout = modules(*args)
+    assert code == 0 and stdout
+    assert "adcli.regression.lm" in names  # the engine that ran
+    assert heavy(names) == []
+
+
+def test_bounds_still_use_scipys_trf():
+    # the other side of the test above: the runner does see scipy when a fit needs it
+    code, names, stdout = modules("fit", "y ~ a*x + b", "--data", LINE, "--bounds", "a=0:0.5",
+                                  "--json")
+    assert code == 0 and "scipy.optimize" in names
+    assert json.loads(stdout)["method"] == "levenberg-marquardt (trf, exact jacobian)"
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+def rosenbrock(x: np.ndarray) -> np.ndarray:
+    return np.array([10.0 * (x[1] - x[0] ** 2), 1.0 - x[0]])
+
+
+def rosenbrock_jac(x: np.ndarray) -> np.ndarray:
+    return np.array([[-20.0 * x[0], 10.0], [-1.0, 0.0]])
+
+
+def test_engine_finds_rosenbrocks_minimum():
+    x, status, evaluations = levenberg_marquardt(rosenbrock, rosenbrock_jac,
+                                                 np.array([-1.2, 1.0]), 1000, 1e-15, 1e-15)
+    assert status in (2, 3, 4)
+    assert np.allclose(x, [1.0, 1.0], rtol=0, atol=1e-12)
+    assert evaluations < 100
+
+
+def test_engine_reports_the_evaluation_limit():
+    x, status, evaluations = levenberg_marquardt(rosenbrock, rosenbrock_jac,
+                                                 np.array([-1.2, 1.0]), 3, 1e-15, 1e-15)
+    assert status == 0 and evaluations == 3
+    assert not np.allclose(x, [1.0, 1.0], atol=1e-3)
+
+
+def test_engine_matches_scipys_trf_step_for_step():
+    # the bookkeeping follows scipy's unbounded trf: the same points, so the same evaluations
+    from scipy.optimize import least_squares
+
+    seen = []
+
+    def residuals(x):
+        seen.append(np.array(x))
+        return rosenbrock(x)
+
+    x, status, evaluations = levenberg_marquardt(residuals, rosenbrock_jac,
+                                                 np.array([-1.2, 1.0]), 1000, 1e-15, 1e-15)
+    ours = seen[:]
+    seen.clear()
+    ref = least_squares(residuals, [-1.2, 1.0], jac=rosenbrock_jac, method="trf",
+                        x_scale="jac", ftol=1e-15, xtol=1e-15, gtol=None, max_nfev=1000)
+    assert evaluations == ref.nfev and status == ref.status
+    # (scipy's wrapper may skip calling back at the start point it already has)
+    distinct = [p for k, p in enumerate(ours) if k == 0 or not np.array_equal(p, ours[k - 1])]
+    theirs = [p for k, p in enumerate(seen) if k == 0 or not np.array_equal(p, seen[k - 1])]
+    n = min(len(distinct), len(theirs))
+    assert n >= 10 and abs(len(distinct) - len(theirs)) <= 1
+    assert np.allclose(np.array(distinct[:n]), np.array(theirs[:n]), rtol=1e-10, atol=1e-14)
+    assert np.allclose(x, ref.x, rtol=0, atol=1e-14)
+
+
+def test_a_fit_stopped_by_the_evaluation_limit_says_so():
+    import adcli
+
+    x = np.linspace(0, 4, 30)
+    result = adcli.fit("y ~ a*exp(-b*x) + c", {"x": x, "y": 4 * np.exp(-1.3 * x) + 0.5},
+                       max_evaluations=3)
+    assert not result.converged
+    assert "maximum number of evaluations" in result.reason
+
+
+# --------------------------------------------------------------------------- p values
+
+DOFS = [1, 2, 3, 5, 11, 19, 20, 21, 38, 100, 1000, 3333, 10_000]
+TS = [1e-8, 0.1, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 24.8, 42.9, 100.0, 1e3]
+
+
+def test_p_values_match_mpmath():
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    worst = 0.0
+    for dof in DOFS:
+        for t in TS:
+            nu, tt = mpmath.mpf(dof), mpmath.mpf(t)
+            try:
+                ref = float(mpmath.betainc(nu / 2, mpmath.mpf(1) / 2, 0, nu / (nu + tt * tt),
+                                           regularized=True))
+            except (ValueError, mpmath.libmp.NoConvergence):
+                continue  # mpmath's own series gives up far in the tail
+            if ref < 1e-300:
+                continue
+            got = uncertainty.two_sided_p(t, dof)
+            worst = max(worst, abs(got - ref) / ref)
+            assert got == pytest.approx(ref, rel=1e-12), (dof, t)
+            assert uncertainty.two_sided_p(-t, dof) == got
+    assert worst < 1e-12
+
+
+def test_p_values_normal_and_edges():
+    for t in (0.0, 0.5, 1.96, 5.0, 30.0):
+        assert uncertainty.two_sided_p(t, math.inf) == pytest.approx(
+            math.erfc(t / math.sqrt(2)), rel=1e-15)
+    assert uncertainty.two_sided_p(0.0, 7) == 1.0
+    assert uncertainty.two_sided_p(math.inf, 7) == 0.0
+    assert math.isnan(uncertainty.two_sided_p(math.nan, 7))
+    assert math.isnan(uncertainty.two_sided_p(2.0, 0))
+
+
+def test_p_values_beyond_the_continued_fraction_use_scipy():
+    from scipy.special import stdtr
+
+    for dof in (10_001, 10**6):
+        for t in (0.5, 3.0, 12.0):
+            assert uncertainty.two_sided_p(t, dof) == pytest.approx(
+                2 * float(stdtr(dof, -t)), rel=1e-14)
