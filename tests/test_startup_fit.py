@@ -180,3 +180,31 @@ def test_p_values_beyond_the_continued_fraction_use_scipy():
         for t in (0.5, 3.0, 12.0):
             assert uncertainty.two_sided_p(t, dof) == pytest.approx(
                 2 * float(stdtr(dof, -t)), rel=1e-14)
+
+
+# --------------------------------------------------------------------------- re-fits
+
+
+def test_refit_with_held_parameters_is_the_fit_with_fix():
+    # leastsq.refit (the entry point of profile re-fits) against adcli.fit --fix
+    import adcli
+    from adcli.regression.fitting import Residuals
+    from adcli.regression.formula import parse_formula
+    from adcli.regression.leastsq import Compressed, qr_sums, refit
+
+    rng = np.random.default_rng(3)
+    x = np.linspace(0, 4, 40)
+    y = 4 * np.exp(-1.3 * x) + 0.5 + rng.normal(0, 0.05, x.size)
+    res = Residuals(parse_formula("y ~ a*exp(-b*x) + c"), {"x": x, "y": y})
+    assert res.free == ["a", "b", "c"]
+    engine = Compressed(lambda b: qr_sums(*res.both(b)), 3)
+    inf = np.full(3, np.inf)
+    sol = refit(engine, np.array([1.0, 1.3, 1.0]), np.array([False, True, False]), -inf, inf)
+    assert sol.status in (1, 2, 3, 4) and sol.x[1] == 1.3
+    fixed = adcli.fit("y ~ a*exp(-b*x) + c", {"x": x, "y": y}, fix={"b": 1.3})
+    assert np.allclose(sol.x[[0, 2]], [fixed.parameters["a"], fixed.parameters["c"]],
+                       rtol=1e-10)
+    # nothing held: the plain fit
+    whole = refit(engine, np.ones(3), np.zeros(3, dtype=bool), -inf, inf)
+    plain = adcli.fit("y ~ a*exp(-b*x) + c", {"x": x, "y": y})
+    assert np.allclose(whole.x, [plain.parameters[n] for n in "abc"], rtol=1e-10)

@@ -241,6 +241,44 @@ def _bounded(residuals: Any, jac: Any, x0: np.ndarray, lower: np.ndarray, upper:
     return out.x, int(out.status)
 
 
+def refit(res: Compressed, start: np.ndarray, held: np.ndarray, lower: np.ndarray,
+          upper: np.ndarray, max_evaluations: int | None = None,
+          max_time: float | None = None, started: float | None = None) -> Solution:
+    """:func:`solve` with the parameters where ``held`` is True kept at their ``start``
+    values (a profile's re-fits): the same engine on the compressed problem of the other
+    columns, whose R and Qᵀr come from the full problem's by one more small QR (J's held
+    columns drop out of R exactly). Returns the full parameter vector; the counts are of
+    sweeps of ``res``."""
+    held = np.asarray(held, dtype=bool)
+    start = np.array(start, dtype=np.float64)
+    free = np.flatnonzero(~held)
+    p, k = res.p, len(free)
+
+    def full(b: np.ndarray) -> np.ndarray:
+        x = start.copy()
+        x[free] = b
+        return x
+
+    def sweep(b: np.ndarray) -> np.ndarray:
+        vec = np.asarray(res.sweep(full(b)), dtype=np.float64)
+        out = np.zeros(k * k + k + 1)
+        out[-1] = vec[p * p + p]
+        with np.errstate(all="ignore"):
+            cols = vec[:p * p].reshape(p, p)[:, free]
+            if not np.all(np.isfinite(cols)):
+                out[:-1] = math.nan
+                return out
+            q, R = np.linalg.qr(cols)
+            out[:k * k] = R.ravel()
+            out[k * k:k * k + k] = q.T @ vec[p * p:p * p + p]
+        return out
+
+    sub = Compressed(sweep, k)
+    sol = solve(sub, start[free], np.asarray(lower)[free], np.asarray(upper)[free],
+                max_evaluations or 1000 * (k + 1), max_time=max_time, started=started)
+    return Solution(full(sol.x), sol.status, sol.evaluations, sol.jacobians, sol.method)
+
+
 def polish(res: Compressed, x: np.ndarray, lower: np.ndarray, upper: np.ndarray,
            steps: int = 2) -> np.ndarray:
     """Up to ``steps`` Gauss-Newton steps from where the sum-of-squares tests stopped: near a
