@@ -1,6 +1,6 @@
 """``adcli fit`` as a whole process, beside ``adcli grad`` and ``python -c "import numpy"``.
 
-    python bench/startup_fit.py [--rounds N]
+    python bench/startup_fit.py [--rounds N] [--before DIR]
 
 Commands, each a fresh process, run in interleaved rounds (every command once per round, so
 all see the same load on a shared machine), after one untimed run of each to fill the
@@ -14,6 +14,8 @@ bytecode caches:
   fit line, scipy loaded   the line fit in a process that imports scipy.optimize first: what
                            the fit cost while its engine was scipy's least_squares
   fit line --bounds        the line fit with --bounds (still scipy's trf, imported then)
+  fit line / Rat43 (before)   with --before DIR: the same fits by the adcli source tree in DIR
+                           (e.g. ``git archive <commit> | tar -x -C DIR``), imported first
 
 Prints the median and the spread (min-max) of each, and fit / grad (goal <= 2) from the
 medians of the same run.
@@ -52,6 +54,7 @@ def rat43_csv(folder: Path) -> tuple[Path, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--before", help="an adcli source tree to time beside this one")
     args = ap.parse_args()
     py = sys.executable
     script = Path(py).parent / "adcli"
@@ -71,6 +74,14 @@ def main() -> None:
             "fit line --bounds": adcli + ["fit", "y ~ a*x + b", "--data", line,
                                           "--bounds", "a=0:10"],
         }
+        if args.before:
+            # the tree in DIR ahead of this checkout (the cwd and the editable install)
+            other = [py, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+                     "from adcli.cli import main; sys.argv[0] = 'adcli'; main()",
+                     str(Path(args.before).resolve())]
+            commands["fit line (before)"] = other + ["fit", "y ~ a*x + b", "--data", line]
+            commands["fit Rat43 (before)"] = other + ["fit", RAT43, "--data", str(rat),
+                                                      "--from", start]
         # as on a user's machine, bytecode is cached (this workplace may turn that off)
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["NO_COLOR"] = "1"
@@ -92,10 +103,10 @@ def main() -> None:
         print(f"| {name} | {statistics.median(ts) * 1e3:.0f} | "
               f"{min(ts) * 1e3:.0f}-{max(ts) * 1e3:.0f} |")
     grad = statistics.median(times["grad"])
-    for name in ("fit line", "fit Rat43", "fit line, scipy loaded", "fit line --bounds"):
+    for name in [n for n in times if n.startswith("fit")]:
         ratio = statistics.median(times[name]) / grad
-        print(f"{name} / grad = {ratio:.2f}" + (" (goal <= 2)" if "," not in name
-                                                 and "--" not in name else ""))
+        print(f"{name} / grad = {ratio:.2f}" + (" (goal <= 2)" if name in
+                                                 ("fit line", "fit Rat43") else ""))
 
 
 if __name__ == "__main__":

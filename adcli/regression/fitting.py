@@ -26,7 +26,7 @@ from ..core.syntax import Program, Statement
 from ..function import Function
 from ..language.parser import DEFAULT_MAX_SOURCE_BYTES
 from .formula import FitError, Formula, nest_elements, parse_formula
-from .leastsq import METHOD, REASONS, TIME_STATUS, Compressed, covariance, qr_sums, solve
+from .leastsq import REASONS, TIME_STATUS, Compressed, covariance, qr_sums, solve
 from .problem import FitSetup, check_time, fit_setup, negative_r_squared, zero_columns
 from .uncertainty import report_json
 
@@ -346,8 +346,8 @@ def conclude(setup: FitSetup, res: Any, sol: Any, rss: float, jac: np.ndarray, r
         residual_std=math.sqrt(variance) if dof > 0 and finite else math.nan,
         dof=dof, r_squared=r_squared, converged=converged, reason=reason,
         iterations=max(sol.jacobians - 1, 0), evaluations=sol.evaluations,
-        jacobian_evaluations=sol.jacobians, method=_method(sol), rows=rows,
-        fixed=dict(setup.fixed), at_bound=at_bound,
+        jacobian_evaluations=sol.jacobians, method=sol.describe(),
+        rows=rows, fixed=dict(setup.fixed), at_bound=at_bound,
         warnings=warnings_, absolute_sigma=absolute_sigma and weighted, weighted=weighted,
         parsed=formula, predictors=list(setup.predictors), covariance=matrix,
         start={n: float(v) for n, v in zip(names, setup.x0)})
@@ -423,14 +423,6 @@ def squared_residual(program: Program, tape: Any) -> Any | None:
     if node.op not in ("pow", "mul") or len(node.args) != 2:
         return None
     return node.args[0]
-
-
-def _method(sol: Any) -> str:
-    """The engine's name in the report: the numpy engine is plain Levenberg-Marquardt; under
-    bounds scipy's trf says so."""
-    method = getattr(sol, "method", METHOD)
-    return ("levenberg-marquardt (exact jacobian)" if method == METHOD else
-            f"levenberg-marquardt ({method}, exact jacobian)")
 
 
 def _time_message(max_time: float | None) -> str:

@@ -173,6 +173,13 @@ class Solution:
     jacobians: int
     method: str = METHOD
 
+    def describe(self) -> str:
+        """The engine in a fit's report: the numpy engine is plain Levenberg-Marquardt; under
+        bounds scipy's trf says so."""
+        if self.method == METHOD:
+            return "levenberg-marquardt (exact jacobian)"
+        return f"levenberg-marquardt ({self.method}, exact jacobian)"
+
 
 def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
           max_evaluations: int, ftol: float = FTOL, xtol: float = XTOL, gtol: float = GTOL,
