@@ -58,7 +58,8 @@ def heavy(names: set[str]) -> list[str]:
     ["fit", "y ~ b1 / (1 + exp(b2 - b3*x))^(1/b4)", "--data", RAT43,
      "--from", "b1=100,b2=10,b3=1,b4=1"],
     ["minimize", "(w0 + w1*x - y)^2", "--data", LINE],
-], ids=["line", "line-json", "rat43", "minimize-data"])
+    ["fit", "y ~ a*x + b", "--data", LINE, "--ci", "wald", "--level", "0.9,99%"],
+], ids=["line", "line-json", "rat43", "minimize-data", "ci-wald"])
 def test_an_unbounded_fit_imports_no_scipy_optimize(args):
     code, names, stdout = modules(*args)
     assert code == 0 and stdout
@@ -173,13 +174,31 @@ def test_p_values_normal_and_edges():
     assert math.isnan(uncertainty.two_sided_p(2.0, 0))
 
 
+def test_quantiles_match_scipy():
+    from scipy.special import ndtri, stdtrit
+
+    for dof in (1, 2, 3, 4, 5, 11, 20, 21, 47, 100, 1000, 10_000):
+        for q in (0.55, 0.75, 0.9, 0.95, 0.975, 0.995, 0.9995, 1 - 1e-6, 1 - 1e-9, 1 - 1e-12,
+                  0.025, 1e-6):
+            assert uncertainty.quantile(q, dof) == pytest.approx(float(stdtrit(dof, q)),
+                                                                 rel=1e-12), (dof, q)
+    for q in (0.5000001, 0.75, 0.975, 1 - 1e-12, 1e-9):
+        assert uncertainty.quantile(q, math.inf) == pytest.approx(float(ndtri(q)), rel=1e-14)
+    # near the centre the t quantile is (q - 1/2) / density(0): for 4 dof the density at 0 is
+    # 3/8 exactly (scipy's stdtrit is off by 4e-4 there)
+    assert uncertainty.quantile(0.5 + 1e-7, 4) == pytest.approx(1e-7 / 0.375, rel=1e-9)
+    assert uncertainty.quantile(0.5, 7) == 0.0
+    assert math.isnan(uncertainty.quantile(1.0, 7)) and math.isnan(uncertainty.quantile(0.9, 0))
+
+
 def test_p_values_beyond_the_continued_fraction_use_scipy():
-    from scipy.special import stdtr
+    from scipy.special import stdtr, stdtrit
 
     for dof in (10_001, 10**6):
         for t in (0.5, 3.0, 12.0):
             assert uncertainty.two_sided_p(t, dof) == pytest.approx(
                 2 * float(stdtr(dof, -t)), rel=1e-14)
+        assert uncertainty.quantile(0.975, dof) == float(stdtrit(dof, 0.975))
 
 
 # --------------------------------------------------------------------------- re-fits

@@ -6,8 +6,8 @@ covariance, RSS and degrees of freedom), so a fit in memory and one over Dask pa
 which share :func:`adcli.regression.fitting.conclude`, report the same numbers. The p values
 every fit prints come from the regularised incomplete beta function computed here (a continued
 fraction, :func:`_betainc`) and ``math.erfc``: importing ``scipy.special`` costs more than a small
-fit (it loads scipy's array-API layer, which loads ``numpy.f2py``). Its Student-t quantiles are
-still used for ``--ci`` and for tails the continued fraction does not reach quickly.
+fit (it loads scipy's array-API layer, which loads ``numpy.f2py``); it is still used past
+:data:`CF_DOF` degrees of freedom.
 """
 
 from __future__ import annotations
@@ -60,12 +60,48 @@ def _known_variance(result: FitResult) -> bool:
 
 
 def quantile(q: float, dof: float) -> float:
-    """The q quantile of Student's t with ``dof`` degrees of freedom (normal for inf)."""
-    from scipy.special import ndtri, stdtrit
+    """The q quantile of Student's t with ``dof`` degrees of freedom (normal for inf), for
+    0 < q < 1: Newton's method on the tail of :func:`two_sided_p` from the normal quantile.
+    The tail is convex and decreasing beyond 0, so every Newton step from the left stays on
+    the left of the root and the iteration climbs to it monotonically."""
+    from statistics import NormalDist  # the normal quantile (Wichura's AS 241)
 
+    if not 0.0 < q < 1.0 or math.isnan(dof):
+        return math.nan
     if math.isinf(dof):
-        return float(ndtri(q))
-    return float(stdtrit(dof, q)) if dof > 0 else math.nan
+        return NormalDist().inv_cdf(q)
+    if not dof > 0:
+        return math.nan
+    if q == 0.5:
+        return 0.0
+    tail = 1.0 - q if q > 0.5 else q
+    t = abs(NormalDist().inv_cdf(tail))  # below the root: t's tails are heavier
+    half = 0.5 * dof
+    log_c = _lgamma_step(half, 0.5) - 0.5 * math.log(dof * math.pi)
+    for _ in range(QUANTILE_STEPS):
+        p = _betainc(half, 0.5, dof / (dof + t * t), t * t / (dof + t * t)) \
+            if dof <= CF_DOF else None
+        if p is None:
+            t = math.nan
+            break
+        density = math.exp(log_c - (half + 0.5) * math.log1p(t * t / dof))
+        step = (0.5 * p - tail) / density
+        t += step
+        # a step this small, or backwards (rounding once at the root), ends it
+        if not math.isfinite(t) or step <= 1e-14 * t:
+            break
+    else:
+        t = math.nan
+    if not math.isfinite(t):  # many degrees of freedom, or a tail beyond float64's reach
+        from scipy.special import stdtrit
+
+        t = abs(float(stdtrit(dof, tail)))
+    return t if q > 0.5 else -t
+
+
+#: Newton steps of :func:`quantile` (from the normal quantile it climbs by about a factor
+#: (1 + 1/dof) per step while far below the root, so one degree of freedom needs the most)
+QUANTILE_STEPS = 400
 
 
 def two_sided_p(t: float, dof: float) -> float:
