@@ -102,8 +102,7 @@ def levenberg_marquardt(residuals: Callable[[np.ndarray], np.ndarray],
         full_rank = m >= n and bool(s[-1] > EPS * m * s[0])
         reduction = -1.0
         while reduction <= 0 and evaluations < max_evaluations:
-            h, alpha_new = trust_step(uf, s, vt, delta, alpha, full_rank)
-            alpha = alpha_new
+            h, alpha = trust_step(uf, s, vt, delta, alpha, full_rank)
             jhh = jh @ h
             predicted = -(0.5 * float(jhh @ jhh) + float(gh @ h))
             step = d * h
