@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ..results import EvalResult
 from .common import (
     DATA_HELP,
     EXPR_HELP,
@@ -13,7 +14,6 @@ from .common import (
     at_option,
     data_options,
     digits_option,
-    emit_json,
     expr_argument,
     json_option,
     json_option_saying,
@@ -22,6 +22,7 @@ from .common import (
     max_size_option,
     parse_names,
     parse_point,
+    show,
 )
 from .report import eval_report, grad_report
 
@@ -92,19 +93,6 @@ def _warn(message: str) -> None:
         sys.stderr.write(text)
 
 
-def _print_grad(report, table: bool, max_rows: int) -> None:
-    """The value, gradient and node table: as plain text where stdout is no terminal (the
-    bytes rich would write, without loading rich: start-up time), else by rich."""
-    from ..output import plain
-
-    text = (plain.grad_text(report, table=table, max_rows=max_rows)
-            if plain.rich_would_be_plain(sys.stdout) else None)
-    if text is None:
-        _render().grad(report, table=table, max_rows=max_rows)
-    else:
-        sys.stdout.write(text)
-
-
 @click.command(epilog=f"{EXPR_HELP} {DATA_HELP}")
 @expr_argument
 @at_option
@@ -147,10 +135,7 @@ def grad(expr: str, at: tuple[str, ...], data_path: str | None, output: str | No
                          max_nodes=None if max_rows == 0 else max_rows)
     for message in report.warnings:
         _warn(message)
-    if as_json:
-        emit_json(report.to_json())
-    else:
-        _print_grad(report, table=not no_table, max_rows=max_rows)
+    show(report, as_json, table=not no_table, max_rows=max_rows)
 
 
 @click.command("eval", epilog=f"{EXPR_HELP} {DATA_HELP}")
@@ -183,9 +168,4 @@ def eval_(expr: str, at: tuple[str, ...], data_path: str | None, output: str | N
     value, warnings = eval_report(function, parse_point(at, function=function))
     for message in warnings:
         _warn(message)
-    if as_json:
-        emit_json({"value": value})
-    else:
-        from ..output.plain import num
-
-        click.echo(num(value))
+    show(EvalResult(value, warnings), as_json)
