@@ -357,11 +357,6 @@ def derivatives(result) -> None:
 # --- fit -----------------------------------------------------------------------------------
 
 
-def _sig(v, digits: int | None = None) -> str:
-    """fit's numbers: ``--digits`` (or a column's own digits), no trailing '.0'."""
-    return num(v, digits, style="g")
-
-
 def fit_result(result) -> None:
     """The report of ``adcli fit``: estimates with standard errors, correlations, goodness of
     fit and why the engine stopped (the content of R's summary(nls) and gnuplot's fit log)."""
@@ -382,14 +377,14 @@ def fit_result(result) -> None:
     t_values, p_values = uncertainty.t_values(result), uncertainty.p_values(result)
     for name, v in result.parameters.items():
         if name in result.fixed:
-            table.add_row(_user(name), _sig(v), "(fixed)", "", "", "")
+            table.add_row(_user(name), num(v, style="g"), "(fixed)", "", "", "")
             continue
         se = result.stderr.get(name, math.nan)
         rel = result.relative_error(name)
-        table.add_row(_user(name), _sig(v), _sig(se, 5),
+        table.add_row(_user(name), num(v, style="g"), num(se, 5, style="g"),
                       "nan" if math.isnan(rel) else f"{rel:.3g}%",
-                      _sig(t_values.get(name, math.nan), 4),
-                      _sig(p_values.get(name, math.nan), 3))
+                      num(t_values.get(name, math.nan), 4, style="g"),
+                      num(p_values.get(name, math.nan), 3, style="g"))
     print_table(out, table)
     if result.ci is not None:
         _fit_intervals(out, result)
@@ -405,17 +400,19 @@ def fit_result(result) -> None:
                                          for c in result.correlation[i]))
         print_table(out, corr)
     weighted = " (weighted)" if result.weighted else ""
-    out.print(f"[bold]residual sum of squares[/bold]{weighted}  {_sig(result.rss)}",
+    rss, std = num(result.rss, style="g"), num(result.residual_std, style="g")
+    out.print(f"[bold]residual sum of squares[/bold]{weighted}  {rss}",
               soft_wrap=True)
-    out.print(f"[bold]residual std. deviation[/bold]  {_sig(result.residual_std)} on "
+    out.print(f"[bold]residual std. deviation[/bold]  {std} on "
               f"{result.dof} degrees of freedom ({result.rows} rows)", soft_wrap=True)
     if result.r_squared is not None:
         out.print(f"[bold]R^2[/bold]  {result.r_squared:.6f}", soft_wrap=True)
     chi2 = uncertainty.reduced_chi_square(result)
     if chi2 is not None:
-        out.print(f"[bold]reduced chi-square[/bold]  {_sig(chi2, 6)}", soft_wrap=True)
+        out.print(f"[bold]reduced chi-square[/bold]  {num(chi2, 6, style='g')}", soft_wrap=True)
     aic, bic = uncertainty.information(result)
-    out.print(f"[bold]AIC[/bold]  {_sig(aic, 8)}  [bold]BIC[/bold]  {_sig(bic, 8)}  [dim](lmfit's: "
+    aic_text, bic_text = num(aic, 8, style="g"), num(bic, 8, style="g")
+    out.print(f"[bold]AIC[/bold]  {aic_text}  [bold]BIC[/bold]  {bic_text}  [dim](lmfit's: "
               "n log(RSS/n) + 2k, + log(n) k)[/dim]", soft_wrap=True)
     if result.absolute_sigma:
         out.print("[dim]standard errors take sigma as the absolute errors of the data[/dim]")
@@ -437,7 +434,7 @@ def _fit_intervals(out, result) -> None:
         table.add_column(f"{level * 100:g}% lower", justify="right")
         table.add_column(f"{level * 100:g}% upper", justify="right")
     for name, pairs in ci["intervals"].items():
-        table.add_row(_user(name), *(_sig(v) for pair in pairs for v in pair))
+        table.add_row(_user(name), *(num(v, style="g") for pair in pairs for v in pair))
     print_table(out, table)
 
 
