@@ -1,6 +1,6 @@
 """W5 cold: from a string to its gradient in a fresh interpreter, imports inside the clock.
 
-    python bench/cold_start.py [--sizes 100,1000] [--rounds 9] [--json]
+    python bench/cold_start.py [--sizes 100,1000] [--rounds 9] [--tree DIR ...] [--json]
 
 ``bench/run.py``'s W5 times ``adcli.parse(text).grad(point)`` in a warm session; a user who
 runs one small script pays the imports too, and the peer it is measured against (the
@@ -12,6 +12,13 @@ runs every row once) after one untimed run of each, so that bytecode caches are 
 user's machine (``PYTHONDONTWRITEBYTECODE`` is lifted for the children). Each row keeps its
 best and its median round; ``process`` is the whole child as seen from outside (interpreter
 start included), ``python -c pass`` its floor.
+
+The children run as with a plain (not editable) install: ``python -S`` with ``PYTHONPATH`` set
+to the source tree and then site-packages, so that the editable install's finder (which
+imports pathlib and importlib.util before any clock starts) neither hides nor adds imports;
+they run in ``bench/``, where no adcli shadows the tree. ``--tree`` names other source trees
+of adcli (say an unpacked ``git archive`` of main) to time side by side with this one, in the
+same interleaved rounds.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import site
 import statistics
 import subprocess
 import sys
@@ -56,11 +64,18 @@ print(t, repr(value), repr(grads["x1"]), len(sys.modules))
 }
 
 
+def child_env(tree: Path) -> dict[str, str]:
+    """The environment of a child that imports adcli from ``tree``, as from a plain install."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tree), *site.getsitepackages()])
+    return env
+
+
 def run_child(code: str, n: int, env: dict[str, str]) -> tuple[float, float, float, float, int]:
     """(time inside the child, whole process, value, d/dx1, modules loaded) of one run."""
     t = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", code, str(n), str(HERE)], capture_output=True,
-                         text=True, env=env, check=False)
+    res = subprocess.run([sys.executable, "-S", "-c", code, str(n), str(HERE)],
+                         capture_output=True, text=True, env=env, check=False, cwd=HERE)
     whole = time.perf_counter() - t
     if res.returncode != 0:
         raise RuntimeError(res.stderr.strip().splitlines()[-1] if res.stderr else "failed")
@@ -68,13 +83,18 @@ def run_child(code: str, n: int, env: dict[str, str]) -> tuple[float, float, flo
     return float(inner), whole, float(value), float(dx1), int(modules)
 
 
-def measure(n: int, rounds: int, routes: list[str]) -> dict[str, dict[str, float]]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+def measure(n: int, rounds: int, trees: list[Path]) -> dict[str, dict[str, float]]:
+    envs = {"adcli" if i == 0 else f"adcli ({tree})": child_env(tree)
+            for i, tree in enumerate(trees)}
+    code = {name: ROUTES["adcli"] for name in envs}
+    code["small parser + micrograd"] = ROUTES["small parser + micrograd"]
+    envs["small parser + micrograd"] = envs["python -c pass"] = child_env(trees[0])
+    routes = list(code)
     inner: dict[str, list[float]] = {r: [] for r in routes}
     whole: dict[str, list[float]] = {r: [] for r in routes + ["python -c pass"]}
     facts: dict[str, tuple[float, float, int]] = {}
     for r in routes:  # warm the bytecode caches, and check the answers
-        _, _, value, dx1, modules = run_child(ROUTES[r], n, env)
+        _, _, value, dx1, modules = run_child(code[r], n, envs[r])
         facts[r] = (value, dx1, modules)
     ref_value, ref_dx1, _ = facts[routes[0]]
     for r in routes[1:]:
@@ -85,10 +105,11 @@ def measure(n: int, rounds: int, routes: list[str]) -> dict[str, dict[str, float
                   f"{ref_dx1}", file=sys.stderr)
     for _ in range(rounds):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], env=env, check=False)
+        subprocess.run([sys.executable, "-S", "-c", "pass"], env=envs["python -c pass"],
+                       check=False, cwd=HERE)
         whole["python -c pass"].append(time.perf_counter() - t)
         for r in routes:
-            i, w, *_ = run_child(ROUTES[r], n, env)
+            i, w, *_ = run_child(code[r], n, envs[r])
             inner[r].append(i)
             whole[r].append(w)
     out: dict[str, dict[str, float]] = {}
@@ -105,12 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="100,1000", help="numbers of terms, comma-separated")
     ap.add_argument("--rounds", type=int, default=9, help="interleaved rounds (default 9)")
+    ap.add_argument("--tree", action="append", default=[],
+                    help="another adcli source tree to time beside this one (repeatable)")
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = ap.parse_args(argv)
+    trees = [HERE.parent, *(Path(t).resolve() for t in args.tree)]
     out = sys.stderr if args.json else sys.stdout
     results = {}
     for n in (int(s) for s in args.sizes.split(",")):
-        rows = measure(n, args.rounds, list(ROUTES))
+        rows = measure(n, args.rounds, trees)
         results[f"n={n}"] = rows
         base = rows["adcli"]
         print(f"W5 cold, n = {n} terms (best / median of {args.rounds} fresh processes, ms)",

@@ -11,10 +11,11 @@ import json
 import os
 import re
 import stat
+import sys
 from functools import lru_cache
 
 from ..core.syntax import Statement
-from .grammar import _parser, grammar_path
+from .grammar import _parser, grammar_file
 from .lalr import _TERMINAL_PATTERNS, _fast_parse, _prepare, _specialise
 
 #: The table cache's own format; bump it when the layout of the JSON changes.
@@ -61,19 +62,18 @@ def _cache_dir() -> str | None:
 
 def _lark_version() -> str:
     """Lark's version without importing Lark (a run that finds its tables never needs it):
-    read from its ``__init__.py``."""
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec("lark")
-        if spec is None or not spec.origin:
-            return ""
-        with open(spec.origin, encoding="utf-8") as fh:
-            m = re.search(r"""^__version__\s*(?::\s*str\s*)?=\s*["']([^"']+)["']""",
-                          fh.read(65536), re.M)
-    except (OSError, ImportError, ValueError):
-        return ""
-    return m.group(1) if m else ""
+    read from its ``__init__.py``, found on ``sys.path`` as the import system would find a
+    plain package (``importlib.util.find_spec`` costs more to import than the tables to load)."""
+    for entry in sys.path:
+        origin = os.path.join(entry or os.curdir, "lark", "__init__.py")
+        try:
+            with open(origin, encoding="utf-8") as fh:
+                m = re.search(r"""^__version__\s*(?::\s*str\s*)?=\s*["']([^"']+)["']""",
+                              fh.read(65536), re.M)
+        except (OSError, ValueError):
+            continue
+        return m.group(1) if m else ""
+    return ""
 
 
 def _read_cache(path: str) -> bytes | None:
@@ -272,7 +272,8 @@ def rebuild_tables() -> None:
 @lru_cache(maxsize=1)
 def _tables() -> tuple:
     """The LALR tables, from the validated JSON cache or freshly built from Lark."""
-    text = grammar_path().read_bytes()
+    with open(grammar_file(), "rb") as fh:
+        text = fh.read()
     key = _digest(text + b"adcli-fast-2")
     name = f"lalr-{key[:16]}.json"
     directory = _cache_dir()
