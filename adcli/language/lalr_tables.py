@@ -285,14 +285,14 @@ def _tables() -> tuple:
             if tables is not None:
                 _check_tables(tables)
                 prepared = _prepare(tables)
-                if _shape(_fast_parse(_CANARY, _specialise(prepared))) == _CANARY_SHAPE:
+                if _canary_passes(prepared):
                     _CACHE_STATE["used"] = True
                     return prepared
         except Exception:  # noqa: BLE001 - any unreadable or inconsistent cache is rebuilt
             pass  # (JSON nested too deeply, tables with a valid digest but wrong inside)
     tables = _build_tables()
     prepared = _prepare(tables)
-    if _shape(_fast_parse(_CANARY, _specialise(prepared))) != _CANARY_SHAPE:
+    if not _canary_passes(prepared):
         raise RuntimeError("the fast parser disagrees with the grammar on the canary program")
     if directory is not None:
         body = json.dumps(tables, sort_keys=True)
@@ -302,6 +302,23 @@ def _tables() -> tuple:
     return prepared
 
 
+#: The driver's form of the tables the canary last passed, as (prepared, specialised): the
+#: first parse reuses it instead of specialising the same tables a second time.
+_CHECKED: list[tuple] = []
+
+
+def _canary_passes(prepared: tuple) -> bool:
+    """Whether the canary program parses to its known shape through ``prepared``."""
+    specialised = _specialise(prepared)
+    if _shape(_fast_parse(_CANARY, specialised)) != _CANARY_SHAPE:
+        return False
+    _CHECKED[:] = [(prepared, specialised)]
+    return True
+
+
 @lru_cache(maxsize=1)
 def _fast_reducers() -> tuple:
-    return _specialise(_tables())
+    prepared = _tables()
+    if _CHECKED and _CHECKED[0][0] is prepared:
+        return _CHECKED[0][1]
+    return _specialise(prepared)
