@@ -52,13 +52,10 @@ class Levelled:
     renumbered so that each such group is contiguous: most gathers and scatters are slices.
 
     A left-nested chain of ``+``/``-`` (a sum of many terms) would make one level per term, so
-    such a chain becomes one ``np.add.reduce`` over its terms (``a - b`` is ``a + (-b)`` bit
-    for bit), and every link of the chain has the chain's adjoint. The reduce is numpy's
-    pairwise summation, not the tape's left-to-right order: its rounding error grows with
-    log(n) instead of n, and it costs a few µs where the ordered ``np.cumsum`` took 3-5 ns a
-    term (a quarter of W2's sweep at n = 10,000, bench/README.md). Results equal the
-    interpreter's to rounding: numpy's array kernels may differ from its scalar ones in the
-    last bit, sums (of terms and of adjoints) are taken in another order.
+    such a chain becomes one ``np.add.reduce`` (pairwise: error ~log n, not n; an ordered
+    ``cumsum`` took a quarter of W2's sweep) and every link has the chain's adjoint. Results
+    equal the interpreter's to rounding: numpy's array kernels may differ from its scalar
+    ones in the last bit, and sums (of terms, of adjoints) are taken in another order.
     """
 
     def __init__(self, tape: Tape, min_group: float = 0.0) -> None:
