@@ -24,12 +24,14 @@ from .common import (
     parse_point,
     show,
 )
+from .predict import dask_options, predict_options, wants_partitions
 from .report import eval_report, grad_report
 
 
 def rows_options(f):
     """--data, -o, --max-data-size and the CSV options of eval and grad."""
     f = data_options(f)
+    f = predict_options(f)
     f = click.option("--max-data-size", type=ByteSize(), default="256M", metavar="BYTES",
                      show_default="256M",
                      help="Refuse a --data file larger than this, or whose rows take more "
@@ -51,6 +53,14 @@ def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dro
     from ..io.atomic import atomic_output, check_outputs, input_file
     from ..io.rows import evaluate_rows, write_csv, write_json
 
+    big = dask_options()
+    if wants_partitions(data_path, big):  # a glob, directory or Parquet: -o DIR, per partition
+        from .predict import predict_command
+
+        predict_command(function, parse_point(at, function=function), data_path, output, sep,
+                        renames, dropna, as_json, big, gradient=gradient,
+                        wrt=parse_names(wrt, function=function), warn=_warn)
+        return
     check_outputs([("-o", output)], [data_path, input_file(expr)])
     data = load_data(data_path, max_data_size or None, sep, renames, keep_lines=not as_json,
                      keep_text=as_json)
