@@ -91,5 +91,6 @@ def predict_command(function: Function, point: dict[str, float], data_path: str,
     for message in summary.warnings:
         warn(message)
     removed = f"; {summary.removed} older part files removed" if summary.removed else ""
-    click.echo(f"{summary.rows:,} rows in {len(summary.files)} files written to "
+    files = len(summary.files)
+    click.echo(f"{summary.rows:,} rows in {files} file{'s' if files != 1 else ''} written to "
                f"{escape_control(output)}{removed}", err=True)
