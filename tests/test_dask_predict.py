@@ -226,6 +226,14 @@ def test_a_missing_column_names_the_file(tmp_path):
     assert "data01.parquet" in error and "'x'" in error
 
 
+def test_an_empty_parquet_file_is_named(tmp_path):
+    frames = _frames(files=2, rows=10)
+    frames.insert(1, frames[0].iloc[:0])
+    run = _adcli("eval", EXPR, "--data", str(_parquet(tmp_path / "lake", frames)), *AT,
+                 "-o", str(tmp_path / "out"))
+    assert "Parquet file '" in _one_error(run) and "data01.parquet' has no rows" in run.stderr
+
+
 def test_a_parquet_file_is_no_longer_refused_as_not_utf8_text(tmp_path):
     source = _parquet(tmp_path / "lake", _frames(files=1, rows=20)) / "data00.parquet"
     for command in ("eval", "grad"):

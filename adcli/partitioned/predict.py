@@ -135,6 +135,8 @@ def _parquet_dataset(piece: Piece, rename: Mapping[str, str]) -> tuple[Dataset, 
         table = pf.read_row_groups(list(piece.groups or ()), columns=raw)
     except (OSError, ValueError, pa.ArrowException) as err:
         raise DataError(f"cannot read Parquet file '{piece.path}': {_first(err)}") from None
+    if table.num_rows == 0:  # as a CSV file with a header only
+        raise DataError(f"Parquet file '{piece.path}' has no rows")
     names, headers = _header(",".join(_quote(n) for n in raw), piece.path, ",", rename)
     # Rows before this piece in its file, so that a row is named as the file counts it.
     offset = sum(pf.metadata.row_group(g).num_rows
