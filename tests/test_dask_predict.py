@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -288,3 +290,30 @@ def test_mistakes_are_one_error_line_before_anything_is_written(tmp_path, args, 
     run = _adcli("grad", EXPR, "--data", str(source), *AT, *args, "-o", str(tmp_path / "out"))
     assert words in _one_error(run)
     assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+
+
+def test_ctrl_c_leaves_whole_part_files_and_no_temporary(tmp_path):
+    frames = _frames(files=8, rows=60_000)
+    source = _parquet(tmp_path / "lake", frames, row_group=20_000)
+    out = tmp_path / "out"
+    env = dict(os.environ)
+    env.pop("DASK_SCHEDULER_ADDRESS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "adcli", "grad", EXPR, "--data", str(source),
+                             *AT, "-o", str(out), "--scheduler", "synchronous"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not (out.exists() and os.listdir(out)) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)  # the first part file (or its temporary) is being written
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (130, 0), err  # 0: it had just finished
+    assert "Traceback" not in err
+    names = sorted(os.listdir(out))
+    assert not [n for n in names if "adcli-tmp" in n]
+    for name in names:  # every file there is whole: its partition's rows, all columns
+        table = pq.read_table(out / name)
+        assert table.num_rows == 60_000 and table.column_names[-1] == "d/dy"
+    if proc.returncode == 130:
+        assert err.strip() == "Error: interrupted"
+        assert len(names) < 8
