@@ -317,3 +317,33 @@ def test_ctrl_c_leaves_whole_part_files_and_no_temporary(tmp_path):
     if proc.returncode == 130:
         assert err.strip() == "Error: interrupted"
         assert len(names) < 8
+
+
+def test_row_groups_cut_into_partitions_keep_order_and_name_the_files_row(tmp_path,
+                                                                          monkeypatch):
+    import adcli
+    from adcli.io import sources
+    from adcli.io.sources import open_partitioned
+    from adcli.partitioned.distributed import Scheduler
+    from adcli.partitioned.predict import predict_partitioned
+
+    monkeypatch.setattr(sources, "PARQUET_ROWS", 500)  # 250-row groups: 2 a partition
+    frames = _frames(files=2, rows=1200)
+    source = _parquet(tmp_path / "lake", frames)
+    memory = _memory("eval", _whole_csv(tmp_path / "whole.csv", frames), tmp_path / "m.csv")
+    function = adcli.parse(EXPR)
+    point = {"w0": 0.25, "w1": -1.5}
+    with Scheduler("synchronous") as where:
+        summary = predict_partitioned(function, point, open_partitioned(str(source)),
+                                      str(tmp_path / "out"), where)
+    assert summary.rows == 2400 and len(summary.files) == 6  # 500 + 500 + 200 rows a file
+    got, frame = _read_parts(tmp_path / "out")
+    assert list(frame["label"]) == [f"f{i}r{j}" for i in range(2) for j in range(1200)]
+    assert np.array_equal(got["value"].view(np.int64), memory["value"].view(np.int64))
+    frames[1].loc[1111, "x"] = np.nan  # in the third partition of the second file
+    source = _parquet(tmp_path / "lake2", frames)
+    with Scheduler("synchronous") as where, pytest.raises(adcli.AdcliError) as err:
+        predict_partitioned(function, point, open_partitioned(str(source)),
+                            str(tmp_path / "out2"), where)
+    assert "data01.parquet', row 1,112, column 'x'" in str(err.value)
+    assert err.value.exit_code == 2
