@@ -35,7 +35,8 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
                          box_of: Callable[..., Any] | None = None,
                          trace_path: str | None = None, max_time: float | None = None,
                          started: float | None = None,
-                         check_time: Callable[[], None] | None = None) -> None:
+                         check_time: Callable[[], None] | None = None,
+                         stderr_method: str | None = None) -> None:
     """Full-batch minimisation whose every loss and gradient is one pass of partition sums:
     the same setup, messages and method choice as in memory (:mod:`adcli.regression.problem`).
     ``box_of(objective, x0, method)`` gives ``--bounds`` as arrays (the command's own
@@ -110,21 +111,26 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
                 click.echo("", err=True)
         if result.reason == INTERRUPTED:
             trace_path = None
+        from .minimize import likelihood_errors
+
+        estimate = likelihood_errors(objective, result, stderr_method)
         if result.method == "least-squares":
             click.echo("Note: EXPR is the square of a residual over the data, so method auto "
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)
     if as_json:
-        out = result.to_json()
+        out = {**result.to_json(), **(estimate.to_json() if estimate else {})}
         out["partitions"] = objective.partitions
         out["rows"] = objective.rows
         emit_json(out)
     else:
         render.minimize_result(result)
+        if estimate is not None:
+            render.minimize_stderr(estimate)
         click.echo(f"{objective.rows:,} rows in {objective.partitions} partitions, "
                    f"{objective.passes} passes", err=True)
     if trace_path:
         click.echo(f"trace written to {escape_control(trace_path)}", err=True)
-    for message in result.warnings:
+    for message in result.warnings + (estimate.warnings if estimate else []):
         render.warn(message)
     status = exit_status(result)
     if status:

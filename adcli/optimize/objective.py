@@ -111,10 +111,38 @@ class Objective:
         if self.stochastic:
             raise AdcliError("--method newton cannot use --batch-size")
         # Over data columns adcli.derive.curvature sums the rows, as the reverse sweep does.
-        H = np.asarray(hessian(self.tape, self.point(x), self.names), dtype=np.float64)
+        H = np.asarray(hessian(self.tape, self.point(x), self.names,
+                                rows=self.rows if self.columns else None),
+                        dtype=np.float64)
         if self.columns:
             H = H * (1.0 if self.reduce == "sum" else 1.0 / self.rows)
         return H
+
+    def score_outer(self, x: np.ndarray) -> np.ndarray:
+        """sum_i g_i g_i^T over the rows, g_i the gradient of row i's term (the middle of
+        the sandwich covariance).  One column sweep: each parameter goes in as a column of
+        its value, so the sweep hands back its per-row adjoints instead of their sum."""
+        if not self.columns:
+            g = self._sweep(x, {}, 1, 1.0)[1]
+            return np.outer(g, g)
+        return score_outer(self.tape, self.point(x), self.names, self.rows)
+
+
+def score_outer(tape: Tape, point: Mapping[str, Any], names: Sequence[str],
+                rows: int) -> np.ndarray:
+    """sum_i g_i g_i^T of ``tape`` at ``point`` (``rows`` rows of data columns), g_i the
+    gradient of row i w.r.t. ``names``: one column sweep in which each parameter goes in as
+    a column of its value, so that the sweep hands back its per-row adjoints, not their sum.
+    In memory and per partition on Dask."""
+    point = dict(point)
+    for name in names:
+        point[name] = np.full(rows, np.float64(point[name]))
+    _, grads = compiled(tape).sweep_columns([point[n] for n in tape.inputs], wrt=list(names))
+    slot = {name: i for i, name in enumerate(tape.inputs)}
+    G = np.column_stack([np.broadcast_to(np.asarray(grads[slot[n]], dtype=np.float64),
+                                         (rows,)) for n in names])
+    with np.errstate(all="ignore"):
+        return G.T @ G
 
 
 def build_objective(tape: Tape, start: Mapping[str, float], wrt: Sequence[str] | None = None,

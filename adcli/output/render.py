@@ -178,6 +178,20 @@ def minimize_result(result) -> None:
               f"{counted(result.evaluations, 'gradient evaluation')}[/dim]", soft_wrap=True)
 
 
+def minimize_stderr(estimate) -> None:
+    """``minimize --stderr``: each parameter's standard error (the covariance is in the
+    JSON)."""
+    from ..optimize.covariance import MEANING
+
+    out = stdout()
+    out.print(f"[bold]standard errors[/bold] [dim]({estimate.method}: "
+              f"{_user(MEANING[estimate.method])})[/dim]", soft_wrap=True)
+    names = estimate.names
+    width = max((len(n) for n in names), default=0)
+    for name, se in estimate.stderr.items():
+        out.print(f"  {_user(name.ljust(width))}  {full(se)}", soft_wrap=True)
+
+
 def live_display_possible() -> bool:
     """A progress display only when both streams are terminals (never into pipes or files)."""
     return stdout().is_terminal and stderr().is_terminal
