@@ -111,9 +111,9 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
                 click.echo("", err=True)
         if result.reason == INTERRUPTED:
             trace_path = None
-        from .minimize import likelihood_errors
+        from ..optimize.covariance import at_result
 
-        estimate = likelihood_errors(objective, result, stderr_method)
+        estimate = at_result(objective, result, stderr_method)
         if result.method == "least-squares":
             click.echo("Note: EXPR is the square of a residual over the data, so method auto "
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)

@@ -14,7 +14,6 @@ from ..optimize import (
     DEFAULT_TOL,
     INTERRUPTED,
     RULES,
-    MinimizeResult,
     Objective,
     Options,
     binding_warnings,
@@ -26,7 +25,7 @@ from ..optimize import driver as _driver
 from ..optimize import (
     minimize as run_minimize,
 )
-from ..optimize.covariance import Covariance
+from ..optimize.covariance import at_result
 from ..output import render
 from ..regression.fitting import parse_bounds
 from .common import (
@@ -247,7 +246,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         note = plot_run(plot_path, result, history, objective)
         if note:
             click.echo(f"Note: {note}", err=True)
-    estimate = likelihood_errors(objective, result, stderr_method)
+    estimate = at_result(objective, result, stderr_method)
     if as_json:
         emit_json({**result.to_json(), **(estimate.to_json() if estimate else {})})
     else:
@@ -262,21 +261,6 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     status = exit_status(result)
     if status:
         raise click.exceptions.Exit(status)
-
-
-def likelihood_errors(objective: Objective, result: MinimizeResult,
-                      method: str | None) -> Covariance | None:
-    """``--stderr``: the covariance at the run's end (none after Ctrl-C), with a warning
-    when that end is not an optimum."""
-    if method is None or result.reason == INTERRUPTED:
-        return None
-    from ..optimize.covariance import covariance
-
-    estimate = covariance(objective, result.x, method)
-    if not result.converged:
-        estimate.warnings.insert(0, f"the run did not converge ({result.reason}): the "
-                                    "standard errors are at its last point, not at an optimum")
-    return estimate
 
 
 def _bounds(texts: tuple[str, ...], objective: Objective, point: dict[str, float],

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AdcliError
-from ..results import nest_elements
+from ..results import INTERRUPTED, MinimizeResult, nest_elements
 
 HESSIAN = "hessian"
 SANDWICH = "sandwich"
@@ -94,6 +94,19 @@ def covariance(objective: Any, x: np.ndarray, method: str) -> Covariance:
     with np.errstate(all="ignore"):
         sandwich = inverse @ meat @ inverse
     return Covariance(method, names, (sandwich + sandwich.T) / 2.0, warnings)
+
+
+def at_result(objective: Any, result: MinimizeResult,
+              method: str | None) -> Covariance | None:
+    """``--stderr``: the covariance at the run's end (none without ``method`` or after
+    Ctrl-C), with a warning when that end is not an optimum."""
+    if method is None or result.reason == INTERRUPTED:
+        return None
+    estimate = covariance(objective, result.x, method)
+    if not result.converged:
+        estimate.warnings.insert(0, f"the run did not converge ({result.reason}): the "
+                                    "standard errors are at its last point, not at an optimum")
+    return estimate
 
 
 def invert_information(H: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:

@@ -494,10 +494,7 @@ class DaskObjective(Objective):
             return np.asarray(total[:-1], dtype=np.float64).reshape(p, p) * scale
 
     def score_outer(self, x: np.ndarray) -> np.ndarray:
-        """sum_i g_i g_i^T over every row (``--stderr sandwich``): each partition's p x p
-        sum, added in the same fixed tree as the gradients (one more pass over the data)."""
+        """sum_i g_i g_i^T over every row (``--stderr sandwich``): one more pass."""
         total = self._parts.sums(partition_score_outer, self._args(x))
-        if self.on_pass is not None:
-            self.on_pass(self.passes, self.partitions)
         p = len(self.names)
         return np.asarray(total[:-1], dtype=np.float64).reshape(p, p)
