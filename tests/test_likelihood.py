@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import statsmodels.api as sm  # the reference (the test extra)
 
 from adcli.function import parse
 from adcli.io.data import Dataset
 from adcli.optimize import build_objective
-
-sm = pytest.importorskip("statsmodels.api")
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 EXAM = str(SAMPLES / "exam.csv")
@@ -154,3 +153,12 @@ def test_human_report_lists_the_standard_errors(run):
     assert tail[0].startswith("standard errors (hessian: H^-1")
     assert tail[1].split()[0] == "a" and abs(float(tail[1].split()[1]) - 1.76099) < 1e-5
     assert tail[2].split()[0] == "b" and abs(float(tail[2].split()[1]) - 0.628721) < 1e-6
+
+
+def test_an_estimate_at_a_bound_is_a_warning(run):
+    result = run("minimize", LOGIT, "--data", EXAM, "--reduce", "sum", "--wrt", "a,b",
+                 "--bounds", "b=0:1", "--stderr", "hessian")
+    assert result.exit_code == 0
+    assert result.stderr == ("Warning: 'b' is at a bound (--bounds): the standard errors "
+                             "assume an optimum inside the bounds, where the gradient is zero, "
+                             "and are not valid there\n")

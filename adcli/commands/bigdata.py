@@ -113,7 +113,7 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
             trace_path = None
         from ..optimize.covariance import at_result
 
-        estimate = at_result(objective, result, stderr_method)
+        estimate = at_result(objective, result, stderr_method, box)
         if result.method == "least-squares":
             click.echo("Note: EXPR is the square of a residual over the data, so method auto "
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)

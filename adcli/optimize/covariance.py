@@ -96,16 +96,24 @@ def covariance(objective: Any, x: np.ndarray, method: str) -> Covariance:
     return Covariance(method, names, (sandwich + sandwich.T) / 2.0, warnings)
 
 
-def at_result(objective: Any, result: MinimizeResult,
-              method: str | None) -> Covariance | None:
+def at_result(objective: Any, result: MinimizeResult, method: str | None,
+              box: tuple[np.ndarray, np.ndarray] | None = None) -> Covariance | None:
     """``--stderr``: the covariance at the run's end (none without ``method`` or after
-    Ctrl-C), with a warning when that end is not an optimum."""
+    Ctrl-C), with a warning when that end is not an interior optimum (``box``: --bounds)."""
     if method is None or result.reason == INTERRUPTED:
         return None
     estimate = covariance(objective, result.x, method)
     if not result.converged:
         estimate.warnings.insert(0, f"the run did not converge ({result.reason}): the "
                                     "standard errors are at its last point, not at an optimum")
+    if box is not None:
+        x = np.asarray(result.x, dtype=np.float64)
+        held = [n for n, v, lo, hi in zip(result.names, x, *box) if v == lo or v == hi]
+        if held:
+            estimate.warnings.append(
+                f"{_listed(held)} {'is' if len(held) == 1 else 'are'} at a bound (--bounds): "
+                "the standard errors assume an optimum inside the bounds, where the gradient "
+                "is zero, and are not valid there")
     return estimate
 
 
