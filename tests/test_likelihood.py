@@ -162,3 +162,12 @@ def test_an_estimate_at_a_bound_is_a_warning(run):
     assert result.stderr == ("Warning: 'b' is at a bound (--bounds): the standard errors "
                              "assume an optimum inside the bounds, where the gradient is zero, "
                              "and are not valid there\n")
+
+
+@pytest.mark.parametrize("method", ["auto", "bfgs"])
+def test_a_squared_residual_is_a_warning_pointing_to_fit(run, method):
+    result = run("minimize", "(w0 + w1*x - y)^2", "--data", str(SAMPLES / "line.csv"),
+                 "--reduce", "sum", "--method", method, "--stderr", "hessian")
+    assert result.exit_code == 0
+    assert ("Warning: EXPR is the square of a residual, which --stderr takes as a negative "
+            "log-likelihood") in result.stderr and "use adcli fit" in result.stderr

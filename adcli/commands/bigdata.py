@@ -112,8 +112,10 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
         if result.reason == INTERRUPTED:
             trace_path = None
         from ..optimize.covariance import at_result
+        from ..regression.fitting import squared_residual
 
-        estimate = at_result(objective, result, stderr_method, box)
+        squared = bool(stderr_method) and squared_residual(function.program, tape) is not None
+        estimate = at_result(objective, result, stderr_method, box, squared)
         if result.method == "least-squares":
             click.echo("Note: EXPR is the square of a residual over the data, so method auto "
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)

@@ -246,7 +246,10 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         note = plot_run(plot_path, result, history, objective)
         if note:
             click.echo(f"Note: {note}", err=True)
-    estimate = at_result(objective, result, stderr_method, box)
+    from ..regression.fitting import squared_residual
+
+    squared = bool(stderr_method) and squared_residual(function.program, tape) is not None
+    estimate = at_result(objective, result, stderr_method, box, squared)
     if as_json:
         emit_json({**result.to_json(), **(estimate.to_json() if estimate else {})})
     else:

@@ -97,15 +97,22 @@ def covariance(objective: Any, x: np.ndarray, method: str) -> Covariance:
 
 
 def at_result(objective: Any, result: MinimizeResult, method: str | None,
-              box: tuple[np.ndarray, np.ndarray] | None = None) -> Covariance | None:
+              box: tuple[np.ndarray, np.ndarray] | None = None,
+              squared: bool = False) -> Covariance | None:
     """``--stderr``: the covariance at the run's end (none without ``method`` or after
-    Ctrl-C), with a warning when that end is not an interior optimum (``box``: --bounds)."""
+    Ctrl-C), with a warning when that end is not an interior optimum (``box``: --bounds), or
+    when EXPR is a ``squared`` residual (least squares, whose errors ``fit`` gives)."""
     if method is None or result.reason == INTERRUPTED:
         return None
     estimate = covariance(objective, result.x, method)
     if not result.converged:
         estimate.warnings.insert(0, f"the run did not converge ({result.reason}): the "
                                     "standard errors are at its last point, not at an optimum")
+    if squared:
+        estimate.warnings.append(
+            "EXPR is the square of a residual, which --stderr takes as a negative "
+            "log-likelihood (normal errors of variance 1/2); for least-squares standard "
+            "errors, which estimate the variance from the residuals, use adcli fit")
     if box is not None:
         x = np.asarray(result.x, dtype=np.float64)
         held = [n for n, v, lo, hi in zip(result.names, x, *box) if v == lo or v == hi]
