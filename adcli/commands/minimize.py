@@ -25,7 +25,7 @@ from ..optimize import driver as _driver
 from ..optimize import (
     minimize as run_minimize,
 )
-from ..optimize.covariance import at_result
+from ..optimize.covariance import at_result, check_request
 from ..output import render
 from ..regression.fitting import parse_bounds
 from .common import (
@@ -142,8 +142,6 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     began = time.monotonic()
     function = load_function(expr, max_size)
     point = parse_point(start, "--from", function)
-    from ..optimize.covariance import check_request
-
     check_request(stderr_method, data=data_path is not None, reduce=reduce,
                   stochastic=batch_size is not None)
     from ..io.atomic import check_outputs, input_file
