@@ -87,6 +87,19 @@ def test_score_outer_is_the_sum_of_the_rows_outer_products():
     _close(objective.score_outer(x), expected, 1e-12)
 
 
+def test_score_outer_in_blocks_of_rows_is_the_same_sum(monkeypatch):
+    import adcli.optimize.objective as module
+
+    hours, passed = _exam()
+    tape = parse(LOGIT + " + 0.1*a^2").tape({"hours", "passed"})
+    objective, _ = build_objective(tape, {}, ["a", "b"],
+                                   Dataset({"hours": hours, "passed": passed}), reduce="sum")
+    x = np.array([-3.0, 1.2])
+    whole = objective.score_outer(x)
+    monkeypatch.setattr(module, "SCORE_BLOCK_NUMBERS", 6)  # blocks of 3 rows, the last of 2
+    _close(objective.score_outer(x), whole, 1e-14)
+
+
 def test_the_data_hessian_counts_a_penalty_once_per_row():
     """A term without data (a penalty, a prior) is in every row's term of the sum, so its
     curvature counts once per row, as its value and gradient do (central differences)."""

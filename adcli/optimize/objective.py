@@ -128,21 +128,33 @@ class Objective:
         return score_outer(self.tape, self.point(x), self.names, self.rows)
 
 
+#: Rows per column sweep of :func:`score_outer`: the per-row gradients of a block take at most
+#: this many numbers (32 MB), whatever the number of rows.
+SCORE_BLOCK_NUMBERS = 1 << 22
+
+
 def score_outer(tape: Tape, point: Mapping[str, Any], names: Sequence[str],
                 rows: int) -> np.ndarray:
     """sum_i g_i g_i^T of ``tape`` at ``point`` (``rows`` rows of data columns), g_i the
-    gradient of row i w.r.t. ``names``: one column sweep in which each parameter goes in as
-    a column of its value, so that the sweep hands back its per-row adjoints, not their sum.
-    In memory and per partition on Dask."""
-    point = dict(point)
-    for name in names:
-        point[name] = np.full(rows, np.float64(point[name]))
-    _, grads = compiled(tape).sweep_columns([point[n] for n in tape.inputs], wrt=list(names))
+    gradient of row i w.r.t. ``names``: column sweeps in which each parameter goes in as a
+    column of its value, so that the sweep hands back its per-row adjoints, not their sum;
+    a block of rows at a time, so memory stays bounded.  In memory and per partition on Dask."""
+    fast = compiled(tape)
     slot = {name: i for i, name in enumerate(tape.inputs)}
-    G = np.column_stack([np.broadcast_to(np.asarray(grads[slot[n]], dtype=np.float64),
-                                         (rows,)) for n in names])
-    with np.errstate(all="ignore"):
-        return G.T @ G
+    p = len(names)
+    step = max(1, SCORE_BLOCK_NUMBERS // max(p, 1))
+    total = np.zeros((p, p))
+    for start in range(0, rows, step):
+        count = min(step, rows - start)
+        block = {n: (v[start:start + count] if np.ndim(v) else v) for n, v in point.items()}
+        for name in names:
+            block[name] = np.full(count, np.float64(point[name]))
+        _, grads = fast.sweep_columns([block[n] for n in tape.inputs], wrt=list(names))
+        G = np.column_stack([np.broadcast_to(np.asarray(grads[slot[n]], dtype=np.float64),
+                                             (count,)) for n in names])
+        with np.errstate(all="ignore"):
+            total += G.T @ G
+    return total
 
 
 def build_objective(tape: Tape, start: Mapping[str, float], wrt: Sequence[str] | None = None,
