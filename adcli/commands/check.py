@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import click
 
-from ..errors import AdcliError, escape_control
+from ..errors import AdcliError
 from ..function import Function, parse
-from .common import emit_json, parse_names
+from .common import parse_names, show
 
 
 def run_check(function: Function, fixed: dict[str, float], answers: tuple[str, ...],
@@ -58,37 +58,6 @@ def run_check(function: Function, fixed: dict[str, float], answers: tuple[str, .
         result = check(tape, parsed, fixed, seed=seed)
     except NoDomain as err:
         raise AdcliError(str(err)) from None
-    if as_json:
-        emit_json(result.to_json())
-    else:
-        for line in lines(result):
-            click.echo(line)
+    show(result, as_json)
     if not result.agree:
         raise click.exceptions.Exit(1)
-
-
-def lines(result) -> list[str]:
-    """The report for people: per answer, the verdict, where it differs and what remains."""
-    from ..output.plain import num
-
-    out = []
-    for v in result.verdicts:
-        name = escape_control(v.name)
-        rel = v.relative()
-        seeded = f"seed {result.seed}"
-        if v.agree:
-            out.append(f"d/d{name}: your answer agrees with adcli's derivative at "
-                       f"{len(v.points)} random points ({seeded}; largest relative difference "
-                       f"{num(float(rel.max()), 2)})")
-        else:
-            out.append(f"d/d{name}: your answer DIFFERS from adcli's derivative at "
-                       f"{int(v.differs.sum())} of {len(v.points)} random points ({seeded})")
-            for i in [int(i) for i in v.differs.nonzero()[0][:5]]:
-                at = ", ".join(f"{escape_control(k)}={num(x, 6)}" for k, x in v.points[i].items())
-                out.append(f"  at {at}: adcli {num(v.adcli[i])}, yours {num(v.theirs[i])} "
-                           f"(relative difference {num(float(rel[i]), 3)})")
-        if v.symbolic == "equal":
-            out.append("  symbolically equal: adcli's derivative minus yours simplifies to 0")
-        elif v.difference is not None and not v.agree:
-            out.append(f"  adcli's derivative minus yours simplifies to {v.difference}")
-    return out

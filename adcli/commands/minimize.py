@@ -34,7 +34,6 @@ from .common import (
     ByteSize,
     FiniteFloat,
     data_options,
-    emit_json,
     expr_argument,
     json_option,
     load_data,
@@ -43,6 +42,7 @@ from .common import (
     max_time_option,
     parse_names,
     parse_point,
+    show,
 )
 from .trace import CsvTrace, chain
 
@@ -248,12 +248,8 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
 
     squared = bool(stderr_method) and squared_residual(function.program, tape) is not None
     estimate = at_result(objective, result, stderr_method, box, squared)
-    if as_json:
-        emit_json({**result.to_json(), **(estimate.to_json() if estimate else {})})
-    else:
-        render.minimize_result(result)
-        if estimate is not None:
-            render.minimize_stderr(estimate)
+    result.estimate = estimate
+    show(result, as_json)
     for what, path in (("trace", trace_path), ("plot", plot_path)):
         if path:  # on stderr: stdout stays the result (one JSON object with --json)
             click.echo(f"{what} written to {escape_control(path)}", err=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from ..core import sweeps
 from ..core import syntax as S
 from ..core.tape import Tape
 from ..core.unparse import to_source
-from ..results import nest_elements
+from ..results import Key, nest_elements
 from .symbolic import MAX_TAPE_NODES, gradient, simplify, tape_nodes
 
 #: Points checked per name, unless asked otherwise.
@@ -73,16 +73,24 @@ class Verdict:
         rel = np.where(size == 0, 0.0, rel)
         return np.where(np.isfinite(self.theirs), rel, np.inf)
 
-    def to_json(self) -> dict[str, Any]:
+    def shown(self) -> list[dict[str, Any]]:
+        """The first :data:`SHOWN` differing points: where, both values, relative difference."""
         rel = self.relative()
-        shown = [int(i) for i in np.flatnonzero(self.differs)[:SHOWN]]
-        return {"wrt": self.name, "answer": self.answer, "agree": self.agree,
-                "points": len(self.points), "differing": int(self.differs.sum()),
-                "max_relative_difference": float(rel.max()) if rel.size else None,
-                "symbolic": self.symbolic, "difference": self.difference,
-                "differences": [{"at": nest_elements(self.points[i]),
-                                 "adcli": float(self.adcli[i]), "answer": float(self.theirs[i]),
-                                 "relative_difference": float(rel[i])} for i in shown]}
+        return [{"at": nest_elements(self.points[i]), "adcli": float(self.adcli[i]),
+                 "answer": float(self.theirs[i]), "relative_difference": float(rel[i])}
+                for i in (int(i) for i in np.flatnonzero(self.differs)[:SHOWN])]
+
+    def largest(self) -> float | None:
+        """The largest relative difference over the points."""
+        rel = self.relative()
+        return float(rel.max()) if rel.size else None
+
+    json_keys: ClassVar[tuple[Key, ...]] = (
+        Key("wrt", lambda v: v.name), Key("answer"), Key("agree"),
+        Key("points", lambda v: len(v.points)),
+        Key("differing", lambda v: int(v.differs.sum())),
+        Key("max_relative_difference", lambda v: v.largest()),
+        Key("symbolic"), Key("difference"), Key("differences", lambda v: v.shown()))
 
 
 @dataclass
@@ -97,9 +105,9 @@ class Check:
     def agree(self) -> bool:
         return all(v.agree for v in self.verdicts)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"agree": self.agree, "seed": self.seed, "fixed": nest_elements(self.fixed),
-                "check": [v.to_json() for v in self.verdicts]}
+    json_keys: ClassVar[tuple[Key, ...]] = (
+        Key("agree"), Key("seed"), Key("fixed", lambda c: nest_elements(c.fixed)),
+        Key("check", lambda c: c.verdicts))
 
 
 class NoDomain(ValueError):

@@ -17,12 +17,12 @@ a silently wrong number.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import AdcliError
-from ..results import INTERRUPTED, MinimizeResult, nest_elements
+from ..results import INTERRUPTED, Key, MinimizeResult, nest_elements
 
 HESSIAN = "hessian"
 SANDWICH = "sandwich"
@@ -51,12 +51,12 @@ class Covariance:
             return {n: float(np.sqrt(v)) if v >= 0 else float("nan")
                     for n, v in zip(self.names, d)}
 
-    def to_json(self) -> dict[str, Any]:
-        """The keys ``minimize --json`` gains: ``stderr`` by parameter, ``covariance`` as
-        ``adcli fit`` writes it (names and matrix), and the method."""
-        return {"stderr": nest_elements(self.stderr),
-                "covariance": {"names": list(self.names), "matrix": self.matrix.tolist()},
-                "stderr_method": self.method}
+    # The keys ``minimize --json`` gains: ``stderr`` by parameter, ``covariance`` as ``adcli
+    # fit`` writes it (names and matrix), and the method.
+    json_keys: ClassVar[tuple[Key, ...]] = (
+        Key("stderr", lambda c: nest_elements(c.stderr)),
+        Key("covariance", lambda c: {"names": list(c.names), "matrix": c.matrix.tolist()}),
+        Key("stderr_method", lambda c: c.method))
 
 
 def check_request(method: str | None, *, data: bool, reduce: str, stochastic: bool) -> None:
