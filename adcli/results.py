@@ -220,6 +220,8 @@ class MinimizeResult:
     warnings: list[str] = field(default_factory=list)
     partitions: int | None = None
     rows: int | None = None
+    #: ``--stderr``: an :class:`adcli.optimize.covariance.Covariance` (its keys join these)
+    estimate: Any = None
 
     # "minimum" only for a converged run: a diverged or stopped run's last point is none.
     json_keys: ClassVar[tuple[Key, ...]] = (
@@ -227,6 +229,8 @@ class MinimizeResult:
         Key("point", lambda r: nest_elements(r.minimum), omit=lambda r: r.converged),
         Key("value", lambda r: float(r.value)), Key("grad_norm"), Key("iterations"),
         Key("evaluations"), Key("converged"), Key("reason"), Key("method"),
+        Key("estimate", lambda r: fields_of(r.estimate), omit=lambda r: r.estimate is None,
+            spread=True),
         Key("partitions", omit=lambda r: r.partitions is None),
         Key("rows", omit=lambda r: r.rows is None))
 

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "data" / "json_golden.json"
 LINE = str(ROOT / "samples" / "line.csv")
 DECAY = str(ROOT / "samples" / "exp_decay.csv")
+EXAM = str(ROOT / "samples" / "exam.csv")
 WORKED = "@" + str(ROOT / "samples" / "worked_example.adc")
 
 #: (name, exact?, argv): every command that writes JSON, and the variants that change its keys.
@@ -59,6 +60,11 @@ CASES: list[tuple[str, bool, list[str]]] = [
                                "forward", "--direction", "x=1", "--json"]),
     ("explain-paths", True, ["explain", "x*y + sin(x)", "--at", "x=1,y=2", "--paths", "x",
                              "--json"]),
+    ("explain-check", True, ["explain", "x^2*sin(x)", "--wrt", "x", "--check",
+                             "2*x*sin(x) - x^2*cos(x)", "--json"]),
+    ("minimize-stderr", True, ["minimize", "softplus(a + b*hours) - passed*(a + b*hours)",
+                               "--data", EXAM, "--reduce", "sum", "--wrt", "a,b", "--stderr",
+                               "sandwich", "--json"]),
     ("compare-modes", False, ["compare-modes", "3*x^2 + x*y + 5*y^2", "--at", "x=2,y=3",
                               "--repeat", "1", "--json"]),
     ("compare-modes-direction", False, ["compare-modes", "sin(x)*y", "--at", "x=1,y=2",

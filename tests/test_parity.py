@@ -37,6 +37,8 @@ RTOL, ATOL = 1e-10, 1e-12
 
 EXP = "y ~ a*exp(-b*x) + c"
 LINE = "(w0 + w1*x - y)^2"
+#: a logistic regression's negative log-likelihood (minimize --stderr)
+LOGIT = "softplus(a + b*hours) - passed*(a + b*hours)"
 #: 102 parameters, not a plain square: method auto is L-BFGS in memory and on Dask
 WIDE = "(" + " + ".join(f"u{i}" for i in range(100)) + " + w0 + w1*x - y)^2 + 0.01*w0^2"
 
@@ -68,6 +70,7 @@ def _files(folder: Path) -> dict[str, str]:
 def _cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
     exp = str(SAMPLES / "exp_decay.csv")
     line = str(SAMPLES / "line.csv")
+    exam = str(SAMPLES / "exam.csv")
     fit = [
         ("fit", [EXP, "--data", exp, "--from", "a=1,b=1", "--json"]),
         ("fit-text", [EXP, "--data", exp, "--from", "a=1,b=1"]),
@@ -128,6 +131,14 @@ def _cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
         ("min-auto-bfgs", [LINE + " + 0.01*w0^2", "--data", line, "--json"]),
         ("min-auto-lbfgs", [WIDE, "--data", line, "--json"]),
         ("min-trace", [LINE, "--data", line, "--method", "bfgs", "--trace", "TRACE"]),
+        ("min-stderr-hessian", [LOGIT, "--data", exam, "--reduce", "sum", "--wrt", "a,b",
+                                "--stderr", "hessian", "--json"]),
+        ("min-stderr-sandwich", [LOGIT, "--data", exam, "--reduce", "sum", "--wrt", "a,b",
+                                 "--stderr", "sandwich", "--json"]),
+        ("min-stderr-text", [LOGIT, "--data", exam, "--reduce", "sum", "--stderr", "sandwich"]),
+        ("min-stderr-mean", [LOGIT, "--data", exam, "--stderr", "hessian"]),
+        ("min-stderr-singular", [LOGIT + " + 0*c", "--data", exam, "--reduce", "sum",
+                                 "--stderr", "hessian", "--json"]),
     ]
     for method, extra in (("bfgs", []), ("lbfgs", []), ("newton", []),
                           ("gd", ["--lr", "0.1", "--steps", "60"]),
@@ -144,7 +155,7 @@ def _cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
 #: the cases also run on the LocalCluster (each a few passes over two worker processes)
 CLUSTER = {"fit", "fit-sigma", "fit-bounds", "fit-misspelt", "fit-bad-cell",
            "fit-perfect", "min-auto", "min-bfgs", "min-newton", "min-momentum",
-           "min-bad-cell", "min-unknown-from", "min-trace"}
+           "min-bad-cell", "min-unknown-from", "min-trace", "min-stderr-sandwich"}
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,8 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
                          box_of: Callable[..., Any] | None = None,
                          trace_path: str | None = None, max_time: float | None = None,
                          started: float | None = None,
-                         check_time: Callable[[], None] | None = None) -> None:
+                         check_time: Callable[[], None] | None = None,
+                         stderr_method: str | None = None) -> None:
     """Full-batch minimisation whose every loss and gradient is one pass of partition sums:
     the same setup, messages and method choice as in memory (:mod:`adcli.regression.problem`).
     ``box_of(objective, x0, method)`` gives ``--bounds`` as arrays (the command's own
@@ -110,17 +111,23 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
                 click.echo("", err=True)
         if result.reason == INTERRUPTED:
             trace_path = None
+        from ..optimize.covariance import at_result
+        from ..regression.fitting import squared_residual
+
+        squared = bool(stderr_method) and squared_residual(function.program, tape) is not None
+        estimate = at_result(objective, result, stderr_method, box, squared)
         if result.method == "least-squares":
             click.echo("Note: EXPR is the square of a residual over the data, so method auto "
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)
     result.partitions, result.rows = objective.partitions, objective.rows
+    result.estimate = estimate
     show(result, as_json)
     if not as_json:
         click.echo(f"{objective.rows:,} rows in {objective.partitions} partitions, "
                    f"{objective.passes} passes", err=True)
     if trace_path:
         click.echo(f"trace written to {escape_control(trace_path)}", err=True)
-    for message in result.warnings:
+    for message in result.warnings + (estimate.warnings if estimate else []):
         render.warn(message)
     status = exit_status(result)
     if status:

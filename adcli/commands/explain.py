@@ -33,11 +33,22 @@ from .report import unused_warnings
 @click.option("--paths", "paths", metavar="NAME",
               help="Also d output / d NAME as the sum over every path from the output to NAME "
                    "of the product of the local partials (small graphs).")
+@click.option("--check", "answers", multiple=True, metavar="ANSWER",
+              help="Check a derivative worked out by hand: d EXPR / d NAME of the --wrt name "
+                   "(repeat --check once per --wrt name, in that order), at 20 random points "
+                   "in the domain and symbolically. Exit status 0 when it agrees with adcli's, "
+                   "1 when it differs. --at fixes variables at its values.")
+@click.option("--wrt", metavar="NAMES",
+              help="With --check: the variables the answers differentiate by (default: the "
+                   "one variable of EXPR).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --check: the seed of the random points.")
 @json_option
 @digits_option
 @max_size_option
 def explain(expr: str, at: tuple[str, ...], mode: str, direction: tuple[str, ...],
-            paths: str | None, as_json: bool, max_size: int) -> None:
+            paths: str | None, answers: tuple[str, ...], wrt: str | None, seed: int,
+            as_json: bool, max_size: int) -> None:
     """Both sweeps of EXPR at a point, step by step: the chain rule at work.
 
     Forward: each node's value from its op and inputs. Reverse, node by node from the
@@ -50,12 +61,19 @@ def explain(expr: str, at: tuple[str, ...], mode: str, direction: tuple[str, ...
       adcli explain @samples/neuron.adc --at x1=2,x2=0,w1=-3,w2=1,b=6.8813735870195432
       adcli explain "log(x1) + x1*x2 - sin(x2)" --at x1=2,x2=5 --mode forward --direction x1=1
       adcli explain "x*y + x" --at x=2,y=3 --paths x
+      adcli explain "x^2*sin(x)" --wrt x --check "2*x*sin(x) + x^2*cos(x)"
     """
     from ..core.explain import explain as build
     from ..core.unparse import describe
 
     function = load_function(expr, max_size)
     point = parse_point(at, function=function)
+    if answers or wrt is not None:
+        from .check import run_check
+
+        run_check(function, point, answers, wrt, seed, as_json, max_size,
+                  other=mode != "reverse" or bool(direction) or paths is not None)
+        return
     vector = parse_point(direction, "--direction", function=function) if direction else None
     if mode == "forward" and vector is None:
         raise AdcliError("--mode forward needs --direction NAME=VALUE,... (the tangent of "

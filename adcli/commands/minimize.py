@@ -25,6 +25,7 @@ from ..optimize import driver as _driver
 from ..optimize import (
     minimize as run_minimize,
 )
+from ..optimize.covariance import at_result, check_request
 from ..output import render
 from ..regression.fitting import parse_bounds
 from .common import (
@@ -88,6 +89,11 @@ METHODS = ["auto", *RULES]
                    "$DASK_SCHEDULER_ADDRESS; needs adcli[dask]].")
 @click.option("--reduce", type=click.Choice(["mean", "sum"]), default="mean",
               show_default=True, help="How --data rows combine.")
+@click.option("--stderr", "stderr_method", type=click.Choice(["hessian", "sandwich"]),
+              help="Standard errors and covariance of a maximum-likelihood fit: EXPR must be "
+                   "the negative log-likelihood of one row, with --reduce sum. hessian: the "
+                   "inverse of the exact Hessian at the optimum (observed information); "
+                   "sandwich: the robust Huber-White form H^-1 (sum of g_i g_i^T) H^-1.")
 @click.option("--max-data-size", type=ByteSize(), default=DEFAULT_MAX_DATA_BYTES,
               metavar="BYTES", show_default="256M",
               help="Refuse a --data file larger than this, or whose rows take more memory "
@@ -109,7 +115,7 @@ METHODS = ["auto", *RULES]
 @max_size_option
 def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[str, ...],
              method: str, lr: float | None, momentum: float | None, steps: int, tol: float,
-             max_time: float, data_path: str | None, reduce: str,
+             max_time: float, data_path: str | None, reduce: str, stderr_method: str | None,
              max_data_size: int, batch_size: int | None, seed: int | None, init_scale: float,
              trace_path: str | None, plot_path: str | None, scheduler: str | None,
              sep: str | None, renames: tuple[str, ...], dropna: bool, as_json: bool,
@@ -136,6 +142,8 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     began = time.monotonic()
     function = load_function(expr, max_size)
     point = parse_point(start, "--from", function)
+    check_request(stderr_method, data=data_path is not None, reduce=reduce,
+                  stochastic=batch_size is not None)
     from ..io.atomic import check_outputs, input_file
 
     check_outputs([("--trace", trace_path), ("--plot", plot_path)], [input_file(expr), data_path])
@@ -151,6 +159,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
                              reduce, scheduler, sep, renames, dropna, as_json,
                              lr=lr, momentum=momentum, batch_size=batch_size, seed=seed,
                              init_scale=init_scale, trace_path=trace_path,
+                             stderr_method=stderr_method,
                              max_time=max_time or None, started=began,
                              box_of=(lambda objective, x0, method: _bounds(
                                  bounds, objective, point, x0, method)) if bounds else None,
@@ -235,11 +244,16 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         note = plot_run(plot_path, result, history, objective)
         if note:
             click.echo(f"Note: {note}", err=True)
+    from ..regression.fitting import squared_residual
+
+    squared = bool(stderr_method) and squared_residual(function.program, tape) is not None
+    estimate = at_result(objective, result, stderr_method, box, squared)
+    result.estimate = estimate
     show(result, as_json)
     for what, path in (("trace", trace_path), ("plot", plot_path)):
         if path:  # on stderr: stdout stays the result (one JSON object with --json)
             click.echo(f"{what} written to {escape_control(path)}", err=True)
-    for message in result.warnings:
+    for message in result.warnings + (estimate.warnings if estimate else []):
         render.warn(message)
     status = exit_status(result)
     if status:

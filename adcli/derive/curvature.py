@@ -53,23 +53,30 @@ class HessianProgram:
             lower(Program([Statement(None, derivative.exprs[name])]), bound=bound)
             for name in self.names]
 
-    def gradient_and_hessian(self, point: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        """(gradient vector, Hessian matrix) at ``point``, in the order of ``names``."""
+    def gradient_and_hessian(self, point: Mapping[str, Any], rows: int | None = None
+                             ) -> tuple[np.ndarray, np.ndarray]:
+        """(gradient vector, Hessian matrix) at ``point``, in the order of ``names``.
+
+        With ``rows`` (the objective of a fit: the sum over ``rows`` rows of data) a gradient
+        component that does not depend on the rows (that of a penalty such as 0.5*c^2) counts
+        once per row, as the per-row seed of the fits' reverse sweeps counts it."""
         n = len(self.names)
         grad = np.zeros(n)
         hess = np.zeros((n, n))
         for i, gtape in enumerate(self.gradient_tapes):
             values = sweeps.evaluate(gtape, point)
-            grad[i] = _scalar(values[gtape.output])
+            out = values[gtape.output]
+            times = rows if rows is not None and np.ndim(out) == 0 else 1
+            grad[i] = _scalar(out) * times
             adjoint = sweeps.reverse(gtape, values)
             row = sweeps.input_gradient(gtape, values, adjoint)
             for j, name in enumerate(self.names):
                 if name in row:
-                    hess[i, j] = _scalar(row[name])
+                    hess[i, j] = _scalar(row[name]) * times
         return grad, hess
 
-    def __call__(self, point: Mapping[str, Any]) -> np.ndarray:
-        return self.gradient_and_hessian(point)[1]
+    def __call__(self, point: Mapping[str, Any], rows: int | None = None) -> np.ndarray:
+        return self.gradient_and_hessian(point, rows)[1]
 
 
 def _scalar(v: Any) -> float:
@@ -85,10 +92,11 @@ def hessian_program(tape: Tape, names: Iterable[str] | None = None) -> HessianPr
 
 
 def hessian(tape: Tape, point: Mapping[str, Any],
-            names: Iterable[str] | None = None) -> np.ndarray:
+            names: Iterable[str] | None = None, rows: int | None = None) -> np.ndarray:
     """The exact (n, n) float64 Hessian of the tape's output at ``point`` w.r.t. ``names``
-    (default: every input, in order of first use)."""
-    return hessian_program(tape, names)(point)
+    (default: every input, in order of first use); ``rows``: of a sum over rows of data
+    (see :meth:`HessianProgram.gradient_and_hessian`)."""
+    return hessian_program(tape, names)(point, rows)
 
 
 def gradient_and_hessian(tape: Tape, point: Mapping[str, Any],

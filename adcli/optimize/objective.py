@@ -111,10 +111,50 @@ class Objective:
         if self.stochastic:
             raise AdcliError("--method newton cannot use --batch-size")
         # Over data columns adcli.derive.curvature sums the rows, as the reverse sweep does.
-        H = np.asarray(hessian(self.tape, self.point(x), self.names), dtype=np.float64)
+        H = np.asarray(hessian(self.tape, self.point(x), self.names,
+                                rows=self.rows if self.columns else None),
+                        dtype=np.float64)
         if self.columns:
             H = H * (1.0 if self.reduce == "sum" else 1.0 / self.rows)
         return H
+
+    def score_outer(self, x: np.ndarray) -> np.ndarray:
+        """sum_i g_i g_i^T over the rows, g_i the gradient of row i's term (the middle of
+        the sandwich covariance).  One column sweep: each parameter goes in as a column of
+        its value, so the sweep hands back its per-row adjoints instead of their sum."""
+        if not self.columns:
+            g = self._sweep(x, {}, 1, 1.0)[1]
+            return np.outer(g, g)
+        return score_outer(self.tape, self.point(x), self.names, self.rows)
+
+
+#: Rows per column sweep of :func:`score_outer`: the per-row gradients of a block take at most
+#: this many numbers (32 MB), whatever the number of rows.
+SCORE_BLOCK_NUMBERS = 1 << 22
+
+
+def score_outer(tape: Tape, point: Mapping[str, Any], names: Sequence[str],
+                rows: int) -> np.ndarray:
+    """sum_i g_i g_i^T of ``tape`` at ``point`` (``rows`` rows of data columns), g_i the
+    gradient of row i w.r.t. ``names``: column sweeps in which each parameter goes in as a
+    column of its value, so that the sweep hands back its per-row adjoints, not their sum;
+    a block of rows at a time, so memory stays bounded.  In memory and per partition on Dask."""
+    fast = compiled(tape)
+    slot = {name: i for i, name in enumerate(tape.inputs)}
+    p = len(names)
+    step = max(1, SCORE_BLOCK_NUMBERS // max(p, 1))
+    total = np.zeros((p, p))
+    for start in range(0, rows, step):
+        count = min(step, rows - start)
+        block = {n: (v[start:start + count] if np.ndim(v) else v) for n, v in point.items()}
+        for name in names:
+            block[name] = np.full(count, np.float64(point[name]))
+        _, grads = fast.sweep_columns([block[n] for n in tape.inputs], wrt=list(names))
+        G = np.column_stack([np.broadcast_to(np.asarray(grads[slot[n]], dtype=np.float64),
+                                             (count,)) for n in names])
+        with np.errstate(all="ignore"):
+            total += G.T @ G
+    return total
 
 
 def build_objective(tape: Tape, start: Mapping[str, float], wrt: Sequence[str] | None = None,

@@ -177,6 +177,22 @@ def minimize_result(result) -> None:
     out.print(f"[bold]grad norm[/bold]  {full(result.grad_norm)}", soft_wrap=True)
     out.print(f"[dim]method {result.method}, {counted(result.iterations, 'iteration')}, "
               f"{counted(result.evaluations, 'gradient evaluation')}[/dim]", soft_wrap=True)
+    if result.estimate is not None:
+        minimize_stderr(result.estimate)
+
+
+def minimize_stderr(estimate) -> None:
+    """``minimize --stderr``: each parameter's standard error (the covariance is in the
+    JSON)."""
+    from ..optimize.covariance import MEANING
+
+    out = stdout()
+    out.print(f"[bold]standard errors[/bold] [dim]({estimate.method}: "
+              f"{_user(MEANING[estimate.method])})[/dim]", soft_wrap=True)
+    names = estimate.names
+    width = max((len(n) for n in names), default=0)
+    for name, se in estimate.stderr.items():
+        out.print(f"  {_user(name.ljust(width))}  {full(se)}", soft_wrap=True)
 
 
 def live_display_possible() -> bool:

@@ -39,6 +39,7 @@ from .partitions import (
     located,
     no_leaf,
     partition_hessian,
+    partition_score_outer,
     partition_sums,
     read_block,
     tree_levels,
@@ -491,3 +492,9 @@ class DaskObjective(Objective):
         scale = 1.0 if self.reduce == "sum" else 1.0 / max(rows, 1)
         with np.errstate(all="ignore"):
             return np.asarray(total[:-1], dtype=np.float64).reshape(p, p) * scale
+
+    def score_outer(self, x: np.ndarray) -> np.ndarray:
+        """sum_i g_i g_i^T over every row (``--stderr sandwich``): one more pass."""
+        total = self._parts.sums(partition_score_outer, self._args(x))
+        p = len(self.names)
+        return np.asarray(total[:-1], dtype=np.float64).reshape(p, p)

@@ -89,8 +89,28 @@ def partition_hessian(columns: dict[str, np.ndarray], rows: int, source: str,
         return out
     point = _point(columns, names, fixed, x)
     with np.errstate(all="ignore"):
-        out[:-1] = np.asarray(hessian(_tape(source, bound), point, list(names)),
+        out[:-1] = np.asarray(hessian(_tape(source, bound), point, list(names), rows=rows),
                               dtype=np.float64).ravel()
+    return out
+
+
+def partition_score_outer(columns: dict[str, np.ndarray], rows: int, source: str,
+                          bound: tuple[str, ...], names: tuple[str, ...],
+                          fixed: tuple[tuple[str, float], ...], x: tuple[float, ...]
+                          ) -> np.ndarray:
+    """[sum over the partition's rows of g_i g_i^T (p*p, row-major), rows]: the middle of
+    the sandwich covariance, by the in-memory code
+    (:func:`adcli.optimize.objective.score_outer`)."""
+    from ..optimize.objective import score_outer
+
+    p = len(names)
+    out = np.zeros(p * p + 1)
+    out[-1] = rows
+    if rows == 0:
+        return out
+    point = _point(columns, names, fixed, x)
+    with np.errstate(all="ignore"):
+        out[:-1] = score_outer(_tape(source, bound), point, names, rows).ravel()
     return out
 
 
