@@ -26,6 +26,7 @@ import numpy as np
 
 from ..core.tape import Tape
 from ..errors import EXIT_FAILED, AdcliError, escape_control
+from ..fast.blas import pin_blas, restore_blas
 from ..io.sources import PartitionedData, require
 from ..optimize.objective import Objective
 from .partitions import (
@@ -36,14 +37,17 @@ from .partitions import (
     block_sample,
     frame_sample,
     frame_sums,
+    joined,
     located,
     no_leaf,
     partition_hessian,
     partition_sums,
     read_block,
+    split,
     tree_levels,
     tree_node,
 )
+from .workers import check_workers
 
 #: The environment of the workers a ``local:N`` cluster starts. Dask's default sets glibc's
 #: MALLOC_TRIM_THRESHOLD_ to 64 KiB (memory goes back to the OS at once), which also fixes the
@@ -80,13 +84,6 @@ class ClusterError(AdcliError):
     exit_code = EXIT_FAILED
 
 
-def _split(count: int, groups: int) -> list[tuple[int, int]]:
-    """[0, count) cut into ``groups`` consecutive ranges of nearly equal length."""
-    groups = max(1, min(groups, count))
-    edges = [count * g // groups for g in range(groups + 1)]
-    return [(a, b) for a, b in zip(edges[:-1], edges[1:])]
-
-
 class Scheduler:
     """Where the partition sweeps run: ``None`` (Dask's local threaded scheduler),
     ``synchronous``, ``threads``, ``local[:N]`` (a LocalCluster of N worker processes) or the
@@ -100,6 +97,8 @@ class Scheduler:
         self.client: Any = None
         self.cluster: Any = None
         self.local = "threads"
+        self.warnings: list[str] = []  # about the workers, for the command to show
+        self._blas = pin_blas()  # the client's joins and the threaded scheduler's tasks
         if spec in (None, "threads", "synchronous"):
             self.local = spec or "threads"
             return
@@ -128,6 +127,7 @@ class Scheduler:
                 origin = "--scheduler" if given else "DASK_SCHEDULER_ADDRESS"
                 check(spec, origin)
                 self.client = Client(spec, timeout=connect_timeout())
+            self.warnings = check_workers(self.client)
         except AdcliError:
             self.close()
             raise
@@ -249,6 +249,8 @@ class Scheduler:
                                f"{_first_line(err)}") from None
 
     def close(self) -> None:
+        restore_blas(self._blas)
+        self._blas = []
         if self.client is not None:
             self.client.close()
             self.client = None
@@ -307,7 +309,7 @@ class Partitions:
             import dask
 
             read = dask.delayed(read_block, pure=True)
-            self.ranges = _split(self.count, min(scheduler.workers, size // BLOCK_BYTES + 1))
+            self.ranges = split(self.count, min(scheduler.workers, size // BLOCK_BYTES + 1))
             self.blocks = scheduler.keep([read(a, *parts[a:b]) for a, b in self.ranges], what)
             if scheduler.client is None:
                 self.rows = [n for block in self.blocks for n in block.rows]
@@ -343,6 +345,7 @@ class Partitions:
             known = {(k, j): value for nodes in found for k, j, value in nodes}
             return tree_node(tree_levels(self.count), 0, self.count, known, no_leaf, combine)
         leaf = functools.partial(frame_sums, func=func, args=args)
+        join = functools.partial(joined, combine)
         graph = dict(self.graph)
         level = []
         for i, key in enumerate(self.keys):
@@ -353,7 +356,7 @@ class Partitions:
             k += 1
             nxt = []
             for j in range(0, len(level) - 1, 2):
-                graph[(tag, k, j // 2)] = (combine, level[j], level[j + 1])
+                graph[(tag, k, j // 2)] = (join, level[j], level[j + 1])
                 nxt.append((tag, k, j // 2))
             if len(level) % 2:
                 nxt.append(level[-1])

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..core.tape import Tape
 from ..errors import AdcliError
+from ..fast.blas import one_blas_thread
 
 if TYPE_CHECKING:
     from ..io.sources import PartitionedData
@@ -166,6 +167,7 @@ def block_nodes(block: Block, count: int, func: PartitionFunction, args: tuple,
                 combine: Combine = np.add) -> list[tuple[int, int, np.ndarray]]:
     """The block's partition sums added up to the nodes of the fixed reduction tree over
     ``count`` partitions that lie inside the block (see :func:`tree_node`)."""
+    one_blas_thread()
     leaves = [func(cols, rows, *args) for cols, rows in zip(block.columns, block.rows)]
     first = block.first
 
@@ -179,13 +181,22 @@ def block_nodes(block: Block, count: int, func: PartitionFunction, args: tuple,
 def block_sample(block: Block, member: int, rows: np.ndarray, func: PartitionFunction,
                  args: tuple) -> np.ndarray:
     """``func`` over the rows ``rows`` of the block's partition ``member`` (a minibatch)."""
+    one_blas_thread()
     cols = {k: v[rows] for k, v in block.columns[member - block.first].items()}
     return func(cols, len(rows), *args)
 
 
 def frame_sums(frame: Any, func: PartitionFunction, args: tuple) -> np.ndarray:
     """``func`` over a partition read now (data re-read every pass)."""
+    one_blas_thread()
     return func(columns_of(frame), len(frame), *args)
+
+
+def joined(combine: Combine, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Two nodes of the reduction tree joined by a task (BLAS at one thread, as every
+    partition's own sums)."""
+    one_blas_thread()
+    return combine(left, right)
 
 
 def frame_sample(frame: Any, rows: np.ndarray, func: PartitionFunction, args: tuple
@@ -200,6 +211,13 @@ def frame_sample(frame: Any, rows: np.ndarray, func: PartitionFunction, args: tu
 # level. Whatever tasks compute which nodes, every node is the same sum of the same values in
 # the same order, so every grouping, every scheduler and both memory modes give the same bits.
 # The depth of the tree is log2(partitions) (at most 64), never a depth from user input.
+
+def split(count: int, groups: int) -> list[tuple[int, int]]:
+    """[0, count) cut into ``groups`` consecutive ranges of nearly equal length (blocks)."""
+    groups = max(1, min(groups, count))
+    edges = [count * g // groups for g in range(groups + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
 
 def tree_levels(count: int) -> int:
     """The root's level: the smallest K with 2^K >= count."""

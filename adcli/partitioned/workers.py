@@ -1,0 +1,117 @@
+"""The workers of a Dask cluster, checked before the first pass.
+
+A worker that cannot import adcli (or runs another version) would only fail when a task
+needing adcli reaches it, again on every retry, until Dask gives the worker up and the run
+ends with a misleading "no worker left". The check runs a small function that needs nothing
+but the standard library on every worker first (its code travels by value, so a worker
+without adcli can still run it), and names the workers that cannot take adcli's tasks.
+"""
+
+from __future__ import annotations
+
+import builtins
+import types
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import EXIT_FAILED, AdcliError, escape_control
+
+#: The glibc settings of the README (Big data): below these a worker sweeps several times slower.
+MALLOC_SETTINGS = {"MALLOC_TRIM_THRESHOLD_": 128 << 20, "MALLOC_MMAP_THRESHOLD_": 32 << 20}
+
+
+class WorkerMismatch(AdcliError):
+    """A worker cannot run adcli's tasks (no adcli, another version): the run cannot finish."""
+
+    exit_code = EXIT_FAILED
+
+
+def _probe() -> dict:
+    """What a worker has: its adcli version (or why it cannot import adcli) and its malloc
+    settings. Runs on the worker; uses only the standard library until adcli is imported."""
+    import importlib
+    import os
+    import sys
+
+    out = {"python": sys.executable, "version": None, "error": None,
+           "environ": {k: os.environ.get(k) for k in
+                       ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")}}
+    try:
+        # by name: what is checked is the worker's installation, not a module of this one
+        importlib.import_module("adcli.partitioned.partitions")  # where the tasks are found
+        out["version"] = importlib.import_module("adcli").__version__
+    except Exception as err:  # ImportError, or adcli's own import failing there
+        out["error"] = f"{type(err).__name__}: {err}"
+    return out
+
+
+def _by_value(func: types.FunctionType) -> types.FunctionType:
+    """A copy of ``func`` that pickles by value (module ``__main__``), so that a worker
+    without adcli can unpickle and run it."""
+    copy = types.FunctionType(func.__code__, {"__builtins__": builtins}, func.__name__)
+    copy.__module__ = "__main__"
+    copy.__qualname__ = func.__name__
+    return copy
+
+
+def _too_small(value: str | None, wanted: int) -> bool:
+    if value is None:  # glibc's own, adaptive thresholds: not the slow case
+        return False
+    try:
+        return int(value) < wanted
+    except ValueError:
+        return True
+
+
+def check_workers(client: Any) -> list[str]:
+    """Check every worker the scheduler has now: a worker without adcli (or with another
+    version) is :class:`WorkerMismatch` naming it; the warnings returned say which workers
+    run with glibc malloc thresholds below :data:`MALLOC_SETTINGS`, and how to fix it."""
+    import importlib
+
+    __version__ = importlib.import_module("adcli").__version__  # the package as installed
+    found = client.run(_by_value(_probe), on_error="return")
+    broken, other, slow = [], [], []
+    for address, got in sorted(found.items()):
+        if isinstance(got, BaseException):
+            if isinstance(got, OSError) or type(got).__name__ == "CommClosedError":
+                continue  # the worker left meanwhile: Dask's to repair
+            broken.append((address, f"{type(got).__name__}: {got}"))
+        elif not isinstance(got, Mapping):
+            broken.append((address, f"the check returned {type(got).__name__}"))
+        elif got.get("error"):
+            broken.append((address, str(got["error"])))
+        elif got.get("version") != __version__:
+            other.append((address, str(got.get("version"))))
+        elif any(_too_small(got.get("environ", {}).get(k), v)
+                 for k, v in MALLOC_SETTINGS.items()):
+            slow.append(address)
+    if broken:
+        address, why = broken[0]
+        more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+        raise WorkerMismatch(_clean(
+            f"the Dask worker {address}{more} cannot import adcli ({_first(why)}); install "
+            f"adcli {__version__} with its dask extra in every worker's environment"))
+    if other:
+        address, version = other[0]
+        more = f" (and {len(other) - 1} more)" if len(other) > 1 else ""
+        raise WorkerMismatch(_clean(
+            f"the Dask worker {address}{more} runs adcli {version}, this client adcli "
+            f"{__version__}; install the same version on every worker"))
+    if not slow:
+        return []
+    settings = ", ".join(f"{k}: {v}" for k, v in MALLOC_SETTINGS.items())
+    more = f" (and {len(slow) - 1} more)" if len(slow) > 1 else ""
+    return [_clean(f"the Dask worker {slow[0]}{more} runs with glibc malloc thresholds "
+                   "below adcli's, which makes its sweeps several times slower; start "
+                   "workers with the Dask config distributed: {nanny: {pre-spawn-environ: "
+                   f"{{{settings}}}}} (README, Big data)")]
+
+
+def _first(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0][:200] if lines else "unknown error"
+
+
+def _clean(text: str) -> str:
+    return escape_control(" ".join(text.split()))
