@@ -326,7 +326,9 @@ class Partitions:
              ) -> np.ndarray:
         """One pass: ``func`` on every partition, joined by ``combine`` in the fixed tree."""
         with located(self.data):
-            return self._sums(func, args, combine)
+            total = self._sums(func, args, combine)
+        self.data.unchanged()
+        return total
 
     def _sums(self, func: PartitionFunction, args: tuple, combine: Combine) -> np.ndarray:
         self.passes += 1
