@@ -177,7 +177,8 @@ def test_a_worker_with_dasks_malloc_settings_gets_one_warning(tmp_path: Path,
     assert run.returncode == 0, run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Warning: the Dask worker tcp://"), lines
-    assert "pre-spawn-environ" in lines[0] and "MALLOC_TRIM_THRESHOLD_: 134217728" in lines[0]
+    assert ("{pre-spawn-environ: {MALLOC_TRIM_THRESHOLD_: 134217728, "
+            "MALLOC_MMAP_THRESHOLD_: 33554432}}}") in lines[0]
     fitted = json.loads(run.stdout)
 
     (config / "adcli-workers.yaml").write_text(

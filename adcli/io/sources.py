@@ -257,20 +257,50 @@ def parquet_pieces(files: Iterable[str], stamps: dict[str, Stamp] | None = None
 
 def read_piece(path: str, groups: tuple[int, ...], columns: tuple[str, ...],
                names: tuple[str, ...], dropna: bool, stamp: Stamp | None = None) -> Any:
-    """The row groups ``groups`` of one Parquet file, columns ``columns`` renamed ``names``
-    (a pandas DataFrame: a task, run where Dask puts it). A missing column is a ValueError
-    that names the file (bad data, exit 2); a file whose fingerprint is not ``stamp`` (before
-    or after the read) is :class:`DataChanged`."""
+    """The row groups ``groups`` of one Parquet file, columns ``columns`` renamed ``names``,
+    as float64 (a pandas DataFrame: a task, run where Dask puts it). What is wrong with the
+    file is a ValueError naming it (bad data, exit 2): a missing column, a row group that
+    cannot be decoded (a corrupt page), a cell that is not a finite number (row group and row
+    said); a file whose fingerprint is not ``stamp`` (before or after the read) is
+    :class:`DataChanged`."""
+    import numpy as np
+    import pandas as pd
     import pyarrow.parquet as pq
 
     check_stamp(path, stamp)  # a file gone or rewritten is said so, before pyarrow opens it
-    pf = pq.ParquetFile(path)
+    shown = f"Parquet file '{path}'"
+    try:
+        pf = pq.ParquetFile(path, page_checksum_verification=True)
+    except Exception as err:  # pyarrow's own errors: truncated, not Parquet, unreadable
+        raise ValueError(f"cannot read {shown}: {_first(err)}") from None
     check_stamp(path, stamp, pf.metadata)
     missing = [c for c in columns if c not in pf.schema_arrow.names]
     if missing:
-        raise ValueError(f"Parquet file '{path}' has no column '{missing[0]}'")
-    frame = pf.read_row_groups(list(groups), columns=list(columns)).to_pandas()
+        raise ValueError(f"{shown} has no column '{missing[0]}'")
+    parts = []
+    first_row = sum(pf.metadata.row_group(g).num_rows for g in range(groups[0])) if groups else 0
+    for g in groups:
+        try:
+            part = pf.read_row_group(g, columns=list(columns)).to_pandas()
+            part = part.astype("float64")
+        except Exception as err:  # a corrupt page, a column that is not numbers
+            raise ValueError(f"{shown}, row group {g}: {_first(err)}") from None
+        values = part.to_numpy()
+        bad = ~np.isfinite(values)
+        if dropna:  # the rows --dropna leaves out are not read
+            bad &= ~np.isnan(values).any(axis=1, keepdims=True)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise ValueError(f"{shown}, row group {g}, row {first_row + row + 1}: column "
+                             f"'{columns[col]}' holds {float(values[row, col])!r}, not a finite "
+                             "number" + (" (--dropna leaves out the rows with a missing "
+                                         "cell)" if np.isnan(values[row, col]) else ""))
+        first_row += len(part)
+        parts.append(part)
     check_stamp(path, stamp)
+    if not parts:  # a file without rows
+        parts = [pd.DataFrame({c: np.zeros(0) for c in columns})]
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     frame.columns = list(names)
     return frame.dropna() if dropna else frame
 

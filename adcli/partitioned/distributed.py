@@ -20,6 +20,7 @@ import functools
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import CancelledError
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from ..core.tape import Tape
 from ..errors import EXIT_FAILED, AdcliError, escape_control
 from ..fast.blas import pin_blas, restore_blas
 from ..io.sources import PartitionedData, require
+from ..optimize.bounded import TimeUp
 from ..optimize.objective import Objective
 from .partitions import (
     Combine,
@@ -47,21 +49,7 @@ from .partitions import (
     tree_levels,
     tree_node,
 )
-from .workers import check_workers
-
-#: The environment of the workers a ``local:N`` cluster starts. Dask's default sets glibc's
-#: MALLOC_TRIM_THRESHOLD_ to 64 KiB (memory goes back to the OS at once), which also fixes the
-#: mmap threshold at 128 KiB: every block temporary of a sweep (512 KiB) was then mapped and
-#: unmapped again, and a worker swept much slower than the same code in the client. Large
-#: thresholds keep the temporaries on the heap (bench/README.md has the measurements). BLAS
-#: stays at one thread a worker, as Dask sets it.
-WORKER_ENVIRON: dict[str, str | int] = {
-    "MALLOC_TRIM_THRESHOLD_": 128 << 20,
-    "MALLOC_MMAP_THRESHOLD_": 32 << 20,
-    "OMP_NUM_THREADS": 1,
-    "MKL_NUM_THREADS": 1,
-    "OPENBLAS_NUM_THREADS": 1,
-}
+from .workers import WORKER_ENVIRON, check_workers, quiet_logs, sigint_ignored_by_workers
 
 #: Data (bytes of its files) up to this fraction of the memory at hand is kept in memory.
 PERSIST_FRACTION = 0.25
@@ -105,6 +93,7 @@ class Scheduler:
         require("--scheduler", ("dask", "distributed"))
         from distributed import Client, LocalCluster
 
+        quiet_logs()  # what goes wrong is said in one Error line, not in Dask's log lines
         try:
             if spec == "local" or spec.startswith("local:"):
                 count = spec.partition(":")[2] or "2"
@@ -115,7 +104,8 @@ class Scheduler:
                 # which would print a warning when another cluster holds it).
                 import dask
 
-                with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}):
+                with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}
+                                     ), sigint_ignored_by_workers():
                     self.cluster = LocalCluster(n_workers=int(count), threads_per_worker=1,
                                                 processes=True, dashboard_address=None,
                                                 silence_logs=50,
@@ -128,7 +118,7 @@ class Scheduler:
                 check(spec, origin)
                 self.client = Client(spec, timeout=connect_timeout())
             self.warnings = check_workers(self.client)
-        except AdcliError:
+        except (AdcliError, KeyboardInterrupt):
             self.close()
             raise
         except Exception as err:  # OSError, TimeoutError, anything the client raises
@@ -242,8 +232,11 @@ class Scheduler:
             from ..io.data import DataError
 
             raise DataError(f"{what}: {_first_line(err)}") from None
-        except (KeyboardInterrupt, AdcliError):
+        except (KeyboardInterrupt, AdcliError, TimeUp):  # TimeUp: --max-time, mid-pass
             raise
+        except CancelledError:  # FuturesCancelledError: the scheduler stopped mid-run
+            raise ClusterError("the Dask scheduler stopped or cancelled the computation; it "
+                               "cannot finish") from None
         except Exception as err:  # distributed's KilledWorker, CommClosedError, ...
             raise ClusterError(f"the Dask computation failed: {type(err).__name__}: "
                                f"{_first_line(err)}") from None

@@ -10,14 +10,31 @@ without adcli can still run it), and names the workers that cannot take adcli's 
 from __future__ import annotations
 
 import builtins
+import contextlib
+import logging
+import signal
+import threading
 import types
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..errors import EXIT_FAILED, AdcliError, escape_control
 
 #: The glibc settings of the README (Big data): below these a worker sweeps several times slower.
 MALLOC_SETTINGS = {"MALLOC_TRIM_THRESHOLD_": 128 << 20, "MALLOC_MMAP_THRESHOLD_": 32 << 20}
+
+#: The environment of the workers a ``local:N`` cluster starts. Dask's default sets glibc's
+#: MALLOC_TRIM_THRESHOLD_ to 64 KiB (memory goes back to the OS at once), which also fixes the
+#: mmap threshold at 128 KiB: every block temporary of a sweep (512 KiB) was then mapped and
+#: unmapped again, and a worker swept much slower than the same code in the client. Large
+#: thresholds keep the temporaries on the heap (bench/README.md has the measurements). BLAS
+#: stays at one thread a worker, as Dask sets it.
+WORKER_ENVIRON: dict[str, str | int] = {
+    **MALLOC_SETTINGS,
+    "OMP_NUM_THREADS": 1,
+    "MKL_NUM_THREADS": 1,
+    "OPENBLAS_NUM_THREADS": 1,
+}
 
 
 class WorkerMismatch(AdcliError):
@@ -105,7 +122,7 @@ def check_workers(client: Any) -> list[str]:
     return [_clean(f"the Dask worker {slow[0]}{more} runs with glibc malloc thresholds "
                    "below adcli's, which makes its sweeps several times slower; start "
                    "workers with the Dask config distributed: {nanny: {pre-spawn-environ: "
-                   f"{{{settings}}}}} (README, Big data)")]
+                   f"{{{settings}}}}}}} (README, Big data)")]
 
 
 def _first(text: str) -> str:
@@ -115,3 +132,28 @@ def _first(text: str) -> str:
 
 def _clean(text: str) -> str:
     return escape_control(" ".join(text.split()))
+
+
+@contextlib.contextmanager
+def sigint_ignored_by_workers() -> Iterator[None]:
+    """SIGINT ignored while a cluster starts its worker processes: they inherit the ignored
+    signal across exec (Python then leaves it ignored), so Ctrl-C (SIGINT to the whole
+    process group) reaches this process alone, which stops the run and closes the cluster,
+    instead of each worker dying with its own KeyboardInterrupt traceback. A Ctrl-C in that
+    window of a few seconds is lost; the next one stops the run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def quiet_logs() -> None:
+    """Dask's own log lines (a lost connection, a failed reconnect) kept off stderr: the run
+    says what went wrong in its one ``Error:`` line."""
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]
+    for name in ["distributed", *names]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
