@@ -82,6 +82,9 @@ def require(what: str, modules: Iterable[str] = ("dask", "dask.dataframe")) -> N
     """Import the modules ``what`` needs, or a one-line error that says what to install."""
     import importlib
 
+    # Arrow on the system allocator: mimalloc's reservation alone is 1 GiB of address space
+    # (a ulimit -v); set before dask.dataframe first imports pyarrow, unless the user chose.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     for name in modules:
         try:
             importlib.import_module(name)

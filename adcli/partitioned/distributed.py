@@ -49,7 +49,13 @@ from .partitions import (
     tree_levels,
     tree_node,
 )
-from .workers import WORKER_ENVIRON, check_workers, quiet_logs, sigint_ignored_by_workers
+from .workers import (
+    WORKER_ENVIRON,
+    check_workers,
+    lean_address_space,
+    quiet_logs,
+    sigint_ignored_by_workers,
+)
 
 #: Data (bytes of its files) up to this fraction of the memory at hand is kept in memory.
 PERSIST_FRACTION = 0.25
@@ -94,6 +100,7 @@ class Scheduler:
         from distributed import Client, LocalCluster
 
         quiet_logs()  # what goes wrong is said in one Error line, not in Dask's log lines
+        lean_address_space()  # before the cluster's threads start
         try:
             if spec == "local" or spec.startswith("local:"):
                 count = spec.partition(":")[2] or "2"

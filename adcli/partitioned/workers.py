@@ -28,9 +28,12 @@ MALLOC_SETTINGS = {"MALLOC_TRIM_THRESHOLD_": 128 << 20, "MALLOC_MMAP_THRESHOLD_"
 #: mmap threshold at 128 KiB: every block temporary of a sweep (512 KiB) was then mapped and
 #: unmapped again, and a worker swept much slower than the same code in the client. Large
 #: thresholds keep the temporaries on the heap (bench/README.md has the measurements). BLAS
-#: stays at one thread a worker, as Dask sets it.
+#: stays at one thread a worker, as Dask sets it. Two malloc arenas and Arrow on the system
+#: allocator keep a worker's address space near what it uses (see :func:`lean_address_space`).
 WORKER_ENVIRON: dict[str, str | int] = {
     **MALLOC_SETTINGS,
+    "MALLOC_ARENA_MAX": 2,
+    "ARROW_DEFAULT_MEMORY_POOL": "system",
     "OMP_NUM_THREADS": 1,
     "MKL_NUM_THREADS": 1,
     "OPENBLAS_NUM_THREADS": 1,
@@ -157,3 +160,23 @@ def quiet_logs() -> None:
     names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]
     for name in ["distributed", *names]:
         logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+#: glibc's mallopt parameter for the most malloc arenas (M_ARENA_MAX).
+_M_ARENA_MAX = -8
+
+
+def lean_address_space() -> None:
+    """Keep this process's address space near what it uses, so that it runs under a tight
+    ``ulimit -v``: glibc gives every thread that allocates its own 64 MiB arena (reserved, not
+    used), here at most 2; Arrow's reading goes through the system allocator (set before it is
+    imported, :func:`adcli.io.sources.require`) instead of mimalloc's 1 GiB reservation.
+    Workers of ``local:N`` get both through :data:`WORKER_ENVIRON`."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).mallopt(_M_ARENA_MAX, 2)
+    except (OSError, AttributeError, TypeError):  # not glibc: nothing to set
+        pass
