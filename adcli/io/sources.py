@@ -82,9 +82,6 @@ def require(what: str, modules: Iterable[str] = ("dask", "dask.dataframe")) -> N
     """Import the modules ``what`` needs, or a one-line error that says what to install."""
     import importlib
 
-    # Arrow on the system allocator: mimalloc's reservation alone is 1 GiB of address space
-    # (a ulimit -v); set before dask.dataframe first imports pyarrow, unless the user chose.
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     for name in modules:
         try:
             importlib.import_module(name)
@@ -267,7 +264,6 @@ def read_piece(path: str, groups: tuple[int, ...], columns: tuple[str, ...],
     said); a file whose fingerprint is not ``stamp`` (before or after the read) is
     :class:`DataChanged`."""
     import numpy as np
-    import pandas as pd
     import pyarrow.parquet as pq
 
     check_stamp(path, stamp)  # a file gone or rewritten is said so, before pyarrow opens it
@@ -280,32 +276,45 @@ def read_piece(path: str, groups: tuple[int, ...], columns: tuple[str, ...],
     missing = [c for c in columns if c not in pf.schema_arrow.names]
     if missing:
         raise ValueError(f"{shown} has no column '{missing[0]}'")
-    parts = []
-    first_row = sum(pf.metadata.row_group(g).num_rows for g in range(groups[0])) if groups else 0
-    for g in groups:
-        try:
-            part = pf.read_row_group(g, columns=list(columns)).to_pandas()
-            part = part.astype("float64")
-        except Exception as err:  # a corrupt page, a column that is not numbers
-            raise ValueError(f"{shown}, row group {g}: {_first(err)}") from None
-        values = part.to_numpy()
-        bad = ~np.isfinite(values)
-        if dropna:  # the rows --dropna leaves out are not read
-            bad &= ~np.isnan(values).any(axis=1, keepdims=True)
-        if bad.any():
-            row, col = np.argwhere(bad)[0]
-            raise ValueError(f"{shown}, row group {g}, row {first_row + row + 1}: column "
-                             f"'{columns[col]}' holds {float(values[row, col])!r}, not a finite "
-                             "number" + (" (--dropna leaves out the rows with a missing "
-                                         "cell)" if np.isnan(values[row, col]) else ""))
-        first_row += len(part)
-        parts.append(part)
+    sizes = [pf.metadata.row_group(g).num_rows for g in range(pf.metadata.num_row_groups)]
+    try:
+        frame = pf.read_row_groups(list(groups), columns=list(columns)).to_pandas()
+        frame = frame.astype("float64")  # copy-on-write: no copy of float64 columns
+    except MemoryError:  # not the data's fault
+        raise
+    except Exception as err:  # a corrupt page, a column that is not numbers: which group
+        raise ValueError(f"{shown}, row group {_bad_group(pf, groups, columns)}: "
+                         f"{_first(err)}") from None
     check_stamp(path, stamp)
-    if not parts:  # a file without rows
-        parts = [pd.DataFrame({c: np.zeros(0) for c in columns})]
-    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    missed = frame.isna().any(axis=1).to_numpy() if dropna else None
+    for name in columns:  # column by column: no copy of the piece
+        bad = ~np.isfinite(frame[name].to_numpy())
+        if missed is not None:  # the rows --dropna leaves out are not read
+            bad &= ~missed
+        if bad.any():
+            row = int(np.argmax(bad))
+            ends = np.cumsum([sizes[g] for g in groups])
+            group = groups[int(np.searchsorted(ends, row, side="right"))]
+            value = float(frame[name].to_numpy()[row])
+            line = sum(sizes[:groups[0]]) + row + 1  # in the file, from 1
+            raise ValueError(f"{shown}, row group {group}, row {line}: column '{name}' "
+                             f"holds {value!r}, not a finite number"
+                             + (" (--dropna leaves out the rows with a missing cell)"
+                                if np.isnan(value) else ""))
     frame.columns = list(names)
     return frame.dropna() if dropna else frame
+
+
+def _bad_group(pf: Any, groups: tuple[int, ...], columns: tuple[str, ...]) -> str:
+    """The first of ``groups`` that cannot be read alone (on the way to an error only)."""
+    for g in groups:
+        try:
+            pf.read_row_group(g, columns=list(columns)).to_pandas().astype("float64")
+        except MemoryError:
+            raise
+        except Exception:
+            return str(g)
+    return f"{groups[0]}-{groups[-1]}" if groups else "-"
 
 
 def _first(err: BaseException) -> str:

@@ -54,7 +54,7 @@ from .workers import (
     check_workers,
     lean_address_space,
     quiet_logs,
-    sigint_ignored_by_workers,
+    starting_workers,
 )
 
 #: Data (bytes of its files) up to this fraction of the memory at hand is kept in memory.
@@ -112,7 +112,7 @@ class Scheduler:
                 import dask
 
                 with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}
-                                     ), sigint_ignored_by_workers():
+                                     ), starting_workers():
                     self.cluster = LocalCluster(n_workers=int(count), threads_per_worker=1,
                                                 processes=True, dashboard_address=None,
                                                 silence_logs=50,

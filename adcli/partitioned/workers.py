@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import logging
+import os
 import signal
 import threading
 import types
@@ -138,20 +139,26 @@ def _clean(text: str) -> str:
 
 
 @contextlib.contextmanager
-def sigint_ignored_by_workers() -> Iterator[None]:
-    """SIGINT ignored while a cluster starts its worker processes: they inherit the ignored
-    signal across exec (Python then leaves it ignored), so Ctrl-C (SIGINT to the whole
-    process group) reaches this process alone, which stops the run and closes the cluster,
-    instead of each worker dying with its own KeyboardInterrupt traceback. A Ctrl-C in that
-    window of a few seconds is lost; the next one stops the run."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def starting_workers() -> Iterator[None]:
+    """Around the start of a ``local:N`` cluster's worker processes. SIGINT is ignored: the
+    workers inherit the ignored signal across exec (Python then leaves it ignored), so Ctrl-C
+    (SIGINT to the whole process group) reaches this process alone, which stops the run and
+    closes the cluster, instead of each worker dying with its own KeyboardInterrupt
+    traceback (a Ctrl-C in that window of a few seconds is lost). And this process's
+    environment is restored after: Dask's nanny writes ``pre-spawn-environ`` into it."""
+    saved = {k: os.environ.get(k) for k in WORKER_ENVIRON}
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, before)
+        if main:
+            signal.signal(signal.SIGINT, before)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def quiet_logs() -> None:
@@ -169,9 +176,8 @@ _M_ARENA_MAX = -8
 def lean_address_space() -> None:
     """Keep this process's address space near what it uses, so that it runs under a tight
     ``ulimit -v``: glibc gives every thread that allocates its own 64 MiB arena (reserved, not
-    used), here at most 2; Arrow's reading goes through the system allocator (set before it is
-    imported, :func:`adcli.io.sources.require`) instead of mimalloc's 1 GiB reservation.
-    Workers of ``local:N`` get both through :data:`WORKER_ENVIRON`."""
+    used), here at most 2. Workers of ``local:N`` get this, and Arrow on the system allocator
+    instead of mimalloc's 1 GiB reservation, through :data:`WORKER_ENVIRON`."""
     import ctypes
     import ctypes.util
 
