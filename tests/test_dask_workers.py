@@ -193,3 +193,19 @@ def test_a_worker_with_dasks_malloc_settings_gets_one_warning(tmp_path: Path,
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""
     assert json.loads(run.stdout)["parameters"] == fitted["parameters"]
+
+
+def test_local_workers_keep_data_within_the_address_space_they_inherit() -> None:
+    """Dask sets a local worker's memory limit from the machine's memory; under ``ulimit -v``
+    (inherited by the workers) data is kept in memory only within half of that limit each."""
+    code = ("import resource; from adcli.partitioned.workers import inherited_limit; "
+            "print(inherited_limit([16 << 30, 0, 1 << 30])); "
+            "resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30)); "
+            "print(inherited_limit([16 << 30, 0, 1 << 30]))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    unlimited, limited = run.stdout.split("\n")[:2]
+    if "unlimited" in os.popen("ulimit -v").read():  # noqa: S605 - a fixed shell builtin
+        assert unlimited == str([16 << 30, 0, 1 << 30])
+    assert limited == str([3 << 30, 3 << 30, 1 << 30])

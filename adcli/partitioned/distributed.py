@@ -52,6 +52,7 @@ from .partitions import (
 from .workers import (
     WORKER_ENVIRON,
     check_workers,
+    inherited_limit,
     lean_address_space,
     quiet_logs,
     starting_workers,
@@ -134,15 +135,16 @@ class Scheduler:
                                f"'{escape_control(spec)}': {_first_line(err)}") from None
 
     def memory(self) -> int | None:
-        """Bytes the partitions could be kept in: the workers' memory limits on a cluster,
-        the memory available now on this machine otherwise."""
+        """Bytes the partitions could be kept in: the workers' memory limits on a cluster
+        (``local:N``: within the ``ulimit -v`` they inherit from here), the memory available
+        now on this machine otherwise."""
         if self.client is None:
             from ..io.sources import available_memory
 
             return available_memory()
         limits = [w.get("memory_limit") or 0
                   for w in self.client.scheduler_info().get("workers", {}).values()]
-        return sum(limits) or None
+        return sum(inherited_limit(limits) if self.cluster is not None else limits) or None
 
     @property
     def workers(self) -> int:

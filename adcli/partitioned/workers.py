@@ -169,6 +169,18 @@ def quiet_logs() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
+def inherited_limit(limits: list[int]) -> list[int]:
+    """The memory limits of ``local:N`` workers, each capped by half the address-space limit
+    (``ulimit -v``) they inherit from this process: Dask sets them from the machine's memory,
+    and the rest of the limit goes to the worker's own code and a pass's temporaries."""
+    import resource
+
+    cap = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if cap == resource.RLIM_INFINITY:
+        return limits
+    return [min(limit or cap, cap // 2) for limit in limits]
+
+
 #: glibc's mallopt parameter for the most malloc arenas (M_ARENA_MAX).
 _M_ARENA_MAX = -8
 
