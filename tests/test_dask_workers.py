@@ -166,7 +166,9 @@ def test_a_worker_with_dasks_malloc_settings_gets_one_warning(tmp_path: Path,
     folder = _small_lake(tmp_path)
     config = tmp_path / "config"
     config.mkdir()
-    env = dict(os.environ, DASK_CONFIG=str(config))
+    # without what Dask's nanny wrote into this process's environment for earlier workers
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env["DASK_CONFIG"] = str(config)
     worker = _worker(scheduler, tmp_path, [sys.executable], env)
     try:
         _wait_for_workers(scheduler, 1)
