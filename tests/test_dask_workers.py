@@ -211,3 +211,29 @@ def test_local_workers_keep_data_within_the_address_space_they_inherit() -> None
     if "unlimited" in os.popen("ulimit -v").read():  # noqa: S605 - a fixed shell builtin
         assert unlimited == str([16 << 30, 0, 1 << 30])
     assert limited == str([3 << 30, 3 << 30, 1 << 30])
+
+
+def test_a_worker_with_another_adcli_version_is_named(tmp_path: Path, scheduler: str) -> None:
+    """The worker imports an adcli of another version (a package of that name on its path,
+    found before anything else): one Error line naming it and both versions, exit 1."""
+    other = tmp_path / "other" / "adcli"
+    (other / "partitioned").mkdir(parents=True)
+    (other / "__init__.py").write_text('__version__ = "0.0.1"\n')
+    (other / "partitioned" / "__init__.py").write_text("")
+    (other / "partitioned" / "partitions.py").write_text("")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path / "other"), sysconfig.get_paths()["purelib"]]))
+    folder = _small_lake(tmp_path)
+    worker = _worker(scheduler, tmp_path, [sys.executable, "-S"], env, nanny=False)
+    try:
+        _wait_for_workers(scheduler, 1)
+        run = _adcli(*FIT, "--data", str(folder), "--scheduler", scheduler, cwd=tmp_path)
+    finally:
+        _stop(worker)
+    assert run.returncode == 1, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: the Dask worker tcp://"), lines
+    import adcli
+
+    assert f"runs adcli 0.0.1, this client adcli {adcli.__version__}" in lines[0]
+    assert "Traceback" not in (tmp_path / "worker.log").read_text()
