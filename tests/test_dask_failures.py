@@ -239,3 +239,10 @@ def test_finite_data_with_a_bad_start_still_blames_the_start_values(tmp_path: Pa
     line = _one_error(_adcli("fit", "y ~ a*exp(-b*x) + c", "--from", "a=1,b=-1000",
                              "--data", str(tmp_path / "data")), 2)
     assert "start values" in line
+
+
+def test_a_csv_file_of_a_glob_without_y_is_exit_2_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("x,y\n1,2\n2,3\n3,4.5\n")
+    (tmp_path / "b.csv").write_text("x,z\n1,2\n2,3\n")
+    line = _one_error(_adcli("fit", "y ~ a*x + b", "--data", str(tmp_path / "*.csv")), 2)
+    assert line == f"Error: data file '{tmp_path / 'b.csv'}' has no column 'y'"

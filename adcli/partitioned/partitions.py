@@ -123,6 +123,9 @@ def bad_cell(data: PartitionedData) -> AdcliError | None:
         return None
     use = data.use if data.use is not None else data.names
     for path in data.files:
+        missing = _missing_column(path, [data.headers.get(n, n) for n in use], data.sep)
+        if missing is not None:
+            return DataError(f"data file '{path}' has no column '{missing}'")
         try:
             if os.path.getsize(path) > LOCATE_BYTES:
                 return None
@@ -133,6 +136,20 @@ def bad_cell(data: PartitionedData) -> AdcliError | None:
         except OSError:
             return None
     return None
+
+
+def _missing_column(path: str, columns: list[str], sep: str) -> str | None:
+    """The first of ``columns`` that the header line of the CSV file ``path`` lacks."""
+    import csv
+
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+            header = next(csv.reader([fh.readline(1 << 20)], delimiter=sep,
+                                     skipinitialspace=True), [])
+    except OSError:
+        return None
+    have = {h.strip() for h in header}
+    return next((c for c in columns if c not in have), None)
 
 
 #: How two nodes of the reduction tree join: np.add for sums; a fit's R factors are stacked
