@@ -62,6 +62,8 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
             click.echo(f"\rpass {count} over {partitions} partitions", err=True, nl=False)
 
     with Scheduler(scheduler) as where:
+        for message in where.warnings:
+            render.warn(message)
         objective, x0 = build_objective(tape, point, names, data, factory=DaskObjective,
                                         reduce=reduce, source=function.source,
                                         batch_size=batch_size,

@@ -123,6 +123,9 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
 
             check_outputs([("--plot", plot_path)], [input_file(expr), data_path])
             check_path(plot_path)
+        from ..fast.blas import pin_blas
+
+        pin_blas()  # BLAS at one thread: the same bits whatever OPENBLAS_NUM_THREADS says
         result = run_fit(formula, data.columns, **options)
     if ci_levels is not None:
         result.ci = wald(result, ci_levels)
@@ -161,6 +164,8 @@ def _fit_on_dask(formula: Formula, data_path: str, scheduler: str | None, sep: s
             click.echo(f"\rpass {count} over {partitions} partitions", err=True, nl=False)
 
     with Scheduler(scheduler) as where:
+        for message in where.warnings:
+            render.warn(message)
         try:
             return fit_partitioned(formula, data, where, on_pass=on_pass, **options)
         finally:

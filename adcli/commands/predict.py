@@ -84,6 +84,8 @@ def predict_command(function: Function, point: dict[str, float], data_path: str,
         evaluate_rows(function, probe, point, gradient=gradient, wrt=wrt, dropna=dropna)
 
     with Scheduler(options.get("scheduler")) as where:
+        for message in where.warnings:  # about the workers (their malloc settings)
+            warn(message)
         summary = predict_partitioned(function, point, data, output, where, gradient=gradient,
                                       wrt=wrt, dropna=dropna, fmt=options.get("format"),
                                       force=bool(options.get("force")), rename=rename,

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import EXIT_FAILED, AdcliError, escape_control
 from .data import DataError, _decode, _header, _separator
 
 #: What to install for partitioned data (said in every error that needs it).
@@ -32,6 +33,45 @@ PARQUET_ROWS = 1 << 20
 
 _GLOB = frozenset("*?[")
 _PARQUET = (".parquet", ".parq", ".pq")
+
+
+class DataChanged(AdcliError):
+    """A data file is not as it was at the start of the run (appended, rewritten, removed):
+    passes over it would mix two versions of the data, so the run stops (exit 1)."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"data changed during the run: {escape_control(path)}")
+        self.path = path
+
+    def __reduce__(self) -> tuple:  # rebuilt from the path when it comes back from a worker
+        return (DataChanged, (self.path,))
+
+
+#: A file's fingerprint: (size, mtime_ns, Parquet footer (rows, row groups, footer bytes) or
+#: None for CSV), taken at the start of a run and compared on every re-read.
+Stamp = tuple[int, int, "tuple[int, int, int] | None"]
+
+
+def stamp_of(path: str, meta: Any = None) -> Stamp:
+    """``path``'s fingerprint now (``meta``: its Parquet footer, already read)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise DataChanged(path) from None
+    footer = None if meta is None else (meta.num_rows, meta.num_row_groups,
+                                        meta.serialized_size)
+    return (st.st_size, st.st_mtime_ns, footer)
+
+
+def check_stamp(path: str, stamp: Stamp | None, meta: Any = None) -> None:
+    """:class:`DataChanged` unless ``path`` (with its footer ``meta``) is as ``stamp`` says."""
+    if stamp is None:
+        return
+    now = stamp_of(path, meta)
+    if now[:2] != stamp[:2] or (meta is not None and now[2] != stamp[2]):
+        raise DataChanged(path)
 
 
 class DaskMissing(DataError):
@@ -121,6 +161,9 @@ class PartitionedData:
     use: list[str] | None = None
     dropna: bool = False
     blocksize: int | str | None = "64MB"
+    #: Every file's fingerprint, taken when its partitions are first listed; shared by the
+    #: copies :meth:`select` makes.
+    stamps: dict[str, Stamp] = field(default_factory=dict)
 
     def bytes(self) -> int:
         """The size of the files on disk."""
@@ -137,21 +180,31 @@ class PartitionedData:
         wanted = set(use)
         out = PartitionedData(self.path, self.files, self.kind, self.names, self.headers,
                               self.sep, [n for n in self.names if n in wanted], dropna,
-                              self.blocksize)
+                              self.blocksize, self.stamps)
         return out
 
     def parts(self) -> list[Any]:
         """One Dask Delayed per partition, in file order: Parquet cut by adcli
         (:func:`parquet_pieces`), CSV by Dask's ``blocksize`` (bytes, whatever the columns)."""
         if self.kind != "parquet":
+            for path in self.files:
+                if path not in self.stamps:
+                    self.stamps[path] = stamp_of(path)
             return list(self.frame().to_delayed())
         import dask
 
         use = self.use if self.use is not None else self.names
         original = tuple(self.headers.get(n, n) for n in use)
         read = dask.delayed(read_piece, pure=True)
-        return [read(path, groups, original, tuple(use), self.dropna)
-                for path, groups in parquet_pieces(self.files)]
+        return [read(path, groups, original, tuple(use), self.dropna, self.stamps[path])
+                for path, groups in parquet_pieces(self.files, self.stamps)]
+
+    def unchanged(self) -> None:
+        """:class:`DataChanged` naming the first file whose size or modification time is not
+        the one taken at the start (checked after every pass: a CSV block is read by Dask,
+        which knows no fingerprint)."""
+        for path, stamp in self.stamps.items():
+            check_stamp(path, stamp)
 
     def frame(self) -> Any:
         """A Dask DataFrame of the selected columns as float64, one partition per block."""
@@ -171,9 +224,11 @@ class PartitionedData:
         return df
 
 
-def parquet_pieces(files: Iterable[str]) -> list[tuple[str, tuple[int, ...]]]:
+def parquet_pieces(files: Iterable[str], stamps: dict[str, Stamp] | None = None
+                   ) -> list[tuple[str, tuple[int, ...]]]:
     """(file, row groups) of every partition: consecutive row groups of one file up to
-    :data:`PARQUET_ROWS` rows (at least one group; a file without rows is one empty piece)."""
+    :data:`PARQUET_ROWS` rows (at least one group; a file without rows is one empty piece).
+    Each file's fingerprint is put in ``stamps``, or checked against the one there."""
     import pyarrow.parquet as pq
 
     out: list[tuple[str, tuple[int, ...]]] = []
@@ -182,6 +237,11 @@ def parquet_pieces(files: Iterable[str]) -> list[tuple[str, tuple[int, ...]]]:
             meta = pq.read_metadata(path)
         except Exception as err:  # pyarrow's own errors: not a Parquet file, unreadable
             raise DataError(f"cannot read Parquet file '{path}': {_first(err)}") from None
+        if stamps is not None:
+            if path in stamps:
+                check_stamp(path, stamps[path], meta)
+            else:
+                stamps[path] = stamp_of(path, meta)
         groups: list[int] = []
         rows = 0
         for g in range(meta.num_row_groups):
@@ -196,19 +256,65 @@ def parquet_pieces(files: Iterable[str]) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def read_piece(path: str, groups: tuple[int, ...], columns: tuple[str, ...],
-               names: tuple[str, ...], dropna: bool) -> Any:
-    """The row groups ``groups`` of one Parquet file, columns ``columns`` renamed ``names``
-    (a pandas DataFrame: a task, run where Dask puts it). A missing column is a ValueError
-    that names the file (bad data, exit 2)."""
+               names: tuple[str, ...], dropna: bool, stamp: Stamp | None = None) -> Any:
+    """The row groups ``groups`` of one Parquet file, columns ``columns`` renamed ``names``,
+    as float64 (a pandas DataFrame: a task, run where Dask puts it). What is wrong with the
+    file is a ValueError naming it (bad data, exit 2): a missing column, a row group that
+    cannot be decoded (a corrupt page), a cell that is not a finite number (row group and row
+    said); a file whose fingerprint is not ``stamp`` (before or after the read) is
+    :class:`DataChanged`."""
+    import numpy as np
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    check_stamp(path, stamp)  # a file gone or rewritten is said so, before pyarrow opens it
+    shown = f"Parquet file '{path}'"
+    try:
+        pf = pq.ParquetFile(path, page_checksum_verification=True)
+    except Exception as err:  # pyarrow's own errors: truncated, not Parquet, unreadable
+        raise ValueError(f"cannot read {shown}: {_first(err)}") from None
+    check_stamp(path, stamp, pf.metadata)
     missing = [c for c in columns if c not in pf.schema_arrow.names]
     if missing:
-        raise ValueError(f"Parquet file '{path}' has no column '{missing[0]}'")
-    frame = pf.read_row_groups(list(groups), columns=list(columns)).to_pandas()
+        raise ValueError(f"{shown} has no column '{missing[0]}'")
+    sizes = [pf.metadata.row_group(g).num_rows for g in range(pf.metadata.num_row_groups)]
+    try:
+        frame = pf.read_row_groups(list(groups), columns=list(columns)).to_pandas()
+        frame = frame.astype("float64")  # copy-on-write: no copy of float64 columns
+    except MemoryError:  # not the data's fault
+        raise
+    except Exception as err:  # a corrupt page, a column that is not numbers: which group
+        raise ValueError(f"{shown}, row group {_bad_group(pf, groups, columns)}: "
+                         f"{_first(err)}") from None
+    check_stamp(path, stamp)
+    missed = frame.isna().any(axis=1).to_numpy() if dropna else None
+    for name in columns:  # column by column: no copy of the piece
+        bad = ~np.isfinite(frame[name].to_numpy())
+        if missed is not None:  # the rows --dropna leaves out are not read
+            bad &= ~missed
+        if bad.any():
+            row = int(np.argmax(bad))
+            ends = np.cumsum([sizes[g] for g in groups])
+            group = groups[int(np.searchsorted(ends, row, side="right"))]
+            value = float(frame[name].to_numpy()[row])
+            line = sum(sizes[:groups[0]]) + row + 1  # in the file, from 1
+            raise ValueError(f"{shown}, row group {group}, row {line}: column '{name}' "
+                             f"holds {value!r}, not a finite number"
+                             + (" (--dropna leaves out the rows with a missing cell)"
+                                if np.isnan(value) else ""))
     frame.columns = list(names)
     return frame.dropna() if dropna else frame
+
+
+def _bad_group(pf: Any, groups: tuple[int, ...], columns: tuple[str, ...]) -> str:
+    """The first of ``groups`` that cannot be read alone (on the way to an error only)."""
+    for g in groups:
+        try:
+            pf.read_row_group(g, columns=list(columns)).to_pandas().astype("float64")
+        except MemoryError:
+            raise
+        except Exception:
+            return str(g)
+    return f"{groups[0]}-{groups[-1]}" if groups else "-"
 
 
 def _first(err: BaseException) -> str:

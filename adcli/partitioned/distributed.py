@@ -20,13 +20,16 @@ import functools
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import CancelledError
 from typing import Any
 
 import numpy as np
 
 from ..core.tape import Tape
 from ..errors import EXIT_FAILED, AdcliError, escape_control
+from ..fast.blas import pin_blas, restore_blas
 from ..io.sources import PartitionedData, require
+from ..optimize.bounded import TimeUp
 from ..optimize.objective import Objective
 from .partitions import (
     Combine,
@@ -36,29 +39,25 @@ from .partitions import (
     block_sample,
     frame_sample,
     frame_sums,
+    joined,
     located,
     no_leaf,
     partition_hessian,
     partition_score_outer,
     partition_sums,
     read_block,
+    split,
     tree_levels,
     tree_node,
 )
-
-#: The environment of the workers a ``local:N`` cluster starts. Dask's default sets glibc's
-#: MALLOC_TRIM_THRESHOLD_ to 64 KiB (memory goes back to the OS at once), which also fixes the
-#: mmap threshold at 128 KiB: every block temporary of a sweep (512 KiB) was then mapped and
-#: unmapped again, and a worker swept much slower than the same code in the client. Large
-#: thresholds keep the temporaries on the heap (bench/README.md has the measurements). BLAS
-#: stays at one thread a worker, as Dask sets it.
-WORKER_ENVIRON: dict[str, str | int] = {
-    "MALLOC_TRIM_THRESHOLD_": 128 << 20,
-    "MALLOC_MMAP_THRESHOLD_": 32 << 20,
-    "OMP_NUM_THREADS": 1,
-    "MKL_NUM_THREADS": 1,
-    "OPENBLAS_NUM_THREADS": 1,
-}
+from .workers import (
+    WORKER_ENVIRON,
+    check_workers,
+    inherited_limit,
+    lean_address_space,
+    quiet_logs,
+    starting_workers,
+)
 
 #: Data (bytes of its files) up to this fraction of the memory at hand is kept in memory.
 PERSIST_FRACTION = 0.25
@@ -81,13 +80,6 @@ class ClusterError(AdcliError):
     exit_code = EXIT_FAILED
 
 
-def _split(count: int, groups: int) -> list[tuple[int, int]]:
-    """[0, count) cut into ``groups`` consecutive ranges of nearly equal length."""
-    groups = max(1, min(groups, count))
-    edges = [count * g // groups for g in range(groups + 1)]
-    return [(a, b) for a, b in zip(edges[:-1], edges[1:])]
-
-
 class Scheduler:
     """Where the partition sweeps run: ``None`` (Dask's local threaded scheduler),
     ``synchronous``, ``threads``, ``local[:N]`` (a LocalCluster of N worker processes) or the
@@ -101,12 +93,16 @@ class Scheduler:
         self.client: Any = None
         self.cluster: Any = None
         self.local = "threads"
+        self.warnings: list[str] = []  # about the workers, for the command to show
+        self._blas = pin_blas()  # the client's joins and the threaded scheduler's tasks
         if spec in (None, "threads", "synchronous"):
             self.local = spec or "threads"
             return
         require("--scheduler", ("dask", "distributed"))
         from distributed import Client, LocalCluster
 
+        quiet_logs()  # what goes wrong is said in one Error line, not in Dask's log lines
+        lean_address_space()  # before the cluster's threads start
         try:
             if spec == "local" or spec.startswith("local:"):
                 count = spec.partition(":")[2] or "2"
@@ -117,7 +113,8 @@ class Scheduler:
                 # which would print a warning when another cluster holds it).
                 import dask
 
-                with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}):
+                with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}
+                                     ), starting_workers():
                     self.cluster = LocalCluster(n_workers=int(count), threads_per_worker=1,
                                                 processes=True, dashboard_address=None,
                                                 silence_logs=50,
@@ -129,7 +126,8 @@ class Scheduler:
                 origin = "--scheduler" if given else "DASK_SCHEDULER_ADDRESS"
                 check(spec, origin)
                 self.client = Client(spec, timeout=connect_timeout())
-        except AdcliError:
+            self.warnings = check_workers(self.client)
+        except (AdcliError, KeyboardInterrupt):
             self.close()
             raise
         except Exception as err:  # OSError, TimeoutError, anything the client raises
@@ -138,15 +136,16 @@ class Scheduler:
                                f"'{escape_control(spec)}': {_first_line(err)}") from None
 
     def memory(self) -> int | None:
-        """Bytes the partitions could be kept in: the workers' memory limits on a cluster,
-        the memory available now on this machine otherwise."""
+        """Bytes the partitions could be kept in: the workers' memory limits on a cluster
+        (``local:N``: within the ``ulimit -v`` they inherit from here), the memory available
+        now on this machine otherwise."""
         if self.client is None:
             from ..io.sources import available_memory
 
             return available_memory()
         limits = [w.get("memory_limit") or 0
                   for w in self.client.scheduler_info().get("workers", {}).values()]
-        return sum(limits) or None
+        return sum(inherited_limit(limits) if self.cluster is not None else limits) or None
 
     @property
     def workers(self) -> int:
@@ -243,13 +242,18 @@ class Scheduler:
             from ..io.data import DataError
 
             raise DataError(f"{what}: {_first_line(err)}") from None
-        except (KeyboardInterrupt, AdcliError):
+        except (KeyboardInterrupt, AdcliError, TimeUp):  # TimeUp: --max-time, mid-pass
             raise
+        except CancelledError:  # FuturesCancelledError: the scheduler stopped mid-run
+            raise ClusterError("the Dask scheduler stopped or cancelled the computation; it "
+                               "cannot finish") from None
         except Exception as err:  # distributed's KilledWorker, CommClosedError, ...
             raise ClusterError(f"the Dask computation failed: {type(err).__name__}: "
                                f"{_first_line(err)}") from None
 
     def close(self) -> None:
+        restore_blas(self._blas)
+        self._blas = []
         if self.client is not None:
             self.client.close()
             self.client = None
@@ -308,7 +312,7 @@ class Partitions:
             import dask
 
             read = dask.delayed(read_block, pure=True)
-            self.ranges = _split(self.count, min(scheduler.workers, size // BLOCK_BYTES + 1))
+            self.ranges = split(self.count, min(scheduler.workers, size // BLOCK_BYTES + 1))
             self.blocks = scheduler.keep([read(a, *parts[a:b]) for a, b in self.ranges], what)
             if scheduler.client is None:
                 self.rows = [n for block in self.blocks for n in block.rows]
@@ -325,7 +329,9 @@ class Partitions:
              ) -> np.ndarray:
         """One pass: ``func`` on every partition, joined by ``combine`` in the fixed tree."""
         with located(self.data):
-            return self._sums(func, args, combine)
+            total = self._sums(func, args, combine)
+        self.data.unchanged()
+        return total
 
     def _sums(self, func: PartitionFunction, args: tuple, combine: Combine) -> np.ndarray:
         self.passes += 1
@@ -344,6 +350,7 @@ class Partitions:
             known = {(k, j): value for nodes in found for k, j, value in nodes}
             return tree_node(tree_levels(self.count), 0, self.count, known, no_leaf, combine)
         leaf = functools.partial(frame_sums, func=func, args=args)
+        join = functools.partial(joined, combine)
         graph = dict(self.graph)
         level = []
         for i, key in enumerate(self.keys):
@@ -354,7 +361,7 @@ class Partitions:
             k += 1
             nxt = []
             for j in range(0, len(level) - 1, 2):
-                graph[(tag, k, j // 2)] = (combine, level[j], level[j + 1])
+                graph[(tag, k, j // 2)] = (join, level[j], level[j + 1])
                 nxt.append((tag, k, j // 2))
             if len(level) % 2:
                 nxt.append(level[-1])

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..core.tape import Tape
 from ..errors import AdcliError
+from ..fast.blas import one_blas_thread
 
 if TYPE_CHECKING:
     from ..io.sources import PartitionedData
@@ -142,6 +143,9 @@ def bad_cell(data: PartitionedData) -> AdcliError | None:
         return None
     use = data.use if data.use is not None else data.names
     for path in data.files:
+        missing = _missing_column(path, [data.headers.get(n, n) for n in use], data.sep)
+        if missing is not None:
+            return DataError(f"data file '{path}' has no column '{missing}'")
         try:
             if os.path.getsize(path) > LOCATE_BYTES:
                 return None
@@ -152,6 +156,20 @@ def bad_cell(data: PartitionedData) -> AdcliError | None:
         except OSError:
             return None
     return None
+
+
+def _missing_column(path: str, columns: list[str], sep: str) -> str | None:
+    """The first of ``columns`` that the header line of the CSV file ``path`` lacks."""
+    import csv
+
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+            header = next(csv.reader([fh.readline(1 << 20)], delimiter=sep,
+                                     skipinitialspace=True), [])
+    except OSError:
+        return None
+    have = {h.strip() for h in header}
+    return next((c for c in columns if c not in have), None)
 
 
 #: How two nodes of the reduction tree join: np.add for sums; a fit's R factors are stacked
@@ -186,6 +204,7 @@ def block_nodes(block: Block, count: int, func: PartitionFunction, args: tuple,
                 combine: Combine = np.add) -> list[tuple[int, int, np.ndarray]]:
     """The block's partition sums added up to the nodes of the fixed reduction tree over
     ``count`` partitions that lie inside the block (see :func:`tree_node`)."""
+    one_blas_thread()
     leaves = [func(cols, rows, *args) for cols, rows in zip(block.columns, block.rows)]
     first = block.first
 
@@ -199,13 +218,22 @@ def block_nodes(block: Block, count: int, func: PartitionFunction, args: tuple,
 def block_sample(block: Block, member: int, rows: np.ndarray, func: PartitionFunction,
                  args: tuple) -> np.ndarray:
     """``func`` over the rows ``rows`` of the block's partition ``member`` (a minibatch)."""
+    one_blas_thread()
     cols = {k: v[rows] for k, v in block.columns[member - block.first].items()}
     return func(cols, len(rows), *args)
 
 
 def frame_sums(frame: Any, func: PartitionFunction, args: tuple) -> np.ndarray:
     """``func`` over a partition read now (data re-read every pass)."""
+    one_blas_thread()
     return func(columns_of(frame), len(frame), *args)
+
+
+def joined(combine: Combine, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Two nodes of the reduction tree joined by a task (BLAS at one thread, as every
+    partition's own sums)."""
+    one_blas_thread()
+    return combine(left, right)
 
 
 def frame_sample(frame: Any, rows: np.ndarray, func: PartitionFunction, args: tuple
@@ -220,6 +248,13 @@ def frame_sample(frame: Any, rows: np.ndarray, func: PartitionFunction, args: tu
 # level. Whatever tasks compute which nodes, every node is the same sum of the same values in
 # the same order, so every grouping, every scheduler and both memory modes give the same bits.
 # The depth of the tree is log2(partitions) (at most 64), never a depth from user input.
+
+def split(count: int, groups: int) -> list[tuple[int, int]]:
+    """[0, count) cut into ``groups`` consecutive ranges of nearly equal length (blocks)."""
+    groups = max(1, min(groups, count))
+    edges = [count * g // groups for g in range(groups + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
 
 def tree_levels(count: int) -> int:
     """The root's level: the smallest K with 2^K >= count."""
