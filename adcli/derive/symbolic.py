@@ -25,6 +25,7 @@ Known differences from the numeric rules (documented, not hidden):
 from __future__ import annotations
 
 from collections.abc import Iterable
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ from ..core.syntax import Node
 from ..core.tape import CONST, VAR, Tape
 from ..errors import AdcliError
 from ..ops import OPS, RuleBuilder, apply, const_key
+from .exact import Coef, parts, recognise
 
 
 class Derivative:
@@ -153,12 +155,50 @@ class _Builder:
                              "smaller expression")
         return node
 
-    def const(self, value: float) -> Node:
+    def const(self, value: float | Coef) -> Node:
+        if isinstance(value, Coef):
+            sign, num, den = parts(value)
+            return self.tree(num, den, sign)
         found = self.table.get(("const", const_key(float(value))))
         return found if found is not None else self.adopt(S.const(value))
 
+    def tree(self, num: list[Node], den: list[Node], sign: int = 1) -> Node:
+        """num[0]*num[1]*.../(den[0]*...), interned bottom-up and never folded (the exact
+        constants of :func:`adcli.derive.exact.parts`)."""
+        def intern(node: Node) -> Node:
+            done: dict[int, Node] = {}
+            for n in S.iter_postorder(node):
+                if n.op == "const":
+                    done[id(n)] = self.const(n.value)
+                else:
+                    key = (n.op, *(id(done[id(a)]) for a in n.args))
+                    found = self.table.get(key)
+                    done[id(n)] = found if found is not None else self.adopt(
+                        S.call(n.op, *(done[id(a)] for a in n.args)))
+            return done[id(node)]
+
+        acc = S.const(1.0) if not num else num[0]
+        for f in num[1:]:
+            acc = S.call("mul", acc, f)
+        if den:
+            d = den[0]
+            for f in den[1:]:
+                d = S.call("mul", d, f)
+            acc = S.call("div", acc, d)
+        if sign < 0:
+            acc = S.const(-acc.value) if acc.op == "const" else S.call("neg", acc)
+        return intern(acc)
+
+    def raw(self, op: str, *args: Node) -> Node:
+        """``op(args)`` interned, never folded (2*pi stays 2*pi)."""
+        key = (op, *(id(a) for a in args))
+        found = self.table.get(key)
+        return found if found is not None else self.adopt(S.call(op, *args))
+
     def call(self, op: str, *args: Node) -> Node:
-        if all(a.op == "const" for a in args):
+        # Arithmetic on numbers folds; a function of a constant (log(2)) stays as written,
+        # exact, instead of becoming 0.6931471805599453.
+        if all(a.op == "const" for a in args) and not OPS[op].form == "call":
             return self.const(float(apply(OPS[op], tuple(a.value for a in args))))
         key = (op, *(id(a) for a in args))
         found = self.table.get(key)
@@ -170,8 +210,8 @@ class _Sum:
 
     __slots__ = ("const", "terms")
 
-    def __init__(self, const: float = 0.0) -> None:
-        self.const = const
+    def __init__(self, const: float | Coef = 0.0) -> None:
+        self.const = Coef.of(const)
         self.terms: dict[int, list] = {}
 
 
@@ -182,8 +222,8 @@ class _Prod:
 
     __slots__ = ("coef", "factors")
 
-    def __init__(self, coef: float = 1.0) -> None:
-        self.coef = coef
+    def __init__(self, coef: float | Coef = 1.0) -> None:
+        self.coef = Coef.of(coef)
         self.factors: dict[Any, list] = {}
 
     def add_factor(self, base: Node, exp: float) -> None:
@@ -216,27 +256,38 @@ class _Simplifier:
     def sorted_factors(self, factors) -> list:
         return sorted(((f[0], f[1]) for f in factors), key=lambda f: self.b.serial[id(f[0])])
 
-    def product(self, coef: float, factors: list) -> Node:
+    def product(self, coef: Coef, factors: list) -> Node:
         b = self.b
         num = [f[0] if f[1] == 1 else b.call("pow", f[0], b.const(f[1])) for f in factors
                if f[1] > 0]
         den = [f[0] if f[1] == -1 else b.call("pow", f[0], b.const(-f[1])) for f in factors
                if f[1] < 0]
+        coef = Coef.of(coef)
         if not num and not den:
             return b.const(coef)
+        # An exact coefficient's own numerator and denominator join the factors':
+        # sqrt(2/pi)*exp(...), x/3, -x*exp(...)/sqrt(2*pi).
+        sign, cnum, cden = parts(coef, alone=False)
+        cnum = [b.tree([n], []) for n in cnum]
+        den = [b.tree([n], []) for n in cden] + den
+        if cnum and cnum[0].op == "const" and cnum[0].value == 1:
+            cnum = cnum[1:]
+        num = cnum + num
+        if not num:
+            num = [b.const(1.0)]
         # The sign goes on the first factor (-2*x, -x*y, -1/x^2), never -(...) around it all.
-        if abs(coef) != 1 or not num:
-            chain = [b.const(coef)] + num
+        if sign < 0 and num[0].op == "const":
+            chain = [b.const(-num[0].value)] + num[1:]
         else:
-            chain = [b.call("neg", num[0]) if coef < 0 else num[0]] + num[1:]
+            chain = [b.call("neg", num[0]) if sign < 0 else num[0]] + num[1:]
         acc = chain[0]
         for f in chain[1:]:
-            acc = b.call("mul", acc, f)
+            acc = b.raw("mul", acc, f)
         if den:
             d = den[0]
             for f in den[1:]:
-                d = b.call("mul", d, f)
-            acc = b.call("div", acc, d)
+                d = b.raw("mul", d, f)
+            acc = b.raw("div", acc, d)
         return acc
 
     def rest_of(self, p: _Prod) -> tuple[Node, list]:
@@ -244,7 +295,7 @@ class _Simplifier:
         cached = self.rests.get(id(p))
         if cached is None:
             factors = self.sorted_factors(p.factors.values())
-            cached = self.rests[id(p)] = (p, self.product(1.0, factors), factors)
+            cached = self.rests[id(p)] = (p, self.product(Coef.of(1.0), factors), factors)
         return cached[1], cached[2]
 
     def build(self, form: Any) -> Node:
@@ -290,8 +341,8 @@ class _Simplifier:
         (copied when small), so x*y*x differentiates to 2*x*y rather than 2*(x*y)."""
         return id(raw) in self.original and id(raw) not in self.opaque
 
-    def term(self, raw: Node) -> tuple[float, Node, list] | float:
-        """A child as one term coef * rest, or a float when it is a constant."""
+    def term(self, raw: Node) -> tuple[Coef, Node, list] | Coef:
+        """A child as one term coef * rest, or a Coef when it is a constant."""
         form = self.form[id(raw)]
         if isinstance(form, _Sum) and not form.terms:
             return form.const
@@ -305,8 +356,8 @@ class _Simplifier:
             return form.coef, rest, factors
         node = self.mat(raw)
         if node.op == "const":
-            return node.value
-        return 1.0, node, [[node, 1.0]]
+            return recognise(node.value)
+        return Coef.of(1.0), node, [[node, 1.0]]
 
     def as_sum(self, raw: Node, sign: float) -> _Sum:
         form = self.form[id(raw)]
@@ -328,7 +379,7 @@ class _Simplifier:
         return out
 
     def add_term(self, s: _Sum, term, sign: float) -> None:
-        if isinstance(term, float):
+        if isinstance(term, Coef):
             s.const += sign * term
             return
         coef, rest, factors = term
@@ -357,7 +408,7 @@ class _Simplifier:
             copy.factors = {k: [f[0], f[1]] for k, f in form.factors.items()}
             return copy
         term = self.term(raw)
-        if isinstance(term, float):
+        if isinstance(term, Coef):
             return _Prod(term)
         coef, rest, factors = term
         out = _Prod(coef)
@@ -389,7 +440,7 @@ class _Simplifier:
         op, args = raw.op, raw.args
         b = self.b
         if op == "const":
-            return b.const(raw.value)
+            return _Prod(recognise(raw.value))
         if op == "var":
             return b.adopt(S.var(raw.name))
         if id(raw) in self.whole:
@@ -410,9 +461,15 @@ class _Simplifier:
             p.coef = -p.coef
             return p
         if op == "pow":
-            exponent = self.mat(args[1])
-            if exponent.op == "const":
-                k = exponent.value
+            kc = self.term(args[1])
+            if isinstance(kc, Coef):
+                k = kc.value
+                base_form = self.form[id(args[0])]
+                if (isinstance(base_form, _Prod) and not base_form.factors
+                        and kc.exact and not kc.atoms):
+                    exact = base_form.coef ** kc.rat  # 8^(1/3), sqrt(2)^2: exactly
+                    if exact.exact:
+                        return _Prod(exact)
                 if k == 0:
                     return b.const(1.0)
                 if k == 1:
@@ -422,7 +479,7 @@ class _Simplifier:
                     p = self.as_prod(args[0])
                     if len(p.factors) <= SMALL and all(float(e).is_integer()
                                                        for _, e in p.factors.values()):
-                        out = _Prod(float(apply(OPS["pow"], (p.coef, k))))
+                        out = _Prod(p.coef ** k)
                         for fb, fe in p.factors.values():
                             out.add_factor(fb, fe * k)
                         return out
@@ -431,7 +488,11 @@ class _Simplifier:
                 out = _Prod()
                 out.add_factor(base, k)
                 return out
-            return b.call("pow", self.mat(args[0]), exponent)
+            return b.call("pow", self.mat(args[0]), self.mat(args[1]))
+        if op == "sqrt":
+            c = self.term(args[0])
+            if isinstance(c, Coef) and c >= 0 and (c ** Fraction(1, 2)).exact:
+                return _Prod(c ** Fraction(1, 2))
         return b.call(op, *(self.mat(a) for a in args))
 
     def run(self, roots: list[Node]) -> list[Node]:
