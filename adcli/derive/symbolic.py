@@ -309,6 +309,10 @@ class _Simplifier:
         # (first instead when every term is negative: 1 - x^2 rather than -x^2 + 1).
         terms = sorted(form.terms.values(), key=lambda t: (not t[1] > 0, self.b.serial[id(t[0])]))
         b, c = self.b, form.const
+        if c == 0:
+            collected = self.collect(terms)
+            if collected is not None:
+                return collected
         acc = None
         if terms and not terms[0][1] > 0 and c > 0:
             acc = b.const(c)
@@ -325,6 +329,39 @@ class _Simplifier:
         if c != 0:
             acc = b.call("sub", acc, b.const(-c)) if c < 0 else b.call("add", acc, b.const(c))
         return acc
+
+    def collect(self, terms: list) -> Node | None:
+        """a + a*b -> a*(1 + b): when one term's factors (a) are factors of every other term,
+        they are written once. Only for small sums of small products, so the work and the new
+        nodes stay proportional to the sum."""
+        if not 2 <= len(terms) <= SMALL or any(len(t[2]) > SMALL for t in terms):
+            return None
+        common = min(terms, key=lambda t: len(t[2]))
+        shared = {id(base): exp for base, exp in common[2]}
+        if not shared:
+            return None
+        rests = []
+        for t in terms:
+            if t is common:
+                continue
+            have = {id(base): exp for base, exp in t[2]}
+            if any(have.get(k) != e for k, e in shared.items()):
+                return None
+            rests.append((t[1], [f for f in t[2] if id(f[0]) not in shared]))
+        b = self.b
+        inner = _Sum(common[1])
+        for coef, factors in rests:
+            rest = self.product(Coef.of(1.0), factors)
+            self.add_term(inner, (coef, rest, factors), 1.0)
+        if inner.const > 0 and inner.terms:  # 1 + log(x): the number first
+            acc = b.const(inner.const)
+            for _rest, coef, factors in sorted(inner.terms.values(),
+                                               key=lambda t: b.serial[id(t[0])]):
+                acc = (b.call("sub", acc, self.product(-coef, factors)) if coef < 0
+                       else b.call("add", acc, self.product(coef, factors)))
+        else:
+            acc = self.build(inner)
+        return b.call("mul", self.product(Coef.of(1.0), common[2]), acc)
 
     def mat(self, raw: Node) -> Node:
         node = self.mats.get(id(raw))
