@@ -273,7 +273,6 @@ _TABLE: list[Op] = [
     Op("erf", 1, K.scipy_pair("erf"), ("1.1283791670955126 * exp(-({0} * {0}))",),
        lambda E, a, o: (E.mul(_c(E, 2 / math.sqrt(math.pi)),
                               E.fn("exp", E.neg(E.power(a[0], _c(E, 2))))),),
-       prints={"latex": "\\operatorname{erf}\\left({0}\\right)"},
        rule="chain rule through erf", statement="d erf(a) = 2/sqrt(pi)*exp(-a^2)*da"),
     # complementary error function 1 - erf(a), by scipy.special (loaded on first use)
     Op("erfc", 1, K.scipy_pair("erfc"), ("-1.1283791670955126 * exp(-({0} * {0}))",),
