@@ -388,7 +388,7 @@ class _Simplifier:
             return coef, rest, factors
         if isinstance(form, _Prod):
             if form.coef == 0 or not form.factors:
-                return form.coef if not form.factors else 0.0
+                return form.coef if not form.factors else Coef.of(0.0)
             rest, factors = self.rest_of(form)
             return form.coef, rest, factors
         node = self.mat(raw)
@@ -525,6 +525,20 @@ class _Simplifier:
                 out = _Prod()
                 out.add_factor(base, k)
                 return out
+            shift = self.form[id(args[1])]
+            if (isinstance(shift, _Sum) and shift.terms and shift.const != 0
+                    and float(shift.const).is_integer() and abs(shift.const) <= 64):
+                # a^(b - 1) -> a^b * a^-1 when a^b is in the program: it is shared, and
+                # x*x^(x - 1) + x^x*log(x) collects into x^x*(1 + log(x))
+                rest = _Sum()
+                rest.terms = dict(shift.terms)
+                base = self.mat(args[0])
+                power = b.call("pow", base, self.build(rest))
+                if id(power) in self.original:  # only to share the program's own a^b
+                    out = _Prod()
+                    out.add_factor(power, 1.0)
+                    out.add_factor(base, float(shift.const))
+                    return out
             return b.call("pow", self.mat(args[0]), self.mat(args[1]))
         if op == "sqrt":
             c = self.term(args[0])

@@ -161,14 +161,6 @@ def _over_norm2(E, n, a):
     return E.div(keep(ratio) if keep is not None else ratio, h)
 
 
-def _pow_dbase(E, a, o):
-    """b*a^(b - 1) for a constant exponent b; b*a^b/a otherwise, so that the power a^b is
-    shared and collects (x^x*(1 + log(x))), nan at a = 0 like a^b*log(a)."""
-    if a[1].op == "const":
-        return E.mul(a[1], E.power(a[0], E.sub(a[1], _c(E, 1))))
-    return E.mul(a[1], E.div(o, a[0]))
-
-
 def _asin_d(E, x):
     return E.div(_c(E, 1), E.fn("sqrt", E.sub(_c(E, 1), E.power(x, _c(E, 2)))))
 
@@ -199,7 +191,8 @@ _TABLE: list[Op] = [
        rule="negation", statement="d(-a) = -da"),
     # a ^ b (also a ** b and pow(a, b)); d/db is nan for a < 0, 0 at a = 0 with b > 0
     Op("pow", 2, (K.f_pow, "power"), ("pow_dbase({0}, {1}, {o})", "pow_dexp({0}, {1}, {o})"),
-       lambda E, a, o: (_pow_dbase(E, a, o), E.mul(o, E.call("log", a[0]))),
+       lambda E, a, o: (E.mul(a[1], E.power(a[0], E.sub(a[1], _c(E, 1)))),
+                        E.mul(o, E.call("log", a[0]))),
        symbol="^", form="infix", prec=PREC_POW, assoc="right", const_exponent=True,
        prints={"python": "{0}**{1}", "sympy": "{0}**{1}", "latex": "{0}^{{1}}"},
        rule="power rule", statement="d(a^b) = b*a^(b - 1)*da + a^b*log(a)*db"),
