@@ -10,6 +10,10 @@ repeating it is clearer than naming it.  A node the user named with a let keeps 
 wherever the output uses it.  So the printed size is linear in the size of the DAG, never
 exponential; ``parse(print(e))`` computes the same function.
 
+The same DAG prints as Python, SymPy input or LaTeX (``fmt``): each op by its op-table entry's
+template for that format (:func:`adcli.ops.print_template`), with the same parenthesis rule
+and the same bindings, which become ``name = ...`` lines.
+
 Everything is iterative: a 100,000-node chain prints without recursion and without quadratic
 string building (text is emitted as pieces into one list).
 """
@@ -162,6 +166,10 @@ _CONSTANT_TEXT = {"adcli": ("pi", "e"), "python": ("math.pi", "math.e"), "sympy"
                   "latex": ("\\pi", "e")}
 
 
+#: names the Python templates use, so a variable of that name is renamed (float -> float_)
+_PYTHON_TAKEN = frozenset(("math", "abs", "min", "max", "float"))
+
+
 class _Printer:
     """The pieces of one format: numbers, names, and ops by their op-table templates."""
 
@@ -173,7 +181,7 @@ class _Printer:
         self.symbols = {math.pi: pi, math.e: e} if constants else {}
 
     def name(self, name: str) -> str:
-        if self.fmt == "python" and (keyword.iskeyword(name) or name == "math"):
+        if self.fmt == "python" and (keyword.iskeyword(name) or name in _PYTHON_TAKEN):
             return name + "_"
         if self.fmt != "latex":
             return name

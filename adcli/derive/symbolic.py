@@ -9,8 +9,12 @@ Arguments that do not depend on an input (a constant exponent) get no derivative
 
 :func:`simplify` then tidies the result for people: constant folding, ``0``/``1`` identities,
 numeric coefficients combined, like terms and like factors collected, ``--x`` -> ``x``,
-``x^1`` -> ``x``.  It is memoised per node and iterative, and it only flattens sums and products
-through nodes used once, so shared subexpressions stay shared.
+``x^1`` -> ``x``, and a factor of every term of a small sum written once (``a + a*b`` ->
+``a*(1 + b)``).  It is memoised per node and iterative, and it only flattens sums and products
+through nodes used once, so shared subexpressions stay shared.  Coefficients are
+:class:`~adcli.derive.exact.Coef` numbers: exact (``sqrt(2/pi)``, ``1/2``) where they can be, so
+``erf(x/sqrt(2))`` differentiates to ``sqrt(2/pi)*exp(-x^2/2)``; a function of a constant
+(``log(2)``) stays as written.
 
 Known differences from the numeric rules (documented, not hidden):
 
@@ -18,6 +22,8 @@ Known differences from the numeric rules (documented, not hidden):
   like the numeric rule).
 * Collecting like terms and factors uses algebra that holds where the function is finite:
   ``x/x`` -> ``1`` and ``x - x`` -> ``0`` even at points where the unsimplified form is nan.
+* ``d/dx x^y`` with a varying y prints as ``y*x^y/x`` when the program has ``x^y`` (shared, and
+  ``x^x`` collects to ``x^x*(1 + log(x))``): nan at x = 0, where ``y*x^(y-1)`` may be finite.
 * ``d/dx x^n = n*x^(n-1)`` with constant n: the numeric rule returns exactly 0 when n = 0, the
   symbolic one folds ``0*...`` to 0 too, but ``x^(n-1)`` at x = 0 with n < 1 is inf, as in maths.
 """
