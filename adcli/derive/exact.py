@@ -243,7 +243,10 @@ def recognise(value: float) -> Coef:
         scale = _atoms_value(tuple(atoms.items()))
         r = a / scale
         for root in (False, True):
-            q = Fraction(r * r if root else r).limit_denominator(1000)
+            target = r * r if root else r
+            if not 1e-6 < target < 1e6:  # too far from a small rational (or inf, 0)
+                continue
+            q = Fraction(target).limit_denominator(1000)
             if q <= 0 or q.numerator > 10**6:
                 continue
             base = Coef(q, tuple(sorted(atoms.items(), key=lambda t: _key(t[0]))))

@@ -72,10 +72,40 @@ def tape_nodes(tape: Tape) -> list[Node]:
     return nodes
 
 
+class _KeepNumbers:
+    """The smart constructors of :mod:`adcli.core.syntax` for the rules, except that
+    arithmetic on two numbers is left as written: simplification does it exactly
+    (``sqrt(2)*sqrt(2)`` is 2 there, 2.0000000000000004 in floats)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(S, name)
+
+    @staticmethod
+    def _numbers(a: Node, b: Node, identity: float) -> bool:
+        """Two numbers, neither 0 nor the op's identity (those simplify exactly at once)."""
+        return (a.op == "const" and b.op == "const"
+                and not {a.value, b.value} & {0.0, identity})
+
+    def add(self, a: Node, b: Node) -> Node:
+        return S.call("add", a, b) if self._numbers(a, b, 0.0) else S.add(a, b)
+
+    def sub(self, a: Node, b: Node) -> Node:
+        return S.call("sub", a, b) if self._numbers(a, b, 0.0) else S.sub(a, b)
+
+    def mul(self, a: Node, b: Node) -> Node:
+        return S.call("mul", a, b) if self._numbers(a, b, 1.0) else S.mul(a, b)
+
+    def div(self, a: Node, b: Node) -> Node:
+        return S.call("div", a, b) if self._numbers(a, b, 1.0) else S.div(a, b)
+
+
+_E = _KeepNumbers()
+
+
 def _sum(terms: list[Node]) -> Node:
     total = terms[0]
     for term in terms[1:]:
-        total = S.add(total, term)
+        total = _E.add(total, term)
     return total
 
 
@@ -95,7 +125,7 @@ def gradient(tape: Tape, wrt: Iterable[str] | None = None) -> Derivative:
     contributions: list[list[Node] | None] = [None] * len(tape.ops)
     contributions[tape.output] = [S.const(1.0)]
     active = tape.active
-    rules = RuleBuilder(S)
+    rules = RuleBuilder(_E)
     for slot, op, args in reversed(tape.instructions()):
         terms = contributions[slot]
         if not terms or not active[slot]:
@@ -108,7 +138,7 @@ def gradient(tape: Tape, wrt: Iterable[str] | None = None) -> Derivative:
                 bucket = contributions[a]
                 if bucket is None:
                     bucket = contributions[a] = []
-                bucket.append(S.mul(adj, p))
+                bucket.append(_E.mul(adj, p))
     exprs: dict[str, Node] = {}
     for name in names:
         slot = tape.inputs.get(name)
@@ -264,10 +294,10 @@ class _Simplifier:
 
     def product(self, coef: Coef, factors: list) -> Node:
         b = self.b
-        num = [f[0] if f[1] == 1 else b.call("pow", f[0], b.const(f[1])) for f in factors
+        num = [f[0] if f[1] == 1 else b.call("pow", f[0], self.exponent(f[1])) for f in factors
                if f[1] > 0]
-        den = [f[0] if f[1] == -1 else b.call("pow", f[0], b.const(-f[1])) for f in factors
-               if f[1] < 0]
+        den = [f[0] if f[1] == -1 else b.call("pow", f[0], self.exponent(-f[1]))
+               for f in factors if f[1] < 0]
         coef = Coef.of(coef)
         if not num and not den:
             return b.const(coef)
@@ -295,6 +325,11 @@ class _Simplifier:
                 d = b.raw("mul", d, f)
             acc = b.raw("div", acc, d)
         return acc
+
+    def exponent(self, k: float) -> Node:
+        """An exponent: x^(2/3) where 2/3 is the float's exact form, else the float."""
+        c = recognise(k)
+        return self.b.const(c if c.exact and not c.atoms else k)
 
     def rest_of(self, p: _Prod) -> tuple[Node, list]:
         """The coefficient-free part of a product (the key of like terms) and its factors."""
