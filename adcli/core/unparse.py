@@ -103,7 +103,7 @@ def to_source(root: Node, names: Mapping[int, str] | None = None,
             # a template that writes an argument twice (sign in Python) uses it twice: it
             # is bound when long, so the text stays linear in the DAG
             uses[id(a)] = uses.get(id(a), 0) + (repeats[k] if repeats else 1)
-    printer = _Printer(fmt, constants and not ({"pi", "e"} & (set(reserved) | {
+    printer = _Printer(fmt, constants and not ({"pi", "e", "E"} & (set(reserved) | {
         n.name for n in order if n.op == "var"} | set(names.values()))))
 
     for nid, name in names.items():

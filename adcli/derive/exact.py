@@ -74,7 +74,7 @@ class Coef:
         if isinstance(x, Coef):
             return x
         v = float(x)
-        if math.isfinite(v):
+        if math.isfinite(v) and (v or math.copysign(1.0, v) > 0):  # -0.0 stays a float
             r = Fraction(v)
             if r.denominator <= 1024 and abs(r.numerator) < LIMIT:
                 return cls(r)
