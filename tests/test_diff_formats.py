@@ -245,6 +245,17 @@ def test_output_size_is_linear_in_the_depth(kind):
         assert sizes[1000] <= 300 * 1000, (fmt, sizes)
 
 
+@pytest.mark.parametrize("kind", ["sin", "mixed", "powers"])
+def test_nested_compositions_evaluate_like_reverse_mode(kind):
+    source = _nested(kind, 30)
+    for x in (0.3, 0.9):
+        ref = float(adcli.parse(source).grad({"x": x})[1]["x"])
+        assert _eval_python(_texts(source, "x", "python"), {"x": x}) == pytest.approx(
+            ref, rel=1e-12)
+        assert _eval_adcli(_texts(source, "x", "adcli"), {"x": x}) == pytest.approx(
+            ref, rel=1e-12)
+
+
 def test_fifty_thousand_deep_input_prints_in_every_format():
     text = "sin(" * 50_000 + "x" + ")" * 50_000
     tape = adcli.parse(text).tape()
