@@ -256,7 +256,7 @@ def test_nested_compositions_evaluate_like_reverse_mode(kind):
             ref, rel=1e-12)
 
 
-def test_fifty_thousand_deep_input_prints_in_every_format():
+def test_fifty_thousand_deep_input_prints_as_python_and_latex():
     text = "sin(" * 50_000 + "x" + ")" * 50_000
     tape = adcli.parse(text).tape()
     for fmt in ("python", "latex"):
