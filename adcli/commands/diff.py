@@ -48,17 +48,18 @@ def diff(expr: str, wrt: str | None, fmt: str, as_json: bool, max_size: int) -> 
     tape = function.tape()
     asked = parse_names(wrt, function=function) if wrt is not None else None
     names = select_wrt(tape, asked) if asked is not None else list(tape.inputs)
-    texts = derivative_texts(tape, names, sep="; " if as_json else "\n",
-                             fmt="adcli" if as_json else fmt)
     if as_json:
         # One shape: lists, unless the user asked for exactly one name.
+        texts, *formatted = printed(tape, names, [("adcli", "; ")]
+                                    + ([(fmt, "\n")] if fmt != "adcli" else []))
         one = asked is not None and len(names) == 1
         data: dict = {"wrt": names[0] if one else names, "derivative": texts[0] if one else texts}
-        if fmt != "adcli":
-            formatted = derivative_texts(tape, names, sep="\n", fmt=fmt)
-            data.update({"format": fmt, "text": formatted[0] if one else formatted})
+        if formatted:
+            data.update({"format": fmt, "text": formatted[0][0] if one else formatted[0]})
         emit_json(data)
-    elif not names:
+        return
+    texts = derivative_texts(tape, names, sep="\n", fmt=fmt)
+    if not names:
         render.warn("EXPR has no variables: its derivative is 0")
         click.echo("0")
     else:
@@ -68,12 +69,18 @@ def diff(expr: str, wrt: str | None, fmt: str, as_json: bool, max_size: int) -> 
 def derivative_texts(tape, names: list[str], sep: str = "; ", fmt: str = "adcli") -> list[str]:
     """Printed derivative of the tape's output for each name (each a complete program, or in
     another format a block of ``name = ...`` lines and the expression)."""
+    return printed(tape, names, [(fmt, sep)])[0]
+
+
+def printed(tape, names: list[str], ways: list[tuple[str, str]]) -> list[list[str]]:
+    """The derivatives for each name, differentiated once and printed in each (format,
+    separator) of ``ways``."""
     from ..core.unparse import to_source
     from ..derive.symbolic import derivative
 
     d = derivative(tape, names)
     reserved = set(tape.inputs) | set(tape.labels.values())
-    return [to_source(d.exprs[n], d.names, reserved, sep=sep, fmt=fmt, constants=True)
-            for n in names]
+    return [[to_source(d.exprs[n], d.names, reserved, sep=sep, fmt=fmt, constants=True)
+             for n in names] for fmt, sep in ways]
 
 
