@@ -207,6 +207,15 @@ def test_readme_examples_in_every_format():
     assert made >= 20
 
 
+def test_every_op_entry_has_a_template_per_format():
+    """One entry per op says how it prints: each format's template reads every argument and
+    no slot beyond the op's arity (a literal {2} in LaTeX would be read as a slot)."""
+    for op in adcli.ops.OPS.values():
+        for fmt in adcli.ops.PRINT_FORMATS:
+            slots = {int(k) for k in re.findall(r"\{(\d)\}", adcli.ops.print_template(op, fmt))}
+            assert slots == set(range(op.arity)), (op.name, fmt)
+
+
 def test_every_op_prints_in_every_format():
     """Each op's derivative, and the op itself, through every printer, at points in its
     domain: the python and sympy texts evaluate like adcli's."""
