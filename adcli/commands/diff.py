@@ -6,15 +6,15 @@ from __future__ import annotations
 import click
 
 from ..function import select_wrt
-from ..output import render
+from ..results import Derivatives
 from .common import (
     EXPR_HELP,
-    emit_json,
     expr_argument,
     json_option_saying,
     load_function,
     max_size_option,
     parse_names,
+    show,
 )
 
 
@@ -48,22 +48,11 @@ def diff(expr: str, wrt: str | None, fmt: str, as_json: bool, max_size: int) -> 
     tape = function.tape()
     asked = parse_names(wrt, function=function) if wrt is not None else None
     names = select_wrt(tape, asked) if asked is not None else list(tape.inputs)
-    if as_json:
-        # One shape: lists, unless the user asked for exactly one name.
-        texts, *formatted = printed(tape, names, [("adcli", "; ")]
-                                    + ([(fmt, "\n")] if fmt != "adcli" else []))
-        one = asked is not None and len(names) == 1
-        data: dict = {"wrt": names[0] if one else names, "derivative": texts[0] if one else texts}
-        if formatted:
-            data.update({"format": fmt, "text": formatted[0][0] if one else formatted[0]})
-        emit_json(data)
-        return
-    texts = derivative_texts(tape, names, sep="\n", fmt=fmt)
-    if not names:
-        render.warn("EXPR has no variables: its derivative is 0")
-        click.echo("0")
-    else:
-        render.derivatives(names, texts)
+    ways = [("adcli", "; " if as_json else "\n")] + ([(fmt, "\n")] if fmt != "adcli" else [])
+    texts, *formatted = printed(tape, names, ways)
+    # One JSON shape: lists, unless the user asked for exactly one name.
+    show(Derivatives(names, texts, single=asked is not None and len(names) == 1, fmt=fmt,
+                     formatted=formatted[0] if formatted else None), as_json)
 
 
 def derivative_texts(tape, names: list[str], sep: str = "; ", fmt: str = "adcli") -> list[str]:
