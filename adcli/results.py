@@ -111,10 +111,15 @@ class Derivatives:
     names: list[str]
     texts: list[str]
     single: bool = False
+    fmt: str = "adcli"  # --format: the texts in another format, for people and as "text"
+    formatted: list[str] | None = None
 
     json_keys: ClassVar[tuple[Key, ...]] = (
         Key("wrt", lambda r: r.names[0] if r.single else r.names),
-        Key("derivative", lambda r: r.texts[0] if r.single else r.texts))
+        Key("derivative", lambda r: r.texts[0] if r.single else r.texts),
+        Key("format", lambda r: r.fmt, omit=lambda r: r.formatted is None),
+        Key("text", lambda r: r.formatted[0] if r.single else r.formatted,
+            omit=lambda r: r.formatted is None))
 
 
 def split_element(name: str) -> tuple[str, tuple[int, ...]] | None:

@@ -23,10 +23,14 @@ from .common import (
 @click.option("--wrt", metavar="NAMES",
               help="Differentiate with respect to these variables, e.g. x or w0,w1 "
                    "(default: every variable).")
+@click.option("--format", "fmt", type=click.Choice(["adcli", "python", "sympy", "latex"]),
+              default="adcli", show_default=True,
+              help="Print the derivative in adcli's language, as a Python expression over "
+                   "the math module, as SymPy input, or as LaTeX.")
 @json_option_saying('Print one JSON object: "wrt" and "derivative" (lists, or strings for '
-                    'one --wrt name).')
+                    'one --wrt name); with --format, also "format" and "text".')
 @max_size_option
-def diff(expr: str, wrt: str | None, as_json: bool, max_size: int) -> None:
+def diff(expr: str, wrt: str | None, fmt: str, as_json: bool, max_size: int) -> None:
     """The derivative of EXPR as an expression you can read, evaluate or differentiate again.
 
     Built from the same derivative rules as reverse mode, then simplified. Parts of the
@@ -38,23 +42,34 @@ def diff(expr: str, wrt: str | None, as_json: bool, max_size: int) -> None:
       adcli diff "sin(x^2)" --wrt x
       adcli diff "(w0 + w1*x - y)^2" --wrt w0,w1 --json
       adcli eval "$(adcli diff 'x^3' --wrt x)" --at x=2
+      adcli diff "erf(x/sqrt(2))" --wrt x --format latex
     """
     function = load_function(expr, max_size)
     tape = function.tape()
     asked = parse_names(wrt, function=function) if wrt is not None else None
     names = select_wrt(tape, asked) if asked is not None else list(tape.inputs)
-    texts = derivative_texts(tape, names, sep="; " if as_json else "\n")
+    ways = [("adcli", "; " if as_json else "\n")] + ([(fmt, "\n")] if fmt != "adcli" else [])
+    texts, *formatted = printed(tape, names, ways)
     # One JSON shape: lists, unless the user asked for exactly one name.
-    show(Derivatives(names, texts, single=asked is not None and len(names) == 1), as_json)
+    show(Derivatives(names, texts, single=asked is not None and len(names) == 1, fmt=fmt,
+                     formatted=formatted[0] if formatted else None), as_json)
 
 
-def derivative_texts(tape, names: list[str], sep: str = "; ") -> list[str]:
-    """Printed derivative of the tape's output for each name (each a complete program)."""
+def derivative_texts(tape, names: list[str], sep: str = "; ", fmt: str = "adcli") -> list[str]:
+    """Printed derivative of the tape's output for each name (each a complete program, or in
+    another format a block of ``name = ...`` lines and the expression)."""
+    return printed(tape, names, [(fmt, sep)])[0]
+
+
+def printed(tape, names: list[str], ways: list[tuple[str, str]]) -> list[list[str]]:
+    """The derivatives for each name, differentiated once and printed in each (format,
+    separator) of ``ways``."""
     from ..core.unparse import to_source
     from ..derive.symbolic import derivative
 
     d = derivative(tape, names)
     reserved = set(tape.inputs) | set(tape.labels.values())
-    return [to_source(d.exprs[n], d.names, reserved, sep=sep) for n in names]
+    return [[to_source(d.exprs[n], d.names, reserved, sep=sep, fmt=fmt, constants=True)
+             for n in names] for fmt, sep in ways]
 
 

@@ -10,15 +10,32 @@ repeating it is clearer than naming it.  A node the user named with a let keeps 
 wherever the output uses it.  So the printed size is linear in the size of the DAG, never
 exponential; ``parse(print(e))`` computes the same function.
 
+The same DAG prints as Python, SymPy input or LaTeX (``fmt``): each op by its op-table entry's
+template for that format (:func:`adcli.ops.print_template`), with the same parenthesis rule
+and the same bindings, which become ``name = ...`` lines.
+
 Everything is iterative: a 100,000-node chain prints without recursion and without quadratic
 string building (text is emitted as pieces into one list).
 """
 
 from __future__ import annotations
 
+import keyword
+import math
+import re
 from collections.abc import Iterable, Mapping
 
-from ..ops import CONSTANTS, FUNCTIONS, OPS, PREC_ADD, PREC_ATOM, PREC_MUL, PREC_UNARY, Op
+from ..ops import (
+    CONSTANTS,
+    FUNCTIONS,
+    OPS,
+    PREC_ADD,
+    PREC_ATOM,
+    PREC_MUL,
+    PREC_UNARY,
+    Op,
+    print_template,
+)
 from .syntax import Node, iter_postorder
 from .tape import CONST, Tape
 
@@ -64,10 +81,16 @@ def _prec(node: Node) -> int:
 
 
 def to_source(root: Node, names: Mapping[int, str] | None = None,
-              reserved: Iterable[str] = (), sep: str = "; ", short: int = SHORT) -> str:
+              reserved: Iterable[str] = (), sep: str = "; ", short: int = SHORT,
+              fmt: str = "adcli", constants: bool = False) -> str:
     """Source text of the DAG under ``root``: let-bindings for shared parts, then the
     expression. ``names`` maps nodes (by id) to preferred binding names; generated names
-    (t1, t2, ...) avoid ``reserved``, every variable, function and constant name."""
+    (t1, t2, ...) avoid ``reserved``, every variable, function and constant name.
+
+    ``fmt`` is adcli's language or one of :data:`adcli.ops.PRINT_FORMATS` (each op prints by
+    its entry's template; bindings become ``name = ...`` lines joined by ``sep``). With
+    ``constants``, the floats of pi and e print as those constants where no variable or
+    binding takes their name (they evaluate to the same bits)."""
     names = dict(names or {})
     order = list(iter_postorder(root))
     uses: dict[int, int] = {id(root): 1}
@@ -75,8 +98,13 @@ def to_source(root: Node, names: Mapping[int, str] | None = None,
     for node in order:
         if node.op == "var":
             taken.add(node.name)
-        for a in node.args:
-            uses[id(a)] = uses.get(id(a), 0) + 1
+        repeats = _slot_counts(node.op, fmt) if fmt != "adcli" and node.args else None
+        for k, a in enumerate(node.args):
+            # a template that writes an argument twice (sign in Python) uses it twice: it
+            # is bound when long, so the text stays linear in the DAG
+            uses[id(a)] = uses.get(id(a), 0) + (repeats[k] if repeats else 1)
+    printer = _Printer(fmt, constants and not ({"pi", "e", "E"} & (set(reserved) | {
+        n.name for n in order if n.op == "var"} | set(names.values()))))
 
     for nid, name in names.items():
         if "[" in name:  # an element of h[j = 1..n] = ...: a let name must be a plain name
@@ -117,12 +145,144 @@ def to_source(root: Node, names: Mapping[int, str] | None = None,
             length[id(node)] = len(name)
 
     # Pass 2: emit the bindings in dependency order, then the expression.
-    statements = [f"{bound[id(n)]} = {_emit(n, bound)}" for n in order if id(n) in bound]
-    statements.append(_emit(root, bound))
+    if fmt != "adcli":
+        statements = [f"{printer.name(bound[id(n)])} = {printer.emit(n, bound)}"
+                      for n in order if id(n) in bound]
+        statements.append(printer.emit(root, bound))
+        return sep.join(statements)
+    statements = [f"{bound[id(n)]} = {_emit(n, bound, printer.symbols)}" for n in order
+                  if id(n) in bound]
+    statements.append(_emit(root, bound, printer.symbols))
     return sep.join(statements)
 
 
-def _emit(top: Node, bound: Mapping[int, str]) -> str:
+def _slot_counts(op: str, fmt: str) -> list[int]:
+    template = print_template(OPS[op], fmt)
+    return [max(1, template.count(f"{{{k}}}")) for k in range(OPS[op].arity)]
+
+
+#: how pi and e print in each format, when they print as constants
+_CONSTANT_TEXT = {"adcli": ("pi", "e"), "python": ("math.pi", "math.e"), "sympy": ("pi", "E"),
+                  "latex": ("\\pi", "e")}
+
+
+#: names the Python templates use, so a variable of that name is renamed (float -> float_)
+_PYTHON_TAKEN = frozenset(("math", "abs", "min", "max", "float"))
+
+
+class _Printer:
+    """The pieces of one format: numbers, names, and ops by their op-table templates."""
+
+    def __init__(self, fmt: str, constants: bool) -> None:
+        if fmt not in _CONSTANT_TEXT:
+            raise ValueError(f"unknown format {fmt!r}")
+        self.fmt = fmt
+        pi, e = _CONSTANT_TEXT[fmt]
+        self.symbols = {math.pi: pi, math.e: e} if constants else {}
+
+    def name(self, name: str) -> str:
+        if self.fmt == "python" and (keyword.iskeyword(name) or name in _PYTHON_TAKEN):
+            return name + "_"
+        if self.fmt != "latex":
+            return name
+        m = re.fullmatch(r"([A-Za-z]+)_?(\d+)", name)
+        if m and len(m.group(1)) == 1:
+            return f"{m.group(1)}_{{{m.group(2)}}}"
+        if len(name) == 1:
+            return name
+        return "\\mathit{" + name.replace("_", "\\_") + "}"
+
+    def number(self, value: float) -> tuple[str, int]:
+        v = float(value)
+        if v in self.symbols:
+            return self.symbols[v], PREC_ATOM
+        if self.fmt == "adcli":
+            return number_text(v)
+        special = {"python": ("math.nan", "math.inf"), "sympy": ("nan", "oo"),
+                   "latex": ("\\mathrm{NaN}", "\\infty")}[self.fmt]
+        if v != v:
+            return special[0], PREC_ATOM
+        if math.isinf(v):
+            return ("-" + special[1], PREC_UNARY) if v < 0 else (special[1], PREC_ATOM)
+        text = format_number(v)
+        if self.fmt == "latex" and "e" in text:
+            mant, exp = text.split("e")
+            text = f"{mant} \\times 10^{{{int(exp)}}}"
+            return text, PREC_MUL
+        return text, (PREC_UNARY if text.startswith("-") else PREC_ATOM)
+
+    def prec(self, node: Node) -> int:
+        if node.op == "const":
+            return self.number(node.value)[1]
+        if node.op == "var":
+            return PREC_ATOM
+        op = OPS[node.op]
+        if op.form == "call":
+            return PREC_ATOM
+        template = print_template(op, self.fmt)
+        if all(_grouped(template, k) for k in range(op.arity)):
+            return PREC_ATOM  # \frac{a}{b}
+        return op.prec
+
+    def emit(self, top: Node, bound: Mapping[int, str]) -> str:
+        """Text of ``top`` in this format (bound children print as their names); iterative."""
+        pieces: list[str] = []
+        stack: list[Node | str] = [top]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                pieces.append(item)
+                continue
+            node = item
+            if node is not top and id(node) in bound:
+                pieces.append(self.name(bound[id(node)]))
+            elif node.op == "const":
+                pieces.append(self.number(node.value)[0])
+            elif node.op == "var":
+                pieces.append(self.name(node.name))
+            else:
+                op = OPS[node.op]
+                seq: list[Node | str] = []
+                for k, chunk in _split(print_template(op, self.fmt)):
+                    if k is None:
+                        seq.append(chunk)
+                        continue
+                    a = node.args[k]
+                    wrap = (op.form != "call" and not _grouped(print_template(op, self.fmt), k)
+                            and id(a) not in bound and parens(self.prec(a), op, k))
+                    if wrap:
+                        latex = self.fmt == "latex"
+                        left, right = ("\\left(", "\\right)") if latex else ("(", ")")
+                        seq.extend([left, a, right])
+                    else:
+                        seq.append(a)
+                stack.extend(reversed(seq))
+        return "".join(pieces)
+
+
+_SLOT = re.compile(r"\{(\d)\}")
+
+
+def _split(template: str) -> list[tuple[int | None, str]]:
+    """A template as literal text (None, text) and argument slots (k, "")."""
+    out: list[tuple[int | None, str]] = []
+    last = 0
+    for m in _SLOT.finditer(template):
+        if m.start() > last:
+            out.append((None, template[last:m.start()]))
+        out.append((int(m.group(1)), ""))
+        last = m.end()
+    if last < len(template):
+        out.append((None, template[last:]))
+    return out
+
+
+def _grouped(template: str, k: int) -> bool:
+    """Whether slot k sits directly inside the template's own braces (LaTeX's {...})."""
+    return f"{{{{{k}}}}}" in template
+
+
+def _emit(top: Node, bound: Mapping[int, str], symbols: Mapping[float, str] | None = None) -> str:
     """Inline text of ``top`` (bound children print as their names)."""
     pieces: list[str] = []
     stack: list[Node | str] = [top]
@@ -136,7 +296,8 @@ def _emit(top: Node, bound: Mapping[int, str]) -> str:
             pieces.append(bound[id(node)])
             continue
         if node.op == "const":
-            pieces.append(number_text(node.value)[0])
+            pieces.append(symbols[node.value] if symbols and node.value in symbols
+                          else number_text(node.value)[0])
             continue
         if node.op == "var":
             pieces.append(node.name)

@@ -71,6 +71,10 @@ class Op:
     const_exponent: bool = False  # arg 1 is an exponent: engines specialise a constant one
     rule: str = ""  # the differentiation rule by name, as a learner knows it ("product rule")
     statement: str = ""  # that rule in one line, over the arguments a, b (``adcli explain``)
+    #: How ``adcli diff --format`` prints the op, per format ("python", "sympy", "latex"):
+    #: templates over {0}, {1}; a slot inside the template's own brackets ``(...)``/``{...}``
+    #: gets no parentheses of its own. Missing formats follow :func:`print_template`.
+    prints: dict[str, str] = field(default_factory=dict)
     # Derived: numpy evaluation (on first use) and partials, and the data engines read.
     fn: Callable[..., Array] = field(init=False)  # the numpy kernel, resolved by __getattr__
     partials: Callable[[tuple, Array], tuple] = field(init=False)
@@ -175,10 +179,12 @@ _TABLE: list[Op] = [
        rule="difference rule", statement="d(a - b) = da - db"),
     Op("mul", 2, K.MUL, ("{1}", "{0}"), lambda E, a, o: (a[1], a[0]),
        value="{0} * {1}", symbol="*", form="infix", prec=PREC_MUL, assoc="left",
+       prints={"latex": "{0} \\cdot {1}"},
        rule="product rule", statement="d(a*b) = b*da + a*db"),
     Op("div", 2, K.DIV, ("1.0 / {1}", "-{o} / {1}"),
        lambda E, a, o: (E.div(_c(E, 1), a[1]), E.neg(E.div(o, a[1]))),
        value="{0} / {1}", symbol="/", form="infix", prec=PREC_MUL, assoc="left",
+       prints={"latex": "\\frac{{0}}{{1}}"},
        rule="quotient rule", statement="d(a/b) = da/b - (a/b)*db/b"),
     Op("neg", 1, K.NEG, ("-1.0",), lambda E, a, o: (_c(E, -1),),
        value="-{0}", symbol="-", form="prefix", prec=PREC_UNARY,
@@ -186,8 +192,9 @@ _TABLE: list[Op] = [
     # a ^ b (also a ** b and pow(a, b)); d/db is nan for a < 0, 0 at a = 0 with b > 0
     Op("pow", 2, (K.f_pow, "power"), ("pow_dbase({0}, {1}, {o})", "pow_dexp({0}, {1}, {o})"),
        lambda E, a, o: (E.mul(a[1], E.power(a[0], E.sub(a[1], _c(E, 1)))),
-                        E.mul(o, E.fn("log", a[0]))),
+                        E.mul(o, E.call("log", a[0]))),
        symbol="^", form="infix", prec=PREC_POW, assoc="right", const_exponent=True,
+       prints={"python": "{0}**{1}", "sympy": "{0}**{1}", "latex": "{0}^{{1}}"},
        rule="power rule", statement="d(a^b) = b*a^(b - 1)*da + a^b*log(a)*db"),
     # trigonometric: sin and cos from the math module (they gave numpy's bits on 60,000
     # sampled points; tests compare to 1e-12), the others numpy's kernels on a float
@@ -201,12 +208,15 @@ _TABLE: list[Op] = [
        rule="chain rule through tan", statement="d tan(a) = (1 + tan(a)^2)*da"),
     Op("asin", 1, K.numpy_pair(math.asin, "arcsin"), ("1.0 / sqrt(1.0 - {0} * {0})",),
        lambda E, a, o: (_asin_d(E, a[0]),),  # domain [-1, 1]
+       prints={"latex": "\\arcsin\\left({0}\\right)"},
        rule="chain rule through asin", statement="d asin(a) = da/sqrt(1 - a^2)"),
     Op("acos", 1, K.numpy_pair(math.acos, "arccos"), ("-1.0 / sqrt(1.0 - {0} * {0})",),
        lambda E, a, o: (E.neg(_asin_d(E, a[0])),),  # domain [-1, 1]
+       prints={"latex": "\\arccos\\left({0}\\right)"},
        rule="chain rule through acos", statement="d acos(a) = -da/sqrt(1 - a^2)"),
     Op("atan", 1, K.numpy_pair(math.atan, "arctan"), ("atan_d({0})",),
        lambda E, a, o: (E.div(_c(E, 1), E.add(_c(E, 1), E.power(a[0], _c(E, 2)))),),
+       prints={"latex": "\\arctan\\left({0}\\right)"},
        rule="chain rule through atan", statement="d atan(a) = da/(1 + a^2)"),
     # hyperbolic
     Op("sinh", 1, K.numpy_pair(math.sinh, "sinh"), ("cosh({0})",),
@@ -225,26 +235,32 @@ _TABLE: list[Op] = [
        rule="chain rule through log", statement="d log(a) = da/a"),
     Op("log2", 1, K.numpy_pair(math.log2, "log2"), (f"1.0 / ({{0}} * {LN2!r})",),
        lambda E, a, o: (E.div(_c(E, 1), E.mul(a[0], E.call("log", _c(E, 2)))),),
+       prints={"sympy": "log({0}, 2)", "latex": "\\log_2\\left({0}\\right)"},
        rule="chain rule through log2", statement="d log2(a) = da/(a*log(2))"),
     Op("log10", 1, K.numpy_pair(math.log10, "log10"), (f"1.0 / ({{0}} * {LN10!r})",),
        lambda E, a, o: (E.div(_c(E, 1), E.mul(a[0], E.call("log", _c(E, 10)))),),
+       prints={"sympy": "log({0}, 10)", "latex": "\\log_{10}\\left({0}\\right)"},
        rule="chain rule through log10", statement="d log10(a) = da/(a*log(10))"),
     # sqrt is exact in IEEE arithmetic: the math module's is numpy's; sqrt'(0) = +inf, and at
     # -0.0 too (sqrt(-0.0) is -0.0; adding 0.0 makes it +0.0)
     Op("sqrt", 1, (math.sqrt, "sqrt"), ("0.5 / ({o} + 0.0)",),
        lambda E, a, o: (E.div(_c(E, 0.5), o),),
+       prints={"latex": "\\sqrt{{0}}"},
        rule="chain rule through sqrt", statement="d sqrt(a) = da/(2*sqrt(a))"),
     # log(1 + a), accurate for small a; domain a >= -1, log1p'(-1) = +inf, nan below -1
     Op("log1p", 1, K.numpy_pair(math.log1p, "log1p"), ("log1p_d({0})",),
        lambda E, a, o: (E.div(_c(E, 1), E.add(_c(E, 1), a[0])),),
+       prints={"sympy": "log(1 + {0})", "latex": "\\log\\left(1 + {0}\\right)"},
        rule="chain rule through log1p", statement="d log1p(a) = da/(1 + a)"),
     # exp(a) - 1, accurate for small a
     Op("expm1", 1, K.numpy_pair(math.expm1, "expm1"), ("exp({0})",),
        lambda E, a, o: (E.fn("exp", a[0]),),
+       prints={"sympy": "(exp({0}) - 1)", "latex": "\\left(e^{{0}} - 1\\right)"},
        rule="chain rule through expm1", statement="d expm1(a) = exp(a)*da"),
     # real cube root, defined for every a; cbrt'(0) = +inf
     Op("cbrt", 1, (K.f_cbrt, "cbrt"), ("1.0 / (3.0 * {o} * {o})",),
        lambda E, a, o: (E.div(_c(E, 1), E.mul(_c(E, 3), E.power(o, _c(E, 2)))),),
+       prints={"sympy": "real_root({0}, 3)", "latex": "\\sqrt[3]{{0}}"},
        rule="chain rule through cbrt", statement="d cbrt(a) = da/(3*cbrt(a)^2)"),
     # error function, by scipy.special (loaded on first use)
     Op("erf", 1, K.scipy_pair("erf"), ("1.1283791670955126 * exp(-({0} * {0}))",),
@@ -269,44 +285,92 @@ _TABLE: list[Op] = [
        lambda E, a, o: (E.div(a[0], o), E.div(a[1], o)),
        kink=lambda a: (a[0] == 0) & (a[1] == 0),
        convention="hypot'(0, 0) = (0, 0) (minimum-norm subgradient)",
+       prints={"sympy": "sqrt(({0})**2 + ({1})**2)",
+               "latex": "\\sqrt{\\left({0}\\right)^2 + \\left({1}\\right)^2}"},
        rule="chain rule through hypot", statement="d hypot(a, b) = (a*da + b*db)/hypot(a, b)"),
     # piecewise and activations
     Op("abs", 1, (abs, "absolute"), ("sign({0})",), lambda E, a, o: (E.fn("sign", a[0]),),
        kink=lambda a: a[0] == 0, convention="abs'(0) = 0 (minimum-norm subgradient)",
+       prints={"python": "abs({0})", "sympy": "Abs({0})", "latex": "\\left|{0}\\right|"},
        rule="chain rule through abs", statement="d abs(a) = sign(a)*da"),
     # logistic 1/(1+exp(-a)), stable for large |a|
     Op("sigmoid", 1, (K.f_sigmoid, "np_sigmoid"), ("{o} * (1.0 - {o})",),
        lambda E, a, o: (E.mul(o, E.sub(_c(E, 1), o)),),
+       prints={"python": "(1/(1 + math.exp(-({0}))))",
+               "sympy": "(1/(1 + exp(-({0}))))",
+               "latex": "\\sigma\\left({0}\\right)"},
        rule="chain rule through sigmoid",
        statement="d sigmoid(a) = sigmoid(a)*(1 - sigmoid(a))*da"),
     Op("relu", 1, (K.f_relu, "np_relu"), ("step({0})",), lambda E, a, o: (E.fn("step", a[0]),),
        kink=lambda a: a[0] == 0, convention="relu'(0) = 0 (minimum-norm subgradient)",
+       prints={"python": "max({0}, 0.0)",
+               "sympy": "Max({0}, 0)",
+               "latex": "\\max\\left({0}, 0\\right)"},
        rule="chain rule through relu", statement="d relu(a) = step(a)*da"),
     # log(1 + exp(a)), stable for large |a|
     Op("softplus", 1, (K.f_softplus, "np_softplus"), ("sigmoid({0})",),
        lambda E, a, o: (E.fn("sigmoid", a[0]),),
+       prints={"python": "math.log1p(math.exp({0}))",
+               "sympy": "log(1 + exp({0}))",
+               "latex": "\\log\\left(1 + e^{{0}}\\right)"},
        rule="chain rule through softplus", statement="d softplus(a) = sigmoid(a)*da"),
     Op("min", 2, (K.f_min, "minimum"), ("tie({1}, {0})", "tie({0}, {1})"),
        lambda E, a, o: (_half_sign(E, a[0], a[1], -1.0), _half_sign(E, a[0], a[1], +1.0)),
        kink=lambda a: a[0] == a[1], convention="a tie splits the gradient evenly (0.5 each)",
+       prints={"python": "min({0}, {1})",
+               "sympy": "Min({0}, {1})",
+               "latex": "\\min\\left({0}, {1}\\right)"},
        rule="selection (min)",
        statement="d min(a, b) = da where a < b, db where b < a, half each at a tie"),
     Op("max", 2, (K.f_max, "maximum"), ("tie({0}, {1})", "tie({1}, {0})"),
        lambda E, a, o: (_half_sign(E, a[0], a[1], +1.0), _half_sign(E, a[0], a[1], -1.0)),
        kink=lambda a: a[0] == a[1], convention="a tie splits the gradient evenly (0.5 each)",
+       prints={"python": "max({0}, {1})",
+               "sympy": "Max({0}, {1})",
+               "latex": "\\max\\left({0}, {1}\\right)"},
        rule="selection (max)",
        statement="d max(a, b) = da where a > b, db where b > a, half each at a tie"),
     # derivatives of the piecewise functions, so symbolic derivatives stay in the language
     Op("sign", 1, (K.f_sign, "sign"), ("0.0",), lambda E, a, o: (_c(E, 0),),
        kink=lambda a: a[0] == 0, convention="sign'(0) = 0",
+       prints={"python": "((({0}) > 0) - (({0}) < 0))",
+               "sympy": "sign({0})",
+               "latex": "\\operatorname{sign}\\left({0}\\right)"},
        rule="constant pieces (sign)", statement="d sign(a) = 0 (constant each side of 0)"),
     # 1 for a > 0, else 0 (step(0) = 0, the derivative of relu)
     Op("step", 1, (K.f_step, "np_step"), ("0.0",), lambda E, a, o: (_c(E, 0),),
        kink=lambda a: a[0] == 0, convention="step'(0) = 0",
+       prints={"python": "float(({0}) > 0)",
+               "sympy": "Heaviside({0}, 0)",
+               "latex": "\\theta\\left({0}\\right)"},
        rule="constant pieces (step)", statement="d step(a) = 0 (constant each side of 0)"),
 ]
 
 OPS: dict[str, Op] = {op.name: op for op in _TABLE}
+
+#: The printing formats of ``adcli diff --format`` besides adcli's own language.
+PRINT_FORMATS = ("python", "sympy", "latex")
+_LATEX_NAMED = {"sin", "cos", "tan", "sinh", "cosh", "tanh", "exp", "log"}
+
+
+def print_template(op: Op, fmt: str) -> str:
+    """How ``op`` prints in ``fmt``: the entry's own ``prints`` template, else the default
+    made from its name (``math.sin({0})``, ``sin({0})``, ``\\sin\\left({0}\\right)``) or, for
+    an operator, its symbol (``{0} + {1}``)."""
+    given = op.prints.get(fmt)
+    if given is not None:
+        return given
+    slots = ", ".join(f"{{{i}}}" for i in range(op.arity))
+    if op.form == "prefix":
+        return f"{op.symbol}{{0}}"
+    if op.form == "infix":
+        return f"{{0}} {op.symbol} {{1}}" if op.prec == PREC_ADD else f"{{0}}{op.symbol}{{1}}"
+    if fmt == "python":
+        return f"math.{op.name}({slots})"
+    if fmt == "latex":
+        head = f"\\{op.name}" if op.name in _LATEX_NAMED else f"\\operatorname{{{op.name}}}"
+        return f"{head}\\left({slots}\\right)"
+    return f"{op.name}({slots})"
 
 # Surface names callable as NAME(args). Infix ops are reachable only through syntax, except
 # pow which is also a function.

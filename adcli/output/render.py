@@ -358,15 +358,16 @@ def scaling_chart(rows, width: int = 40) -> str:
 
 
 def derivatives(result) -> None:
-    """Each derivative as source text; several are headed by ``# d/dNAME`` comment lines (each
-    block is a program of its own)."""
-    names, texts = result.names, result.texts
+    """Each derivative as source text (in its --format); several are headed by ``# d/dNAME``
+    comment lines (``%`` in LaTeX; each block is a program of its own)."""
+    names, texts = result.names, result.formatted or result.texts
+    mark = "%" if result.fmt == "latex" else "#"
     out = stdout()
     for k, (name, text) in enumerate(zip(names, texts)):
         if len(names) > 1:
             if k:
                 out.print()
-            out.print(f"[dim]# d/d{name}[/dim]", soft_wrap=True)
+            out.print(f"[dim]{mark} d/d{name}[/dim]", soft_wrap=True)
         out.print(text, markup=False, soft_wrap=True)
 
 
