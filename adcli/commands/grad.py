@@ -67,13 +67,14 @@ def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dro
     from ..io.rows import evaluate_rows, write_csv, write_json
 
     check_outputs([("-o", output)], [data_path, input_file(expr)])
+    fit = _find_fit(at) if band is not None else None
     data = load_data(data_path, max_data_size or None, sep, renames, keep_lines=not as_json,
                      keep_text=as_json)
     result = evaluate_rows(function, data, parse_point(at, function=function),
                            gradient=gradient,
                            wrt=parse_names(wrt, function=function), dropna=dropna)
     if band is not None:
-        _add_band(result, function, at, band)
+        _add_band(result, function, at, fit, band)
     for message in result.warnings:
         _warn(message)
     write = write_json if as_json else write_csv
@@ -84,13 +85,10 @@ def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dro
         write(out, result)
 
 
-def _add_band(result, function, at: tuple[str, ...], spec: dict) -> None:
+def _find_fit(at: tuple[str, ...]):
     """``eval --band``: the fit is the ``--at @FILE`` that has a covariance."""
-    import numpy as np
-
     from ..errors import AdcliError
-    from ..io.point import parse_value
-    from ..regression.bands import band, read_fit_file
+    from ..regression.bands import read_fit_file
 
     fits = [f for f in (read_fit_file(a[1:]) for a in at if a.startswith("@")) if f]
     if not fits:
@@ -98,6 +96,17 @@ def _add_band(result, function, at: tuple[str, ...], spec: dict) -> None:
                          "--json (it has the covariance)")
     if len(fits) > 1:
         raise AdcliError("--band: more than one --at @FILE holds a fit; give one")
+    return fits[0]
+
+
+def _add_band(result, function, at: tuple[str, ...], fit, spec: dict) -> None:
+    """``eval --band``: the se_fit, lower and upper columns of ``fit``'s band."""
+    import numpy as np
+
+    from ..errors import AdcliError
+    from ..io.point import parse_value
+    from ..regression.bands import band
+
     sigma = spec["sigma"]
     if sigma is not None:
         data = result.data
@@ -111,7 +120,7 @@ def _add_band(result, function, at: tuple[str, ...], spec: dict) -> None:
         if not (np.all(np.isfinite(sigma)) and np.all(np.asarray(sigma) > 0)):
             raise AdcliError("--sigma must be positive and finite in every row")
     point = parse_point(at, function=function)
-    _, columns = band(function, result.data.columns, point, fits[0], spec["kind"],
+    _, columns = band(function, result.data.columns, point, fit, spec["kind"],
                       spec["level"], spec["absolute_sigma"], sigma, rows=result.data.rows)
     result.add_columns(columns)
 
