@@ -24,7 +24,7 @@ import numpy as np
 from ..core.syntax import Program, Statement
 from ..errors import AdcliError
 from ..function import Function
-from .formula import FitError, _tilde_positions, parse_formula
+from .formula import FitError, Formula, _tilde_positions, parse_formula
 from .uncertainty import quantile
 
 if TYPE_CHECKING:
@@ -187,7 +187,11 @@ def model_function(text: str, max_bytes: int | None = None) -> Function | None:
     be evaluated at new rows), or None when ``text`` is no formula."""
     if not _tilde_positions(text):
         return None
-    formula = parse_formula(text, max_bytes=max_bytes)
+    return _model_of(parse_formula(text, max_bytes=max_bytes))
+
+
+def _model_of(formula: Formula) -> Function:
+    """The model side of a formula, with its let-bindings, as a function of its own."""
     return Function(Program(list(formula.program.statements[:-1])
                             + [Statement(None, formula.model)], formula.program.source))
 
@@ -258,8 +262,22 @@ def band(function: Function, columns: Mapping[str, Any], point: Mapping[str, flo
     return value, {"se_fit": se_fit, "lower": value - half, "upper": value + half}
 
 
-def check_level(level: float) -> float:
-    """A band's level: a fraction in (0, 1)."""
+def predict(result: FitResult, columns: Mapping[str, Any], kind: str | None = None,
+            level: float = 0.95, sigma: Any = None) -> Any:
+    """:meth:`FitResult.predict`: the model at the estimates for new values of its data
+    columns (an array); with ``kind`` a :class:`Prediction` of ``value``, ``se_fit``,
+    ``lower`` and ``upper`` at ``level`` (``sigma``: the new rows' errors, for a prediction
+    of a weighted fit)."""
+    if result.parsed is None:
+        raise FitError("this result has no formula to predict with")
+    point = {n: np.asarray(v, dtype=np.float64) for n, v in columns.items()}
+    point.update(result.parameters)
+    model = _model_of(result.parsed)
+    if kind is None:
+        return np.asarray(model.eval(point), dtype=np.float64)
     if not (isinstance(level, (int, float)) and 0.0 < float(level) < 1.0):
         raise AdcliError(f"level {level!r} must be between 0 and 1, exclusive")
-    return float(level)
+    data = {n: v for n, v in point.items() if n not in result.parameters}
+    value, cols = band(model, data, result.parameters, FitUncertainty.from_result(result),
+                       kind, float(level), result.absolute_sigma, sigma)
+    return Prediction(value, cols["se_fit"], cols["lower"], cols["upper"])

@@ -171,23 +171,10 @@ class FitResult:
     def predict(self, columns: Mapping[str, Any], band: str | None = None,
                 level: float = 0.95, sigma: Any = None) -> Any:
         """The model (right side) at the estimates for new values of its data columns; with
-        ``band`` ("confidence" or "prediction") a :class:`~adcli.regression.bands.Prediction`
-        of ``value``, ``se_fit``, ``lower`` and ``upper`` at ``level`` (``sigma``: the new
-        rows' errors, for a prediction of a weighted fit)."""
-        if self.parsed is None:
-            raise FitError("this result has no formula to predict with")
-        point = {n: np.asarray(v, dtype=np.float64) for n, v in columns.items()}
-        point.update(self.parameters)
-        model = _side(self.parsed, self.parsed.model)
-        if band is None:
-            return np.asarray(model.eval(point), dtype=np.float64)
-        from .bands import FitUncertainty, Prediction, check_level
-        from .bands import band as band_of
+        ``band`` ("confidence"/"prediction") its band too (:func:`.bands.predict`)."""
+        from .bands import predict
 
-        data = {n: v for n, v in point.items() if n not in self.parameters}
-        value, cols = band_of(model, data, self.parameters, FitUncertainty.from_result(self),
-                              band, check_level(level), self.absolute_sigma, sigma)
-        return Prediction(value, cols["se_fit"], cols["lower"], cols["upper"])
+        return predict(self, columns, band, level, sigma)
 
     def relative_error(self, name: str) -> float:
         """Standard error as a percentage of the value (inf for a zero value)."""
