@@ -194,3 +194,12 @@ def test_weighted_prediction_needs_the_new_rows_sigma():
     q = stats.norm.ppf(0.975)  # absolute errors: the normal quantile
     np.testing.assert_allclose(got.upper - got.value, q * np.sqrt(got.se_fit ** 2 + 0.04),
                                rtol=1e-12)
+
+
+def test_fit_plot_draws_the_confidence_band(tmp_path):
+    from adcli.output.fitplot import plot_fit
+
+    x, y = _linear_data()
+    r = adcli.fit("y ~ a + b*x", {"x": x, "y": y})
+    plot_fit(str(tmp_path / "f.svg"), r, {"x": x})
+    assert "95% confidence band" in (tmp_path / "f.svg").read_text()
