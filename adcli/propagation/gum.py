@@ -100,7 +100,8 @@ def propagate(function: Function, inputs: Inputs, *, second_order: bool = True,
         u = math.sqrt(max(variance, 0.0)) if not math.isnan(variance) else math.nan
         diagonal = c * c * u_in * u_in
         shares = diagonal / variance if variance > 0 else np.full(len(names), math.nan)
-        corr_share = (variance - float(np.sum(diagonal))) / variance if variance > 0 else 0.0
+        off = sigma - np.diag(np.diag(sigma))
+        corr_share = float(c @ off @ c) / variance if variance > 0 and names else 0.0
     out = Propagation(
         expression=function.source, value=float(value), u=u, names=names,
         values={n: inputs.values[n] for n in tape.inputs}, u_inputs=dict(zip(names, u_in.tolist())),
