@@ -165,6 +165,11 @@ def test_a_fit_file_without_what_a_band_needs_is_one_error(fitted, run, tmp_path
     (["--at", "@fit.json", "--band", "confidence", "--level", "1.5"], "between 0 and 1"),
     (["--at", "@fit.json", "--band", "prediction", "--absolute-sigma"], "not weighted"),
     (["--at", "@fit.json", "--band", "confidence", "--level", "0.9,0.95"], "one --level"),
+    (["--at", "@fit.json", "--band", "prediction", "--sigma", "abc"],
+     "'abc' is neither a column of the data nor a number"),
+    (["--at", "@fit.json", "--band", "prediction", "--sigma", "-1"], "positive and finite"),
+    (["--at", "@fit.json", "--at", "@fit.json", "--band", "confidence"], "more than one"),
+    (["--at", "@new.csv", "--band", "confidence"], "not a JSON file"),
 ])
 def test_band_option_errors(fitted, run, args, message):
     out = run("eval", "a + b*x + c*x^2", "--data", "new.csv", *args)

@@ -90,7 +90,7 @@ def _find_fit(at: tuple[str, ...]):
     from ..errors import AdcliError
     from ..regression.bands import read_fit_file
 
-    fits = [f for f in (read_fit_file(a[1:]) for a in at if a.startswith("@")) if f]
+    fits = [f for f in (read_fit_file(a[1:]) for a in at if a.startswith("@") and a[1:]) if f]
     if not fits:
         raise AdcliError("--band needs the fit: --at @FIT.json, the output of adcli fit "
                          "--json (it has the covariance)")
@@ -116,7 +116,11 @@ def _add_band(result, function, at: tuple[str, ...], fit, spec: dict) -> None:
             raise AdcliError(f"--sigma column '{sigma}' has cells that are missing or not "
                              "numbers")
         else:
-            sigma = parse_value(sigma, context="--sigma (a column or a number) ")
+            try:
+                sigma = parse_value(sigma)
+            except AdcliError:
+                raise AdcliError(f"--sigma '{sigma}' is neither a column of the data nor a "
+                                 "number") from None
         if not (np.all(np.isfinite(sigma)) and np.all(np.asarray(sigma) > 0)):
             raise AdcliError("--sigma must be positive and finite in every row")
     point = parse_point(at, function=function)

@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 
 from ..derive.curvature import check_size, hessian
+from ..errors import AdcliError
 from ..function import Function
 from .inputs import Inputs, PropagationError, covariance
 
-#: Monte Carlo draws at most (8 bytes x inputs each, in blocks).
-MAX_DRAWS = 100_000_000
+#: Monte Carlo draws at most: their outputs are kept for the quantiles (8 bytes each, 80 MB);
+#: the inputs are drawn a block at a time. GUM S1 (7.2) suggests 10^6 for a 95% interval.
+MAX_DRAWS = 10_000_000
 #: Draws per block of the Monte Carlo sweep.
 MC_BLOCK = 1 << 16
 #: GUM S1's check: a warning when first-order u and the Monte Carlo s.d. differ more.
@@ -113,7 +115,12 @@ def propagate(function: Function, inputs: Inputs, *, second_order: bool = True,
         out.warnings.append("the value or its first-order uncertainty is not finite at the "
                             "given values")
     if second_order and names:
-        check_size(len(tape), len(names))
+        try:
+            check_size(len(tape), len(names))
+        except AdcliError as err:
+            out.warnings.append(f"no second order: {err.message}")
+            second_order = False
+    if second_order and names:
         with np.errstate(all="ignore"):
             h = hessian(tape, point, names)
             hs = h @ sigma
