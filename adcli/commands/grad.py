@@ -131,8 +131,6 @@ def _add_band(result, function, at: tuple[str, ...], fit, spec: dict) -> None:
 
 def _band_spec(band, level, absolute_sigma, sigma, data_path) -> dict | None:
     """The --band options, checked before anything is read."""
-    from ..regression.uncertainty import parse_levels
-
     if band is None:
         used = [n for n, v in (("--level", level), ("--absolute-sigma", absolute_sigma),
                                ("--sigma", sigma)) if v]
@@ -141,6 +139,8 @@ def _band_spec(band, level, absolute_sigma, sigma, data_path) -> dict | None:
         return None
     if data_path is None:
         raise click.UsageError("--band needs --data FILE (the rows to predict at)")
+    from ..regression.uncertainty import parse_levels  # numpy: only for a band
+
     levels = parse_levels(level)
     if len(levels) != 1:
         raise click.UsageError("--band takes one --level")
