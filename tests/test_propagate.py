@@ -208,6 +208,7 @@ def test_data_rows(run, tmp_path, monkeypatch):
     (["x*y", "--at", "x=1±0.1"], "'y' has no value"),
     (["x", "--at", "x=1±0.1", "--mc", "1"], "from 2 to"),
     (["x", "--at", "x=1±0.1", "-o", "f.csv"], "-o needs --data"),
+    (["x", "--at", "x=1±0.1", "--data", "d.csv", "--mc", "10"], "--mc works at one point"),
 ])
 def test_bad_input_is_one_error_line(run, args, message):
     out = run("propagate", *args)

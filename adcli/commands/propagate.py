@@ -35,7 +35,7 @@ from .common import (
               help="Also N Monte Carlo draws from the normal distribution of the inputs "
                    "(GUM Supplement 1).")
 @click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0,
-              show_default=True, help="Seed of the Monte Carlo draws.")
+              show_default=True, metavar="S", help="Seed of the Monte Carlo draws.")
 @click.option("--data", "data_path", metavar="FILE.csv",
               help="Propagate at every row: columns bind the variables of their names, a "
                    "column u_NAME gives NAME's standard uncertainty; writes the input columns "
@@ -72,6 +72,9 @@ def propagate(expr: str, at: tuple[str, ...], corr: tuple[str, ...], cov_path: s
         read_covariance(cov_path, inputs)
     parse_correlations(corr, inputs)
     if data_path is not None:
+        if mc:
+            raise click.UsageError("--mc works at one point, not with --data (which gives the "
+                                   "first order at every row)")
         _over_rows(function, inputs, expr, data_path, output, max_data_size, sep, renames,
                    dropna, as_json)
         return

@@ -192,8 +192,9 @@ def _texts(cells: object, lo: int, hi: int) -> list[str]:
 
 
 def write_csv(out: TextIO, result: RowsResult) -> None:
-    """The input columns, ``value`` and one ``d/dNAME`` per variable, full precision
-    (the shortest text that reads back as the same float64)."""
+    """The input columns, ``value`` (and the :attr:`RowsResult.extra` columns) and one
+    ``d/dNAME`` per variable, full precision (the shortest text that reads back as the same
+    float64)."""
     cols = _out_columns(result)
     out.write(",".join([csv_cell(h) for h, _, _ in cols]
                        + [csv_cell(result.gradient_headers.get(name, f"d/d{name}"))
