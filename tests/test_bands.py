@@ -208,3 +208,25 @@ def test_fit_plot_draws_the_confidence_band(tmp_path):
     r = adcli.fit("y ~ a + b*x", {"x": x, "y": y})
     plot_fit(str(tmp_path / "f.svg"), r, {"x": x})
     assert "95% confidence band" in (tmp_path / "f.svg").read_text()
+
+
+def test_weighted_bands_equal_closed_form_wls():
+    rng = np.random.default_rng(9)
+    x = np.linspace(0.0, 4.0, 25)
+    s = 0.05 + 0.2 * rng.random(25)
+    y = 1.0 + 0.3 * x + rng.normal(0.0, 1.0, 25) * s
+    r = adcli.fit("y ~ a + b*x", {"x": x, "y": y, "s": s}, sigma="s")
+    X = np.column_stack([np.ones_like(x), x])
+    w = 1.0 / s ** 2
+    inv = np.linalg.inv(X.T @ (w[:, None] * X))
+    beta = inv @ X.T @ (w * y)
+    scale = float(np.sum(w * (y - X @ beta) ** 2)) / (25 - 2)
+    x0 = np.array([-1.0, 2.0, 5.0])
+    s0 = np.array([0.1, 0.2, 0.05])
+    X0 = np.column_stack([np.ones_like(x0), x0])
+    se = np.sqrt(scale * np.einsum("ij,jk,ik->i", X0, inv, X0))
+    q = stats.t.ppf(0.975, 23)
+    got = r.predict({"x": x0}, band="prediction", sigma=s0)
+    np.testing.assert_allclose(got.se_fit, se, rtol=1e-10)
+    np.testing.assert_allclose(got.upper, X0 @ beta + q * np.sqrt(se ** 2 + scale * s0 ** 2),
+                               rtol=1e-10)
