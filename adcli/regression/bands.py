@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from .fitting import FitResult
 
 KINDS = ("confidence", "prediction")
-#: The columns a band adds, in order.
-COLUMNS = ("se_fit", "lower", "upper")
 #: Rows per sweep: the per-row gradients in flight stay small (rows x parameters).
 BLOCK_ROWS = 1 << 15
 #: A fit's JSON is read up to this size (as ``--at @FILE``).
@@ -230,8 +228,10 @@ def band(function: Function, columns: Mapping[str, Any], point: Mapping[str, flo
     index = [fit.names.index(n) for n in names]
     cov = fit.covariance[np.ix_(index, index)]
     if rows is None:
-        lengths = {len(np.asarray(columns[n])) for n in tape.inputs if n in columns}
-        rows = lengths.pop() if len(lengths) == 1 else 1
+        shapes = {np.shape(columns[n]) for n in tape.inputs if n in columns} - {()}
+        if len(shapes) > 1 or any(len(sh) != 1 for sh in shapes):
+            raise FitError("the data columns are not 1-D columns of one length")
+        rows = next(iter(shapes))[0] if shapes else 1
     compiled = function.compiled(bound)
     value = np.empty(rows)
     variance = np.empty(rows)
