@@ -228,3 +228,19 @@ def test_bad_cov_file(run, tmp_path, monkeypatch):
     assert out.exit_code == 2 and "is -1.0" in out.stderr
     out = run("propagate", "x", "--at", "x=1±0.1", "--cov", "c.json")
     assert out.exit_code == 2 and "already has one" in out.stderr
+
+
+def test_exact_inputs_and_unusable_variances(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # u = 0 is exact: an infinite sensitivity times 0 is no nan
+    doc = json.loads(run("propagate", "1/x + y", "--at", "x=0±0,y=1±0.5", "--json").stdout)
+    assert doc["u"] == 0.5 and doc["covariance"]["names"] == ["y"]
+    # a fit whose parameter 'a' was not identified: fine unless the expression uses 'a'
+    fit = {"parameters": {"a": 1.0, "b": 2.0},
+           "covariance": {"names": ["a", "b"], "matrix": [["nan", "nan"], ["nan", 0.04]]}}
+    (tmp_path / "fit.json").write_text(json.dumps(fit))
+    out = run("propagate", "3*b", "--at", "@fit.json", "--json")
+    assert out.exit_code == 0, out.stderr
+    assert json.loads(out.stdout)["u"] == pytest.approx(0.6)
+    out = run("propagate", "a*b", "--at", "@fit.json")
+    assert out.exit_code == 2 and "the variance of 'a' is nan" in out.stderr

@@ -83,7 +83,9 @@ def _prepare(function: Function, inputs: Inputs, columns: set[str] = frozenset()
         line, column = tape.positions.get(unset[0], (0, 0))
         raise PropagationError(f"the variable '{unset[0]}' has no value: give it with --at "
                                f"{unset[0]}=VALUE±U", line=line, column=column)
-    names = [n for n in tape.inputs if n in inputs.u]
+    # an input with u = 0 is exact: left out of Σ, so an infinite sensitivity times 0 makes
+    # no nan of u
+    names = [n for n in tape.inputs if inputs.u.get(n, 0.0) > 0 or n in inputs.bad]
     return tape, names
 
 
@@ -103,7 +105,7 @@ def propagate(function: Function, inputs: Inputs, *, second_order: bool = True,
         diagonal = c * c * u_in * u_in
         shares = diagonal / variance if variance > 0 else np.full(len(names), math.nan)
         off = sigma - np.diag(np.diag(sigma))
-        corr_share = float(c @ off @ c) / variance if variance > 0 and names else 0.0
+        corr_share = float(c @ off @ c) / variance if np.any(off) else 0.0
     out = Propagation(
         expression=function.source, value=float(value), u=u, names=names,
         values={n: inputs.values[n] for n in tape.inputs}, u_inputs=dict(zip(names, u_in.tolist())),
@@ -193,7 +195,8 @@ def propagate_rows(function: Function, inputs: Inputs, columns: Mapping[str, np.
     inputs and correlations from ``inputs``. One column sweep gives every row's
     sensitivities. Returns (value, u) columns."""
     tape, names = _prepare(function, inputs, set(columns))
-    names = [n for n in tape.inputs if n in inputs.u or n in uncertainties]
+    names = [n for n in tape.inputs
+             if inputs.u.get(n, 0.0) > 0 or n in inputs.bad or n in uncertainties]
     for n, col in uncertainties.items():
         if not np.all(np.isfinite(col) & (col >= 0)):
             raise PropagationError(f"the data column 'u_{n}' has a standard uncertainty that "
@@ -202,7 +205,7 @@ def propagate_rows(function: Function, inputs: Inputs, columns: Mapping[str, np.
             raise PropagationError(f"the data column 'u_{n}' gives the uncertainty of '{n}', "
                                    "which the expression does not use")
     base = Inputs(values=dict(inputs.values), u=dict(inputs.u), blocks=inputs.blocks,
-                  corr=inputs.corr)
+                  corr=inputs.corr, bad=inputs.bad)
     for n in names:
         base.u.setdefault(n, 1.0)  # a column's u: scaled per row below
         base.values.setdefault(n, 0.0)

@@ -41,6 +41,9 @@ class Inputs:
     blocks: list[tuple[list[str], np.ndarray]] = field(default_factory=list)
     corr: dict[tuple[str, str], float] = field(default_factory=dict)
     typed: set[str] = field(default_factory=set)
+    #: inputs whose variance in a block is no variance (nan where a fit could not identify
+    #: a parameter): an error only if the expression uses them
+    bad: dict[str, str] = field(default_factory=dict)
 
     def add_block(self, names: list[str], matrix: np.ndarray, where: str) -> None:
         """A covariance over ``names``: their standard uncertainties are its diagonal."""
@@ -49,10 +52,10 @@ class Inputs:
                 raise PropagationError(f"{where} gives the uncertainty of '{name}', which "
                                        "already has one")
             d = float(matrix[i, i])
-            if not (math.isfinite(d) and d >= 0):
-                raise PropagationError(f"{where}: the variance of '{name}' is {d!r}; a "
-                                       "variance is finite and not negative")
-            self.u[name] = math.sqrt(d)
+            if not (math.isfinite(d) and d >= 0):  # refused if the expression uses it
+                self.bad[name] = f"{where}: the variance of '{name}' is {d!r}; a variance " \
+                    "is finite and not negative"
+            self.u[name] = math.sqrt(d) if d >= 0 else math.nan
         self.blocks.append((list(names), np.asarray(matrix, dtype=np.float64)))
 
 
@@ -191,6 +194,9 @@ def read_covariance(path: str, inputs: Inputs) -> None:
 
 def covariance(names: list[str], inputs: Inputs) -> np.ndarray:
     """Σ over ``names`` (the uncertain inputs), checked: symmetric, positive semi-definite."""
+    for n in names:
+        if n in inputs.bad:
+            raise PropagationError(inputs.bad[n])
     index = {n: i for i, n in enumerate(names)}
     sigma = np.diag([inputs.u[n] ** 2 for n in names])
     given = np.zeros(sigma.shape, dtype=bool)
