@@ -244,3 +244,19 @@ def test_exact_inputs_and_unusable_variances(run, tmp_path, monkeypatch):
     assert json.loads(out.stdout)["u"] == pytest.approx(0.6)
     out = run("propagate", "a*b", "--at", "@fit.json")
     assert out.exit_code == 2 and "the variance of 'a' is nan" in out.stderr
+
+
+def test_data_rows_json_and_output_file(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("x,y\n1,2\n3,4\n")
+    out = run("propagate", "x*y + k", "--at", "k=1±0.1", "--data", "d.csv", "--json")
+    assert out.exit_code == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert [r["value"] for r in rows] == [3.0, 13.0]
+    assert [r["u"] for r in rows] == pytest.approx([0.1, 0.1])
+    out = run("propagate", "x*y + k", "--at", "k=1±0.1", "--data", "d.csv", "-o", "o.csv")
+    assert out.exit_code == 0 and out.stdout == ""
+    assert (tmp_path / "o.csv").read_text().splitlines()[0] == "x,y,value,u"
+    (tmp_path / "e.csv").write_text("x,u_x\n1,-0.1\n")
+    out = run("propagate", "x", "--data", "e.csv")
+    assert out.exit_code == 2 and "'u_x' has a standard uncertainty that is negative" in out.stderr
