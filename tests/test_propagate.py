@@ -260,3 +260,28 @@ def test_data_rows_json_and_output_file(run, tmp_path, monkeypatch):
     (tmp_path / "e.csv").write_text("x,u_x\n1,-0.1\n")
     out = run("propagate", "x", "--data", "e.csv")
     assert out.exit_code == 2 and "'u_x' has a standard uncertainty that is negative" in out.stderr
+
+
+def test_gum_h2_correlated_resistance_and_reactance(run, tmp_path, monkeypatch):
+    """JCGM 100:2008 H.2: five simultaneous observations of V, I and phi (Table H.2); their
+    means, standard deviations of the mean and correlations (-0.36, 0.86, -0.65) give R, X and
+    Z by the law of propagation with correlations (H.2.3, approach 1)."""
+    monkeypatch.chdir(tmp_path)
+    data = np.array([[5.007, 4.994, 5.005, 4.990, 4.999],
+                     [19.663, 19.639, 19.640, 19.685, 19.678],
+                     [1.0456, 1.0438, 1.0468, 1.0428, 1.0433]])
+    mean, cov = data.mean(axis=1), np.cov(data) / 5
+    (tmp_path / "cov.json").write_text(json.dumps({"names": ["V", "I", "phi"],
+                                                   "matrix": cov.tolist()}))
+    at = ",".join(f"{n}={v!r}" for n, v in zip(("V", "I", "phi"), mean.tolist()))
+    got = {}
+    for name, expr in (("R", "1000*V/I*cos(phi)"), ("X", "1000*V/I*sin(phi)"),
+                       ("Z", "1000*V/I + 0*phi")):
+        out = run("propagate", expr, "--at", at, "--cov", "cov.json", "--json")
+        assert out.exit_code == 0, out.stderr
+        got[name] = json.loads(out.stdout)
+    # the published results, in ohms: R = 127.732(71), X = 219.847(295), Z = 254.260(236)
+    assert round(got["R"]["value"], 3) == 127.732 and round(got["R"]["u"], 3) == 0.071
+    assert round(got["X"]["value"], 3) == 219.847
+    assert got["X"]["u"] == pytest.approx(0.295, abs=0.001)  # 0.29558: the GUM prints 0.295
+    assert round(got["Z"]["value"], 3) == 254.260 and round(got["Z"]["u"], 3) == 0.236
