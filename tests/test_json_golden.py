@@ -59,6 +59,8 @@ CASES: list[tuple[str, bool, list[str]]] = [
                                "forward", "--direction", "x=1", "--json"]),
     ("explain-paths", True, ["explain", "x*y + sin(x)", "--at", "x=1,y=2", "--paths", "x",
                              "--json"]),
+    ("propagate", True, ["propagate", "x*y", "--at", "x=2±0.1,y=3+-0.2", "--corr", "x,y=0.5",
+                         "--mc", "1000", "--seed", "1", "--json"]),
     ("compare-modes", False, ["compare-modes", "3*x^2 + x*y + 5*y^2", "--at", "x=2,y=3",
                               "--repeat", "1", "--json"]),
     ("compare-modes-direction", False, ["compare-modes", "sin(x)*y", "--at", "x=1,y=2",

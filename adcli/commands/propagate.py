@@ -11,12 +11,12 @@ from .common import (
     ByteSize,
     data_options,
     digits_option,
-    emit_json,
     expr_argument,
     json_option,
     load_data,
     load_function,
     max_size_option,
+    show,
 )
 
 
@@ -85,12 +85,7 @@ def propagate(expr: str, at: tuple[str, ...], corr: tuple[str, ...], cov_path: s
 
     for message in result.warnings:
         _warn(message)
-    if as_json:
-        emit_json(result.to_json())
-    else:
-        from ..output.propagation import propagation_text
-
-        sys.stdout.write(propagation_text(result))
+    show(result, as_json)
 
 
 def _over_rows(function, inputs, expr, data_path, output, max_data_size, sep, renames,

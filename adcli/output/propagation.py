@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from ..propagation.gum import Propagation
-from .plain import num
+from .numbers import num
 
 
 def _pct(v: float) -> str:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..derive.curvature import check_size, hessian
 from ..errors import AdcliError
 from ..function import Function
+from ..results import Key
 from .inputs import Inputs, PropagationError, covariance
 
 #: Monte Carlo draws at most: their outputs are kept for the quantiles (8 bytes each, 80 MB);
@@ -53,20 +54,19 @@ class Propagation:
     monte_carlo: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        """The JSON of ``adcli propagate --json``."""
-        return {
-            "expression": self.expression, "value": self.value, "u": self.u,
-            "inputs": {n: {"value": self.values[n], "u": self.u_inputs.get(n, 0.0),
-                           "sensitivity": self.sensitivities[n],
-                           "contribution": self.contributions.get(n, 0.0),
-                           "share": self.shares.get(n, 0.0)} for n in self.sensitivities},
-            "correlation_share": self.correlation_share,
-            "covariance": {"names": self.names, "matrix": self.covariance.tolist()},
-            "second_order": self.second_order,
-            "monte_carlo": self.monte_carlo,
-            "warnings": self.warnings,
-        }
+    # the budget is one object per input (its value, u, sensitivity, contribution, share)
+    json_keys: ClassVar[tuple[Key, ...]] = (
+        Key("expression"), Key("value"), Key("u"), Key("inputs", lambda r: r.budget()),
+        Key("correlation_share"),
+        Key("covariance", lambda r: {"names": r.names, "matrix": r.covariance.tolist()}),
+        Key("second_order"), Key("monte_carlo"), Key("warnings"))
+
+    def budget(self) -> dict[str, dict[str, float]]:
+        """Each input's value, u, sensitivity, contribution |c|·u and share of u²."""
+        return {n: {"value": self.values[n], "u": self.u_inputs.get(n, 0.0),
+                    "sensitivity": self.sensitivities[n],
+                    "contribution": self.contributions.get(n, 0.0),
+                    "share": self.shares.get(n, 0.0)} for n in self.sensitivities}
 
 
 def _prepare(function: Function, inputs: Inputs, columns: set[str] = frozenset()

@@ -53,6 +53,12 @@ def _compare(result: Any, max_rows: int = 20, **_: Any) -> None:
     _rich().compare(result, max_rows=max_rows)
 
 
+def _propagation(result: Any, **_: Any) -> None:
+    from ..propagation import propagation_text
+
+    sys.stdout.write(propagation_text(result))
+
+
 def _by_rich(name: str) -> Callable[..., None]:
     return lambda record, **_: getattr(_rich(), name)(record)
 
@@ -68,6 +74,7 @@ WRITERS: dict[str, Callable[..., None]] = {
     "HessianReport": _by_rich("hessian"),
     "MinimizeResult": _by_rich("minimize_result"),
     "FitResult": _by_rich("fit_result"),
+    "Propagation": _propagation,
 }
 
 
