@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = ["AdcliError", "FitResult", "Function", "GradResult", "fit", "hessian", "parse",
-           "__version__"]
+           "propagate", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -79,4 +79,8 @@ def __getattr__(name: str) -> Any:
         from .regression import fitting
 
         return getattr(fitting, name)
+    if name == "propagate":  # the function; the package is adcli.propagation
+        from .propagation.gum import propagate_expression
+
+        return propagate_expression
     raise AttributeError(f"module 'adcli' has no attribute {name!r}")

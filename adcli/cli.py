@@ -53,6 +53,7 @@ COMMANDS: dict[str, str] = {
     "explain": "adcli.commands.explain:explain",
     "graph": "adcli.commands.graph:graph",
     "fit": "adcli.commands.fit:fit",
+    "propagate": "adcli.commands.propagate:propagate",
 }
 
 #: The first line of each command's help, for ``adcli --help``: listing the commands then
@@ -68,6 +69,7 @@ SUMMARIES: dict[str, str] = {
     "graph": "The tape of EXPR as a graph (DOT or SVG), with values and gradients at a point.",
     "hessian": "The exact Hessian matrix of EXPR at a point, with its eigenvalues.",
     "minimize": "Minimise EXPR, or fit its parameters to the rows of a data file.",
+    "propagate": "Propagate the uncertainty of the inputs of EXPR into its value (GUM).",
 }
 
 

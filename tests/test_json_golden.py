@@ -65,6 +65,8 @@ CASES: list[tuple[str, bool, list[str]]] = [
     ("minimize-stderr", True, ["minimize", "softplus(a + b*hours) - passed*(a + b*hours)",
                                "--data", EXAM, "--reduce", "sum", "--wrt", "a,b", "--stderr",
                                "sandwich", "--json"]),
+    ("propagate", True, ["propagate", "x*y", "--at", "x=2±0.1,y=3+-0.2", "--corr", "x,y=0.5",
+                         "--mc", "1000", "--seed", "1", "--json"]),
     ("compare-modes", False, ["compare-modes", "3*x^2 + x*y + 5*y^2", "--at", "x=2,y=3",
                               "--repeat", "1", "--json"]),
     ("compare-modes-direction", False, ["compare-modes", "sin(x)*y", "--at", "x=1,y=2",

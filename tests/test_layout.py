@@ -98,6 +98,7 @@ LAYERS = [
     ("io", "modes"),
     ("optimize",),
     ("regression",),
+    ("propagation",),
     ("partitioned", "output"),
     ("commands", "__init__"),
     ("cli",),

@@ -34,7 +34,8 @@ def show(record, **options):
 
 #: Every record a command prints (the writers of --data rows stream instead: no record).
 RECORDS = {"GradReport", "EvalResult", "Derivatives", "HessianReport", "MinimizeResult",
-           "Comparison", "ScalingReport", "FitResult", "Explanation", "Check"}
+           "Comparison", "ScalingReport", "FitResult", "Explanation", "Check",
+           "Propagation"}
 
 RECORD_CASES = [c for c in CASES if "--data" not in c[2] or c[2][0] in ("minimize", "fit")]
 

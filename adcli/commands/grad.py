@@ -28,6 +28,21 @@ from .predict import dask_options, predict_options, wants_partitions
 from .report import eval_report, grad_report
 
 
+def _load_model(expr: str, max_size: int):
+    """EXPR, or the model side of a fit's formula ``LHS ~ MODEL``."""
+    from ..function import parse
+    from .common import read_source
+
+    text = read_source(expr, max_size)
+    if "~" in text:  # numpy and the fit's modules only for a formula (start-up time)
+        from ..regression.bands import model_function
+
+        model = model_function(text, max_bytes=max_size or None)
+        if model is not None:
+            return model
+    return parse(text, max_bytes=max_size or None)
+
+
 def rows_options(f):
     """--data, -o, --max-data-size and the CSV options of eval and grad."""
     f = data_options(f)
@@ -48,8 +63,9 @@ def rows_options(f):
 
 def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dropna,
                as_json, *, gradient: bool = False, wrt: str | None = None,
-               expr: str = "") -> None:
-    """``--data``: evaluate at every row and write CSV (or a JSON list)."""
+               expr: str = "", band: dict | None = None) -> None:
+    """``--data``: evaluate at every row and write CSV (or a JSON list); with ``band``
+    (eval --band), the se_fit, lower and upper columns too."""
     from ..io.atomic import atomic_output, check_outputs, input_file
     from ..io.rows import evaluate_rows, write_csv, write_json
 
@@ -62,11 +78,14 @@ def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dro
                         wrt=parse_names(wrt, function=function), warn=_warn)
         return
     check_outputs([("-o", output)], [data_path, input_file(expr)])
+    fit = _find_fit(at) if band is not None else None
     data = load_data(data_path, max_data_size or None, sep, renames, keep_lines=not as_json,
                      keep_text=as_json)
     result = evaluate_rows(function, data, parse_point(at, function=function),
                            gradient=gradient,
                            wrt=parse_names(wrt, function=function), dropna=dropna)
+    if band is not None:
+        _add_band(result, function, at, fit, band)
     for message in result.warnings:
         _warn(message)
     write = write_json if as_json else write_csv
@@ -75,6 +94,69 @@ def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dro
         return
     with atomic_output(output) as out:  # the old file stays whole until this one is
         write(out, result)
+
+
+def _find_fit(at: tuple[str, ...]):
+    """``eval --band``: the fit is the ``--at @FILE`` that has a covariance."""
+    from ..errors import AdcliError
+    from ..regression.bands import read_fit_file
+
+    fits = [f for f in (read_fit_file(a[1:]) for a in at if a.startswith("@") and a[1:]) if f]
+    if not fits:
+        raise AdcliError("--band needs the fit: --at @FIT.json, the output of adcli fit "
+                         "--json (it has the covariance)")
+    if len(fits) > 1:
+        raise AdcliError("--band: more than one --at @FILE holds a fit; give one")
+    return fits[0]
+
+
+def _add_band(result, function, at: tuple[str, ...], fit, spec: dict) -> None:
+    """``eval --band``: the se_fit, lower and upper columns of ``fit``'s band."""
+    import numpy as np
+
+    from ..errors import AdcliError
+    from ..io.point import parse_value
+    from ..regression.bands import band
+
+    sigma = spec["sigma"]
+    if sigma is not None:
+        data = result.data
+        if sigma in data.columns:
+            sigma = data.columns[sigma]
+        elif sigma in data.order:
+            raise AdcliError(f"--sigma column '{sigma}' has cells that are missing or not "
+                             "numbers")
+        else:
+            try:
+                sigma = parse_value(sigma)
+            except AdcliError:
+                raise AdcliError(f"--sigma '{sigma}' is neither a column of the data nor a "
+                                 "number") from None
+        if not (np.all(np.isfinite(sigma)) and np.all(np.asarray(sigma) > 0)):
+            raise AdcliError("--sigma must be positive and finite in every row")
+    point = parse_point(at, function=function)
+    _, columns = band(function, result.data.columns, point, fit, spec["kind"],
+                      spec["level"], spec["absolute_sigma"], sigma, rows=result.data.rows)
+    result.add_columns(columns)
+
+
+def _band_spec(band, level, absolute_sigma, sigma, data_path) -> dict | None:
+    """The --band options, checked before anything is read."""
+    if band is None:
+        used = [n for n, v in (("--level", level), ("--absolute-sigma", absolute_sigma),
+                               ("--sigma", sigma)) if v]
+        if used:
+            raise click.UsageError(f"{used[0]} needs --band confidence|prediction")
+        return None
+    if data_path is None:
+        raise click.UsageError("--band needs --data FILE (the rows to predict at)")
+    from ..regression.uncertainty import parse_levels  # numpy: only for a band
+
+    levels = parse_levels(level)
+    if len(levels) != 1:
+        raise click.UsageError("--band takes one --level")
+    return {"kind": band, "level": levels[0], "absolute_sigma": absolute_sigma,
+            "sigma": sigma}
 
 
 def _no_data_options(output, sep, renames, dropna) -> None:
@@ -152,27 +234,42 @@ def grad(expr: str, at: tuple[str, ...], data_path: str | None, output: str | No
 @expr_argument
 @at_option
 @rows_options
+@click.option("--band", type=click.Choice(["confidence", "prediction"]),
+              help="With --data and --at @FIT.json (adcli fit --json): add se_fit, lower and "
+                   "upper columns, the confidence band of the fitted curve or the prediction "
+                   "band of a new observation.")
+@click.option("--level", metavar="L", help="The band's level, a fraction or a percentage "
+              "[default: 0.95].")
+@click.option("--absolute-sigma", is_flag=True,
+              help="The fit took --sigma as absolute errors (fit --absolute-sigma): normal "
+                   "quantiles, and a prediction adds sigma^2.")
+@click.option("--sigma", metavar="COLUMN|NUMBER",
+              help="The new rows' errors, for a prediction band of a weighted fit.")
 @digits_option
 @json_option_saying('Print one JSON object, {"value": ...} (with --data: a list of objects, '
                     'one per row).')
 @max_size_option
 def eval_(expr: str, at: tuple[str, ...], data_path: str | None, output: str | None,
           max_data_size: int, sep: str | None, renames: tuple[str, ...], dropna: bool,
+          band: str | None, level: str | None, absolute_sigma: bool, sigma: str | None,
           as_json: bool, max_size: int) -> None:
     """Value of EXPR at a point.
 
     With --data FILE.csv, the value at every row of the file instead, as CSV: the input
-    columns plus value (--json: a list of objects, one per row).
+    columns plus value (--json: a list of objects, one per row). EXPR may be a fit's
+    formula "LHS ~ MODEL": its model is evaluated.
 
     \b
     Examples:
       adcli eval "a = x^2; a + sin(a)" --at x=1.5
       adcli eval "w0 + w1*x" --data samples/line.csv --at w0=2.58,w1=0.75
+      adcli eval "y ~ a*exp(-b*x) + c" --data new.csv --at @fit.json --band prediction
     """
-    function = load_function(expr, max_size)
+    spec = _band_spec(band, level, absolute_sigma, sigma, data_path)
+    function = _load_model(expr, max_size)
     if data_path is not None:
         _over_rows(function, at, data_path, output, max_data_size, sep, renames, dropna,
-                   as_json, expr=expr)
+                   as_json, expr=expr, band=spec)
         return
     _no_data_options(output, sep, renames, dropna)
     value, warnings = eval_report(function, parse_point(at, function=function))

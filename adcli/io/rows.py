@@ -47,6 +47,25 @@ class RowsResult:
     #: variable -> its CSV column, ``d/dNAME`` (``_`` appended while that is taken too).
     gradient_headers: dict[str, str] = field(default_factory=dict)
     sweep: Callable[[int, int], dict[str, np.ndarray]] | None = None
+    #: Columns written after ``value`` (a band's ``se_fit``, ``lower``, ``upper``), by the
+    #: name they are written under.
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def add_columns(self, columns: Mapping[str, np.ndarray]) -> None:
+        """Columns after ``value``; a name the data already has gets ``_`` appended (with
+        a warning), as ``value`` does."""
+        where = f"'{self.data.path}'" if self.data.path else "the data"
+        taken = set(self.data.order) | set(self.data.headers.values()) | {self.value_name} \
+            | set(self.extra)
+        for name, cells in columns.items():
+            out = name
+            while out in taken:
+                out += "_"
+            if out != name:
+                self.warnings.append(f"{where} has a column named '{name}': the computed one "
+                                     f"is called '{out}'")
+            taken.add(out)
+            self.extra[out] = cells
 
     def gradients(self, lo: int = 0, hi: int | None = None) -> dict[str, np.ndarray]:
         """The gradient at rows ``lo:hi`` (all by default): an array a name, in ``wrt``
@@ -152,6 +171,7 @@ def _out_columns(result: RowsResult) -> list[tuple[str, str, object]]:
                 _Missing(data.spare[name]) if name in data.spare else None
         cols.append((data.headers.get(name, name), name, cells))
     cols.append((result.value_name, result.value_name, result.value))
+    cols += [(name, name, cells) for name, cells in result.extra.items()]
     return cols
 
 
@@ -172,8 +192,9 @@ def _texts(cells: object, lo: int, hi: int) -> list[str]:
 
 
 def write_csv(out: TextIO, result: RowsResult) -> None:
-    """The input columns, ``value`` and one ``d/dNAME`` per variable, full precision
-    (the shortest text that reads back as the same float64)."""
+    """The input columns, ``value`` (and the :attr:`RowsResult.extra` columns) and one
+    ``d/dNAME`` per variable, full precision (the shortest text that reads back as the same
+    float64)."""
     cols = _out_columns(result)
     out.write(",".join([csv_cell(h) for h, _, _ in cols]
                        + [csv_cell(result.gradient_headers.get(name, f"d/d{name}"))
@@ -218,9 +239,11 @@ def write_json(out: TextIO, result: RowsResult) -> None:
     out.write("[")
     for lo in range(0, rows, BLOCK_ROWS):
         hi = min(lo + BLOCK_ROWS, rows)
-        keys = [k for k, _ in inputs] + [json.dumps(result.value_name)]
+        keys = [k for k, _ in inputs] + [json.dumps(result.value_name)] + [
+            json.dumps(n) for n in result.extra]
         parts = [_json_cells(c, lo, hi) for _, c in inputs] + [
-            _json_cells(result.value, lo, hi)]
+            _json_cells(result.value, lo, hi)] + [
+            _json_cells(c, lo, hi) for c in result.extra.values()]
         gparts = [_json_cells(g, 0, hi - lo) for g in result.gradients(lo, hi).values()]
         lines = []
         for i in range(hi - lo):

@@ -1,5 +1,6 @@
 """The picture of a fit (``adcli fit --plot FILE``): data and fitted curve against the model's
-one predictor (or fitted against observed for several), with the residuals in a panel below.
+one predictor (or fitted against observed for several), with the 95% confidence band of the
+curve (:mod:`adcli.regression.bands`) and the residuals in a panel below.
 matplotlib is loaded through :mod:`adcli.output.plot` (optional extra, Agg backend)."""
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ import numpy as np
 from ..errors import AdcliError
 from ..regression.fitting import FitResult
 from .plot import _matplotlib, save_figure
+
+#: The level of the confidence band drawn around the fitted curve.
+BAND_LEVEL = 0.95
 
 
 def plot_fit(path: str, result: FitResult, columns: dict[str, np.ndarray]) -> None:
@@ -24,8 +28,12 @@ def plot_fit(path: str, result: FitResult, columns: dict[str, np.ndarray]) -> No
         grid = np.linspace(float(np.min(x)), float(np.max(x)), 400)
         try:
             with np.errstate(all="ignore"):
-                curve = np.broadcast_to(result.predict({name: grid}), grid.shape)
+                band = result.predict({name: grid}, band="confidence", level=BAND_LEVEL)
+                curve = np.broadcast_to(band.value, grid.shape)
             top.plot(grid, curve, "-", color="tab:red", label="fit")
+            if np.any(np.isfinite(band.se_fit)):
+                top.fill_between(grid, band.lower, band.upper, color="tab:red", alpha=0.2,
+                                 linewidth=0, label=f"{BAND_LEVEL:.0%} confidence band")
         except AdcliError:  # e.g. a let-binding reads another column: plot at the rows
             order = np.argsort(x)
             top.plot(x[order], result.fitted[order], "-", color="tab:red", label="fit")

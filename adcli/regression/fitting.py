@@ -169,13 +169,13 @@ class FitResult:
     start: dict[str, float] = field(default_factory=dict)
     ci: dict | None = None
 
-    def predict(self, columns: Mapping[str, Any]) -> np.ndarray:
-        """The model (right side) at the estimates for new values of its data columns."""
-        if self.parsed is None:
-            raise FitError("this result has no formula to predict with")
-        point = {n: np.asarray(v, dtype=np.float64) for n, v in columns.items()}
-        point.update(self.parameters)
-        return np.asarray(_side(self.parsed, self.parsed.model).eval(point), dtype=np.float64)
+    def predict(self, columns: Mapping[str, Any], band: str | None = None,
+                level: float = 0.95, sigma: Any = None) -> Any:
+        """The model (right side) at the estimates for new values of its data columns; with
+        ``band`` ("confidence"/"prediction") its band too (:func:`.bands.predict`)."""
+        from .bands import predict
+
+        return predict(self, columns, band, level, sigma)
 
     def relative_error(self, name: str) -> float:
         """Standard error as a percentage of the value (inf for a zero value)."""

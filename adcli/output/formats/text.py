@@ -59,6 +59,12 @@ def _check(result: Any, **_: Any) -> None:
     sys.stdout.write("".join(f"{line}\n" for line in lines(result)))
 
 
+def _propagation(result: Any, **_: Any) -> None:
+    from ..propagation import propagation_text
+
+    sys.stdout.write(propagation_text(result))
+
+
 def _by_rich(name: str) -> Callable[..., None]:
     return lambda record, **_: getattr(_rich(), name)(record)
 
@@ -75,6 +81,7 @@ WRITERS: dict[str, Callable[..., None]] = {
     "MinimizeResult": _by_rich("minimize_result"),
     "FitResult": _by_rich("fit_result"),
     "Check": _check,
+    "Propagation": _propagation,
 }
 
 
