@@ -167,10 +167,15 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def cluster_address():
     """One LocalCluster of 2 worker processes for every cluster case (what --scheduler
     local:2 starts, started once: a cluster per command line would take most of the time)."""
+    import dask
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=50) as cluster:
+    from adcli.partitioned.workers import WORKER_ENVIRON
+
+    # The workers as the README configures them (else adcli rightly warns about malloc).
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                         dashboard_address=None, silence_logs=50) as cluster:
         yield cluster.scheduler_address
 
 

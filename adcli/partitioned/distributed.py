@@ -53,6 +53,7 @@ from .partitions import (
 from .workers import (
     WORKER_ENVIRON,
     check_workers,
+    first_line,
     inherited_limit,
     lean_address_space,
     quiet_logs,
@@ -133,7 +134,7 @@ class Scheduler:
         except Exception as err:  # OSError, TimeoutError, anything the client raises
             self.close()
             raise ClusterError(f"cannot reach the Dask scheduler at "
-                               f"'{escape_control(spec)}': {_first_line(err)}") from None
+                               f"'{escape_control(spec)}': {first_line(err)}") from None
 
     def memory(self) -> int | None:
         """Bytes the partitions could be kept in: the workers' memory limits on a cluster
@@ -241,7 +242,7 @@ class Scheduler:
         except (ValueError, TypeError, UnicodeDecodeError) as err:
             from ..io.data import DataError
 
-            raise DataError(f"{what}: {_first_line(err)}") from None
+            raise DataError(f"{what}: {first_line(err)}") from None
         except (KeyboardInterrupt, AdcliError, TimeUp):  # TimeUp: --max-time, mid-pass
             raise
         except CancelledError:  # FuturesCancelledError: the scheduler stopped mid-run
@@ -249,7 +250,7 @@ class Scheduler:
                                "cannot finish") from None
         except Exception as err:  # distributed's KilledWorker, CommClosedError, ...
             raise ClusterError(f"the Dask computation failed: {type(err).__name__}: "
-                               f"{_first_line(err)}") from None
+                               f"{first_line(err)}") from None
 
     def close(self) -> None:
         restore_blas(self._blas)
@@ -266,14 +267,6 @@ class Scheduler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    # dask wraps the reader's error: "An error occurred while calling ... Original Message: ..."
-    text = text.rpartition("Original Message:")[2].strip() or text
-    lines = text.splitlines()
-    return lines[0][:300] if lines else type(err).__name__
 
 
 class Partitions:

@@ -198,3 +198,12 @@ def lean_address_space() -> None:
         ctypes.CDLL(name).mallopt(_M_ARENA_MAX, 2)
     except (OSError, AttributeError, TypeError):  # not glibc: nothing to set
         pass
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of a Dask error, without the wrapper dask puts around a reader's."""
+    text = str(err).strip()
+    # dask wraps the reader's error: "An error occurred while calling ... Original Message: ..."
+    text = text.rpartition("Original Message:")[2].strip() or text
+    lines = text.splitlines()
+    return lines[0][:300] if lines else type(err).__name__
