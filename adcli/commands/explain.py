@@ -35,11 +35,17 @@ from .report import unused_warnings
 @click.option("--paths", "paths", metavar="NAME",
               help="Also d output / d NAME as the sum over every path from the output to NAME "
                    "of the product of the local partials (small graphs).")
+@click.option("--html", "html_file", metavar="FILE",
+              help="Also write FILE: one self-contained web page that steps through both sweeps "
+                   "on the graph (Step, Back, a slider), with the numbers shown here.")
+@click.option("--max-nodes", type=click.IntRange(min=0), default=10_000, show_default=True,
+              help="With --html: refuse tapes with more nodes than this (0: no limit).")
 @json_option
 @digits_option
 @max_size_option
 def explain(expr: str, at: tuple[str, ...], mode: str, direction: tuple[str, ...],
-            paths: str | None, as_json: bool, max_size: int) -> None:
+            paths: str | None, html_file: str | None, max_nodes: int, as_json: bool,
+            max_size: int) -> None:
     """Both sweeps of EXPR at a point, step by step: the chain rule at work.
 
     Forward: each node's value from its op and inputs. Reverse, node by node from the
@@ -52,10 +58,17 @@ def explain(expr: str, at: tuple[str, ...], mode: str, direction: tuple[str, ...
       adcli explain @samples/neuron.adc --at x1=2,x2=0,w1=-3,w2=1,b=6.8813735870195432
       adcli explain "log(x1) + x1*x2 - sin(x2)" --at x1=2,x2=5 --mode forward --direction x1=1
       adcli explain "x*y + x" --at x=2,y=3 --paths x
+      adcli explain @samples/neuron.adc --at x1=2,x2=0,w1=-3,w2=1,b=6.8813735870195432 --html n.html
     """
     from ..core.explain import explain as build
     from ..core.unparse import describe
 
+    if html_file is not None:
+        from ..io.atomic import check_outputs, input_file
+
+        if mode == "forward":
+            raise AdcliError("--html steps through the reverse sweep: drop --mode forward")
+        check_outputs([("--html", html_file)], [input_file(expr)])
     function = load_function(expr, max_size)
     point = parse_point(at, function=function)
     vector = parse_point(direction, "--direction", function=function) if direction else None
@@ -70,10 +83,20 @@ def explain(expr: str, at: tuple[str, ...], mode: str, direction: tuple[str, ...
         if unknown:
             raise AdcliError(f"--direction: '{unknown[0]}' is not a variable of the expression "
                              f"(its variables: {', '.join(tape.inputs) or 'none'})")
+    if html_file is not None:
+        from ..output.graph import check_size
+
+        check_size(tape, max_nodes)
     result = build(tape, point, describe(tape), direction=vector, paths=paths)
     for message in derivative_warnings(tape, result.values, result.adjoint, result.gradient) \
             + unused_warnings(tape, point):
         _warn(message)
+    if html_file is not None:
+        from ..io.atomic import atomic_output
+        from ..output.html import page
+
+        with atomic_output(html_file) as out_file:
+            out_file.write(page(result, function.source))
     if as_json:
         out = result.to_json()
         if mode == "forward":
