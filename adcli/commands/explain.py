@@ -36,8 +36,9 @@ from .report import unused_warnings
               help="Also d output / d NAME as the sum over every path from the output to NAME "
                    "of the product of the local partials (small graphs).")
 @click.option("--html", "html_file", metavar="FILE",
-              help="Also write FILE: one self-contained web page that steps through both sweeps "
-                   "on the graph (Step, Back, a slider), with the numbers shown here.")
+              help="Write the transcript as FILE instead: one self-contained web page that steps "
+                   "through both sweeps on the graph (Step, Back, a slider), with the numbers "
+                   "the text shows (--json still prints).")
 @click.option("--max-nodes", type=click.IntRange(min=0), default=10_000, show_default=True,
               help="With --html: refuse tapes with more nodes than this (0: no limit).")
 @json_option
@@ -97,6 +98,8 @@ def explain(expr: str, at: tuple[str, ...], mode: str, direction: tuple[str, ...
 
         with atomic_output(html_file) as out_file:
             out_file.write(page(result, function.source))
+        if not as_json:  # the page is the transcript asked for (as graph -o writes no text)
+            return
     if as_json:
         out = result.to_json()
         if mode == "forward":

@@ -175,6 +175,9 @@ _TEMPLATE = """<!DOCTYPE html>
 <button id="step" type="button" title="next step (right arrow)">Step &#9654;</button>
 <input id="slider" type="range" min="0" max="0" value="0" aria-label="step">
 <span id="counter"></span>
+<span class="legend"><i class="sw current"></i>this step <i class="sw source"></i>its inputs
+(forward) <i class="sw target"></i>receives a contribution (reverse) <i class="sw done"></i>adjoint
+complete</span>
 </nav>
 </header>
 <main>
@@ -199,8 +202,15 @@ h1 code { font-size: 15px; background: #f3f4f6; padding: 1px 6px; border-radius:
 .controls button { font: inherit; font-weight: 600; padding: 5px 14px; border-radius: 6px;
   border: 1px solid #9ca3af; background: #f9fafb; cursor: pointer; }
 .controls button:disabled { opacity: .4; cursor: default; }
-#slider { flex: 1; max-width: 520px; }
-#counter { color: #374151; font-variant-numeric: tabular-nums; }
+#slider { flex: 1; max-width: 420px; }
+#counter { color: #374151; font-variant-numeric: tabular-nums; min-width: 190px; }
+.legend { color: #4b5563; font-size: 12.5px; }
+.legend .sw { display: inline-block; width: 12px; height: 12px; border-radius: 3px;
+  vertical-align: -1px; margin: 0 4px 0 10px; border: 2px solid; }
+.sw.current { background: #fde68a; border-color: #d97706; }
+.sw.source { background: #ffffff; border-color: #2563eb; }
+.sw.target { background: #fee2e2; border-color: #dc2626; }
+.sw.done { background: #dcfce7; border-color: #111827; border-width: 1px; }
 main { display: flex; gap: 14px; padding: 14px 18px; align-items: flex-start; }
 #graph { flex: 1; min-width: 0; overflow: auto; background: white; border: 1px solid #e5e7eb;
   border-radius: 8px; }
@@ -285,10 +295,13 @@ _SCRIPT = r"""
     return r;
   }
   function signed(t) { return t.charAt(0) === "-" ? "(" + t + ")" : t; }
-  function sumOf(received) {
-    var terms = received.map(function (r) { return signed(r.value); }).join(" + ");
+  // an adjoint as the transcript writes it: the sum of the contributions it received (when
+  // more than one), the total, and where they came from (or why there are none)
+  function summed(received, total, none) {
     var froms = received.map(function (r) { return "#" + r.from; }).join(", ");
-    return [terms, froms];
+    var terms = received.map(function (r) { return signed(r.value); }).join(" + ");
+    var why = received.length ? "from " + froms : none;
+    return [received.length > 1 ? terms + " = " : "", ["adjoint", total], "  (" + why + ")"];
   }
 
   function state(k) {
@@ -317,6 +330,7 @@ _SCRIPT = r"""
   function describe(st) {
     panel.textContent = "";
     panel.dataset.kind = st ? st.kind : "start";
+    panel.dataset.node = st && st.node !== undefined ? String(st.node) : "";
     if (!st) {
       heading("forward", "start", "nothing computed yet");
       panel.appendChild(el("p", "lead", "Step walks the forward sweep (each node's value from " +
@@ -325,7 +339,6 @@ _SCRIPT = r"""
         "reads the gradient off the inputs. Keys: left and right arrows."));
       return;
     }
-    panel.dataset.node = st.node === undefined ? "" : String(st.node);
     if (st.kind === "forward") {
       heading("forward", "forward", "node #" + st.node + " (" + st.op + ")");
       row(panel, "label", [st.label]);
@@ -337,17 +350,8 @@ _SCRIPT = r"""
     }
     if (st.kind === "reverse") {
       heading("reverse", "reverse", "node #" + st.node + " = " + st.formula);
-      var total;
-      if (st.output) total = ["adj[#" + st.node + "] = ", ["adjoint", st.adjoint],
-                              "  (the output: d output / d output)"];
-      else if (st.received.length === 1) total = ["adj[#" + st.node + "] = ", ["adjoint", st.adjoint],
-                                                  "  (from #" + st.received[0].from + ")"];
-      else {
-        var s = sumOf(st.received);
-        total = ["adj[#" + st.node + "] = " + s[0] + " = ", ["adjoint", st.adjoint],
-                 "  (from " + s[1] + ")"];
-      }
-      row(panel, "total", total);
+      row(panel, "total", ["adj[#" + st.node + "] = "].concat(
+        summed(st.received, st.adjoint, "the output: d output / d output")));
       var rule = el("div", "rule");
       rule.appendChild(el("b", "", st.rule));
       rule.appendChild(document.createTextNode(": " + st.statement));
@@ -374,18 +378,9 @@ _SCRIPT = r"""
     heading("gradient", "gradient", "the inputs' adjoints are the gradient");
     row(panel, "value", ["value ", ["value", st.value]]);
     st.inputs.forEach(function (inp) {
-      var r;
-      if (inp.output) r = row(panel, "input", ["d/d" + inp.name + " = adj[#" + inp.node + "] = ",
-                                               ["adjoint", inp.adjoint], "  (the output is this input)"]);
-      else if (!inp.received.length) r = row(panel, "input", ["d/d" + inp.name + " = adj[#" +
-        inp.node + "] = ", ["adjoint", inp.adjoint], "  (no path to the output)"]);
-      else if (inp.received.length === 1) r = row(panel, "input", ["d/d" + inp.name + " = adj[#" +
-        inp.node + "] = ", ["adjoint", inp.adjoint], "  (from #" + inp.received[0].from + ")"]);
-      else {
-        var s = sumOf(inp.received);
-        r = row(panel, "input", ["d/d" + inp.name + " = adj[#" + inp.node + "] = " + s[0] +
-                                 " = ", ["adjoint", inp.adjoint], "  (from " + s[1] + ")"]);
-      }
+      var r = row(panel, "input", ["d/d" + inp.name + " = adj[#" + inp.node + "] = "].concat(
+        summed(inp.received, inp.adjoint, inp.output ? "the output is this input" :
+               "no path to the output")));
       r.dataset.node = String(inp.node);
     });
   }
@@ -399,8 +394,9 @@ _SCRIPT = r"""
       if (s.value[i] === null) cls += " pending";
       else cls += s.done[i] ? " done" : " known";
       nodes[i].setAttribute("class", cls);
-      if (valueLine[i]) valueLine[i].textContent = "value " + (s.value[i] === null ? unknown : s.value[i]);
-      if (adjLine[i]) adjLine[i].textContent = "adj " + (s.adj[i] === null ? unknown : s.adj[i]);
+      var v = s.value[i], a = s.adj[i];
+      if (valueLine[i]) valueLine[i].textContent = "value " + (v === null ? unknown : v);
+      if (adjLine[i]) adjLine[i].textContent = "adj " + (a === null ? unknown : a);
     }
     edges.forEach(function (e) { e.setAttribute("class", "edge"); });
     if (st && st.kind === "forward") {
