@@ -385,38 +385,46 @@ _SCRIPT = r"""
     });
   }
 
+  // what each node and edge shows now, so that a step rewrites only what it changes (a big
+  // graph has thousands of elements; restyling them all made a step slow)
+  var shownClass = [], shownValue = [], shownAdj = [], hotEdges = [];
+  var into = [];  // into[i][k]: the edge of node i's argument k
+  for (i = 0; i < n; i++) into.push([]);
+  edges.forEach(function (e) {
+    into[Number(e.getAttribute("data-to").slice(1))][Number(e.getAttribute("data-arg"))] = e;
+  });
+  function put(list, i, element, text) {
+    if (element && list[i] !== text) { element.textContent = text; list[i] = text; }
+  }
+
   function show(k) {
     k = Math.max(0, Math.min(steps.length, k));
     slider.value = String(k);
     var s = state(k), st = k ? steps[k - 1] : null;
-    for (var i = 0; i < n; i++) {
-      var cls = "node";
-      if (s.value[i] === null) cls += " pending";
-      else cls += s.done[i] ? " done" : " known";
-      nodes[i].setAttribute("class", cls);
-      var v = s.value[i], a = s.adj[i];
-      if (valueLine[i]) valueLine[i].textContent = "value " + (v === null ? unknown : v);
-      if (adjLine[i]) adjLine[i].textContent = "adj " + (a === null ? unknown : a);
-    }
-    edges.forEach(function (e) { e.setAttribute("class", "edge"); });
+    var mark = {}, hot = [];
     if (st && st.kind === "forward") {
-      nodes[st.node].classList.add("current");
-      (st.args || []).forEach(function (a) { nodes[a].classList.add("source"); });
-      edges.forEach(function (e) {
-        if (e.getAttribute("data-to") === "n" + st.node) e.classList.add("hot-fwd");
-      });
+      mark[st.node] = " current";
+      (st.args || []).forEach(function (a) { mark[a] = " source"; });
+      into[st.node].forEach(function (e) { hot.push([e, "edge hot-fwd"]); });
     } else if (st && st.kind === "reverse") {
-      nodes[st.node].classList.add("current");
       st.edges.forEach(function (d) {
-        nodes[d.arg].classList.add("target");
-        edges.forEach(function (e) {
-          if (e.getAttribute("data-to") === "n" + st.node &&
-              e.getAttribute("data-arg") === String(d.position)) e.classList.add("hot-rev");
-        });
+        mark[d.arg] = " target";
+        hot.push([into[st.node][d.position], "edge hot-rev"]);
       });
+      mark[st.node] = " current";
     } else if (st) {
-      st.inputs.forEach(function (inp) { nodes[inp.node].classList.add("current"); });
+      st.inputs.forEach(function (inp) { mark[inp.node] = " current"; });
     }
+    for (var i = 0; i < n; i++) {
+      var v = s.value[i], a = s.adj[i];
+      var cls = "node" + (v === null ? " pending" : s.done[i] ? " done" : " known") +
+        (mark[i] || "");
+      if (shownClass[i] !== cls) { nodes[i].setAttribute("class", cls); shownClass[i] = cls; }
+      put(shownValue, i, valueLine[i], "value " + (v === null ? unknown : v));
+      put(shownAdj, i, adjLine[i], "adj " + (a === null ? unknown : a));
+    }
+    hotEdges.forEach(function (e) { e.setAttribute("class", "edge"); });
+    hotEdges = hot.map(function (h) { h[0].setAttribute("class", h[1]); return h[0]; });
     var phase = !st ? "start" : st.kind === "forward" ? "forward sweep" :
       st.kind === "reverse" ? "reverse sweep" : "gradient";
     counter.textContent = "step " + k + " of " + steps.length + " \u00b7 " + phase;
