@@ -141,6 +141,8 @@ def test_graph_format_html_is_the_same_page(run, tmp_path):
      "--engine dot cannot draw html"),
     (["explain", "x*y", "--at", "x=1,y=2", "--mode", "forward", "--direction", "x=1",
       "--html", "PAGE"], "--html steps through the reverse sweep"),
+    (["explain", "x*y", "--at", "x=1,y=2", "--paths", "x", "--html", "PAGE"],
+     "--html does not show --paths"),
     (["explain", "x+x+x+x+x", "--at", "x=1", "--max-nodes", "4", "--html", "PAGE"],
      "over the graph limit of 4"),
     (["graph", "x+x+x+x+x", "--at", "x=1", "--max-nodes", "4", "-o", "PAGE"],

@@ -237,15 +237,19 @@ def _check(snap: dict, want: dict, ref: dict, number, k: int, total: int) -> Non
         assert r[2] == [["adjoint", number(g)]], (where, r, g)
 
 
-def _walk(browser, run, tmp_path, expr: str, at: str, *options: str, digits: int = 12):
-    """Write the page, click Step through it checking every state, then Back, the slider and
-    the keys; returns the open page."""
+def _walk(browser, run, tmp_path, expr: str, at: str, *options: str, digits: int = 12,
+          graph: bool = False):
+    """Write the page (with explain --html, or graph -o FILE.html), click Step through it
+    checking every state, then Back, the slider and the keys; returns the open page."""
     number = (lambda v: num(v, digits))
     result = run("explain", expr, "--at", at, *options, "--json")
     assert result.exit_code == 0, result.stderr
     ref = json.loads(result.stdout)
     path = tmp_path / "stepper.html"
-    result = run("explain", expr, "--at", at, *options, "--html", str(path))
+    if graph:
+        result = run("graph", expr, "--at", at, *options, "-o", str(path))
+    else:
+        result = run("explain", expr, "--at", at, *options, "--html", str(path))
     assert result.exit_code == 0, result.stderr
     states = _expected(ref, number)
     total = len(states) - 1
@@ -278,6 +282,11 @@ def test_baydin_every_step_in_the_browser(browser, run, tmp_path):
 
 def test_micrograd_neuron_every_step_in_the_browser(browser, run, tmp_path):
     page = _walk(browser, run, tmp_path, NEURON, NEURON_AT)
+    page.close()
+
+
+def test_graph_format_html_every_step_in_the_browser(browser, run, tmp_path):
+    page = _walk(browser, run, tmp_path, "(w0 + w1*x - y)^2", "x=3,y=7,w0=-2,w1=2", graph=True)
     page.close()
 
 

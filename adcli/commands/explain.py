@@ -69,6 +69,9 @@ def explain(expr: str, at: tuple[str, ...], mode: str, direction: tuple[str, ...
 
         if mode == "forward":
             raise AdcliError("--html steps through the reverse sweep: drop --mode forward")
+        if paths is not None and not as_json:
+            raise AdcliError("--html does not show --paths: drop one, or add --json to get "
+                             "the paths as data")
         check_outputs([("--html", html_file)], [input_file(expr)])
     function = load_function(expr, max_size)
     point = parse_point(at, function=function)
