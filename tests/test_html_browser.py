@@ -232,8 +232,18 @@ def _check(snap: dict, want: dict, ref: dict, number, k: int, total: int) -> Non
     assert value_row[2] == [["value", number(ref["value"])]], where
     inputs = [r for r in snap["rows"] if r[0] == "input"]
     assert len(inputs) == len(ref["gradient"]), where
+    slots = {nd["label"]: nd["id"] for nd in ref["nodes"] if nd["op"] == "var"}
     for r, (name, g) in zip(inputs, ref["gradient"].items()):
-        assert r[1].startswith(f"d/d{name} = adj[#"), (where, r)
+        got = ref["nodes"][slots[name]]["contributions"]
+        if slots[name] == ref_output(ref):
+            why = "  (the output is this input)"
+        elif not got:
+            why = "  (no path to the output)"
+        else:
+            why = "  (from " + ", ".join(f"#{c['from']}" for c in got) + ")"
+        terms = (" + ".join(_signed(number(c["value"])) for c in got) + " = "
+                 if len(got) > 1 else "")
+        assert r[1] == f"d/d{name} = adj[#{slots[name]}] = {terms}{number(g)}{why}", (where, r)
         assert r[2] == [["adjoint", number(g)]], (where, r, g)
 
 
@@ -254,6 +264,9 @@ def _walk(browser, run, tmp_path, expr: str, at: str, *options: str, digits: int
     states = _expected(ref, number)
     total = len(states) - 1
     page, errors = _open(browser, path)
+    point = ", ".join(f"{nd['label']} = {number(nd['value'])}" for nd in ref["nodes"]
+                      if nd["op"] == "var")
+    assert page.locator("#point").text_content() == point
     snaps = [page.evaluate(SNAPSHOT)]
     _check(snaps[0], states[0], ref, number, 0, total)
     for k in range(1, total + 1):
