@@ -159,6 +159,11 @@ def _expected(ref: dict, number) -> list[dict]:
         states.append({"value": list(value), "adj": list(adj), "panel": (
             "reverse", str(s), total, f"{step['rule']}: {step['statement']}", edges,
             number(step["adjoint"]), hot)})
+    # the last step reads the gradient off the inputs: each input shows its own (the output
+    # itself, 1.0, when the expression is an input; 0.0 when no path reaches it)
+    for nd in nodes:
+        if nd["op"] == "var" and nd["label"] in ref["gradient"]:
+            adj[nd["id"]] = number(ref["gradient"][nd["label"]])
     final = {"value": list(value), "adj": list(adj), "panel": ("gradient",)}
     states.append(final)
     return states
@@ -356,3 +361,9 @@ def test_screenshot_mid_reverse(browser, run, tmp_path):
     page.close()
     if os.environ.get("ADCLI_WRITE_SCREENSHOT") == "1":
         shutil.copyfile(shot, ROOT / "docs" / "explain-stepper.png")
+
+
+def test_degenerate_tapes_in_the_browser(browser, run, tmp_path):
+    """The output is an input (no op to step back through); an input with no path."""
+    _walk(browser, run, tmp_path, "x", "x=3").close()
+    _walk(browser, run, tmp_path, "x + 0*sin(y)", "x=3,y=1").close()
