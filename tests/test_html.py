@@ -169,3 +169,17 @@ def test_readme_shows_the_committed_screenshot():
     assert "ADCLI_WRITE_SCREENSHOT=1 python -m pytest -q tests/test_html_browser.py" in \
         readme.replace("\n", " ")
     assert (ROOT / "docs" / "explain-stepper.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_without_script_the_graph_shows_the_final_numbers(run, tmp_path):
+    from adcli.output.plain import num
+
+    page = _page(run, tmp_path, "a = x*y; a*a + sin(a)", "--at", "x=3,y=-2")
+    ref = json.loads(run("explain", "a = x*y; a*a + sin(a)", "--at", "x=3,y=-2",
+                         "--json").stdout)
+    root = _svg(page)
+    for nd in ref["nodes"]:
+        (g,) = [g for g in root.iter("g") if g.get("id") == f"n{nd['id']}"]
+        lines = [t.text or "" for t in g.iter("tspan")]
+        assert lines[2] == f"value {num(nd['value'])}"
+        assert lines[3].rstrip() == f"adj {num(nd['adjoint'])}"

@@ -128,7 +128,10 @@ def _graph(ex: Explanation) -> str:
         lines = [f"#{slot} {name}", ex.labels[slot], f"value {num(ex.values[slot])}"]
         if tape.active[slot]:
             final = num(ex.adjoint[slot]) if ex.adjoint[slot] is not None else "0.0"
-            lines.append(f"adj {max(final, longest.get(slot, ''), key=len)}")
+            # the final adjoint (what a page without script shows), padded to the longest
+            # running sum the steps will put there, which sets the box's width
+            width = len(max(final, longest.get(slot, ""), key=len))
+            lines.append(f"adj {final.ljust(width)}")
         texts.append(lines)
         kinds.append("var" if op == "var" else "const" if op == "const" else "op")
     ordered = {"sub", "div", "pow"}
@@ -181,7 +184,8 @@ complete</span>
 </nav>
 </header>
 <main>
-<section id="graph">@SVG@</section>
+<section id="graph">@SVG@<noscript><p class="lead">Stepping needs JavaScript; the graph
+shows every node's final value and adjoint.</p></noscript></section>
 <aside id="panel" aria-live="polite"></aside>
 </main>
 <script type="application/json" id="adcli-data">@DATA@</script>
