@@ -172,7 +172,7 @@ def test_readme_shows_the_committed_screenshot():
 
 
 def test_without_script_the_graph_shows_the_final_numbers(run, tmp_path):
-    from adcli.output.plain import num
+    from adcli.output.numbers import num
 
     page = _page(run, tmp_path, "a = x*y; a*a + sin(a)", "--at", "x=3,y=-2")
     ref = json.loads(run("explain", "a = x*y; a*a + sin(a)", "--at", "x=3,y=-2",

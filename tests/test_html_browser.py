@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from adcli.output.plain import num
+from adcli.output.numbers import num
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),

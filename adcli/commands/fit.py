@@ -19,7 +19,6 @@ from .common import (
     ByteSize,
     data_options,
     digits_option,
-    emit_json,
     expr_argument,
     json_option,
     load_data,
@@ -28,6 +27,7 @@ from .common import (
     parse_names,
     parse_point,
     read_source,
+    show,
 )
 
 
@@ -71,7 +71,7 @@ from .common import (
               help="Refuse a --data file larger than this, or whose rows take more memory "
                    "once read (suffixes K, M, G; 0: no limit).")
 @data_options
-@digits_option(default=11)
+@digits_option
 @json_option
 @max_size_option
 def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...],
@@ -134,12 +134,7 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         from ..output.fitplot import plot_fit
 
         plot_fit(plot_path, result, data.columns)
-    if as_json:
-        out = result.to_json()
-        out["rows"] = result.rows
-        emit_json(out)
-    else:
-        render.fit_result(result)
+    show(result, as_json)
     if plot_path:
         click.echo(f"plot written to {escape_control(plot_path)}", err=True)
     if not result.converged:

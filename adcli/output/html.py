@@ -24,7 +24,7 @@ from typing import Any
 
 from ..core.explain import Explanation, fill, partial_formula, value_formula
 from . import svg
-from .plain import num
+from .numbers import num
 from .transcript import HELPER_MEANINGS
 
 #: What a node's value or adjoint line shows before the sweep reaches it.
