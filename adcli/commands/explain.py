@@ -43,12 +43,18 @@ from .report import unused_warnings
                    "one variable of EXPR).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="With --check: the seed of the random points.")
+@click.option("--html", "html_file", metavar="FILE",
+              help="Write the transcript as FILE instead: one self-contained web page that steps "
+                   "through both sweeps on the graph (Step, Back, a slider), with the numbers "
+                   "the text shows (--json still prints).")
+@click.option("--max-nodes", type=click.IntRange(min=0), default=10_000, show_default=True,
+              help="With --html: refuse tapes with more nodes than this (0: no limit).")
 @json_option
 @digits_option
 @max_size_option
 def explain(expr: str, at: tuple[str, ...], mode: str, direction: tuple[str, ...],
             paths: str | None, answers: tuple[str, ...], wrt: str | None, seed: int,
-            as_json: bool, max_size: int) -> None:
+            html_file: str | None, max_nodes: int, as_json: bool, max_size: int) -> None:
     """Both sweeps of EXPR at a point, step by step: the chain rule at work.
 
     Forward: each node's value from its op and inputs. Reverse, node by node from the
@@ -62,14 +68,27 @@ def explain(expr: str, at: tuple[str, ...], mode: str, direction: tuple[str, ...
       adcli explain "log(x1) + x1*x2 - sin(x2)" --at x1=2,x2=5 --mode forward --direction x1=1
       adcli explain "x*y + x" --at x=2,y=3 --paths x
       adcli explain "x^2*sin(x)" --wrt x --check "2*x*sin(x) + x^2*cos(x)"
+      adcli explain @samples/neuron.adc --at x1=2,x2=0,w1=-3,w2=1,b=6.8813735870195432 --html n.html
     """
     from ..core.explain import explain as build
     from ..core.unparse import describe
 
+    if html_file is not None:
+        from ..io.atomic import check_outputs, input_file
+
+        if mode == "forward":
+            raise AdcliError("--html steps through the reverse sweep: drop --mode forward")
+        if paths is not None and not as_json:
+            raise AdcliError("--html does not show --paths: drop one, or add --json to get "
+                             "the paths as data")
+        check_outputs([("--html", html_file)], [input_file(expr)])
     function = load_function(expr, max_size)
     point = parse_point(at, function=function)
     if answers or wrt is not None:
         from .check import run_check
+
+        if html_file is not None:
+            raise AdcliError("--html shows the sweeps, not a --check: drop one of them")
 
         run_check(function, point, answers, wrt, seed, as_json, max_size,
                   other=mode != "reverse" or bool(direction) or paths is not None)
@@ -86,9 +105,21 @@ def explain(expr: str, at: tuple[str, ...], mode: str, direction: tuple[str, ...
         if unknown:
             raise AdcliError(f"--direction: '{unknown[0]}' is not a variable of the expression "
                              f"(its variables: {', '.join(tape.inputs) or 'none'})")
+    if html_file is not None:
+        from ..output.graph import check_size
+
+        check_size(tape, max_nodes)
     result = build(tape, point, describe(tape), direction=vector, paths=paths)
     for message in derivative_warnings(tape, result.values, result.adjoint, result.gradient) \
             + unused_warnings(tape, point):
         _warn(message)
+    if html_file is not None:
+        from ..io.atomic import atomic_output
+        from ..output.html import page
+
+        with atomic_output(html_file) as out_file:
+            out_file.write(page(result, function.source))
+        if not as_json:  # the page is the transcript asked for (as graph -o writes no text)
+            return
     result.mode = mode
     show(result, as_json)
