@@ -29,10 +29,10 @@ MAX_LEVELS = 20
 INFORMATION = "lmfit: n*log(rss/n) + 2*k and n*log(rss/n) + log(n)*k, k free parameters"
 
 
-def parse_levels(text: str | None) -> list[float]:
+def parse_levels(text: str | None, default: Sequence[float] = DEFAULT_LEVELS) -> list[float]:
     """``"0.9,95%"`` -> ``[0.9, 0.95]``: each a fraction in (0, 1) or a percentage."""
     if text is None or not text.strip():
-        return list(DEFAULT_LEVELS)
+        return list(default)
     out: list[float] = []
     for part in text.split(","):
         item = part.strip()
@@ -147,3 +147,71 @@ def report_json(result: FitResult) -> dict[str, Any]:
         "start": nest_elements(result.start),
         "ci": result.ci,  # keyed by each parameter's name as written (b[1]), not nested
     }
+
+
+# --------------------------------------------------------------------------- derived parameters
+
+
+def parse_derive(text: str, taken: Sequence[str] = ()) -> tuple[str, Any]:
+    """``"t_half = log(2)/b"`` -> (``"t_half"``, its :class:`~adcli.function.Function`); a
+    name that is not an identifier or is already ``taken`` (a parameter, an earlier derived
+    quantity) is a :class:`FitError` that quotes the text."""
+    from ..errors import AdcliError
+    from ..function import parse
+    from ..io.point import _NAME
+
+    shown = text.strip()
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    name, eq, expr = text.partition("=")
+    name = name.strip()
+    if not eq or not expr.strip() or expr.lstrip().startswith("="):
+        raise FitError(f"--derive '{shown}' is not name = expression (e.g. "
+                       "\"t_half = log(2)/b\")")
+    if not _NAME.match(name):
+        raise FitError(f"--derive '{shown}': '{name}' is not a valid name")
+    if name in taken:
+        raise FitError(f"--derive '{shown}': '{name}' is already a parameter or a derived "
+                       "quantity; choose another name")
+    try:
+        function = parse(expr)
+    except AdcliError as err:
+        raise FitError(f"--derive '{shown}': {err}") from None
+    return name, function
+
+
+def derive(result: FitResult, texts: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each ``name = expression`` of the parameters at the estimates, with its standard error
+    by the delta method: sqrt(gᵀ C g) with g the exact gradient of the expression with respect
+    to the free parameters (fixed ones have no variance) and C the full covariance."""
+    from ..errors import AdcliError
+
+    params = list(result.parameters)
+    free = list(result.correlation_names)
+    cov = np.asarray(result.covariance, dtype=np.float64)
+    out: dict[str, dict[str, Any]] = {}
+    for text in texts:
+        name, function = parse_derive(text, params + list(result.derived or {}) + list(out))
+        unknown = [n for n in function.variables if n not in result.parameters]
+        if unknown:
+            from .problem import did_you_mean
+
+            raise FitError(f"--derive '{name}': '{unknown[0]}' is not a parameter of the fit"
+                           f"{did_you_mean(unknown[0], params)} (parameters: "
+                           f"{', '.join(params)})")
+        wrt = [n for n in function.variables if n in free]
+        try:
+            with np.errstate(all="ignore"):
+                value, grad = function.grad(dict(result.parameters), wrt=wrt) if wrt else \
+                    (function.eval(dict(result.parameters)), {})
+        except AdcliError as err:
+            raise FitError(f"--derive '{name}': {err}") from None
+        g = np.zeros(len(free))
+        for n in wrt:
+            g[free.index(n)] = float(grad[n])
+        used = g != 0
+        with np.errstate(all="ignore"):
+            var = float(g[used] @ cov[np.ix_(used, used)] @ g[used]) if used.any() else 0.0
+        out[name] = {"expression": text.partition("=")[2].strip(), "value": float(value),
+                     "stderr": math.sqrt(var) if var >= 0 else math.nan}
+    return out
