@@ -70,7 +70,14 @@ class Trace:
 
 
 class _Stop(Exception):
-    """The profile cannot go further on this side; the message says why, in words."""
+    """The profile cannot go further on this side: why, in words, for a level's quantile."""
+
+    def __init__(self, words: str | Callable[[float], str]) -> None:
+        super().__init__()
+        self.words = words
+
+    def at(self, q: float) -> str:
+        return self.words(q) if callable(self.words) else self.words
 
 
 def quantiles(levels: Sequence[float], dof: int, known_variance: bool) -> list[float]:
@@ -160,15 +167,15 @@ class Profiler:
             with np.errstate(all="ignore"):
                 start = rss_at(x0)
             if not math.isfinite(start):
-                raise _Stop(f"the residuals are not finite at {name} = {v:.6g}")
+                raise _Stop(f"stops: the residuals are not finite at {name} = {v:.6g}")
             sol = solve(engine, x0, lo, hi, refit.max_evaluations)
             if sol.status not in (1, 2, 3, 4):
-                raise _Stop(f"the refit of the other parameters at {name} = {v:.6g} did not "
+                raise _Stop(f"stops: the refit of the other parameters at {name} = {v:.6g} did not "
                             "converge")
             x = sol.x
             rss = engine.rss(x)
         if not math.isfinite(rss):
-            raise _Stop(f"the sum of squares is not finite at {name} = {v:.6g}")
+            raise _Stop(f"stops: the sum of squares is not finite at {name} = {v:.6g}")
         stat = (rss - self.best) / self.scale
         if stat < -LOWER_TOLERANCE:
             self.notes.setdefault(name, []).append(
@@ -188,10 +195,10 @@ class Profiler:
         inner = (est, 0.0)
         outer: tuple[float, float] | None = None
         out: list[float | str] = []
-        stopped: str | None = None
+        stopped: _Stop | None = None
         for q in targets:
             if stopped is not None:
-                out.append(stopped)
+                out.append(stopped.at(q))
                 continue
             root_q = math.sqrt(q)
             try:
@@ -219,12 +226,14 @@ class Profiler:
                             break
                         inner = (guess, s)
                         if guess == bound:
-                            raise _Stop(f"reaches the bound {name} = {bound:.6g} (the statistic "
-                                        f"is {s:.4g} there, below {q:.4g})")
+                            raise _Stop(lambda q, s=s: f"reaches the bound {name} = "
+                                        f"{bound:.6g} (the statistic is {s:.4g} there, below "
+                                        f"{q:.4g})")
                         guess = est + 2.0 * (guess - est)
                     if outer is None:
-                        raise _Stop(f"never crosses: the statistic stays below {q:.4g} out to "
-                                    f"{name} = {inner[0]:.6g}")
+                        far = inner[0]
+                        raise _Stop(lambda q, far=far: f"never crosses: the statistic stays "
+                                    f"below {q:.4g} out to {name} = {far:.6g}")
 
                 def g(v: float, root_q: float = root_q) -> float:
                     return math.sqrt(self.statistic(trace, v)) - root_q
@@ -234,8 +243,8 @@ class Profiler:
                              math.sqrt(outer[1]) - root_q, xtol)
                 out.append(float(root))
             except _Stop as stop:
-                stopped = str(stop)
-                out.append(stopped)
+                stopped = stop
+                out.append(stop.at(q))
         return out
 
     def intervals(self, name: str, levels: Sequence[float], targets: list[float]
