@@ -170,8 +170,8 @@ class Profiler:
                 raise _Stop(f"stops: the residuals are not finite at {name} = {v:.6g}")
             sol = solve(engine, x0, lo, hi, refit.max_evaluations)
             if sol.status not in (1, 2, 3, 4):
-                raise _Stop(f"stops: the refit of the other parameters at {name} = {v:.6g} did not "
-                            "converge")
+                raise _Stop(f"stops: the refit of the other parameters at {name} = {v:.6g} "
+                            "did not converge")
             x = sol.x
             rss = engine.rss(x)
         if not math.isfinite(rss):
