@@ -28,7 +28,7 @@ from ..language.parser import DEFAULT_MAX_SOURCE_BYTES
 from .formula import FitError, Formula, nest_elements, parse_formula
 from .leastsq import METHOD, REASONS, TIME_STATUS, Compressed, covariance, qr_sums, solve
 from .problem import FitSetup, check_time, fit_setup, negative_r_squared, zero_columns
-from .uncertainty import report_json
+from .uncertainty import Uncertain, report_json
 
 # --------------------------------------------------------------------------- residuals, Jacobian
 
@@ -133,7 +133,7 @@ class Residuals:
 
 
 @dataclass
-class FitResult:
+class FitResult(Uncertain):
     """The outcome of a fit, with the statistics of R's ``summary(nls)``."""
 
     formula: str
@@ -163,17 +163,9 @@ class FitResult:
     fitted: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     predictors: list[str] = field(default_factory=list)
     parsed: Formula | None = field(default=None, repr=False)
-    #: s²(JᵀJ)⁻¹ and start values of the free parameters, intervals (adcli.regression.uncertainty)
+    #: s²(JᵀJ)⁻¹ and start values of the free parameters (ci, derived: uncertainty.Uncertain)
     covariance: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
     start: dict[str, float] = field(default_factory=dict)
-    ci: dict | None = None
-    #: ``--derive``: name -> expression, value and delta-method standard error
-    derived: dict | None = None
-    #: the problem again, for profile refits (:mod:`adcli.regression.profile`); None when the
-    #: engine that ran the fit is gone
-    refit: Any = field(default=None, repr=False)
-    #: each profiled parameter's (value, F statistic) points, for ``--profile-plot``
-    profile_traces: dict | None = field(default=None, repr=False)
 
     def predict(self, columns: Mapping[str, Any]) -> np.ndarray:
         """The model (right side) at the estimates for new values of its data columns."""
@@ -182,40 +174,6 @@ class FitResult:
         point = {n: np.asarray(v, dtype=np.float64) for n, v in columns.items()}
         point.update(self.parameters)
         return np.asarray(_side(self.parsed, self.parsed.model).eval(point), dtype=np.float64)
-
-    def conf_interval(self, method: str = "profile", levels: Sequence[float] | None = None,
-                      names: Sequence[str] | None = None) -> dict[str, Any]:
-        """Confidence intervals of the free parameters (or ``names``), the record ``"ci"`` of
-        ``fit --ci``: ``"profile"`` (profile likelihood, lmfit's and R's ``confint.nls``;
-        levels 68.27, 95.45, 99.73 % by default) or ``"wald"`` (estimate ± t·se; 95 %).
-        Also kept as :attr:`ci`, as the report shows it."""
-        from .profile import PROFILE_LEVELS, profile
-        from .uncertainty import DEFAULT_LEVELS, wald
-
-        if method not in ("profile", "wald"):
-            raise FitError(f"method '{method}' is not profile or wald")
-        if levels is not None:
-            levels = [float(v) for v in levels]
-            if not levels or not all(0.0 < v < 1.0 for v in levels):
-                raise FitError("levels must be fractions between 0 and 1, exclusive")
-        if method == "wald":
-            self.ci = wald(self, levels or DEFAULT_LEVELS)
-            if names is not None:
-                self.ci["intervals"] = {n: self.ci["intervals"][n] for n in names
-                                        if n in self.ci["intervals"]}
-        else:
-            self.ci = profile(self, levels or PROFILE_LEVELS, names)
-        return self.ci
-
-    def derive(self, *texts: str) -> dict[str, dict[str, Any]]:
-        """``derive("t_half = log(2)/b")``: each quantity's value and its standard error by
-        the delta method on the exact gradient and the full covariance (``fit --derive``).
-        Added to :attr:`derived`, as the report shows it."""
-        from .uncertainty import derive
-
-        new = derive(self, texts)
-        self.derived = (self.derived or {}) | new
-        return new
 
     def relative_error(self, name: str) -> float:
         """Standard error as a percentage of the value (inf for a zero value)."""
@@ -239,7 +197,7 @@ class FitResult:
             "iterations": self.iterations,
             "evaluations": self.evaluations,
             "method": self.method,
-        } | report_json(self) | {"derived": self.derived}
+        } | report_json(self)
 
 
 # --------------------------------------------------------------------------- the driver
@@ -331,30 +289,9 @@ def fit(text: str | Formula, data_columns: Mapping[str, Any], *,
     out.observed = np.broadcast_to(np.asarray(_side(formula, formula.lhs).eval(point),
                                               dtype=np.float64), (rows,)).copy()
     out.fitted = out.observed - (r if weights is None else r * weights)
-    out.refit = _memory_refit(formula, columns, weights, setup, res.function,
-                              max_evaluations or 1000 * (p + 1))
+    out.keep_problem(res, setup, max_evaluations or 1000 * (p + 1))  # for --ci profile
     out.seconds = time.perf_counter() - began
     return out
-
-
-def _memory_refit(formula: Formula, columns: Mapping[str, np.ndarray],
-                  weights: np.ndarray | None, setup: FitSetup, function: Function,
-                  max_evaluations: int) -> Any:
-    """The problem of an in-memory fit with more parameters fixed, for profile refits: the
-    same residuals and the same compressed engine as the fit."""
-    from .profile import Refit
-
-    def engine_for(fixed: dict[str, float]) -> tuple[Compressed, Any]:
-        res = Residuals(formula, columns, weights, fixed, bound=setup.bound, function=function)
-
-        def rss(b: np.ndarray) -> float:
-            r = res.residuals(b)
-            return float(r @ r)
-
-        return Compressed(lambda b: qr_sums(*res.both(b)), len(res.free)), rss
-
-    return Refit(engine_for, list(setup.free), dict(setup.fixed), setup.lower.copy(),
-                 setup.upper.copy(), max_evaluations)
 
 
 def conclude(setup: FitSetup, res: Any, sol: Any, rss: float, jac: np.ndarray, rows: int,

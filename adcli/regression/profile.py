@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .formula import FitError
-from .leastsq import solve
+from .leastsq import Compressed, qr_sums, solve
 
 if TYPE_CHECKING:
     from .fitting import FitResult
+    from .problem import FitSetup
 
 #: lmfit's 1, 2 and 3 sigma levels, rounded as the issue and lmfit's report print them.
 PROFILE_LEVELS = (0.6827, 0.9545, 0.9973)
@@ -55,6 +56,27 @@ class Refit:
     lower: np.ndarray
     upper: np.ndarray
     max_evaluations: int
+
+    @classmethod
+    def of(cls, residuals: Any, setup: FitSetup, max_evaluations: int) -> Refit:
+        """The refits of an in-memory fit: its :class:`~adcli.regression.fitting.Residuals`
+        again with more parameters held (the same columns, weights and lowered program), run
+        by the fit's own compressed engine."""
+        kind = type(residuals)
+
+        def engine_for(fixed: dict[str, float]) -> tuple[Compressed, Callable]:
+            res = kind(residuals.formula, residuals.columns, None, fixed,
+                       bound=residuals.bound, function=residuals.function)
+            res.weight = residuals.weight
+
+            def rss(b: np.ndarray) -> float:
+                r = res.residuals(b)
+                return float(r @ r)
+
+            return Compressed(lambda b: qr_sums(*res.both(b)), len(res.free)), rss
+
+        return cls(engine_for, list(setup.free), dict(setup.fixed), setup.lower.copy(),
+                   setup.upper.copy(), max_evaluations)
 
 
 @dataclass

@@ -29,6 +29,57 @@ MAX_LEVELS = 20
 INFORMATION = "lmfit: n*log(rss/n) + 2*k and n*log(rss/n) + log(n)*k, k free parameters"
 
 
+class Uncertain:
+    """What :class:`~adcli.regression.fitting.FitResult` adds beyond R's ``summary(nls)``:
+    intervals (``ci``), derived quantities (``derived``) and the problem kept for profile
+    refits, with the methods of the Python API. Plain class attributes, not dataclass fields:
+    a result starts without them and the commands fill them in."""
+
+    #: the record of ``fit --ci`` (:func:`wald`, :func:`adcli.regression.profile.profile`)
+    ci: dict | None = None
+    #: ``--derive``: name -> expression, value and delta-method standard error
+    derived: dict | None = None
+    #: the fit's problem with more parameters held (:class:`adcli.regression.profile.Refit`)
+    refit: Any = None
+    #: each profiled parameter's (value, F statistic) points, for ``--profile-plot``
+    profile_traces: dict | None = None
+
+    def keep_problem(self, residuals: Any, setup: Any, max_evaluations: int) -> None:
+        """Keep an in-memory fit's residuals and setup for profile refits."""
+        from .profile import Refit
+
+        self.refit = Refit.of(residuals, setup, max_evaluations)
+
+    def conf_interval(self, method: str = "profile", levels: Sequence[float] | None = None,
+                      names: Sequence[str] | None = None) -> dict[str, Any]:
+        """Intervals of the free parameters (or ``names``), kept as :attr:`ci`:
+        ``"profile"`` (profile likelihood as lmfit's ``conf_interval`` and R's
+        ``confint.nls``; levels 68.27, 95.45, 99.73 % by default) or ``"wald"`` (95 %)."""
+        from .profile import PROFILE_LEVELS, profile
+
+        if method not in ("profile", "wald"):
+            raise FitError(f"method '{method}' is not profile or wald")
+        if levels is not None:
+            levels = [float(v) for v in levels]
+            if not levels or not all(0.0 < v < 1.0 for v in levels):
+                raise FitError("levels must be fractions between 0 and 1, exclusive")
+        if method == "wald":
+            ci = wald(self, levels or DEFAULT_LEVELS)  # type: ignore[arg-type]
+            if names is not None:
+                ci["intervals"] = {n: ci["intervals"][n] for n in names if n in ci["intervals"]}
+        else:
+            ci = profile(self, levels or PROFILE_LEVELS, names)  # type: ignore[arg-type]
+        self.ci = ci
+        return ci
+
+    def derive(self, *texts: str) -> dict[str, dict[str, Any]]:
+        """``derive("t_half = log(2)/b")``: value and delta-method standard error of each
+        quantity (``fit --derive``), also added to :attr:`derived`."""
+        new = derive(self, texts)  # type: ignore[arg-type]
+        self.derived = (self.derived or {}) | new
+        return new
+
+
 def parse_levels(text: str | None, default: Sequence[float] = DEFAULT_LEVELS) -> list[float]:
     """``"0.9,95%"`` -> ``[0.9, 0.95]``: each a fraction in (0, 1) or a percentage."""
     if text is None or not text.strip():
@@ -146,6 +197,7 @@ def report_json(result: FitResult) -> dict[str, Any]:
         "reduced_chi_square": reduced_chi_square(result),
         "start": nest_elements(result.start),
         "ci": result.ci,  # keyed by each parameter's name as written (b[1]), not nested
+        "derived": result.derived,
     }
 
 
