@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 
 #: lmfit's 1, 2 and 3 sigma levels, rounded as the issue and lmfit's report print them.
 PROFILE_LEVELS = (0.6827, 0.9545, 0.9973)
-#: Doublings of the step from the Wald guess before an end is reported as never crossing.
-MAX_EXPANSIONS = 40
+#: Doublings of the step from the Wald guess before an end is reported as never crossing
+#: (2^24: some 10^7 Wald half-widths out).
+MAX_EXPANSIONS = 24
 #: Refits of Brent's method per end (it needs far fewer: a stop means a noisy profile).
 MAX_BRENT = 100
 #: A refit below χ²_best by more than this fraction of s² means the fit missed its minimum.
