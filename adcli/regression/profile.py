@@ -293,6 +293,13 @@ class Profiler:
         return out
 
 
+#: how an end was found, from the words that explain a missing one: "crossed" (a value),
+#: "bound" (the profile reaches a bound below the quantile: the interval extends to it),
+#: "open" (it never crosses: unbounded on that side as far as the refits can tell),
+#: "failed" (a refit failed or the model is not finite there: unknown)
+_KINDS = (("reaches the bound", "bound"), ("never crosses", "open"), ("stops", "failed"))
+
+
 def _percent(level: float) -> str:
     return f"{level * 100:g}%"
 
@@ -317,24 +324,29 @@ def profile(result: FitResult, levels: Sequence[float] = PROFILE_LEVELS,
     prof = Profiler(result, refit)
     intervals: dict[str, list[list[float | None]]] = {}
     notes: dict[str, list[str]] = {}
+    kinds: dict[str, list[list[str]]] = {}
     for name in wanted:
         ends = prof.intervals(name, levels, targets)
         pairs: list[list[float | None]] = []
         for level, (lo, hi) in zip(levels, ends):
             pair: list[float | None] = []
+            kind: list[str] = []
             for which, end in (("lower", lo), ("upper", hi)):
                 if isinstance(end, str):
                     notes.setdefault(name, []).append(
                         f"the {_percent(level)} {which} end {end}")
                     pair.append(None)
+                    kind.append(next(k for p, k in _KINDS if end.startswith(p)))
                 else:
                     pair.append(end)
+                    kind.append("crossed")
             pairs.append(pair)
+            kinds.setdefault(name, []).append(kind)
         intervals[name] = pairs
     for name, extra in prof.notes.items():
         notes.setdefault(name, []).extend(dict.fromkeys(extra))
     distribution = "chi2(1)" if result.absolute_sigma else f"F(1, {result.dof})"
     result.profile_traces = {n: [(v, s) for v, s, _ in t.points] for n, t in prof.traces.items()}
     return {"method": "profile", "levels": list(levels), "distribution": distribution,
-            "quantiles": targets, "intervals": intervals, "notes": notes,
+            "quantiles": targets, "intervals": intervals, "ends": kinds, "notes": notes,
             "refits": prof.refits}
