@@ -45,6 +45,7 @@ def plot_profiles(path: str, result: FitResult) -> None:
                             color="tab:red")
         ax.axvline(est, color="black", linewidth=0.6)
         ax.set_xlabel(name)
+        ax.locator_params(axis="x", nbins=5)  # a parameter's digits are long: fewer ticks
         ax.set_ylabel("sqrt(F statistic)")
         ax.grid(True, alpha=0.3)
     axes.ravel()[0].legend(loc="upper center", fontsize="small")
