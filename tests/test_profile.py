@@ -176,6 +176,17 @@ def test_a_profile_that_never_crosses_is_reported_in_words(run, tmp_path):
     assert "never crosses" in notes or "not finite" in notes or "did not converge" in notes
 
 
+def test_the_time_limit_stops_the_profile_in_words():
+    from adcli.regression.profile import profile
+
+    x, y = _exp_data()
+    r = adcli.fit(EXP, {"x": x, "y": y}, start={"a": 1, "b": 1})
+    ci = profile(r, [0.9, 0.95], deadline=0.0)  # long past
+    assert ci["intervals"]["a"] == [[None, None]] * 2 and ci["refits"] == 0
+    assert ci["ends"]["b"] == [["failed", "failed"]] * 2
+    assert "the time limit was reached (--max-time" in ci["notes"]["a"][0]
+
+
 def test_brent_finds_a_root_to_full_precision():
     calls = []
 
@@ -268,6 +279,8 @@ def test_cli_derive_report_and_json(run):
     ("b = 2*a", "'b' is already a parameter"),
     ("t == a", "is not name = expression"),
     ("t = a/x", "'x' is not a parameter of the fit"),
+    ("t = u = 2", "ends in a binding"),
+    ("t = (q = 2; q*a)", "--derive 't = (q = 2; q*a)': unexpected '='"),
 ])
 def test_cli_bad_derive_is_one_error_line(run, derive, message):
     out = run("fit", "y ~ 1/(a*x) + b", "--data", LMFIT, "--from", "a=0.1,b=1", "--derive",
@@ -275,6 +288,16 @@ def test_cli_bad_derive_is_one_error_line(run, derive, message):
     assert out.exit_code == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
+
+
+def test_derive_with_let_bindings_and_a_value_that_is_not_finite():
+    x, y = _exp_data()
+    r = adcli.fit(EXP, {"x": x, "y": y}, start={"a": 1, "b": 1})
+    d = r.derive("h = q = log(2); q/b", "bad = log(-a)")
+    assert d["h"]["value"] == pytest.approx(math.log(2) / r.parameters["b"], rel=1e-15)
+    assert d["h"]["stderr"] == pytest.approx(d["h"]["value"] * r.stderr["b"] /
+                                             r.parameters["b"], rel=1e-12)
+    assert math.isnan(d["bad"]["value"]) and math.isnan(d["bad"]["stderr"])
 
 
 def test_cli_derive_same_name_twice(run):

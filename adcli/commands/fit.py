@@ -13,7 +13,7 @@ from ..output import render
 from ..regression.fitting import FitResult, parse_bounds
 from ..regression.fitting import fit as run_fit
 from ..regression.formula import Formula, parse_formula
-from ..regression.profile import PROFILE_LEVELS
+from ..regression.profile import PROFILE_LEVELS, profile
 from ..regression.uncertainty import DEFAULT_LEVELS, parse_derive, parse_levels, wald
 from .common import (
     DATA_HELP,
@@ -137,8 +137,9 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         """--ci and --derive, while the fit's engine (and its Dask scheduler) is still up."""
         if ci == "wald":
             result.ci = wald(result, ci_levels)
-        elif ci == "profile":
-            result.conf_interval("profile", ci_levels)
+        elif ci == "profile":  # --max-time covers the profile's refits too
+            result.ci = profile(result, ci_levels, deadline=began + max_time if max_time
+                                else None)
         if derive:
             result.derive(*derive)
 

@@ -18,6 +18,7 @@ engine of the fit itself.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -158,9 +159,11 @@ def brent(f: Callable[[float], float], a: float, b: float, fa: float, fb: float,
 class Profiler:
     """The profiles of one fit: refits counted, traces kept for the plot."""
 
-    def __init__(self, result: FitResult, refit: Refit) -> None:
+    def __init__(self, result: FitResult, refit: Refit, deadline: float | None = None) -> None:
         self.result = result
         self.refit = refit
+        #: ``time.monotonic()`` past which every end left stops (``fit --max-time``)
+        self.deadline = deadline
         known = bool(result.absolute_sigma)
         self.known = known
         # the statistic's denominator: s² = χ²_best/(n − k), or 1 when σ are absolute
@@ -178,6 +181,8 @@ class Profiler:
         others = [k for k in range(len(refit.free)) if k != j]
         fixed = dict(refit.fixed)
         fixed[name] = float(v)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise _Stop("stops: the time limit was reached (--max-time; 0 for no limit)")
         engine, rss_at = refit.engine_for(fixed)
         self.refits += 1
         if not others:
@@ -305,9 +310,11 @@ def _percent(level: float) -> str:
 
 
 def profile(result: FitResult, levels: Sequence[float] = PROFILE_LEVELS,
-            names: Sequence[str] | None = None) -> dict[str, Any]:
+            names: Sequence[str] | None = None, deadline: float | None = None
+            ) -> dict[str, Any]:
     """The ``"ci"`` record of profile-likelihood intervals of ``result`` (every free parameter,
-    or ``names``) at ``levels``; missing ends are ``None`` and explained in ``"notes"``."""
+    or ``names``) at ``levels``; missing ends are ``None`` and explained in ``"notes"``. Past
+    ``deadline`` (a ``time.monotonic()``) the ends left stop, in words."""
     refit = getattr(result, "refit", None)
     if refit is None:
         raise FitError("this fit cannot be profiled: it has no problem to refit (fit it "
@@ -321,7 +328,7 @@ def profile(result: FitResult, levels: Sequence[float] = PROFILE_LEVELS,
             raise FitError(f"'{name}' is not a free parameter of the fit (free: "
                            f"{', '.join(refit.free)})")
     targets = quantiles(levels, result.dof, bool(result.absolute_sigma))
-    prof = Profiler(result, refit)
+    prof = Profiler(result, refit, deadline)
     intervals: dict[str, list[list[float | None]]] = {}
     notes: dict[str, list[str]] = {}
     kinds: dict[str, list[list[str]]] = {}

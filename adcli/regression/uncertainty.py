@@ -229,6 +229,9 @@ def parse_derive(text: str, taken: Sequence[str] = ()) -> tuple[str, Any]:
         function = parse(expr)
     except AdcliError as err:
         raise FitError(f"--derive '{shown}': {err}") from None
+    if function.program.statements[-1].name is not None:  # "t = u = 2": no value to report
+        raise FitError(f"--derive '{shown}' is not name = expression: the expression ends in "
+                       "a binding, not a value")
     return name, function
 
 
@@ -264,6 +267,8 @@ def derive(result: FitResult, texts: Sequence[str]) -> dict[str, dict[str, Any]]
         used = g != 0
         with np.errstate(all="ignore"):
             var = float(g[used] @ cov[np.ix_(used, used)] @ g[used]) if used.any() else 0.0
-        out[name] = {"expression": text.partition("=")[2].strip(), "value": float(value),
-                     "stderr": math.sqrt(var) if var >= 0 else math.nan}
+        value = float(value)  # a value that is not finite has no meaningful error either
+        out[name] = {"expression": text.partition("=")[2].strip(), "value": value,
+                     "stderr": math.sqrt(var) if var >= 0 and math.isfinite(value)
+                     else math.nan}
     return out
