@@ -90,6 +90,8 @@ class Trace:
     points: list[tuple[float, float, np.ndarray]] = field(default_factory=list)
 
     def nearest(self, v: float) -> np.ndarray:
+        """The refit's start at ``v``: the other parameters at the nearest profiled point
+        (a linear extrapolation from two points jumped to other minima on NIST's Rat43)."""
         return min(self.points, key=lambda p: abs(p[0] - v))[2]
 
 
@@ -257,7 +259,10 @@ class Profiler:
                             raise _Stop(lambda q, s=s: f"reaches the bound {name} = "
                                         f"{bound:.6g} (the statistic is {s:.4g} there, below "
                                         f"{q:.4g})")
-                        guess = est + 2.0 * (guess - est)
+                        # where √F would reach √q if it grew linearly from the estimate, a
+                        # little beyond to bracket the crossing; at most doubling the distance
+                        reach = 1.05 * root_q / math.sqrt(s) if s > 0 else 2.0
+                        guess = est + min(max(reach, 1.05), 2.0) * (guess - est)
                     if outer is None:
                         far = inner[0]
                         raise _Stop(lambda q, far=far: f"never crosses: the statistic stays "
