@@ -166,10 +166,9 @@ class Profiler:
         self.refit = refit
         #: ``time.monotonic()`` past which every end left stops (``fit --max-time``)
         self.deadline = deadline
-        known = bool(result.absolute_sigma)
-        self.known = known
         # the statistic's denominator: s² = χ²_best/(n − k), or 1 when σ are absolute
-        self.scale = 1.0 if known else (result.rss / result.dof if result.dof > 0 else math.nan)
+        self.scale = 1.0 if result.absolute_sigma else \
+            (result.rss / result.dof if result.dof > 0 else math.nan)
         self.best = float(result.rss)
         self.refits = 0
         self.notes: dict[str, list[str]] = {}
@@ -207,7 +206,7 @@ class Profiler:
         if not math.isfinite(rss):
             raise _Stop(f"stops: the sum of squares is not finite at {name} = {v:.6g}")
         stat = (rss - self.best) / self.scale
-        if stat < -LOWER_TOLERANCE:
+        if stat < -LOWER_TOLERANCE and name not in self.notes:  # said once per parameter
             self.notes.setdefault(name, []).append(
                 f"a lower sum of squares than the fit's was found at {name} = {v:.6g}: the "
                 "fit did not reach the minimum, so these intervals are not trustworthy")
