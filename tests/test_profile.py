@@ -304,3 +304,15 @@ def test_cli_derive_same_name_twice(run):
     out = run("fit", "y ~ 1/(a*x) + b", "--data", LMFIT, "--derive", "t = a", "--derive",
               "t = b")
     assert out.exit_code == 2 and "'t' is already a parameter or a derived" in out.stderr
+
+
+def test_a_fit_that_stopped_short_is_flagged_by_its_profile():
+    x, y = _exp_data()
+    r = adcli.fit(EXP, {"x": x, "y": y}, start={"a": 1, "b": 1}, max_evaluations=3)
+    assert not r.converged
+    ci = r.conf_interval("profile", [0.95])
+    flagged = [n for n, notes in ci["notes"].items()
+               if any("lower sum of squares than the fit's" in t for t in notes)]
+    assert flagged  # the refits find what the fit missed, and say so once per parameter
+    for name in flagged:
+        assert sum("lower sum of squares" in t for t in ci["notes"][name]) == 1
