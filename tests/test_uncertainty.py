@@ -214,6 +214,9 @@ def test_cli_ci_json_and_text(run, tmp_path):
     (["--ci", "bogus"], "'bogus' is not one of 'wald', 'profile'"),
     (["--profile-plot", "p.png"], "--profile-plot needs --ci profile"),
     (["--ci", "wald", "--profile-plot", "p.png"], "--profile-plot needs --ci profile"),
+    (["--ci", "profile", "--profile-plot", "p.txt"], "--profile-plot 'p.txt': use a .png"),
+    (["--ci", "profile", "--profile-plot", "p.png", "--plot", "./p.png"],
+     "--plot and --profile-plot name the same file"),
 ])
 def test_cli_bad_ci_options(run, tmp_path, args, message):
     out = run("fit", EXP, "--data", _csv(tmp_path), *args, "--json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -130,8 +131,11 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         from ..output.plot import check_path
 
         check_outputs(outputs, [input_file(expr), data_path])
-        for _, path in outputs:
-            check_path(path)
+        for option, path in outputs:
+            check_path(path, option)
+        if plot_path and profile_plot and os.path.abspath(plot_path) == \
+                os.path.abspath(profile_plot):
+            raise AdcliError("--plot and --profile-plot name the same file; give two names")
 
     def uncertainty(result: FitResult) -> None:
         """--ci and --derive, while the fit's engine (and its Dask scheduler) is still up."""
