@@ -34,9 +34,11 @@ if TYPE_CHECKING:
 
 #: lmfit's 1, 2 and 3 sigma levels, rounded as the issue and lmfit's report print them.
 PROFILE_LEVELS = (0.6827, 0.9545, 0.9973)
-#: Doublings of the step from the Wald guess before an end is reported as never crossing
-#: (2^24: some 10^7 Wald half-widths out).
-MAX_EXPANSIONS = 24
+#: How far out, in multiples of the first guess's distance (the Wald half-width), the profile
+#: steps before an end is reported as never crossing.
+MAX_REACH = 2.0 ** 24
+#: Steps outward at most (the distance grows by 1.05 to 2 per step, by 2 after 8 steps).
+MAX_EXPANSIONS = 40
 #: Refits of Brent's method per end (it needs far fewer: a stop means a noisy profile).
 MAX_BRENT = 100
 #: A refit below χ²_best by more than this fraction of s² means the fit missed its minimum.
@@ -246,7 +248,10 @@ class Profiler:
                         else inner[0] + direction * step
                     if abs(guess - est) <= abs(inner[0] - est):
                         guess = est + 2.0 * (inner[0] - est)
-                    for _ in range(MAX_EXPANSIONS):
+                    limit = MAX_REACH * abs(guess - est)
+                    for step_out in range(MAX_EXPANSIONS):
+                        if abs(guess - est) > limit:
+                            break
                         if (guess - bound) * direction >= 0:
                             guess = bound
                         s = self.statistic(trace, guess)
@@ -259,9 +264,11 @@ class Profiler:
                                         f"{bound:.6g} (the statistic is {s:.4g} there, below "
                                         f"{q:.4g})")
                         # where √F would reach √q if it grew linearly from the estimate, a
-                        # little beyond to bracket the crossing; at most doubling the distance
+                        # little beyond to bracket the crossing; at most doubling the distance,
+                        # and doubling after 8 steps (a profile levelling off below √q)
                         reach = 1.05 * root_q / math.sqrt(s) if s > 0 else 2.0
-                        guess = est + min(max(reach, 1.05), 2.0) * (guess - est)
+                        least = 1.05 if step_out < 8 else 2.0
+                        guess = est + min(max(reach, least), 2.0) * (guess - est)
                     if outer is None:
                         far = inner[0]
                         raise _Stop(lambda q, far=far: f"never crosses: the statistic stays "
