@@ -150,7 +150,7 @@ def _cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
 
 
 #: the cases also run on the LocalCluster (each a few passes over two worker processes)
-CLUSTER = {"fit", "fit-sigma", "fit-bounds", "fit-misspelt", "fit-bad-cell",
+CLUSTER = {"fit", "fit-sigma", "fit-bounds", "fit-misspelt", "fit-bad-cell", "fit-ci-profile",
            "fit-perfect", "min-auto", "min-bfgs", "min-newton", "min-momentum",
            "min-bad-cell", "min-unknown-from", "min-trace"}
 
