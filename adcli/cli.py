@@ -136,11 +136,11 @@ class AdcliGroup(click.Group):
 
     def _run(self, args: list[str] | None, prog_name: str | None, complete_var: str | None,
              **extra) -> int:
-        from .output import plain
+        from .output import numbers
 
         # --digits is a setting of one run: a command without the option (graph) must not
         # print with what an earlier run in the same process (the API, tests) asked for
-        plain.set_digits(plain.DEFAULT_DIGITS)
+        numbers.set_digits(numbers.DEFAULT_DIGITS)
         try:
             try:
                 rv = super().main(args, prog_name, complete_var, standalone_mode=False,

@@ -1,19 +1,51 @@
-"""Plain result records, shared by the JSON writer and the rich renderer.
+"""Result records: what every command prints. Each says which JSON keys it has, in order, where
+each value comes from and when a key is left out (``json_keys``, a tuple of :class:`Key`), read
+by the one JSON writer (:mod:`adcli.output.formats.json`); every format reads the same records.
 
 numpy is imported by the functions that handle arrays, not with the module: the records of a
 command at a point of plain floats are written without it (start-up time)."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One key of a record's JSON: its ``name``; ``get`` gives its value from the record (default:
+    the attribute of that name); ``omit`` says, given the record, when the key is left out;
+    ``spread`` merges the keys of the dict ``get`` gives (a report written elsewhere)."""
+
+    name: str
+    get: Callable[[Any], Any] | None = None
+    omit: Callable[[Any], bool] | None = None
+    spread: bool = False
+
+
+def fields_of(record: Any) -> dict[str, Any]:
+    """A record's JSON keys in order, their values as they are (records inside stay records)."""
+    out: dict[str, Any] = {}
+    for key in record.json_keys:
+        if key.omit is not None and key.omit(record):
+            continue
+        value = getattr(record, key.name) if key.get is None else key.get(record)
+        if key.spread:
+            out.update(value)
+        else:
+            out[key.name] = value
+    return out
+
+
+def is_record(obj: Any) -> bool:
+    """Whether ``obj`` is a result record (it declares its JSON keys)."""
+    return hasattr(type(obj), "json_keys")
 
 
 @dataclass(slots=True)
@@ -25,6 +57,10 @@ class NodeRow:
     grad: Any
     args: tuple[int, ...] = ()
 
+    json_keys: ClassVar[tuple[Key, ...]] = (
+        Key("id"), Key("op"), Key("label"), Key("value"), Key("grad"),
+        Key("args", lambda n: list(n.args)))
+
 
 @dataclass(slots=True)
 class GradReport:
@@ -34,17 +70,51 @@ class GradReport:
     warnings: list[str] = field(default_factory=list)
     node_count: int = 0  # nodes on the tape (``nodes`` may hold only the first of them)
 
-    def to_json(self) -> dict:
-        """``nodes`` lists the first nodes of the tape (``--max-rows``); ``nodes_omitted`` says
-        how many more ``node_count`` has, so a huge tape's JSON stays small."""
-        return {
-            "value": self.value,
-            "gradient": nest_elements(self.gradient),
-            "nodes": [{"id": n.id, "op": n.op, "label": n.label, "value": n.value,
-                       "grad": n.grad, "args": list(n.args)} for n in self.nodes],
-            "node_count": self.node_count,
-            "nodes_omitted": self.node_count - len(self.nodes),
-        }
+    # ``nodes`` lists the first nodes of the tape (``--max-rows``); ``nodes_omitted`` says how
+    # many more ``node_count`` has, so a huge tape's JSON stays small.
+    json_keys: ClassVar[tuple[Key, ...]] = (
+        Key("value"), Key("gradient", lambda r: nest_elements(r.gradient)), Key("nodes"),
+        Key("node_count"), Key("nodes_omitted", lambda r: r.node_count - len(r.nodes)))
+
+
+@dataclass(slots=True)
+class EvalResult:
+    """The value of ``adcli eval`` at a point."""
+
+    value: Any
+    warnings: list[str] = field(default_factory=list)
+
+    json_keys: ClassVar[tuple[Key, ...]] = (Key("value"),)
+
+
+@dataclass(slots=True)
+class HessianReport:
+    """``adcli hessian``: the matrix over ``variables``, its eigenvalues, and the reading of
+    them when the point allows none (``verdict``)."""
+
+    variables: list[str]
+    matrix: Any  # numpy (n, n)
+    eigenvalues: Any  # numpy (n,)
+    verdict: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    json_keys: ClassVar[tuple[Key, ...]] = (
+        Key("variables"), Key("hessian", lambda r: r.matrix.tolist()),
+        Key("eigenvalues", lambda r: r.eigenvalues.tolist()))
+
+
+@dataclass(slots=True)
+class Derivatives:
+    """``adcli diff``: each derivative as source text. ``single``: the user asked for exactly
+    one name, so the JSON holds a string, not lists."""
+
+    names: list[str]
+    texts: list[str]
+    single: bool = False
+
+    json_keys: ClassVar[tuple[Key, ...]] = (
+        Key("wrt", lambda r: r.names[0] if r.single else r.names),
+        Key("derivative", lambda r: r.texts[0] if r.single else r.texts))
 
 
 def split_element(name: str) -> tuple[str, tuple[int, ...]] | None:
@@ -105,50 +175,6 @@ def _nested(members: dict[tuple[int, ...], Any], lo: list[int], hi: list[int]) -
     return build(())  # depth is the rank (at most a few): not the input's depth
 
 
-def jsonable(obj: Any) -> Any:
-    """Numbers as JSON numbers, except non-finite ones as "nan", "inf", "-inf" (JSON has none)."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    np = sys.modules.get("numpy")
-    if np is None:  # so obj is no numpy value: the same cases without numpy's types
-        return _plain_jsonable(obj)
-    if isinstance(obj, np.ndarray):
-        return [jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        if math.isnan(f):
-            return "nan"
-        if math.isinf(f):
-            return "inf" if f > 0 else "-inf"
-        return f
-    return obj
-
-
-def _plain_jsonable(obj: Any) -> Any:
-    if isinstance(obj, bool):
-        return obj
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        if math.isnan(obj):
-            return "nan"
-        if math.isinf(obj):
-            return "inf" if obj > 0 else "-inf"
-        return float(obj)
-    return obj
-
-
-def dumps(obj: Any) -> str:
-    """One JSON document, strictly valid (no NaN/Infinity tokens)."""
-    return json.dumps(jsonable(obj), allow_nan=False)
-
-
 # Why a run stopped.  Only GRAD_TOL, PRECISION and LS_TOL count as converged.
 GRAD_TOL = "grad-tol"
 PRECISION = "precision"  # no lower point, at a gradient already at attainable accuracy
@@ -179,7 +205,8 @@ REASONS = {
 
 @dataclass(slots=True)
 class MinimizeResult:
-    """Where a run ended and why.  ``to_json`` gives exactly the documented fields."""
+    """Where a run ended and why; its JSON has exactly the documented fields (with ``partitions``
+    and ``rows`` for a run over partitioned data)."""
 
     names: list[str]
     x: np.ndarray
@@ -191,6 +218,17 @@ class MinimizeResult:
     method: str
     message: str = ""
     warnings: list[str] = field(default_factory=list)
+    partitions: int | None = None
+    rows: int | None = None
+
+    # "minimum" only for a converged run: a diverged or stopped run's last point is none.
+    json_keys: ClassVar[tuple[Key, ...]] = (
+        Key("minimum", lambda r: nest_elements(r.minimum), omit=lambda r: not r.converged),
+        Key("point", lambda r: nest_elements(r.minimum), omit=lambda r: r.converged),
+        Key("value", lambda r: float(r.value)), Key("grad_norm"), Key("iterations"),
+        Key("evaluations"), Key("converged"), Key("reason"), Key("method"),
+        Key("partitions", omit=lambda r: r.partitions is None),
+        Key("rows", omit=lambda r: r.rows is None))
 
     @property
     def converged(self) -> bool:
@@ -203,14 +241,6 @@ class MinimizeResult:
     @property
     def minimum(self) -> dict[str, float]:
         return {n: float(v) for n, v in zip(self.names, self.x)}
-
-    def to_json(self) -> dict[str, Any]:
-        # "minimum" only for a converged run: a diverged or stopped run's last point is none.
-        where = "minimum" if self.converged else "point"
-        return {where: nest_elements(self.minimum), "value": float(self.value),
-                "grad_norm": self.grad_norm, "iterations": self.iterations,
-                "evaluations": self.evaluations, "converged": self.converged,
-                "reason": self.reason, "method": self.method}
 
 
 def natural_key(name: str) -> list[Any]:
@@ -252,10 +282,9 @@ class ModeCost:
     def passes(self) -> int:
         return self.forward_passes + self.backward_passes
 
-    def to_json(self) -> dict:
-        return {"gradient": self.gradient, "passes": self.passes,
-                "forward_passes": self.forward_passes, "backward_passes": self.backward_passes,
-                "ops": self.ops, "seconds": self.seconds, "runs": self.runs}
+    json_keys: ClassVar[tuple[Key, ...]] = (
+        Key("gradient"), Key("passes"), Key("forward_passes"), Key("backward_passes"),
+        Key("ops"), Key("seconds"), Key("runs"))
 
 
 @dataclass(slots=True)
@@ -278,9 +307,9 @@ class Directional:
     numeric: Any
     forward_ops: int
 
-    def to_json(self) -> dict:
-        return {"direction": self.direction, "forward": self.forward, "reverse": self.reverse,
-                "numeric": self.numeric, "forward_passes": 1, "forward_ops": self.forward_ops}
+    json_keys: ClassVar[tuple[Key, ...]] = (
+        Key("direction"), Key("forward"), Key("reverse"), Key("numeric"),
+        Key("forward_passes", lambda d: 1), Key("forward_ops"))
 
 
 @dataclass(slots=True)
@@ -314,16 +343,12 @@ class Comparison:
     def reading(self) -> str:
         return reading(self.variables, self.forward, self.reverse)
 
-    def to_json(self) -> dict:
-        out = {"value": self.value, "variables": self.variables,
-               "instructions": self.instructions, "forward": self.forward.to_json(),
-               "reverse": self.reverse.to_json(), "numeric": self.numeric.to_json(),
-               "max_abs_diff": self.max_abs_diff, "max_rel_diff": self.max_rel_diff,
-               "forward_reverse_max_abs_diff": self.max_ad_diff, "reading": self.reading(),
-               "warnings": self.warnings}
-        if self.directional is not None:
-            out["directional"] = self.directional.to_json()
-        return out
+    json_keys: ClassVar[tuple[Key, ...]] = (
+        Key("value"), Key("variables"), Key("instructions"), Key("forward"), Key("reverse"),
+        Key("numeric"), Key("max_abs_diff"), Key("max_rel_diff"),
+        Key("forward_reverse_max_abs_diff", lambda c: c.max_ad_diff),
+        Key("reading", lambda c: c.reading()), Key("warnings"),
+        Key("directional", omit=lambda c: c.directional is None))
 
 
 def reading(n: int, forward: ModeCost, reverse: ModeCost) -> str:
@@ -384,16 +409,29 @@ class ScalingRow:
     def ratio(self) -> float:
         return self.forward_seconds / self.reverse_seconds if self.reverse_seconds else float("nan")
 
-    def to_json(self) -> dict:
-        return {"n": self.n, "instructions": self.instructions,
-                "forward": {"passes": self.forward_passes, "ops": self.forward_ops,
-                            "seconds": self.forward_seconds,
-                            "passes_timed": self.forward_passes_timed,
-                            "estimated": self.forward_estimated},
-                "reverse": {"passes": self.reverse_passes, "forward_passes": 1,
-                            "backward_passes": 1, "ops": self.reverse_ops,
-                            "seconds": self.reverse_seconds},
-                "time_ratio": self.ratio}
+    json_keys: ClassVar[tuple[Key, ...]] = (
+        Key("n"), Key("instructions"),
+        Key("forward", lambda r: {"passes": r.forward_passes, "ops": r.forward_ops,
+                                  "seconds": r.forward_seconds,
+                                  "passes_timed": r.forward_passes_timed,
+                                  "estimated": r.forward_estimated}),
+        Key("reverse", lambda r: {"passes": r.reverse_passes, "forward_passes": 1,
+                                  "backward_passes": 1, "ops": r.reverse_ops,
+                                  "seconds": r.reverse_seconds}),
+        Key("time_ratio", lambda r: r.ratio))
+
+
+@dataclass(slots=True)
+class ScalingReport:
+    """``adcli compare-modes --scaling``: one family's rows as the number of inputs grows;
+    ``chart``: draw the bar chart (None: on a terminal)."""
+
+    family: str
+    description: str
+    rows: list[ScalingRow]
+    chart: bool | None = None
+
+    json_keys: ClassVar[tuple[Key, ...]] = (Key("family"), Key("description"), Key("rows"))
 
 
 # --------------------------------------------------------------------------- diagnostics

@@ -254,10 +254,6 @@ def test_json_output_at_a_point_never_imports_rich():
     """Start-up: ``--json`` prints no table, so the rich renderer stays unloaded,
     unless --digits asks for a setting (it only affects printed tables); a later table in
     the same process still gets the digits asked for."""
-    from adcli.commands.common import RENDER_DEFAULT_DIGITS
-    from adcli.output import render
-
-    assert RENDER_DEFAULT_DIGITS == render.DEFAULT_DIGITS
     code = ("import sys; from adcli.cli import main\n"
             "try:\n    main(['grad', 'x^2', '--at', 'x=3', '--json'])\nexcept SystemExit:\n"
             "    pass\n"

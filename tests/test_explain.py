@@ -373,7 +373,7 @@ def test_forward_mode_is_the_forward_sweep_and_paths_sum_to_the_adjoint(run, exa
     adjoint up to the rounding of another summation order."""
     import adcli
     from adcli.core import sweeps
-    from adcli.results import jsonable
+    from adcli.output.formats.json import jsonable
 
     tape = adcli.parse(example.source).tape(example.point)
     names = list(tape.inputs)

@@ -23,6 +23,7 @@ from adcli.optimize import (
     trust_region_step,
     wolfe,
 )
+from adcli.output.formats.json import to_json
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 TEST_FUNCTIONS = ["rosenbrock", "himmelblau", "beale", "booth", "bowl"]
@@ -292,7 +293,7 @@ def test_step_limit():
 
 def test_result_json_fields_exactly():
     obj, x0 = objective("(x-1)^2")
-    out = minimize(obj, x0).to_json()
+    out = to_json(minimize(obj, x0))
     assert list(out) == ["minimum", "value", "grad_norm", "iterations", "evaluations",
                          "converged", "reason", "method"]
 
@@ -611,7 +612,7 @@ def test_a_saddle_with_no_visible_lower_point_is_not_converged(expr, kind, metho
     r = minimize(obj, x0, method=method)
     assert r.reason == "saddle" and not r.converged and exit_status(r) == 1
     assert kind in r.message and "smallest eigenvalue -2" in r.message
-    assert r.to_json()["converged"] is False and "point" in r.to_json()
+    assert to_json(r)["converged"] is False and "point" in to_json(r)
 
 
 def test_a_saddle_is_found_only_where_the_hessian_is_affordable(monkeypatch):

@@ -16,6 +16,7 @@ from scipy import stats
 from scipy.optimize import curve_fit
 
 import adcli
+from adcli.output.formats.json import to_json
 from adcli.regression.formula import FitError
 from adcli.regression.profile import PROFILE_LEVELS, brent
 
@@ -217,7 +218,7 @@ def test_api_conf_interval_and_refusals():
     assert r.conf_interval("wald") == wald(r, [0.95])
     one = r.conf_interval("profile", [0.95], names=["b"])
     assert list(one["intervals"]) == ["b"] and r.ci is one
-    assert r.to_json()["ci"]["method"] == "profile"
+    assert to_json(r)["ci"]["method"] == "profile"
     with pytest.raises(FitError, match="not profile or wald"):
         r.conf_interval("bootstrap")
     with pytest.raises(FitError, match="between 0 and 1"):
@@ -244,7 +245,7 @@ def test_derive_equals_the_uncertainties_package():
     for name, w in want.items():
         assert derived[name]["value"] == pytest.approx(w.nominal_value, rel=1e-12)
         assert derived[name]["stderr"] == pytest.approx(w.std_dev, rel=1e-12)
-    assert r.derived == derived and r.to_json()["derived"]["t_half"]["expression"] == \
+    assert r.derived == derived and to_json(r)["derived"]["t_half"]["expression"] == \
         "log(2)/b"
 
 

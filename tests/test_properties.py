@@ -28,7 +28,7 @@ from adcli.core.unparse import to_source
 from adcli.derive.numeric import EPS, numeric_directional, numeric_gradient, step
 from adcli.derive.symbolic import tape_nodes
 from adcli.modes.compare import compare_modes
-from adcli.results import dumps
+from adcli.output.formats.json import dumps
 
 CI = settings(derandomize=True, database=None, deadline=None,
               suppress_health_check=[HealthCheck.too_slow,
@@ -200,7 +200,7 @@ def test_cli_never_tracebacks(run, example):
 def test_compare_report_is_valid_json_on_nan():
     function = adcli.parse("log(x - 3) * y")
     result = compare_modes(function, {"x": 2.0, "y": 1.0}, repeat=1)
-    text = dumps(result.to_json())
+    text = dumps(result)
     assert '"nan"' in text and "NaN" not in text
 
 

@@ -15,7 +15,6 @@ Three things make that possible, each checked here against what it replaces:
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import re
@@ -38,7 +37,8 @@ from adcli.commands.report import float_value_and_grad, grad_report
 from adcli.core import sweeps
 from adcli.ops import CONSTANTS, LN2, LN10
 from adcli.ops import kernels as K
-from adcli.output import plain, render
+from adcli.output import numbers, plain, render
+from adcli.output.formats.json import dumps
 
 ROOT = Path(__file__).resolve().parent.parent
 ADCLI = Path(sys.executable).parent / "adcli"
@@ -149,7 +149,7 @@ def _assert_same_report(a, b):
         assert (x.id, x.op, x.label, x.args) == (y.id, y.op, y.label, y.args)
         assert _same(x.value, y.value) and _same(x.grad, y.grad), (x, y)
     assert a.warnings == b.warnings
-    assert json.dumps(a.to_json()) == json.dumps(b.to_json())
+    assert dumps(a) == dumps(b)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -217,14 +217,14 @@ EXPRESSIONS = [
 @pytest.mark.parametrize("table, max_rows, digits", [
     (True, 200, 12), (False, 200, 12), (True, 3, 12), (True, 0, 0), (True, 200, 3)])
 def test_plain_grad_is_richs_bytes(source, point, width, table, max_rows, digits, monkeypatch):
-    plain.set_digits(digits)
+    numbers.set_digits(digits)
     try:
         report = grad_report(adcli.parse(source), point,
                              max_nodes=None if max_rows == 0 else max_rows)
         text = plain.grad_text(report, table=table, max_rows=max_rows, width=width)
         want = _rich_grad(report, table, max_rows, width, monkeypatch)
     finally:
-        plain.set_digits(plain.DEFAULT_DIGITS)
+        numbers.set_digits(numbers.DEFAULT_DIGITS)
     if text is not None:  # None: rich folds a label or wraps a line (see the next test)
         assert text == want
 
@@ -255,14 +255,14 @@ def test_plain_grad_is_richs_bytes_for_generated_programs(case, monkeypatch):
     example, width, max_rows, table, digits = case
     f = adcli.parse(example.source)
     point = {k: float(v) for k, v in example.point.items()}
-    plain.set_digits(digits)
+    numbers.set_digits(digits)
     try:
         report = grad_report(f, point, max_nodes=None if max_rows == 0 else max_rows)
         text = plain.grad_text(report, table=table, max_rows=max_rows, width=width)
         if text is not None:
             assert text == _rich_grad(report, table, max_rows, width, monkeypatch)
     finally:
-        plain.set_digits(plain.DEFAULT_DIGITS)
+        numbers.set_digits(numbers.DEFAULT_DIGITS)
 
 
 @pytest.mark.parametrize("message", [

@@ -16,6 +16,7 @@ from scipy import stats
 from scipy.optimize import curve_fit
 
 import adcli
+from adcli.output.formats.json import to_json
 from adcli.regression.formula import FitError
 from adcli.regression.uncertainty import information, p_values, parse_levels, t_values, wald
 
@@ -104,10 +105,10 @@ def test_aic_bic_and_reduced_chi_square_by_hand():
     r_aic = -2 * r_loglik + 2 * (k + 1)
     assert r_aic - aic == pytest.approx(n * (math.log(2 * math.pi) + 1) + 2
                                         - np.sum(np.log(w)), rel=1e-10)
-    doc = result.to_json()
+    doc = to_json(result)
     assert doc["reduced_chi_square"] == pytest.approx(chi2 / (n - k), rel=1e-10)
     assert doc["aic"] == aic and doc["bic"] == bic
-    unweighted = adcli.fit(EXP, {"x": x, "y": y}).to_json()
+    unweighted = to_json(adcli.fit(EXP, {"x": x, "y": y}))
     assert unweighted["reduced_chi_square"] is None
 
 
@@ -150,13 +151,13 @@ def test_nist_certified_standard_errors_and_wald_half_widths(name):
 def test_start_values_and_fixed_parameters_in_json():
     x, y, _ = _exp_data()
     result = adcli.fit(EXP, {"x": x, "y": y}, start={"a": 2.5}, fix={"c": 0.4})
-    doc = result.to_json()
+    doc = to_json(result)
     assert doc["start"] == {"a": 2.5, "b": 1.0}
     assert set(doc["t_values"]) == set(doc["p_values"]) == {"a", "b"}
     assert doc["covariance"]["names"] == ["a", "b"]
     assert doc["ci"] is None
     result.ci = wald(result, [0.5])
-    assert set(result.to_json()["ci"]["intervals"]) == {"a", "b"}
+    assert set(to_json(result)["ci"]["intervals"]) == {"a", "b"}
 
 
 def test_no_degrees_of_freedom_gives_nan_not_an_error():

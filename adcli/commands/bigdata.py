@@ -23,7 +23,7 @@ from ..optimize import (
 )
 from ..optimize import minimize as run_minimize
 from ..output import render
-from .common import emit_json
+from .common import show
 
 
 def minimize_partitioned(function: Function, point: dict[str, float], names: list[str] | None,
@@ -113,13 +113,9 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
         if result.method == "least-squares":
             click.echo("Note: EXPR is the square of a residual over the data, so method auto "
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)
-    if as_json:
-        out = result.to_json()
-        out["partitions"] = objective.partitions
-        out["rows"] = objective.rows
-        emit_json(out)
-    else:
-        render.minimize_result(result)
+    result.partitions, result.rows = objective.partitions, objective.rows
+    show(result, as_json)
+    if not as_json:
         click.echo(f"{objective.rows:,} rows in {objective.partitions} partitions, "
                    f"{objective.passes} passes", err=True)
     if trace_path:

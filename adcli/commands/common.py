@@ -13,7 +13,7 @@ from ..function import Function, parse
 from ..io.inputs import read_bounded
 from ..io.point import _split_top_level, bind_elements, expand_names, parse_assignments
 from ..language.parser import DEFAULT_MAX_SOURCE_BYTES
-from ..results import dumps
+from ..output import formats, numbers
 
 EXPR_HELP = "EXPR is an expression or program, @FILE to read one from a file, or - for stdin."
 
@@ -104,8 +104,10 @@ class ByteSize(click.ParamType):
         return int(m[1]) << (10 * " KMGT".index(m[2].upper() or " "))
 
 
-def emit_json(obj) -> None:
-    click.echo(dumps(obj))
+def show(record: object, as_json: bool, **options: object) -> None:
+    """Hand a result record to the format the options chose (:mod:`adcli.output.formats`):
+    commands parse options, call the core, and end here."""
+    formats.show(record, formats.chosen(as_json), **options)
 
 
 def expr_argument(f: Callable) -> Callable:
@@ -177,25 +179,21 @@ def load_data(path: str, max_bytes: int | None, sep: str | None,
                       keep_lines=keep_lines, keep_text=keep_text)
 
 
-#: render.DEFAULT_DIGITS, the renderer's setting until told otherwise (a test checks they agree)
-RENDER_DEFAULT_DIGITS = 12
-
-
 def _set_digits(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
     if value is None or ctx.resilient_parsing:
         return
-    # The setting lives in adcli.output.plain, which the rich renderer reads too: setting it loads
+    # The setting lives in adcli.output.numbers, which every renderer reads: setting it loads
     # no rich (--json and piped output never import rich; start-up time).
-    from ..output import plain
-
-    plain.set_digits(value)
+    numbers.set_digits(value)
 
 
-def digits_option(f: Callable | None = None, *, default: int = 12) -> Callable:
-    """--digits N: significant digits of the numbers printed for people (never --json)."""
+def digits_option(f: Callable) -> Callable:
+    """--digits N: significant digits of the numbers printed for people (never --json); one
+    default for every command (:data:`adcli.output.numbers.DEFAULT_DIGITS`)."""
     option = click.option(
-        "--digits", type=click.IntRange(0, 17), default=default, show_default=True,
+        "--digits", type=click.IntRange(0, 17), default=numbers.DEFAULT_DIGITS,
+        show_default=True,
         metavar="N", expose_value=False, callback=_set_digits,
         help="Significant digits of printed numbers (0: every digit); --json always has "
              "every digit.")
-    return option(f) if f is not None else option
+    return option(f)

@@ -7,16 +7,17 @@ import click
 from ..errors import AdcliError
 from ..modes.compare import DEFAULT_SIZES, FAMILIES, compare_modes, scaling
 from ..output import render
+from ..results import ScalingReport
 from .common import (
     EXPR_HELP,
     FiniteFloat,
     at_option,
     digits_option,
-    emit_json,
     json_option,
     load_function,
     max_size_option,
     parse_point,
+    show,
 )
 
 
@@ -80,11 +81,7 @@ def compare_modes_cmd(expr: str | None, at: tuple[str, ...], direction: tuple[st
                              f"(known: {', '.join(FAMILIES)})")
         rows = scaling(family, _sizes(sizes) if sizes else DEFAULT_SIZES, repeat=repeat,
                        budget=budget)
-        if as_json:
-            emit_json({"family": family, "description": FAMILIES[family][0],
-                       "rows": [r.to_json() for r in rows]})
-        else:
-            render.scaling(family, FAMILIES[family][0], rows, chart)
+        show(ScalingReport(family, FAMILIES[family][0], rows, chart), as_json)
         return
     if expr is None:
         raise AdcliError("EXPR is missing: give an expression and --at, or use --scaling",
@@ -97,8 +94,5 @@ def compare_modes_cmd(expr: str | None, at: tuple[str, ...], direction: tuple[st
     result = compare_modes(function, point, repeat=repeat, budget=budget, direction=vector)
     for message in result.warnings:
         render.warn(message)
-    if as_json:
-        emit_json(result.to_json())
-    else:
-        render.compare(result, max_rows=max_rows)
+    show(result, as_json, max_rows=max_rows)
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 import click
 
 from ..function import select_wrt
-from ..output import render
+from ..results import Derivatives
 from .common import (
     EXPR_HELP,
-    emit_json,
     expr_argument,
     json_option_saying,
     load_function,
     max_size_option,
     parse_names,
+    show,
 )
 
 
@@ -44,17 +44,8 @@ def diff(expr: str, wrt: str | None, as_json: bool, max_size: int) -> None:
     asked = parse_names(wrt, function=function) if wrt is not None else None
     names = select_wrt(tape, asked) if asked is not None else list(tape.inputs)
     texts = derivative_texts(tape, names, sep="; " if as_json else "\n")
-    if as_json:
-        # One shape: lists, unless the user asked for exactly one name.
-        if asked is not None and len(names) == 1:
-            emit_json({"wrt": names[0], "derivative": texts[0]})
-        else:
-            emit_json({"wrt": names, "derivative": texts})
-    elif not names:
-        render.warn("EXPR has no variables: its derivative is 0")
-        click.echo("0")
-    else:
-        render.derivatives(names, texts)
+    # One JSON shape: lists, unless the user asked for exactly one name.
+    show(Derivatives(names, texts, single=asked is not None and len(names) == 1), as_json)
 
 
 def derivative_texts(tape, names: list[str], sep: str = "; ") -> list[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from ..core.diagnose import derivative_warnings
@@ -12,12 +10,12 @@ from .common import (
     EXPR_HELP,
     at_option,
     digits_option,
-    emit_json,
     expr_argument,
     json_option,
     load_function,
     max_size_option,
     parse_point,
+    show,
 )
 from .grad import _warn
 from .report import unused_warnings
@@ -74,17 +72,5 @@ def explain(expr: str, at: tuple[str, ...], mode: str, direction: tuple[str, ...
     for message in derivative_warnings(tape, result.values, result.adjoint, result.gradient) \
             + unused_warnings(tape, point):
         _warn(message)
-    if as_json:
-        out = result.to_json()
-        if mode == "forward":
-            del out["reverse"]
-        emit_json(out)
-        return
-    from ..output import plain, transcript
-
-    if plain.rich_would_be_plain(sys.stdout):
-        sys.stdout.write(transcript.text(result, mode))
-    else:
-        from ..output import render
-
-        render.explain(transcript.lines(result, mode))
+    result.mode = mode
+    show(result, as_json)

@@ -22,7 +22,6 @@ from .common import (
     ByteSize,
     data_options,
     digits_option,
-    emit_json,
     expr_argument,
     json_option,
     load_data,
@@ -31,6 +30,7 @@ from .common import (
     parse_names,
     parse_point,
     read_source,
+    show,
 )
 
 
@@ -83,7 +83,7 @@ from .common import (
               help="Refuse a --data file larger than this, or whose rows take more memory "
                    "once read (suffixes K, M, G; 0: no limit).")
 @data_options
-@digits_option(default=11)
+@digits_option
 @json_option
 @max_size_option
 def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...],
@@ -172,12 +172,7 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         from ..output.profileplot import plot_profiles
 
         plot_profiles(profile_plot, result)
-    if as_json:
-        out = result.to_json()
-        out["rows"] = result.rows
-        emit_json(out)
-    else:
-        render.fit_result(result)
+    show(result, as_json)
     for _, path in outputs:
         click.echo(f"plot written to {escape_control(path)}", err=True)
     if not result.converged:

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ..results import EvalResult
 from .common import (
     DATA_HELP,
     EXPR_HELP,
@@ -13,7 +14,6 @@ from .common import (
     at_option,
     data_options,
     digits_option,
-    emit_json,
     expr_argument,
     json_option,
     json_option_saying,
@@ -22,13 +22,16 @@ from .common import (
     max_size_option,
     parse_names,
     parse_point,
+    show,
 )
+from .predict import dask_options, predict_options, wants_partitions
 from .report import eval_report, grad_report
 
 
 def rows_options(f):
     """--data, -o, --max-data-size and the CSV options of eval and grad."""
     f = data_options(f)
+    f = predict_options(f)
     f = click.option("--max-data-size", type=ByteSize(), default="256M", metavar="BYTES",
                      show_default="256M",
                      help="Refuse a --data file larger than this, or whose rows take more "
@@ -50,6 +53,14 @@ def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dro
     from ..io.atomic import atomic_output, check_outputs, input_file
     from ..io.rows import evaluate_rows, write_csv, write_json
 
+    big = dask_options()
+    if wants_partitions(data_path, big):  # a glob, directory or Parquet: -o DIR, per partition
+        from .predict import predict_command
+
+        predict_command(function, parse_point(at, function=function), data_path, output, sep,
+                        renames, dropna, as_json, big, gradient=gradient,
+                        wrt=parse_names(wrt, function=function), warn=_warn)
+        return
     check_outputs([("-o", output)], [data_path, input_file(expr)])
     data = load_data(data_path, max_data_size or None, sep, renames, keep_lines=not as_json,
                      keep_text=as_json)
@@ -90,19 +101,6 @@ def _warn(message: str) -> None:
         _render().warn(message)
     else:
         sys.stderr.write(text)
-
-
-def _print_grad(report, table: bool, max_rows: int) -> None:
-    """The value, gradient and node table: as plain text where stdout is no terminal (the
-    bytes rich would write, without loading rich: start-up time), else by rich."""
-    from ..output import plain
-
-    text = (plain.grad_text(report, table=table, max_rows=max_rows)
-            if plain.rich_would_be_plain(sys.stdout) else None)
-    if text is None:
-        _render().grad(report, table=table, max_rows=max_rows)
-    else:
-        sys.stdout.write(text)
 
 
 @click.command(epilog=f"{EXPR_HELP} {DATA_HELP}")
@@ -147,10 +145,7 @@ def grad(expr: str, at: tuple[str, ...], data_path: str | None, output: str | No
                          max_nodes=None if max_rows == 0 else max_rows)
     for message in report.warnings:
         _warn(message)
-    if as_json:
-        emit_json(report.to_json())
-    else:
-        _print_grad(report, table=not no_table, max_rows=max_rows)
+    show(report, as_json, table=not no_table, max_rows=max_rows)
 
 
 @click.command("eval", epilog=f"{EXPR_HELP} {DATA_HELP}")
@@ -183,9 +178,4 @@ def eval_(expr: str, at: tuple[str, ...], data_path: str | None, output: str | N
     value, warnings = eval_report(function, parse_point(at, function=function))
     for message in warnings:
         _warn(message)
-    if as_json:
-        emit_json({"value": value})
-    else:
-        from ..output.plain import num
-
-        click.echo(num(value))
+    show(EvalResult(value, warnings), as_json)

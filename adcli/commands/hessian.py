@@ -12,17 +12,18 @@ from ..derive.curvature import hessian as hessian_at
 from ..errors import AdcliError
 from ..function import select_wrt
 from ..output import render
+from ..results import HessianReport
 from .common import (
     EXPR_HELP,
     at_option,
     digits_option,
-    emit_json,
     expr_argument,
     json_option,
     load_function,
     max_size_option,
     parse_names,
     parse_point,
+    show,
 )
 from .report import unused_warnings
 
@@ -74,13 +75,10 @@ def hessian(expr: str, at: tuple[str, ...], wrt: str | None, as_json: bool,
         warnings.append(f"the Hessian is not finite: {shown}")
     for message in warnings:
         render.warn(message)
-    if as_json:
-        emit_json({"variables": names, "hessian": matrix.tolist(), "eigenvalues": ev.tolist()})
-        return
     verdict = None
     if not names:
         verdict = "no variables: the Hessian of a constant is empty (0 x 0)"
     elif warnings and not all(w.startswith("'") for w in warnings):
         verdict = ("not classified: the second-order test needs a finite value and gradient "
                    "at a smooth point (see the warnings)")
-    render.hessian(names, matrix, ev, verdict)
+    show(HessianReport(names, matrix, ev, verdict, warnings), as_json)

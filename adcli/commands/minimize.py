@@ -33,7 +33,6 @@ from .common import (
     ByteSize,
     FiniteFloat,
     data_options,
-    emit_json,
     expr_argument,
     json_option,
     load_data,
@@ -42,6 +41,7 @@ from .common import (
     max_time_option,
     parse_names,
     parse_point,
+    show,
 )
 from .trace import CsvTrace, chain
 
@@ -235,10 +235,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         note = plot_run(plot_path, result, history, objective)
         if note:
             click.echo(f"Note: {note}", err=True)
-    if as_json:
-        emit_json(result.to_json())
-    else:
-        render.minimize_result(result)
+    show(result, as_json)
     for what, path in (("trace", trace_path), ("plot", plot_path)):
         if path:  # on stderr: stdout stays the result (one JSON object with --json)
             click.echo(f"{what} written to {escape_control(path)}", err=True)

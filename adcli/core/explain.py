@@ -21,10 +21,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import AdcliError
 from ..ops import Op
+from ..results import Key
 from .sweeps import bind
 from .tape import Tape
 
@@ -118,6 +119,7 @@ class Explanation:
     duals: list[Dual] | None = None
     paths: PathSum | None = None
     warnings: list[str] = field(default_factory=list)
+    mode: str = "reverse"  # how it is shown: "forward" leaves the reverse sweep out
 
     @property
     def value(self) -> Any:
@@ -128,10 +130,17 @@ class Explanation:
         """d output / d input per input, as ``adcli grad`` reports it (0.0 when none)."""
         return {name: _or_zero(self.adjoint[slot]) for name, slot in self.tape.inputs.items()}
 
-    def to_json(self) -> dict[str, Any]:
-        """The transcript as data. ``nodes[i].adjoint`` and ``gradient`` are ``adcli grad
-        --json``'s ``nodes[i].grad`` and ``gradient``, bit for bit (0.0 where no path reaches
-        the output, as there)."""
+    # The transcript as data. ``nodes[i].adjoint`` and ``gradient`` are ``adcli grad --json``'s
+    # ``nodes[i].grad`` and ``gradient``, bit for bit (0.0 where no path reaches the output, as
+    # there); ``--mode forward`` leaves the reverse sweep out.
+    json_keys: ClassVar[tuple[Key, ...]] = (
+        Key("value"), Key("gradient"), Key("nodes", lambda ex: ex._nodes_json()),
+        Key("reverse", lambda ex: [ex._step_json(step) for step in ex.backward],
+            omit=lambda ex: ex.mode == "forward"),
+        Key("forward_mode", lambda ex: ex._forward_json(), omit=lambda ex: ex.duals is None),
+        Key("paths", lambda ex: ex._paths_json(), omit=lambda ex: ex.paths is None))
+
+    def _nodes_json(self) -> list[dict[str, Any]]:
         tape = self.tape
         received: dict[int, list[Edge]] = {}
         for step in self.backward:
@@ -150,24 +159,24 @@ class Explanation:
                 "contributions": [{"from": e.node, "value": e.contribution}
                                   for e in received.get(i, [])]}
             nodes.append(node)
-        out: dict[str, Any] = {
-            "value": self.value, "gradient": self.gradient, "nodes": nodes,
-            "reverse": [self._step_json(step) for step in self.backward]}
-        if self.duals is not None:
-            out["forward_mode"] = {
-                "direction": self.direction,
-                "derivative": self.duals[tape.output].tangent,
-                "nodes": [{"id": d.id, "value": d.value, "tangent": d.tangent,
-                           "terms": [{"arg": t.arg, "partial": t.partial,
-                                      "tangent": t.tangent, "product": t.product}
-                                     for t in d.terms]} for d in self.duals]}
-        if self.paths is not None:
-            p = self.paths
-            out["paths"] = {"wrt": p.name, "input": p.slot, "sum": p.total,
-                            "adjoint": p.adjoint,
-                            "paths": [{"nodes": list(q.nodes), "partials": list(q.partials),
-                                       "product": q.product} for q in p.paths]}
-        return out
+        return nodes
+
+    def _forward_json(self) -> dict[str, Any]:
+        duals = self.duals or []
+        return {
+            "direction": self.direction,
+            "derivative": duals[self.tape.output].tangent,
+            "nodes": [{"id": d.id, "value": d.value, "tangent": d.tangent,
+                       "terms": [{"arg": t.arg, "partial": t.partial,
+                                  "tangent": t.tangent, "product": t.product}
+                                 for t in d.terms]} for d in duals]}
+
+    def _paths_json(self) -> dict[str, Any]:
+        p = self.paths
+        assert p is not None
+        return {"wrt": p.name, "input": p.slot, "sum": p.total, "adjoint": p.adjoint,
+                "paths": [{"nodes": list(q.nodes), "partials": list(q.partials),
+                           "product": q.product} for q in p.paths]}
 
     def _step_json(self, step: Backward) -> dict[str, Any]:
         op = self.tape.ops[step.id]

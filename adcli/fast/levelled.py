@@ -52,10 +52,10 @@ class Levelled:
     renumbered so that each such group is contiguous: most gathers and scatters are slices.
 
     A left-nested chain of ``+``/``-`` (a sum of many terms) would make one level per term, so
-    such a chain becomes one cumulative sum (``np.cumsum`` adds left to right, exactly the
-    chain's own order; ``a - b`` is ``a + (-b)`` bit for bit), and every link of the chain has
-    the chain's adjoint. Results equal the interpreter's to rounding: numpy's array kernels
-    may differ from its scalar ones in the last bit, and adjoints are summed in another order.
+    such a chain becomes one ``np.add.reduce`` (pairwise: error ~log n, not n; an ordered
+    ``cumsum`` took a quarter of W2's sweep) and every link has the chain's adjoint. Results
+    equal the interpreter's to rounding: numpy's array kernels may differ from its scalar
+    ones in the last bit, and sums (of terms, of adjoints) are taken in another order.
     """
 
     def __init__(self, tape: Tape, min_group: float = 0.0) -> None:
@@ -257,11 +257,11 @@ class Levelled:
         ``threaded``: the partials of big op steps (``cos`` for ``sin``) run on a helper thread
         from the moment their arguments are known until the reverse sweep needs them
         (:mod:`adcli.fast.helper`: each is claimed by the first thread to reach it, so the
-        numbers do not depend on it). The output's sum chain on the helper too (a sequential
-        ``cumsum``, overlapping the reverse sweep) measured no faster: waiting for it costs
-        the wake-up it saves."""
+        numbers do not depend on it). The output's sum chain on the helper too (when it was a
+        sequential ``cumsum``, overlapping the reverse sweep) measured no faster: waiting for
+        it costs the wake-up it saves."""
         ns: dict[str, Any] = {"np": np, "CONSTS": self.consts, "INPUTS": self.inputs,
-                              "cumsum": np.cumsum, "zeros": np.zeros, "power": np.power,
+                              "add_reduce": np.add.reduce, "zeros": np.zeros, "power": np.power,
                               "multiply": np.multiply, "negative": np.negative,
                               "add_at": np.add.at, "broadcast_to": np.broadcast_to,
                               "errstate": np.errstate, "empty": np.empty,
@@ -410,7 +410,7 @@ class Levelled:
                     views = ", ".join(f"v[R{k}_{r}]" for r in range(len(runs)))
                     terms = f"concatenate(({views}))" if len(runs) > 1 else views
                 read[members] = True
-                fwd.append(f"v[{end}] = cumsum({terms})[-1]")  # left to right, as the tape
+                fwd.append(f"v[{end}] = add_reduce({terms})")  # pairwise, see the class
                 continue
             _, op, slots, arg_idx, unique, gather, _uniform = step
             ns[f"S{k}"], ns[f"F{k}"], ns[f"P{k}"] = slots, op.fn, partials_of(op)

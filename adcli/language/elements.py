@@ -7,9 +7,9 @@ the rest of adcli sees an ordinary scalar input of that name (see :mod:`adcli.la
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ..core.syntax import Node, iter_postorder
-from ..results import split_element  # noqa: F401 - defined with the result records that nest elements
 
 #: The largest index: elements are named by their integer indices, exact in float64.
 MAX_INDEX = 10**9
@@ -21,6 +21,16 @@ MAX_RANK = 8
 def element_name(base: str, index: tuple[int, ...]) -> str:
     """The canonical name of an element: ``x[3]``, ``W[2,1]`` (no spaces)."""
     return f"{base}[{','.join(map(str, index))}]"
+
+
+def __getattr__(name: str) -> Any:
+    # split_element is defined with the result records that nest elements; loaded on first
+    # use, since a parse needs none of adcli.results (its dataclasses cost milliseconds).
+    if name == "split_element":
+        from ..results import split_element
+
+        return split_element
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def may_have_indices(text: str) -> bool:

@@ -8,8 +8,8 @@ Lark is imported only here and only when needed: for error messages the fast exp
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.syntax import Node, Reduction, Statement, call, const, var
@@ -18,6 +18,8 @@ from ..ops import FUNCTIONS
 from .lalr import _TOKEN_RE
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from lark import Token
     from lark.exceptions import UnexpectedInput
 
@@ -29,14 +31,26 @@ _TOKEN_NAMES = {
 }
 
 
-def grammar_path() -> Path:
+def grammar_file() -> str:
     """The grammar file: inside the installed package, or grammars/ of a source checkout.
-    Found from the package's own folder (``adcli/``), however deep this module sits in it."""
-    root = Path(__file__).resolve().parents[__name__.count(".") - 1]
-    for candidate in (root / "grammars" / "expr.lark", root.parent / "grammars" / "expr.lark"):
-        if candidate.is_file():
+    Found from the package's own folder (``adcli/``), however deep this module sits in it.
+    Plain ``os.path``: pathlib brings fnmatch, urllib and ipaddress, milliseconds of a
+    first parse in a fresh process."""
+    root = os.path.realpath(__file__)
+    for _ in range(__name__.count(".")):  # up from this file to adcli/
+        root = os.path.dirname(root)
+    for candidate in (os.path.join(root, "grammars", "expr.lark"),
+                      os.path.join(os.path.dirname(root), "grammars", "expr.lark")):
+        if os.path.isfile(candidate):
             return candidate
     raise FileNotFoundError("adcli's grammar file expr.lark is missing from the installation")
+
+
+def grammar_path() -> Path:
+    """:func:`grammar_file` as a :class:`pathlib.Path`."""
+    from pathlib import Path
+
+    return Path(grammar_file())
 
 
 class _Build:

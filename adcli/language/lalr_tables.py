@@ -11,10 +11,11 @@ import json
 import os
 import re
 import stat
+import sys
 from functools import lru_cache
 
 from ..core.syntax import Statement
-from .grammar import _parser, grammar_path
+from .grammar import _parser, grammar_file
 from .lalr import _TERMINAL_PATTERNS, _fast_parse, _prepare, _specialise
 
 #: The table cache's own format; bump it when the layout of the JSON changes.
@@ -61,19 +62,18 @@ def _cache_dir() -> str | None:
 
 def _lark_version() -> str:
     """Lark's version without importing Lark (a run that finds its tables never needs it):
-    read from its ``__init__.py``."""
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec("lark")
-        if spec is None or not spec.origin:
-            return ""
-        with open(spec.origin, encoding="utf-8") as fh:
-            m = re.search(r"""^__version__\s*(?::\s*str\s*)?=\s*["']([^"']+)["']""",
-                          fh.read(65536), re.M)
-    except (OSError, ImportError, ValueError):
-        return ""
-    return m.group(1) if m else ""
+    read from its ``__init__.py``, found on ``sys.path`` as the import system would find a
+    plain package (``importlib.util.find_spec`` costs more to import than the tables to load)."""
+    for entry in sys.path:
+        origin = os.path.join(entry or os.curdir, "lark", "__init__.py")
+        try:
+            with open(origin, encoding="utf-8") as fh:
+                m = re.search(r"""^__version__\s*(?::\s*str\s*)?=\s*["']([^"']+)["']""",
+                              fh.read(65536), re.M)
+        except (OSError, ValueError):
+            continue
+        return m.group(1) if m else ""
+    return ""
 
 
 def _read_cache(path: str) -> bytes | None:
@@ -272,7 +272,8 @@ def rebuild_tables() -> None:
 @lru_cache(maxsize=1)
 def _tables() -> tuple:
     """The LALR tables, from the validated JSON cache or freshly built from Lark."""
-    text = grammar_path().read_bytes()
+    with open(grammar_file(), "rb") as fh:
+        text = fh.read()
     key = _digest(text + b"adcli-fast-2")
     name = f"lalr-{key[:16]}.json"
     directory = _cache_dir()
@@ -284,14 +285,14 @@ def _tables() -> tuple:
             if tables is not None:
                 _check_tables(tables)
                 prepared = _prepare(tables)
-                if _shape(_fast_parse(_CANARY, _specialise(prepared))) == _CANARY_SHAPE:
+                if _canary_passes(prepared):
                     _CACHE_STATE["used"] = True
                     return prepared
         except Exception:  # noqa: BLE001 - any unreadable or inconsistent cache is rebuilt
             pass  # (JSON nested too deeply, tables with a valid digest but wrong inside)
     tables = _build_tables()
     prepared = _prepare(tables)
-    if _shape(_fast_parse(_CANARY, _specialise(prepared))) != _CANARY_SHAPE:
+    if not _canary_passes(prepared):
         raise RuntimeError("the fast parser disagrees with the grammar on the canary program")
     if directory is not None:
         body = json.dumps(tables, sort_keys=True)
@@ -301,6 +302,23 @@ def _tables() -> tuple:
     return prepared
 
 
+#: The driver's form of the tables the canary last passed, as (prepared, specialised): the
+#: first parse reuses it instead of specialising the same tables a second time.
+_CHECKED: list[tuple] = []
+
+
+def _canary_passes(prepared: tuple) -> bool:
+    """Whether the canary program parses to its known shape through ``prepared``."""
+    specialised = _specialise(prepared)
+    if _shape(_fast_parse(_CANARY, specialised)) != _CANARY_SHAPE:
+        return False
+    _CHECKED[:] = [(prepared, specialised)]
+    return True
+
+
 @lru_cache(maxsize=1)
 def _fast_reducers() -> tuple:
-    return _specialise(_tables())
+    prepared = _tables()
+    if _CHECKED and _CHECKED[0][0] is prepared:
+        return _CHECKED[0][1]
+    return _specialise(prepared)

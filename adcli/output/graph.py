@@ -20,7 +20,7 @@ from ..core.tape import CONST, VAR, Tape
 from ..core.unparse import describe
 from ..errors import AdcliError, escape_control
 from . import svg
-from .plain import num
+from .numbers import num
 
 FORMATS = ("dot", "svg", "png")
 _ORDERED = {"sub", "div", "pow"}  # ops whose argument order matters: edges say which is which

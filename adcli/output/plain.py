@@ -9,57 +9,20 @@ a table whose labels rich would fold, a console rich would treat as a terminal o
 those :func:`grad_text` and :func:`warning_text` return None and the caller prints through rich.
 Tests compare the two renderers over many expressions, widths and options.
 
-The number formatting lives here (rich-free) and :mod:`adcli.output.render` uses it too, so
-``--digits`` is one setting for both.
+Numbers go through :mod:`adcli.output.numbers`, as in every renderer.
 """
 
 from __future__ import annotations
 
 import builtins
-import math
 import os
 import re
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 from ..errors import clip_words, escape_control
-from ..results import GradReport, format_value
-
-#: Significant digits of numbers shown to people (``--digits``; 0: every digit, the shortest
-#: text that reads back as the same float64). JSON always has every digit.
-DEFAULT_DIGITS = 12
-_digits = DEFAULT_DIGITS
-
-
-def set_digits(digits: int) -> None:
-    """Digits for every number printed from now on (the command's ``--digits``)."""
-    global _digits
-    _digits = digits
-
-
-def digits() -> int:
-    """The ``--digits`` setting in force."""
-    return _digits
-
-
-def num(v: Any, digits: int | None = None) -> str:
-    """A number for people: 12 significant digits by default, so 0.1 + 0.2 shows as 0.3 and
-    the two halves of a symmetric Hessian look alike; -0.0 shows as 0.0 (JSON keeps it)."""
-    if digits is None:
-        digits = _digits
-    if isinstance(v, (int, float)) or getattr(v, "ndim", 1) == 0:
-        f = float(v)
-        if f == 0.0:
-            return "0.0"
-        if digits > 0 and math.isfinite(f):
-            return repr(float(f"{f:.{digits}g}"))  # 12 digits, written as Python writes floats
-    return format_value(v)
-
-
-def full(v: Any) -> str:
-    """Every digit (minimize's point, which is meant to be copied)."""
-    return format_value(v)
-
+from ..results import GradReport
+from .numbers import num
 
 # ---------------------------------------------------------------- when rich is not needed
 

@@ -15,10 +15,8 @@ from rich.table import Table
 
 from ..errors import clip_words, escape_control
 from ..results import GradReport
-from .plain import DEFAULT_DIGITS, LABEL_MIN_WIDTH, TITLE, full, node_rows, num, set_digits
-from .plain import digits as _digits_now
-
-__all__ = ["DEFAULT_DIGITS", "full", "num", "set_digits"]  # kept here for callers: see plain
+from .numbers import full, num
+from .plain import LABEL_MIN_WIDTH, TITLE, node_rows
 
 
 class _Console(Console):
@@ -37,8 +35,9 @@ def stderr() -> Console:
     return _Console(stderr=True, highlight=False)
 
 
-# The numbers (num, full, --digits) and LABEL_MIN_WIDTH live in adcli.output.plain (rich-free),
-# which writes the same text as this module where stdout is no terminal (start-up time).
+# The numbers (num, full, --digits) live in adcli.output.numbers and LABEL_MIN_WIDTH in
+# adcli.output.plain (rich-free), which writes the same text as this module where stdout is no
+# terminal (start-up time).
 
 
 def print_table(out: Console, table: Table, labels: tuple[int, ...] = (0,)) -> None:
@@ -138,9 +137,11 @@ def classify_hessian(ev) -> str:
     return "singular (a zero eigenvalue): the second-order test is inconclusive"
 
 
-def hessian(names: list[str], matrix, ev, verdict: str | None = None) -> None:
-    """The matrix, its eigenvalues and what they say (``verdict`` overrides that reading when
-    the point does not allow one); a constant's empty Hessian is one line, not a table."""
+def hessian(report) -> None:
+    """The matrix, its eigenvalues and what they say (the report's ``verdict`` overrides that
+    reading when the point does not allow one); a constant's empty Hessian is one line, not a
+    table."""
+    names, matrix, ev, verdict = report.variables, report.matrix, report.eigenvalues, report.verdict
     out = stdout()
     if not names:
         out.print(verdict or classify_hessian(ev), soft_wrap=True)
@@ -283,9 +284,10 @@ def compare(result, max_rows: int = 20) -> None:
         out.print(f"  numeric (1 central difference)  {num(d.numeric)}", soft_wrap=True)
 
 
-def scaling(family: str, description: str, rows, chart: bool | None = None) -> None:
+def scaling(report) -> None:
     """The scaling view: forward versus reverse cost as the number of inputs grows, with a
-    log-scale bar chart of the times when writing to a terminal."""
+    log-scale bar chart of the times when writing to a terminal (or as ``report.chart`` says)."""
+    family, description, rows, chart = report.family, report.description, report.rows, report.chart
     out = stdout()
     out.print(f"[bold]family[/bold] {_user(family)}: {_user(description)}", soft_wrap=True)
     table = Table(title="one full gradient as the number of inputs n grows (forward: n passes; "
@@ -339,9 +341,10 @@ def scaling_chart(rows, width: int = 40) -> str:
     return "\n".join(lines)
 
 
-def derivatives(names: list[str], texts: list[str]) -> None:
+def derivatives(result) -> None:
     """Each derivative as source text; several are headed by ``# d/dNAME`` comment lines (each
     block is a program of its own)."""
+    names, texts = result.names, result.texts
     out = stdout()
     for k, (name, text) in enumerate(zip(names, texts)):
         if len(names) > 1:
@@ -352,14 +355,6 @@ def derivatives(names: list[str], texts: list[str]) -> None:
 
 
 # --- fit -----------------------------------------------------------------------------------
-
-
-def _sig(v, digits: int | None = None) -> str:
-    """fit's numbers: ``--digits`` (11 by default, as R's summary), no trailing '.0'."""
-    f = float(v)
-    if digits is None:
-        digits = _digits_now()
-    return num(f) if not math.isfinite(f) or digits == 0 else f"{f:.{digits}g}"
 
 
 def fit_result(result) -> None:
@@ -382,14 +377,14 @@ def fit_result(result) -> None:
     t_values, p_values = uncertainty.t_values(result), uncertainty.p_values(result)
     for name, v in result.parameters.items():
         if name in result.fixed:
-            table.add_row(_user(name), _sig(v), "(fixed)", "", "", "")
+            table.add_row(_user(name), num(v, style="g"), "(fixed)", "", "", "")
             continue
         se = result.stderr.get(name, math.nan)
         rel = result.relative_error(name)
-        table.add_row(_user(name), _sig(v), _sig(se, 5),
+        table.add_row(_user(name), num(v, style="g"), num(se, 5, style="g"),
                       "nan" if math.isnan(rel) else f"{rel:.3g}%",
-                      _sig(t_values.get(name, math.nan), 4),
-                      _sig(p_values.get(name, math.nan), 3))
+                      num(t_values.get(name, math.nan), 4, style="g"),
+                      num(p_values.get(name, math.nan), 3, style="g"))
     print_table(out, table)
     if result.ci is not None:
         _fit_intervals(out, result)
@@ -407,17 +402,19 @@ def fit_result(result) -> None:
                                          for c in result.correlation[i]))
         print_table(out, corr)
     weighted = " (weighted)" if result.weighted else ""
-    out.print(f"[bold]residual sum of squares[/bold]{weighted}  {_sig(result.rss)}",
+    rss, std = num(result.rss, style="g"), num(result.residual_std, style="g")
+    out.print(f"[bold]residual sum of squares[/bold]{weighted}  {rss}",
               soft_wrap=True)
-    out.print(f"[bold]residual std. deviation[/bold]  {_sig(result.residual_std)} on "
+    out.print(f"[bold]residual std. deviation[/bold]  {std} on "
               f"{result.dof} degrees of freedom ({result.rows} rows)", soft_wrap=True)
     if result.r_squared is not None:
         out.print(f"[bold]R^2[/bold]  {result.r_squared:.6f}", soft_wrap=True)
     chi2 = uncertainty.reduced_chi_square(result)
     if chi2 is not None:
-        out.print(f"[bold]reduced chi-square[/bold]  {_sig(chi2, 6)}", soft_wrap=True)
+        out.print(f"[bold]reduced chi-square[/bold]  {num(chi2, 6, style='g')}", soft_wrap=True)
     aic, bic = uncertainty.information(result)
-    out.print(f"[bold]AIC[/bold]  {_sig(aic, 8)}  [bold]BIC[/bold]  {_sig(bic, 8)}  [dim](lmfit's: "
+    aic_text, bic_text = num(aic, 8, style="g"), num(bic, 8, style="g")
+    out.print(f"[bold]AIC[/bold]  {aic_text}  [bold]BIC[/bold]  {bic_text}  [dim](lmfit's: "
               "n log(RSS/n) + 2k, + log(n) k)[/dim]", soft_wrap=True)
     if result.absolute_sigma:
         out.print("[dim]standard errors take sigma as the absolute errors of the data[/dim]")
@@ -439,7 +436,7 @@ def _fit_intervals(out, result) -> None:
         table.add_column(f"{level * 100:g}% lower", justify="right")
         table.add_column(f"{level * 100:g}% upper", justify="right")
     for name, pairs in ci["intervals"].items():
-        table.add_row(_user(name), *("-" if v is None else _sig(v)
+        table.add_row(_user(name), *("-" if v is None else num(v, style="g")
                                      for pair in pairs for v in pair))
     print_table(out, table)
     for name, notes in ci.get("notes", {}).items():  # an end a profile did not reach
@@ -456,8 +453,8 @@ def _fit_derived(out, result) -> None:
     table.add_column("value", justify="right")
     table.add_column("std. error", justify="right")
     for name, d in result.derived.items():
-        table.add_row(_user(name), _user(d["expression"]), _sig(d["value"]),
-                      _sig(d["stderr"], 5))
+        table.add_row(_user(name), _user(d["expression"]), num(d["value"], style="g"),
+                      num(d["stderr"], 5, style="g"))
     print_table(out, table)
 
 

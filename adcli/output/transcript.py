@@ -2,7 +2,7 @@
 
 Each line comes with a style name (``title``, ``node``, ``rule``, ``partial``, ``edge``,
 ``total``, ``note``): the plain writer drops the styles, :func:`adcli.output.render.explain` colours
-by them, and both write the same characters. Numbers go through :func:`adcli.output.plain.num`, so
+by them, and both write the same characters. Numbers go through :func:`adcli.output.numbers.num`, so
 ``--digits`` applies (``--digits 4`` gives the textbook's 0.7071); the JSON has every digit.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ..core.explain import Explanation, fill, partial_formula, value_formula
-from .plain import num
+from .numbers import num
 
 Line = tuple[str, str]  # (style, text)
 

@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from ..core import sweeps
 from ..core.syntax import Program, Statement
 from ..function import Function
 from ..language.parser import DEFAULT_MAX_SOURCE_BYTES
+from ..results import Key
 from .formula import FitError, Formula, nest_elements, parse_formula
 from .leastsq import METHOD, REASONS, TIME_STATUS, Compressed, covariance, qr_sums, solve
 from .problem import FitSetup, check_time, fit_setup, negative_r_squared, zero_columns
@@ -182,22 +183,15 @@ class FitResult(Uncertain):
             return abs(e / v) * 100.0 if v != 0 else math.nan
         return 0.0 if e == 0 else math.inf
 
-    def to_json(self) -> dict:
-        return {
-            "parameters": nest_elements(self.parameters),
-            "stderr": nest_elements(self.stderr),
-            "correlation": {"names": self.correlation_names,
-                            "matrix": self.correlation.tolist()},
-            "rss": self.rss,
-            "residual_std": self.residual_std,
-            "dof": self.dof,
-            "r_squared": self.r_squared,
-            "converged": self.converged,
-            "reason": self.reason,
-            "iterations": self.iterations,
-            "evaluations": self.evaluations,
-            "method": self.method,
-        } | report_json(self)
+    # The uncertainty report's keys follow the estimates (adcli.regression.uncertainty).
+    json_keys: ClassVar[tuple[Key, ...]] = (
+        Key("parameters", lambda r: nest_elements(r.parameters)),
+        Key("stderr", lambda r: nest_elements(r.stderr)),
+        Key("correlation", lambda r: {"names": r.correlation_names,
+                                      "matrix": r.correlation.tolist()}),
+        Key("rss"), Key("residual_std"), Key("dof"), Key("r_squared"), Key("converged"),
+        Key("reason"), Key("iterations"), Key("evaluations"), Key("method"),
+        Key("uncertainty", report_json, spread=True), Key("rows"))
 
 
 # --------------------------------------------------------------------------- the driver

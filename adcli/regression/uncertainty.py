@@ -184,7 +184,7 @@ def wald(result: FitResult, levels: Sequence[float] = DEFAULT_LEVELS) -> dict[st
 
 
 def report_json(result: FitResult) -> dict[str, Any]:
-    """The JSON keys the uncertainty report adds to :meth:`FitResult.to_json`."""
+    """The JSON keys the uncertainty report adds to the JSON of a fit (:class:`FitResult`)."""
     aic, bic = information(result)
     return {
         "covariance": {"names": result.correlation_names,
