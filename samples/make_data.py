@@ -9,8 +9,13 @@
                  _samples_generator.py), which micrograd's demo.ipynb trains on.
 - poly.csv       y = 1 - 2x + 0.5x^2 + 3x^3 - x^5 + 0.2x^8 + noise(sd 0.01), x in [-1, 1], 41
                  rows: fit "y ~ sum(k = 0..8, a[k]*x^k)"
+- lmfit_ci.csv   lmfit's documented conf_interval example (examples/example_confidence_interval
+                 .py): x = linspace(0.3, 10, 100), y = 1/(0.1*x) + 2 + 0.1*randn with numpy's
+                 legacy RandomState stream from np.random.seed(0); fit "y ~ 1/(a*x) + b"
+                 from a=0.1,b=1. Written with every digit (repr), so the fit is lmfit's.
 
-Values are written with 6 decimals; the files, not this script, are the reference data.
+Values are written with 6 decimals (lmfit_ci.csv: all 17 digits); the files, not this script,
+are the reference data.
 """
 
 from __future__ import annotations
@@ -53,6 +58,12 @@ def main() -> None:
     x = np.linspace(-1.0, 1.0, 41)
     truth = 1 - 2 * x + 0.5 * x**2 + 3 * x**3 - x**5 + 0.2 * x**8
     write("poly.csv", ["x", "y"], [x, truth + rng.normal(0.0, 0.01, x.size)])
+
+    np.random.seed(0)  # lmfit's example uses the legacy global stream
+    x = np.linspace(0.3, 10, 100)
+    y = 1 / (0.1 * x) + 2 + 0.1 * np.random.randn(x.size)
+    with open(os.path.join(HERE, "lmfit_ci.csv"), "w", encoding="utf-8") as fh:
+        fh.write("x,y\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in zip(x, y)))
 
 
 if __name__ == "__main__":

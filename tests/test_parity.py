@@ -57,7 +57,7 @@ def _files(folder: Path) -> dict[str, str]:
         out[name] = str(folder / name)
 
     write("weighted.csv", "x,y,s\n" + "".join(f"{a!r},{b!r},{c!r}\n" for a, b, c in
-                                             zip(x, y, s)))
+                                             zip(x.tolist(), y.tolist(), s.tolist())))
     write("perfect.csv", "x,y\n" + "".join(f"{a:g},{2 + 3 * a:g}\n" for a in range(6)))
     write("worse.csv", "x,y\n" + "".join(f"{a:g},{5 - a:g}\n" for a in range(6)))
     write("badcell.csv", "x,y\n1,2\n2,abc\n3,4\n")
@@ -85,6 +85,14 @@ def _cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
                          "--ci", "wald", "--level", "90%,0.99", "--json"]),
         ("fit-ci-wald-text", [EXP, "--data", exp, "--from", "a=1,b=1", "--ci", "wald"]),
         ("fit-ci-bad-level", [EXP, "--data", exp, "--ci", "wald", "--level", "1.5"]),
+        ("fit-ci-profile", [EXP, "--data", exp, "--from", "a=1,b=1", "--ci", "profile",
+                            "--level", "0.95", "--json"]),
+        ("fit-ci-profile-text", [EXP, "--data", f["weighted.csv"], "--sigma", "s", "--fix",
+                                 "c=0.5", "--bounds", "b=0:1.32", "--ci", "profile",
+                                 "--derive", "t_half = log(2)/b"]),
+        ("fit-derive", [EXP, "--data", exp, "--derive", "t_half = log(2)/b", "--derive",
+                        "y0 = a + c", "--json"]),
+        ("fit-derive-clash", [EXP, "--data", exp, "--derive", "b = 2*a"]),
         ("fit-max-evals", [EXP, "--data", exp, "--max-evaluations", "3", "--json"]),
         ("fit-max-time", [EXP, "--data", exp, "--max-time", "0.000001"]),
         ("fit-perfect", ["y ~ a + b*x", "--data", f["perfect.csv"], "--json"]),
@@ -153,7 +161,7 @@ def _cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
 
 
 #: the cases also run on the LocalCluster (each a few passes over two worker processes)
-CLUSTER = {"fit", "fit-sigma", "fit-bounds", "fit-misspelt", "fit-bad-cell",
+CLUSTER = {"fit", "fit-sigma", "fit-bounds", "fit-misspelt", "fit-bad-cell", "fit-ci-profile",
            "fit-perfect", "min-auto", "min-bfgs", "min-newton", "min-momentum",
            "min-bad-cell", "min-unknown-from", "min-trace", "min-stderr-sandwich"}
 

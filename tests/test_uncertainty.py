@@ -212,7 +212,12 @@ def test_cli_ci_json_and_text(run, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--ci", "wald", "--level", "2"], "--level '2' must be between 0 and 1"),
     (["--level", "0.9"], "--level needs --ci wald"),
-    (["--ci", "profile"], "'profile' is not 'wald'"),
+    (["--ci", "bogus"], "'bogus' is not one of 'wald', 'profile'"),
+    (["--profile-plot", "p.png"], "--profile-plot needs --ci profile"),
+    (["--ci", "wald", "--profile-plot", "p.png"], "--profile-plot needs --ci profile"),
+    (["--ci", "profile", "--profile-plot", "p.txt"], "--profile-plot 'p.txt': use a .png"),
+    (["--ci", "profile", "--profile-plot", "p.png", "--plot", "./p.png"],
+     "--plot and --profile-plot name the same file"),
 ])
 def test_cli_bad_ci_options(run, tmp_path, args, message):
     out = run("fit", EXP, "--data", _csv(tmp_path), *args, "--json")

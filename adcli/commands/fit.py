@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 
 import click
 
@@ -12,7 +14,8 @@ from ..output import render
 from ..regression.fitting import FitResult, parse_bounds
 from ..regression.fitting import fit as run_fit
 from ..regression.formula import Formula, parse_formula
-from ..regression.uncertainty import parse_levels, wald
+from ..regression.profile import PROFILE_LEVELS, profile
+from ..regression.uncertainty import DEFAULT_LEVELS, parse_derive, parse_levels, wald
 from .common import (
     DATA_HELP,
     EXPR_HELP,
@@ -58,11 +61,20 @@ from .common import (
 @click.option("--max-evaluations", type=click.IntRange(min=1), metavar="N",
               help="Stop after N evaluations of the residuals [default: 1000*(parameters+1)].")
 @max_time_option("not converged")
-@click.option("--ci", "ci", type=click.Choice(["wald"]),
+@click.option("--ci", "ci", type=click.Choice(["wald", "profile"]),
               help="Confidence intervals of the parameters: wald = estimate +- t(1-a/2, dof)*se "
-                   "(the normal quantile with --absolute-sigma).")
+                   "(the normal quantile with --absolute-sigma); profile = where the refitted "
+                   "F statistic (chi2(p) - chi2_best)/(chi2_best/(n-k)) reaches the F(1, n-k) "
+                   "quantile (lmfit's conf_interval, R's confint.nls).")
 @click.option("--level", "levels", metavar="L,...",
-              help="Confidence levels of --ci, fractions or percentages [default: 0.95].")
+              help="Confidence levels of --ci, fractions or percentages [default: 0.95 for "
+                   "wald; 68.27%,95.45%,99.73% for profile].")
+@click.option("--profile-plot", "profile_plot", metavar="FILE",
+              help="With --ci profile: draw each parameter's profile (the root of the F "
+                   "statistic against its value, with the levels) to a .png/.svg/.pdf file.")
+@click.option("--derive", "derive", multiple=True, metavar='"NAME = EXPR"',
+              help="A quantity derived from the parameters, e.g. \"t_half = log(2)/b\", with "
+                   "its standard error by the delta method (repeatable).")
 @click.option("--plot", "plot_path", metavar="FILE",
               help="Draw data, fitted curve and residuals to a .png/.svg/.pdf file; needs "
                    "matplotlib (adcli[plot]).")
@@ -78,7 +90,8 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         params: str | None, sigma: str | None,
         absolute_sigma: bool, bounds: tuple[str, ...], fix: tuple[str, ...],
         max_evaluations: int | None, max_time: float, ci: str | None, levels: str | None,
-        plot_path: str | None, max_data_size: int,
+        profile_plot: str | None, derive: tuple[str, ...], plot_path: str | None,
+        max_data_size: int,
         sep: str | None, renames: tuple[str, ...], dropna: bool, as_json: bool,
         max_size: int) -> None:
     """Fit the parameters of "LHS ~ MODEL" to a data file by least squares.
@@ -99,36 +112,57 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
 
     formula = parse_formula(text, max_bytes=max_size or None)
     if levels is not None and ci is None:
-        raise AdcliError("--level needs --ci wald")
-    ci_levels = parse_levels(levels) if ci else None  # a bad level fails before the data
+        raise AdcliError("--level needs --ci wald or --ci profile")
+    if profile_plot and ci != "profile":
+        raise AdcliError("--profile-plot needs --ci profile")
+    # a bad level or --derive text fails before the data is read
+    ci_levels = parse_levels(levels, PROFILE_LEVELS if ci == "profile" else DEFAULT_LEVELS) \
+        if ci else None
+    for text_ in derive:
+        parse_derive(text_)
+    outputs = [(o, p) for o, p in (("--plot", plot_path), ("--profile-plot", profile_plot)) if p]
     options = {"start": parse_point(start, "--from"), "fix": parse_point(fix, "--fix"),
                "bounds": parse_bounds(bounds) if bounds else None,
                "params": parse_names(params, "--params"), "sigma": sigma,
                "absolute_sigma": absolute_sigma, "max_evaluations": max_evaluations,
                "max_time": max_time or None, "started": began}
+    if outputs:
+        from ..io.atomic import check_outputs, input_file
+        from ..output.plot import check_path
+
+        check_outputs(outputs, [input_file(expr), data_path])
+        for option, path in outputs:
+            check_path(path, option)
+        if plot_path and profile_plot and os.path.abspath(plot_path) == \
+                os.path.abspath(profile_plot):
+            raise AdcliError("--plot and --profile-plot name the same file; give two names")
+
+    def uncertainty(result: FitResult) -> None:
+        """--ci and --derive, while the fit's engine (and its Dask scheduler) is still up."""
+        if ci == "wald":
+            result.ci = wald(result, ci_levels)
+        elif ci == "profile":  # --max-time covers the profile's refits too
+            result.ci = profile(result, ci_levels, deadline=began + max_time if max_time
+                                else None)
+        if derive:
+            result.derive(*derive)
+
     if wants_dask(data_path, scheduler):
         if plot_path:  # the plot draws every row, which stays on the workers
             raise AdcliError("--plot is not available with partitioned data (Dask)")
         live = not as_json and render.live_display_possible()
         result = _fit_on_dask(formula, data_path, scheduler, sep, renames, dropna, live,
-                              options)
+                              options, uncertainty)
         data = None
     else:
         data = load_data(data_path, max_data_size or None, sep, renames)
         used = formula.names(formula.lhs) | formula.names(formula.model)
         data = data.select(used | ({sigma} if sigma else set()), dropna)
-        if plot_path:
-            from ..io.atomic import check_outputs, input_file
-            from ..output.plot import check_path
-
-            check_outputs([("--plot", plot_path)], [input_file(expr), data_path])
-            check_path(plot_path)
         from ..fast.blas import pin_blas
 
         pin_blas()  # BLAS at one thread: the same bits whatever OPENBLAS_NUM_THREADS says
         result = run_fit(formula, data.columns, **options)
-    if ci_levels is not None:
-        result.ci = wald(result, ci_levels)
+        uncertainty(result)
     if absolute_sigma and sigma is None:
         render.warn("--absolute-sigma has no effect without --sigma")
     for message in result.warnings:
@@ -137,16 +171,20 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         from ..output.fitplot import plot_fit
 
         plot_fit(plot_path, result, data.columns)
+    if profile_plot:
+        from ..output.profileplot import plot_profiles
+
+        plot_profiles(profile_plot, result)
     show(result, as_json)
-    if plot_path:
-        click.echo(f"plot written to {escape_control(plot_path)}", err=True)
+    for _, path in outputs:
+        click.echo(f"plot written to {escape_control(path)}", err=True)
     if not result.converged:
         raise click.exceptions.Exit(EXIT_FAILED)
 
 
 def _fit_on_dask(formula: Formula, data_path: str, scheduler: str | None, sep: str | None,
-                 renames: tuple[str, ...], dropna: bool, live: bool, options: dict
-                 ) -> FitResult:
+                 renames: tuple[str, ...], dropna: bool, live: bool, options: dict,
+                 after: Callable[[FitResult], None]) -> FitResult:
     """The fit over partitions (adcli.partitioned.bigfit), with the same options: Dask imported only
     here."""
     from ..io.data import parse_renames, parse_separator
@@ -167,7 +205,9 @@ def _fit_on_dask(formula: Formula, data_path: str, scheduler: str | None, sep: s
         for message in where.warnings:
             render.warn(message)
         try:
-            return fit_partitioned(formula, data, where, on_pass=on_pass, **options)
+            result = fit_partitioned(formula, data, where, on_pass=on_pass, **options)
+            after(result)  # profile refits run on the same partitions
+            return result
         finally:
             if live:
                 click.echo("", err=True)

@@ -35,10 +35,10 @@ class History:
         self.points.append(np.array(x, dtype=np.float64))
 
 
-def check_path(path: str) -> None:
+def check_path(path: str, option: str = "--plot") -> None:
     """Fail before the run, not after it: a bad extension or missing matplotlib."""
     if os.path.splitext(path)[1].lower() not in FORMATS:
-        raise AdcliError(f"--plot '{path}': use a .png, .svg or .pdf file name")
+        raise AdcliError(f"{option} '{path}': use a .png, .svg or .pdf file name")
     _matplotlib()
 
 

@@ -405,6 +405,8 @@ def fit_result(result) -> None:
     print_table(out, table)
     if result.ci is not None:
         _fit_intervals(out, result)
+    if result.derived:
+        _fit_derived(out, result)
     names = result.correlation_names
     if len(names) > 1:
         out.print("[bold]correlation[/bold]")
@@ -451,7 +453,25 @@ def _fit_intervals(out, result) -> None:
         table.add_column(f"{level * 100:g}% lower", justify="right")
         table.add_column(f"{level * 100:g}% upper", justify="right")
     for name, pairs in ci["intervals"].items():
-        table.add_row(_user(name), *(num(v, style="g") for pair in pairs for v in pair))
+        table.add_row(_user(name), *("-" if v is None else num(v, style="g")
+                                     for pair in pairs for v in pair))
+    print_table(out, table)
+    for name, notes in ci.get("notes", {}).items():  # an end a profile did not reach
+        for note in notes:
+            out.print(f"{_user(name)}: {_user(note)}", soft_wrap=True)
+
+
+def _fit_derived(out, result) -> None:
+    """The table of ``fit --derive``: value and delta-method standard error of each."""
+    out.print("[bold]derived[/bold] (delta method)", soft_wrap=True)
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    table.add_column("quantity")
+    table.add_column("expression")
+    table.add_column("value", justify="right")
+    table.add_column("std. error", justify="right")
+    for name, d in result.derived.items():
+        table.add_row(_user(name), _user(d["expression"]), num(d["value"], style="g"),
+                      num(d["stderr"], 5, style="g"))
     print_table(out, table)
 
 

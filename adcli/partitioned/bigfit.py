@@ -28,6 +28,7 @@ from ..regression.fitting import FitResult, Residuals, conclude
 from ..regression.formula import FitError, Formula, parse_formula
 from ..regression.leastsq import Compressed, qr_combine, qr_sums, solve
 from ..regression.problem import check_time, fit_setup
+from ..regression.profile import Refit
 from .distributed import Partitions, Scheduler
 
 
@@ -236,6 +237,18 @@ def fit_partitioned(text: str | Formula, data: PartitionedData, scheduler: Sched
     jac = res.both(sol.x)[1]
     out = conclude(setup, res, sol, res.rss(sol.x), jac, sums.rows, sigma is not None,
                    absolute_sigma, max_time, sums.tss)
+
+    def engine_for(fixed: dict[str, float]) -> tuple[Compressed, Callable]:
+        """Profile refits (adcli.regression.profile) over the same partitions, while the
+        scheduler is up."""
+        more = NormalSums(data, formula.program.source, [n for n in setup.free
+                                                          if n not in fixed],
+                          fixed, scheduler, on_pass, parts=sums.parts, sigma=sigma,
+                          constants=constants)
+        return Compressed(more.qr, len(more.free)), more.rss
+
+    out.refit = Refit(engine_for, list(setup.free), dict(setup.fixed), setup.lower.copy(),
+                      setup.upper.copy(), max_evaluations or 1000 * (p + 1))
     out.seconds = time.perf_counter() - began
     return out
 

@@ -29,7 +29,7 @@ from ..results import Key
 from .formula import FitError, Formula, nest_elements, parse_formula
 from .leastsq import REASONS, TIME_STATUS, Compressed, covariance, qr_sums, solve
 from .problem import FitSetup, check_time, fit_setup, negative_r_squared, zero_columns
-from .uncertainty import report_json
+from .uncertainty import Uncertain, report_json
 
 # --------------------------------------------------------------------------- residuals, Jacobian
 
@@ -134,7 +134,7 @@ class Residuals:
 
 
 @dataclass
-class FitResult:
+class FitResult(Uncertain):
     """The outcome of a fit, with the statistics of R's ``summary(nls)``."""
 
     formula: str
@@ -164,10 +164,9 @@ class FitResult:
     fitted: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     predictors: list[str] = field(default_factory=list)
     parsed: Formula | None = field(default=None, repr=False)
-    #: s²(JᵀJ)⁻¹ and start values of the free parameters, intervals (adcli.regression.uncertainty)
+    #: s²(JᵀJ)⁻¹ and start values of the free parameters (ci, derived: uncertainty.Uncertain)
     covariance: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
     start: dict[str, float] = field(default_factory=dict)
-    ci: dict | None = None
 
     def predict(self, columns: Mapping[str, Any], band: str | None = None,
                 level: float = 0.95, sigma: Any = None) -> Any:
@@ -284,6 +283,7 @@ def fit(text: str | Formula, data_columns: Mapping[str, Any], *,
     out.observed = np.broadcast_to(np.asarray(_side(formula, formula.lhs).eval(point),
                                               dtype=np.float64), (rows,)).copy()
     out.fitted = out.observed - (r if weights is None else r * weights)
+    out.keep_problem(res, setup, max_evaluations or 1000 * (p + 1))  # for --ci profile
     out.seconds = time.perf_counter() - began
     return out
 

@@ -31,10 +31,61 @@ MAX_LEVELS = 20
 INFORMATION = "lmfit: n*log(rss/n) + 2*k and n*log(rss/n) + log(n)*k, k free parameters"
 
 
-def parse_levels(text: str | None) -> list[float]:
+class Uncertain:
+    """What :class:`~adcli.regression.fitting.FitResult` adds beyond R's ``summary(nls)``:
+    intervals (``ci``), derived quantities (``derived``) and the problem kept for profile
+    refits, with the methods of the Python API. Plain class attributes, not dataclass fields:
+    a result starts without them and the commands fill them in."""
+
+    #: the record of ``fit --ci`` (:func:`wald`, :func:`adcli.regression.profile.profile`)
+    ci: dict | None = None
+    #: ``--derive``: name -> expression, value and delta-method standard error
+    derived: dict | None = None
+    #: the fit's problem with more parameters held (:class:`adcli.regression.profile.Refit`)
+    refit: Any = None
+    #: each profiled parameter's (value, F statistic) points, for ``--profile-plot``
+    profile_traces: dict | None = None
+
+    def keep_problem(self, residuals: Any, setup: Any, max_evaluations: int) -> None:
+        """Keep an in-memory fit's residuals and setup for profile refits."""
+        from .profile import Refit
+
+        self.refit = Refit.of(residuals, setup, max_evaluations)
+
+    def conf_interval(self, method: str = "profile", levels: Sequence[float] | None = None,
+                      names: Sequence[str] | None = None) -> dict[str, Any]:
+        """Intervals of the free parameters (or ``names``), kept as :attr:`ci`:
+        ``"profile"`` (profile likelihood as lmfit's ``conf_interval`` and R's
+        ``confint.nls``; levels 68.27, 95.45, 99.73 % by default) or ``"wald"`` (95 %)."""
+        from .profile import PROFILE_LEVELS, profile
+
+        if method not in ("profile", "wald"):
+            raise FitError(f"method '{method}' is not profile or wald")
+        if levels is not None:
+            levels = [float(v) for v in levels]
+            if not levels or not all(0.0 < v < 1.0 for v in levels):
+                raise FitError("levels must be fractions between 0 and 1, exclusive")
+        if method == "wald":
+            ci = wald(self, levels or DEFAULT_LEVELS)  # type: ignore[arg-type]
+            if names is not None:
+                ci["intervals"] = {n: ci["intervals"][n] for n in names if n in ci["intervals"]}
+        else:
+            ci = profile(self, levels or PROFILE_LEVELS, names)  # type: ignore[arg-type]
+        self.ci = ci
+        return ci
+
+    def derive(self, *texts: str) -> dict[str, dict[str, Any]]:
+        """``derive("t_half = log(2)/b")``: value and delta-method standard error of each
+        quantity (``fit --derive``), also added to :attr:`derived`."""
+        new = derive(self, texts)  # type: ignore[arg-type]
+        self.derived = (self.derived or {}) | new
+        return new
+
+
+def parse_levels(text: str | None, default: Sequence[float] = DEFAULT_LEVELS) -> list[float]:
     """``"0.9,95%"`` -> ``[0.9, 0.95]``: each a fraction in (0, 1) or a percentage."""
     if text is None or not text.strip():
-        return list(DEFAULT_LEVELS)
+        return list(default)
     out: list[float] = []
     for part in text.split(","):
         item = part.strip()
@@ -250,4 +301,78 @@ def report_json(result: FitResult) -> dict[str, Any]:
         "reduced_chi_square": reduced_chi_square(result),
         "start": nest_elements(result.start),
         "ci": result.ci,  # keyed by each parameter's name as written (b[1]), not nested
+        "derived": result.derived,
     }
+
+
+# --------------------------------------------------------------------------- derived parameters
+
+
+def parse_derive(text: str, taken: Sequence[str] = ()) -> tuple[str, Any]:
+    """``"t_half = log(2)/b"`` -> (``"t_half"``, its :class:`~adcli.function.Function`); a
+    name that is not an identifier or is already ``taken`` (a parameter, an earlier derived
+    quantity) is a :class:`FitError` that quotes the text."""
+    from ..errors import AdcliError
+    from ..function import parse
+    from ..io.point import _NAME
+
+    shown = text.strip()
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    name, eq, expr = text.partition("=")
+    name = name.strip()
+    if not eq or not expr.strip() or expr.lstrip().startswith("="):
+        raise FitError(f"--derive '{shown}' is not name = expression (e.g. "
+                       "\"t_half = log(2)/b\")")
+    if not _NAME.match(name):
+        raise FitError(f"--derive '{shown}': '{name}' is not a valid name")
+    if name in taken:
+        raise FitError(f"--derive '{shown}': '{name}' is already a parameter or a derived "
+                       "quantity; choose another name")
+    try:
+        function = parse(expr)
+    except AdcliError as err:
+        raise FitError(f"--derive '{shown}': {err}") from None
+    if function.program.statements[-1].name is not None:  # "t = u = 2": no value to report
+        raise FitError(f"--derive '{shown}' is not name = expression: the expression ends in "
+                       "a binding, not a value")
+    return name, function
+
+
+def derive(result: FitResult, texts: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each ``name = expression`` of the parameters at the estimates, with its standard error
+    by the delta method: sqrt(gᵀ C g) with g the exact gradient of the expression with respect
+    to the free parameters (fixed ones have no variance) and C the full covariance."""
+    from ..errors import AdcliError
+
+    params = list(result.parameters)
+    free = list(result.correlation_names)
+    cov = np.asarray(result.covariance, dtype=np.float64)
+    out: dict[str, dict[str, Any]] = {}
+    for text in texts:
+        name, function = parse_derive(text, params + list(result.derived or {}) + list(out))
+        unknown = [n for n in function.variables if n not in result.parameters]
+        if unknown:
+            from .problem import did_you_mean
+
+            raise FitError(f"--derive '{name}': '{unknown[0]}' is not a parameter of the fit"
+                           f"{did_you_mean(unknown[0], params)} (parameters: "
+                           f"{', '.join(params)})")
+        wrt = [n for n in function.variables if n in free]
+        try:
+            with np.errstate(all="ignore"):
+                value, grad = function.grad(dict(result.parameters), wrt=wrt) if wrt else \
+                    (function.eval(dict(result.parameters)), {})
+        except AdcliError as err:
+            raise FitError(f"--derive '{name}': {err}") from None
+        g = np.zeros(len(free))
+        for n in wrt:
+            g[free.index(n)] = float(grad[n])
+        used = g != 0
+        with np.errstate(all="ignore"):
+            var = float(g[used] @ cov[np.ix_(used, used)] @ g[used]) if used.any() else 0.0
+        value = float(value)  # a value that is not finite has no meaningful error either
+        out[name] = {"expression": text.partition("=")[2].strip(), "value": value,
+                     "stderr": math.sqrt(var) if var >= 0 and math.isfinite(value)
+                     else math.nan}
+    return out
