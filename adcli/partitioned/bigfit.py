@@ -175,7 +175,7 @@ class NormalSums:
             raise DataError(f"data '{self.path}' has no rows")
         self.passes += 1
         if key is not None:
-            self.checkpoint.record(key, total, b)
+            self.checkpoint.record(key, total, b if mode in ("rss", "qr") else None)
         if self.on_pass is not None:
             self.on_pass(self.passes, self.parts.count)
         return total

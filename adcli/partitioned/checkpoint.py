@@ -90,12 +90,12 @@ class Checkpoint:
         self.names = list(names)
         self.passes: list[list[Any]] = []
         self.latest: list[float] = []
-        self.replay: list[tuple[list[str], np.ndarray]] = []
+        self.replay: list[tuple[Any, np.ndarray]] = []
         self.replayed = 0
         if resume is not None:
             self.replay = self._load(resume)
 
-    def _load(self, path: str) -> list[tuple[list[str], np.ndarray]]:
+    def _load(self, path: str) -> list[tuple[Any, np.ndarray]]:
         where = f"--resume '{escape_control(path)}'"
         try:
             with open(path, "rb") as fh:
@@ -116,14 +116,12 @@ class Checkpoint:
                              "the data files or an option that changes the path differ)")
         out = []
         for entry in doc["passes"]:
-            if not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[0], list) \
-                    or not entry[0] or not isinstance(entry[0][0], str):
+            if not isinstance(entry, list) or len(entry) != 2:
                 raise AdcliError(f"{where}: not an adcli checkpoint (a pass is malformed)")
-            _unhex(entry[0][1:], where)  # checked; compared as the exact hex text
-            out.append((list(entry[0]), _unhex(entry[1], where)))
+            out.append((entry[0], _unhex(entry[1], where)))
         return out
 
-    def answer(self, key: list[str]) -> np.ndarray | None:
+    def answer(self, key: Any) -> np.ndarray | None:
         """The recorded answer to the next pass when resuming, else None (run the pass)."""
         if self.replayed >= len(self.replay):
             return None
@@ -134,11 +132,12 @@ class Checkpoint:
         self.replayed += 1
         return total.copy()
 
-    def record(self, key: list[str], total: np.ndarray, b: Sequence[float]) -> None:
+    def record(self, key: Any, total: np.ndarray, b: Sequence[float] | None) -> None:
         """Append one pass and write the whole journal atomically (a kill at any moment leaves
-        the previous checkpoint or this one, never a partial file)."""
+        the previous checkpoint or this one, never a partial file). ``b``: the parameters
+        the pass was at (None for a pass of the data alone)."""
         self.passes.append([key, _hex(total)])
-        if key[0] in ("rss", "qr"):  # the other passes are of the data alone
+        if b is not None:
             self.latest = [float(v) for v in b]
         if self.path is None:
             return
@@ -155,3 +154,48 @@ class Checkpoint:
 def pass_key(mode: str, b: Sequence[float], mean: float) -> list[str]:
     """A pass's request, exactly: its mode, parameters and mean, as hex floats."""
     return [mode] + _hex(list(b) + [mean])
+
+
+class JournaledParts:
+    """A :class:`~adcli.partitioned.distributed.Partitions` whose every pass of sums goes
+    through a :class:`Checkpoint`: ``minimize --data``'s objective keeps its own pass loop."""
+
+    def __init__(self, parts: Any, checkpoint: Checkpoint) -> None:
+        self._parts = parts
+        self._checkpoint = checkpoint
+        self._replayed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parts, name)
+
+    @property
+    def passes(self) -> int:
+        return self._parts.passes + self._replayed
+
+    def sums(self, fn: Any, args: tuple, *rest: Any, **options: Any) -> np.ndarray:
+        """One pass, answered from the checkpoint when resuming, recorded after."""
+        key = [fn.__name__, _canon(args)]
+        total = self._checkpoint.answer(key)
+        if total is None:
+            total = np.asarray(self._parts.sums(fn, args, *rest, **options))
+        else:
+            self._replayed += 1
+        at = args[3] if fn.__name__ == "partition_normal" and args[4] in ("rss", "qr") \
+            else args[-1] if fn.__name__ != "partition_normal" else None
+        self._checkpoint.record(key, total, at)
+        return total
+
+    def sample(self, *args: Any, **options: Any) -> Any:
+        raise AdcliError("--checkpoint and --resume cannot follow a minibatch run "
+                         "(--batch-size)")
+
+
+def journal_objective(objective: Any, checkpoint: str | None, resume: str | None,
+                      problem: Mapping[str, Any]) -> None:
+    """Route every pass of ``objective`` (a
+    :class:`~adcli.partitioned.distributed.DaskObjective`) through a checkpoint of
+    ``problem`` (its ``files`` replaced by their fingerprint)."""
+    problem = dict(problem)
+    problem["files"] = data_fingerprint(problem["files"])
+    journal = Checkpoint(checkpoint, resume, problem_fingerprint(problem), objective.names)
+    objective._parts = JournaledParts(objective._parts, journal)
