@@ -152,3 +152,55 @@ def test_in_memory_data_refuses_checkpoint(tmp_path: Path) -> None:
     assert run.returncode == 2  # a usage error
     assert run.stderr.startswith("Error: --checkpoint needs partitioned data")
     assert not os.path.exists(tmp_path / "c.json")
+
+
+LOSS = "(a*exp(-b*x) + c - y)^2"
+
+
+def _minimize_args(method: str, *more: str) -> list[str]:
+    return ["minimize", LOSS, "--data", "part*.csv", "--scheduler", "synchronous", "--from",
+            "a=1,b=0.1,c=0", "--reduce", "sum", "--json", "--method", method, *more]
+
+
+@pytest.mark.parametrize("method", ["auto", "bfgs", "newton"])
+def test_minimize_killed_and_resumed_gives_the_same_bits(folder: Path, method: str) -> None:
+    """The least-squares engine (auto) and the general methods, whose line searches and
+    Hessian passes are replayed as well."""
+    full = _adcli(*_minimize_args(method, "--stderr", "hessian"), "--checkpoint",
+                  f"whole-{method}.json", cwd=folder)
+    assert full.returncode == 0, full.stderr
+    total = _passes(folder / f"whole-{method}.json")
+    checkpoint = folder / f"min-{method}.json"
+    left = _kill_after(_minimize_args(method, "--stderr", "hessian"), checkpoint, 3, folder)
+    assert 3 <= left < total
+    resumed = _adcli(*_minimize_args(method, "--stderr", "hessian"), "--resume",
+                     checkpoint.name, cwd=folder)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _json(resumed.stdout) == _json(full.stdout)
+
+
+def test_a_resumed_trace_is_the_uninterrupted_trace(folder: Path) -> None:
+    args = _minimize_args("bfgs", "--trace")
+    full = _adcli(*args, "whole.csv", "--checkpoint", "trace-whole.json", cwd=folder)
+    assert full.returncode == 0, full.stderr
+    _kill_after([*args, "killed.csv"], folder / "trace-killed.json", 4, folder)
+    resumed = _adcli(*args, "resumed.csv", "--resume", "trace-killed.json", cwd=folder)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (folder / "resumed.csv").read_bytes() == (folder / "whole.csv").read_bytes()
+
+
+def test_minimize_refusals_are_one_error_line(folder: Path, tmp_path: Path) -> None:
+    run = _adcli(*_minimize_args("adam", "--batch-size", "10", "--seed", "1", "--lr", "0.1"),
+                 "--checkpoint", "mb.json", cwd=folder)
+    assert run.stderr.splitlines()[-1].startswith(
+        "Error: --checkpoint and --resume cannot follow a minibatch run")
+    assert not (folder / "mb.json").exists()
+    done = _adcli(*_minimize_args("bfgs"), "--checkpoint", "bfgs.json", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    run = _adcli(*_minimize_args("lbfgs"), "--resume", "bfgs.json", cwd=folder)
+    assert run.returncode != 0
+    assert run.stderr.splitlines()[-1].startswith("Error: --resume 'bfgs.json': the checkpoint "
+                                                  "is of another problem")
+    run = _adcli("minimize", "x^2", "--checkpoint", "c.json", cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.startswith("Error: --checkpoint needs --data on Dask")
