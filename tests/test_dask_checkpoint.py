@@ -204,3 +204,47 @@ def test_minimize_refusals_are_one_error_line(folder: Path, tmp_path: Path) -> N
     run = _adcli("minimize", "x^2", "--checkpoint", "c.json", cwd=tmp_path)
     assert run.returncode == 2
     assert run.stderr.startswith("Error: --checkpoint needs --data on Dask")
+
+
+class _Client:
+    """What :func:`dashboard_link` asks a distributed client, answered as a scheduler would."""
+
+    def __init__(self, services: dict, bokeh: str | None, link: str) -> None:
+        self.services, self.bokeh, self.dashboard_link = services, bokeh, link
+
+    def scheduler_info(self) -> dict:
+        return {"services": self.services}
+
+    def get_versions(self, check: bool, packages: list[str]) -> dict:
+        assert packages == ["bokeh"]
+        return {"scheduler": {"packages": {"bokeh": self.bokeh}}}
+
+
+def test_the_dashboard_link_only_when_the_scheduler_serves_one() -> None:
+    from adcli.partitioned.progress import dashboard_link, progress_line
+
+    link = "http://10.0.0.5:8787/status"
+    assert dashboard_link(None) is None  # threads, synchronous
+    assert dashboard_link(_Client({"dashboard": 8787}, "3.4.0", link)) == link
+    assert dashboard_link(_Client({}, "3.4.0", link)) is None
+    assert dashboard_link(_Client({"dashboard": 8787}, None, link)) is None  # no bokeh: 404
+    hostile = dashboard_link(_Client({"dashboard": 1}, "3.4.0", "http://x/\x1b[2J" + "a" * 500))
+    assert hostile is not None and "\x1b" not in hostile and len(hostile) <= 200
+    assert progress_line(3, 8, None) == "pass 3 over 8 partitions"
+    assert progress_line(3, 8, link) == f"pass 3 over 8 partitions; dashboard {link}"
+
+
+def test_the_dashboard_link_of_a_real_local_cluster() -> None:
+    """A LocalCluster's scheduler lists a dashboard port; the link is shown exactly when its
+    scheduler has bokeh to draw the page."""
+    import importlib.util
+
+    from adcli.partitioned.distributed import Scheduler
+    from adcli.partitioned.progress import dashboard_link
+
+    with Scheduler("local:1") as where:
+        link = dashboard_link(where.client)
+    if importlib.util.find_spec("bokeh") is None:
+        assert link is None
+    else:
+        assert link is not None and link.startswith("http://")

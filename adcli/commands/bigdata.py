@@ -59,12 +59,20 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
     live = not as_json and render.live_display_possible()
 
     def on_pass(count: int, partitions: int) -> None:
+        from ..partitioned.progress import progress_line
+
         if live:
-            click.echo(f"\rpass {count} over {partitions} partitions", err=True, nl=False)
+            click.echo(f"\r{progress_line(count, partitions, link)}", err=True, nl=False)
+
+    link = None
 
     with Scheduler(scheduler) as where:
         for message in where.warnings:
             render.warn(message)
+        if live:
+            from ..partitioned.progress import dashboard_link
+
+            link = dashboard_link(where.client)
         objective, x0 = build_objective(tape, point, names, data, factory=DaskObjective,
                                         reduce=reduce, source=function.source,
                                         batch_size=batch_size,

@@ -210,12 +210,20 @@ def _fit_on_dask(formula: Formula, data_path: str, scheduler: str | None, sep: s
     data = data.select(data.names, dropna)
 
     def on_pass(count: int, partitions: int) -> None:
+        from ..partitioned.progress import progress_line
+
         if live:
-            click.echo(f"\rpass {count} over {partitions} partitions", err=True, nl=False)
+            click.echo(f"\r{progress_line(count, partitions, link)}", err=True, nl=False)
+
+    link = None
 
     with Scheduler(scheduler) as where:
         for message in where.warnings:
             render.warn(message)
+        if live:
+            from ..partitioned.progress import dashboard_link
+
+            link = dashboard_link(where.client)
         try:
             result = fit_partitioned(formula, data, where, on_pass=on_pass, **options)
             after(result)  # profile refits run on the same partitions
