@@ -146,6 +146,23 @@ def test_a_tampered_pass_is_refused(folder: Path) -> None:
     assert run.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("command", ["fit", "minimize"])
+def test_an_answer_of_another_size_is_refused(folder: Path, command: str) -> None:
+    """A checkpoint edited to hold too few numbers for a pass stops the run with one Error
+    line instead of crashing the engine."""
+    args = _fit_args("synchronous") if command == "fit" else _minimize_args("bfgs")
+    done = _adcli(*args, "--checkpoint", f"size-{command}.json", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((folder / f"size-{command}.json").read_text())
+    doc["passes"][1][1] = doc["passes"][1][1][:1]
+    (folder / f"size-{command}.json").write_text(json.dumps(doc))
+    run = _adcli(*args, "--resume", f"size-{command}.json", cwd=folder)
+    assert run.returncode == 2
+    assert run.stderr.splitlines()[-1].startswith("Error: --resume: pass 2 of the checkpoint "
+                                                  "holds 1 numbers, not ")
+    assert "Traceback" not in run.stderr
+
+
 def test_in_memory_data_refuses_checkpoint(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("x,y\n1,2\n2,4\n3,6.1\n")
     run = _adcli("fit", "y ~ a*x", "--data", "d.csv", "--checkpoint", "c.json", cwd=tmp_path)

@@ -29,7 +29,13 @@ from ..regression.formula import FitError, Formula, parse_formula
 from ..regression.leastsq import Compressed, qr_combine, qr_sums, solve
 from ..regression.problem import check_time, fit_setup
 from ..regression.profile import Refit
-from .checkpoint import Checkpoint, data_fingerprint, pass_key, problem_fingerprint
+from .checkpoint import (
+    Checkpoint,
+    data_fingerprint,
+    pass_key,
+    pass_size,
+    problem_fingerprint,
+)
 from .distributed import Partitions, Scheduler
 
 
@@ -162,7 +168,8 @@ class NormalSums:
 
     def _pass(self, b: np.ndarray, mode: str, mean: float = 0.0) -> np.ndarray:
         key = None if self.checkpoint is None else pass_key(mode, b, mean)
-        total = None if key is None else self.checkpoint.answer(key)
+        total = None if key is None else self.checkpoint.answer(
+            key, pass_size("partition_normal", (None, None, self.free, b, mode)))
         if total is None:
             total = self.parts.sums(partition_normal, (self.text, self.fixed, self.free,
                                                        tuple(float(v) for v in b), mode, mean,

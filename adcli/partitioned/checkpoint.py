@@ -121,14 +121,19 @@ class Checkpoint:
             out.append((entry[0], _unhex(entry[1], where)))
         return out
 
-    def answer(self, key: Any) -> np.ndarray | None:
-        """The recorded answer to the next pass when resuming, else None (run the pass)."""
+    def answer(self, key: Any, size: int) -> np.ndarray | None:
+        """The recorded answer to the next pass when resuming, else None (run the pass);
+        ``size``: how many numbers the pass returns (a file edited to hold another count is
+        an error, not a crash of the engine)."""
         if self.replayed >= len(self.replay):
             return None
         recorded, total = self.replay[self.replayed]
         if recorded != key:
             raise AdcliError(f"--resume: pass {self.replayed + 1} asks for other parameters "
                              "than the checkpoint recorded; the run cannot continue from it")
+        if total.size != size:
+            raise AdcliError(f"--resume: pass {self.replayed + 1} of the checkpoint holds "
+                             f"{total.size} numbers, not {size}; the file was altered")
         self.replayed += 1
         return total.copy()
 
@@ -149,6 +154,19 @@ class Checkpoint:
                "passes": self.passes}
         with atomic_output(self.path) as out:
             out.write(json.dumps(doc, separators=(",", ":")))
+
+
+def pass_size(name: str, args: tuple) -> int:
+    """How many numbers a pass of partition function ``name`` returns: its parameters are
+    ``args[2]`` in every partition function's arguments."""
+    p = len(args[2])
+    if name == "partition_normal":
+        return {"rss": 2, "qr": 2 + p + p * p, "lhs": 3, "tss": 2}.get(args[4], -1)
+    if name == "partition_sums":
+        return p + 2
+    if name in ("partition_hessian", "partition_score_outer"):
+        return p * p + 1
+    raise AdcliError(f"--checkpoint cannot record a pass of {name}")
 
 
 def pass_key(mode: str, b: Sequence[float], mean: float) -> list[str]:
@@ -175,7 +193,7 @@ class JournaledParts:
     def sums(self, fn: Any, args: tuple, *rest: Any, **options: Any) -> np.ndarray:
         """One pass, answered from the checkpoint when resuming, recorded after."""
         key = [fn.__name__, _canon(args)]
-        total = self._checkpoint.answer(key)
+        total = self._checkpoint.answer(key, pass_size(fn.__name__, args))
         if total is None:
             total = np.asarray(self._parts.sums(fn, args, *rest, **options))
         else:
