@@ -10,7 +10,7 @@ from typing import Any
 import click
 import numpy as np
 
-from ..errors import escape_control
+from ..errors import AdcliError, escape_control
 from ..function import Function
 from ..optimize import (
     INTERRUPTED,
@@ -36,7 +36,8 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
                          trace_path: str | None = None, max_time: float | None = None,
                          started: float | None = None,
                          check_time: Callable[[], None] | None = None,
-                         stderr_method: str | None = None) -> None:
+                         stderr_method: str | None = None, checkpoint: str | None = None,
+                         resume: str | None = None) -> None:
     """Full-batch minimisation whose every loss and gradient is one pass of partition sums:
     the same setup, messages and method choice as in memory (:mod:`adcli.regression.problem`).
     ``box_of(objective, x0, method)`` gives ``--bounds`` as arrays (the command's own
@@ -58,12 +59,20 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
     live = not as_json and render.live_display_possible()
 
     def on_pass(count: int, partitions: int) -> None:
+        from ..partitioned.progress import progress_line
+
         if live:
-            click.echo(f"\rpass {count} over {partitions} partitions", err=True, nl=False)
+            click.echo(f"\r{progress_line(count, partitions, link)}", err=True, nl=False)
+
+    link = None
 
     with Scheduler(scheduler) as where:
         for message in where.warnings:
             render.warn(message)
+        if live:
+            from ..partitioned.progress import dashboard_link
+
+            link = dashboard_link(where.client)
         objective, x0 = build_objective(tape, point, names, data, factory=DaskObjective,
                                         reduce=reduce, source=function.source,
                                         batch_size=batch_size,
@@ -84,6 +93,21 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
         for message in minimize_warnings(resolved, lr, momentum, batch_size,
                                          objective.stochastic, RULES[resolved].line_search):
             render.warn(message)
+        if checkpoint or resume:
+            if objective.stochastic:
+                raise AdcliError("--checkpoint and --resume cannot follow a minibatch run "
+                                 "(--batch-size): its draws are not passes")
+            from ..partitioned.checkpoint import journal_objective
+
+            journal_objective(objective, checkpoint, resume, {
+                "command": "minimize", "expression": function.source,
+                "files": data.files, "data options": [data.sep, data.headers, data.use,
+                                                      data.dropna],
+                "start": np.asarray(x0, dtype=np.float64), "names": objective.names,
+                "fixed": objective.fixed, "bound": objective.bound, "method": method,
+                "resolved": resolved, "steps": steps, "tol": tol, "reduce": reduce,
+                "lr": lr, "momentum": momentum, "trace": bool(trace_path),
+                "box": None if box is None else list(box), "stderr": stderr_method})
         if check_time is not None:
             check_time()
         result = trace = None

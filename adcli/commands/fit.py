@@ -78,6 +78,11 @@ from .common import (
 @click.option("--plot", "plot_path", metavar="FILE",
               help="Draw data, fitted curve and residuals to a .png/.svg/.pdf file; needs "
                    "matplotlib (adcli[plot]).")
+@click.option("--checkpoint", "checkpoint", metavar="FILE",
+              help="On Dask: after every pass, write the run's state to FILE (JSON, atomic), "
+                   "for --resume.")
+@click.option("--resume", "resume", metavar="FILE",
+              help="On Dask: continue the run a --checkpoint FILE of the same problem saved.")
 @click.option("--max-data-size", type=ByteSize(), default=DEFAULT_MAX_DATA_BYTES,
               metavar="BYTES", show_default="256M",
               help="Refuse a --data file larger than this, or whose rows take more memory "
@@ -91,7 +96,7 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         absolute_sigma: bool, bounds: tuple[str, ...], fix: tuple[str, ...],
         max_evaluations: int | None, max_time: float, ci: str | None, levels: str | None,
         profile_plot: str | None, derive: tuple[str, ...], plot_path: str | None,
-        max_data_size: int,
+        checkpoint: str | None, resume: str | None, max_data_size: int,
         sep: str | None, renames: tuple[str, ...], dropna: bool, as_json: bool,
         max_size: int) -> None:
     """Fit the parameters of "LHS ~ MODEL" to a data file by least squares.
@@ -120,7 +125,8 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         if ci else None
     for text_ in derive:
         parse_derive(text_)
-    outputs = [(o, p) for o, p in (("--plot", plot_path), ("--profile-plot", profile_plot)) if p]
+    outputs = [(o, p) for o, p in (("--plot", plot_path), ("--profile-plot", profile_plot),
+                                   ("--checkpoint", checkpoint)) if p]
     options = {"start": parse_point(start, "--from"), "fix": parse_point(fix, "--fix"),
                "bounds": parse_bounds(bounds) if bounds else None,
                "params": parse_names(params, "--params"), "sigma": sigma,
@@ -132,7 +138,8 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
 
         check_outputs(outputs, [input_file(expr), data_path])
         for option, path in outputs:
-            check_path(path, option)
+            if option != "--checkpoint":
+                check_path(path, option)
         if plot_path and profile_plot and os.path.abspath(plot_path) == \
                 os.path.abspath(profile_plot):
             raise AdcliError("--plot and --profile-plot name the same file; give two names")
@@ -151,10 +158,14 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         if plot_path:  # the plot draws every row, which stays on the workers
             raise AdcliError("--plot is not available with partitioned data (Dask)")
         live = not as_json and render.live_display_possible()
+        options.update(checkpoint=checkpoint, resume=resume)
         result = _fit_on_dask(formula, data_path, scheduler, sep, renames, dropna, live,
                               options, uncertainty)
         data = None
     else:
+        if checkpoint or resume:
+            raise AdcliError(f"{'--checkpoint' if checkpoint else '--resume'} needs partitioned "
+                             "data (Dask: a glob, a directory, Parquet or --scheduler)")
         data = load_data(data_path, max_data_size or None, sep, renames)
         used = formula.names(formula.lhs) | formula.names(formula.model)
         data = data.select(used | ({sigma} if sigma else set()), dropna)
@@ -176,8 +187,9 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
 
         plot_profiles(profile_plot, result)
     show(result, as_json)
-    for _, path in outputs:
-        click.echo(f"plot written to {escape_control(path)}", err=True)
+    for option, path in outputs:
+        if option != "--checkpoint":
+            click.echo(f"plot written to {escape_control(path)}", err=True)
     if not result.converged:
         raise click.exceptions.Exit(EXIT_FAILED)
 
@@ -198,12 +210,20 @@ def _fit_on_dask(formula: Formula, data_path: str, scheduler: str | None, sep: s
     data = data.select(data.names, dropna)
 
     def on_pass(count: int, partitions: int) -> None:
+        from ..partitioned.progress import progress_line
+
         if live:
-            click.echo(f"\rpass {count} over {partitions} partitions", err=True, nl=False)
+            click.echo(f"\r{progress_line(count, partitions, link)}", err=True, nl=False)
+
+    link = None
 
     with Scheduler(scheduler) as where:
         for message in where.warnings:
             render.warn(message)
+        if live:
+            from ..partitioned.progress import dashboard_link
+
+            link = dashboard_link(where.client)
         try:
             result = fit_partitioned(formula, data, where, on_pass=on_pass, **options)
             after(result)  # profile refits run on the same partitions

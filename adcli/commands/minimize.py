@@ -107,6 +107,12 @@ METHODS = ["auto", *RULES]
                    "(networks need this to break symmetry).")
 @click.option("--trace", "trace_path", metavar="FILE",
               help="Write a CSV row per iteration: iteration, value, grad_norm, parameters.")
+@click.option("--checkpoint", "checkpoint", metavar="FILE",
+              help="With --data on Dask: after every pass, write the run's state to FILE "
+                   "(JSON, atomic), for --resume.")
+@click.option("--resume", "resume", metavar="FILE",
+              help="With --data on Dask: continue the run a --checkpoint FILE of the same "
+                   "problem saved.")
 @click.option("--plot", "plot_path", metavar="FILE",
               help="Draw loss vs iterations (and the contour with the path for two "
                    "parameters) to a .png/.svg/.pdf file; needs matplotlib (adcli[plot]).")
@@ -117,7 +123,8 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
              method: str, lr: float | None, momentum: float | None, steps: int, tol: float,
              max_time: float, data_path: str | None, reduce: str, stderr_method: str | None,
              max_data_size: int, batch_size: int | None, seed: int | None, init_scale: float,
-             trace_path: str | None, plot_path: str | None, scheduler: str | None,
+             trace_path: str | None, checkpoint: str | None, resume: str | None,
+             plot_path: str | None, scheduler: str | None,
              sep: str | None, renames: tuple[str, ...], dropna: bool, as_json: bool,
              max_size: int) -> None:
     """Minimise EXPR, or fit its parameters to the rows of a data file.
@@ -146,7 +153,8 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
                   stochastic=batch_size is not None)
     from ..io.atomic import check_outputs, input_file
 
-    check_outputs([("--trace", trace_path), ("--plot", plot_path)], [input_file(expr), data_path])
+    check_outputs([("--trace", trace_path), ("--plot", plot_path), ("--checkpoint", checkpoint)],
+                  [input_file(expr), data_path])
     from ..io.sources import wants_dask
 
     if wants_dask(data_path, scheduler):
@@ -159,12 +167,15 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
                              reduce, scheduler, sep, renames, dropna, as_json,
                              lr=lr, momentum=momentum, batch_size=batch_size, seed=seed,
                              init_scale=init_scale, trace_path=trace_path,
-                             stderr_method=stderr_method,
+                             stderr_method=stderr_method, checkpoint=checkpoint, resume=resume,
                              max_time=max_time or None, started=began,
                              box_of=(lambda objective, x0, method: _bounds(
                                  bounds, objective, point, x0, method)) if bounds else None,
                              check_time=lambda: _check_time(max_time, began))
         return
+    if checkpoint or resume:
+        raise AdcliError(f"{'--checkpoint' if checkpoint else '--resume'} needs --data on Dask "
+                         "(a glob, a directory, Parquet or --scheduler)")
     data = load_data(data_path, max_data_size or None, sep, renames) if data_path else None
     bound = set(point) | (set(data.names) if data else set())
     names = parse_names(wrt, function=function)

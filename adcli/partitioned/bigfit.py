@@ -29,6 +29,13 @@ from ..regression.formula import FitError, Formula, parse_formula
 from ..regression.leastsq import Compressed, qr_combine, qr_sums, solve
 from ..regression.problem import check_time, fit_setup
 from ..regression.profile import Refit
+from .checkpoint import (
+    Checkpoint,
+    data_fingerprint,
+    pass_key,
+    pass_size,
+    problem_fingerprint,
+)
 from .distributed import Partitions, Scheduler
 
 
@@ -143,8 +150,9 @@ class NormalSums:
                  free: list[str], fixed: Mapping[str, float], scheduler: Scheduler,
                  on_pass: Callable[[int, int], None] | None = None,
                  parts: Partitions | None = None, sigma: str | None = None,
-                 constants: Sequence[str] = ()) -> None:
+                 constants: Sequence[str] = (), checkpoint: Checkpoint | None = None) -> None:
         self.parts = parts or Partitions(data, scheduler, f"data '{data.path}'")
+        self.checkpoint = checkpoint
         self.path = data.path
         self.text = text
         self.free = tuple(free)
@@ -159,16 +167,22 @@ class NormalSums:
         self.constants = tuple(sorted(constants))
 
     def _pass(self, b: np.ndarray, mode: str, mean: float = 0.0) -> np.ndarray:
-        total = self.parts.sums(partition_normal, (self.text, self.fixed, self.free,
-                                                   tuple(float(v) for v in b), mode, mean,
-                                                   self.sigma, self.constants),
-                                qr_combine if mode == "qr" else np.add)
+        key = None if self.checkpoint is None else pass_key(mode, b, mean)
+        total = None if key is None else self.checkpoint.answer(
+            key, pass_size("partition_normal", (None, None, self.free, b, mode)))
+        if total is None:
+            total = self.parts.sums(partition_normal, (self.text, self.fixed, self.free,
+                                                       tuple(float(v) for v in b), mode, mean,
+                                                       self.sigma, self.constants),
+                                    qr_combine if mode == "qr" else np.add)
         self.rows = int(total[-1])
         if self.rows == 0:  # as in memory: no estimate, no "converged", from no rows
             from ..io.data import DataError
 
             raise DataError(f"data '{self.path}' has no rows")
         self.passes += 1
+        if key is not None:
+            self.checkpoint.record(key, total, b if mode in ("rss", "qr") else None)
         if self.on_pass is not None:
             self.on_pass(self.passes, self.parts.count)
         return total
@@ -210,19 +224,30 @@ def fit_partitioned(text: str | Formula, data: PartitionedData, scheduler: Sched
                     max_evaluations: int | None = None,
                     on_pass: Callable[[int, int], None] | None = None,
                     sigma: str | None = None, absolute_sigma: bool = False,
-                    max_time: float | None = None, started: float | None = None) -> FitResult:
+                    max_time: float | None = None, started: float | None = None,
+                    checkpoint: str | None = None, resume: str | None = None) -> FitResult:
     """Fit ``LHS ~ MODEL`` to partitioned data: the setup of
     :func:`adcli.regression.problem.fit_setup`, the engine of :func:`adcli.regression.leastsq.solve`
     and the report of :func:`adcli.regression.fitting.conclude`, exactly as in memory; only the sums
-    come from the partitions."""
+    come from the partitions. ``checkpoint``/``resume``: files of
+    :mod:`adcli.partitioned.checkpoint`."""
     began = time.perf_counter()
     formula = text if isinstance(text, Formula) else parse_formula(text)
     setup = fit_setup(formula, data.names, params=params, start=start, bounds=bounds, fix=fix,
                       sigma=sigma)
     data = data.select(setup.columns, data.dropna)
     constants = sorted(setup.bound - set(data.names))
+    journal = None
+    if checkpoint or resume:
+        journal = Checkpoint(checkpoint, resume, problem_fingerprint(
+            {"command": "fit", "expression": formula.program.source,
+             "data": data_fingerprint(data.files), "data options": [data.sep, data.headers,
+                                                                    data.use, data.dropna],
+             "start": setup.x0, "free": setup.free, "fixed": setup.fixed,
+             "lower": setup.lower, "upper": setup.upper, "sigma": sigma,
+             "max_evaluations": max_evaluations}), setup.free)
     sums = NormalSums(data, formula.program.source, setup.free, setup.fixed, scheduler, on_pass,
-                      sigma=sigma, constants=constants)
+                      sigma=sigma, constants=constants, checkpoint=journal)
     p = len(setup.free)
     res = Compressed(sums.qr, p)
     check_time(max_time, started)
