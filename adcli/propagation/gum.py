@@ -137,8 +137,17 @@ def propagate(function: Function, inputs: Inputs, *, second_order: bool = True,
         if out.monte_carlo["non_finite"]:
             out.warnings.append(f"{out.monte_carlo['non_finite']:,} of {mc:,} Monte Carlo "
                                 "draws gave a value that is not finite; they are left out")
-        if math.isfinite(sd) and math.isfinite(u) and sd > 0 \
-                and abs(u - sd) > ADEQUACY * sd:
+        # the s.d. of N normal draws is itself off by about 1/sqrt(2(N-1)) relative: a
+        # difference within 3 of those says nothing about the linearisation
+        noise = 3.0 / math.sqrt(2.0 * (mc - 1))
+        differs = math.isfinite(sd) and math.isfinite(u) and sd > 0 \
+            and abs(u - sd) > ADEQUACY * sd
+        if differs and abs(u - sd) <= noise * sd:
+            out.warnings.append(
+                f"the first-order u ({u:.4g}) and the Monte Carlo s.d. ({sd:.4g}) differ by "
+                f"{abs(u - sd) / sd:.1%}, within the sampling error of {mc:,} draws (about "
+                f"{noise:.0%}): too few draws to judge the linearisation")
+        elif differs:
             out.warnings.append(
                 f"the first-order u ({u:.4g}) and the Monte Carlo s.d. ({sd:.4g}) differ by "
                 f"{abs(u - sd) / sd:.1%}, more than {ADEQUACY:.0%}: the linearisation is not "

@@ -198,6 +198,11 @@ def covariance(names: list[str], inputs: Inputs) -> np.ndarray:
         if n in inputs.bad:
             raise PropagationError(inputs.bad[n])
     index = {n: i for i, n in enumerate(names)}
+    for n in names:
+        # a finite u whose square is not (above ~1.3e154) would raise OverflowError
+        if not math.isfinite(inputs.u[n] * inputs.u[n]):
+            raise PropagationError(f"--at {n}: the standard uncertainty {inputs.u[n]:g} is too "
+                                   "large: its square (the variance) is not a finite float64")
     sigma = np.diag([inputs.u[n] ** 2 for n in names])
     given = np.zeros(sigma.shape, dtype=bool)
     for block_names, matrix in inputs.blocks:
