@@ -168,6 +168,10 @@ def test_a_fit_file_without_what_a_band_needs_is_one_error(fitted, run, tmp_path
     (["--at", "@fit.json", "--band", "prediction", "--sigma", "abc"],
      "'abc' is neither a column of the data nor a number"),
     (["--at", "@fit.json", "--band", "prediction", "--sigma", "-1"], "positive and finite"),
+    (["--at", "@fit.json", "--band", "prediction", "--sigma", "0.1"],
+     "the fit was not weighted (no --sigma), so a prediction adds its residual variance"),
+    (["--at", "@fit.json", "--band", "confidence", "--sigma", "0.1"],
+     "which only --band prediction uses"),
     (["--at", "@fit.json", "--at", "@fit.json", "--band", "confidence"], "more than one"),
     (["--at", "@new.csv", "--band", "confidence"], "not a JSON file"),
 ])

@@ -219,6 +219,13 @@ def band(function: Function, columns: Mapping[str, Any], point: Mapping[str, flo
     if absolute_sigma and not fit.weighted:
         raise FitError("--absolute-sigma: the fit was not weighted (no --sigma), so its "
                        "covariance is scaled by the residual variance")
+    # the new rows' errors enter only a prediction of a weighted fit: elsewhere they would be
+    # accepted and ignored
+    if sigma is not None and kind != "prediction":
+        raise FitError("--sigma gives the new rows' errors, which only --band prediction uses")
+    if sigma is not None and not fit.weighted:
+        raise FitError("--sigma: the fit was not weighted (no --sigma), so a prediction adds "
+                       "its residual variance and the new rows' errors are not used")
     bound = set(point) | set(columns)
     tape = function.tape(bound)
     missing = [n for n in fit.names if n in tape.inputs and n not in point]
