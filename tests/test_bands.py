@@ -205,6 +205,35 @@ def test_weighted_prediction_needs_the_new_rows_sigma():
                                rtol=1e-12)
 
 
+def test_a_band_scales_as_the_fit_file_says(run, tmp_path, monkeypatch):
+    """A fit with --absolute-sigma has an unscaled covariance: its band takes the normal
+    quantile and adds sigma^2 without eval being told again; --absolute-sigma against a fit
+    whose sigma were relative is an error, not a band scaled the wrong way."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(4)
+    x = np.linspace(0.0, 3.0, 20)
+    s = 0.1 + 0.1 * rng.random(20)
+    y = 2.0 + 0.5 * x + rng.normal(0.0, 1.0, 20) * s
+    rows = [f"{a!r},{b!r},{c!r}" for a, b, c in zip(x.tolist(), y.tolist(), s.tolist())]
+    (tmp_path / "d.csv").write_text("\n".join(["x,y,s", *rows]) + "\n")
+    (tmp_path / "new.csv").write_text("x\n1\n2\n")
+    for name, extra in (("abs.json", ["--absolute-sigma"]), ("rel.json", [])):
+        out = run("fit", "y ~ a + b*x", "--data", "d.csv", "--sigma", "s", *extra, "--json")
+        assert out.exit_code == 0, out.stderr
+        (tmp_path / name).write_text(out.stdout)
+    out = run("eval", "a + b*x", "--data", "new.csv", "--at", "@abs.json", "--band",
+              "prediction", "--sigma", "0.2", "--json")
+    assert out.exit_code == 0, out.stderr
+    got = json.loads(out.stdout)
+    want = adcli.fit("y ~ a + b*x", {"x": x, "y": y, "s": s}, sigma="s", absolute_sigma=True
+                     ).predict({"x": np.array([1.0, 2.0])}, band="prediction", sigma=0.2)
+    upper = [row["upper"] for row in got]
+    np.testing.assert_allclose(upper, want.upper, rtol=1e-9)
+    out = run("eval", "a + b*x", "--data", "new.csv", "--at", "@rel.json", "--band",
+              "confidence", "--absolute-sigma")
+    assert out.exit_code == 2 and "took its --sigma as relative errors" in out.stderr
+
+
 def test_fit_plot_draws_the_confidence_band(tmp_path):
     from adcli.output.fitplot import plot_fit
 

@@ -20,7 +20,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 JSON_KEYS = ["parameters", "stderr", "correlation", "rss", "residual_std", "dof", "r_squared",
              "converged", "reason", "iterations", "evaluations", "method", "covariance",
              "t_values", "p_values", "aic", "bic", "information_criteria",
-             "reduced_chi_square", "start", "ci", "derived"]
+             "reduced_chi_square", "absolute_sigma", "start", "ci", "derived"]
 
 
 def decay(rows: int = 60, seed: int = 1, noise: float = 0.02):
