@@ -223,3 +223,19 @@ def test_cli_bad_ci_options(run, tmp_path, args, message):
     out = run("fit", EXP, "--data", _csv(tmp_path), *args, "--json")
     assert out.exit_code == 2
     assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_p_value_below_float64_is_not_printed_as_zero(run, tmp_path):
+    """t of a million on 198 degrees of freedom: p is about 1e-1130, which float64 holds as
+    0; the table must not say the p value is 0."""
+    rng = np.random.default_rng(2)
+    x = np.arange(200) / 10.0
+    y = 1.0 + 2.0 * x + rng.normal(0.0, 1e-6, 200)
+    data = tmp_path / "d.csv"
+    data.write_text("x,y\n" + "".join(f"{a!r},{b!r}\n" for a, b in zip(x.tolist(), y.tolist())))
+    out = run("fit", "y ~ a + b*x", "--data", str(data))
+    assert out.exit_code == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.startswith("b "))
+    assert row.split()[-1] == "<1e-300"
+    assert json.loads(run("fit", "y ~ a + b*x", "--data", str(data), "--json").stdout
+                      )["p_values"]["b"] == 0.0  # the float the text stands in for

@@ -401,7 +401,7 @@ def fit_result(result) -> None:
         table.add_row(_user(name), num(v, style="g"), num(se, 5, style="g"),
                       "nan" if math.isnan(rel) else f"{rel:.3g}%",
                       num(t_values.get(name, math.nan), 4, style="g"),
-                      num(p_values.get(name, math.nan), 3, style="g"))
+                      _p_text(p_values.get(name, math.nan)))
     print_table(out, table)
     if result.ci is not None:
         _fit_intervals(out, result)
@@ -439,6 +439,12 @@ def fit_result(result) -> None:
               f"{counted(result.evaluations, 'evaluation')}, "
               f"{counted(result.jacobian_evaluations, 'Jacobian evaluation')}[/dim]",
               soft_wrap=True)
+
+
+def _p_text(p: float) -> str:
+    """A p value for the table. The p values are accurate down to float64's smallest
+    numbers, so one that underflowed to 0 is below 1e-300, not 0 (R prints "< 2e-16")."""
+    return "<1e-300" if p == 0.0 else num(p, 3, style="g")
 
 
 def _fit_intervals(out, result) -> None:
