@@ -209,6 +209,16 @@ def test_cli_ci_json_and_text(run, tmp_path):
     assert "95% lower" in text and "Pr(>|t|)" in text and "AIC" in text
 
 
+def test_a_level_is_labelled_with_the_digits_it_needs(run, tmp_path):
+    """0.9999999999 is not a 100% interval (that would be infinite), 0.12345678 not 12.3457%."""
+    text = run("fit", EXP, "--data", _csv(tmp_path), "--ci", "wald", "--level",
+               "0.9999999999,0.12345678,68.27%").stdout
+    lines = text.splitlines()
+    header = lines[next(i for i, ln in enumerate(lines) if ln.startswith("confidence")) + 1]
+    assert header.split()[1::2] == ["99.99999999%", "99.99999999%", "12.345678%", "12.345678%",
+                                    "68.27%", "68.27%"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--ci", "wald", "--level", "2"], "--level '2' must be between 0 and 1"),
     (["--level", "0.9"], "--level needs --ci wald"),

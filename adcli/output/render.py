@@ -449,6 +449,8 @@ def _p_text(p: float) -> str:
 
 def _fit_intervals(out, result) -> None:
     """The table of ``fit --ci``: lower and upper end of each parameter per level."""
+    from ..regression.profile import percent
+
     ci = result.ci
     levels = ci["levels"]
     out.print(f"[bold]confidence intervals[/bold] ({ci['method']}, {ci['distribution']})",
@@ -456,8 +458,8 @@ def _fit_intervals(out, result) -> None:
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     table.add_column("parameter")
     for level in levels:
-        table.add_column(f"{level * 100:g}% lower", justify="right")
-        table.add_column(f"{level * 100:g}% upper", justify="right")
+        table.add_column(f"{percent(level)} lower", justify="right")
+        table.add_column(f"{percent(level)} upper", justify="right")
     for name, pairs in ci["intervals"].items():
         table.add_row(_user(name), *("-" if v is None else num(v, style="g")
                                      for pair in pairs for v in pair))
