@@ -203,6 +203,17 @@ def test_data_rows(run, tmp_path, monkeypatch):
         assert u == pytest.approx(math.hypot(x * x * 0.5, 6 * x * ux), rel=1e-14)
 
 
+def test_data_rows_with_a_huge_uncertainty_keep_a_finite_u(run, tmp_path, monkeypatch):
+    """u = 3.6e200 is a float64; its square is not, and must not make the row's u inf."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("x,y,u_x,u_y\n2,3,1e200,1e200\n0,0,0,0\n")
+    out = run("propagate", "x*y", "--data", "d.csv")
+    assert out.exit_code == 0, out.stderr
+    first, second = (float(row.split(",")[-1]) for row in out.stdout.splitlines()[1:])
+    assert first == pytest.approx(1e200 * math.hypot(3.0, 2.0), rel=1e-14)
+    assert second == 0.0
+
+
 @pytest.mark.parametrize("args, message", [
     (["x", "--at", "x=1±-0.1"], "must be finite and not negative"),
     (["x", "--at", "x=1±"], "write VALUE±U"),

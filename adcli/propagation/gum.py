@@ -244,7 +244,11 @@ def propagate_rows(function: Function, inputs: Inputs, columns: Mapping[str, np.
                 g = np.broadcast_to(np.asarray(by_name[n], dtype=np.float64), (hi - lo,))
                 cu[:, j] = g * un
             value[lo:hi] = np.broadcast_to(np.asarray(v, dtype=np.float64), (hi - lo,))
-            u[lo:hi] = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", cu, corr, cu), 0.0))
+            # scaled by each row's largest |c|·u: u² itself overflows for u above ~1e154
+            m = np.max(np.abs(cu), axis=1) if names else np.zeros(hi - lo)
+            m = np.where(np.isfinite(m) & (m > 0), m, 1.0)
+            su = cu / m[:, None]
+            u[lo:hi] = m * np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", su, corr, su), 0.0))
     return value, u
 
 
