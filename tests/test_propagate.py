@@ -203,6 +203,12 @@ def test_data_rows(run, tmp_path, monkeypatch):
         assert u == pytest.approx(math.hypot(x * x * 0.5, 6 * x * ux), rel=1e-14)
 
 
+def test_a_variance_near_the_float64_limit_stays_finite(run):
+    """u = 1e154: u² = 1e308 is a float64, twice it (symmetrising Σ) is not."""
+    doc = json.loads(run("propagate", "x", "--at", "x=1±1e154", "--json").stdout)
+    assert doc["u"] == pytest.approx(1e154, rel=1e-15)
+
+
 def test_data_rows_with_a_huge_uncertainty_keep_a_finite_u(run, tmp_path, monkeypatch):
     """u = 3.6e200 is a float64; its square is not, and must not make the row's u inf."""
     monkeypatch.chdir(tmp_path)

@@ -225,7 +225,7 @@ def covariance(names: list[str], inputs: Inputs) -> np.ndarray:
     if not np.allclose(sigma, sigma.T, rtol=1e-12, atol=0.0):
         raise PropagationError("the covariance matrix is not symmetric")
     if len(names):
-        sigma = 0.5 * (sigma + sigma.T)
+        sigma = 0.5 * sigma + 0.5 * sigma.T  # (sigma + sigma.T) overflows above ~9e307
         low = float(np.linalg.eigvalsh(sigma)[0])
         scale = float(np.max(np.abs(np.diag(sigma))))
         if low < -PSD_TOLERANCE * scale:
