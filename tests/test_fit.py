@@ -175,6 +175,14 @@ def test_fix_holds_a_parameter_and_bounds_are_respected():
     assert not inside.at_bound
 
 
+def test_a_start_for_a_fixed_parameter_is_said_to_be_ignored():
+    x, y = decay()
+    result = adcli.fit("y ~ a*exp(-b*x) + c", {"x": x, "y": y},
+                       start={"a": 1, "b": 1, "c": 0.2}, fix={"c": 0.5})
+    assert result.parameters["c"] == 0.5
+    assert "--from c is ignored: 'c' is fixed at 0.5 by --fix" in result.warnings
+
+
 def test_non_identifiable_parameters_are_named_not_given_nonsense_errors():
     x, y = decay()
     result = adcli.fit("y ~ a*b*exp(-k*x) + c", {"x": x, "y": y},

@@ -209,6 +209,9 @@ def fit_setup(formula: Formula, column_names: Sequence[str], *,
     for name in fix:
         if name in bounds:
             raise FitError(f"'{name}' is both fixed and bounded; give one of --fix, --bounds")
+        if name in start:  # not an error: --from @fit.json may carry every parameter
+            warnings_.append(f"--from {name} is ignored: '{name}' is fixed at "
+                             f"{float(fix[name]):g} by --fix")
     fixed = {n: float(fix[n]) for n in plist if n in fix}
     free = [n for n in plist if n not in fixed]
     if not free:
