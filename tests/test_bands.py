@@ -234,6 +234,22 @@ def test_a_band_scales_as_the_fit_file_says(run, tmp_path, monkeypatch):
     assert out.exit_code == 2 and "took its --sigma as relative errors" in out.stderr
 
 
+def test_a_nan_band_from_a_non_identifiable_fit_is_explained(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x = np.linspace(0.0, 4.0, 30)
+    y = 3.0 * np.exp(-0.7 * x) + 0.01 * np.sin(7 * x)
+    rows = "".join(f"{a!r},{b!r}\n" for a, b in zip(x.tolist(), y.tolist()))
+    (tmp_path / "d.csv").write_text("x,y\n" + rows)
+    (tmp_path / "new.csv").write_text("x\n1\n")
+    out = run("fit", "y ~ a*b*exp(-k*x)", "--data", "d.csv", "--from", "a=1,b=2", "--json")
+    (tmp_path / "fit.json").write_text(out.stdout)
+    out = run("eval", "a*b*exp(-k*x)", "--data", "new.csv", "--at", "@fit.json", "--band",
+              "confidence")
+    assert out.exit_code == 0, out.stderr
+    assert out.stdout.splitlines()[1].endswith("nan,nan,nan")
+    assert "Warning: the fit's covariance is not finite for a, b" in out.stderr
+
+
 def test_fit_plot_draws_the_confidence_band(tmp_path):
     from adcli.output.fitplot import plot_fit
 

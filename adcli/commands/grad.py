@@ -146,6 +146,11 @@ def _add_band(result, function, at: tuple[str, ...], fit, spec: dict) -> None:
     point = parse_point(at, function=function)
     _, columns = band(function, result.data.columns, point, fit, spec["kind"],
                       spec["level"], spec["absolute_sigma"], sigma, rows=result.data.rows)
+    bad = [n for n, v in zip(fit.names, np.diag(fit.covariance)) if not np.isfinite(v)]
+    if bad and not np.all(np.isfinite(columns["se_fit"])):  # else nan bands pass unsaid
+        result.warnings.append(f"the fit's covariance is not finite for {', '.join(bad)} (not "
+                               "identifiable from its data): the band is nan where the model "
+                               "depends on them")
     result.add_columns(columns)
 
 
