@@ -81,8 +81,9 @@ def _split_element(name: str) -> tuple[str, str]:
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """``"; did you mean 'S'?"`` or an empty string (a hint only, so short names count)."""
-    close = close_match(name, candidates, shortest=1)
+    """``"; did you mean 'S'?"`` or an empty string (a hint only, so short names count; but
+    every one-letter name is one edit from every other, so those match only by case)."""
+    close = close_match(name, candidates, shortest=2)
     return f"; did you mean '{close}'?" if close else ""
 
 
