@@ -105,6 +105,12 @@ class AdcliGroup(click.Group):
         return getattr(importlib.import_module(module), attr)
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and args[0] not in COMMANDS and not args[0].startswith("-"):
+            import difflib  # a misspelt command gets the did-you-mean its options get
+
+            close = difflib.get_close_matches(args[0], list(COMMANDS), n=1)
+            if close:
+                ctx.fail(f"No such command '{args[0]}'. Did you mean '{close[0]}'?")
         name, command, rest = super().resolve_command(ctx, args)
         if command is None:
             return name, command, rest

@@ -168,6 +168,10 @@ def test_a_fit_file_without_what_a_band_needs_is_one_error(fitted, run, tmp_path
     (["--at", "@fit.json", "--band", "prediction", "--sigma", "abc"],
      "'abc' is neither a column of the data nor a number"),
     (["--at", "@fit.json", "--band", "prediction", "--sigma", "-1"], "positive and finite"),
+    (["--at", "@fit.json", "--band", "prediction", "--sigma", "0.1"],
+     "the fit was not weighted (no --sigma), so a prediction adds its residual variance"),
+    (["--at", "@fit.json", "--band", "confidence", "--sigma", "0.1"],
+     "which only --band prediction uses"),
     (["--at", "@fit.json", "--at", "@fit.json", "--band", "confidence"], "more than one"),
     (["--at", "@new.csv", "--band", "confidence"], "not a JSON file"),
 ])
@@ -199,6 +203,51 @@ def test_weighted_prediction_needs_the_new_rows_sigma():
     q = stats.norm.ppf(0.975)  # absolute errors: the normal quantile
     np.testing.assert_allclose(got.upper - got.value, q * np.sqrt(got.se_fit ** 2 + 0.04),
                                rtol=1e-12)
+
+
+def test_a_band_scales_as_the_fit_file_says(run, tmp_path, monkeypatch):
+    """A fit with --absolute-sigma has an unscaled covariance: its band takes the normal
+    quantile and adds sigma^2 without eval being told again; --absolute-sigma against a fit
+    whose sigma were relative is an error, not a band scaled the wrong way."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(4)
+    x = np.linspace(0.0, 3.0, 20)
+    s = 0.1 + 0.1 * rng.random(20)
+    y = 2.0 + 0.5 * x + rng.normal(0.0, 1.0, 20) * s
+    rows = [f"{a!r},{b!r},{c!r}" for a, b, c in zip(x.tolist(), y.tolist(), s.tolist())]
+    (tmp_path / "d.csv").write_text("\n".join(["x,y,s", *rows]) + "\n")
+    (tmp_path / "new.csv").write_text("x\n1\n2\n")
+    for name, extra in (("abs.json", ["--absolute-sigma"]), ("rel.json", [])):
+        out = run("fit", "y ~ a + b*x", "--data", "d.csv", "--sigma", "s", *extra, "--json")
+        assert out.exit_code == 0, out.stderr
+        (tmp_path / name).write_text(out.stdout)
+    out = run("eval", "a + b*x", "--data", "new.csv", "--at", "@abs.json", "--band",
+              "prediction", "--sigma", "0.2", "--json")
+    assert out.exit_code == 0, out.stderr
+    got = json.loads(out.stdout)
+    want = adcli.fit("y ~ a + b*x", {"x": x, "y": y, "s": s}, sigma="s", absolute_sigma=True
+                     ).predict({"x": np.array([1.0, 2.0])}, band="prediction", sigma=0.2)
+    upper = [row["upper"] for row in got]
+    np.testing.assert_allclose(upper, want.upper, rtol=1e-9)
+    out = run("eval", "a + b*x", "--data", "new.csv", "--at", "@rel.json", "--band",
+              "confidence", "--absolute-sigma")
+    assert out.exit_code == 2 and "took its --sigma as relative errors" in out.stderr
+
+
+def test_a_nan_band_from_a_non_identifiable_fit_is_explained(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x = np.linspace(0.0, 4.0, 30)
+    y = 3.0 * np.exp(-0.7 * x) + 0.01 * np.sin(7 * x)
+    rows = "".join(f"{a!r},{b!r}\n" for a, b in zip(x.tolist(), y.tolist()))
+    (tmp_path / "d.csv").write_text("x,y\n" + rows)
+    (tmp_path / "new.csv").write_text("x\n1\n")
+    out = run("fit", "y ~ a*b*exp(-k*x)", "--data", "d.csv", "--from", "a=1,b=2", "--json")
+    (tmp_path / "fit.json").write_text(out.stdout)
+    out = run("eval", "a*b*exp(-k*x)", "--data", "new.csv", "--at", "@fit.json", "--band",
+              "confidence")
+    assert out.exit_code == 0, out.stderr
+    assert out.stdout.splitlines()[1].endswith("nan,nan,nan")
+    assert "Warning: the fit's covariance is not finite for a, b" in out.stderr
 
 
 def test_fit_plot_draws_the_confidence_band(tmp_path):

@@ -270,3 +270,11 @@ def test_digits_still_reach_the_table_after_a_default_run(run):
     default = run("grad", "x/3", "--at", "x=1", "--no-table")
     assert "0.333" in short.stdout and "0.3333" not in short.stdout
     assert "0.333333333333" in default.stdout
+
+
+def test_a_misspelt_command_gets_a_did_you_mean(run):
+    out = run("propogate", "x")
+    assert out.exit_code == 2
+    assert out.stderr.startswith("Error: No such command 'propogate'. Did you mean 'propagate'?")
+    out = run("xyz")
+    assert out.exit_code == 2 and "Did you mean" not in out.stderr

@@ -292,6 +292,18 @@ def test_mistakes_are_one_error_line_before_anything_is_written(tmp_path, args, 
     assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
 
 
+@pytest.mark.parametrize("expr, extra, words", [
+    (EXPR, ["--band", "confidence"], "--band is not available with a Dask --data source"),
+    ("y ~ " + EXPR, [], "EXPR must be the model itself"),
+])
+def test_eval_band_and_formula_on_dask_are_refused_not_ignored(tmp_path, expr, extra, words):
+    """The partitions' writer writes value only: a --band there would be dropped unsaid."""
+    source = _parquet(tmp_path / "lake", _frames(files=2, rows=30))
+    run = _adcli("eval", expr, "--data", str(source), *AT, *extra, "-o", str(tmp_path / "out"))
+    assert words in _one_error(run)
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+
+
 def test_ctrl_c_leaves_whole_part_files_and_no_temporary(tmp_path):
     frames = _frames(files=8, rows=60_000)
     source = _parquet(tmp_path / "lake", frames, row_group=20_000)

@@ -134,6 +134,8 @@ def test_at_fixes_variables(run):
     (["x*y", "--wrt", "z", "--check", "y"], "--wrt 'z' is not a variable of EXPR"),
     (["x*y", "--wrt", "x", "--at", "x=1", "--check", "y"], "also fixed by --at"),
     (["x*y", "--wrt", "x"], "--wrt is for --check"),
+    (["x*y", "--at", "x=1,y=2", "--seed", "3"], "--seed is for --check"),
+    (["x*y", "--at", "x=1,y=2", "--max-nodes", "5"], "--max-nodes is for --html"),
     (["x^2", "--check", "2*x", "--paths", "x"], "does not go with"),
     (["sqrt(-1 - x^2)", "--check", "0"], "no random point was found"),
     (["x^2", "--check", "2*x", "--seed", "-1"], "Invalid value for '--seed'"),

@@ -20,7 +20,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 JSON_KEYS = ["parameters", "stderr", "correlation", "rss", "residual_std", "dof", "r_squared",
              "converged", "reason", "iterations", "evaluations", "method", "covariance",
              "t_values", "p_values", "aic", "bic", "information_criteria",
-             "reduced_chi_square", "start", "ci", "derived"]
+             "reduced_chi_square", "absolute_sigma", "start", "ci", "derived"]
 
 
 def decay(rows: int = 60, seed: int = 1, noise: float = 0.02):
@@ -173,6 +173,14 @@ def test_fix_holds_a_parameter_and_bounds_are_respected():
                        bounds={"c": (0.0, 10.0)})
     assert inside.parameters["c"] == pytest.approx(free.parameters["c"], rel=1e-8)
     assert not inside.at_bound
+
+
+def test_a_start_for_a_fixed_parameter_is_said_to_be_ignored():
+    x, y = decay()
+    result = adcli.fit("y ~ a*exp(-b*x) + c", {"x": x, "y": y},
+                       start={"a": 1, "b": 1, "c": 0.2}, fix={"c": 0.5})
+    assert result.parameters["c"] == 0.5
+    assert "--from c is ignored: 'c' is fixed at 0.5 by --fix" in result.warnings
 
 
 def test_non_identifiable_parameters_are_named_not_given_nonsense_errors():

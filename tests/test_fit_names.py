@@ -200,3 +200,12 @@ def test_perfect_fit_has_correlations_and_zero_standard_errors(run, tmp_path):
 def test_max_time_before_the_first_evaluation_is_an_error(run):
     result = run("fit", "y ~ a*exp(-b*x) + c", "--data", EXP, "--max-time", "0.000001")
     _refused(result, "the time limit of 1e-06 s was reached", "before the fit started")
+
+
+def test_a_one_letter_name_is_no_misspelling_of_another_letter(tmp_path):
+    """Every letter is one edit from every other: 'y' would 'mean' 'a' (a random hint)."""
+    from adcli.regression.problem import did_you_mean
+
+    assert did_you_mean("y", ["a", "b", "c"]) == ""
+    assert did_you_mean("B", ["a", "b", "c"]) == "; did you mean 'b'?"
+    assert did_you_mean("x2", ["x1", "y"]) == "; did you mean 'x1'?"

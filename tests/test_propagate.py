@@ -168,6 +168,16 @@ def test_monte_carlo_agrees_for_a_linear_function_and_warns_for_a_curved_one(run
     assert json.loads(again.stdout)["monte_carlo"] == mc
 
 
+def test_few_draws_do_not_call_a_linear_function_inadequate(run):
+    """With 10 draws the Monte Carlo s.d. itself is off by tens of percent: for a linear
+    function a difference from u is sampling error, not a failed linearisation."""
+    out = run("propagate", "x", "--at", "x=1±0.1", "--mc", "10", "--seed", "5", "--json")
+    sd = json.loads(out.stdout)["monte_carlo"]["sd"]
+    assert abs(sd - 0.1) > 0.05 * sd  # the case: more than the 5% of the adequacy check
+    assert "not adequate" not in out.stderr
+    assert "too few draws to judge" in out.stderr
+
+
 def test_text_report(run):
     out = run("propagate", "x*y", "--at", "x=2±0.1,y=3+-0.2", "--corr", "x,y=0.5")
     assert out.exit_code == 0, out.stderr
@@ -193,6 +203,23 @@ def test_data_rows(run, tmp_path, monkeypatch):
         assert u == pytest.approx(math.hypot(x * x * 0.5, 6 * x * ux), rel=1e-14)
 
 
+def test_a_variance_near_the_float64_limit_stays_finite(run):
+    """u = 1e154: u² = 1e308 is a float64, twice it (symmetrising Σ) is not."""
+    doc = json.loads(run("propagate", "x", "--at", "x=1±1e154", "--json").stdout)
+    assert doc["u"] == pytest.approx(1e154, rel=1e-15)
+
+
+def test_data_rows_with_a_huge_uncertainty_keep_a_finite_u(run, tmp_path, monkeypatch):
+    """u = 3.6e200 is a float64; its square is not, and must not make the row's u inf."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("x,y,u_x,u_y\n2,3,1e200,1e200\n0,0,0,0\n")
+    out = run("propagate", "x*y", "--data", "d.csv")
+    assert out.exit_code == 0, out.stderr
+    first, second = (float(row.split(",")[-1]) for row in out.stdout.splitlines()[1:])
+    assert first == pytest.approx(1e200 * math.hypot(3.0, 2.0), rel=1e-14)
+    assert second == 0.0
+
+
 @pytest.mark.parametrize("args, message", [
     (["x", "--at", "x=1±-0.1"], "must be finite and not negative"),
     (["x", "--at", "x=1±"], "write VALUE±U"),
@@ -207,7 +234,11 @@ def test_data_rows(run, tmp_path, monkeypatch):
     (["x", "--at", "x=1±0.1,w=2"], "'w' is given but the expression does not use it"),
     (["x*y", "--at", "x=1±0.1"], "'y' has no value"),
     (["x", "--at", "x=1±0.1", "--mc", "1"], "from 2 to"),
+    (["x", "--at", "x=1±1e308", "--mc", "10"], "its square (the variance) is not a finite"),
     (["x", "--at", "x=1±0.1", "-o", "f.csv"], "-o needs --data"),
+    (["x", "--at", "x=1±0.1", "--dropna"], "--dropna needs --data"),
+    (["x", "--at", "x=1±0.1", "--sep", ";"], "--sep needs --data"),
+    (["x", "--at", "x=1±0.1", "--seed", "5"], "--seed needs --mc"),
     (["x", "--at", "x=1±0.1", "--data", "d.csv", "--mc", "10"], "--mc works at one point"),
 ])
 def test_bad_input_is_one_error_line(run, args, message):

@@ -209,6 +209,16 @@ def test_cli_ci_json_and_text(run, tmp_path):
     assert "95% lower" in text and "Pr(>|t|)" in text and "AIC" in text
 
 
+def test_a_level_is_labelled_with_the_digits_it_needs(run, tmp_path):
+    """0.9999999999 is not a 100% interval (that would be infinite), 0.12345678 not 12.3457%."""
+    text = run("fit", EXP, "--data", _csv(tmp_path), "--ci", "wald", "--level",
+               "0.9999999999,0.12345678,68.27%").stdout
+    lines = text.splitlines()
+    header = lines[next(i for i, ln in enumerate(lines) if ln.startswith("confidence")) + 1]
+    assert header.split()[1::2] == ["99.99999999%", "99.99999999%", "12.345678%", "12.345678%",
+                                    "68.27%", "68.27%"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--ci", "wald", "--level", "2"], "--level '2' must be between 0 and 1"),
     (["--level", "0.9"], "--level needs --ci wald"),
@@ -223,3 +233,19 @@ def test_cli_bad_ci_options(run, tmp_path, args, message):
     out = run("fit", EXP, "--data", _csv(tmp_path), *args, "--json")
     assert out.exit_code == 2
     assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_p_value_below_float64_is_not_printed_as_zero(run, tmp_path):
+    """t of a million on 198 degrees of freedom: p is about 1e-1130, which float64 holds as
+    0; the table must not say the p value is 0."""
+    rng = np.random.default_rng(2)
+    x = np.arange(200) / 10.0
+    y = 1.0 + 2.0 * x + rng.normal(0.0, 1e-6, 200)
+    data = tmp_path / "d.csv"
+    data.write_text("x,y\n" + "".join(f"{a!r},{b!r}\n" for a, b in zip(x.tolist(), y.tolist())))
+    out = run("fit", "y ~ a + b*x", "--data", str(data))
+    assert out.exit_code == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.startswith("b "))
+    assert row.split()[-1] == "<1e-300"
+    assert json.loads(run("fit", "y ~ a + b*x", "--data", str(data), "--json").stdout
+                      )["p_values"]["b"] == 0.0  # the float the text stands in for

@@ -73,6 +73,11 @@ def explain(expr: str, at: tuple[str, ...], mode: str, direction: tuple[str, ...
     from ..core.explain import explain as build
     from ..core.unparse import describe
 
+    source = click.get_current_context().get_parameter_source
+    if not answers and source("seed") is not click.core.ParameterSource.DEFAULT:
+        raise AdcliError("--seed is for --check (it seeds the random points of the check)")
+    if html_file is None and source("max_nodes") is not click.core.ParameterSource.DEFAULT:
+        raise AdcliError("--max-nodes is for --html (it bounds the page's graph)")
     if html_file is not None:
         from ..io.atomic import check_outputs, input_file
 

@@ -71,8 +71,17 @@ def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dro
 
     big = dask_options()
     if wants_partitions(data_path, big):  # a glob, directory or Parquet: -o DIR, per partition
+        from ..errors import AdcliError
+        from ..regression.formula import _tilde_positions
         from .predict import predict_command
 
+        # the partitions' writer knows neither: without these errors --band was ignored
+        if band is not None:
+            raise AdcliError("--band is not available with a Dask --data source (the band "
+                             "columns are not written per partition); use a CSV file")
+        if "~" in function.source and _tilde_positions(function.source):
+            raise AdcliError("with a Dask --data source EXPR must be the model itself, not "
+                             "the fit's formula 'LHS ~ MODEL'")
         predict_command(function, parse_point(at, function=function), data_path, output, sep,
                         renames, dropna, as_json, big, gradient=gradient,
                         wrt=parse_names(wrt, function=function), warn=_warn)
@@ -137,6 +146,11 @@ def _add_band(result, function, at: tuple[str, ...], fit, spec: dict) -> None:
     point = parse_point(at, function=function)
     _, columns = band(function, result.data.columns, point, fit, spec["kind"],
                       spec["level"], spec["absolute_sigma"], sigma, rows=result.data.rows)
+    bad = [n for n, v in zip(fit.names, np.diag(fit.covariance)) if not np.isfinite(v)]
+    if bad and not np.all(np.isfinite(columns["se_fit"])):  # else nan bands pass unsaid
+        result.warnings.append(f"the fit's covariance is not finite for {', '.join(bad)} (not "
+                               "identifiable from its data): the band is nan where the model "
+                               "depends on them")
     result.add_columns(columns)
 
 

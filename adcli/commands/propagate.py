@@ -66,6 +66,9 @@ def propagate(expr: str, at: tuple[str, ...], corr: tuple[str, ...], cov_path: s
     from ..propagation.gum import propagate as run
     from ..propagation.inputs import parse_correlations, parse_inputs, read_covariance
 
+    seed_source = click.get_current_context().get_parameter_source("seed")
+    if not mc and seed_source is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--seed needs --mc N (it seeds the Monte Carlo draws)")
     function = load_function(expr, max_size)
     inputs = parse_inputs(at)
     if cov_path is not None:
@@ -78,11 +81,10 @@ def propagate(expr: str, at: tuple[str, ...], corr: tuple[str, ...], cov_path: s
         _over_rows(function, inputs, expr, data_path, output, max_data_size, sep, renames,
                    dropna, as_json)
         return
-    if output is not None:
-        raise click.UsageError("-o needs --data FILE")
-    result = run(function, inputs, mc=mc, seed=seed)
-    from .grad import _warn
+    from .grad import _no_data_options, _warn
 
+    _no_data_options(output, sep, renames, dropna)
+    result = run(function, inputs, mc=mc, seed=seed)
     for message in result.warnings:
         _warn(message)
     show(result, as_json)

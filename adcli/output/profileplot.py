@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import AdcliError
 from ..regression.fitting import FitResult
+from ..regression.profile import percent
 from .plot import _matplotlib, save_figure
 
 
@@ -40,7 +41,7 @@ def plot_profiles(path: str, result: FitResult) -> None:
         for level, q in zip(ci["levels"], ci["quantiles"]):
             if math.isfinite(q):
                 ax.axhline(math.sqrt(q), color="tab:red", linewidth=0.6, alpha=0.6)
-                ax.annotate(f"{level * 100:g}%", (1.0, math.sqrt(q)), xycoords=("axes fraction",
+                ax.annotate(percent(level), (1.0, math.sqrt(q)), xycoords=("axes fraction",
                             "data"), fontsize="x-small", ha="right", va="bottom",
                             color="tab:red")
         ax.axvline(est, color="black", linewidth=0.6)

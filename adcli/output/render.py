@@ -401,7 +401,7 @@ def fit_result(result) -> None:
         table.add_row(_user(name), num(v, style="g"), num(se, 5, style="g"),
                       "nan" if math.isnan(rel) else f"{rel:.3g}%",
                       num(t_values.get(name, math.nan), 4, style="g"),
-                      num(p_values.get(name, math.nan), 3, style="g"))
+                      _p_text(p_values.get(name, math.nan)))
     print_table(out, table)
     if result.ci is not None:
         _fit_intervals(out, result)
@@ -441,8 +441,16 @@ def fit_result(result) -> None:
               soft_wrap=True)
 
 
+def _p_text(p: float) -> str:
+    """A p value for the table. The p values are accurate down to float64's smallest
+    numbers, so one that underflowed to 0 is below 1e-300, not 0 (R prints "< 2e-16")."""
+    return "<1e-300" if p == 0.0 else num(p, 3, style="g")
+
+
 def _fit_intervals(out, result) -> None:
     """The table of ``fit --ci``: lower and upper end of each parameter per level."""
+    from ..regression.profile import percent
+
     ci = result.ci
     levels = ci["levels"]
     out.print(f"[bold]confidence intervals[/bold] ({ci['method']}, {ci['distribution']})",
@@ -450,8 +458,8 @@ def _fit_intervals(out, result) -> None:
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     table.add_column("parameter")
     for level in levels:
-        table.add_column(f"{level * 100:g}% lower", justify="right")
-        table.add_column(f"{level * 100:g}% upper", justify="right")
+        table.add_column(f"{percent(level)} lower", justify="right")
+        table.add_column(f"{percent(level)} upper", justify="right")
     for name, pairs in ci["intervals"].items():
         table.add_row(_user(name), *("-" if v is None else num(v, style="g")
                                      for pair in pairs for v in pair))

@@ -198,6 +198,11 @@ def covariance(names: list[str], inputs: Inputs) -> np.ndarray:
         if n in inputs.bad:
             raise PropagationError(inputs.bad[n])
     index = {n: i for i, n in enumerate(names)}
+    for n in names:
+        # a finite u whose square is not (above ~1.3e154) would raise OverflowError
+        if not math.isfinite(inputs.u[n] * inputs.u[n]):
+            raise PropagationError(f"--at {n}: the standard uncertainty {inputs.u[n]:g} is too "
+                                   "large: its square (the variance) is not a finite float64")
     sigma = np.diag([inputs.u[n] ** 2 for n in names])
     given = np.zeros(sigma.shape, dtype=bool)
     for block_names, matrix in inputs.blocks:
@@ -220,7 +225,7 @@ def covariance(names: list[str], inputs: Inputs) -> np.ndarray:
     if not np.allclose(sigma, sigma.T, rtol=1e-12, atol=0.0):
         raise PropagationError("the covariance matrix is not symmetric")
     if len(names):
-        sigma = 0.5 * (sigma + sigma.T)
+        sigma = 0.5 * sigma + 0.5 * sigma.T  # (sigma + sigma.T) overflows above ~9e307
         low = float(np.linalg.eigvalsh(sigma)[0])
         scale = float(np.max(np.abs(np.diag(sigma))))
         if low < -PSD_TOLERANCE * scale:

@@ -58,7 +58,7 @@ class FitUncertainty:
     dof: int
     residual_std: float
     weighted: bool = False
-    absolute_sigma: bool = False
+    absolute_sigma: bool | None = False  # None: a fit file that does not say
 
     @classmethod
     def from_result(cls, result: FitResult) -> FitUncertainty:
@@ -137,7 +137,9 @@ def fit_from_json(obj: Any, where: str) -> FitUncertainty:
     if s is None:
         raise FitError(f"{where}: 'residual_std' is not a number")
     return FitUncertainty(parameters, names, matrix, int(dof), s,
-                          weighted=obj.get("reduced_chi_square") is not None)
+                          weighted=obj.get("reduced_chi_square") is not None,
+                          absolute_sigma=(obj["absolute_sigma"] is True
+                                          if "absolute_sigma" in obj else None))
 
 
 def _flat(params: dict, names: list) -> dict[str, Any]:
@@ -219,6 +221,19 @@ def band(function: Function, columns: Mapping[str, Any], point: Mapping[str, flo
     if absolute_sigma and not fit.weighted:
         raise FitError("--absolute-sigma: the fit was not weighted (no --sigma), so its "
                        "covariance is scaled by the residual variance")
+    # the fit's covariance is scaled one way or the other: the band must scale alike
+    if absolute_sigma and fit.absolute_sigma is False:
+        raise FitError("--absolute-sigma: the fit took its --sigma as relative errors (it "
+                       "had no --absolute-sigma), so its covariance is scaled by the "
+                       "reduced chi-square")
+    absolute_sigma = absolute_sigma or bool(fit.absolute_sigma)
+    # the new rows' errors enter only a prediction of a weighted fit: elsewhere they would be
+    # accepted and ignored
+    if sigma is not None and kind != "prediction":
+        raise FitError("--sigma gives the new rows' errors, which only --band prediction uses")
+    if sigma is not None and not fit.weighted:
+        raise FitError("--sigma: the fit was not weighted (no --sigma), so a prediction adds "
+                       "its residual variance and the new rows' errors are not used")
     bound = set(point) | set(columns)
     tape = function.tape(bound)
     missing = [n for n in fit.names if n in tape.inputs and n not in point]

@@ -81,8 +81,9 @@ def _split_element(name: str) -> tuple[str, str]:
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """``"; did you mean 'S'?"`` or an empty string (a hint only, so short names count)."""
-    close = close_match(name, candidates, shortest=1)
+    """``"; did you mean 'S'?"`` or an empty string (a hint only, so short names count; but
+    every one-letter name is one edit from every other, so those match only by case)."""
+    close = close_match(name, candidates, shortest=2)
     return f"; did you mean '{close}'?" if close else ""
 
 
@@ -209,6 +210,9 @@ def fit_setup(formula: Formula, column_names: Sequence[str], *,
     for name in fix:
         if name in bounds:
             raise FitError(f"'{name}' is both fixed and bounded; give one of --fix, --bounds")
+        if name in start:  # not an error: --from @fit.json may carry every parameter
+            warnings_.append(f"--from {name} is ignored: '{name}' is fixed at "
+                             f"{float(fix[name]):g} by --fix")
     fixed = {n: float(fix[n]) for n in plist if n in fix}
     free = [n for n in plist if n not in fixed]
     if not free:

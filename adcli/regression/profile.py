@@ -316,8 +316,15 @@ class Profiler:
 _KINDS = (("reaches the bound", "bound"), ("never crosses", "open"), ("stops", "failed"))
 
 
-def _percent(level: float) -> str:
-    return f"{level * 100:g}%"
+def percent(level: float) -> str:
+    """A level as a percentage label with the digits it needs: 6 significant digits would
+    call 0.9999999999 "100%" (an infinite interval) and 0.12345678 "12.3457%"."""
+    value = level * 100
+    for digits in range(6, 16):
+        text = f"{value:.{digits}g}"
+        if abs(float(text) - value) <= 1e-12 * abs(value) and 0.0 < float(text) < 100.0:
+            break
+    return f"{text}%"
 
 
 def profile(result: FitResult, levels: Sequence[float] = PROFILE_LEVELS,
@@ -352,7 +359,7 @@ def profile(result: FitResult, levels: Sequence[float] = PROFILE_LEVELS,
             for which, end in (("lower", lo), ("upper", hi)):
                 if isinstance(end, str):
                     notes.setdefault(name, []).append(
-                        f"the {_percent(level)} {which} end {end}")
+                        f"the {percent(level)} {which} end {end}")
                     pair.append(None)
                     kind.append(next(k for p, k in _KINDS if end.startswith(p)))
                 else:

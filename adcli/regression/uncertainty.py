@@ -299,6 +299,7 @@ def report_json(result: FitResult) -> dict[str, Any]:
         "bic": bic,
         "information_criteria": INFORMATION,
         "reduced_chi_square": reduced_chi_square(result),
+        "absolute_sigma": bool(result.absolute_sigma),
         "start": nest_elements(result.start),
         "ci": result.ci,  # keyed by each parameter's name as written (b[1]), not nested
         "derived": result.derived,
