@@ -89,3 +89,21 @@ def test_svg_with_graphviz(run, tmp_path):
 def test_bad_point_is_an_error(run):
     result = run("graph", "x*y", "--at", "x=1")
     assert result.exit_code == 2 and result.stderr.startswith("Error:")
+
+
+@pytest.mark.parametrize("path, fmt", [("g.png", "svg"), ("g.svg", "html"), ("g.html", "dot"),
+                                       ("out/g.DOT", "svg"), ("g.svgz", "svg")])
+def test_a_format_that_contradicts_the_file_name_is_refused(path, fmt) -> None:
+    """SVG text in g.png (or an HTML page in g.svg) would be a file that lies about itself."""
+    from adcli.errors import AdcliError
+
+    with pytest.raises(AdcliError, match="names a"):
+        graph_module.format_for(path, fmt)
+
+
+@pytest.mark.parametrize("path, fmt, want", [("g.gv", "dot", "dot"), ("g.jpeg", "jpg", "jpg"),
+                                             ("g.htm", "html", "html"), ("g", "svg", "svg"),
+                                             ("g.out", "svg", "svg"), (None, "png", "png")])
+def test_a_format_that_agrees_with_the_file_name_or_an_unknown_one_is_kept(path, fmt,
+                                                                            want) -> None:
+    assert graph_module.format_for(path, fmt) == want

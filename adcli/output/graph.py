@@ -116,18 +116,24 @@ TEXT_FORMATS = frozenset("canon cmap cmapx dot eps fig gv imap ismap json mp pic
                          "plain-ext pov ps ps2 svg tk vdx vml vrml xdot".split())
 
 
+#: Extensions that name the same format.
+_SAME = {"gv": "dot", "jpe": "jpg", "jpeg": "jpg", "tif": "tiff", "htm": "html"}
+
+
 def format_for(path: str | None, fmt: str | None) -> str:
     """The output format: ``fmt`` if given, else the ``-o`` file's extension (``g.jpg`` is
-    JPEG), else DOT. An extension Graphviz does not know is refused rather than written as
+    JPEG), else DOT; a known extension that contradicts ``fmt`` is refused (SVG in g.png). An
+    extension Graphviz does not know is refused rather than written as
     DOT text under a misleading name."""
+    base = path.replace("\\", "/").rsplit("/", 1)[-1] if path else ""
+    ext = base.rsplit(".", 1)[1].lower() if "." in base.lstrip(".") else None
     if fmt is not None:
+        if ext in (*FORMATS, "html", "htm") and _SAME.get(ext, ext) != _SAME.get(fmt, fmt):
+            raise AdcliError(f"-o '{path}' names a .{ext} file but --format is {fmt}",
+                             hint=f"name the file .{fmt}, or drop --format to write .{ext}")
         return fmt
-    if not path:
+    if ext is None:
         return "dot"
-    base = path.replace("\\", "/").rsplit("/", 1)[-1]
-    if "." not in base.lstrip("."):
-        return "dot"
-    ext = base.rsplit(".", 1)[1].lower()
     if ext not in FORMATS:
         raise AdcliError(f"-o '{path}': '.{ext}' is not a Graphviz output format",
                          hint="use an extension such as .dot, .svg, .png, .pdf or .jpg, or "
