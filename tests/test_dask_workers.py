@@ -129,13 +129,28 @@ def _small_lake(tmp_path: Path) -> Path:
     return folder
 
 
+def _site_packages_without_adcli(tmp_path: Path) -> str:
+    """A directory that holds links to everything in site-packages but adcli itself."""
+    mirror = tmp_path / "site-packages"
+    mirror.mkdir()
+    for key in ("purelib", "platlib"):
+        for entry in Path(sysconfig.get_paths()[key]).iterdir():
+            name = entry.name.lower()
+            if name.startswith("adcli") or ("editable" in name and "adcli" in name):
+                continue
+            if not (mirror / entry.name).exists():
+                (mirror / entry.name).symlink_to(entry)
+    return str(mirror)
+
+
 def test_a_worker_without_adcli_is_named_before_the_first_pass(tmp_path: Path,
                                                                scheduler: str) -> None:
-    """The worker runs this Python without its site machinery (``-S``) and with the
-    site-packages directory on PYTHONPATH: dask and distributed import, adcli (installed
-    through a .pth file, or not at all) does not, as on a machine where it was never
-    installed. The run's working directory is not the repository either."""
-    env = dict(os.environ, PYTHONPATH=sysconfig.get_paths()["purelib"])
+    """The worker runs this Python without its site machinery (``-S``) and with a copy of
+    site-packages without adcli on PYTHONPATH (links to every other entry): dask and
+    distributed import, adcli (installed editable through a .pth file, or as a package) does
+    not, as on a machine where it was never installed. The run's working directory is not the
+    repository either."""
+    env = dict(os.environ, PYTHONPATH=_site_packages_without_adcli(tmp_path))
     env.pop("PYTHONSTARTUP", None)
     probe = subprocess.run([sys.executable, "-S", "-c", "import distributed, adcli"], env=env,
                            cwd=tmp_path, capture_output=True, text=True)
