@@ -66,8 +66,8 @@ def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dro
                expr: str = "", band: dict | None = None) -> None:
     """``--data``: evaluate at every row and write CSV (or a JSON list); with ``band``
     (eval --band), the se_fit, lower and upper columns too."""
-    from ..io.atomic import atomic_output, check_outputs, input_file
-    from ..io.rows import evaluate_rows, write_csv, write_json
+    from ..io.atomic import check_outputs, input_file
+    from ..io.rows import evaluate_rows, write_rows
 
     big = dask_options()
     if wants_partitions(data_path, big):  # a glob, directory or Parquet: -o DIR, per partition
@@ -97,12 +97,7 @@ def _over_rows(function, at, data_path, output, max_data_size, sep, renames, dro
         _add_band(result, function, at, fit, band)
     for message in result.warnings:
         _warn(message)
-    write = write_json if as_json else write_csv
-    if output is None:
-        write(sys.stdout, result)
-        return
-    with atomic_output(output) as out:  # the old file stays whole until this one is
-        write(out, result)
+    write_rows(result, as_json, output)
 
 
 def _find_fit(at: tuple[str, ...]):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from .common import (
@@ -93,8 +91,8 @@ def propagate(expr: str, at: tuple[str, ...], corr: tuple[str, ...], cov_path: s
 def _over_rows(function, inputs, expr, data_path, output, max_data_size, sep, renames,
                dropna, as_json) -> None:
     """``--data``: value and first-order u at every row."""
-    from ..io.atomic import atomic_output, check_outputs, input_file
-    from ..io.rows import evaluate_rows, write_csv, write_json
+    from ..io.atomic import check_outputs, input_file
+    from ..io.rows import evaluate_rows, write_rows
     from ..propagation.gum import propagate_rows
     from .grad import _warn
 
@@ -110,9 +108,4 @@ def _over_rows(function, inputs, expr, data_path, output, max_data_size, sep, re
     result.add_columns({"u": u})
     for message in result.warnings:
         _warn(message)
-    write = write_json if as_json else write_csv
-    if output is None:
-        write(sys.stdout, result)
-        return
-    with atomic_output(output) as out:
-        write(out, result)
+    write_rows(result, as_json, output)

@@ -145,14 +145,9 @@ def to_source(root: Node, names: Mapping[int, str] | None = None,
             length[id(node)] = len(name)
 
     # Pass 2: emit the bindings in dependency order, then the expression.
-    if fmt != "adcli":
-        statements = [f"{printer.name(bound[id(n)])} = {printer.emit(n, bound)}"
-                      for n in order if id(n) in bound]
-        statements.append(printer.emit(root, bound))
-        return sep.join(statements)
-    statements = [f"{bound[id(n)]} = {_emit(n, bound, printer.symbols)}" for n in order
-                  if id(n) in bound]
-    statements.append(_emit(root, bound, printer.symbols))
+    statements = [f"{printer.name(bound[id(n)])} = {printer.emit(n, bound)}"
+                  for n in order if id(n) in bound]
+    statements.append(printer.emit(root, bound))
     return sep.join(statements)
 
 
@@ -280,47 +275,6 @@ def _split(template: str) -> list[tuple[int | None, str]]:
 def _grouped(template: str, k: int) -> bool:
     """Whether slot k sits directly inside the template's own braces (LaTeX's {...})."""
     return f"{{{{{k}}}}}" in template
-
-
-def _emit(top: Node, bound: Mapping[int, str], symbols: Mapping[float, str] | None = None) -> str:
-    """Inline text of ``top`` (bound children print as their names)."""
-    pieces: list[str] = []
-    stack: list[Node | str] = [top]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            pieces.append(item)
-            continue
-        node = item
-        if node is not top and id(node) in bound:
-            pieces.append(bound[id(node)])
-            continue
-        if node.op == "const":
-            pieces.append(symbols[node.value] if symbols and node.value in symbols
-                          else number_text(node.value)[0])
-            continue
-        if node.op == "var":
-            pieces.append(node.name)
-            continue
-        op = OPS[node.op]
-        seq: list[Node | str] = []
-        if op.form == "call":
-            seq.append(op.symbol + "(")
-            for k, a in enumerate(node.args):
-                if k:
-                    seq.append(", ")
-                seq.append(a)
-            seq.append(")")
-        else:
-            for k, a in enumerate(node.args):
-                if op.form == "prefix":
-                    seq.append(op.symbol)
-                elif k:
-                    seq.append(infix_text(op))
-                wrap = id(a) not in bound and parens(_prec(a), op, k)
-                seq.extend(["(", a, ")"] if wrap else [a])
-        stack.extend(reversed(seq))
-    return "".join(pieces)
 
 
 def format_number(value: float) -> str:

@@ -254,3 +254,18 @@ def write_json(out: TextIO, result: RowsResult) -> None:
             lines.append("{" + ", ".join(fields) + "}")
         out.write((", " if lo else "") + ", ".join(lines))
     out.write("]\n")
+
+
+def write_rows(result: RowsResult, as_json: bool, output: str | None) -> None:
+    """The rows as CSV (or JSON) to ``output``, atomically (the old file stays whole until the
+    new one is), or to stdout."""
+    import sys
+
+    from .atomic import atomic_output
+
+    write = write_json if as_json else write_csv
+    if output is None:
+        write(sys.stdout, result)
+        return
+    with atomic_output(output) as out:
+        write(out, result)
