@@ -4,10 +4,8 @@ differentiated at many points without re-parsing."""
 from __future__ import annotations
 
 import gc
-import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Mapping
 
 from .core import sweeps
 from .core.lower import MAX_NODES, lower
@@ -19,22 +17,25 @@ from .language.parser import DEFAULT_MAX_SOURCE_BYTES, parse_program
 from .ops import CONSTANTS
 from .ops.codegen import ENTRY_MAX_INPUTS, point_entry
 
+# typing (and typing.NamedTuple) costs more to import than a small first parse and gradient:
+# annotations only, and the results are collections.namedtuple classes.
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # numpy is imported where arrays are handled: a point of floats needs none
+    from typing import Any
+
     import numpy as np
 
 
-class GradResult(NamedTuple):
-    """``value, gradient = f.grad(point)``."""
+class GradResult(namedtuple("GradResult", ("value", "gradient"))):
+    """``value, gradient = f.grad(point)``: the value and a dict of partial derivatives."""
 
-    value: Any
-    gradient: dict[str, Any]
+    __slots__ = ()
 
 
-class JvpResult(NamedTuple):
+class JvpResult(namedtuple("JvpResult", ("value", "derivative"))):
     """``value, derivative = f.jvp(point, direction)``."""
 
-    value: Any
-    derivative: Any
+    __slots__ = ()
 
 
 class Function:
@@ -141,6 +142,8 @@ class Function:
         engine = ct.auto()
         n = len(tape.inputs)
         if ct.settled and len(point) == n and n <= ENTRY_MAX_INPUTS:
+            import weakref
+
             keys = tuple(tape.inputs)
             self._grad_entry = point_entry(n, True)(keys, engine[1], GradResult)
             self._eval_entry = point_entry(n, False)(keys, engine[0], float)
@@ -262,16 +265,19 @@ def hessian_of(f: Function | str, point: Mapping[str, Any], wrt: Iterable[str] |
     return f.hessian(point, wrt)
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
+class gc_paused:  # noqa: N801 - used as a function: ``with gc_paused():``
     """Pause the cyclic garbage collector while building big acyclic structures (syntax
     trees, tapes): its passes over every live object slow parsing and lowering of big
-    expressions down, and these structures hold no cycles."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+    expressions down, and these structures hold no cycles. A plain class, not
+    ``contextlib.contextmanager``: contextlib costs more to import than a small first parse."""
+
+    __slots__ = ("paused",)
+
+    def __enter__(self) -> None:
+        self.paused = gc.isenabled()
+        if self.paused:
+            gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.paused:
+            gc.enable()

@@ -22,7 +22,6 @@ a sweep that Python cannot do in IEEE fashion falls back to the plain interprete
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
 
 from ..core import sweeps
 from ..core.tape import Tape
@@ -37,8 +36,11 @@ from .scalar import (
     scalar_functions,
 )
 
+TYPE_CHECKING = False  # typing costs more to import than a small first parse
 if TYPE_CHECKING:  # the column and levelled engines are imported when first used: a
-    from .levelled import Levelled  # command at a point (adcli grad --at) needs neither
+    from typing import Any  # command at a point (adcli grad --at) needs neither
+
+    from .levelled import Levelled
 
 #: Tapes with at most this many instructions are compiled on their second sweep...
 COMPILE_AT_ONCE = 500

@@ -15,12 +15,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from math import isfinite
-from typing import Any
 
 from ..core.tape import CONST, Tape
 from ..errors import PointError
 from ..ops import FLOAT_NAMES, Op
 from ..ops.codegen import FALLBACK, build, fill, is_atom, literal, partial_function, value_function
+
+TYPE_CHECKING = False  # typing costs more to import than a small first parse
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The only names generated scalar code can refer to, besides its own v*/g* locals.
 SCALAR_NAMES: dict[str, Any] = dict(FLOAT_NAMES)

@@ -7,9 +7,12 @@ the rest of adcli sees an ordinary scalar input of that name (see :mod:`adcli.la
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from ..core.syntax import Node, iter_postorder
+
+TYPE_CHECKING = False  # typing costs more to import than a small first parse
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The largest index: elements are named by their integer indices, exact in float64.
 MAX_INDEX = 10**9

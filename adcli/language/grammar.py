@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from ..core.syntax import Node, Reduction, Statement, call, const, var
 from ..errors import NameResolutionError, ParseError
 from ..ops import FUNCTIONS
 from .lalr import _TOKEN_RE
 
+TYPE_CHECKING = False  # typing costs more to import than a small first parse
 if TYPE_CHECKING:
     from pathlib import Path
 

@@ -10,9 +10,12 @@ to inject code through names and numbers.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from .kernels import INF
+
+TYPE_CHECKING = False  # typing costs more to import than a small first parse
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Exceptions on which generated float code hands over to the plain interpreter (Python raises
 #: where IEEE arithmetic gives inf/nan).

@@ -20,11 +20,14 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
-from typing import Any
 
-#: (float kernel, numpy kernel): the numpy side a callable, or the name of one (see the module
-#: docstring), resolved by :func:`numpy_kernel`.
-Pair = tuple[Callable[..., Any], "Callable[..., Any] | str"]
+TYPE_CHECKING = False  # typing costs more to import than a small first parse
+if TYPE_CHECKING:
+    from typing import Any
+
+    #: (float kernel, numpy kernel): the numpy side a callable, or the name of one (see the
+    #: module docstring), resolved by :func:`numpy_kernel`.
+    Pair = tuple[Callable[..., Any], Callable[..., Any] | str]
 
 NAN = float("nan")
 INF = float("inf")
