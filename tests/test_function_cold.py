@@ -1,12 +1,14 @@
 """A first ``adcli.parse(text).grad(point)`` in a fresh interpreter (bench W5 cold) loads only
-what a point of floats needs: no numpy, no result records, no pathlib or importlib.util (which
-the editable install's finder would load anyway, so the child runs as from a plain install:
-``python -S`` with the source tree and site-packages on ``PYTHONPATH``)."""
+what a point of floats needs: no typing, dataclasses or inspect, no JSON table cache, no numpy,
+no result records, no pathlib or importlib.util. The child runs as from a plain install
+(``python -S`` with only the source tree on ``PYTHONPATH``: the editable install's finder would
+load pathlib and importlib.util anyway), so it also shows that the path needs nothing from
+site-packages: the parse tables come from the package, Lark is not needed."""
 
 from __future__ import annotations
 
+import math
 import os
-import site
 import subprocess
 import sys
 from pathlib import Path
@@ -18,40 +20,75 @@ import sys
 text = " + ".join(f"sin(x{i})*x{i + 1}^2" for i in range(100))
 point = {f"x{i}": 0.25 * i for i in range(101)}
 import adcli
+small = adcli.parse("sin(x)*y^2").grad({"x": 1.0, "y": 2.0})
 value, grads = adcli.parse(text).grad(point)
-from adcli.language.lalr_tables import tables_from_cache
-print(repr(value), repr(grads["x1"]), tables_from_cache())
+from adcli.language.lalr_tables import tables_source
+print(repr(small.value), repr(small.gradient["x"]), repr(small.gradient["y"]))
+print(repr(value), repr(grads["x1"]), tables_source())
 print(" ".join(sorted(sys.modules)))
 """
 
-NOT_NEEDED = ["numpy", "adcli.results", "pathlib", "importlib.util", "fnmatch", "urllib",
-              "lark", "click", "rich", "scipy"]
-
-
-def _run(cache: Path) -> tuple[float, float, bool, set[str]]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *site.getsitepackages()])
-    env["XDG_CACHE_HOME"] = str(cache)
-    env.pop("ADCLI_NO_GRAMMAR_CACHE", None)
-    proc = subprocess.run([sys.executable, "-S", "-c", _CHILD], capture_output=True, text=True,
-                          timeout=120, env=env, cwd=str(cache))
-    assert proc.returncode == 0, proc.stderr
-    first, modules = proc.stdout.splitlines()
-    value, dx1, cached = first.split()
-    return float(value), float(dx1), cached == "True", set(modules.split())
+#: Modules the path no longer loads (typing and dataclasses, with inspect, ast, dis and
+#: tokenize under it, cost more than the whole parse and gradient of 100 terms), and modules
+#: it never needed.
+NOT_NEEDED = ["typing", "dataclasses", "inspect", "ast", "dis", "tokenize", "contextlib",
+              "json", "_blake2", "hashlib", "weakref", "numpy", "adcli.results", "pathlib",
+              "importlib.util", "fnmatch", "urllib", "lark", "click", "rich", "scipy"]
 
 
 def test_first_parse_and_grad_import_only_what_a_point_of_floats_needs(tmp_path):
-    import math
-
-    _run(tmp_path)  # builds the tables and writes the cache (that run may load Lark)
-    value, dx1, cached, modules = _run(tmp_path)
-    assert cached  # the run timed by bench/cold_start.py reads its tables from the cache
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "ADCLI_NO_GRAMMAR_CACHE", "ADCLI_SHIPPED_TABLES")}
+    env["PYTHONPATH"] = str(ROOT)
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    proc = subprocess.run([sys.executable, "-S", "-c", _CHILD], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    small, big, modules = proc.stdout.splitlines()
+    # sin(x)*y^2 at (1, 2): 4 sin 1, gradient (4 cos 1, 4 sin 1)
+    v, dx, dy = map(float, small.split())
+    assert math.isclose(v, 4 * math.sin(1.0), rel_tol=1e-15)
+    assert math.isclose(dx, 4 * math.cos(1.0), rel_tol=1e-15)
+    assert math.isclose(dy, 4 * math.sin(1.0), rel_tol=1e-15)
+    value, dx1, source = big.split()
+    assert source == "package"  # the tables shipped in adcli/language/lalr_data.py
     want = sum(math.sin(0.25 * i) * (0.25 * (i + 1)) ** 2 for i in range(100))
-    assert math.isclose(value, want, rel_tol=1e-13)
+    assert math.isclose(float(value), want, rel_tol=1e-13)
     # d/dx1 of sin(x0)*x1^2 + sin(x1)*x2^2 = 2*sin(x0)*x1 + cos(x1)*x2^2
-    assert math.isclose(dx1, 2 * math.sin(0.0) * 0.25 + math.cos(0.25) * 0.5 ** 2,
+    assert math.isclose(float(dx1), 2 * math.sin(0.0) * 0.25 + math.cos(0.25) * 0.5 ** 2,
                         rel_tol=1e-13)
-    loaded = sorted(m for m in NOT_NEEDED if m in modules)
-    assert loaded == []
-    assert "adcli.language.parser" in modules  # the probe ran the real path
+    loaded = set(modules.split())
+    assert sorted(m for m in NOT_NEEDED if m in loaded) == []
+    assert "adcli.language.parser" in loaded  # the probe ran the real path
+    assert not (tmp_path / "cache").exists()  # nothing read or written there
+
+
+def test_the_shipped_tables_are_lark_tables_of_the_grammar_file():
+    """adcli/language/lalr_data.py holds the grammar file byte for byte and the tables Lark
+    builds from it now (up to Lark's numbering, which changes from run to run): regenerate
+    it with ``python -m adcli.language.lalr_tables`` after changing the grammar."""
+    from adcli.language import lalr_data, lalr_tables
+    from adcli.language.grammar import grammar_file
+    from adcli.language.lalr import _prepare
+
+    with open(grammar_file(), "rb") as fh:
+        assert fh.read() == lalr_data.GRAMMAR, "grammar changed: regenerate lalr_data.py"
+    built = lalr_tables.canonical_tables(lalr_tables._build_tables())
+    shipped = lalr_tables.canonical_tables(lalr_data.TABLES)
+    assert shipped == lalr_data.TABLES  # written in the canonical numbering
+    for tables in (built, shipped):
+        tables.pop("lark")
+    assert shipped == built
+    lalr_tables._check_tables(lalr_data.TABLES)
+    assert lalr_tables._canary_passes(_prepare(lalr_data.TABLES))
+
+
+def test_tables_from_an_edited_grammar_are_not_the_shipped_ones(monkeypatch):
+    """The package's tables are used only with the grammar they were built from."""
+    from adcli.language import lalr_data, lalr_tables
+
+    monkeypatch.delenv("ADCLI_SHIPPED_TABLES", raising=False)
+    assert lalr_tables._shipped_tables(lalr_data.GRAMMAR) is lalr_data.TABLES
+    assert lalr_tables._shipped_tables(lalr_data.GRAMMAR + b"\n") is None
+    monkeypatch.setenv("ADCLI_SHIPPED_TABLES", "0")
+    assert lalr_tables._shipped_tables(lalr_data.GRAMMAR) is None

@@ -17,7 +17,7 @@ from ..errors import ParseError
 from . import lalr
 from .elements import may_have_indices
 from .grammar import _lark_parse
-from .lalr_tables import _fast_reducers, rebuild_tables, tables_from_cache
+from .lalr_tables import _fast_reducers, rebuild_tables, tables_source
 from .parse_errors import _diagnose
 
 #: Refuse sources larger than this many bytes unless the caller raises the limit.
@@ -30,13 +30,14 @@ DEFAULT_MAX_SOURCE_BYTES = 2 * 1024 * 1024
 def _fast_parse(text: str, order: list | None = None) -> list[Statement]:
     """The fast driver over the cached tables (raises on any input it does not accept); the
     nodes it makes are appended to ``order`` in the order made. An error other than a refusal
-    from tables read from the cache means the cache is damaged: rebuilt, and parsed again."""
+    from tables read from the cache (or the package) means they are damaged: rebuilt from
+    Lark, and parsed again."""
     try:
         return lalr._fast_parse(text, _fast_reducers(), order)
     except lalr.REFUSED:
         raise
     except Exception:
-        if not tables_from_cache():
+        if tables_source() == "lark":
             raise
     rebuild_tables()
     if order is not None:
