@@ -88,7 +88,11 @@ def test_tables_from_an_edited_grammar_are_not_the_shipped_ones(monkeypatch):
     from adcli.language import lalr_data, lalr_tables
 
     monkeypatch.delenv("ADCLI_SHIPPED_TABLES", raising=False)
+    monkeypatch.setitem(lalr_tables._CACHE_STATE, "distrusted", False)  # as in a new process
     assert lalr_tables._shipped_tables(lalr_data.GRAMMAR) is lalr_data.TABLES
     assert lalr_tables._shipped_tables(lalr_data.GRAMMAR + b"\n") is None
     monkeypatch.setenv("ADCLI_SHIPPED_TABLES", "0")
+    assert lalr_tables._shipped_tables(lalr_data.GRAMMAR) is None
+    monkeypatch.delenv("ADCLI_SHIPPED_TABLES")
+    monkeypatch.setitem(lalr_tables._CACHE_STATE, "distrusted", True)  # after rebuild_tables()
     assert lalr_tables._shipped_tables(lalr_data.GRAMMAR) is None

@@ -14,7 +14,7 @@ from functools import lru_cache
 from ..core.syntax import Node, Reduction, Statement, call, const, var
 from ..errors import NameResolutionError, ParseError
 from ..ops import FUNCTIONS
-from .lalr import _TOKEN_RE
+from .lalr import token_re
 
 TYPE_CHECKING = False  # typing costs more to import than a small first parse
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ def _describe_expected(expected, text: str = "", offset: int = 0) -> str:
 def _paren_depth(text: str, offset: int) -> int:
     """How many parentheses are open before ``offset`` (comments skipped)."""
     depth = 0
-    for m in _TOKEN_RE.finditer(text, 0, offset):
+    for m in token_re().finditer(text, 0, offset):
         word = m.group()
         depth += (word == "(") - (word == ")") if m.lastindex == 7 else 0
     return depth

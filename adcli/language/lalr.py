@@ -33,12 +33,18 @@ _TERMINAL_PATTERNS = {  # must equal Lark's; checked when the tables are built
 }
 _PUNCT = {"=": "EQUAL", ";": "SEMICOLON", "+": "PLUS", "-": "MINUS", "*": "STAR", "/": "SLASH",
           "(": "LPAR", ")": "RPAR", ",": "COMMA", "[": "LSQB", "]": "RSQB", "..": "_DOTDOT"}
-_TOKEN_RE = re.compile(
+#: The tokens one by one, as Lark's lexer sees them, for error messages (compiled on first
+#: use by :func:`token_re`: a text that parses never needs it).
+_TOKEN_PATTERN = (
     r"(?P<WS>[ \t\f\r]+)|(?P<COMMENT>#[^\n]*)|(?P<NL>\r?\n)"
     r"|(?P<NUMBER>(?:[0-9]+(?:\.(?!\.)[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
     r"|(?P<NAME>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<POW>\*\*|\^)|(?P<PUNCT>\.\.|[=;+\-*/(),\[\]])")
 
+
+def token_re() -> re.Pattern[str]:
+    """:data:`_TOKEN_PATTERN`, compiled (``re`` keeps it)."""
+    return re.compile(_TOKEN_PATTERN)
 
 
 _ALIASES = {None, "add", "sub", "mul", "div", "neg", "pos", "pow", "number", "name", "call",
@@ -236,13 +242,13 @@ _FIRST.update(dict.fromkeys("0123456789.", 1), **{"#": 2})
 #: scanner: after a character that is a whole token and never inside one (not + or -, inside
 #: "1e+5", not *, inside "**"), or before a blank that follows a token (a blank is inside no
 #: token). The match ends at the cut.
-_CUT_RE = re.compile(r"[()^,;=/]|(?<=[^ \t\f\r])(?=[ \t\f])")
+_CUT = r"[()^,;=/]|(?<=[^ \t\f\r])(?=[ \t\f])"  # compiled when a text is that long
 _WINDOW = 1 << 16
 
 
 def _windows(text: str, end: int) -> Iterator[tuple[int, int]]:
     """[a, b) windows covering text[:end], each cut where a token ends (after a new line, or
-    where ``_CUT_RE`` matches outside a comment), so scanning them one by one gives the
+    where ``_CUT`` matches outside a comment), so scanning them one by one gives the
     tokens of the whole text while holding about a window's tokens at a time (a window runs
     on past ``_WINDOW`` characters until such a place: all of a long line of names, numbers
     and + - * without blanks, say)."""
@@ -254,7 +260,7 @@ def _windows(text: str, end: int) -> Iterator[tuple[int, int]]:
             return
         cut = text.rfind("\n", a, b) + 1  # after a new line: never inside a token
         if cut <= a:
-            found = _CUT_RE.search(text, b, end)
+            found = re.compile(_CUT).search(text, b, end)
             if found is None:
                 yield a, end
                 return

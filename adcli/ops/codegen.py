@@ -69,6 +69,24 @@ def partial_function(arity: int, template: str, names: dict[str, Any]) -> Callab
                  dict(names), "f")
 
 
+def op_functions(ops: Sequence[tuple[int, str, Sequence[str]]], names: dict[str, Any]
+                 ) -> list[tuple[Callable, tuple[Callable, ...]]]:
+    """For each (arity, value template, partial templates): :func:`value_function` and a
+    :func:`partial_function` per partial, the same functions, made by one ``compile`` for all
+    (a first sweep needs a dozen of them; compiling each alone costs most of the time)."""
+    lines: list[str] = []
+    for i, (arity, value, partials) in enumerate(ops):
+        params = ", ".join(_PARAMS[:arity])
+        lines += [f"def _v{i}({params}):", f"    return {fill(value, _PARAMS, 'o')}"]
+        for j, t in enumerate(partials):
+            lines += [f"def _p{i}_{j}({params}, o):", f"    return {fill(t, _PARAMS, 'o')}"]
+    namespace = dict(names)
+    code = compile("\n".join(lines) + "\n", "<adcli generated op functions>", "exec")
+    exec(code, namespace)  # noqa: S102 - source built from the op table only
+    return [(namespace[f"_v{i}"], tuple(namespace[f"_p{i}_{j}"] for j in range(len(p))))
+            for i, (_a, _v, p) in enumerate(ops)]
+
+
 def partials_function(arity: int, templates: Sequence[str], names: dict[str, Any]) -> Callable:
     """``f(args, o) -> tuple``: all partial templates at once (the form of ``Op.partials``)."""
     params = ", ".join(_PARAMS[:arity])
