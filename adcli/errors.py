@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import re
+TYPE_CHECKING = False  # re is imported where a message is shown: a good parse needs none
+if TYPE_CHECKING:
+    import re
+
 
 #: A word longer than this in a message is cut to its ends (a 1 MB identifier is not echoed).
 MAX_ECHOED_WORD = 100
@@ -34,12 +37,16 @@ def escape_control(text: str) -> str:
     the clipboard (OSC 52) or reorder a line shown as an escape (``\\x1b``, ``\\u202e``):
     anything echoed from the input goes through this before it reaches a terminal. Newlines
     and tabs stay."""
-    return re.sub(_CONTROL, _escaped, text)  # compiled on first use (re caches it)
+    import re  # on first use: a parse that succeeds needs no regular expression
+
+    return re.sub(_CONTROL, _escaped, text)
 
 
 def clip_words(text: str) -> str:
     """``text`` with every word over :data:`MAX_ECHOED_WORD` characters cut to
     ``first...last`` (the source line itself is shown as a window around the caret)."""
+    import re
+
     half = (MAX_ECHOED_WORD - 4) // 2
     return re.sub(_LONG_WORD, lambda m: f"{m[0][:half]}...{m[0][-half:]}", text)
 

@@ -4,8 +4,6 @@ differentiated at many points without re-parsing."""
 from __future__ import annotations
 
 import gc
-from collections import namedtuple
-from collections.abc import Callable, Iterable, Mapping
 
 from .core import sweeps
 from .core.lower import MAX_NODES, lower
@@ -17,25 +15,61 @@ from .language.parser import DEFAULT_MAX_SOURCE_BYTES, parse_program
 from .ops import CONSTANTS
 from .ops.codegen import ENTRY_MAX_INPUTS, point_entry
 
-# typing (and typing.NamedTuple) costs more to import than a small first parse and gradient:
-# annotations only, and the results are collections.namedtuple classes.
+# typing (typing.NamedTuple) and collections (namedtuple, collections.abc) cost more to import
+# than a small first parse and gradient: annotations only, and the results are written out.
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # numpy is imported where arrays are handled: a point of floats needs none
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
     import numpy as np
 
 
-class GradResult(namedtuple("GradResult", ("value", "gradient"))):
+class _Record(tuple):
+    """A named tuple, as ``collections.namedtuple`` makes one (fields by name and position,
+    ``repr``, ``_asdict``, ``_replace``, pickling), for the results below."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def __getnewargs__(self) -> tuple:
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in zip(self._fields, self))
+        return f"{self.__class__.__name__}({shown})"
+
+    def _asdict(self) -> dict[str, Any]:
+        return dict(zip(self._fields, self))
+
+    def _replace(self, **changes: Any) -> _Record:
+        return self.__class__(**{**self._asdict(), **changes})
+
+
+class GradResult(_Record):
     """``value, gradient = f.grad(point)``: the value and a dict of partial derivatives."""
 
     __slots__ = ()
+    _fields = __match_args__ = ("value", "gradient")
+
+    def __new__(cls, value: Any, gradient: dict[str, Any]) -> GradResult:
+        return tuple.__new__(cls, (value, gradient))
+
+    value = property(lambda self: self[0], doc="the value")
+    gradient = property(lambda self: self[1], doc="the partial derivatives, by input name")
 
 
-class JvpResult(namedtuple("JvpResult", ("value", "derivative"))):
+class JvpResult(_Record):
     """``value, derivative = f.jvp(point, direction)``."""
 
     __slots__ = ()
+    _fields = __match_args__ = ("value", "derivative")
+
+    def __new__(cls, value: Any, derivative: Any) -> JvpResult:
+        return tuple.__new__(cls, (value, derivative))
+
+    value = property(lambda self: self[0], doc="the value")
+    derivative = property(lambda self: self[1], doc="the directional derivative")
 
 
 class Function:

@@ -1,6 +1,7 @@
 """A first ``adcli.parse(text).grad(point)`` in a fresh interpreter (bench W5 cold) loads only
-what a point of floats needs: no typing, dataclasses or inspect, no JSON table cache, no numpy,
-no result records, no pathlib or importlib.util. The child runs as from a plain install
+what a point of floats needs: no typing, dataclasses or inspect, no re (nor the enum,
+functools and collections under it: a small text is scanned in Python), no JSON table cache, no
+numpy, no result records, no pathlib or importlib.util. The child runs as from a plain install
 (``python -S`` with only the source tree on ``PYTHONPATH``: the editable install's finder would
 load pathlib and importlib.util anyway), so it also shows that the path needs nothing from
 site-packages: the parse tables come from the package, Lark is not needed."""
@@ -28,10 +29,11 @@ print(repr(value), repr(grads["x1"]), tables_source())
 print(" ".join(sorted(sys.modules)))
 """
 
-#: Modules the path no longer loads (typing and dataclasses, with inspect, ast, dis and
-#: tokenize under it, cost more than the whole parse and gradient of 100 terms), and modules
-#: it never needed.
+#: Modules the path no longer loads (typing, dataclasses with inspect, ast, dis and tokenize
+#: under it, and re with enum, functools and collections each cost more than the whole
+#: parse and gradient of 100 terms), and modules it never needed.
 NOT_NEEDED = ["typing", "dataclasses", "inspect", "ast", "dis", "tokenize", "contextlib",
+              "re", "enum", "functools", "collections", "collections.abc", "operator",
               "json", "_blake2", "hashlib", "weakref", "numpy", "adcli.results", "pathlib",
               "importlib.util", "fnmatch", "urllib", "lark", "click", "rich", "scipy"]
 

@@ -13,13 +13,13 @@ floats runs the float engines (:mod:`adcli.fast`) and never needs it (start-up t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 from ..errors import PointError
 from .tape import Tape
 
-TYPE_CHECKING = False  # typing costs more to import than a small first parse
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
     Value = Any  # float64 scalar or numpy array

@@ -7,9 +7,11 @@ stack.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from ..ops import OPS, apply
+
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class Node:

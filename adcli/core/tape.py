@@ -7,12 +7,11 @@ scalars or numpy columns, without re-parsing (see :mod:`adcli.core.sweeps`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-
 from ..ops import OPS, Op
 
-TYPE_CHECKING = False  # typing costs more to import than a small first parse
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
 if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable
     from typing import Any
 
 VAR = "var"

@@ -21,8 +21,6 @@ a sweep that Python cannot do in IEEE fashion falls back to the plain interprete
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-
 from ..core import sweeps
 from ..core.tape import Tape
 from ..ops.codegen import FALLBACK
@@ -36,11 +34,16 @@ from .scalar import (
     scalar_functions,
 )
 
-TYPE_CHECKING = False  # typing costs more to import than a small first parse
-if TYPE_CHECKING:  # the column and levelled engines are imported when first used: a
-    from typing import Any  # command at a point (adcli grad --at) needs neither
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
 
+    # the column and levelled engines are imported when first used: a command at a point
+    # (adcli grad --at) needs neither
     from .levelled import Levelled
+
+    Functions = tuple[Callable[..., float], Callable[..., tuple[float, tuple[float, ...]]]]
 
 #: Tapes with at most this many instructions are compiled on their second sweep...
 COMPILE_AT_ONCE = 500
@@ -52,8 +55,6 @@ COMPILE_AFTER_CALLS = 8
 #: needs several kB per generated line (gigabytes for a million instructions), so bigger
 #: tapes without a levelled plan stay with the float interpreter (linear in memory).
 COMPILE_MAX_SIZE = 100_000
-
-Functions = tuple[Callable[..., float], Callable[..., tuple[float, tuple[float, ...]]]]
 
 
 def choose(size: int, calls: int | None) -> str:

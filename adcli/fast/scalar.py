@@ -13,7 +13,6 @@ tapes not yet used often enough to pay for one.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from math import isfinite
 
 from ..core.tape import CONST, Tape
@@ -21,8 +20,9 @@ from ..errors import PointError
 from ..ops import FLOAT_NAMES, Op
 from ..ops.codegen import FALLBACK, build, fill, is_atom, literal, op_functions
 
-TYPE_CHECKING = False  # typing costs more to import than a small first parse
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 #: The only names generated scalar code can refer to, besides its own v*/g* locals.

@@ -10,7 +10,7 @@ import math
 
 from ..core.syntax import Node, iter_postorder
 
-TYPE_CHECKING = False  # typing costs more to import than a small first parse
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
 if TYPE_CHECKING:
     from typing import Any
 

@@ -9,19 +9,22 @@ Lark is imported only here and only when needed: for error messages the fast exp
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 
 from ..core.syntax import Node, Reduction, Statement, call, const, var
 from ..errors import NameResolutionError, ParseError
 from ..ops import FUNCTIONS
 from .lalr import token_re
 
-TYPE_CHECKING = False  # typing costs more to import than a small first parse
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+    from typing import TypeVar
 
     from lark import Token
     from lark.exceptions import UnexpectedInput
+
+    T = TypeVar("T")
 
 _TOKEN_NAMES = {
     "NUMBER": "a number", "NAME": "a name", "LPAR": "'('", "RPAR": "')'", "PLUS": "'+'",
@@ -185,7 +188,23 @@ def _closest_function(name: str) -> str | None:
     return found[0] if found else None
 
 
-@lru_cache(maxsize=1)
+def once(build: Callable[[], T]) -> Callable[[], T]:
+    """``functools.lru_cache(maxsize=1)`` for a function of no arguments, with its
+    ``cache_clear``: functools (with collections) costs more to import than a small parse."""
+    made: list = []
+
+    def cached() -> T:
+        if not made:
+            made.append(build())
+        return made[0]
+
+    cached.cache_clear = made.clear  # type: ignore[attr-defined]
+    cached.__doc__, cached.__name__, cached.__wrapped__ = (  # type: ignore[attr-defined]
+        build.__doc__, build.__name__, build)
+    return cached
+
+
+@once
 def _parser():
     """Lark's LALR parser for the grammar: the definition of the language, used for error
     messages and to build the tables the fast driver runs."""

@@ -3,12 +3,16 @@ loop."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from itertools import chain
 
 from ..core.syntax import Node, Reduction, Statement, const, var
 from ..ops import FUNCTIONS
+from .scan import _python_scan, _scan, word_re
+
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
+if TYPE_CHECKING:
+    import re
+    from collections.abc import Iterable, Iterator
 
 # --------------------------------------------------------------------------- fast driver
 # The same LALR tables Lark builds from grammars/expr.lark, run by a lean loop over tokens from
@@ -26,11 +30,6 @@ REFUSED = (KeyError, ValueError)
 
 _KEEP, _SPLICE, _DROP = 0, 1, 2
 _REDUCTIONS = frozenset(("sum", "prod", "max", "min", "logsumexp"))  # grammar.REDUCTIONS
-_TERMINAL_PATTERNS = {  # must equal Lark's; checked when the tables are built
-    "POW": r"(?:\*\*|\^)", "NAME": "[A-Za-z_][A-Za-z0-9_]*",
-    "NUMBER": r"([0-9]+(\.(?!\.)[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", "_NL": "\r?\n",
-    "COMMENT": "#[^\n]*",
-}
 _PUNCT = {"=": "EQUAL", ";": "SEMICOLON", "+": "PLUS", "-": "MINUS", "*": "STAR", "/": "SLASH",
           "(": "LPAR", ")": "RPAR", ",": "COMMA", "[": "LSQB", "]": "RSQB", "..": "_DOTDOT"}
 #: The tokens one by one, as Lark's lexer sees them, for error messages (compiled on first
@@ -44,6 +43,8 @@ _TOKEN_PATTERN = (
 
 def token_re() -> re.Pattern[str]:
     """:data:`_TOKEN_PATTERN`, compiled (``re`` keeps it)."""
+    import re
+
     return re.compile(_TOKEN_PATTERN)
 
 
@@ -220,16 +221,6 @@ _SCANNED = ("NAME", "POW", "PLUS", "STAR", "LPAR", "RPAR", "MINUS", "SLASH", "CO
             "SEMICOLON", "NUMBER", "_NL", "LSQB", "RSQB", "_DOTDOT")
 _END = len(_SCANNED)  # the symbol number of "$END"
 _NUMBER, _NL = _SCANNED.index("NUMBER"), _SCANNED.index("_NL")
-#: Every token with the blanks before it, one string each (``findall``: no match objects).
-#: Every position holds a token or trailing blanks (the last alternative takes any other
-#: character: the driver refuses it), so the strings are contiguous and their lengths give
-#: the positions; trailing blanks are cut off first (``endpos``), so no blank run is ever
-#: rescanned. The patterns are Lark's terminals (``_TERMINAL_PATTERNS``, checked against the
-#: grammar), without capturing groups; "**" comes before the last branch, which takes "*".
-_WORD_RE = re.compile(r"[ \t\f\r]*(?:" + "|".join((
-    _TERMINAL_PATTERNS["NAME"], r"\*\*", r"\.\.",
-    re.sub(r"\((?!\?)", "(?:", _TERMINAL_PATTERNS["NUMBER"]),
-    _TERMINAL_PATTERNS["_NL"], _TERMINAL_PATTERNS["COMMENT"], r"[^ \t\f\r]")) + ")")
 #: Tokens known by their whole text: operators, punctuation and the new line.
 _FIXED = {text: _SCANNED.index(name) for text, name in (
     ("**", "POW"), ("^", "POW"), ("+", "PLUS"), ("*", "STAR"), ("(", "LPAR"), (")", "RPAR"),
@@ -260,6 +251,8 @@ def _windows(text: str, end: int) -> Iterator[tuple[int, int]]:
             return
         cut = text.rfind("\n", a, b) + 1  # after a new line: never inside a token
         if cut <= a:
+            import re
+
             found = re.compile(_CUT).search(text, b, end)
             if found is None:
                 yield a, end
@@ -290,11 +283,15 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
     record = (order if order is not None else []).append
     line, line_start = 1, 0
     top = start  # always state_stack[-1]
-    fixed, first, find_words, number, new_line = _FIXED, _FIRST, _WORD_RE.findall, _NUMBER, _NL
+    fixed, first, number, new_line = _FIXED, _FIRST, _NUMBER, _NL
     pos = 0  # where the next word starts
     end_at = len(text.rstrip(" \t\f\r"))
-    # One window's words at a time (see _windows), chained into one stream.
-    for word in chain.from_iterable(find_words(text, a, b) for a, b in _windows(text, end_at)):
+    if _python_scan(end_at):
+        words: Iterable[str] = _scan(text, end_at)
+    else:  # one window's words at a time (see _windows), chained into one stream
+        find_words = word_re().findall
+        words = chain.from_iterable(find_words(text, a, b) for a, b in _windows(text, end_at))
+    for word in words:
         t = word.lstrip(" \t\f\r")
         tok = fixed.get(t)
         if tok is None:

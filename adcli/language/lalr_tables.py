@@ -13,14 +13,13 @@ shape.  Anything else is rebuilt.
 from __future__ import annotations
 
 import os
-import re
 import stat
 import sys
-from functools import lru_cache
 
 from ..core.syntax import Statement
-from .grammar import _parser, grammar_file
-from .lalr import _TERMINAL_PATTERNS, _fast_parse, _prepare, _specialise
+from .grammar import _parser, grammar_file, once
+from .lalr import _fast_parse, _prepare, _specialise
+from .scan import _TERMINAL_PATTERNS
 
 #: The table cache's own format; bump it when the layout of the JSON changes.
 _CACHE_FORMAT = 2
@@ -68,6 +67,8 @@ def _lark_version() -> str:
     """Lark's version without importing Lark (a run that finds its tables never needs it):
     read from its ``__init__.py``, found on ``sys.path`` as the import system would find a
     plain package (``importlib.util.find_spec`` costs more to import than the tables to load)."""
+    import re
+
     for entry in sys.path:
         origin = os.path.join(entry or os.curdir, "lark", "__init__.py")
         try:
@@ -367,7 +368,7 @@ def rebuild_tables() -> None:
     _fast_reducers.cache_clear()
 
 
-@lru_cache(maxsize=1)
+@once
 def _tables() -> tuple:
     """The LALR tables: the package's, the validated JSON cache's or freshly built from Lark."""
     with open(grammar_file(), "rb") as fh:
@@ -421,7 +422,7 @@ def _canary_passes(prepared: tuple) -> bool:
     return True
 
 
-@lru_cache(maxsize=1)
+@once
 def _fast_reducers() -> tuple:
     prepared = _tables()
     if _CHECKED and _CHECKED[0][0] is prepared:

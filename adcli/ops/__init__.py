@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable
 
 from . import kernels as K
 from .codegen import partials_function
 
-TYPE_CHECKING = False  # typing costs more to import than a small first parse
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     Array = Any  # a float64 scalar or a numpy array of float64

@@ -9,12 +9,11 @@ to inject code through names and numbers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 from .kernels import INF
 
-TYPE_CHECKING = False  # typing costs more to import than a small first parse
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import Any
 
 #: Exceptions on which generated float code hands over to the plain interpreter (Python raises

@@ -18,11 +18,15 @@ never do, so a command at a point of plain floats runs without numpy (start-up t
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Callable
 
-TYPE_CHECKING = False  # typing costs more to import than a small first parse
+try:  # the C module: operator.py around it costs start-up time (it is the same functions)
+    import _operator as operator
+except ImportError:  # pragma: no cover - another Python implementation
+    import operator
+
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     #: (float kernel, numpy kernel): the numpy side a callable, or the name of one (see the
