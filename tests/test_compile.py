@@ -30,8 +30,9 @@ from adcli.fast.levelled import Levelled
 from adcli.fast.policy import CompiledTape, guard
 from adcli.fast.scalar import SCALAR_NAMES, interpreter
 from adcli.language import lalr
+from adcli.language.grammar import _lark_parse
 from adcli.language.lalr import REFUSED
-from adcli.language.parser import _fast_parse, _lark_parse, parse_program
+from adcli.language.parser import _fast_parse, parse_program
 from adcli.ops import OPS
 from adcli.ops.codegen import literal
 

@@ -33,7 +33,8 @@ print(" ".join(sorted(sys.modules)))
 #: under it, and re with enum, functools and collections each cost more than the whole
 #: parse and gradient of 100 terms), and modules it never needed.
 NOT_NEEDED = ["typing", "dataclasses", "inspect", "ast", "dis", "tokenize", "contextlib",
-              "re", "enum", "functools", "collections", "collections.abc", "operator",
+              "re", "enum", "functools", "collections", "collections.abc", "operator", "struct",
+              "adcli.language.grammar", "adcli.language.parse_errors",
               "json", "_blake2", "hashlib", "weakref", "numpy", "adcli.results", "pathlib",
               "importlib.util", "fnmatch", "urllib", "lark", "click", "rich", "scipy"]
 

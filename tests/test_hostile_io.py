@@ -432,8 +432,10 @@ def _bad_inputs() -> list[str]:
 
 def test_syntax_and_name_errors_are_lark_s_without_building_lark():
     from adcli.errors import AdcliError
+    from adcli.language.grammar import _lark_parse
     from adcli.language.lalr import REFUSED
-    from adcli.language.parser import _diagnose, _fast_parse, _lark_parse
+    from adcli.language.parse_errors import _diagnose
+    from adcli.language.parser import _fast_parse
 
     compared = 0
     for text in _bad_inputs():

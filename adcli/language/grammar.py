@@ -8,23 +8,18 @@ Lark is imported only here and only when needed: for error messages the fast exp
 
 from __future__ import annotations
 
-import os
-
 from ..core.syntax import Node, Reduction, Statement, call, const, var
 from ..errors import NameResolutionError, ParseError
 from ..ops import FUNCTIONS
+from . import grammar_file, once
 from .lalr import token_re
 
 TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
-    from typing import TypeVar
 
     from lark import Token
     from lark.exceptions import UnexpectedInput
-
-    T = TypeVar("T")
 
 _TOKEN_NAMES = {
     "NUMBER": "a number", "NAME": "a name", "LPAR": "'('", "RPAR": "')'", "PLUS": "'+'",
@@ -32,21 +27,6 @@ _TOKEN_NAMES = {
     "SEMICOLON": "';'", "EQUAL": "'='", "LSQB": "'['", "RSQB": "']'", "_DOTDOT": "'..'",
     "_NL": "a new line", "$END": "the end of the input",
 }
-
-
-def grammar_file() -> str:
-    """The grammar file: inside the installed package, or grammars/ of a source checkout.
-    Found from the package's own folder (``adcli/``), however deep this module sits in it.
-    Plain ``os.path``: pathlib brings fnmatch, urllib and ipaddress, milliseconds of a
-    first parse in a fresh process."""
-    root = os.path.realpath(__file__)
-    for _ in range(__name__.count(".")):  # up from this file to adcli/
-        root = os.path.dirname(root)
-    for candidate in (os.path.join(root, "grammars", "expr.lark"),
-                      os.path.join(os.path.dirname(root), "grammars", "expr.lark")):
-        if os.path.isfile(candidate):
-            return candidate
-    raise FileNotFoundError("adcli's grammar file expr.lark is missing from the installation")
 
 
 def grammar_path() -> Path:
@@ -186,22 +166,6 @@ def _closest_function(name: str) -> str | None:
         return name.lower()
     found = difflib.get_close_matches(name[:100].lower(), sorted(FUNCTIONS), n=1, cutoff=0.6)
     return found[0] if found else None
-
-
-def once(build: Callable[[], T]) -> Callable[[], T]:
-    """``functools.lru_cache(maxsize=1)`` for a function of no arguments, with its
-    ``cache_clear``: functools (with collections) costs more to import than a small parse."""
-    made: list = []
-
-    def cached() -> T:
-        if not made:
-            made.append(build())
-        return made[0]
-
-    cached.cache_clear = made.clear  # type: ignore[attr-defined]
-    cached.__doc__, cached.__name__, cached.__wrapped__ = (  # type: ignore[attr-defined]
-        build.__doc__, build.__name__, build)
-    return cached
 
 
 @once

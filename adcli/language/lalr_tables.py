@@ -17,7 +17,7 @@ import stat
 import sys
 
 from ..core.syntax import Statement
-from .grammar import _parser, grammar_file, once
+from . import grammar_file, once
 from .lalr import _fast_parse, _prepare, _specialise
 from .scan import _TERMINAL_PATTERNS
 
@@ -233,6 +233,8 @@ def _shape(statements: list[Statement]) -> list[str]:
 
 def _build_tables() -> dict:
     import lark
+
+    from .grammar import _parser
 
     p = _parser()
     patterns = {t.name: t.pattern.value for t in p.terminals}

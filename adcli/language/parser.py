@@ -16,9 +16,7 @@ from ..core.syntax import Program, Statement
 from ..errors import ParseError
 from . import lalr
 from .elements import may_have_indices
-from .grammar import _lark_parse
 from .lalr_tables import _fast_reducers, rebuild_tables, tables_source
-from .parse_errors import _diagnose
 
 #: Refuse sources larger than this many bytes unless the caller raises the limit.
 #: Inputs over this size are refused at once (``--max-size`` changes it): at 2 MiB the
@@ -58,6 +56,9 @@ def parse_program(text: str, *, max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES
     try:
         statements = _fast_parse(text, order)
     except lalr.REFUSED:  # a syntax or name error: say why, as Lark would
+        from .grammar import _lark_parse  # (loaded here: a good parse needs neither)
+        from .parse_errors import _diagnose
+
         error = _diagnose(text)
         if error is not None:
             error.source = text

@@ -31,7 +31,6 @@ engines run without it (start-up time).
 from __future__ import annotations
 
 import math
-import struct
 
 from . import kernels as K
 from .codegen import partials_function
@@ -55,9 +54,8 @@ LN10 = math.log(10.0)
 
 class Op:
     """One primitive: everything each engine needs, in one place (see the module docstring).
-    Read-only once made, compared by identity: a plain class, not a frozen dataclass
-    (``dataclasses`` loads ``inspect``, milliseconds of a first parse). Field by field:
-    the annotations below, and the arguments of ``__init__`` in the same order."""
+    Read-only, compared by identity: a plain class, as a frozen dataclass loads ``inspect``
+    (start-up). Its fields: the annotations below, ``__init__``'s arguments in that order."""
 
     __slots__ = ("name", "arity", "kernel", "partial", "derivative", "value", "symbol", "form",
                  "prec", "assoc", "kink", "convention", "const_exponent", "rule", "statement",
@@ -78,12 +76,11 @@ class Op:
     const_exponent: bool  # arg 1 is an exponent: engines specialise a constant one
     rule: str  # the differentiation rule by name, as a learner knows it ("product rule")
     statement: str  # that rule in one line, over the arguments a, b (``adcli explain``)
-    #: How ``adcli diff --format`` prints the op, per format ("python", "sympy", "latex"):
-    #: templates over {0}, {1}; a slot inside the template's own brackets ``(...)``/``{...}``
-    #: gets no parentheses of its own. Missing formats follow :func:`print_template`.
+    #: How ``adcli diff --format`` prints the op, per format ("python", "sympy", "latex"): over
+    #: {0}, {1}; a slot in the template's own ``(...)``/``{...}`` gets no parentheses of its
+    #: own. Missing formats follow :func:`print_template`.
     prints: dict[str, str]
-    # Derived: numpy evaluation (on first use) and partials, and the data engines read.
-    fn: Callable[..., Array]  # the numpy kernel, resolved by __getattr__
+    fn: Callable[..., Array]  # derived: the numpy kernel, resolved by __getattr__
     partials: Callable[[tuple, Array], tuple]
     const_partials: tuple[float | None, ...]  # a number, or None
     arg_partials: tuple[int | None, ...]  # partial i is argument j
@@ -123,11 +120,10 @@ class Op:
         put(self, "const_partials", tuple(consts))
         put(self, "arg_partials", tuple(argp))
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r} of an Op (read-only)")
+    def __setattr__(self, name: str, value: object = None) -> None:
+        raise AttributeError(f"cannot assign to or delete field {name!r} of an Op (read-only)")
 
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r} of an Op (read-only)")
+    __delattr__ = __setattr__
 
     def __reduce__(self) -> tuple:  # an op is an entry of the table: unpickled, that entry
         return (_op_named, (self.name,))
@@ -494,7 +490,11 @@ def apply(op: Op, args: tuple) -> Array:
         return op.fn(*args)
 
 
-def const_key(value: float) -> bytes:
-    """The float64 bits of a constant: a dictionary key under which -0.0 and 0.0 differ and
-    nan equals itself (hash-consing constants must not merge what evaluates differently)."""
+def const_key(value: float) -> float | bytes:
+    """A dict key for a constant under which -0.0 and 0.0 differ and nan equals itself (so
+    hash-consing never merges what evaluates differently): the float, or for 0 and nan its bits."""
+    if value == value and value != 0.0:
+        return value
+    import struct  # here: only 0 and nan need it
+
     return struct.pack("<d", value)
