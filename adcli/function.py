@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 
-from .core import sweeps
 from .core.lower import MAX_NODES, lower
 from .core.syntax import Program
 from .core.tape import Tape
@@ -99,7 +98,7 @@ class Function:
         Runs in blocks of rows on threads (see :mod:`adcli.fast`); the same numbers as
         summing :meth:`grad` up to the order of the floating-point additions."""
         tape = self.tape(point)
-        sweeps.bind(tape, point)  # the interpreter's checks and messages for missing values
+        _sweeps().bind(tape, point)  # the interpreter's checks and messages for missing values
         names = select_wrt(tape, wrt) if wrt is not None else list(tape.inputs)
         value, grads = compiled(tape).grad_sum(point, names)
         return GradResult(_plain(value), {name: _plain(g) for name, g in zip(names, grads)})
@@ -137,7 +136,7 @@ class Function:
         xs = _scalar_inputs(tape, point)
         if xs is not None:
             return float(self._engine(tape, point)[0](*xs))
-        return sweeps.evaluate(tape, point)[tape.output]
+        return _sweeps().evaluate(tape, point)[tape.output]
 
     def grad(self, point: Mapping[str, Any], wrt: Iterable[str] | None = None) -> GradResult:
         """Value and gradient by one forward and one reverse sweep: Python floats for a point
@@ -152,7 +151,7 @@ class Function:
             value, grads = self._engine(tape, point)[1](*xs)
             value = float(value)
             gradient = {name: float(g) for name, g in zip(tape.inputs, grads)}
-        elif _same_length_columns(sweeps.bind(tape, point)):
+        elif _same_length_columns(_sweeps().bind(tape, point)):
             # Columns of data: blocked numpy sweeps (per-row values, per-row gradients for the
             # columns, summed gradients for the scalars), as the interpreter defines them.
             names = select_wrt(tape, wrt) if wrt is not None else list(tape.inputs)
@@ -161,7 +160,7 @@ class Function:
             gradient = dict(zip(tape.inputs, grads))
             return GradResult(_plain(value), {name: _plain(gradient[name]) for name in names})
         else:
-            value, gradient, _, _ = sweeps.value_and_grad(tape, point)
+            value, gradient, _, _ = _sweeps().value_and_grad(tape, point)
             value, gradient = _plain(value), {n: _plain(g) for n, g in gradient.items()}
         if wrt is not None:
             gradient = {name: gradient[name] for name in select_wrt(tape, wrt)}
@@ -206,6 +205,7 @@ class Function:
     def jvp(self, point: Mapping[str, Any], direction: Mapping[str, Any]) -> JvpResult:
         """Value and directional derivative along ``direction`` by forward mode: one pass,
         whatever the number of variables (variables missing from ``direction`` get 0)."""
+        sweeps = _sweeps()
         tape = self.tape(point)
         select_wrt(tape, direction)
         values = sweeps.evaluate(tape, point)
@@ -223,6 +223,14 @@ def _general_grad(ref: Callable[[], Function | None]) -> Callable:
     def general(point: Mapping[str, Any], wrt: Iterable[str] | None) -> GradResult:
         return Function.grad(ref(), point, wrt)  # type: ignore[arg-type]
     return general
+
+
+def _sweeps():
+    """:mod:`adcli.core.sweeps`, the plain interpreter, loaded when first needed: a point of
+    floats runs the float engines."""
+    from .core import sweeps
+
+    return sweeps
 
 
 def _no_entry(point: Mapping[str, Any]) -> None:

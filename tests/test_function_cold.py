@@ -34,7 +34,8 @@ print(" ".join(sorted(sys.modules)))
 #: parse and gradient of 100 terms), and modules it never needed.
 NOT_NEEDED = ["typing", "dataclasses", "inspect", "ast", "dis", "tokenize", "contextlib",
               "re", "enum", "functools", "collections", "collections.abc", "operator", "struct",
-              "adcli.language.grammar", "adcli.language.parse_errors",
+              "adcli.language.grammar", "adcli.language.parse_errors", "adcli.language.elements",
+              "adcli.core.sweeps",
               "json", "_blake2", "hashlib", "weakref", "numpy", "adcli.results", "pathlib",
               "importlib.util", "fnmatch", "urllib", "lark", "click", "rich", "scipy"]
 

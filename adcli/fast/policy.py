@@ -21,7 +21,6 @@ a sweep that Python cannot do in IEEE fashion falls back to the plain interprete
 
 from __future__ import annotations
 
-from ..core import sweeps
 from ..core.tape import Tape
 from ..ops.codegen import FALLBACK
 from .scalar import (
@@ -120,9 +119,13 @@ class CompiledTape:
 
     # -- plain interpreter, for the cases Python floats cannot do in IEEE fashion
     def _slow_value(self, *xs: float) -> float:
+        from ..core import sweeps  # loaded when first needed: start-up
+
         return float(sweeps.evaluate(self.tape, dict(zip(self.names, xs)))[self.tape.output])
 
     def _slow_grad(self, *xs: float):
+        from ..core import sweeps
+
         value, grads, _, _ = sweeps.value_and_grad(self.tape, dict(zip(self.names, xs)))
         return float(value), tuple(float(grads[n]) for n in self.names)
 

@@ -36,11 +36,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def may_have_indices(text: str) -> bool:
-    """A cheap test on the source: index notation needs ``[`` or ``..``."""
-    return "[" in text or ".." in text
-
-
 class Env:
     """The values of the indices in scope: a chain, innermost first (no copying per level,
     so deep nesting stays linear)."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 from ..core.syntax import Program, Statement
 from ..errors import ParseError
 from . import lalr
-from .elements import may_have_indices
 from .lalr_tables import _fast_reducers, rebuild_tables, tables_source
 
 #: Refuse sources larger than this many bytes unless the caller raises the limit.
@@ -23,6 +22,11 @@ from .lalr_tables import _fast_reducers, rebuild_tables, tables_source
 #: densest input, a sum of a million one-letter terms, still runs in seconds, not minutes
 #: (bench/README.md has the times).
 DEFAULT_MAX_SOURCE_BYTES = 2 * 1024 * 1024
+
+
+def may_have_indices(text: str) -> bool:
+    """A cheap test on the source: index notation needs ``[`` or ``..``."""
+    return "[" in text or ".." in text
 
 
 def _fast_parse(text: str, order: list | None = None) -> list[Statement]:
