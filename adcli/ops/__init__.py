@@ -111,8 +111,8 @@ class Op:
         consts: list[float | None] = []
         argp: list[int | None] = []
         for t in partial:
-            try:
-                consts.append(float(t))
+            try:  # a template that reads an argument or the output is no number (no raise)
+                consts.append(None if "{" in t else float(t))
             except ValueError:
                 consts.append(None)
             is_arg = len(t) == 3 and t[0] == "{" and t[2] == "}" and t[1] in "0123456789"
