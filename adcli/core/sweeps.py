@@ -32,7 +32,7 @@ class OpCount:
     what forward and reverse mode really cost, rather than estimating it. (A plain class, not a
     dataclass: ``dataclasses`` loads ``inspect``, milliseconds of a first parse.)"""
 
-    __slots__ = ("evaluations", "partials", "products")
+    __slots__ = __match_args__ = ("evaluations", "partials", "products")
 
     def __init__(self, evaluations: int = 0, partials: int = 0, products: int = 0) -> None:
         self.evaluations = evaluations

@@ -81,7 +81,7 @@ class Statement:
     Plain classes here and in :class:`Program`, with the equality and ``repr`` a dataclass
     would give: ``dataclasses`` loads ``inspect``, milliseconds of a first parse."""
 
-    __slots__ = ("name", "expr", "line", "column", "ranges")
+    __slots__ = __match_args__ = ("name", "expr", "line", "column", "ranges")
 
     def __init__(self, name: str | None, expr: Node, line: int = 0, column: int = 0,
                  ranges: tuple[Range, ...] = ()) -> None:
@@ -112,6 +112,7 @@ class Program:
     see :func:`adcli.core.lower.lower`), or None; it takes no part in equality or ``repr``."""
 
     __slots__ = ("statements", "source", "postorder")
+    __match_args__ = __slots__
 
     def __init__(self, statements: list[Statement] | None = None, source: str = "",
                  postorder: list[Node] | None = None) -> None:

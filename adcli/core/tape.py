@@ -36,9 +36,9 @@ class Tape:
 
     __slots__ = ("ops", "args", "consts", "inputs", "labels", "active", "output", "positions",
                  "folded_from", "_instructions", "_instructions_len", "_derived")
-    #: The fields shown by ``repr``, in order (the caches are not).
-    _SHOWN = ("ops", "args", "consts", "inputs", "labels", "active", "output", "positions",
-              "folded_from")
+    #: The fields shown by ``repr`` and matched by position, in order (the caches are not).
+    _SHOWN = __match_args__ = ("ops", "args", "consts", "inputs", "labels", "active", "output",
+                               "positions", "folded_from")
 
     def __init__(self, ops: list | None = None, args: list[tuple[int, ...]] | None = None,
                  consts: list[float] | None = None, inputs: dict[str, int] | None = None,
