@@ -15,12 +15,13 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
 # --------------------------------------------------------------------------- fast driver
-# The same LALR tables Lark builds from grammars/expr.lark, run by a lean loop over tokens from
-# one regular expression. Lark stays the definition of the language: the tables are Lark's,
-# the token patterns are checked against Lark's terminals, and any input the driver does not
-# accept (every syntax or name error) is handed to Lark, which then parses it or reports why
-# not. The tables are cached as JSON (never pickle) in the user's own cache directory, checked
-# before use, so start-up need not import Lark at all.
+# The same LALR tables Lark builds from grammars/expr.lark, run by a lean loop over the tokens
+# of :mod:`adcli.language.scan`. Lark stays the definition of the language: the tables are
+# Lark's, the token patterns are checked against Lark's terminals, and any input the driver
+# does not accept (every syntax or name error) is handed to Lark, which then parses it or
+# reports why not. The tables ship with the package (or, for an edited grammar, are cached as
+# JSON, never pickle, in the user's own cache directory, checked before use), so start-up need
+# not import Lark at all.
 
 #: What the driver raises for a text it does not accept, and nothing else: KeyError for a token
 #: the state has no action for or an unknown function, ValueError for a character no token

@@ -5,7 +5,8 @@ reduced, so no parse tree is built and nothing recurses: 50,000 nested parenthes
 Numbers become float64 the moment they are read (``9^9^9^9`` is inf, never a big int).
 
 The parts: :mod:`adcli.language.lalr` runs Lark's LALR tables in a lean loop (the fast path),
-:mod:`adcli.language.lalr_tables` builds those tables from Lark and caches them as checked JSON,
+:mod:`adcli.language.scan` cuts the text into its tokens, :mod:`adcli.language.lalr_tables`
+finds the tables (shipped in :mod:`adcli.language.lalr_data`, or built from Lark and cached),
 :mod:`adcli.language.parse_errors` says why the fast driver refused a text, in Lark's words, and
 :mod:`adcli.language.grammar` is Lark itself: the definition of the language and the last word.
 """
