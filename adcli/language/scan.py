@@ -44,6 +44,8 @@ _BLANK = frozenset(" \t\f\r")
 _DIGIT = frozenset("0123456789")
 _NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _NAME_PART = _NAME_START | _DIGIT
+#: Characters that are a whole token wherever they stand (the most frequent, tried first).
+_SINGLE = frozenset("+-/()^,;=[]\n")
 
 
 def _python_scan(end: int) -> bool:
@@ -82,7 +84,7 @@ def _scan(text: str, end: int) -> list[str]:
     (a name, "**", "..", a number, a new line, a comment, any other character)."""
     words: list[str] = []
     push = words.append
-    blank, name_start, name_part, digit = _BLANK, _NAME_START, _NAME_PART, _DIGIT
+    blank, name_start, name_part, digit, single = _BLANK, _NAME_START, _NAME_PART, _DIGIT, _SINGLE
     i = 0
     while i < end:
         a = i
@@ -91,7 +93,9 @@ def _scan(text: str, end: int) -> list[str]:
             i += 1
             c = text[i]
         j = i + 1
-        if c in name_start:
+        if c in single:
+            pass
+        elif c in name_start:
             while j < end and text[j] in name_part:
                 j += 1
         elif c in digit:
