@@ -49,11 +49,13 @@ if _is_program():  # the first thing the program does, before any other import
     except (ValueError, OSError):  # not the main thread
         pass
 
-from typing import TYPE_CHECKING, Any  # noqa: E402
-
 from .errors import AdcliError  # noqa: E402
 
+# ``typing`` costs more to import than a small parse and gradient: annotations only.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .function import Function, GradResult, parse
     from .regression.fitting import FitResult, fit
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import re
+TYPE_CHECKING = False  # re is imported where a message is shown: a good parse needs none
+if TYPE_CHECKING:
+    import re
+
 
 #: A word longer than this in a message is cut to its ends (a 1 MB identifier is not echoed).
 MAX_ECHOED_WORD = 100
-_LONG_WORD = re.compile(r"[^\s'\"]{" + str(MAX_ECHOED_WORD + 1) + ",}")
+_LONG_WORD = r"[^\s'\"]{" + str(MAX_ECHOED_WORD + 1) + ",}"
 
 #: The exit statuses, in one place: success, a job that ran but failed, bad input; Ctrl-C and
 #: a reader that went away (``| head -1``) as a shell reports a program killed by SIGINT or
@@ -18,8 +21,8 @@ EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 130, 141, 143
 #: controls (0x9b is CSI on some terminals), the bidirectional overrides and isolates (they
 #: reorder what is shown), the line and paragraph separators, and the lone surrogates that
 #: stand for bytes of argv or file names that are not UTF-8.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
-                      "\u202a-\u202e\u2066-\u2069\ufeff\udc80-\udcff]")
+_CONTROL = ("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+            "\u202a-\u202e\u2066-\u2069\ufeff\udc80-\udcff]")
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -34,14 +37,18 @@ def escape_control(text: str) -> str:
     the clipboard (OSC 52) or reorder a line shown as an escape (``\\x1b``, ``\\u202e``):
     anything echoed from the input goes through this before it reaches a terminal. Newlines
     and tabs stay."""
-    return _CONTROL.sub(_escaped, text)
+    import re  # on first use: a parse that succeeds needs no regular expression
+
+    return re.sub(_CONTROL, _escaped, text)
 
 
 def clip_words(text: str) -> str:
     """``text`` with every word over :data:`MAX_ECHOED_WORD` characters cut to
     ``first...last`` (the source line itself is shown as a window around the caret)."""
+    import re
+
     half = (MAX_ECHOED_WORD - 4) // 2
-    return _LONG_WORD.sub(lambda m: f"{m[0][:half]}...{m[0][-half:]}", text)
+    return re.sub(_LONG_WORD, lambda m: f"{m[0][:half]}...{m[0][-half:]}", text)
 
 
 class AdcliError(Exception):

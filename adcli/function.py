@@ -4,12 +4,7 @@ differentiated at many points without re-parsing."""
 from __future__ import annotations
 
 import gc
-import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .core import sweeps
 from .core.lower import MAX_NODES, lower
 from .core.syntax import Program
 from .core.tape import Tape
@@ -19,22 +14,61 @@ from .language.parser import DEFAULT_MAX_SOURCE_BYTES, parse_program
 from .ops import CONSTANTS
 from .ops.codegen import ENTRY_MAX_INPUTS, point_entry
 
+# typing (typing.NamedTuple) and collections (namedtuple, collections.abc) cost more to import
+# than a small first parse and gradient: annotations only, and the results are written out.
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # numpy is imported where arrays are handled: a point of floats needs none
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
+
     import numpy as np
 
 
-class GradResult(NamedTuple):
-    """``value, gradient = f.grad(point)``."""
+class _Record(tuple):
+    """A named tuple, as ``collections.namedtuple`` makes one (fields by name and position,
+    ``repr``, ``_asdict``, ``_replace``, pickling), for the results below."""
 
-    value: Any
-    gradient: dict[str, Any]
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def __getnewargs__(self) -> tuple:
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in zip(self._fields, self))
+        return f"{self.__class__.__name__}({shown})"
+
+    def _asdict(self) -> dict[str, Any]:
+        return dict(zip(self._fields, self))
+
+    def _replace(self, **changes: Any) -> _Record:
+        return self.__class__(**{**self._asdict(), **changes})
 
 
-class JvpResult(NamedTuple):
+class GradResult(_Record):
+    """``value, gradient = f.grad(point)``: the value and a dict of partial derivatives."""
+
+    __slots__ = ()
+    _fields = __match_args__ = ("value", "gradient")
+
+    def __new__(cls, value: Any, gradient: dict[str, Any]) -> GradResult:
+        return tuple.__new__(cls, (value, gradient))
+
+    value = property(lambda self: self[0], doc="the value")
+    gradient = property(lambda self: self[1], doc="the partial derivatives, by input name")
+
+
+class JvpResult(_Record):
     """``value, derivative = f.jvp(point, direction)``."""
 
-    value: Any
-    derivative: Any
+    __slots__ = ()
+    _fields = __match_args__ = ("value", "derivative")
+
+    def __new__(cls, value: Any, derivative: Any) -> JvpResult:
+        return tuple.__new__(cls, (value, derivative))
+
+    value = property(lambda self: self[0], doc="the value")
+    derivative = property(lambda self: self[1], doc="the directional derivative")
 
 
 class Function:
@@ -64,7 +98,7 @@ class Function:
         Runs in blocks of rows on threads (see :mod:`adcli.fast`); the same numbers as
         summing :meth:`grad` up to the order of the floating-point additions."""
         tape = self.tape(point)
-        sweeps.bind(tape, point)  # the interpreter's checks and messages for missing values
+        _sweeps().bind(tape, point)  # the interpreter's checks and messages for missing values
         names = select_wrt(tape, wrt) if wrt is not None else list(tape.inputs)
         value, grads = compiled(tape).grad_sum(point, names)
         return GradResult(_plain(value), {name: _plain(g) for name, g in zip(names, grads)})
@@ -102,7 +136,7 @@ class Function:
         xs = _scalar_inputs(tape, point)
         if xs is not None:
             return float(self._engine(tape, point)[0](*xs))
-        return sweeps.evaluate(tape, point)[tape.output]
+        return _sweeps().evaluate(tape, point)[tape.output]
 
     def grad(self, point: Mapping[str, Any], wrt: Iterable[str] | None = None) -> GradResult:
         """Value and gradient by one forward and one reverse sweep: Python floats for a point
@@ -117,7 +151,7 @@ class Function:
             value, grads = self._engine(tape, point)[1](*xs)
             value = float(value)
             gradient = {name: float(g) for name, g in zip(tape.inputs, grads)}
-        elif _same_length_columns(sweeps.bind(tape, point)):
+        elif _same_length_columns(_sweeps().bind(tape, point)):
             # Columns of data: blocked numpy sweeps (per-row values, per-row gradients for the
             # columns, summed gradients for the scalars), as the interpreter defines them.
             names = select_wrt(tape, wrt) if wrt is not None else list(tape.inputs)
@@ -126,7 +160,7 @@ class Function:
             gradient = dict(zip(tape.inputs, grads))
             return GradResult(_plain(value), {name: _plain(gradient[name]) for name in names})
         else:
-            value, gradient, _, _ = sweeps.value_and_grad(tape, point)
+            value, gradient, _, _ = _sweeps().value_and_grad(tape, point)
             value, gradient = _plain(value), {n: _plain(g) for n, g in gradient.items()}
         if wrt is not None:
             gradient = {name: gradient[name] for name in select_wrt(tape, wrt)}
@@ -141,6 +175,8 @@ class Function:
         engine = ct.auto()
         n = len(tape.inputs)
         if ct.settled and len(point) == n and n <= ENTRY_MAX_INPUTS:
+            import weakref
+
             keys = tuple(tape.inputs)
             self._grad_entry = point_entry(n, True)(keys, engine[1], GradResult)
             self._eval_entry = point_entry(n, False)(keys, engine[0], float)
@@ -169,6 +205,7 @@ class Function:
     def jvp(self, point: Mapping[str, Any], direction: Mapping[str, Any]) -> JvpResult:
         """Value and directional derivative along ``direction`` by forward mode: one pass,
         whatever the number of variables (variables missing from ``direction`` get 0)."""
+        sweeps = _sweeps()
         tape = self.tape(point)
         select_wrt(tape, direction)
         values = sweeps.evaluate(tape, point)
@@ -186,6 +223,14 @@ def _general_grad(ref: Callable[[], Function | None]) -> Callable:
     def general(point: Mapping[str, Any], wrt: Iterable[str] | None) -> GradResult:
         return Function.grad(ref(), point, wrt)  # type: ignore[arg-type]
     return general
+
+
+def _sweeps():
+    """:mod:`adcli.core.sweeps`, the plain interpreter, loaded when first needed: a point of
+    floats runs the float engines."""
+    from .core import sweeps
+
+    return sweeps
 
 
 def _no_entry(point: Mapping[str, Any]) -> None:
@@ -262,16 +307,19 @@ def hessian_of(f: Function | str, point: Mapping[str, Any], wrt: Iterable[str] |
     return f.hessian(point, wrt)
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
+class gc_paused:  # noqa: N801 - used as a function: ``with gc_paused():``
     """Pause the cyclic garbage collector while building big acyclic structures (syntax
     trees, tapes): its passes over every live object slow parsing and lowering of big
-    expressions down, and these structures hold no cycles."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+    expressions down, and these structures hold no cycles. A plain class, not
+    ``contextlib.contextmanager``: contextlib costs more to import than a small first parse."""
+
+    __slots__ = ("paused",)
+
+    def __enter__(self) -> None:
+        self.paused = gc.isenabled()
+        if self.paused:
+            gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.paused:
+            gc.enable()

@@ -10,8 +10,10 @@ imports what its route needs, parses, differentiates and stops the clock; the ch
 time and the result (checked against adcli's). Rows are run in interleaved rounds (round r
 runs every row once) after one untimed run of each, so that bytecode caches are warm as on a
 user's machine (``PYTHONDONTWRITEBYTECODE`` is lifted for the children). Each row keeps its
-best and its median round; ``process`` is the whole child as seen from outside (interpreter
-start included), ``python -c pass`` its floor.
+best and its median round, of the time in the clock and of the CPU time the child spent in
+it (``time.process_time``: on a shared machine, time spent waiting for a core is not the
+route's); ``process`` is the whole child as seen from outside (interpreter start included),
+``python -c pass`` its floor.
 
 The children run as with a plain (not editable) install: ``python -S`` with ``PYTHONPATH`` set
 to the source tree and then site-packages, so that the editable install's finder (which
@@ -46,20 +48,20 @@ point = {f"x{i}": 0.001 * i for i in range(n + 1)}
 
 ROUTES = {
     "adcli": _PROLOGUE + """
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 import adcli
 value, grads = adcli.parse(text, max_bytes=None).grad(point)
-t = time.perf_counter() - t
-print(t, repr(value), repr(grads["x1"]), len(sys.modules))
+t, c = time.perf_counter() - t, time.process_time() - c
+print(t, c, repr(value), repr(grads["x1"]), len(sys.modules))
 """,
     "small parser + micrograd": _PROLOGUE + """
 sys.path.insert(0, sys.argv[2])
 sys.setrecursionlimit(100_000)  # micrograd's topological sort recurses
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 import peers
 value, grads = peers.micrograd_gradient(text, point)
-t = time.perf_counter() - t
-print(t, repr(value), repr(grads["x1"]), len(sys.modules))
+t, c = time.perf_counter() - t, time.process_time() - c
+print(t, c, repr(value), repr(grads["x1"]), len(sys.modules))
 """,
 }
 
@@ -71,16 +73,18 @@ def child_env(tree: Path) -> dict[str, str]:
     return env
 
 
-def run_child(code: str, n: int, env: dict[str, str]) -> tuple[float, float, float, float, int]:
-    """(time inside the child, whole process, value, d/dx1, modules loaded) of one run."""
+def run_child(code: str, n: int, env: dict[str, str]
+              ) -> tuple[float, float, float, float, float, int]:
+    """(time inside the child, its CPU time, whole process, value, d/dx1, modules loaded) of
+    one run."""
     t = time.perf_counter()
     res = subprocess.run([sys.executable, "-S", "-c", code, str(n), str(HERE)],
                          capture_output=True, text=True, env=env, check=False, cwd=HERE)
     whole = time.perf_counter() - t
     if res.returncode != 0:
         raise RuntimeError(res.stderr.strip().splitlines()[-1] if res.stderr else "failed")
-    inner, value, dx1, modules = res.stdout.split()
-    return float(inner), whole, float(value), float(dx1), int(modules)
+    inner, cpu, value, dx1, modules = res.stdout.split()
+    return float(inner), float(cpu), whole, float(value), float(dx1), int(modules)
 
 
 def measure(n: int, rounds: int, trees: list[Path]) -> dict[str, dict[str, float]]:
@@ -91,10 +95,11 @@ def measure(n: int, rounds: int, trees: list[Path]) -> dict[str, dict[str, float
     envs["small parser + micrograd"] = envs["python -c pass"] = child_env(trees[0])
     routes = list(code)
     inner: dict[str, list[float]] = {r: [] for r in routes}
+    cpu: dict[str, list[float]] = {r: [] for r in routes}
     whole: dict[str, list[float]] = {r: [] for r in routes + ["python -c pass"]}
     facts: dict[str, tuple[float, float, int]] = {}
     for r in routes:  # warm the bytecode caches, and check the answers
-        _, _, value, dx1, modules = run_child(code[r], n, envs[r])
+        _, _, _, value, dx1, modules = run_child(code[r], n, envs[r])
         facts[r] = (value, dx1, modules)
     ref_value, ref_dx1, _ = facts[routes[0]]
     for r in routes[1:]:
@@ -109,14 +114,16 @@ def measure(n: int, rounds: int, trees: list[Path]) -> dict[str, dict[str, float
                        check=False, cwd=HERE)
         whole["python -c pass"].append(time.perf_counter() - t)
         for r in routes:
-            i, w, *_ = run_child(code[r], n, envs[r])
+            i, c, w, *_ = run_child(code[r], n, envs[r])
             inner[r].append(i)
+            cpu[r].append(c)
             whole[r].append(w)
     out: dict[str, dict[str, float]] = {}
     for r in whole:
         row = {"process best": min(whole[r]), "process median": statistics.median(whole[r])}
         if r in inner:
             row.update({"best": min(inner[r]), "median": statistics.median(inner[r]),
+                        "cpu best": min(cpu[r]), "cpu median": statistics.median(cpu[r]),
                         "modules": facts[r][2]})
         out[r] = row
     return out
@@ -139,13 +146,15 @@ def main(argv: list[str] | None = None) -> int:
         base = rows["adcli"]
         print(f"W5 cold, n = {n} terms (best / median of {args.rounds} fresh processes, ms)",
               file=out)
-        print(f"  {'route':28s} {'in clock':>18s} {'whole process':>18s} {'adcli/this':>10s}"
-              f" {'modules':>8s}", file=out)
+        print(f"  {'route':28s} {'in clock':>18s} {'CPU in clock':>18s} {'whole process':>18s}"
+              f" {'adcli/this':>10s} {'modules':>8s}", file=out)
         for name, row in rows.items():
             clock = (f"{row['best'] * 1e3:7.2f} / {row['median'] * 1e3:7.2f}"
                      if "best" in row else "")
+            cpu_time = (f"{row['cpu best'] * 1e3:7.2f} / {row['cpu median'] * 1e3:7.2f}"
+                        if "best" in row else "")
             ratio = f"{base['best'] / row['best']:.2f}" if "best" in row else ""
-            print(f"  {name:28s} {clock:>18s} {row['process best'] * 1e3:7.1f} / "
+            print(f"  {name:28s} {clock:>18s} {cpu_time:>18s} {row['process best'] * 1e3:7.1f} / "
                   f"{row['process median'] * 1e3:7.1f}  {ratio:>10s} "
                   f"{row.get('modules', ''):>8}", file=out)
     if args.json:

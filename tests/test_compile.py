@@ -30,8 +30,9 @@ from adcli.fast.levelled import Levelled
 from adcli.fast.policy import CompiledTape, guard
 from adcli.fast.scalar import SCALAR_NAMES, interpreter
 from adcli.language import lalr
+from adcli.language.grammar import _lark_parse
 from adcli.language.lalr import REFUSED
-from adcli.language.parser import _fast_parse, _lark_parse, parse_program
+from adcli.language.parser import _fast_parse, parse_program
 from adcli.ops import OPS
 from adcli.ops.codegen import literal
 
@@ -516,9 +517,12 @@ def _random_texts(count: int, seed: int) -> list[str]:
             for _ in range(count)]
 
 
-def test_fast_parser_accepts_nothing_lark_refuses() -> None:
+@pytest.mark.parametrize("python_scan", [True, False])
+def test_fast_parser_accepts_nothing_lark_refuses(python_scan: bool, monkeypatch) -> None:
     """On random token soup, whatever the fast driver accepts Lark accepts, as the same tree;
-    whatever it refuses it refuses in the documented way (the parser then asks Lark)."""
+    whatever it refuses it refuses in the documented way (the parser then asks Lark). With
+    either scanner: the plain-Python one of a fresh process, or the regular expression."""
+    monkeypatch.setattr(lalr, "_python_scan", lambda end: python_scan)
     accepted = 0
     for text in _random_texts(4000, 15):
         try:
@@ -530,6 +534,27 @@ def test_fast_parser_accepts_nothing_lark_refuses() -> None:
     assert accepted > 200
 
 
+def test_the_python_scanner_gives_the_words_of_the_regular_expression() -> None:
+    """A fresh process scans a small text in plain Python (importing ``re`` costs more): the
+    same words as the regular expression, on random texts over every character class the
+    tokens care about (blanks, name and number characters, "**", "..", exponents, comments,
+    new lines with and without CR, characters no token takes)."""
+    import random
+
+    rng = random.Random(25)
+    pieces = [*"ab_Ze9 0.51eE+-*#\n\r\t\f\v^()[],;=/\u00e9", "**", "..", "1e+5", "x1", "#c\n",
+              "\r\n", "  ", ".5", "1.", "2e", "3e-", "1..2", "\U0001d465"]
+    from adcli.language import scan
+
+    word_re = scan.word_re()
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+             for _ in range(20000)] + _random_texts(2000, 25)
+    for text in texts:
+        end = len(text.rstrip(" \t\f\r"))
+        assert scan._scan(text, end) == word_re.findall(text, 0, end), repr(text)
+    assert scan._python_scan(scan.PYTHON_SCAN_MAX + 1) is False  # long texts: the regex
+
+
 @pytest.mark.parametrize("window", [1, 3, 7, 64])
 def test_scanning_in_windows_gives_the_tokens_of_the_whole(window: int, monkeypatch) -> None:
     """The scanner reads the text in windows cut only where a token ends: the words of the
@@ -537,14 +562,16 @@ def test_scanning_in_windows_gives_the_tokens_of_the_whole(window: int, monkeypa
     texts = _random_texts(1500, window) + [
         "x + y*2 # a comment (with, cuts; = / ^)\n z ^ 1e+5 - (a/b)", "xy+1e-5*yz" * 20,
         "a = 1 # (\r\nb = 2 #\n a*b", " \t " + "(x)" * 30 + "  \f ", "x;" * 40]
-    assert lalr._WORD_RE.groups == 0  # findall gives whole words, not groups
+    word_re = lalr.word_re()
+    assert word_re.groups == 0  # findall gives whole words, not groups
+    monkeypatch.setattr(lalr, "_python_scan", lambda end: False)  # the windows are the regex's
     for text in texts:
         end = len(text.rstrip(" \t\f\r"))
-        whole = lalr._WORD_RE.findall(text, 0, end)
+        whole = word_re.findall(text, 0, end)
         assert "".join(whole) == text[:end]  # contiguous: every character in one word
         monkeypatch.setattr(lalr, "_WINDOW", window)
         cuts = list(lalr._windows(text, end))
-        assert [w for a, b in cuts for w in lalr._WORD_RE.findall(text, a, b)] == whole, text
+        assert [w for a, b in cuts for w in word_re.findall(text, a, b)] == whole, text
         assert all(b > a for a, b in cuts) and [b for _, b in cuts][-1:] == ([end] if end else [])
         try:
             small = tree(_fast_parse(text))

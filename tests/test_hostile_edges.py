@@ -362,9 +362,10 @@ def cache_dir(tmp_path, monkeypatch):
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("ADCLI_NO_GRAMMAR_CACHE", raising=False)
+    monkeypatch.setenv("ADCLI_SHIPPED_TABLES", "0")  # the cache's tables, not the package's
 
     def fresh():
-        lalr_tables._CACHE_STATE.update(used=False, distrusted=False)
+        lalr_tables._CACHE_STATE.update(used=False, shipped=False, distrusted=False)
         lalr_tables._tables.cache_clear()
         lalr_tables._fast_reducers.cache_clear()
 

@@ -20,6 +20,9 @@ import pytest
 
 ADCLI = [sys.executable, "-m", "adcli"]
 BASE_ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "NO_COLOR": "1"}
+#: The parse tables from the cache, not from the package (whose grammar matches: see
+#: adcli.language.lalr_tables), for the tests of the cache.
+CACHE_ENV = {**BASE_ENV, "ADCLI_SHIPPED_TABLES": "0"}
 
 
 def adcli(*args: str, env: dict | None = None, timeout: float = 60, **kw):
@@ -74,7 +77,7 @@ def test_a_planted_lark_cache_pickle_is_never_loaded(tmp_path):
     assert marker.exists()
     marker.unlink()
 
-    env = {**BASE_ENV, "TMPDIR": str(shared), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    env = {**CACHE_ENV, "TMPDIR": str(shared), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
     for args, status in [
         (["eval", "x^2", "--at", "x=3"], 0),  # table cache missing: built from Lark
         (["eval", "x +", "--at", "x=1"], 2),  # syntax error: reported by Lark
@@ -114,7 +117,7 @@ def _swap_add_sub(path: str, fix_digest: bool) -> None:
 
 @pytest.mark.parametrize("fix_digest", [False, True])
 def test_a_tampered_table_cache_is_rebuilt(tmp_path, fix_digest):
-    env = {**BASE_ENV, "XDG_CACHE_HOME": str(tmp_path)}
+    env = {**CACHE_ENV, "XDG_CACHE_HOME": str(tmp_path)}
     assert adcli("eval", "x + y", "--at", "x=3,y=4", env=env).stdout.strip() == "7.0"
     directory = tmp_path / "adcli"
     assert directory.stat().st_mode & 0o777 == 0o700
@@ -130,7 +133,7 @@ def test_a_tampered_table_cache_is_rebuilt(tmp_path, fix_digest):
 
 
 def test_the_table_cache_is_not_read_through_a_symlink_or_a_foreign_dir(tmp_path):
-    env = {**BASE_ENV, "XDG_CACHE_HOME": str(tmp_path)}
+    env = {**CACHE_ENV, "XDG_CACHE_HOME": str(tmp_path)}
     adcli("eval", "1", env=env)
     path = _cache_file(tmp_path)
     elsewhere = str(tmp_path / "elsewhere.json")
@@ -146,7 +149,7 @@ def test_the_table_cache_is_not_read_through_a_symlink_or_a_foreign_dir(tmp_path
     os.symlink(tmp_path / "adcli", linked / "adcli")
     before = sorted(os.listdir(tmp_path / "adcli"))
     result = adcli("eval", "x - y", "--at", "x=3,y=4",
-                   env={**BASE_ENV, "XDG_CACHE_HOME": str(linked)})
+                   env={**CACHE_ENV, "XDG_CACHE_HOME": str(linked)})
     assert result.stdout.strip() == "-1.0"
     assert sorted(os.listdir(tmp_path / "adcli")) == before
 
@@ -429,8 +432,10 @@ def _bad_inputs() -> list[str]:
 
 def test_syntax_and_name_errors_are_lark_s_without_building_lark():
     from adcli.errors import AdcliError
+    from adcli.language.grammar import _lark_parse
     from adcli.language.lalr import REFUSED
-    from adcli.language.parser import _diagnose, _fast_parse, _lark_parse
+    from adcli.language.parse_errors import _diagnose
+    from adcli.language.parser import _fast_parse
 
     compared = 0
     for text in _bad_inputs():
@@ -458,13 +463,14 @@ def test_syntax_and_name_errors_are_lark_s_without_building_lark():
     assert compared > 1000
 
 
-def test_error_paths_do_not_import_lark(tmp_path):
+@pytest.mark.parametrize("tables", ["package", "cache"])
+def test_error_paths_do_not_import_lark(tmp_path, tables):
     code = ("import sys\nfrom adcli import parse\nfrom adcli.errors import AdcliError\n"
             "parse('x + y')\n"
             "for text in ['x +', 'foo(x)', 'x $ 1', 'sin(1, 2)']:\n"
             "    try: parse(text)\n    except AdcliError: pass\n"
             "print('lark' in sys.modules)")
-    env = {**BASE_ENV, "XDG_CACHE_HOME": str(tmp_path)}
+    env = {**(CACHE_ENV if tables == "cache" else BASE_ENV), "XDG_CACHE_HOME": str(tmp_path)}
     subprocess.run([sys.executable, "-c", code], env=env, check=True)  # fills the cache
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr

@@ -306,8 +306,10 @@ def _shape(statements) -> list:
 
 
 def test_fast_driver_agrees_with_lark_on_index_notation():
+    from adcli.language.grammar import _lark_parse
     from adcli.language.lalr import REFUSED
-    from adcli.language.parser import _diagnose, _fast_parse, _lark_parse
+    from adcli.language.parse_errors import _diagnose
+    from adcli.language.parser import _fast_parse
 
     rng = random.Random(22)
     texts = ["sum(i = 1..n-1, x[i+1]*W[i,2])", "h[j = 1..2, k = 0..1] = W[j,k]\nh[1,0]",

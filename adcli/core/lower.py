@@ -9,12 +9,15 @@ bound, or an input variable.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection
 
 from ..errors import AdcliError, NameResolutionError
 from ..ops import CONSTANTS, OPS, apply, const_key
 from .syntax import Node, Program, iter_postorder
 from .tape import CONST, VAR, Tape
+
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
 
 
 def _const_key(value: float) -> tuple:

@@ -13,26 +13,43 @@ floats runs the float engines (:mod:`adcli.fast`) and never needs it (start-up t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from ..errors import PointError
 from .tape import Tape
 
-Value = Any  # float64 scalar or numpy array
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    Value = Any  # float64 scalar or numpy array
 
 
-@dataclass(slots=True)
 class OpCount:
     """Elementary operations the sweeps executed, counted as they run (pass ``count=`` to a
     sweep): a primitive evaluation, a local partial derivative, or a multiply-accumulate along an
     edge (tangent or adjoint propagation) each count as one. This is how ``compare-modes`` shows
-    what forward and reverse mode really cost, rather than estimating it."""
+    what forward and reverse mode really cost, rather than estimating it. (A plain class, not a
+    dataclass: ``dataclasses`` loads ``inspect``, milliseconds of a first parse.)"""
 
-    evaluations: int = 0
-    partials: int = 0
-    products: int = 0
+    __slots__ = __match_args__ = ("evaluations", "partials", "products")
+
+    def __init__(self, evaluations: int = 0, partials: int = 0, products: int = 0) -> None:
+        self.evaluations = evaluations
+        self.partials = partials
+        self.products = products
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.evaluations, self.partials, self.products) == (
+            other.evaluations, other.partials, other.products)  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
+
+    def __repr__(self) -> str:
+        return (f"OpCount(evaluations={self.evaluations!r}, partials={self.partials!r}, "
+                f"products={self.products!r})")
 
     @property
     def total(self) -> int:

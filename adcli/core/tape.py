@@ -7,17 +7,17 @@ scalars or numpy columns, without re-parsing (see :mod:`adcli.core.sweeps`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
-from typing import Any
-
 from ..ops import OPS, Op
+
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable
+    from typing import Any
 
 VAR = "var"
 CONST = "const"
 
 
-@dataclass(slots=True, eq=False)
 class Tape:
     """A lowered program.
 
@@ -27,21 +27,40 @@ class Tape:
     ``inputs`` maps each variable name to its slot, in order of first use.
     ``labels`` names the slots the user named: variables and let bindings.
     ``active[i]`` is True when slot ``i`` depends on some input, so carries a derivative.
+    ``positions`` maps a variable to its (line, column) in the source; ``folded_from`` a
+    constant slot that is inf/nan to the source text that folded to it (``0/0``).
+
+    A plain class with ``__slots__`` and identity equality (``dataclasses`` loads ``inspect``,
+    milliseconds of a first parse in a fresh process).
     """
 
-    ops: list = field(default_factory=list)
-    args: list[tuple[int, ...]] = field(default_factory=list)
-    consts: list[float] = field(default_factory=list)
-    inputs: dict[str, int] = field(default_factory=dict)
-    labels: dict[int, str] = field(default_factory=dict)
-    active: list[bool] = field(default_factory=list)
-    output: int = 0
-    positions: dict[str, tuple[int, int]] = field(default_factory=dict)  # var -> (line, col)
-    #: constant slots that are inf/nan -> the source text that folded to them (``0/0``)
-    folded_from: dict[int, str] = field(default_factory=dict)
-    _instructions: list = field(default_factory=list, repr=False)  # instructions(), cached
-    _instructions_len: int = field(default=-1, repr=False)  # len(ops) when it was cached
-    _derived: dict = field(default_factory=dict, repr=False, init=False)  # see derived()
+    __slots__ = ("ops", "args", "consts", "inputs", "labels", "active", "output", "positions",
+                 "folded_from", "_instructions", "_instructions_len", "_derived")
+    #: The fields shown by ``repr`` and matched by position, in order (the caches are not).
+    _SHOWN = __match_args__ = ("ops", "args", "consts", "inputs", "labels", "active", "output",
+                               "positions", "folded_from")
+
+    def __init__(self, ops: list | None = None, args: list[tuple[int, ...]] | None = None,
+                 consts: list[float] | None = None, inputs: dict[str, int] | None = None,
+                 labels: dict[int, str] | None = None, active: list[bool] | None = None,
+                 output: int = 0, positions: dict[str, tuple[int, int]] | None = None,
+                 folded_from: dict[int, str] | None = None) -> None:
+        self.ops = [] if ops is None else ops
+        self.args = [] if args is None else args
+        self.consts = [] if consts is None else consts
+        self.inputs = {} if inputs is None else inputs
+        self.labels = {} if labels is None else labels
+        self.active = [] if active is None else active
+        self.output = output
+        self.positions = {} if positions is None else positions
+        self.folded_from = {} if folded_from is None else folded_from
+        self._instructions: list = []  # instructions(), cached
+        self._instructions_len = -1  # len(ops) when it was cached
+        self._derived: dict = {}  # see derived()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._SHOWN)
+        return f"Tape({fields})"
 
     def __len__(self) -> int:
         return len(self.ops)

@@ -21,10 +21,6 @@ a sweep that Python cannot do in IEEE fashion falls back to the plain interprete
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-
-from ..core import sweeps
 from ..core.tape import Tape
 from ..ops.codegen import FALLBACK
 from .scalar import (
@@ -37,8 +33,16 @@ from .scalar import (
     scalar_functions,
 )
 
-if TYPE_CHECKING:  # the column and levelled engines are imported when first used: a
-    from .levelled import Levelled  # command at a point (adcli grad --at) needs neither
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
+
+    # the column and levelled engines are imported when first used: a command at a point
+    # (adcli grad --at) needs neither
+    from .levelled import Levelled
+
+    Functions = tuple[Callable[..., float], Callable[..., tuple[float, tuple[float, ...]]]]
 
 #: Tapes with at most this many instructions are compiled on their second sweep...
 COMPILE_AT_ONCE = 500
@@ -50,8 +54,6 @@ COMPILE_AFTER_CALLS = 8
 #: needs several kB per generated line (gigabytes for a million instructions), so bigger
 #: tapes without a levelled plan stay with the float interpreter (linear in memory).
 COMPILE_MAX_SIZE = 100_000
-
-Functions = tuple[Callable[..., float], Callable[..., tuple[float, tuple[float, ...]]]]
 
 
 def choose(size: int, calls: int | None) -> str:
@@ -117,9 +119,13 @@ class CompiledTape:
 
     # -- plain interpreter, for the cases Python floats cannot do in IEEE fashion
     def _slow_value(self, *xs: float) -> float:
+        from ..core import sweeps  # loaded when first needed: start-up
+
         return float(sweeps.evaluate(self.tape, dict(zip(self.names, xs)))[self.tape.output])
 
     def _slow_grad(self, *xs: float):
+        from ..core import sweeps
+
         value, grads, _, _ = sweeps.value_and_grad(self.tape, dict(zip(self.names, xs)))
         return float(value), tuple(float(grads[n]) for n in self.names)
 

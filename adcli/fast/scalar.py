@@ -13,14 +13,17 @@ tapes not yet used often enough to pay for one.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from math import isfinite
-from typing import Any
 
 from ..core.tape import CONST, Tape
 from ..errors import PointError
 from ..ops import FLOAT_NAMES, Op
-from ..ops.codegen import FALLBACK, build, fill, is_atom, literal, partial_function, value_function
+from ..ops.codegen import FALLBACK, build, fill, is_atom, literal, op_functions
+
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 #: The only names generated scalar code can refer to, besides its own v*/g* locals.
 SCALAR_NAMES: dict[str, Any] = dict(FLOAT_NAMES)
@@ -300,15 +303,25 @@ def _op_functions(op: Op) -> tuple[Callable, tuple[Callable, ...]]:
     on the op's first use (a run uses a few ops: start-up compiles only those)."""
     found = _OPFUNCS.get(op.name)
     if found is None:
-        found = _OPFUNCS[op.name] = (
-            value_function(op.arity, op.value, SCALAR_NAMES),
-            tuple(partial_function(op.arity, t, SCALAR_NAMES) for t in op.partial))
+        _build_op_functions([op])
+        found = _OPFUNCS[op.name]
     return found
+
+
+def _build_op_functions(ops: list[Op]) -> None:
+    """The float functions of ``ops`` (each op once), in one ``compile``."""
+    made = op_functions([(op.arity, op.value, op.partial) for op in ops], SCALAR_NAMES)
+    for op, fns in zip(ops, made):
+        _OPFUNCS[op.name] = fns
 
 
 def _program(tape: Tape) -> list:
     """(slot, value function, partial functions, args) per instruction, in tape order."""
-    return [(slot, *_op_functions(op), args) for slot, (op, args)
+    missing = {op.name: op for op in tape.ops
+               if op.__class__ is not str and op.name not in _OPFUNCS}
+    if missing:
+        _build_op_functions(list(missing.values()))
+    return [(slot, *_OPFUNCS[op.name], args) for slot, (op, args)
             in enumerate(zip(tape.ops, tape.args)) if op.__class__ is not str]
 
 

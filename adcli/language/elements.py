@@ -7,9 +7,12 @@ the rest of adcli sees an ordinary scalar input of that name (see :mod:`adcli.la
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from ..core.syntax import Node, iter_postorder
+
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The largest index: elements are named by their integer indices, exact in float64.
 MAX_INDEX = 10**9
@@ -31,11 +34,6 @@ def __getattr__(name: str) -> Any:
 
         return split_element
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def may_have_indices(text: str) -> bool:
-    """A cheap test on the source: index notation needs ``[`` or ``..``."""
-    return "[" in text or ".." in text
 
 
 class Env:

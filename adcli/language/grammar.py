@@ -8,15 +8,13 @@ Lark is imported only here and only when needed: for error messages the fast exp
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
-from typing import TYPE_CHECKING
-
 from ..core.syntax import Node, Reduction, Statement, call, const, var
 from ..errors import NameResolutionError, ParseError
 from ..ops import FUNCTIONS
-from .lalr import _TOKEN_RE
+from . import grammar_file, once
+from .lalr import token_re
 
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -29,21 +27,6 @@ _TOKEN_NAMES = {
     "SEMICOLON": "';'", "EQUAL": "'='", "LSQB": "'['", "RSQB": "']'", "_DOTDOT": "'..'",
     "_NL": "a new line", "$END": "the end of the input",
 }
-
-
-def grammar_file() -> str:
-    """The grammar file: inside the installed package, or grammars/ of a source checkout.
-    Found from the package's own folder (``adcli/``), however deep this module sits in it.
-    Plain ``os.path``: pathlib brings fnmatch, urllib and ipaddress, milliseconds of a
-    first parse in a fresh process."""
-    root = os.path.realpath(__file__)
-    for _ in range(__name__.count(".")):  # up from this file to adcli/
-        root = os.path.dirname(root)
-    for candidate in (os.path.join(root, "grammars", "expr.lark"),
-                      os.path.join(os.path.dirname(root), "grammars", "expr.lark")):
-        if os.path.isfile(candidate):
-            return candidate
-    raise FileNotFoundError("adcli's grammar file expr.lark is missing from the installation")
 
 
 def grammar_path() -> Path:
@@ -185,7 +168,7 @@ def _closest_function(name: str) -> str | None:
     return found[0] if found else None
 
 
-@lru_cache(maxsize=1)
+@once
 def _parser():
     """Lark's LALR parser for the grammar: the definition of the language, used for error
     messages and to build the tables the fast driver runs."""
@@ -216,7 +199,7 @@ def _describe_expected(expected, text: str = "", offset: int = 0) -> str:
 def _paren_depth(text: str, offset: int) -> int:
     """How many parentheses are open before ``offset`` (comments skipped)."""
     depth = 0
-    for m in _TOKEN_RE.finditer(text, 0, offset):
+    for m in token_re().finditer(text, 0, offset):
         word = m.group()
         depth += (word == "(") - (word == ")") if m.lastindex == 7 else 0
     return depth

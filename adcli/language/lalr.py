@@ -3,20 +3,25 @@ loop."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from itertools import chain
 
 from ..core.syntax import Node, Reduction, Statement, const, var
 from ..ops import FUNCTIONS
+from .scan import _python_scan, _scan, word_re
+
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
+if TYPE_CHECKING:
+    import re
+    from collections.abc import Iterable, Iterator
 
 # --------------------------------------------------------------------------- fast driver
-# The same LALR tables Lark builds from grammars/expr.lark, run by a lean loop over tokens from
-# one regular expression. Lark stays the definition of the language: the tables are Lark's,
-# the token patterns are checked against Lark's terminals, and any input the driver does not
-# accept (every syntax or name error) is handed to Lark, which then parses it or reports why
-# not. The tables are cached as JSON (never pickle) in the user's own cache directory, checked
-# before use, so start-up need not import Lark at all.
+# The same LALR tables Lark builds from grammars/expr.lark, run by a lean loop over the tokens
+# of :mod:`adcli.language.scan`. Lark stays the definition of the language: the tables are
+# Lark's, the token patterns are checked against Lark's terminals, and any input the driver
+# does not accept (every syntax or name error) is handed to Lark, which then parses it or
+# reports why not. The tables ship with the package (or, for an edited grammar, are cached as
+# JSON, never pickle, in the user's own cache directory, checked before use), so start-up need
+# not import Lark at all.
 
 #: What the driver raises for a text it does not accept, and nothing else: KeyError for a token
 #: the state has no action for or an unknown function, ValueError for a character no token
@@ -26,19 +31,22 @@ REFUSED = (KeyError, ValueError)
 
 _KEEP, _SPLICE, _DROP = 0, 1, 2
 _REDUCTIONS = frozenset(("sum", "prod", "max", "min", "logsumexp"))  # grammar.REDUCTIONS
-_TERMINAL_PATTERNS = {  # must equal Lark's; checked when the tables are built
-    "POW": r"(?:\*\*|\^)", "NAME": "[A-Za-z_][A-Za-z0-9_]*",
-    "NUMBER": r"([0-9]+(\.(?!\.)[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", "_NL": "\r?\n",
-    "COMMENT": "#[^\n]*",
-}
 _PUNCT = {"=": "EQUAL", ";": "SEMICOLON", "+": "PLUS", "-": "MINUS", "*": "STAR", "/": "SLASH",
           "(": "LPAR", ")": "RPAR", ",": "COMMA", "[": "LSQB", "]": "RSQB", "..": "_DOTDOT"}
-_TOKEN_RE = re.compile(
+#: The tokens one by one, as Lark's lexer sees them, for error messages (compiled on first
+#: use by :func:`token_re`: a text that parses never needs it).
+_TOKEN_PATTERN = (
     r"(?P<WS>[ \t\f\r]+)|(?P<COMMENT>#[^\n]*)|(?P<NL>\r?\n)"
     r"|(?P<NUMBER>(?:[0-9]+(?:\.(?!\.)[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
     r"|(?P<NAME>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<POW>\*\*|\^)|(?P<PUNCT>\.\.|[=;+\-*/(),\[\]])")
 
+
+def token_re() -> re.Pattern[str]:
+    """:data:`_TOKEN_PATTERN`, compiled (``re`` keeps it)."""
+    import re
+
+    return re.compile(_TOKEN_PATTERN)
 
 
 _ALIASES = {None, "add", "sub", "mul", "div", "neg", "pos", "pow", "number", "name", "call",
@@ -214,16 +222,6 @@ _SCANNED = ("NAME", "POW", "PLUS", "STAR", "LPAR", "RPAR", "MINUS", "SLASH", "CO
             "SEMICOLON", "NUMBER", "_NL", "LSQB", "RSQB", "_DOTDOT")
 _END = len(_SCANNED)  # the symbol number of "$END"
 _NUMBER, _NL = _SCANNED.index("NUMBER"), _SCANNED.index("_NL")
-#: Every token with the blanks before it, one string each (``findall``: no match objects).
-#: Every position holds a token or trailing blanks (the last alternative takes any other
-#: character: the driver refuses it), so the strings are contiguous and their lengths give
-#: the positions; trailing blanks are cut off first (``endpos``), so no blank run is ever
-#: rescanned. The patterns are Lark's terminals (``_TERMINAL_PATTERNS``, checked against the
-#: grammar), without capturing groups; "**" comes before the last branch, which takes "*".
-_WORD_RE = re.compile(r"[ \t\f\r]*(?:" + "|".join((
-    _TERMINAL_PATTERNS["NAME"], r"\*\*", r"\.\.",
-    re.sub(r"\((?!\?)", "(?:", _TERMINAL_PATTERNS["NUMBER"]),
-    _TERMINAL_PATTERNS["_NL"], _TERMINAL_PATTERNS["COMMENT"], r"[^ \t\f\r]")) + ")")
 #: Tokens known by their whole text: operators, punctuation and the new line.
 _FIXED = {text: _SCANNED.index(name) for text, name in (
     ("**", "POW"), ("^", "POW"), ("+", "PLUS"), ("*", "STAR"), ("(", "LPAR"), (")", "RPAR"),
@@ -236,13 +234,13 @@ _FIRST.update(dict.fromkeys("0123456789.", 1), **{"#": 2})
 #: scanner: after a character that is a whole token and never inside one (not + or -, inside
 #: "1e+5", not *, inside "**"), or before a blank that follows a token (a blank is inside no
 #: token). The match ends at the cut.
-_CUT_RE = re.compile(r"[()^,;=/]|(?<=[^ \t\f\r])(?=[ \t\f])")
+_CUT = r"[()^,;=/]|(?<=[^ \t\f\r])(?=[ \t\f])"  # compiled when a text is that long
 _WINDOW = 1 << 16
 
 
 def _windows(text: str, end: int) -> Iterator[tuple[int, int]]:
     """[a, b) windows covering text[:end], each cut where a token ends (after a new line, or
-    where ``_CUT_RE`` matches outside a comment), so scanning them one by one gives the
+    where ``_CUT`` matches outside a comment), so scanning them one by one gives the
     tokens of the whole text while holding about a window's tokens at a time (a window runs
     on past ``_WINDOW`` characters until such a place: all of a long line of names, numbers
     and + - * without blanks, say)."""
@@ -254,7 +252,9 @@ def _windows(text: str, end: int) -> Iterator[tuple[int, int]]:
             return
         cut = text.rfind("\n", a, b) + 1  # after a new line: never inside a token
         if cut <= a:
-            found = _CUT_RE.search(text, b, end)
+            import re
+
+            found = re.compile(_CUT).search(text, b, end)
             if found is None:
                 yield a, end
                 return
@@ -284,11 +284,15 @@ def _fast_parse(text: str, tables: tuple, order: list | None = None) -> list[Sta
     record = (order if order is not None else []).append
     line, line_start = 1, 0
     top = start  # always state_stack[-1]
-    fixed, first, find_words, number, new_line = _FIXED, _FIRST, _WORD_RE.findall, _NUMBER, _NL
+    fixed, first, number, new_line = _FIXED, _FIRST, _NUMBER, _NL
     pos = 0  # where the next word starts
     end_at = len(text.rstrip(" \t\f\r"))
-    # One window's words at a time (see _windows), chained into one stream.
-    for word in chain.from_iterable(find_words(text, a, b) for a, b in _windows(text, end_at)):
+    if _python_scan(end_at):
+        words: Iterable[str] = _scan(text, end_at)
+    else:  # one window's words at a time (see _windows), chained into one stream
+        find_words = word_re().findall
+        words = chain.from_iterable(find_words(text, a, b) for a, b in _windows(text, end_at))
+    for word in words:
         t = word.lstrip(" \t\f\r")
         tok = fixed.get(t)
         if tok is None:

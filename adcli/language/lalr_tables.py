@@ -1,22 +1,25 @@
-"""The LALR tables of the fast driver, built from Lark's parser and cached as checked JSON.
+"""The LALR tables of the fast driver, built from Lark's parser.
 
-The cache lives in the user's own cache directory (never a shared temp dir, never pickle); a
-file is used only if it is a regular file of ours, small, of the right format, grammar, Lark
-version and digest, and parses the canary program to its known shape.  Anything else is rebuilt.
+They ship with the package (:mod:`adcli.language.lalr_data`, written by ``python -m
+adcli.language.lalr_tables``; a test checks it against Lark) and are used whenever the grammar
+file is the one they were built from: a Python module is bytecode-cached and loads faster than
+any file read and checked at run time. When the grammar differs (say, edited in a checkout),
+they are built from Lark and cached as checked JSON in the user's own cache directory (never a
+shared temp dir, never pickle); a file is used only if it is a regular file of ours, small, of
+the right format, grammar, Lark version and digest, and parses the canary program to its known
+shape.  Anything else is rebuilt.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import stat
 import sys
-from functools import lru_cache
 
 from ..core.syntax import Statement
-from .grammar import _parser, grammar_file
-from .lalr import _TERMINAL_PATTERNS, _fast_parse, _prepare, _specialise
+from . import grammar_file, once
+from .lalr import _fast_parse, _prepare, _specialise
+from .scan import _TERMINAL_PATTERNS
 
 #: The table cache's own format; bump it when the layout of the JSON changes.
 _CACHE_FORMAT = 2
@@ -64,6 +67,8 @@ def _lark_version() -> str:
     """Lark's version without importing Lark (a run that finds its tables never needs it):
     read from its ``__init__.py``, found on ``sys.path`` as the import system would find a
     plain package (``importlib.util.find_spec`` costs more to import than the tables to load)."""
+    import re
+
     for entry in sys.path:
         origin = os.path.join(entry or os.curdir, "lark", "__init__.py")
         try:
@@ -120,6 +125,8 @@ def _unpack_cache(raw: bytes | None, key: str, lark_version: str) -> dict | None
     rebuilt): format, grammar key, Lark version and the digest of the tables."""
     if raw is None:
         return None
+    import json
+
     try:
         doc = json.loads(raw)
         tables = doc["tables"]
@@ -227,6 +234,8 @@ def _shape(statements: list[Statement]) -> list[str]:
 def _build_tables() -> dict:
     import lark
 
+    from .grammar import _parser
+
     p = _parser()
     patterns = {t.name: t.pattern.value for t in p.terminals}
     for name, pattern in _TERMINAL_PATTERNS.items():
@@ -251,9 +260,9 @@ def _build_tables() -> dict:
             "end": table.end_states["start"], "states": states, "rules": rules}
 
 
-#: Whether the tables in use came from the cache, and whether it is no longer to be read
-#: (see :func:`rebuild_tables`).
-_CACHE_STATE = {"used": False, "distrusted": False}
+#: Whether the tables in use came from the cache or the package, and whether neither is to be
+#: used any more (see :func:`rebuild_tables`).
+_CACHE_STATE = {"used": False, "shipped": False, "distrusted": False}
 
 
 def tables_from_cache() -> bool:
@@ -261,19 +270,116 @@ def tables_from_cache() -> bool:
     return _CACHE_STATE["used"]
 
 
+def tables_source() -> str:
+    """Where the tables the driver runs came from: "package", "cache" or "lark" (built now)."""
+    if _CACHE_STATE["shipped"]:
+        return "package"
+    return "cache" if _CACHE_STATE["used"] else "lark"
+
+
+def _shipped_tables(grammar: bytes) -> dict | None:
+    """The tables of :mod:`adcli.language.lalr_data` if they were built from ``grammar`` (the
+    grammar file's bytes), else None. ``ADCLI_SHIPPED_TABLES=0`` leaves them unused, so that
+    the tests can run the cache."""
+    if _CACHE_STATE["distrusted"] or os.environ.get("ADCLI_SHIPPED_TABLES", "").strip() == "0":
+        return None
+    from . import lalr_data
+
+    return lalr_data.TABLES if lalr_data.GRAMMAR == grammar else None
+
+
+def _wrapped(items: list[str], indent: str, width: int = 96) -> list[str]:
+    """``items`` joined by ", " into lines of at most ``width`` characters (for ruff)."""
+    lines, line = [], indent
+    for item in items:
+        if len(line) + len(item) + 2 > width and line.strip():
+            lines.append(line.rstrip())
+            line = indent
+        line += item + ", "
+    return lines + [line.rstrip()]
+
+
+def canonical_tables(tables: dict) -> dict:
+    """``tables`` numbered in a fixed order, so that two builds of one grammar compare equal:
+    Lark numbers its states and rules differently from run to run (it walks sets). Rules are
+    sorted; states are numbered in the breadth-first order from the start state, symbols
+    taken in sorted order; every row is sorted by symbol."""
+    rules = sorted(tables["rules"], key=repr)
+    rule_number = {repr(rule): i for i, rule in enumerate(rules)}
+    old_rules = tables["rules"]
+    states = tables["states"]
+    number = {tables["start"]: 0}
+    order = [tables["start"]]
+    for old in order:  # grows as it goes: breadth first
+        for sym in sorted(states[old]):
+            action = states[old][sym]
+            if action >= 0 and action not in number:
+                number[action] = len(order)
+                order.append(action)
+    if len(order) != len(states):
+        raise ValueError("a state that cannot be reached from the start")
+
+    def action(a: int) -> int:
+        return number[a] if a >= 0 else -1 - rule_number[repr(old_rules[-1 - a])]
+
+    return {"lark": tables["lark"], "start": 0, "end": number[tables["end"]],
+            "states": [{sym: action(states[old][sym]) for sym in sorted(states[old])}
+                       for old in order],
+            "rules": rules}
+
+
+def write_shipped_tables(path: str | None = None) -> str:
+    """Build the tables from Lark and write them, with the grammar they come from, as the
+    module :mod:`adcli.language.lalr_data` (or to ``path``); returns the path written."""
+    import json
+
+    with open(grammar_file(), "rb") as fh:
+        grammar = fh.read()
+    # Lark's tokens as plain strings, in a fixed order (the file changes only with the grammar)
+    tables = canonical_tables(json.loads(json.dumps(_build_tables())))
+    _check_tables(tables)
+    if not _canary_passes(_prepare(tables)):
+        raise RuntimeError("the fast parser disagrees with the grammar on the canary program")
+    lines = ['"""The LALR tables of grammars/expr.lark, built by Lark: generated by ``python -m',
+             'adcli.language.lalr_tables`` (do not edit; tests/test_function_cold.py checks it',
+             'against Lark). Used only while the grammar file is byte for byte ``GRAMMAR``."""',
+             "", "GRAMMAR = ("]
+    lines += [f"    {grammar[i:i + 64]!r}" for i in range(0, len(grammar), 64)]
+    lines += [")", "", "TABLES = {", f"    'lark': {tables['lark']!r},",
+              f"    'start': {tables['start']!r},", f"    'end': {tables['end']!r},",
+              "    'states': ["]
+    for row in tables["states"]:
+        lines += ["        {"] + _wrapped([f"{k!r}: {v!r}" for k, v in row.items()],
+                                          " " * 12) + ["        },"]
+    lines += ["    ],", "    'rules': ["]
+    lines += _wrapped([repr(rule) for rule in tables["rules"]], " " * 8)
+    lines += ["    ],", "}", ""]
+    if path is None:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lalr_data.py")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines))
+    return path
+
+
 def rebuild_tables() -> None:
-    """Forget the tables read from the cache and build them from Lark (rewriting the cache):
-    what the parser does when cached tables fail in a way Lark's own never do."""
+    """Forget the tables read from the cache (or the package) and build them from Lark
+    (rewriting the cache): what the parser does when such tables fail in a way Lark's own
+    never do."""
     _CACHE_STATE["distrusted"] = True
     _tables.cache_clear()
     _fast_reducers.cache_clear()
 
 
-@lru_cache(maxsize=1)
+@once
 def _tables() -> tuple:
-    """The LALR tables, from the validated JSON cache or freshly built from Lark."""
+    """The LALR tables: the package's, the validated JSON cache's or freshly built from Lark."""
     with open(grammar_file(), "rb") as fh:
         text = fh.read()
+    shipped = _shipped_tables(text)
+    _CACHE_STATE["shipped"] = shipped is not None
+    if shipped is not None:
+        _CACHE_STATE["used"] = False
+        return _prepare(shipped)
     key = _digest(text + b"adcli-fast-2")
     name = f"lalr-{key[:16]}.json"
     directory = _cache_dir()
@@ -295,6 +401,8 @@ def _tables() -> tuple:
     if not _canary_passes(prepared):
         raise RuntimeError("the fast parser disagrees with the grammar on the canary program")
     if directory is not None:
+        import json
+
         body = json.dumps(tables, sort_keys=True)
         doc = {"format": _CACHE_FORMAT, "grammar": key, "lark": tables["lark"],
                "digest": _digest(body.encode()), "tables": tables}
@@ -316,9 +424,13 @@ def _canary_passes(prepared: tuple) -> bool:
     return True
 
 
-@lru_cache(maxsize=1)
+@once
 def _fast_reducers() -> tuple:
     prepared = _tables()
     if _CHECKED and _CHECKED[0][0] is prepared:
         return _CHECKED[0][1]
     return _specialise(prepared)
+
+
+if __name__ == "__main__":
+    print(write_shipped_tables())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import AdcliError, ParseError
 from .grammar import _call_error, _describe_expected, _end_position, _reduction_error
-from .lalr import _PUNCT, _TOKEN_RE, _reduce_generic
+from .lalr import _PUNCT, _reduce_generic, token_re
 from .lalr_tables import _tables
 
 
@@ -46,7 +46,7 @@ def _diagnose(text: str) -> AdcliError | None:
         values.append(result)
         return None
 
-    for m in _TOKEN_RE.finditer(text):
+    for m in token_re().finditer(text):
         if m.start() != pos:
             break
         pos = m.end()

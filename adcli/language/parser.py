@@ -5,7 +5,8 @@ reduced, so no parse tree is built and nothing recurses: 50,000 nested parenthes
 Numbers become float64 the moment they are read (``9^9^9^9`` is inf, never a big int).
 
 The parts: :mod:`adcli.language.lalr` runs Lark's LALR tables in a lean loop (the fast path),
-:mod:`adcli.language.lalr_tables` builds those tables from Lark and caches them as checked JSON,
+:mod:`adcli.language.scan` cuts the text into its tokens, :mod:`adcli.language.lalr_tables`
+finds the tables (shipped in :mod:`adcli.language.lalr_data`, or built from Lark and cached),
 :mod:`adcli.language.parse_errors` says why the fast driver refused a text, in Lark's words, and
 :mod:`adcli.language.grammar` is Lark itself: the definition of the language and the last word.
 """
@@ -15,10 +16,7 @@ from __future__ import annotations
 from ..core.syntax import Program, Statement
 from ..errors import ParseError
 from . import lalr
-from .elements import may_have_indices
-from .grammar import _lark_parse
-from .lalr_tables import _fast_reducers, rebuild_tables, tables_from_cache
-from .parse_errors import _diagnose
+from .lalr_tables import _fast_reducers, rebuild_tables, tables_source
 
 #: Refuse sources larger than this many bytes unless the caller raises the limit.
 #: Inputs over this size are refused at once (``--max-size`` changes it): at 2 MiB the
@@ -27,16 +25,22 @@ from .parse_errors import _diagnose
 DEFAULT_MAX_SOURCE_BYTES = 2 * 1024 * 1024
 
 
+def may_have_indices(text: str) -> bool:
+    """A cheap test on the source: index notation needs ``[`` or ``..``."""
+    return "[" in text or ".." in text
+
+
 def _fast_parse(text: str, order: list | None = None) -> list[Statement]:
     """The fast driver over the cached tables (raises on any input it does not accept); the
     nodes it makes are appended to ``order`` in the order made. An error other than a refusal
-    from tables read from the cache means the cache is damaged: rebuilt, and parsed again."""
+    from tables read from the cache (or the package) means they are damaged: rebuilt from
+    Lark, and parsed again."""
     try:
         return lalr._fast_parse(text, _fast_reducers(), order)
     except lalr.REFUSED:
         raise
     except Exception:
-        if not tables_from_cache():
+        if tables_source() == "lark":
             raise
     rebuild_tables()
     if order is not None:
@@ -57,6 +61,9 @@ def parse_program(text: str, *, max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES
     try:
         statements = _fast_parse(text, order)
     except lalr.REFUSED:  # a syntax or name error: say why, as Lark would
+        from .grammar import _lark_parse  # (loaded here: a good parse needs neither)
+        from .parse_errors import _diagnose
+
         error = _diagnose(text)
         if error is not None:
             error.source = text

@@ -31,16 +31,16 @@ engines run without it (start-up time).
 from __future__ import annotations
 
 import math
-import re
-import struct
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from . import kernels as K
 from .codegen import partials_function
 
-Array = Any  # a float64 scalar or a numpy array of float64
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Array = Any  # a float64 scalar or a numpy array of float64
 
 # Printing precedence, loosest to tightest; tested against the grammar.
 PREC_ADD = 10
@@ -52,51 +52,81 @@ PREC_ATOM = 100
 LN2 = math.log(2.0)  # numpy's np.log(2.0) to the bit (a test checks)
 LN10 = math.log(10.0)
 
-@dataclass(frozen=True, slots=True, eq=False)
 class Op:
-    """One primitive: everything each engine needs, in one place (see the module docstring)."""
+    """One primitive: everything each engine needs, in one place (see the module docstring).
+    Read-only, compared by identity: a plain class, as a frozen dataclass loads ``inspect``
+    (start-up). Its fields: the annotations below, ``__init__``'s arguments in that order."""
+
+    __slots__ = ("name", "arity", "kernel", "partial", "derivative", "value", "symbol", "form",
+                 "prec", "assoc", "kink", "convention", "const_exponent", "rule", "statement",
+                 "prints", "fn", "partials", "const_partials", "arg_partials")
 
     name: str
     arity: int
     kernel: K.Pair  # (float kernel, numpy kernel or its name: see adcli.ops.kernels)
     partial: tuple[str, ...]  # d out / d arg_i as templates
     derivative: Callable[..., tuple]  # (E, args, out) -> partials as expression nodes
-    value: str = ""  # value template; default "name({0}, ...)", the kernel called by name
-    symbol: str = ""  # surface spelling: "+", "sin"
-    form: str = "call"  # "infix", "prefix" or "call"
-    prec: int = PREC_ATOM
-    assoc: str = "none"  # "left", "right" or "none"
-    kink: Callable[[tuple], Array] | None = None  # True where the point sits on a kink
-    convention: str = ""  # what the partials do at the kink
-    const_exponent: bool = False  # arg 1 is an exponent: engines specialise a constant one
-    rule: str = ""  # the differentiation rule by name, as a learner knows it ("product rule")
-    statement: str = ""  # that rule in one line, over the arguments a, b (``adcli explain``)
-    #: How ``adcli diff --format`` prints the op, per format ("python", "sympy", "latex"):
-    #: templates over {0}, {1}; a slot inside the template's own brackets ``(...)``/``{...}``
-    #: gets no parentheses of its own. Missing formats follow :func:`print_template`.
-    prints: dict[str, str] = field(default_factory=dict)
-    # Derived: numpy evaluation (on first use) and partials, and the data engines read.
-    fn: Callable[..., Array] = field(init=False)  # the numpy kernel, resolved by __getattr__
-    partials: Callable[[tuple, Array], tuple] = field(init=False)
-    const_partials: tuple[float | None, ...] = field(init=False)  # a number, or None
-    arg_partials: tuple[int | None, ...] = field(init=False)  # partial i is argument j
+    value: str  # value template; default "name({0}, ...)", the kernel called by name
+    symbol: str  # surface spelling: "+", "sin"
+    form: str  # "infix", "prefix" or "call"
+    prec: int
+    assoc: str  # "left", "right" or "none"
+    kink: Callable[[tuple], Array] | None  # True where the point sits on a kink
+    convention: str  # what the partials do at the kink
+    const_exponent: bool  # arg 1 is an exponent: engines specialise a constant one
+    rule: str  # the differentiation rule by name, as a learner knows it ("product rule")
+    statement: str  # that rule in one line, over the arguments a, b (``adcli explain``)
+    #: How ``adcli diff --format`` prints the op, per format ("python", "sympy", "latex"): over
+    #: {0}, {1}; a slot in the template's own ``(...)``/``{...}`` gets no parentheses of its
+    #: own. Missing formats follow :func:`print_template`.
+    prints: dict[str, str]
+    fn: Callable[..., Array]  # derived: the numpy kernel, resolved by __getattr__
+    partials: Callable[[tuple, Array], tuple]
+    const_partials: tuple[float | None, ...]  # a number, or None
+    arg_partials: tuple[int | None, ...]  # partial i is argument j
 
-    def __post_init__(self) -> None:
-        put = lambda k, v: object.__setattr__(self, k, v)
-        if not self.symbol:
-            put("symbol", self.name)
-        if not self.value:
-            put("value", f"{self.name}({', '.join(f'{{{i}}}' for i in range(self.arity))})")
-        consts, argp = [], []
-        for t in self.partial:
-            try:
-                consts.append(float(t))
+    def __init__(self, name: str, arity: int, kernel: K.Pair, partial: tuple[str, ...],
+                 derivative: Callable[..., tuple], value: str = "", symbol: str = "",
+                 form: str = "call", prec: int = PREC_ATOM, assoc: str = "none",
+                 kink: Callable[[tuple], Array] | None = None, convention: str = "",
+                 const_exponent: bool = False, rule: str = "", statement: str = "",
+                 prints: dict[str, str] | None = None) -> None:
+        put = object.__setattr__
+        put(self, "name", name)
+        put(self, "arity", arity)
+        put(self, "kernel", kernel)
+        put(self, "partial", partial)
+        put(self, "derivative", derivative)
+        put(self, "value", value or f"{name}({', '.join(f'{{{i}}}' for i in range(arity))})")
+        put(self, "symbol", symbol or name)
+        put(self, "form", form)
+        put(self, "prec", prec)
+        put(self, "assoc", assoc)
+        put(self, "kink", kink)
+        put(self, "convention", convention)
+        put(self, "const_exponent", const_exponent)
+        put(self, "rule", rule)
+        put(self, "statement", statement)
+        put(self, "prints", {} if prints is None else prints)
+        consts: list[float | None] = []
+        argp: list[int | None] = []
+        for t in partial:
+            try:  # a template that reads an argument or the output is no number (no raise)
+                consts.append(None if "{" in t else float(t))
             except ValueError:
                 consts.append(None)
-            m = re.fullmatch(r"\{(\d)\}", t)
-            argp.append(int(m.group(1)) if m else None)
-        put("const_partials", tuple(consts))
-        put("arg_partials", tuple(argp))
+            is_arg = len(t) == 3 and t[0] == "{" and t[2] == "}" and t[1] in "0123456789"
+            argp.append(int(t[1]) if is_arg else None)  # "{0}": the partial is argument 0
+        put(self, "const_partials", tuple(consts))
+        put(self, "arg_partials", tuple(argp))
+
+    def __setattr__(self, name: str, value: object = None) -> None:
+        raise AttributeError(f"cannot assign to or delete field {name!r} of an Op (read-only)")
+
+    __delattr__ = __setattr__
+
+    def __reduce__(self) -> tuple:  # an op is an entry of the table: unpickled, that entry
+        return (_op_named, (self.name,))
 
     @property
     def bilinear(self) -> bool:
@@ -122,6 +152,11 @@ class Op:
 
     def __repr__(self) -> str:
         return f"Op({self.name})"
+
+
+def _op_named(name: str) -> Op:
+    """The entry of the table named ``name`` (how an :class:`Op` is unpickled)."""
+    return OPS[name]
 
 
 def _c(E, v: float):
@@ -455,7 +490,11 @@ def apply(op: Op, args: tuple) -> Array:
         return op.fn(*args)
 
 
-def const_key(value: float) -> bytes:
-    """The float64 bits of a constant: a dictionary key under which -0.0 and 0.0 differ and
-    nan equals itself (hash-consing constants must not merge what evaluates differently)."""
+def const_key(value: float) -> float | bytes:
+    """A dict key for a constant under which -0.0 and 0.0 differ and nan equals itself (so
+    hash-consing never merges what evaluates differently): the float, or for 0 and nan its bits."""
+    if value == value and value != 0.0:
+        return value
+    import struct  # here: only 0 and nan need it
+
     return struct.pack("<d", value)

@@ -9,10 +9,17 @@ to inject code through names and numbers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+try:  # the C module, as in adcli.ops.kernels (operator.py around it costs start-up time)
+    import _operator
+except ImportError:  # pragma: no cover - another Python implementation
+    import operator as _operator
 
 from .kernels import INF
+
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 #: Exceptions on which generated float code hands over to the plain interpreter (Python raises
 #: where IEEE arithmetic gives inf/nan).
@@ -64,6 +71,98 @@ def partial_function(arity: int, template: str, names: dict[str, Any]) -> Callab
     params = ", ".join(_PARAMS[:arity])
     return build(f"def f({params}, o):\n    return {fill(template, _PARAMS, 'o')}\n",
                  dict(names), "f")
+
+
+def op_functions(ops: Sequence[tuple[int, str, Sequence[str]]], names: dict[str, Any], *,
+                 plain: bool = True) -> list[tuple[Callable, tuple[Callable, ...]]]:
+    """For each (arity, value template, partial templates): :func:`value_function` and a
+    :func:`partial_function` per partial, the same functions. A template that is one kernel
+    call, one operator, an argument or a number becomes its kernel or a closure over it
+    (``plain``), with no ``compile`` at all (a first sweep in a fresh process pays for every
+    one); the rest are made by one ``compile`` for all."""
+    made: dict[str, Callable] = {}
+    lines: list[str] = []
+    for i, (arity, value, partials) in enumerate(ops):
+        params = ", ".join(_PARAMS[:arity])
+        f = _plain_value(arity, value, names) if plain else None
+        if f is not None:
+            made[f"_v{i}"] = f
+        else:
+            lines += [f"def _v{i}({params}):", f"    return {fill(value, _PARAMS, 'o')}"]
+        for j, t in enumerate(partials):
+            f = _plain_partial(arity, t, names) if plain else None
+            if f is not None:
+                made[f"_p{i}_{j}"] = f
+            else:
+                lines += [f"def _p{i}_{j}({params}, o):", f"    return {fill(t, _PARAMS, 'o')}"]
+    if lines:
+        namespace = dict(names)
+        code = compile("\n".join(lines) + "\n", "<adcli generated op functions>", "exec")
+        exec(code, namespace)  # noqa: S102 - source built from the op table only
+        made = {**namespace, **made}
+    return [(made[f"_v{i}"], tuple(made[f"_p{i}_{j}"] for j in range(len(p))))
+            for i, (_a, _v, p) in enumerate(ops)]
+
+
+#: Value templates that are one Python operator, as the function that is that operator.
+_OPERATORS = {"{0} + {1}": _operator.add, "{0} - {1}": _operator.sub,
+              "{0} * {1}": _operator.mul, "{0} / {1}": _operator.truediv, "-{0}": _operator.neg}
+#: A partial over (a, o) or (a, b, o) that calls kernel ``k`` on some of them, by (arity, the
+#: positions passed, negated): the closure, as the generated function would compute it.
+_CALLS: dict[tuple, Callable[[Callable], Callable]] = {
+    (1, (0,), False): lambda k: lambda a, o: k(a),
+    (1, (0,), True): lambda k: lambda a, o: -k(a),
+    (1, (1,), False): lambda k: lambda a, o: k(o),
+    (2, (0,), False): lambda k: lambda a, b, o: k(a),
+    (2, (1,), False): lambda k: lambda a, b, o: k(b),
+    (2, (0, 1), False): lambda k: lambda a, b, o: k(a, b),
+    (2, (1, 0), False): lambda k: lambda a, b, o: k(b, a),
+    (2, (0, 1, 2), False): lambda k: k,
+}
+#: A partial that is one of its arguments, by (arity, position).
+_PICKS: dict[tuple[int, int], Callable] = {
+    (1, 0): lambda a, o: a, (1, 1): lambda a, o: o,
+    (2, 0): lambda a, b, o: a, (2, 1): lambda a, b, o: b, (2, 2): lambda a, b, o: o,
+}
+
+
+def _positions(arity: int, text: str) -> tuple[int, ...] | None:
+    """``"{0}, {1}, {o}"`` as positions in a partial's arguments (a[, b], o), or None."""
+    slots = {"{0}": 0, "{1}": 1, "{o}": arity} if arity == 2 else {"{0}": 0, "{o}": 1}
+    found = tuple(slots.get(part.strip(), -1) for part in text.split(","))
+    return None if -1 in found else found
+
+
+def _plain_value(arity: int, template: str, names: dict[str, Any]) -> Callable | None:
+    """The value template as a function without compiling one: an operator, or the kernel a
+    default template ``name({0}, ...)`` calls; else None."""
+    if template in _OPERATORS:
+        return _OPERATORS[template]
+    name, _, rest = template.partition("(")
+    if name in names and rest == ", ".join(f"{{{i}}}" for i in range(arity)) + ")":
+        return names[name]
+    return None
+
+
+def _plain_partial(arity: int, template: str, names: dict[str, Any]) -> Callable | None:
+    """A partial template as a function without compiling one: a number, an argument, or one
+    kernel called on arguments (negated or not); else None."""
+    if "{" not in template and "(" not in template:
+        try:
+            c = float(template)
+        except ValueError:
+            return None
+        return (lambda a, o: c) if arity == 1 else (lambda a, b, o: c)
+    picks = _positions(arity, template)
+    if picks is not None:
+        return _PICKS.get((arity, picks[0])) if len(picks) == 1 else None
+    negated = template.startswith("-")
+    name, _, rest = template[negated:].partition("(")
+    if name not in names or not rest.endswith(")") or "(" in rest:
+        return None
+    picks = _positions(arity, rest[:-1])
+    make = _CALLS.get((arity, picks, negated)) if picks is not None else None
+    return make(names[name]) if make is not None else None
 
 
 def partials_function(arity: int, templates: Sequence[str], names: dict[str, Any]) -> Callable:

@@ -18,13 +18,20 @@ never do, so a command at a point of plain floats runs without numpy (start-up t
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Callable
-from typing import Any
 
-#: (float kernel, numpy kernel): the numpy side a callable, or the name of one (see the module
-#: docstring), resolved by :func:`numpy_kernel`.
-Pair = tuple[Callable[..., Any], "Callable[..., Any] | str"]
+try:  # the C module: operator.py around it costs start-up time (it is the same functions)
+    import _operator as operator
+except ImportError:  # pragma: no cover - another Python implementation
+    import operator
+
+TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    #: (float kernel, numpy kernel): the numpy side a callable, or the name of one (see the
+    #: module docstring), resolved by :func:`numpy_kernel`.
+    Pair = tuple[Callable[..., Any], Callable[..., Any] | str]
 
 NAN = float("nan")
 INF = float("inf")
