@@ -466,7 +466,7 @@ def ls_result(objective: Any, free: Sequence[str], sol: Any, r: np.ndarray, jac:
     """The :class:`~adcli.results.MinimizeResult` of ``minimize --data`` run by the
     least-squares engine (in memory or over partitions: ``r`` and ``jac`` need only have the
     rows' rᵀr and Jᵀr)."""
-    from ..results import DIVERGED, LS_TOL, MAX_STEPS, TIME_LIMIT, MinimizeResult
+    from ..results import DIVERGED, LS_TOL, MAX_STEPS, NO_PROGRESS, TIME_LIMIT, MinimizeResult
 
     scale = 1.0 if objective.reduce == "sum" else 1.0 / rows
     with np.errstate(all="ignore"):
@@ -488,6 +488,8 @@ def ls_result(objective: Any, free: Sequence[str], sol: Any, r: np.ndarray, jac:
         reason, message = TIME_LIMIT, _time_message(max_time)
     elif sol.status in (1, 2, 3, 4):
         reason = LS_TOL
+    elif sol.status == 5:  # a kink: no step makes the progress the model promises
+        reason = NO_PROGRESS
     else:
         reason = MAX_STEPS
     return MinimizeResult(list(objective.names), x, value, grad, max(sol.jacobians - 1, 0),
