@@ -40,7 +40,7 @@ def rounding_level(x: np.ndarray, g: np.ndarray, evaluate: Evaluate,
                    project: Callable[[np.ndarray], np.ndarray],
                    pgrad: Callable[[np.ndarray, np.ndarray], np.ndarray],
                    curvature: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray] | None]
-                   | None = None) -> float | None:
+                   | None = None) -> tuple[float, float] | None:
     """Is the gradient ``g`` at ``x`` rounding noise (or its root within a few ulps)?  The
     smaller relative change of g when each x_i moves :data:`PROBE_ULPS` units in the last
     place of max(|x_i|, 1) against g_i and along it, if half g's size or more both ways (both:
@@ -51,8 +51,16 @@ def rounding_level(x: np.ndarray, g: np.ndarray, evaluate: Evaluate,
     (Powell's badly scaled function at x1 = 1e-6) a real gradient along the valley floor
     passes it too.  ``curvature`` (the exact Hessian's eigendecomposition, where affordable)
     then has the last word: the Newton step sum_i q_i*(q_i.g)/|lam_i| must stay within a
-    relative :data:`NEWTON_NOISE` of max(|x_i|, 1), as it does where g is noise; along an
-    eigenvector whose eigenvalue is lost in rounding the probe is repeated instead."""
+    relative :data:`NEWTON_NOISE` of max(|x_i|, 1), as it does where g is noise.  Along an
+    eigenvector q whose eigenvalue is lost in rounding the Newton step is unknown, so the root
+    of q.g is looked for instead: the probe is repeated along q, 16 times farther each time up
+    to that same relative :data:`NEWTON_NOISE`, until q.g changes by half both ways.  A
+    singular minimum (Powell's singular function, quartic along two directions: BFGS stops
+    1e-9 from it at f = 1e-34) has it within 1e-8; the valley floor, whose minimum is 90
+    away, does not.  (A slope that changes that fast with no root near, as exp(x/s) for a
+    tiny s, passes too: the look for a lower point at a converged point is the check there.)
+    Returns (the probe's relative change of g, the farthest distance along such a q, relative
+    to max(|x|_inf, 1), at which q.g changed by half; 0 when none was needed)."""
     step = PROBE_ULPS * np.spacing(np.maximum(np.abs(x), 1.0))  # typx = 1, as the driver's
     changes = []
     for sign in (-1.0, 1.0):
@@ -67,26 +75,48 @@ def rounding_level(x: np.ndarray, g: np.ndarray, evaluate: Evaluate,
     if not (math.isfinite(change) and change >= 0.5):
         return None
     eigen = curvature() if curvature is not None else None
+    root = 0.0
     if eigen is not None:
         lam, Q, _ = eigen
         a = Q.T @ g
         # An eigenvalue within eigh's rounding of 0 says nothing about the curvature there
         # (Powell's valley floor: 2e-16 against 2e12): along such an eigenvector q the probe
-        # itself is repeated, so the root along q must lie within its few ulps too.
+        # itself is repeated, so the root along q must lie within its reach too.
         resolved = np.abs(lam) > len(lam) * _EPS * float(np.max(np.abs(lam)))
         with np.errstate(all="ignore"):
             p = Q @ np.where(resolved & (a != 0), a / np.abs(lam), 0.0)
         if not np.max(np.abs(p) / np.maximum(np.abs(x), 1.0)) <= NEWTON_NOISE:
             return None
-        h = PROBE_ULPS * float(np.spacing(max(float(np.max(np.abs(x))), 1.0)))
+        scale = max(float(np.max(np.abs(x))), 1.0)
+        first = PROBE_ULPS * float(np.spacing(scale))
         for i in np.flatnonzero(~resolved & (a != 0)):
-            for sign in (-1.0, 1.0):
-                xp = project(x + sign * h * Q[:, i])
-                fp, gp = evaluate(xp)
-                moved = float(pgrad(xp, np.asarray(gp, dtype=np.float64)) @ Q[:, i])
-                if not (math.isfinite(fp) and abs(moved - a[i]) >= 0.5 * abs(a[i])):
-                    return None  # a real slope along q: the root is farther than the probe
-    return change
+            reach = _root_along(x, Q[:, i], a[i], first, NEWTON_NOISE * scale, evaluate,
+                                project, pgrad)
+            if reach is None:
+                return None  # a real slope along q: the root is farther than the probe
+            root = max(root, reach / scale)
+    return change, root
+
+
+def _root_along(x: np.ndarray, q: np.ndarray, slope: float, first: float, limit: float,
+                evaluate: Evaluate, project: Callable[[np.ndarray], np.ndarray],
+                pgrad: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float | None:
+    """The first distance h (``first``, 16 times farther each time, up to ``limit``) at which
+    moving x by h along q both ways changes q.g (``slope`` at x) by half or more; None when
+    even ``limit`` does not (or a point is off the domain)."""
+    h = first
+    while h <= limit:
+        moved = []
+        for sign in (-1.0, 1.0):
+            xp = project(x + sign * h * q)
+            fp, gp = evaluate(xp)
+            if not math.isfinite(fp):
+                return None
+            moved.append(float(pgrad(xp, np.asarray(gp, dtype=np.float64)) @ q))
+        if all(math.isfinite(m) and abs(m - slope) >= 0.5 * abs(slope) for m in moved):
+            return h
+        h *= 16.0
+    return None
 
 
 def exit_status(result: MinimizeResult) -> int:

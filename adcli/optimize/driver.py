@@ -304,11 +304,9 @@ class _Run:
             return PRECISION, (f"{why}, at a relative gradient of {rg:.2g} (at most "
                                f"{PRECISION_TOL:.2g}): the value is at its minimum to the "
                                "accuracy float64 allows")
-        change = self.rounding_level(x, g, evaluate)
-        if change is not None:
-            return PRECISION, (f"{why}; moving the point by {PROBE_ULPS} units in the last "
-                               f"place changes the gradient by {change:.2g} of its size, so it "
-                               "is rounding noise: stationary to float64 precision")
+        level = self.rounding_level(x, g, evaluate)
+        if level is not None:
+            return PRECISION, f"{why}; {_noise_message(*level)}"
         return NO_PROGRESS, (f"{why}, at a relative gradient of {rg:.2g} (above "
                              f"{PRECISION_TOL:.2g}): not a minimum to float64 precision")
 
@@ -320,16 +318,13 @@ class _Run:
         if float(self.g_prev @ (x - self.x_prev)) == 0.0:
             return PRECISION, ("the value is exactly 0 and the last step's predicted change "
                                "underflows to 0: the minimum value to float64 precision")
-        change = self.rounding_level(x, g, evaluate)
-        if change is not None:
-            return PRECISION, (f"the value is exactly 0, and moving the point by {PROBE_ULPS} "
-                               f"units in the last place changes the gradient by {change:.2g} "
-                               "of its size: it is rounding noise, stationary to float64 "
-                               "precision")
+        level = self.rounding_level(x, g, evaluate)
+        if level is not None:
+            return PRECISION, f"the value is exactly 0, and {_noise_message(*level)}"
         return None
 
     def rounding_level(self, x: np.ndarray, g: np.ndarray, evaluate: Evaluate | None
-                       ) -> float | None:
+                       ) -> tuple[float, float] | None:
         """:func:`.checks.rounding_level` under the bounds, on smooth tapes only."""
         if not self.smooth or evaluate is None:
             return None
@@ -493,6 +488,18 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     elif not fresh and reason != UNBOUNDED:
         f, g = run.full(x)
     return run.result(x, f, g, reason, message)
+
+
+def _noise_message(change: float, root: float) -> str:
+    """Why the gradient found by :func:`.checks.rounding_level` is at the attainable accuracy."""
+    noise = (f"moving the point by {PROBE_ULPS} units in the last place changes the gradient "
+             f"by {change:.2g} of its size, so it is rounding noise")
+    if root == 0.0:
+        return f"{noise}: stationary to float64 precision"
+    return (f"{noise}, except along a direction where the Hessian is 0 to float64 precision; "
+            f"along it the gradient changes by half within {root:.2g} of the point's size (at "
+            f"most {PRECISION_TOL:.2g}), so the stationary point is about that close: a "
+            "singular minimum (as a quartic's), located to the accuracy float64 allows")
 
 
 def _decade(f: float) -> int:
