@@ -113,3 +113,24 @@ def test_the_plain_square_keeps_its_own_warning(run):
     assert result.exit_code == 0
     assert "EXPR is the square of a residual" in result.stderr
     assert SUM_OF_SQUARES not in result.stderr
+
+
+@pytest.mark.parametrize("expr,start,method", [
+    ("abs(x - 1) + abs(y + 2)", {"x": 5.0, "y": 5.0}, "newton"),
+    ("abs(x^2 - 2) + (y - 1)^2", {"x": 3.0, "y": 0.0}, "bfgs"),
+    ("hypot(x - 1, y - 2)", {"x": 4.0, "y": -3.0}, "newton"),
+])
+def test_a_stop_at_a_minimum_on_a_kink_does_not_say_not_a_minimum(expr, start, method):
+    """The run stops at the minimum itself (a kink), where the gradient does not vanish: not
+    converged, and the message says it may be a minimum, not "not a minimum" (it said so)."""
+    obj, x0 = objective(expr, start)
+    r = minimize(obj, x0, method=method)
+    assert r.value < 1e-12  # the minimum 0 ...
+    assert not r.converged and r.reason == "no-progress"  # ... which the gradient cannot show
+    assert "may be a minimum on a kink" in r.message and "not a minimum" not in r.message
+
+
+def test_a_stall_on_a_smooth_slope_still_says_not_a_minimum():
+    obj, x0 = objective("10*abs(x^2 - y) + (1 - x)^2", {"x": 3.0, "y": 2.0})
+    r = minimize(obj, x0, method="bfgs")
+    assert not r.converged and r.value > 0.2 and "point stuck on one" in r.message

@@ -207,7 +207,9 @@ class _Run:
         self.limits, self.deadline, self.max_time = limits, deadline, max_time
         # A gradient that jumps within a few ulps is noise only where f has no kink (abs, ...).
         tape = getattr(problem, "tape", None)
-        self.smooth = tape is None or not any(getattr(op, "name", op) in KINKS for op in tape.ops)
+        self.kinks = sorted({getattr(op, "name", op) for op in tape.ops} & KINKS
+                            ) if tape is not None else []
+        self.smooth = not self.kinks
         self.evaluations = 0
         self.iteration = 0
         self.timed_out = False
@@ -307,6 +309,12 @@ class _Run:
         level = self.rounding_level(x, g, evaluate)
         if level is not None:
             return PRECISION, f"{why}; {_noise_message(*level)}"
+        if not self.smooth:  # at a kink the gradient need not vanish, minimum or not
+            return NO_PROGRESS, (f"{why}, at a relative gradient of {rg:.2g}: EXPR has a kink "
+                                 f"({', '.join(self.kinks)}), where the gradient need not "
+                                 "vanish at a minimum, so the point may be a minimum on "
+                                 "a kink or a point stuck on one, and the gradient cannot tell "
+                                 "which; try another start (--from) or a smooth form")
         return NO_PROGRESS, (f"{why}, at a relative gradient of {rg:.2g} (above "
                              f"{PRECISION_TOL:.2g}): not a minimum to float64 precision")
 
