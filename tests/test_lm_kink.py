@@ -156,3 +156,20 @@ def test_at_kink_needs_a_finite_jacobian():
     r = np.ones(3)
     assert not at_kink(np.full((3, 2), np.nan), r, 1.5, [])
     assert not at_kink(np.zeros((3, 2)), r, 1.5, [])
+
+
+def test_a_fit_that_did_not_converge_says_its_standard_errors_are_not_at_a_minimum(run):
+    """Three evaluations stop the exponential fit far from its minimum: the table still has
+    standard errors, t and p values there (p = 1e-28), so a warning says where they are."""
+    sample = str(ROOT / "samples" / "exp_decay.csv")
+    result = run("fit", "y ~ a*exp(-b*x) + c", "--data", sample, "--from", "a=1,b=1",
+                 "--max-evaluations", "3")
+    assert result.exit_code == 1 and result.stdout.startswith("not converged")
+    assert result.stderr.startswith("Warning: the fit did not converge: its standard errors, "
+                                    "t and p values and intervals are at its last point, not "
+                                    "at a minimum")
+    done = run("fit", "y ~ a*exp(-b*x) + c", "--data", sample, "--from", "a=1,b=1")
+    assert done.exit_code == 0 and "did not converge" not in done.stderr
+    kink = adcli.fit(VALLEY, {k: np.concatenate([v, v]) for k, v in ROWS.items()},
+                     start={"a": -2.0, "b": 2.0})
+    assert not kink.converged and kink.warnings[0].startswith("the fit did not converge")

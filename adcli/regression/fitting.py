@@ -333,6 +333,9 @@ def conclude(setup: FitSetup, res: Any, sol: Any, rss: float, jac: np.ndarray, r
     r_squared = 1.0 - rss / total if total and math.isfinite(total) and total > 0 else None
     if converged:
         warnings_ += negative_r_squared(r_squared)
+    elif finite:  # what minimize --stderr says at a run that did not converge
+        warnings_.insert(0, "the fit did not converge: its standard errors, t and p values "
+                            "and intervals are at its last point, not at a minimum")
     return FitResult(
         formula=formula.program.source, parameters=parameters,
         stderr={n: float(e) for n, e in zip(names, se)},
