@@ -34,6 +34,9 @@ PROBE_ULPS = 16
 NEWTON_NOISE = _EPS ** (1.0 / 3.0)
 #: ... on tapes without these ops, whose gradients jump at a kink (not rounding noise).
 KINKS = frozenset({"abs", "hypot", "max", "min", "relu", "sign", "step"})
+#: ... and of those, the ops whose values jump: the gradient does not see a lower value just
+#: across (step(x) + x^2 from x = 2: gd creeps to x = 1e-11 at f = 1 beside f(0) = 0).
+JUMPS = frozenset({"sign", "step"})
 
 
 def rounding_level(x: np.ndarray, g: np.ndarray, evaluate: Evaluate,
@@ -178,6 +181,33 @@ def escape(curvature: tuple[np.ndarray, np.ndarray, np.ndarray] | None, x: np.nd
         h *= 0.25
         if not negative or -lam[0] * h * h / 2.0 <= noise:
             return None
+    return None
+
+
+def across_jump(x: np.ndarray, f: float, evaluate: Evaluate,
+                project: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray | None:
+    """A converged point of an expression whose value jumps (``sign``, ``step``) may sit at
+    the edge of a jump with the lower side just across, which no gradient sees: look
+    :data:`ESCAPE_STEP` * max(|x|_inf, 1) both ways along every coordinate (a jump nearer
+    than that along some direction is crossed by one of them) and return the first point
+    lower by more than f's rounding; None when there is none (or too many parameters to
+    look: :data:`CHECK_HESSIAN_MAX_PARAMS`)."""
+    n = len(x)
+    if n == 0 or n > CHECK_HESSIAN_MAX_PARAMS:
+        return None
+    noise = 4.0 * _EPS * abs(f)
+    h = ESCAPE_STEP * max(float(np.max(np.abs(x))), 1.0)
+    for i in range(n):
+        for sign in (-1.0, 1.0):
+            xp = x.copy()
+            xp[i] += sign * h
+            if project is not None:
+                xp = project(xp)
+            if np.array_equal(xp, x):
+                continue
+            fp, _ = evaluate(xp)
+            if fp < f - noise:  # nan compares false
+                return xp
     return None
 
 

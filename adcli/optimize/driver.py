@@ -36,8 +36,10 @@ from .bounded import (
 )
 from .checks import (
     ESCAPES,
+    JUMPS,
     KINKS,
     PROBE_ULPS,
+    across_jump,
     escape,
     free_parameters,
     hessian_eigen,
@@ -169,6 +171,8 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                     lower = escape(curvature, result.x, result.value, result.grad, run.full,
                                    run.project, run.relative and limits is None
                                    and method in ("bfgs", "lbfgs", "newton"))
+                    if lower is None and run.jumps:
+                        lower = across_jump(result.x, result.value, run.full, run.project)
                     result.evaluations = run.evaluations  # the looks count too
                     if lower is None:
                         break
@@ -185,6 +189,16 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
             curvature = hessian_eigen(problem, result.x, free_parameters(result.x, limits))
             if negative_curvature(curvature):  # no lower point found: no minimum either
                 result.reason, result.message = SADDLE, saddle_message(curvature)
+            elif run.jumps:  # the looks ran out with a lower value still across a jump
+                lower = across_jump(result.x, result.value, run.full, run.project)
+                result.evaluations = run.evaluations
+                if lower is not None:
+                    result.reason, result.message = NO_PROGRESS, (
+                        f"the gradient vanishes here, but EXPR's value jumps "
+                        f"({', '.join(sorted(JUMPS & set(run.kinks)))}) and the point "
+                        f"{_point(run.names, lower)} has a lower value: the point is at the "
+                        "edge of a jump, where no gradient shows the lower side, rather than "
+                        "at a minimum (bfgs and newton, which compare values, may get across)")
     result.warnings[:0] = moved
     return result
 
@@ -210,6 +224,8 @@ class _Run:
         self.kinks = sorted({getattr(op, "name", op) for op in tape.ops} & KINKS
                             ) if tape is not None else []
         self.smooth = not self.kinks
+        self.near_kink = False  # the last rounding probe crossed a kink
+        self.jumps = bool(JUMPS & set(self.kinks))
         self.evaluations = 0
         self.iteration = 0
         self.timed_out = False
@@ -309,12 +325,14 @@ class _Run:
         level = self.rounding_level(x, g, evaluate)
         if level is not None:
             return PRECISION, f"{why}; {_noise_message(*level)}"
-        if not self.smooth:  # at a kink the gradient need not vanish, minimum or not
-            return NO_PROGRESS, (f"{why}, at a relative gradient of {rg:.2g}: EXPR has a kink "
-                                 f"({', '.join(self.kinks)}), where the gradient need not "
-                                 "vanish at a minimum, so the point may be a minimum on "
-                                 "a kink or a point stuck on one, and the gradient cannot tell "
-                                 "which; try another start (--from) or a smooth form")
+        if self.near_kink or not self.smooth and not hasattr(self.problem, "branches"):
+            # at a kink the gradient need not vanish, minimum or not
+            where = "lies on" if self.near_kink else "may lie on"
+            return NO_PROGRESS, (f"{why}, at a relative gradient of {rg:.2g}: the point {where} "
+                                 f"a kink of EXPR ({', '.join(self.kinks)}), where the "
+                                 "gradient need not vanish at a minimum, so it may be a minimum "
+                                 "on the kink or a point stuck on it, and the gradient cannot "
+                                 "tell which; try another start (--from) or a smooth form")
         return NO_PROGRESS, (f"{why}, at a relative gradient of {rg:.2g} (above "
                              f"{PRECISION_TOL:.2g}): not a minimum to float64 precision")
 
@@ -333,11 +351,29 @@ class _Run:
 
     def rounding_level(self, x: np.ndarray, g: np.ndarray, evaluate: Evaluate | None
                        ) -> tuple[float, float] | None:
-        """:func:`.checks.rounding_level` under the bounds, on smooth tapes only."""
-        if not self.smooth or evaluate is None:
+        """:func:`.checks.rounding_level` under the bounds.  On a tape with kinks only where
+        no probe point is across a kink from ``x`` (the objective's ``branches``): a gradient
+        that changes across one jumps, it is no noise (``near_kink`` records that)."""
+        self.near_kink = False
+        if evaluate is None:
             return None
-        return rounding_level(x, g, evaluate, self.project, self.pgrad, lambda: hessian_eigen(
-            self.problem, x, free_parameters(x, self.limits)))
+        probe = evaluate
+        if not self.smooth:
+            branches = getattr(self.problem, "branches", None)
+            if branches is None:
+                return None
+            here = branches(x)
+
+            def probe(z: np.ndarray) -> tuple[float, np.ndarray]:
+                if not np.array_equal(branches(z), here):
+                    self.near_kink = True
+                    raise _AcrossKink
+                return evaluate(z)
+        try:
+            return rounding_level(x, g, probe, self.project, self.pgrad, lambda: hessian_eigen(
+                self.problem, x, free_parameters(x, self.limits)))
+        except _AcrossKink:
+            return None
 
     def stop(self, x: np.ndarray, f: float, g: np.ndarray, improved: bool, fresh: bool = True,
              epoch: int = 1, evaluate: Evaluate | None = None) -> tuple[str, str] | None:
@@ -496,6 +532,16 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     elif not fresh and reason != UNBOUNDED:
         f, g = run.full(x)
     return run.result(x, f, g, reason, message)
+
+
+class _AcrossKink(Exception):
+    """A rounding probe's point is across a kink from the point it probes."""
+
+
+def _point(names: Sequence[str], x: np.ndarray) -> str:
+    """``x=1, y=2`` (the first six), for a message."""
+    shown = ", ".join(f"{n}={v:.6g}" for n, v in zip(names[:6], x[:6]))
+    return shown + (f" and {len(names) - 6} more" if len(names) > 6 else "")
 
 
 def _noise_message(change: float, root: float) -> str:
