@@ -24,6 +24,7 @@ from ..results import (
     MinimizeResult,
     norm,
 )
+from . import verdicts
 from .bounded import (
     BOUNDED_QUASI_NEWTON,
     PROJECTED,
@@ -38,13 +39,11 @@ from .checks import (
     ESCAPES,
     JUMPS,
     KINKS,
-    PROBE_ULPS,
     across_jump,
     escape,
     free_parameters,
     hessian_eigen,
     negative_curvature,
-    rounding_level,
     saddle_message,
 )
 from .linesearch import Evaluate
@@ -179,6 +178,13 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                     # Not a minimum: go on from the lower point, afresh.
                     result = loop(run, lower, RULES[method](n, options, problem), steps,
                                   callback)
+                else:  # the looks ran out: a lower value still across a jump is no minimum
+                    if run.jumps and result.converged:
+                        lower = across_jump(result.x, result.value, run.full, run.project)
+                        result.evaluations = run.evaluations
+                        if lower is not None:
+                            result.reason, result.message = NO_PROGRESS, verdicts.jump_message(
+                                run.names, run.kinks, lower)
         except TimeUp:
             if result is None:  # before the first evaluation finished: no point to report
                 raise AdcliError(f"the time limit of {max_time:g} s was reached before the "
@@ -189,16 +195,6 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
             curvature = hessian_eigen(problem, result.x, free_parameters(result.x, limits))
             if negative_curvature(curvature):  # no lower point found: no minimum either
                 result.reason, result.message = SADDLE, saddle_message(curvature)
-            elif run.jumps:  # the looks ran out with a lower value still across a jump
-                lower = across_jump(result.x, result.value, run.full, run.project)
-                result.evaluations = run.evaluations
-                if lower is not None:
-                    result.reason, result.message = NO_PROGRESS, (
-                        f"the gradient vanishes here, but EXPR's value jumps "
-                        f"({', '.join(sorted(JUMPS & set(run.kinks)))}) and the point "
-                        f"{_point(run.names, lower)} has a lower value: the point is at the "
-                        "edge of a jump, where no gradient shows the lower side, rather than "
-                        "at a minimum (bfgs and newton, which compare values, may get across)")
     result.warnings[:0] = moved
     return result
 
@@ -224,7 +220,6 @@ class _Run:
         self.kinks = sorted({getattr(op, "name", op) for op in tape.ops} & KINKS
                             ) if tape is not None else []
         self.smooth = not self.kinks
-        self.near_kink = False  # the last rounding probe crossed a kink
         self.jumps = bool(JUMPS & set(self.kinks))
         self.evaluations = 0
         self.iteration = 0
@@ -279,16 +274,8 @@ class _Run:
         # Unbounded below: the power of ten the value had reached below zero when the gradient
         # norm was last at its smallest (anchor); falling UNBOUNDED_DECADES more powers of ten
         # without the gradient ever shrinking below that is a run heading for -inf.
-        self.anchor_level, self.anchor_gnorm = _decade(f), norm(g)
+        self.anchor_level, self.anchor_gnorm = verdicts.decade(f), norm(g)
         return None
-
-    def relative_gradient(self, x: np.ndarray, f: float, g: np.ndarray) -> float:
-        """max_i |g_i|*max(|x_i|, 1)/|f|: the relative change of f for a relative change of
-        each x_i (Dennis & Schnabel 1983, (7.2.4)); invariant under f -> k*f."""
-        top = float(np.max(np.abs(g) * np.maximum(np.abs(x), 1.0))) if len(g) else 0.0
-        if top == 0.0:
-            return 0.0
-        return top / abs(f) if f != 0 else math.inf
 
     def converged(self, x: np.ndarray, f: float, g: np.ndarray) -> tuple[str, str] | None:
         """The convergence test at ``x`` (``g`` projected under bounds), else None."""
@@ -298,7 +285,7 @@ class _Run:
             if gnorm < self.tol or gnorm == 0.0:
                 return GRAD_TOL, f"the {what} norm fell below --tol"
             return None
-        rg = self.relative_gradient(x, f, g)
+        rg = verdicts.relative_gradient(x, f, g)
         if rg == 0.0:
             return GRAD_TOL, f"the {what} is exactly zero"
         if rg <= DEFAULT_TOL:
@@ -317,24 +304,15 @@ class _Run:
         if f == 0.0:
             return PRECISION, (f"{why}, and the value is exactly 0: a minimum value to float64 "
                                "precision")
-        rg = self.relative_gradient(x, f, g)
+        rg = verdicts.relative_gradient(x, f, g)
         if rg <= PRECISION_TOL:
-            return PRECISION, (f"{why}, at a relative gradient of {rg:.2g} (at most "
-                               f"{PRECISION_TOL:.2g}): the value is at its minimum to the "
-                               "accuracy float64 allows")
+            return PRECISION, verdicts.rg_message(why, rg, PRECISION_TOL)
         level = self.rounding_level(x, g, evaluate)
         if level is not None:
-            return PRECISION, f"{why}; {_noise_message(*level)}"
-        if self.near_kink or not self.smooth and not hasattr(self.problem, "branches"):
-            # at a kink the gradient need not vanish, minimum or not
-            where = "lies on" if self.near_kink else "may lie on"
-            return NO_PROGRESS, (f"{why}, at a relative gradient of {rg:.2g}: the point {where} "
-                                 f"a kink of EXPR ({', '.join(self.kinks)}), where the "
-                                 "gradient need not vanish at a minimum, so it may be a minimum "
-                                 "on the kink or a point stuck on it, and the gradient cannot "
-                                 "tell which; try another start (--from) or a smooth form")
-        return NO_PROGRESS, (f"{why}, at a relative gradient of {rg:.2g} (above "
-                             f"{PRECISION_TOL:.2g}): not a minimum to float64 precision")
+            return PRECISION, f"{why}; {verdicts.noise_message(*level)}"
+        if not self.smooth and (self.near_kink or not hasattr(self.problem, "branches")):
+            return NO_PROGRESS, verdicts.kink_message(why, rg, self.kinks, self.near_kink)
+        return NO_PROGRESS, verdicts.rg_message(why, rg, PRECISION_TOL)
 
     def flat(self, x: np.ndarray, f: float, g: np.ndarray, evaluate: Evaluate | None
              ) -> tuple[str, str] | None:
@@ -346,34 +324,17 @@ class _Run:
                                "underflows to 0: the minimum value to float64 precision")
         level = self.rounding_level(x, g, evaluate)
         if level is not None:
-            return PRECISION, f"the value is exactly 0, and {_noise_message(*level)}"
+            return PRECISION, f"the value is exactly 0, and {verdicts.noise_message(*level)}"
         return None
 
     def rounding_level(self, x: np.ndarray, g: np.ndarray, evaluate: Evaluate | None
                        ) -> tuple[float, float] | None:
-        """:func:`.checks.rounding_level` under the bounds.  On a tape with kinks only where
-        no probe point is across a kink from ``x`` (the objective's ``branches``): a gradient
-        that changes across one jumps, it is no noise (``near_kink`` records that)."""
-        self.near_kink = False
-        if evaluate is None:
-            return None
-        probe = evaluate
-        if not self.smooth:
-            branches = getattr(self.problem, "branches", None)
-            if branches is None:
-                return None
-            here = branches(x)
-
-            def probe(z: np.ndarray) -> tuple[float, np.ndarray]:
-                if not np.array_equal(branches(z), here):
-                    self.near_kink = True
-                    raise _AcrossKink
-                return evaluate(z)
-        try:
-            return rounding_level(x, g, probe, self.project, self.pgrad, lambda: hessian_eigen(
-                self.problem, x, free_parameters(x, self.limits)))
-        except _AcrossKink:
-            return None
+        """:func:`.verdicts.branch_rounding_level` here (``near_kink``: it crossed a kink)."""
+        level, self.near_kink = verdicts.branch_rounding_level(
+            x, g, evaluate, self.project, self.pgrad, lambda: hessian_eigen(
+                self.problem, x, free_parameters(x, self.limits)),
+            None if self.smooth else getattr(self.problem, "branches", False))
+        return level
 
     def stop(self, x: np.ndarray, f: float, g: np.ndarray, improved: bool, fresh: bool = True,
              epoch: int = 1, evaluate: Evaluate | None = None) -> tuple[str, str] | None:
@@ -397,8 +358,8 @@ class _Run:
             if done is not None:
                 return done
         if fresh and gnorm < self.anchor_gnorm:
-            self.anchor_level, self.anchor_gnorm = _decade(f), gnorm
-        elif fresh and _decade(f) - self.anchor_level >= UNBOUNDED_DECADES:
+            self.anchor_level, self.anchor_gnorm = verdicts.decade(f), gnorm
+        elif fresh and verdicts.decade(f) - self.anchor_level >= UNBOUNDED_DECADES:
             return UNBOUNDED, (f"the value fell to {f:.6g} at iteration {iteration}, at least "
                                f"{UNBOUNDED_DECADES} orders of magnitude, while the gradient did "
                                "not shrink; the objective looks unbounded below")
@@ -532,30 +493,3 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     elif not fresh and reason != UNBOUNDED:
         f, g = run.full(x)
     return run.result(x, f, g, reason, message)
-
-
-class _AcrossKink(Exception):
-    """A rounding probe's point is across a kink from the point it probes."""
-
-
-def _point(names: Sequence[str], x: np.ndarray) -> str:
-    """``x=1, y=2`` (the first six), for a message."""
-    shown = ", ".join(f"{n}={v:.6g}" for n, v in zip(names[:6], x[:6]))
-    return shown + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-
-
-def _noise_message(change: float, root: float) -> str:
-    """Why the gradient found by :func:`.checks.rounding_level` is at the attainable accuracy."""
-    noise = (f"moving the point by {PROBE_ULPS} units in the last place changes the gradient "
-             f"by {change:.2g} of its size, so it is rounding noise")
-    if root == 0.0:
-        return f"{noise}: stationary to float64 precision"
-    return (f"{noise}, except along a direction where the Hessian is 0 to float64 precision; "
-            f"along it the gradient changes by half within {root:.2g} of the point's size (at "
-            f"most {PRECISION_TOL:.2g}), so the stationary point is about that close: a "
-            "singular minimum (as a quartic's), located to the accuracy float64 allows")
-
-
-def _decade(f: float) -> int:
-    """The power of ten a negative value has reached (0 for values above -10)."""
-    return math.floor(math.log10(-f)) if f <= -10.0 else 0
