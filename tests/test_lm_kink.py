@@ -173,3 +173,16 @@ def test_a_fit_that_did_not_converge_says_its_standard_errors_are_not_at_a_minim
     kink = adcli.fit(VALLEY, {k: np.concatenate([v, v]) for k, v in ROWS.items()},
                      start={"a": -2.0, "b": 2.0})
     assert not kink.converged and kink.warnings[0].startswith("the fit did not converge")
+
+
+def test_under_bounds_the_kink_is_found_too():
+    """With a bound scipy's trf runs; the same test at its stop, over the free parameters."""
+    result = adcli.fit(VALLEY, ROWS, start={"a": -2.0, "b": 2.0}, bounds={"a": (-10.0, 10.0)})
+    assert result.method.endswith("(trf, exact jacobian)")
+    assert not result.converged and "not smooth" in result.reason
+    # a smooth fit held at a bound is a minimum on the bound: converged
+    x = np.linspace(0, 4, 30)
+    y = 2.0 * np.exp(-0.8 * x) + 0.5
+    held = adcli.fit("y ~ a*exp(-b*x) + c", {"x": x, "y": y}, start={"a": 1.0, "b": 0.3},
+                     bounds={"b": (0.0, 0.5)})
+    assert held.converged and held.parameters["b"] == pytest.approx(0.5)
