@@ -187,7 +187,8 @@ def escape(curvature: tuple[np.ndarray, np.ndarray, np.ndarray] | None, x: np.nd
 def across_jump(x: np.ndarray, f: float, evaluate: Evaluate,
                 project: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray | None:
     """A converged point of an expression whose value jumps (``sign``, ``step``) may sit at
-    the edge of a jump with the lower side just across, which no gradient sees: look
+    the edge of a jump with the lower side just across, which no gradient sees, and one
+    exactly on a kink has a gradient that is a convention (abs(x) - abs(y) at 0): look
     :data:`ESCAPE_STEP` * max(|x|_inf, 1) both ways along every coordinate (a jump nearer
     than that along some direction is crossed by one of them) and return the first point
     lower by more than f's rounding; None when there is none (or too many parameters to

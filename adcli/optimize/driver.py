@@ -170,7 +170,7 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                     lower = escape(curvature, result.x, result.value, result.grad, run.full,
                                    run.project, run.relative and limits is None
                                    and method in ("bfgs", "lbfgs", "newton"))
-                    if lower is None and run.jumps:
+                    if lower is None and run.unseen(result.x):
                         lower = across_jump(result.x, result.value, run.full, run.project)
                     result.evaluations = run.evaluations  # the looks count too
                     if lower is None:
@@ -179,12 +179,12 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                     result = loop(run, lower, RULES[method](n, options, problem), steps,
                                   callback)
                 else:  # the looks ran out: a lower value still across a jump is no minimum
-                    if run.jumps and result.converged:
+                    if result.converged and run.unseen(result.x):
                         lower = across_jump(result.x, result.value, run.full, run.project)
                         result.evaluations = run.evaluations
                         if lower is not None:
                             result.reason, result.message = NO_PROGRESS, verdicts.jump_message(
-                                run.names, run.kinks, lower)
+                                run.names, run.kinks, lower, result.x)
         except TimeUp:
             if result is None:  # before the first evaluation finished: no point to report
                 raise AdcliError(f"the time limit of {max_time:g} s was reached before the "
@@ -221,6 +221,11 @@ class _Run:
                             ) if tape is not None else []
         self.smooth = not self.kinks
         self.jumps = bool(JUMPS & set(self.kinks))
+        branches = getattr(problem, "branches", None)
+        # where the gradient may not show every way down: anywhere on a tape whose value
+        # jumps, and exactly on a kink (its gradient there is a convention, abs'(0) = 0)
+        self.unseen = lambda x: self.jumps or (not self.smooth and branches is not None
+                                               and bool(np.any(branches(x) == 0)))
         self.evaluations = 0
         self.iteration = 0
         self.timed_out = False

@@ -66,14 +66,20 @@ def kink_message(why: str, rg: float, kinks: Sequence[str], near: bool) -> str:
             "which; try another start (--from) or a smooth form")
 
 
-def jump_message(names: Sequence[str], kinks: Sequence[str], lower: np.ndarray) -> str:
-    """A converged point with a lower value across a jump (:func:`.checks.across_jump`)."""
+def jump_message(names: Sequence[str], kinks: Sequence[str], lower: np.ndarray,
+                 x: np.ndarray) -> str:
+    """A converged point with a lower value close by (:func:`.checks.across_jump`) on a tape
+    whose value jumps, or exactly on a kink, where the gradient is a convention."""
     shown = ", ".join(f"{n}={v:.6g}" for n, v in zip(names[:6], lower[:6]))
     shown += f" and {len(names) - 6} more" if len(names) > 6 else ""
-    return (f"the gradient vanishes here, but EXPR's value jumps "
-            f"({', '.join(sorted(JUMPS & set(kinks)))}) and the point {shown} has a lower "
-            "value: the point is at the edge of a jump, where no gradient shows the lower side, "
-            "rather than at a minimum (bfgs and newton, which compare values, may get across)")
+    jumps = sorted(JUMPS & set(kinks))
+    what = (f"EXPR's value jumps ({', '.join(jumps)}), and no gradient shows the lower side of "
+            "a jump" if jumps else f"the point lies on a kink of EXPR ({', '.join(kinks)}), "
+            "where the gradient is a convention, not a slope")
+    away = float(np.max(np.abs(lower - x)))
+    return (f"the gradient vanishes here, but {what}; the point {shown}, {away:.2g} away, has "
+            "a lower value, so this point need not be a minimum (bfgs and newton, which "
+            "compare values, may get past it)")
 
 
 def relative_gradient(x: np.ndarray, f: float, g: np.ndarray) -> float:
