@@ -185,16 +185,21 @@ def escape(curvature: tuple[np.ndarray, np.ndarray, np.ndarray] | None, x: np.nd
 
 
 def across_jump(x: np.ndarray, f: float, evaluate: Evaluate,
-                project: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray | None:
+                project: Callable[[np.ndarray], np.ndarray] | None = None,
+                problem: Any = None) -> np.ndarray | None:
     """A converged point of an expression whose value jumps (``sign``, ``step``) may sit at
     the edge of a jump with the lower side just across, which no gradient sees, and one
     exactly on a kink has a gradient that is a convention (abs(x) - abs(y) at 0): look
     :data:`ESCAPE_STEP` * max(|x|_inf, 1) both ways along every coordinate (a jump nearer
     than that along some direction is crossed by one of them) and return the first point
-    lower by more than f's rounding; None when there is none (or too many parameters to
-    look: :data:`CHECK_HESSIAN_MAX_PARAMS`)."""
+    lower by more than f's rounding; None when there is none, or when the 2n looks cost more
+    than the Hessian check may (:data:`CHECK_HESSIAN_MAX_PARAMS`, :data:`CHECK_HESSIAN_MAX_WORK`
+    over ``problem``'s tape and rows: a check, not a second run)."""
     n = len(x)
-    if n == 0 or n > CHECK_HESSIAN_MAX_PARAMS:
+    tape = getattr(problem, "tape", None)
+    rows = max(1, int(getattr(problem, "rows", 1) or 1))
+    if n == 0 or n > CHECK_HESSIAN_MAX_PARAMS or (
+            tape is not None and 2 * n * len(tape) * rows > CHECK_HESSIAN_MAX_WORK):
         return None
     noise = 4.0 * _EPS * abs(f)
     h = ESCAPE_STEP * max(float(np.max(np.abs(x))), 1.0)

@@ -171,7 +171,7 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                                    run.project, run.relative and limits is None
                                    and method in ("bfgs", "lbfgs", "newton"))
                     if lower is None and run.unseen(result.x):
-                        lower = across_jump(result.x, result.value, run.full, run.project)
+                        lower = across_jump(result.x, result.value, run.full, run.project, problem)
                     result.evaluations = run.evaluations  # the looks count too
                     if lower is None:
                         break
@@ -179,12 +179,12 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                     result = loop(run, lower, RULES[method](n, options, problem), steps,
                                   callback)
                 else:  # the looks ran out: a lower value still across a jump is no minimum
-                    if result.converged and run.unseen(result.x):
-                        lower = across_jump(result.x, result.value, run.full, run.project)
-                        result.evaluations = run.evaluations
-                        if lower is not None:
-                            result.reason, result.message = NO_PROGRESS, verdicts.jump_message(
-                                run.names, run.kinks, lower, result.x)
+                    lower = None if not result.converged or not run.unseen(result.x) else \
+                        across_jump(result.x, result.value, run.full, run.project, problem)
+                    result.evaluations = run.evaluations
+                    if lower is not None:
+                        result.reason, result.message = NO_PROGRESS, verdicts.jump_message(
+                            run.names, run.kinks, lower, result.x)
         except TimeUp:
             if result is None:  # before the first evaluation finished: no point to report
                 raise AdcliError(f"the time limit of {max_time:g} s was reached before the "
