@@ -35,11 +35,12 @@ REASONS = {
 #: the status of a run stopped by its deadline (not one of scipy's).
 TIME_STATUS = -2
 REASONS[TIME_STATUS] = "the time limit was reached; the best point so far is reported"
-REASONS[5] = ("the steps stopped where the sum of squares is not smooth: the linear model "
-              "promises a decrease far above its rounding level that no step, down to below "
-              "xtol, delivers. That is a kink (as abs, max or min make) or the edge of the "
-              "model's domain (as sqrt(b) at b = 0), which may be a minimum or not: the engine "
-              "cannot tell. Try other start values (--from), or a smooth form of the model")
+REASONS[KINK_STOP] = (
+    "the steps stopped where the sum of squares is not smooth: the linear model promises a "
+    "decrease far above its rounding level that no step, down to below xtol, delivers. That is "
+    "a kink (as abs, max or min make) or the edge of the model's domain (as sqrt(b) at b = 0), "
+    "which may be a minimum or not: the engine cannot tell. Try other start values (--from), "
+    "or a smooth form of the model")
 
 
 class _OutOfTime(Exception):
