@@ -215,6 +215,10 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         check_path(plot_path)
 
     _check_time(max_time, began)
+    if data is not None:
+        from ..fast.blas import pin_blas
+
+        pin_blas()  # BLAS at one thread: the same bits whatever OPENBLAS_NUM_THREADS says
     result = None
     if method == "auto" and data is not None and not (trace_path or plot_path or init_scale):
         # A square of a residual over data is least squares: Levenberg-Marquardt on the

@@ -34,13 +34,16 @@ PROBE_ULPS = 16
 NEWTON_NOISE = _EPS ** (1.0 / 3.0)
 #: ... on tapes without these ops, whose gradients jump at a kink (not rounding noise).
 KINKS = frozenset({"abs", "hypot", "max", "min", "relu", "sign", "step"})
+#: ... and of those, the ops whose values jump: the gradient does not see a lower value just
+#: across (step(x) + x^2 from x = 2: gd creeps to x = 1e-11 at f = 1 beside f(0) = 0).
+JUMPS = frozenset({"sign", "step"})
 
 
 def rounding_level(x: np.ndarray, g: np.ndarray, evaluate: Evaluate,
                    project: Callable[[np.ndarray], np.ndarray],
                    pgrad: Callable[[np.ndarray, np.ndarray], np.ndarray],
                    curvature: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray] | None]
-                   | None = None) -> float | None:
+                   | None = None) -> tuple[float, float] | None:
     """Is the gradient ``g`` at ``x`` rounding noise (or its root within a few ulps)?  The
     smaller relative change of g when each x_i moves :data:`PROBE_ULPS` units in the last
     place of max(|x_i|, 1) against g_i and along it, if half g's size or more both ways (both:
@@ -51,8 +54,16 @@ def rounding_level(x: np.ndarray, g: np.ndarray, evaluate: Evaluate,
     (Powell's badly scaled function at x1 = 1e-6) a real gradient along the valley floor
     passes it too.  ``curvature`` (the exact Hessian's eigendecomposition, where affordable)
     then has the last word: the Newton step sum_i q_i*(q_i.g)/|lam_i| must stay within a
-    relative :data:`NEWTON_NOISE` of max(|x_i|, 1), as it does where g is noise; along an
-    eigenvector whose eigenvalue is lost in rounding the probe is repeated instead."""
+    relative :data:`NEWTON_NOISE` of max(|x_i|, 1), as it does where g is noise.  Along an
+    eigenvector q whose eigenvalue is lost in rounding the Newton step is unknown, so the root
+    of q.g is looked for instead: the probe is repeated along q, 16 times farther each time up
+    to that same relative :data:`NEWTON_NOISE`, until q.g changes by half both ways.  A
+    singular minimum (Powell's singular function, quartic along two directions: BFGS stops
+    1e-9 from it at f = 1e-34) has it within 1e-8; the valley floor, whose minimum is 90
+    away, does not.  (A slope that changes that fast with no root near, as exp(x/s) for a
+    tiny s, passes too: the look for a lower point at a converged point is the check there.)
+    Returns (the probe's relative change of g, the farthest distance along such a q, relative
+    to max(|x|_inf, 1), at which q.g changed by half; 0 when none was needed)."""
     step = PROBE_ULPS * np.spacing(np.maximum(np.abs(x), 1.0))  # typx = 1, as the driver's
     changes = []
     for sign in (-1.0, 1.0):
@@ -67,26 +78,48 @@ def rounding_level(x: np.ndarray, g: np.ndarray, evaluate: Evaluate,
     if not (math.isfinite(change) and change >= 0.5):
         return None
     eigen = curvature() if curvature is not None else None
+    root = 0.0
     if eigen is not None:
         lam, Q, _ = eigen
         a = Q.T @ g
         # An eigenvalue within eigh's rounding of 0 says nothing about the curvature there
         # (Powell's valley floor: 2e-16 against 2e12): along such an eigenvector q the probe
-        # itself is repeated, so the root along q must lie within its few ulps too.
+        # itself is repeated, so the root along q must lie within its reach too.
         resolved = np.abs(lam) > len(lam) * _EPS * float(np.max(np.abs(lam)))
         with np.errstate(all="ignore"):
             p = Q @ np.where(resolved & (a != 0), a / np.abs(lam), 0.0)
         if not np.max(np.abs(p) / np.maximum(np.abs(x), 1.0)) <= NEWTON_NOISE:
             return None
-        h = PROBE_ULPS * float(np.spacing(max(float(np.max(np.abs(x))), 1.0)))
+        scale = max(float(np.max(np.abs(x))), 1.0)
+        first = PROBE_ULPS * float(np.spacing(scale))
         for i in np.flatnonzero(~resolved & (a != 0)):
-            for sign in (-1.0, 1.0):
-                xp = project(x + sign * h * Q[:, i])
-                fp, gp = evaluate(xp)
-                moved = float(pgrad(xp, np.asarray(gp, dtype=np.float64)) @ Q[:, i])
-                if not (math.isfinite(fp) and abs(moved - a[i]) >= 0.5 * abs(a[i])):
-                    return None  # a real slope along q: the root is farther than the probe
-    return change
+            reach = _root_along(x, Q[:, i], a[i], first, NEWTON_NOISE * scale, evaluate,
+                                project, pgrad)
+            if reach is None:
+                return None  # a real slope along q: the root is farther than the probe
+            root = max(root, reach / scale)
+    return change, root
+
+
+def _root_along(x: np.ndarray, q: np.ndarray, slope: float, first: float, limit: float,
+                evaluate: Evaluate, project: Callable[[np.ndarray], np.ndarray],
+                pgrad: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float | None:
+    """The first distance h (``first``, 16 times farther each time, up to ``limit``) at which
+    moving x by h along q both ways changes q.g (``slope`` at x) by half or more; None when
+    even ``limit`` does not (or a point is off the domain)."""
+    h = first
+    while h <= limit:
+        moved = []
+        for sign in (-1.0, 1.0):
+            xp = project(x + sign * h * q)
+            fp, gp = evaluate(xp)
+            if not math.isfinite(fp):
+                return None
+            moved.append(float(pgrad(xp, np.asarray(gp, dtype=np.float64)) @ q))
+        if all(math.isfinite(m) and abs(m - slope) >= 0.5 * abs(slope) for m in moved):
+            return h
+        h *= 16.0
+    return None
 
 
 def exit_status(result: MinimizeResult) -> int:
@@ -148,6 +181,39 @@ def escape(curvature: tuple[np.ndarray, np.ndarray, np.ndarray] | None, x: np.nd
         h *= 0.25
         if not negative or -lam[0] * h * h / 2.0 <= noise:
             return None
+    return None
+
+
+def across_jump(x: np.ndarray, f: float, evaluate: Evaluate,
+                project: Callable[[np.ndarray], np.ndarray] | None = None,
+                problem: Any = None) -> np.ndarray | None:
+    """A converged point of an expression whose value jumps (``sign``, ``step``) may sit at
+    the edge of a jump with the lower side just across, which no gradient sees, and one
+    exactly on a kink has a gradient that is a convention (abs(x) - abs(y) at 0): look
+    :data:`ESCAPE_STEP` * max(|x|_inf, 1) both ways along every coordinate (a jump nearer
+    than that along some direction is crossed by one of them) and return the first point
+    lower by more than f's rounding; None when there is none, or when the 2n looks cost more
+    than the Hessian check may (:data:`CHECK_HESSIAN_MAX_PARAMS`, :data:`CHECK_HESSIAN_MAX_WORK`
+    over ``problem``'s tape and rows: a check, not a second run)."""
+    n = len(x)
+    tape = getattr(problem, "tape", None)
+    rows = max(1, int(getattr(problem, "rows", 1) or 1))
+    if n == 0 or n > CHECK_HESSIAN_MAX_PARAMS or (
+            tape is not None and 2 * n * len(tape) * rows > CHECK_HESSIAN_MAX_WORK):
+        return None
+    noise = 4.0 * _EPS * abs(f)
+    h = ESCAPE_STEP * max(float(np.max(np.abs(x))), 1.0)
+    for i in range(n):
+        for sign in (-1.0, 1.0):
+            xp = x.copy()
+            xp[i] += sign * h
+            if project is not None:
+                xp = project(xp)
+            if np.array_equal(xp, x):
+                continue
+            fp, _ = evaluate(xp)
+            if fp < f - noise:  # nan compares false
+                return xp
     return None
 
 

@@ -113,6 +113,12 @@ def at_result(objective: Any, result: MinimizeResult, method: str | None,
             "EXPR is the square of a residual, which --stderr takes as a negative "
             "log-likelihood (normal errors of variance 1/2); for least-squares standard "
             "errors, which estimate the variance from the residuals, use adcli fit")
+    elif sum_of_squares(getattr(objective, "tape", None), getattr(objective, "names", ())):
+        estimate.warnings.append(
+            "EXPR is a sum of squares of residuals (times constants or data columns), which "
+            "--stderr takes as a negative log-likelihood of normal errors whose variances "
+            "those factors fix (1/2 for (...)^2, 1 for (...)^2/2); for least-squares "
+            "standard errors, which estimate the variance from the residuals, use adcli fit")
     if box is not None:
         x = np.asarray(result.x, dtype=np.float64)
         held = [n for n, v, lo, hi in zip(result.names, x, *box) if v == lo or v == hi]
@@ -122,6 +128,45 @@ def at_result(objective: Any, result: MinimizeResult, method: str | None,
                 "the standard errors assume an optimum inside the bounds, where the gradient "
                 "is zero, and are not valid there")
     return estimate
+
+
+def sum_of_squares(tape: Any, params: Any) -> bool:
+    """Whether the tape's output is a sum of terms each of which is a square of something that
+    depends on a parameter (``r^2`` or ``r*r``), times or divided by factors that do not
+    (constants, data columns), beside terms free of parameters: ``(a + b*x - y)^2/2``,
+    ``0.5*(...)^2``, ``(...)^2*w``, ``(y1 - f)^2 + (y2 - g)^2``.  Such an objective is least
+    squares with the errors' variances fixed by those factors, not estimated; ``(y -
+    m)^2/(2*s^2) + log(s)`` with a parameter ``s`` is a likelihood and is not one."""
+    if tape is None or not len(tape):
+        return False
+    names = set(params)
+    inputs = {slot: name for name, slot in tape.inputs.items()}
+    moving = [False] * len(tape)  # depends on a parameter (slots come after their arguments)
+    for i in range(len(tape)):
+        op = tape.op_name(i)
+        moving[i] = (inputs.get(i) in names) if op == "var" else any(
+            moving[a] for a in tape.args[i])
+    squares = 0
+    stack = [(tape.output, False)]  # (slot, inside a product or quotient)
+    while stack:
+        slot, scaled = stack.pop()
+        if not moving[slot]:
+            if scaled:
+                return False  # a product of factors without parameters has no square
+            continue  # a term free of parameters (log(2*pi)/2): no part of the fit
+        op, args = tape.op_name(slot), tape.args[slot]
+        if op == "pow" and tape.op_name(args[1]) == "const" and tape.consts[args[1]] == 2.0 \
+                or op == "mul" and args[0] == args[1]:
+            squares += 1
+        elif op == "add" and not scaled:
+            stack += [(args[0], False), (args[1], False)]
+        elif op == "mul" and moving[args[0]] != moving[args[1]]:
+            stack.append((args[0] if moving[args[0]] else args[1], True))
+        elif op == "div" and moving[args[0]] and not moving[args[1]]:
+            stack.append((args[0], True))
+        else:
+            return False
+    return squares > 0
 
 
 def invert_information(H: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:

@@ -24,6 +24,7 @@ from ..results import (
     MinimizeResult,
     norm,
 )
+from . import verdicts
 from .bounded import (
     BOUNDED_QUASI_NEWTON,
     PROJECTED,
@@ -36,13 +37,13 @@ from .bounded import (
 )
 from .checks import (
     ESCAPES,
+    JUMPS,
     KINKS,
-    PROBE_ULPS,
+    across_jump,
     escape,
     free_parameters,
     hessian_eigen,
     negative_curvature,
-    rounding_level,
     saddle_message,
 )
 from .linesearch import Evaluate
@@ -169,12 +170,21 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                     lower = escape(curvature, result.x, result.value, result.grad, run.full,
                                    run.project, run.relative and limits is None
                                    and method in ("bfgs", "lbfgs", "newton"))
+                    if lower is None and run.unseen(result.x):
+                        lower = across_jump(result.x, result.value, run.full, run.project, problem)
                     result.evaluations = run.evaluations  # the looks count too
                     if lower is None:
                         break
                     # Not a minimum: go on from the lower point, afresh.
                     result = loop(run, lower, RULES[method](n, options, problem), steps,
                                   callback)
+                else:  # the looks ran out: a lower value still across a jump is no minimum
+                    lower = None if not result.converged or not run.unseen(result.x) else \
+                        across_jump(result.x, result.value, run.full, run.project, problem)
+                    result.evaluations = run.evaluations
+                    if lower is not None:
+                        result.reason, result.message = NO_PROGRESS, verdicts.jump_message(
+                            run.names, run.kinks, lower, result.x)
         except TimeUp:
             if result is None:  # before the first evaluation finished: no point to report
                 raise AdcliError(f"the time limit of {max_time:g} s was reached before the "
@@ -207,7 +217,15 @@ class _Run:
         self.limits, self.deadline, self.max_time = limits, deadline, max_time
         # A gradient that jumps within a few ulps is noise only where f has no kink (abs, ...).
         tape = getattr(problem, "tape", None)
-        self.smooth = tape is None or not any(getattr(op, "name", op) in KINKS for op in tape.ops)
+        self.kinks = sorted({getattr(op, "name", op) for op in tape.ops} & KINKS
+                            ) if tape is not None else []
+        self.smooth = not self.kinks
+        self.jumps = bool(JUMPS & set(self.kinks))
+        branches = getattr(problem, "branches", None)
+        # where the gradient may not show every way down: anywhere on a tape whose value
+        # jumps, and exactly on a kink (its gradient there is a convention, abs'(0) = 0)
+        self.unseen = lambda x: self.jumps or (not self.smooth and branches is not None
+                                               and bool(np.any(branches(x) == 0)))
         self.evaluations = 0
         self.iteration = 0
         self.timed_out = False
@@ -261,16 +279,8 @@ class _Run:
         # Unbounded below: the power of ten the value had reached below zero when the gradient
         # norm was last at its smallest (anchor); falling UNBOUNDED_DECADES more powers of ten
         # without the gradient ever shrinking below that is a run heading for -inf.
-        self.anchor_level, self.anchor_gnorm = _decade(f), norm(g)
+        self.anchor_level, self.anchor_gnorm = verdicts.decade(f), norm(g)
         return None
-
-    def relative_gradient(self, x: np.ndarray, f: float, g: np.ndarray) -> float:
-        """max_i |g_i|*max(|x_i|, 1)/|f|: the relative change of f for a relative change of
-        each x_i (Dennis & Schnabel 1983, (7.2.4)); invariant under f -> k*f."""
-        top = float(np.max(np.abs(g) * np.maximum(np.abs(x), 1.0))) if len(g) else 0.0
-        if top == 0.0:
-            return 0.0
-        return top / abs(f) if f != 0 else math.inf
 
     def converged(self, x: np.ndarray, f: float, g: np.ndarray) -> tuple[str, str] | None:
         """The convergence test at ``x`` (``g`` projected under bounds), else None."""
@@ -280,7 +290,7 @@ class _Run:
             if gnorm < self.tol or gnorm == 0.0:
                 return GRAD_TOL, f"the {what} norm fell below --tol"
             return None
-        rg = self.relative_gradient(x, f, g)
+        rg = verdicts.relative_gradient(x, f, g)
         if rg == 0.0:
             return GRAD_TOL, f"the {what} is exactly zero"
         if rg <= DEFAULT_TOL:
@@ -299,18 +309,15 @@ class _Run:
         if f == 0.0:
             return PRECISION, (f"{why}, and the value is exactly 0: a minimum value to float64 "
                                "precision")
-        rg = self.relative_gradient(x, f, g)
+        rg = verdicts.relative_gradient(x, f, g)
         if rg <= PRECISION_TOL:
-            return PRECISION, (f"{why}, at a relative gradient of {rg:.2g} (at most "
-                               f"{PRECISION_TOL:.2g}): the value is at its minimum to the "
-                               "accuracy float64 allows")
-        change = self.rounding_level(x, g, evaluate)
-        if change is not None:
-            return PRECISION, (f"{why}; moving the point by {PROBE_ULPS} units in the last "
-                               f"place changes the gradient by {change:.2g} of its size, so it "
-                               "is rounding noise: stationary to float64 precision")
-        return NO_PROGRESS, (f"{why}, at a relative gradient of {rg:.2g} (above "
-                             f"{PRECISION_TOL:.2g}): not a minimum to float64 precision")
+            return PRECISION, verdicts.rg_message(why, rg, PRECISION_TOL)
+        level = self.rounding_level(x, g, evaluate)
+        if level is not None:
+            return PRECISION, f"{why}; {verdicts.noise_message(*level)}"
+        if not self.smooth and (self.near_kink or not hasattr(self.problem, "branches")):
+            return NO_PROGRESS, verdicts.kink_message(why, rg, self.kinks, self.near_kink)
+        return NO_PROGRESS, verdicts.rg_message(why, rg, PRECISION_TOL)
 
     def flat(self, x: np.ndarray, f: float, g: np.ndarray, evaluate: Evaluate | None
              ) -> tuple[str, str] | None:
@@ -320,21 +327,19 @@ class _Run:
         if float(self.g_prev @ (x - self.x_prev)) == 0.0:
             return PRECISION, ("the value is exactly 0 and the last step's predicted change "
                                "underflows to 0: the minimum value to float64 precision")
-        change = self.rounding_level(x, g, evaluate)
-        if change is not None:
-            return PRECISION, (f"the value is exactly 0, and moving the point by {PROBE_ULPS} "
-                               f"units in the last place changes the gradient by {change:.2g} "
-                               "of its size: it is rounding noise, stationary to float64 "
-                               "precision")
+        level = self.rounding_level(x, g, evaluate)
+        if level is not None:
+            return PRECISION, f"the value is exactly 0, and {verdicts.noise_message(*level)}"
         return None
 
     def rounding_level(self, x: np.ndarray, g: np.ndarray, evaluate: Evaluate | None
-                       ) -> float | None:
-        """:func:`.checks.rounding_level` under the bounds, on smooth tapes only."""
-        if not self.smooth or evaluate is None:
-            return None
-        return rounding_level(x, g, evaluate, self.project, self.pgrad, lambda: hessian_eigen(
-            self.problem, x, free_parameters(x, self.limits)))
+                       ) -> tuple[float, float] | None:
+        """:func:`.verdicts.branch_rounding_level` here (``near_kink``: it crossed a kink)."""
+        level, self.near_kink = verdicts.branch_rounding_level(
+            x, g, evaluate, self.project, self.pgrad, lambda: hessian_eigen(
+                self.problem, x, free_parameters(x, self.limits)),
+            None if self.smooth else getattr(self.problem, "branches", False))
+        return level
 
     def stop(self, x: np.ndarray, f: float, g: np.ndarray, improved: bool, fresh: bool = True,
              epoch: int = 1, evaluate: Evaluate | None = None) -> tuple[str, str] | None:
@@ -358,8 +363,8 @@ class _Run:
             if done is not None:
                 return done
         if fresh and gnorm < self.anchor_gnorm:
-            self.anchor_level, self.anchor_gnorm = _decade(f), gnorm
-        elif fresh and _decade(f) - self.anchor_level >= UNBOUNDED_DECADES:
+            self.anchor_level, self.anchor_gnorm = verdicts.decade(f), gnorm
+        elif fresh and verdicts.decade(f) - self.anchor_level >= UNBOUNDED_DECADES:
             return UNBOUNDED, (f"the value fell to {f:.6g} at iteration {iteration}, at least "
                                f"{UNBOUNDED_DECADES} orders of magnitude, while the gradient did "
                                "not shrink; the objective looks unbounded below")
@@ -493,8 +498,3 @@ def _minibatch(run: _Run, x: np.ndarray, rules: Rule, steps: int,
     elif not fresh and reason != UNBOUNDED:
         f, g = run.full(x)
     return run.result(x, f, g, reason, message)
-
-
-def _decade(f: float) -> int:
-    """The power of ten a negative value has reached (0 for values above -10)."""
-    return math.floor(math.log10(-f)) if f <= -10.0 else 0

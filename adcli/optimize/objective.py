@@ -118,6 +118,29 @@ class Objective:
             H = H * (1.0 if self.reduce == "sum" else 1.0 / self.rows)
         return H
 
+    def branches(self, x: np.ndarray) -> np.ndarray:
+        """Which side of its kink every op with one is on at ``x``, in every row: the sign of
+        the argument of abs, relu, sign and step, of the difference of max's and min's, and
+        the quadrant of hypot's and atan2's arguments (their kink is the origin).  Where two
+        points agree, the tape's gradient is one smooth function between them (ADOL-C's
+        branch test), so a change of the gradient there is no jump.  Empty without kinks."""
+        sides = []
+        kinked = [(op, args) for _, op, args in self.tape.instructions() if op.kink is not None]
+        if not kinked:
+            return np.zeros(0)
+        values = sweeps.evaluate(self.tape, self.point(x))
+        with np.errstate(all="ignore"):
+            for op, args in kinked:
+                argv = [values[a] for a in args]
+                if len(argv) == 1:
+                    side = np.sign(argv[0])
+                elif op.name in ("max", "min"):
+                    side = np.sign(argv[0] - argv[1])
+                else:  # hypot and atan2 at the origin: the quadrant (the gradient turns)
+                    side = np.concatenate([np.ravel(np.sign(v)) for v in argv])
+                sides.append(np.ravel(np.asarray(side, dtype=np.float64)))
+        return np.concatenate(sides)
+
     def score_outer(self, x: np.ndarray) -> np.ndarray:
         """sum_i g_i g_i^T over the rows, g_i the gradient of row i's term (the middle of
         the sandwich covariance).  One column sweep: each parameter goes in as a column of

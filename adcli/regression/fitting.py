@@ -333,6 +333,9 @@ def conclude(setup: FitSetup, res: Any, sol: Any, rss: float, jac: np.ndarray, r
     r_squared = 1.0 - rss / total if total and math.isfinite(total) and total > 0 else None
     if converged:
         warnings_ += negative_r_squared(r_squared)
+    elif finite:  # what minimize --stderr says at a run that did not converge
+        warnings_.insert(0, "the fit did not converge: its standard errors, t and p values "
+                            "and intervals are at its last point, not at a minimum")
     return FitResult(
         formula=formula.program.source, parameters=parameters,
         stderr={n: float(e) for n, e in zip(names, se)},
@@ -466,7 +469,7 @@ def ls_result(objective: Any, free: Sequence[str], sol: Any, r: np.ndarray, jac:
     """The :class:`~adcli.results.MinimizeResult` of ``minimize --data`` run by the
     least-squares engine (in memory or over partitions: ``r`` and ``jac`` need only have the
     rows' rᵀr and Jᵀr)."""
-    from ..results import DIVERGED, LS_TOL, MAX_STEPS, TIME_LIMIT, MinimizeResult
+    from ..results import DIVERGED, LS_TOL, MAX_STEPS, NO_PROGRESS, TIME_LIMIT, MinimizeResult
 
     scale = 1.0 if objective.reduce == "sum" else 1.0 / rows
     with np.errstate(all="ignore"):
@@ -488,6 +491,8 @@ def ls_result(objective: Any, free: Sequence[str], sol: Any, r: np.ndarray, jac:
         reason, message = TIME_LIMIT, _time_message(max_time)
     elif sol.status in (1, 2, 3, 4):
         reason = LS_TOL
+    elif sol.status == 5:  # a kink: no step makes the progress the model promises
+        reason = NO_PROGRESS
     else:
         reason = MAX_STEPS
     return MinimizeResult(list(objective.names), x, value, grad, max(sol.jacobians - 1, 0),

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .lm import levenberg_marquardt
+from .lm import KINK_STOP, at_kink, levenberg_marquardt
 
 # --------------------------------------------------------------------------- the engine
 
@@ -35,6 +35,12 @@ REASONS = {
 #: the status of a run stopped by its deadline (not one of scipy's).
 TIME_STATUS = -2
 REASONS[TIME_STATUS] = "the time limit was reached; the best point so far is reported"
+REASONS[KINK_STOP] = (
+    "the steps stopped where the sum of squares is not smooth: the linear model promises a "
+    "decrease far above its rounding level that no step, down to below xtol, delivers. That is "
+    "a kink (as abs, max or min make) or the edge of the model's domain (as sqrt(b) at b = 0), "
+    "which may be a minimum or not: the engine cannot tell. Try other start values (--from), "
+    "or a smooth form of the model")
 
 
 class _OutOfTime(Exception):
@@ -194,6 +200,7 @@ def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
     if max_time:
         deadline = (time.monotonic() if started is None else started) + max_time
     best = [math.inf, np.array(x0, dtype=np.float64)]
+    recent: list[float] = []  # the last sums of squares, for the kink test under bounds
 
     def residuals(b: np.ndarray) -> np.ndarray:
         if deadline is not None and time.monotonic() > deadline:
@@ -203,6 +210,7 @@ def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
             rss = float(r @ r)
         if rss < best[0]:
             best[0], best[1] = rss, np.array(b, dtype=np.float64)
+        recent[:] = [*recent[-7:], rss]
         return r
 
     def jac(b: np.ndarray) -> np.ndarray:
@@ -228,10 +236,29 @@ def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
         x, status = stop.x, 1
     except _OutOfTime as stop:
         x, status = stop.x, TIME_STATUS
+    if bounded and status in (2, 3, 4) and _bounded_kink(res, x, lower, upper, recent):
+        status = KINK_STOP
     if status in (2, 3, 4) and isinstance(res, Compressed):
         x = polish(res, x, lower, upper)
     return Solution(x, status, res.evaluations - start_eval, res.jacobians - start_jac,
                     BOUNDED_METHOD if bounded else METHOD)
+
+
+def _bounded_kink(res: Any, x: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                  recent: list[float]) -> bool:
+    """:func:`adcli.regression.lm.at_kink` where scipy's trf stopped: over the parameters not
+    at a bound (a bound holds the others, whatever the model promises along them), with the
+    changes of the sum of squares over its last trial points as the rounding level."""
+    with np.errstate(all="ignore"):
+        r, jac = res.both(x)
+        res.jacobians -= 1  # a look, not an iteration
+        cost = 0.5 * float(r @ r)
+        span = np.maximum(np.abs(x), 1.0) * 1e-10
+        free = (x - lower > span) & (upper - x > span)
+        norms = np.linalg.norm(jac, axis=0)
+        jh = jac[:, free] / np.where(norms[free] > 0, norms[free], 1.0)
+        changes = [0.5 * abs(c - 2.0 * cost) for c in recent if math.isfinite(c)]
+    return bool(free.any()) and math.isfinite(cost) and at_kink(jh, r, cost, changes)
 
 
 def _bounded(residuals: Any, jac: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
