@@ -204,7 +204,11 @@ class Scheduler:
         since: float | None = None
         while True:
             try:
-                wait(futures, timeout=1.0)
+                # wait() follows the process's default client, the newest one: with another
+                # client open (a second adcli run, the user's own) it would wait on that
+                # client's event loop, which never hears of these futures, until the timeout.
+                with self.client.as_current():
+                    wait(futures, timeout=1.0)
             except TimeoutError:
                 pass
             else:
