@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import click
 
-from ..errors import EXIT_FAILED, AdcliError, escape_control
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, AdcliError, escape_control
 from ..io.data import DEFAULT_MAX_DATA_BYTES
 from ..output import render
 from ..regression.fitting import FitResult, parse_bounds
@@ -145,7 +145,10 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
             raise AdcliError("--plot and --profile-plot name the same file; give two names")
 
     def uncertainty(result: FitResult) -> None:
-        """--ci and --derive, while the fit's engine (and its Dask scheduler) is still up."""
+        """--ci and --derive, while the fit's engine (and its Dask scheduler) is still up;
+        none after Ctrl-C (a profile's refits are more passes, and the point is no fit)."""
+        if _interrupted(result):
+            return
         if ci == "wald":
             result.ci = wald(result, ci_levels)
         elif ci == "profile":  # --max-time covers the profile's refits too
@@ -178,6 +181,10 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         render.warn("--absolute-sigma has no effect without --sigma")
     for message in result.warnings:
         render.warn(message)
+    interrupted = _interrupted(result)
+    if interrupted:  # Ctrl-C: the best point so far, and no plot of it (as minimize)
+        plot_path = profile_plot = None
+        outputs = []
     if plot_path and data is not None:
         from ..output.fitplot import plot_fit
 
@@ -191,7 +198,14 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         if option != "--checkpoint":
             click.echo(f"plot written to {escape_control(path)}", err=True)
     if not result.converged:
-        raise click.exceptions.Exit(EXIT_FAILED)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED)
+
+
+def _interrupted(result: FitResult) -> bool:
+    """Stopped by Ctrl-C (the engine's best point so far): exit status 130."""
+    from ..regression.leastsq import INTERRUPT_STATUS, REASONS
+
+    return not result.converged and result.reason == REASONS[INTERRUPT_STATUS]
 
 
 def _fit_on_dask(formula: Formula, data_path: str, scheduler: str | None, sep: str | None,

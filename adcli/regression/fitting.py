@@ -27,7 +27,7 @@ from ..function import Function
 from ..language.parser import DEFAULT_MAX_SOURCE_BYTES
 from ..results import Key
 from .formula import FitError, Formula, nest_elements, parse_formula
-from .leastsq import REASONS, TIME_STATUS, Compressed, covariance, qr_sums, solve
+from .leastsq import INTERRUPT_STATUS, REASONS, TIME_STATUS, Compressed, covariance, qr_sums, solve
 from .problem import FitSetup, check_time, fit_setup, negative_r_squared, zero_columns
 from .uncertainty import Uncertain, report_json
 
@@ -273,7 +273,8 @@ def fit(text: str | Formula, data_columns: Mapping[str, Any], *,
                        f"{_bad_row(r0)}; choose other start values with --from")
     engine = Compressed(lambda b: qr_sums(*res.both(b)), p)  # as over partitions
     sol = solve(engine, setup.x0, setup.lower, setup.upper,
-                max_evaluations or 1000 * (p + 1), max_time=max_time, started=started)
+                max_evaluations or 1000 * (p + 1), max_time=max_time, started=started,
+                interrupt=True)
     jac = engine.both(sol.x)[1]
     out = conclude(setup, engine, sol, engine.rss(sol.x), jac, rows, weights is not None,
                    absolute_sigma, max_time, lambda: _tss(formula, res, columns))
@@ -328,8 +329,9 @@ def conclude(setup: FitSetup, res: Any, sol: Any, rss: float, jac: np.ndarray, r
     x_by = dict(zip(names, (float(v) for v in sol.x)))
     parameters = {n: x_by[n] if n in x_by else setup.fixed[n] for n in setup.params}
     formula = setup.formula
-    total = tss() if finite and not (formula.names(formula.lhs) - set(setup.columns)) \
-        else None
+    # interrupted: no more passes over the data for R^2 (Ctrl-C asked for the result now)
+    total = tss() if finite and sol.status != INTERRUPT_STATUS and \
+        not (formula.names(formula.lhs) - set(setup.columns)) else None
     r_squared = 1.0 - rss / total if total and math.isfinite(total) and total > 0 else None
     if converged:
         warnings_ += negative_r_squared(r_squared)
@@ -455,7 +457,7 @@ def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray,
     upper = np.full(len(start), np.inf) if bounds is None else bounds[1][order]
     engine = Compressed(lambda b: qr_sums(*res.both(b)), len(start))  # as over partitions
     sol = solve(engine, start, lower, upper, 1000 * (len(start) + 1), max_time=max_time,
-                started=started)
+                started=started, interrupt=True)
     r, jac = engine.both(sol.x)
     return ls_result(objective, res.free, sol, r, jac, res.rows, bounds, max_time)
 
@@ -466,7 +468,8 @@ def ls_result(objective: Any, free: Sequence[str], sol: Any, r: np.ndarray, jac:
     """The :class:`~adcli.results.MinimizeResult` of ``minimize --data`` run by the
     least-squares engine (in memory or over partitions: ``r`` and ``jac`` need only have the
     rows' rᵀr and Jᵀr)."""
-    from ..results import DIVERGED, LS_TOL, MAX_STEPS, TIME_LIMIT, MinimizeResult
+    from ..results import DIVERGED, INTERRUPTED, LS_TOL, MAX_STEPS, TIME_LIMIT, MinimizeResult
+    from ..results import REASONS as MINIMIZE_REASONS
 
     scale = 1.0 if objective.reduce == "sum" else 1.0 / rows
     with np.errstate(all="ignore"):
@@ -486,6 +489,8 @@ def ls_result(objective: Any, free: Sequence[str], sol: Any, r: np.ndarray, jac:
         reason, message = DIVERGED, ""
     elif sol.status == TIME_STATUS:
         reason, message = TIME_LIMIT, _time_message(max_time)
+    elif sol.status == INTERRUPT_STATUS:
+        reason, message = INTERRUPTED, MINIMIZE_REASONS[INTERRUPTED]  # as every method
     elif sol.status in (1, 2, 3, 4):
         reason = LS_TOL
     else:
