@@ -104,7 +104,7 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
     The residual of each row is LHS - MODEL; names that are data columns take the row's
     values, every other name is a parameter. Levenberg-Marquardt (trust region) on the exact
     Jacobian; reports standard errors, correlations, RSS and R^2. Exit status 1 when the fit
-    does not converge.
+    does not converge; Ctrl-C reports the best point so far (exit status 130).
 
     \b
     Examples:

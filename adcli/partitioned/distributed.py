@@ -203,16 +203,12 @@ class Scheduler:
         grace = float(dask.config.get("adcli.no-workers-timeout", NO_WORKERS_TIMEOUT))
         since: float | None = None
         while True:
-            try:
-                # wait() follows the process's default client, the newest one: with another
-                # client open (a second adcli run, the user's own) it would wait on that
-                # client's event loop, which never hears of these futures, until the timeout.
-                with self.client.as_current():
+            try:  # on this client: wait() takes the newest client, whose event loop would
+                with self.client.as_current():  # not hear of these futures till the timeout
                     wait(futures, timeout=1.0)
+                break
             except TimeoutError:
                 pass
-            else:
-                break
             try:
                 alive = self.client.status == "running" and bool(
                     self.client.scheduler_info().get("workers"))
