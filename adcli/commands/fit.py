@@ -79,10 +79,10 @@ from .common import (
               help="Draw data, fitted curve and residuals to a .png/.svg/.pdf file; needs "
                    "matplotlib (adcli[plot]).")
 @click.option("--checkpoint", "checkpoint", metavar="FILE",
-              help="On Dask: after every pass, write the run's state to FILE (JSON, atomic), "
-                   "for --resume.")
+              help="After every pass over the data, write the run's state to FILE (JSON, "
+                   "atomic), for --resume.")
 @click.option("--resume", "resume", metavar="FILE",
-              help="On Dask: continue the run a --checkpoint FILE of the same problem saved.")
+              help="Continue the run a --checkpoint FILE of the same problem saved.")
 @click.option("--max-data-size", type=ByteSize(), default=DEFAULT_MAX_DATA_BYTES,
               metavar="BYTES", show_default="256M",
               help="Refuse a --data file larger than this, or whose rows take more memory "
@@ -166,16 +166,16 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
                               options, uncertainty)
         data = None
     else:
-        if checkpoint or resume:
-            raise AdcliError(f"{'--checkpoint' if checkpoint else '--resume'} needs partitioned "
-                             "data (Dask: a glob, a directory, Parquet or --scheduler)")
         data = load_data(data_path, max_data_size or None, sep, renames)
         used = formula.names(formula.lhs) | formula.names(formula.model)
         data = data.select(used | ({sigma} if sigma else set()), dropna)
         from ..fast.blas import pin_blas
 
         pin_blas()  # BLAS at one thread: the same bits whatever OPENBLAS_NUM_THREADS says
-        result = run_fit(formula, data.columns, **options)
+        journal = _memory_journal(formula, data_path, list(data.columns), options, checkpoint,
+                                  resume, [sep, sorted(renames), dropna]) \
+            if checkpoint or resume else None
+        result = run_fit(formula, data.columns, journal=journal, **options)
         uncertainty(result)
     if absolute_sigma and sigma is None:
         render.warn("--absolute-sigma has no effect without --sigma")
@@ -199,6 +199,30 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
             click.echo(f"plot written to {escape_control(path)}", err=True)
     if not result.converged:
         raise click.exceptions.Exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED)
+
+
+def _memory_journal(formula: Formula, data_path: str, columns: list[str], options: dict,
+                    checkpoint: str | None, resume: str | None, data_options: list
+                    ) -> Callable[[Callable], Callable]:
+    """``--checkpoint``/``--resume`` over data held in memory: the journal (and file format)
+    of a fit over partitions, around each sweep of the engine over all the rows."""
+    from ..partitioned.checkpoint import (
+        Checkpoint,
+        data_fingerprint,
+        problem_fingerprint,
+        sweep_journal,
+    )
+    from ..regression.problem import fit_setup
+
+    setup = fit_setup(formula, columns, params=options["params"], start=options["start"],
+                      bounds=options["bounds"], fix=options["fix"], sigma=options["sigma"])
+    journal = Checkpoint(checkpoint, resume, problem_fingerprint(
+        {"command": "fit", "in memory": True, "expression": formula.program.source,
+         "data": data_fingerprint([data_path]), "data options": data_options,
+         "start": setup.x0, "free": setup.free, "fixed": setup.fixed, "lower": setup.lower,
+         "upper": setup.upper, "sigma": options["sigma"],
+         "max_evaluations": options["max_evaluations"]}), setup.free)
+    return sweep_journal(journal, len(setup.free))
 
 
 def _interrupted(result: FitResult) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -217,3 +217,62 @@ def journal_objective(objective: Any, checkpoint: str | None, resume: str | None
     problem["files"] = data_fingerprint(problem["files"])
     journal = Checkpoint(checkpoint, resume, problem_fingerprint(problem), objective.names)
     objective._parts = JournaledParts(objective._parts, journal)
+
+
+# --------------------------------------------------------------------------- data in memory
+# The same journal for a run over data held in memory: its passes are the engine's sweeps
+# over all the rows (the least-squares engine's [R, Qᵀr, rᵀr]) or the objective's
+# evaluations (value and gradient, Hessian), recorded and replayed as over partitions.
+
+
+def sweep_journal(checkpoint: Checkpoint, p: int) -> Callable[[Callable], Callable]:
+    """The wrapper :class:`adcli.regression.leastsq.Compressed` puts around its sweep
+    (parameters -> [R (p*p), Qᵀr (p), rᵀr]): answered from ``checkpoint`` when resuming,
+    recorded after every sweep."""
+
+    def wrap(sweep: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+        def journaled(b: np.ndarray) -> np.ndarray:
+            key = pass_key("qr", b, 0.0)
+            total = checkpoint.answer(key, p * p + p + 1)
+            if total is None:
+                total = np.asarray(sweep(b), dtype=np.float64)
+            checkpoint.record(key, total, b)
+            return total
+        return journaled
+    return wrap
+
+
+class JournaledObjective:
+    """An in-memory :class:`~adcli.optimize.objective.Objective` whose value-and-gradient
+    and Hessian evaluations go through a :class:`Checkpoint` (anything else is the
+    objective's own)."""
+
+    def __init__(self, objective: Any, checkpoint: Checkpoint) -> None:
+        self._objective = objective
+        self._checkpoint = checkpoint
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._objective, name)
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        def compute() -> np.ndarray:
+            f, g = self._objective(x)
+            return np.concatenate(([f], np.asarray(g, dtype=np.float64)))
+
+        total = self._through("value_and_grad", x, len(x) + 1, compute)
+        return float(total[0]), total[1:]
+
+    def hessian(self, x: np.ndarray) -> np.ndarray:
+        p = len(x)
+        total = self._through("hessian", x, p * p,
+                              lambda: np.asarray(self._objective.hessian(x)).ravel())
+        return total.reshape(p, p)
+
+    def _through(self, name: str, x: np.ndarray, size: int,
+                 compute: Callable[[], np.ndarray]) -> np.ndarray:
+        key = [name, *_hex(x)]
+        total = self._checkpoint.answer(key, size)
+        if total is None:
+            total = np.asarray(compute(), dtype=np.float64)
+        self._checkpoint.record(key, total, x)
+        return total

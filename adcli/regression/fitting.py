@@ -232,7 +232,7 @@ def fit(text: str | Formula, data_columns: Mapping[str, Any], *,
         absolute_sigma: bool = False, max_evaluations: int | None = None,
         max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES,
         max_time: float | None = None, started: float | None = None,
-        params: Sequence[str] | None = None) -> FitResult:
+        params: Sequence[str] | None = None, journal: Any = None) -> FitResult:
     """Fit ``LHS ~ MODEL`` (text, or a formula parsed once by the caller) to data columns by
     least squares; parameters start at 1 unless ``start`` says otherwise, and ``params``
     declares them exactly (see :func:`adcli.regression.problem.fit_setup` for every name rule).
@@ -241,7 +241,7 @@ def fit(text: str | Formula, data_columns: Mapping[str, Any], *,
     by 1/sigma_i^2; with ``absolute_sigma`` the standard errors take sigma as the true errors
     (curve_fit's meaning) instead of rescaling by the residual variance. ``max_time``
     (seconds from ``started``, a ``time.monotonic()``, default now) stops the engine at the
-    best point so far, not converged."""
+    best point so far, not converged. ``journal`` wraps each sweep (``--checkpoint``)."""
     from ..io.data import DataError, from_columns
 
     began = time.perf_counter()
@@ -271,7 +271,7 @@ def fit(text: str | Formula, data_columns: Mapping[str, Any], *,
     if not np.all(np.isfinite(r0)):
         raise FitError(f"the residual is not finite at the start values, at data row "
                        f"{_bad_row(r0)}; choose other start values with --from")
-    engine = Compressed(lambda b: qr_sums(*res.both(b)), p)  # as over partitions
+    engine = Compressed(lambda b: qr_sums(*res.both(b)), p, journal)  # as over partitions
     sol = solve(engine, setup.x0, setup.lower, setup.upper,
                 max_evaluations or 1000 * (p + 1), max_time=max_time, started=started,
                 interrupt=True)
@@ -329,9 +329,8 @@ def conclude(setup: FitSetup, res: Any, sol: Any, rss: float, jac: np.ndarray, r
     x_by = dict(zip(names, (float(v) for v in sol.x)))
     parameters = {n: x_by[n] if n in x_by else setup.fixed[n] for n in setup.params}
     formula = setup.formula
-    # interrupted: no more passes over the data for R^2 (Ctrl-C asked for the result now)
-    total = tss() if finite and sol.status != INTERRUPT_STATUS and \
-        not (formula.names(formula.lhs) - set(setup.columns)) else None
+    total = tss() if finite and sol.status != INTERRUPT_STATUS and not (  # none on Ctrl-C
+        formula.names(formula.lhs) - set(setup.columns)) else None
     r_squared = 1.0 - rss / total if total and math.isfinite(total) and total > 0 else None
     if converged:
         warnings_ += negative_r_squared(r_squared)
@@ -428,13 +427,13 @@ def _time_message(max_time: float | None) -> str:
 
 def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray,
                            bounds: tuple[np.ndarray, np.ndarray] | None = None,
-                           max_time: float | None = None, started: float | None = None
-                           ) -> Any | None:
+                           max_time: float | None = None, started: float | None = None,
+                           journal: Any = None) -> Any | None:
     """``minimize --data`` on a squared residual by the least-squares engine: the same
     minimum as the mean (or sum) of squares, found by Levenberg-Marquardt on the exact
     Jacobian (within ``bounds``, lower and upper arrays over ``objective.names``, by trf's
-    reflection). Returns a :class:`~adcli.optimize.MinimizeResult`, or None when the objective
-    is not of that form (the caller then runs its own method)."""
+    reflection; ``journal`` as :func:`fit`'s). Returns a :class:`~adcli.optimize.MinimizeResult`,
+    or None when the objective is not of that form (the caller then runs its own method)."""
     if not objective.columns or objective.stochastic:
         return None
     node = squared_residual(program, objective.tape)
@@ -455,7 +454,7 @@ def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray,
         return None  # the general path reports a non-finite start its own way
     lower = np.full(len(start), -np.inf) if bounds is None else bounds[0][order]
     upper = np.full(len(start), np.inf) if bounds is None else bounds[1][order]
-    engine = Compressed(lambda b: qr_sums(*res.both(b)), len(start))  # as over partitions
+    engine = Compressed(lambda b: qr_sums(*res.both(b)), len(start), journal)  # as Dask's
     sol = solve(engine, start, lower, upper, 1000 * (len(start) + 1), max_time=max_time,
                 started=started, interrupt=True)
     r, jac = engine.both(sol.x)
@@ -469,7 +468,6 @@ def ls_result(objective: Any, free: Sequence[str], sol: Any, r: np.ndarray, jac:
     least-squares engine (in memory or over partitions: ``r`` and ``jac`` need only have the
     rows' rᵀr and Jᵀr)."""
     from ..results import DIVERGED, INTERRUPTED, LS_TOL, MAX_STEPS, TIME_LIMIT, MinimizeResult
-    from ..results import REASONS as MINIMIZE_REASONS
 
     scale = 1.0 if objective.reduce == "sum" else 1.0 / rows
     with np.errstate(all="ignore"):
@@ -490,7 +488,7 @@ def ls_result(objective: Any, free: Sequence[str], sol: Any, r: np.ndarray, jac:
     elif sol.status == TIME_STATUS:
         reason, message = TIME_LIMIT, _time_message(max_time)
     elif sol.status == INTERRUPT_STATUS:
-        reason, message = INTERRUPTED, MINIMIZE_REASONS[INTERRUPTED]  # as every method
+        reason, message = INTERRUPTED, "interrupted; the best point so far is reported"
     elif sol.status in (1, 2, 3, 4):
         reason = LS_TOL
     else:

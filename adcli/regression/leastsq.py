@@ -125,8 +125,9 @@ class Compressed:
     point costs one sweep with the Jacobian, so a trial point's residual vector already
     belongs to that point's Jacobian; accepting the point costs no second sweep."""
 
-    def __init__(self, sweep: Any, p: int) -> None:
-        self.sweep = sweep
+    def __init__(self, sweep: Any, p: int, journal: Any = None) -> None:
+        # journal: --checkpoint/--resume wrap the sweep (each recorded, or answered from file)
+        self.sweep = sweep if journal is None else journal(sweep)
         self.p = p
         self.evaluations = 0
         self.jacobians = 0
