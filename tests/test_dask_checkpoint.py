@@ -334,3 +334,21 @@ def test_the_dashboard_link_of_a_real_local_cluster() -> None:
         assert link is None
     else:
         assert link is not None and link.startswith("http://")
+
+
+@pytest.mark.parametrize("source", ["d.csv", "d*.csv"], ids=["in-memory", "dask"])
+def test_the_checkpoints_parameters_are_named_right(tmp_path: Path, source: str) -> None:
+    """The least-squares engine orders the parameters its own way (here c, a, b: the order
+    of the residual); the checkpoint's latest parameters are still filed under their own
+    names: those of the result."""
+    import shutil
+
+    shutil.copy(Path(__file__).resolve().parent.parent / "samples" / "exp_decay.csv",
+                tmp_path / "d.csv")
+    run = _adcli("minimize", "(c + a*exp(-b*x) - y)^2", "--data", source, "--from", "a=1,b=1",
+                 "--json", "--checkpoint", "c.json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)["minimum"]
+    saved = json.loads((tmp_path / "c.json").read_text())["parameters"]
+    assert {k: float(v) for k, v in saved.items()} == found
+    assert len(set(found.values())) == 3  # three different values: a mix-up would show

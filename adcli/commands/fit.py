@@ -203,7 +203,7 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
 
 def _memory_journal(formula: Formula, data_path: str, columns: list[str], options: dict,
                     checkpoint: str | None, resume: str | None, data_options: list
-                    ) -> Callable[[Callable], Callable]:
+                    ) -> Callable[[list[str]], Callable]:
     """``--checkpoint``/``--resume`` over data held in memory: the journal (and file format)
     of a fit over partitions, around each sweep of the engine over all the rows."""
     from ..partitioned.checkpoint import (
@@ -222,7 +222,7 @@ def _memory_journal(formula: Formula, data_path: str, columns: list[str], option
          "start": setup.x0, "free": setup.free, "fixed": setup.fixed, "lower": setup.lower,
          "upper": setup.upper, "sigma": options["sigma"],
          "max_evaluations": options["max_evaluations"]}), setup.free)
-    return sweep_journal(journal, len(setup.free))
+    return sweep_journal(journal)
 
 
 def _interrupted(result: FitResult) -> bool:

@@ -234,8 +234,8 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         from ..regression.fitting import least_squares_minimize
 
         result = least_squares_minimize(function.program, objective, x0, box,
-                                        max_time or None, began, None if journal is None
-                                        else sweep_journal(journal, len(objective.names)))
+                                        max_time or None, began,
+                                        None if journal is None else sweep_journal(journal))
         if result is not None:
             click.echo("Note: EXPR is the square of a residual over the data, so method auto "
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)

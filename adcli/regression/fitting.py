@@ -241,7 +241,7 @@ def fit(text: str | Formula, data_columns: Mapping[str, Any], *,
     by 1/sigma_i^2; with ``absolute_sigma`` the standard errors take sigma as the true errors
     (curve_fit's meaning) instead of rescaling by the residual variance. ``max_time``
     (seconds from ``started``, a ``time.monotonic()``, default now) stops the engine at the
-    best point so far, not converged. ``journal`` wraps each sweep (``--checkpoint``)."""
+    best point so far, not converged. ``journal(free)`` wraps each sweep (``--checkpoint``)."""
     from ..io.data import DataError, from_columns
 
     began = time.perf_counter()
@@ -271,7 +271,8 @@ def fit(text: str | Formula, data_columns: Mapping[str, Any], *,
     if not np.all(np.isfinite(r0)):
         raise FitError(f"the residual is not finite at the start values, at data row "
                        f"{_bad_row(r0)}; choose other start values with --from")
-    engine = Compressed(lambda b: qr_sums(*res.both(b)), p, journal)  # as over partitions
+    engine = Compressed(lambda b: qr_sums(*res.both(b)), p,  # as over partitions
+                        journal and journal(setup.free))
     sol = solve(engine, setup.x0, setup.lower, setup.upper,
                 max_evaluations or 1000 * (p + 1), max_time=max_time, started=started,
                 interrupt=True)
@@ -454,7 +455,8 @@ def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray,
         return None  # the general path reports a non-finite start its own way
     lower = np.full(len(start), -np.inf) if bounds is None else bounds[0][order]
     upper = np.full(len(start), np.inf) if bounds is None else bounds[1][order]
-    engine = Compressed(lambda b: qr_sums(*res.both(b)), len(start), journal)  # as Dask's
+    engine = Compressed(lambda b: qr_sums(*res.both(b)), len(start),  # as Dask's
+                        journal and journal(res.free))
     sol = solve(engine, start, lower, upper, 1000 * (len(start) + 1), max_time=max_time,
                 started=started, interrupt=True)
     r, jac = engine.both(sol.x)
