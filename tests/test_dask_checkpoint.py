@@ -6,7 +6,6 @@ the kill fails the test instead of passing it silently."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -163,12 +162,82 @@ def test_an_answer_of_another_size_is_refused(folder: Path, command: str) -> Non
     assert "Traceback" not in run.stderr
 
 
-def test_in_memory_data_refuses_checkpoint(tmp_path: Path) -> None:
+#: A run that dies (SIGKILL, as a crash or an OOM kill would) right after its checkpoint
+#: records pass K: the in-memory runs take milliseconds, so the kill comes from inside.
+_DIE_AFTER = """
+import os, signal, sys
+import adcli.partitioned.checkpoint as c
+k = int(sys.argv[1])
+record = c.Checkpoint.record
+def dying(self, *args, **kw):
+    record(self, *args, **kw)
+    if len(self.passes) >= k:
+        os.kill(os.getpid(), signal.SIGKILL)
+c.Checkpoint.record = dying
+from adcli.cli import main
+sys.argv = ["adcli"] + sys.argv[2:]
+main()
+"""
+
+IN_MEMORY = {
+    "fit": ["fit", "y ~ a*exp(-b*x) + c", "--from", "a=1,b=1"],
+    "auto": ["minimize", "(a*exp(-b*x) + c - y)^2", "--from", "a=1,b=1"],
+    "bfgs": ["minimize", "(a*exp(-b*x) + c - y)^2", "--from", "a=1,b=1", "--method", "bfgs",
+             "--trace", "TRACE"],
+    "newton": ["minimize", "(a*exp(-b*x) + c - y)^2", "--from", "a=1,b=1", "--method",
+               "newton", "--stderr", "hessian", "--reduce", "sum"],
+}
+
+
+@pytest.mark.parametrize("run", list(IN_MEMORY))
+def test_in_memory_data_killed_after_pass_k_and_resumed_gives_the_same_bits(
+        tmp_path: Path, run: str) -> None:
+    """Data read into memory (one CSV file): the same journal and file format as on Dask, one
+    entry per sweep of the engine over all the rows (fit, minimize auto) or per evaluation of
+    the objective (value and gradient, Hessian); killed after pass 4 and resumed, the result
+    (and the --trace) are the bits of a run never interrupted, made without a checkpoint."""
+    import shutil
+
+    shutil.copy(Path(__file__).resolve().parent.parent / "samples" / "exp_decay.csv",
+                tmp_path / "d.csv")
+
+    def args(trace: str) -> list[str]:
+        return [a.replace("TRACE", trace) for a in IN_MEMORY[run]] + ["--data", "d.csv",
+                                                                      "--json"]
+
+    plain = _adcli(*args("plain.csv"), cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    killed = subprocess.run([sys.executable, "-c", _DIE_AFTER, "4", *args("killed.csv"),
+                             "--checkpoint", "c.json"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr  # it died at pass 4
+    assert killed.stdout == ""
+    doc = json.loads((tmp_path / "c.json").read_text())
+    assert doc["format"] == "adcli-checkpoint-1" and doc["pass"] == 4
+    assert set(doc["parameters"]) == {"a", "b", "c"}
+    resumed = _adcli(*args("resumed.csv"), "--resume", "c.json", "--checkpoint", "c.json",
+                     cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _json(resumed.stdout) == _json(plain.stdout)
+    assert _passes(tmp_path / "c.json") > 4
+    if run == "bfgs":
+        assert (tmp_path / "resumed.csv").read_bytes() == (tmp_path / "plain.csv").read_bytes()
+    # a checkpoint of this run is another problem to the same data read on Dask
+    if run == "fit":
+        dask = _adcli(*args("x"), "--scheduler", "synchronous", "--resume", "c.json",
+                      cwd=tmp_path)
+        assert dask.returncode == 2
+        assert "the checkpoint is of another problem" in dask.stderr.splitlines()[-1]
+
+
+def test_in_memory_minibatches_refuse_checkpoint(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("x,y\n1,2\n2,4\n3,6.1\n")
-    run = _adcli("fit", "y ~ a*x", "--data", "d.csv", "--checkpoint", "c.json", cwd=tmp_path)
-    assert run.returncode == 2  # a usage error
-    assert run.stderr.startswith("Error: --checkpoint needs partitioned data")
-    assert not os.path.exists(tmp_path / "c.json")
+    run = _adcli("minimize", "(w*x - y)^2", "--data", "d.csv", "--batch-size", "2",
+                 "--checkpoint", "c.json", cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.splitlines()[-1].startswith(
+        "Error: --checkpoint and --resume cannot follow a minibatch run")
+    assert "Traceback" not in run.stderr and not (tmp_path / "c.json").exists()
 
 
 LOSS = "(a*exp(-b*x) + c - y)^2"
@@ -220,7 +289,7 @@ def test_minimize_refusals_are_one_error_line(folder: Path, tmp_path: Path) -> N
                                                   "is of another problem")
     run = _adcli("minimize", "x^2", "--checkpoint", "c.json", cwd=tmp_path)
     assert run.returncode == 2
-    assert run.stderr.startswith("Error: --checkpoint needs --data on Dask")
+    assert run.stderr.startswith("Error: --checkpoint needs --data")
 
 
 class _Client:
@@ -265,3 +334,21 @@ def test_the_dashboard_link_of_a_real_local_cluster() -> None:
         assert link is None
     else:
         assert link is not None and link.startswith("http://")
+
+
+@pytest.mark.parametrize("source", ["d.csv", "d*.csv"], ids=["in-memory", "dask"])
+def test_the_checkpoints_parameters_are_named_right(tmp_path: Path, source: str) -> None:
+    """The least-squares engine orders the parameters its own way (here c, a, b: the order
+    of the residual); the checkpoint's latest parameters are still filed under their own
+    names: those of the result."""
+    import shutil
+
+    shutil.copy(Path(__file__).resolve().parent.parent / "samples" / "exp_decay.csv",
+                tmp_path / "d.csv")
+    run = _adcli("minimize", "(c + a*exp(-b*x) - y)^2", "--data", source, "--from", "a=1,b=1",
+                 "--json", "--checkpoint", "c.json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)["minimum"]
+    saved = json.loads((tmp_path / "c.json").read_text())["parameters"]
+    assert {k: float(v) for k, v in saved.items()} == found
+    assert len(set(found.values())) == 3  # three different values: a mix-up would show

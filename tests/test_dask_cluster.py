@@ -261,3 +261,49 @@ def test_local_workers_keep_sweep_temporaries_on_the_heap():
     assert seen == [(str(WORKER_ENVIRON["MALLOC_TRIM_THRESHOLD_"]),
                      str(WORKER_ENVIRON["MALLOC_MMAP_THRESHOLD_"]))]
     assert dict(dask.config.get("distributed.nanny.pre-spawn-environ")) == before
+
+
+@pytest.mark.parametrize("persist", [0.25, 0.0], ids=["kept", "re-read"])
+def test_a_second_client_in_the_process_does_not_slow_the_passes_of_the_first(
+        tmp_path, monkeypatch, persist):
+    """Two adcli runs on one cluster in one process (or the user's own client opened after
+    adcli's): a pass of the first must wait on its own client. ``distributed.wait`` follows the
+    process's default client, the newest one; on another client's event loop it never hears
+    that the futures finished and returns only at its timeout, once every pass. Counted, not
+    timed: each wait is recorded with the client it runs on and whether it timed out."""
+    import distributed
+    from distributed import LocalCluster
+
+    monkeypatch.setattr("adcli.partitioned.distributed.PERSIST_FRACTION", persist)
+    folder = _parquet(tmp_path / "parts", parts=4)
+    seen: list[tuple[object, bool]] = []
+    real_wait = distributed.wait
+
+    def counting_wait(futures, timeout=None, **kw):
+        client = distributed.default_client()
+        try:
+            out = real_wait(futures, timeout=timeout, **kw)
+        except TimeoutError:
+            seen.append((client, True))
+            raise
+        seen.append((client, False))
+        return out
+
+    monkeypatch.setattr(distributed, "wait", counting_wait)
+    x = np.array([0.3, 1.7])
+    with LocalCluster(n_workers=1, processes=False, threads_per_worker=2, protocol="tcp",
+                      dashboard_address=None, silence_logs=50) as cluster, \
+            Scheduler(cluster.scheduler_address) as first:
+        objective = _objective(folder, first)
+        assert objective.persisted == (persist > 0)
+        alone = objective(x)
+        with Scheduler(cluster.scheduler_address) as second:
+            other = _objective(folder, second)
+            assert distributed.default_client() is second.client  # the newest is the default
+            seen.clear()
+            for _ in range(3):
+                again = objective(x)
+                assert again[0] == alone[0] and np.array_equal(again[1], alone[1])
+            assert seen and all(client is first.client for client, _ in seen), seen
+            assert not any(timed_out for _, timed_out in seen), seen
+            assert other(x)[0] == alone[0]

@@ -246,3 +246,145 @@ def test_a_csv_file_of_a_glob_without_y_is_exit_2_naming_the_file(tmp_path: Path
     (tmp_path / "b.csv").write_text("x,z\n1,2\n2,3\n")
     line = _one_error(_adcli("fit", "y ~ a*x + b", "--data", str(tmp_path / "*.csv")), 2)
     assert line == f"Error: data file '{tmp_path / 'b.csv'}' has no column 'y'"
+
+
+# --------------------------------------------------------------------------- Ctrl-C, least squares
+#: A least-squares problem whose infimum is not attained: r = exp(a)*x with y = 0 falls by a
+#: factor e^2 a step for hundreds of steps, so a run is still going when it is interrupted.
+FALLING = {"minimize": ["minimize", "(exp(a)*x - y)^2", "--from", "a=0"],
+           "fit": ["fit", "y ~ exp(a)*x", "--from", "a=0"]}
+
+
+def _falling(folder: Path) -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(3):
+        x = rng.uniform(1, 2, 2000)
+        pq.write_table(pa.table({"x": x, "y": np.zeros_like(x)}), folder / f"part{i}.parquet")
+    return folder
+
+
+@pytest.mark.parametrize("command", ["minimize", "fit"])
+def test_ctrl_c_in_a_least_squares_run_on_local_workers_reports_the_best_point(
+        tmp_path: Path, command: str) -> None:
+    """Ctrl-C (SIGINT to the terminal's process group: the client and its workers) once
+    pass 5 is shown: the best point so far on stdout, the line saying the run was
+    interrupted, exit 130, and no traceback from the client or a worker (they share the
+    terminal)."""
+    folder = _falling(tmp_path / "data")
+    run = Terminal(*FALLING[command], "--data", str(folder), "--scheduler", "local:2")
+    run.wait_for("pass 5 over 3 partitions")
+    os.killpg(run.proc.pid, signal.SIGINT)
+    status, seen = run.finish()
+    assert status == 130, seen[-2000:]
+    assert "Traceback" not in seen and "KeyboardInterrupt" not in seen, seen[-3000:]
+    assert "Error:" not in seen, seen[-2000:]
+    assert "interrupted; the best point so far is reported" in seen, seen[-2000:]
+    if command == "minimize":
+        assert "(interrupted)" in seen and "\n  a  -" in seen, seen[-2000:]
+    else:
+        assert "\na " in seen and "residual sum of squares" in seen, seen[-2000:]
+
+
+def _journal(path: Path) -> list[tuple[list[float], float]]:
+    """(parameters, rss) of every Jacobian pass the checkpoint holds (fit's and minimize's
+    key forms)."""
+    import json
+
+    doc = json.loads(path.read_text())
+    out = []
+    for key, total in doc["passes"]:
+        if key[0] == "partition_normal":  # minimize: [name, canonical arguments]
+            mode, at = key[1][4], key[1][3]
+        else:  # fit: [mode, parameters..., mean]
+            mode, at = key[0], key[1:-1]
+        if mode == "qr":
+            values = [float.fromhex(v) for v in total]
+            out.append(([float.fromhex(v) for v in at], values[-2]))
+    return out
+
+
+@pytest.mark.parametrize("command", ["minimize", "fit"])
+def test_interrupted_least_squares_reports_the_lowest_point_it_swept(tmp_path: Path,
+                                                                    command: str) -> None:
+    """SIGINT once the checkpoint shows pass 8 (the threaded scheduler, --json): the point
+    reported is the lowest sum of squares among the passes the run completed (read back
+    from the checkpoint, which records each pass's parameters and sums), with its exact rss;
+    reason interrupted, exit 130, stdout one JSON object, no traceback."""
+    import json
+
+    folder = _falling(tmp_path / "data")
+    journal = tmp_path / "run.ckpt"
+    proc = subprocess.Popen([sys.executable, "-m", "adcli", *FALLING[command], "--data",
+                             str(folder), "--scheduler", "threads", "--json",
+                             "--checkpoint", str(journal)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env(),
+                            start_new_session=True)
+    deadline = time.monotonic() + 240
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        try:
+            if json.loads(journal.read_text())["pass"] >= 8:
+                break
+        except (OSError, ValueError):  # not written yet
+            pass
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert "Traceback" not in err and "Error:" not in err, err
+    result = json.loads(out)
+    assert result["converged"] is False
+    swept = _journal(journal)
+    assert len(swept) >= 6
+    if command == "minimize":
+        assert result["reason"] == "interrupted", result
+        a, rss = result["point"]["a"], result["value"] * 6000
+    else:
+        assert result["reason"] == "interrupted; the best point so far is reported", result
+        a, rss = result["parameters"]["a"], result["rss"]
+        assert result["r_squared"] is None  # no more passes after Ctrl-C
+    at = [p[0] for p, _ in swept]
+    assert a in at, (a, at)  # a point that was swept, not one past the interrupt
+    mine = swept[at.index(a)][1]
+    assert rss == pytest.approx(mine, rel=1e-15)
+    # the lowest of the completed passes (the last one may have finished as the signal came)
+    assert mine <= min(s for _, s in swept[:-1]), (mine, swept[-3:])
+
+
+def test_the_engine_stopped_by_ctrl_c_keeps_its_best_point_without_another_sweep() -> None:
+    """The mechanism under the runs above, in process: the sweep (a pass over partitions)
+    raises KeyboardInterrupt at its 7th call; the engine returns the lowest point of the
+    six before, and asking for that point's sums and Jacobian sweeps nothing more. Without
+    ``interrupt`` (a refit inside a profile), or before any point was swept, Ctrl-C goes on
+    up."""
+    from adcli.regression.leastsq import INTERRUPT_STATUS, Compressed, qr_sums, solve
+
+    x = np.linspace(1.0, 2.0, 50)
+    calls: list[float] = []
+
+    def sweep_until(stop: int):
+        def sweep(b: np.ndarray) -> np.ndarray:
+            if len(calls) + 1 == stop:
+                raise KeyboardInterrupt
+            r = np.exp(b[0]) * x
+            calls.append(float(r @ r))
+            return qr_sums(r, r[:, None].copy())
+        return sweep
+
+    res = Compressed(sweep_until(7), 1)
+    sol = solve(res, np.array([0.0]), np.array([-np.inf]), np.array([np.inf]), 1000,
+                interrupt=True)
+    assert sol.status == INTERRUPT_STATUS and len(calls) == 6
+    seen = len(calls)
+    assert res.rss(sol.x) == min(calls)
+    r, jac = res.both(sol.x)
+    assert len(calls) == seen  # no sweep after the interrupt
+    assert float(r @ r) == pytest.approx(min(calls), rel=1e-12)
+    assert float(sol.x[0]) == pytest.approx(np.log(np.sqrt(min(calls) / (x @ x))), abs=1e-12)
+    for stop, interrupt in ((7, False), (1, True)):
+        calls.clear()
+        with pytest.raises(KeyboardInterrupt):
+            solve(Compressed(sweep_until(stop), 1), np.array([0.0]), np.array([-np.inf]),
+                  np.array([np.inf]), 1000, interrupt=interrupt)

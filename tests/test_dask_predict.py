@@ -359,3 +359,120 @@ def test_row_groups_cut_into_partitions_keep_order_and_name_the_files_row(tmp_pa
                             str(tmp_path / "out2"), where)
     assert "data01.parquet', row 1,112, column 'x'" in str(err.value)
     assert err.value.exit_code == 2
+
+
+@pytest.mark.parametrize("kind,scheduler", [("parquet", "threads"), ("csv", "synchronous"),
+                                            ("parquet", "local:2")])
+def test_dropna_that_empties_a_partition_writes_an_empty_part(tmp_path, kind, scheduler):
+    """A partition whose every row --dropna leaves out is an empty part file (the same
+    columns, no rows), not a failed run: the parts together are the in-memory --dropna
+    output of the whole data, bit for bit."""
+    frames = _frames(files=3, rows=40)
+    frames[1]["x"] = np.nan  # every row of the middle partition is dropped
+    frames[2].loc[7, "y"] = np.nan
+    whole = _whole_csv(tmp_path / "whole.csv", frames)
+    mem = _adcli("grad", EXPR, "--data", str(whole), *AT, "--dropna", "-o",
+                 str(tmp_path / "m.csv"))
+    assert mem.returncode == 0, mem.stderr
+    memory = _csv_columns(tmp_path / "m.csv")
+    source = _parquet(tmp_path / "lake", frames) if kind == "parquet" else \
+        _csvs(tmp_path / "csvs", frames)
+    out = tmp_path / "out"
+    run = _adcli("grad", EXPR, "--data", str(source), *AT, "--dropna", "-o", str(out),
+                 "--scheduler", scheduler)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr and "Error" not in run.stderr
+    parts = _parts(out)
+    assert len(parts) == 3
+    if kind == "parquet":
+        tables = [pq.read_table(p) for p in parts]
+        assert [t.num_rows for t in tables] == [40, 0, 39]
+        assert tables[1].schema == tables[0].schema
+        frame = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+        got = {c: frame[c].to_numpy() for c in frame.columns}
+    else:
+        columns = [_csv_columns(p) for p in parts]
+        assert [len(c["value"]) for c in columns] == [40, 0, 39]
+        assert list(columns[1]) == list(columns[0])  # the header alone
+        got = {c: np.array([float(v) for col in columns for v in col[c]]) for c in columns[0]
+               if c != "label"}
+        got["label"] = [v for col in columns for v in col["label"]]
+    assert list(got["label"]) == memory["label"]
+    for name in ("value", "d/dx", "d/dy", "d/dw0", "d/dw1"):
+        expected = np.array([float(c) for c in memory[name]])
+        assert np.array_equal(np.asarray(got[name], dtype=np.float64).view(np.int64),
+                              expected.view(np.int64)), name
+
+
+def test_dropna_that_leaves_no_row_at_all_is_bad_input(tmp_path):
+    frames = _frames(files=2, rows=10)
+    for frame in frames:
+        frame["x"] = np.nan
+    run = _adcli("eval", EXPR, "--data", str(_parquet(tmp_path / "lake", frames)), *AT,
+                 "--dropna", "-o", str(tmp_path / "out"))
+    assert _one_error(run, 2) == f"Error: data '{tmp_path / 'lake'}': no rows left after --dropna"
+
+
+#: The run of ``adcli ARGS`` in which, when the first partition is evaluated (after its file
+#: was read), ``CHANGE`` (a file path) is appended to (CSV) or written again longer (Parquet):
+#: the change happens during the run, at a known point, without timing.
+_CHANGING = """
+import sys
+import adcli.io.rows as rows
+kind, change = sys.argv[1], sys.argv[2]
+evaluate = rows.evaluate_rows
+done = []
+def changing(function, data, *args, **kw):
+    if not done and data.path.endswith(kind):  # a partition's file, not the first probe
+        done.append(1)
+        if kind == "csv":
+            with open(change, "a") as fh:
+                fh.write(open(change).read().splitlines()[1] + "\\n")
+        else:
+            import pandas as pd
+            frame = pd.read_parquet(change)
+            pd.concat([frame, frame.iloc[:3]]).to_parquet(change, index=False)
+    return evaluate(function, data, *args, **kw)
+rows.evaluate_rows = changing
+from adcli.cli import main
+sys.argv = ["adcli"] + sys.argv[3:]
+main()
+"""
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+@pytest.mark.parametrize("which", [0, 2], ids=["read-already", "read-later"])
+def test_a_file_changed_during_the_run_is_data_changed_exit_1(tmp_path, kind, which):
+    """The fingerprint the fit path checks (size, mtime and the Parquet footer), taken when
+    the partitions are listed: a file changed before its partition is read (read-later),
+    or after (read-already: checked once every partition is written), stops the run with
+    one Error line naming the file, exit 1."""
+    frames = _frames(files=3, rows=30)
+    source = _parquet(tmp_path / "lake", frames) if kind == "parquet" else \
+        _csvs(tmp_path / "csvs", frames)
+    changed = source / f"data{which:02d}.{kind}"
+    env = dict(os.environ)
+    env.pop("DASK_SCHEDULER_ADDRESS", None)
+    run = subprocess.run([sys.executable, "-c", _CHANGING, kind, str(changed), "eval", EXPR,
+                          "--data", str(source), *AT, "-o", str(tmp_path / "out"),
+                          "--scheduler", "synchronous"], capture_output=True, text=True,
+                         env=env, timeout=300, cwd=ROOT)
+    assert _one_error(run, 1) == f"Error: data changed during the run: {changed}"
+    assert run.stderr.strip().count("\n") == 0  # no "rows written" line after it
+
+
+def test_an_unchanged_source_passes_the_fingerprint_checks(tmp_path):
+    """The checks do not disturb a run whose files stay as they were (the same script, the
+    change made to a file outside the source)."""
+    frames = _frames(files=3, rows=30)
+    source = _csvs(tmp_path / "csvs", frames)
+    other = tmp_path / "other.csv"
+    frames[0].to_csv(other, index=False)
+    env = dict(os.environ)
+    env.pop("DASK_SCHEDULER_ADDRESS", None)
+    run = subprocess.run([sys.executable, "-c", _CHANGING, "csv", str(other), "eval", EXPR,
+                          "--data", str(source), *AT, "-o", str(tmp_path / "out"),
+                          "--scheduler", "synchronous"], capture_output=True, text=True,
+                         env=env, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    assert len(_parts(tmp_path / "out")) == 3

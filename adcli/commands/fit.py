@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import click
 
-from ..errors import EXIT_FAILED, AdcliError, escape_control
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, AdcliError, escape_control
 from ..io.data import DEFAULT_MAX_DATA_BYTES
 from ..output import render
 from ..regression.fitting import FitResult, parse_bounds
@@ -79,10 +79,10 @@ from .common import (
               help="Draw data, fitted curve and residuals to a .png/.svg/.pdf file; needs "
                    "matplotlib (adcli[plot]).")
 @click.option("--checkpoint", "checkpoint", metavar="FILE",
-              help="On Dask: after every pass, write the run's state to FILE (JSON, atomic), "
-                   "for --resume.")
+              help="After every pass over the data, write the run's state to FILE (JSON, "
+                   "atomic), for --resume.")
 @click.option("--resume", "resume", metavar="FILE",
-              help="On Dask: continue the run a --checkpoint FILE of the same problem saved.")
+              help="Continue the run a --checkpoint FILE of the same problem saved.")
 @click.option("--max-data-size", type=ByteSize(), default=DEFAULT_MAX_DATA_BYTES,
               metavar="BYTES", show_default="256M",
               help="Refuse a --data file larger than this, or whose rows take more memory "
@@ -104,7 +104,7 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
     The residual of each row is LHS - MODEL; names that are data columns take the row's
     values, every other name is a parameter. Levenberg-Marquardt (trust region) on the exact
     Jacobian; reports standard errors, correlations, RSS and R^2. Exit status 1 when the fit
-    does not converge.
+    does not converge; Ctrl-C reports the best point so far (exit status 130).
 
     \b
     Examples:
@@ -145,7 +145,10 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
             raise AdcliError("--plot and --profile-plot name the same file; give two names")
 
     def uncertainty(result: FitResult) -> None:
-        """--ci and --derive, while the fit's engine (and its Dask scheduler) is still up."""
+        """--ci and --derive, while the fit's engine (and its Dask scheduler) is still up;
+        none after Ctrl-C (a profile's refits are more passes, and the point is no fit)."""
+        if _interrupted(result):
+            return
         if ci == "wald":
             result.ci = wald(result, ci_levels)
         elif ci == "profile":  # --max-time covers the profile's refits too
@@ -163,21 +166,25 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
                               options, uncertainty)
         data = None
     else:
-        if checkpoint or resume:
-            raise AdcliError(f"{'--checkpoint' if checkpoint else '--resume'} needs partitioned "
-                             "data (Dask: a glob, a directory, Parquet or --scheduler)")
         data = load_data(data_path, max_data_size or None, sep, renames)
         used = formula.names(formula.lhs) | formula.names(formula.model)
         data = data.select(used | ({sigma} if sigma else set()), dropna)
         from ..fast.blas import pin_blas
 
         pin_blas()  # BLAS at one thread: the same bits whatever OPENBLAS_NUM_THREADS says
-        result = run_fit(formula, data.columns, **options)
+        journal = _memory_journal(formula, data_path, list(data.columns), options, checkpoint,
+                                  resume, [sep, sorted(renames), dropna]) \
+            if checkpoint or resume else None
+        result = run_fit(formula, data.columns, journal=journal, **options)
         uncertainty(result)
     if absolute_sigma and sigma is None:
         render.warn("--absolute-sigma has no effect without --sigma")
     for message in result.warnings:
         render.warn(message)
+    interrupted = _interrupted(result)
+    if interrupted:  # Ctrl-C: the best point so far, and no plot of it (as minimize)
+        plot_path = profile_plot = None
+        outputs = []
     if plot_path and data is not None:
         from ..output.fitplot import plot_fit
 
@@ -191,7 +198,38 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         if option != "--checkpoint":
             click.echo(f"plot written to {escape_control(path)}", err=True)
     if not result.converged:
-        raise click.exceptions.Exit(EXIT_FAILED)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED)
+
+
+def _memory_journal(formula: Formula, data_path: str, columns: list[str], options: dict,
+                    checkpoint: str | None, resume: str | None, data_options: list
+                    ) -> Callable[[list[str]], Callable]:
+    """``--checkpoint``/``--resume`` over data held in memory: the journal (and file format)
+    of a fit over partitions, around each sweep of the engine over all the rows."""
+    from ..partitioned.checkpoint import (
+        Checkpoint,
+        data_fingerprint,
+        problem_fingerprint,
+        sweep_journal,
+    )
+    from ..regression.problem import fit_setup
+
+    setup = fit_setup(formula, columns, params=options["params"], start=options["start"],
+                      bounds=options["bounds"], fix=options["fix"], sigma=options["sigma"])
+    journal = Checkpoint(checkpoint, resume, problem_fingerprint(
+        {"command": "fit", "in memory": True, "expression": formula.program.source,
+         "data": data_fingerprint([data_path]), "data options": data_options,
+         "start": setup.x0, "free": setup.free, "fixed": setup.fixed, "lower": setup.lower,
+         "upper": setup.upper, "sigma": options["sigma"],
+         "max_evaluations": options["max_evaluations"]}), setup.free)
+    return sweep_journal(journal)
+
+
+def _interrupted(result: FitResult) -> bool:
+    """Stopped by Ctrl-C (the engine's best point so far): exit status 130."""
+    from ..regression.leastsq import INTERRUPT_STATUS, REASONS
+
+    return not result.converged and result.reason == REASONS[INTERRUPT_STATUS]
 
 
 def _fit_on_dask(formula: Formula, data_path: str, scheduler: str | None, sep: str | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import click
 import numpy as np
@@ -108,11 +109,11 @@ METHODS = ["auto", *RULES]
 @click.option("--trace", "trace_path", metavar="FILE",
               help="Write a CSV row per iteration: iteration, value, grad_norm, parameters.")
 @click.option("--checkpoint", "checkpoint", metavar="FILE",
-              help="With --data on Dask: after every pass, write the run's state to FILE "
-                   "(JSON, atomic), for --resume.")
+              help="With --data: after every pass over the data, write the run's state to "
+                   "FILE (JSON, atomic), for --resume.")
 @click.option("--resume", "resume", metavar="FILE",
-              help="With --data on Dask: continue the run a --checkpoint FILE of the same "
-                   "problem saved.")
+              help="With --data: continue the run a --checkpoint FILE of the same problem "
+                   "saved.")
 @click.option("--plot", "plot_path", metavar="FILE",
               help="Draw loss vs iterations (and the contour with the path for two "
                    "parameters) to a .png/.svg/.pdf file; needs matplotlib (adcli[plot]).")
@@ -173,9 +174,6 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
                                  bounds, objective, point, x0, method)) if bounds else None,
                              check_time=lambda: _check_time(max_time, began))
         return
-    if checkpoint or resume:
-        raise AdcliError(f"{'--checkpoint' if checkpoint else '--resume'} needs --data on Dask "
-                         "(a glob, a directory, Parquet or --scheduler)")
     data = load_data(data_path, max_data_size or None, sep, renames) if data_path else None
     bound = set(point) | (set(data.names) if data else set())
     names = parse_names(wrt, function=function)
@@ -219,19 +217,39 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         from ..fast.blas import pin_blas
 
         pin_blas()  # BLAS at one thread: the same bits whatever OPENBLAS_NUM_THREADS says
+    journal = None
+    if (checkpoint or resume) and data is None:
+        raise AdcliError(f"{'--checkpoint' if checkpoint else '--resume'} needs --data (its "
+                         "passes over the data are what a checkpoint saves)")
+    if checkpoint or resume:  # the journal of a run over partitions, around each evaluation
+        journal = _journal(checkpoint, resume, objective, {
+            "command": "minimize", "in memory": True, "expression": function.source,
+            "files": [data_path], "data options": [sep, sorted(renames), dropna],
+            "start": np.asarray(x0, dtype=np.float64), "names": objective.names,
+            "fixed": objective.fixed, "method": method, "resolved": resolved, "steps": steps,
+            "tol": tol, "reduce": reduce, "lr": lr, "momentum": momentum,
+            "route": [bool(trace_path), bool(plot_path), init_scale > 0],
+            "box": None if box is None else list(box), "stderr": stderr_method})
     result = None
     if method == "auto" and data is not None and not (trace_path or plot_path or init_scale):
         # A square of a residual over data is least squares: Levenberg-Marquardt on the
         # exact Jacobian (adcli fit's engine) instead of BFGS on the mean of squares.
+        from ..partitioned.checkpoint import sweep_journal
         from ..regression.fitting import least_squares_minimize
 
         result = least_squares_minimize(function.program, objective, x0, box,
-                                        max_time or None, began)
+                                        max_time or None, began,
+                                        None if journal is None else sweep_journal(journal))
         if result is not None:
             click.echo("Note: EXPR is the square of a residual over the data, so method auto "
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)
     if result is None:
         history = trace = None
+        problem: Any = objective
+        if journal is not None:
+            from ..partitioned.checkpoint import JournaledObjective
+
+            problem = JournaledObjective(objective, journal)
         if plot_path:
             from ..output.plot import History
 
@@ -242,7 +260,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
             live = not as_json and render.live_display_possible()
             with render.minimize_progress(steps, enabled=live) as progress:
                 mu = 0.9 if momentum is None else momentum
-                result = run_minimize(objective, x0, method=resolved,
+                result = run_minimize(problem, x0, method=resolved,
                                       options=Options(lr=lr, momentum=mu), steps=steps,
                                       tol=tol, callback=chain(trace, history, progress),
                                       bounds=box and dict(zip(objective.names, zip(*box))),
@@ -306,6 +324,20 @@ def _bounds(texts: tuple[str, ...], objective: Objective, point: dict[str, float
                              f"{lower[i]:g}:{upper[i]:g}")
         x0[i] = min(max(x0[i], lower[i]), upper[i])
     return lower, upper
+
+
+def _journal(checkpoint: str | None, resume: str | None, objective: Objective,
+             problem: dict) -> Any:
+    """``--checkpoint``/``--resume`` with data held in memory: a
+    :class:`adcli.partitioned.checkpoint.Checkpoint` of ``problem`` (its ``files`` replaced by
+    their fingerprint), as the Dask path keeps one."""
+    from ..partitioned.checkpoint import Checkpoint, data_fingerprint, problem_fingerprint
+
+    if objective.stochastic:
+        raise AdcliError("--checkpoint and --resume cannot follow a minibatch run "
+                         "(--batch-size): its draws are not passes")
+    problem["files"] = data_fingerprint(problem["files"])
+    return Checkpoint(checkpoint, resume, problem_fingerprint(problem), objective.names)
 
 
 def _check_time(max_time: float, began: float) -> None:

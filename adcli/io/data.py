@@ -85,12 +85,14 @@ class Dataset:
         keep = list(self.columns) if names is None else names
         return {n: self.columns[n][rows] for n in keep}
 
-    def select(self, use: Iterable[str] | None = None, dropna: bool = False) -> Dataset:
+    def select(self, use: Iterable[str] | None = None, dropna: bool = False,
+               empty: bool = False) -> Dataset:
         """The data an expression reading the columns in ``use`` (None: all) can work on.
 
         A used column with a cell that is not a number is an error naming that cell; a used
         column with missing cells is an error naming the first, or with ``dropna`` those rows
-        are left out (of every column). Unused columns may hold anything: they stay in
+        are left out (of every column; no row left is an error, unless ``empty``: one
+        partition of a larger source). Unused columns may hold anything: they stay in
         ``text`` (and in ``columns`` when numeric and complete)."""
         wanted = self.names if use is None else [n for n in self.order if n in set(use)]
         for name in wanted:
@@ -103,7 +105,7 @@ class Dataset:
                 if not dropna:
                     raise err
                 keep &= ~mask
-        if not keep.any():
+        if not keep.any() and not empty:
             raise DataError(f"data file '{self.path}': no rows left after --dropna")
         dropped = not keep.all()
         out = Dataset({}, self.path, list(self.order), dict(self.problems), {}, {},

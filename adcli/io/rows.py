@@ -77,10 +77,11 @@ class RowsResult:
 
 def evaluate_rows(function: Function, data: Dataset, point: Mapping[str, float], *,
                   gradient: bool = False, wrt: Iterable[str] | None = None,
-                  dropna: bool = False) -> RowsResult:
+                  dropna: bool = False, empty: bool = False) -> RowsResult:
     """Columns of ``data`` bind the variables named in its header, ``point`` the others
     (parameters, the same for every row). With ``gradient``, every variable (or those in
-    ``wrt``) gets its derivative at every row, parameters included."""
+    ``wrt``) gets its derivative at every row, parameters included. ``empty``: rows that
+    ``dropna`` leaves none of give an empty result (a partition), not an error."""
     where = f"'{data.path}'" if data.path else "the data"
     both = [n for n in point if n in data.names]
     if both:
@@ -92,7 +93,7 @@ def evaluate_rows(function: Function, data: Dataset, point: Mapping[str, float],
                          "compiles it to numpy code, which needs about 7 kB a node, so it is "
                          f"limited to {MAX_NODES:,} nodes",
                          hint="evaluate at one point with --at (up to 1,000,000 nodes)")
-    data = data.select(tape.inputs, dropna)
+    data = data.select(tape.inputs, dropna, empty)
     unset = [n for n in tape.inputs if n not in data.columns and n not in point]
     if unset:
         names = ", ".join(f"'{n}'" for n in unset)

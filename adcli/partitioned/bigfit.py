@@ -258,7 +258,8 @@ def fit_partitioned(text: str | Formula, data: PartitionedData, scheduler: Sched
                        "start values with --from")
     sums.evaluations = 0
     sol = solve(res, setup.x0, setup.lower, setup.upper,
-                max_evaluations or 1000 * (p + 1), max_time=max_time, started=started)
+                max_evaluations or 1000 * (p + 1), max_time=max_time, started=started,
+                interrupt=True)
     jac = res.both(sol.x)[1]
     out = conclude(setup, res, sol, res.rss(sol.x), jac, sums.rows, sigma is not None,
                    absolute_sigma, max_time, sums.tss)
@@ -316,7 +317,7 @@ def least_squares_partitioned(function: Function, objective: Any, x0: np.ndarray
     lower = np.full(len(start), -np.inf) if bounds is None else bounds[0][order]
     upper = np.full(len(start), np.inf) if bounds is None else bounds[1][order]
     sol = solve(res, start, lower, upper, 1000 * (len(start) + 1), max_time=max_time,
-                started=started)
+                started=started, interrupt=True)
     r, jac = res.both(sol.x)
     objective.rows = sums.rows
     return ls_result(objective, free, sol, r, jac, sums.rows, bounds, max_time)

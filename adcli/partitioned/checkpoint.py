@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -137,12 +137,16 @@ class Checkpoint:
         self.replayed += 1
         return total.copy()
 
-    def record(self, key: Any, total: np.ndarray, b: Sequence[float] | None) -> None:
+    def record(self, key: Any, total: np.ndarray, b: Sequence[float] | None,
+               names: Sequence[str] | None = None) -> None:
         """Append one pass and write the whole journal atomically (a kill at any moment leaves
         the previous checkpoint or this one, never a partial file). ``b``: the parameters
-        the pass was at (None for a pass of the data alone)."""
+        the pass was at (None for a pass of the data alone), in the order of ``names`` when
+        given (the least-squares engine's own order)."""
         self.passes.append([key, _hex(total)])
         if b is not None:
+            if names is not None and sorted(names) == sorted(self.names):
+                b = [b[list(names).index(n)] for n in self.names]
             self.latest = [float(v) for v in b]
         if self.path is None:
             return
@@ -198,9 +202,9 @@ class JournaledParts:
             total = np.asarray(self._parts.sums(fn, args, *rest, **options))
         else:
             self._replayed += 1
-        at = args[3] if fn.__name__ == "partition_normal" and args[4] in ("rss", "qr") \
-            else args[-1] if fn.__name__ != "partition_normal" else None
-        self._checkpoint.record(key, total, at)
+        normal = fn.__name__ == "partition_normal"
+        at = args[3] if normal and args[4] in ("rss", "qr") else None if normal else args[-1]
+        self._checkpoint.record(key, total, at, args[2] if normal else None)
         return total
 
     def sample(self, *args: Any, **options: Any) -> Any:
@@ -217,3 +221,67 @@ def journal_objective(objective: Any, checkpoint: str | None, resume: str | None
     problem["files"] = data_fingerprint(problem["files"])
     journal = Checkpoint(checkpoint, resume, problem_fingerprint(problem), objective.names)
     objective._parts = JournaledParts(objective._parts, journal)
+
+
+# --------------------------------------------------------------------------- data in memory
+# The same journal for a run over data held in memory: its passes are the engine's sweeps
+# over all the rows (the least-squares engine's [R, Qᵀr, rᵀr]) or the objective's
+# evaluations (value and gradient, Hessian), recorded and replayed as over partitions.
+
+
+def sweep_journal(checkpoint: Checkpoint) -> Callable[[Sequence[str]], Callable]:
+    """``journal(free)``: the wrapper :class:`adcli.regression.leastsq.Compressed` puts around
+    its sweep (parameters ``free``, in the engine's order -> [R (p*p), Qᵀr (p), rᵀr]):
+    answered from ``checkpoint`` when resuming, recorded after every sweep."""
+
+    def for_names(free: Sequence[str]) -> Callable[[Callable], Callable]:
+        p = len(free)
+
+        def wrap(sweep: Callable[[np.ndarray], np.ndarray]
+                 ) -> Callable[[np.ndarray], np.ndarray]:
+            def journaled(b: np.ndarray) -> np.ndarray:
+                key = pass_key("qr", b, 0.0)
+                total = checkpoint.answer(key, p * p + p + 1)
+                if total is None:
+                    total = np.asarray(sweep(b), dtype=np.float64)
+                checkpoint.record(key, total, b, free)
+                return total
+            return journaled
+        return wrap
+    return for_names
+
+
+class JournaledObjective:
+    """An in-memory :class:`~adcli.optimize.objective.Objective` whose value-and-gradient
+    and Hessian evaluations go through a :class:`Checkpoint` (anything else is the
+    objective's own)."""
+
+    def __init__(self, objective: Any, checkpoint: Checkpoint) -> None:
+        self._objective = objective
+        self._checkpoint = checkpoint
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._objective, name)
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        def compute() -> np.ndarray:
+            f, g = self._objective(x)
+            return np.concatenate(([f], np.asarray(g, dtype=np.float64)))
+
+        total = self._through("value_and_grad", x, len(x) + 1, compute)
+        return float(total[0]), total[1:]
+
+    def hessian(self, x: np.ndarray) -> np.ndarray:
+        p = len(x)
+        total = self._through("hessian", x, p * p,
+                              lambda: np.asarray(self._objective.hessian(x)).ravel())
+        return total.reshape(p, p)
+
+    def _through(self, name: str, x: np.ndarray, size: int,
+                 compute: Callable[[], np.ndarray]) -> np.ndarray:
+        key = [name, *_hex(x)]
+        total = self._checkpoint.answer(key, size)
+        if total is None:
+            total = np.asarray(compute(), dtype=np.float64)
+        self._checkpoint.record(key, total, x)
+        return total

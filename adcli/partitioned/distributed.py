@@ -203,12 +203,12 @@ class Scheduler:
         grace = float(dask.config.get("adcli.no-workers-timeout", NO_WORKERS_TIMEOUT))
         since: float | None = None
         while True:
-            try:
-                wait(futures, timeout=1.0)
+            try:  # on this client: wait() takes the newest client, whose event loop would
+                with self.client.as_current():  # not hear of these futures till the timeout
+                    wait(futures, timeout=1.0)
+                break
             except TimeoutError:
                 pass
-            else:
-                break
             try:
                 alive = self.client.status == "running" and bool(
                     self.client.scheduler_info().get("workers"))

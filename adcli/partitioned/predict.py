@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import AdcliError, OutputError
 from ..function import Function
 from ..io.data import DataError, Dataset
-from ..io.sources import PartitionedData
+from ..io.sources import PartitionedData, Stamp, check_stamp, stamp_of
 
 #: What ``--force`` may replace in the output directory: adcli's own part files (and the
 #: temporaries of an interrupted run); anything else there is the user's and stops the run.
@@ -37,10 +37,12 @@ FORMATS = ("parquet", "csv")
 
 @dataclass
 class Piece:
-    """One partition: a CSV file, or row groups of a Parquet file (``groups``)."""
+    """One partition: a CSV file, or row groups of a Parquet file (``groups``); ``stamp``:
+    the file's fingerprint when the run began, compared before and after the read."""
 
     path: str
     groups: tuple[int, ...] | None = None
+    stamp: Stamp | None = None
 
 
 @dataclass
@@ -65,12 +67,17 @@ class PredictSummary:
 
 
 def pieces(data: PartitionedData) -> list[Piece]:
-    """The partitions of ``data`` in input order."""
+    """The partitions of ``data`` in input order, each with its file's fingerprint (taken
+    now, into ``data.stamps``, as the fit path does)."""
     if data.kind == "parquet":
         from ..io.sources import parquet_pieces
 
-        return [Piece(path, groups) for path, groups in parquet_pieces(data.files)]
-    return [Piece(path) for path in data.files]
+        return [Piece(path, groups, data.stamps[path])
+                for path, groups in parquet_pieces(data.files, data.stamps)]
+    for path in data.files:
+        if path not in data.stamps:
+            data.stamps[path] = stamp_of(path)
+    return [Piece(path, None, data.stamps[path]) for path in data.files]
 
 
 def part_names(count: int, fmt: str) -> list[str]:
@@ -129,12 +136,15 @@ def _parquet_dataset(piece: Piece, rename: Mapping[str, str]) -> tuple[Dataset, 
     from ..io.data import _header
     from ..io.sources import _first, _quote
 
+    check_stamp(piece.path, piece.stamp)  # a file gone or rewritten: said before pyarrow
     try:
         pf = pq.ParquetFile(piece.path)
+        check_stamp(piece.path, piece.stamp, pf.metadata)
         raw = [n for n in pf.schema_arrow.names if not n.startswith("__index_level_")]
         table = pf.read_row_groups(list(piece.groups or ()), columns=raw)
     except (OSError, ValueError, pa.ArrowException) as err:
         raise DataError(f"cannot read Parquet file '{piece.path}': {_first(err)}") from None
+    check_stamp(piece.path, piece.stamp)
     if table.num_rows == 0:  # as a CSV file with a header only
         raise DataError(f"Parquet file '{piece.path}' has no rows")
     names, headers = _header(",".join(_quote(n) for n in raw), piece.path, ",", rename)
@@ -227,11 +237,14 @@ def predict_piece(piece: Piece, out: str, *, kind: str, sep: str | None,
         if kind == "parquet":
             data, table = _parquet_dataset(piece, names)
         else:
+            check_stamp(piece.path, piece.stamp)
             data = read_table(piece.path, None, sep=sep, rename=names,
                               keep_lines=fmt == "csv", keep_text=fmt != "csv")
+            check_stamp(piece.path, piece.stamp)
         with np.errstate(all="ignore"):
             result = evaluate_rows(function, data, dict(point), gradient=gradient,
-                                   wrt=list(wrt) if wrt is not None else None, dropna=dropna)
+                                   wrt=list(wrt) if wrt is not None else None, dropna=dropna,
+                                   empty=True)  # a partition --dropna empties: an empty part
         if table is not None:
             keep = _kept_rows(data, list(result.data.columns), dropna)
             table = table if keep is None else table.filter(keep)
@@ -293,6 +306,7 @@ def predict_partitioned(function: Function, point: dict[str, float], data: Parti
             err = AdcliError(message, hint=hint or "")
             err.exit_code = status
             raise err
+    data.unchanged()  # a file rewritten after its partitions were read: two versions mixed
     warnings: list[str] = []
     for result in found:
         for message in result.warnings:
@@ -300,6 +314,8 @@ def predict_partitioned(function: Function, point: dict[str, float], data: Parti
                 warnings.append(message)
     bad = sum(r.bad for r in found)
     rows = sum(r.rows for r in found)
+    if rows == 0 and dropna:  # as in memory; a partition alone may be emptied (empty part)
+        raise DataError(f"data '{data.path}': no rows left after --dropna")
     if bad:
         first = next(i for i, r in enumerate(found) if r.bad)
         warnings.append(f"the value is not finite in {bad:,} of {rows:,} rows (the first is "

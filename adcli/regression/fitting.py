@@ -26,8 +26,8 @@ from ..core.syntax import Program, Statement
 from ..function import Function
 from ..language.parser import DEFAULT_MAX_SOURCE_BYTES
 from ..results import Key
-from .formula import FitError, Formula, nest_elements, parse_formula
-from .leastsq import REASONS, TIME_STATUS, Compressed, covariance, qr_sums, solve
+from .formula import FitError, Formula, nest_elements, parse_bounds, parse_formula  # noqa: F401
+from .leastsq import INTERRUPT_STATUS, REASONS, TIME_STATUS, Compressed, covariance, qr_sums, solve
 from .problem import FitSetup, check_time, fit_setup, negative_r_squared, zero_columns
 from .uncertainty import Uncertain, report_json
 
@@ -232,7 +232,7 @@ def fit(text: str | Formula, data_columns: Mapping[str, Any], *,
         absolute_sigma: bool = False, max_evaluations: int | None = None,
         max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES,
         max_time: float | None = None, started: float | None = None,
-        params: Sequence[str] | None = None) -> FitResult:
+        params: Sequence[str] | None = None, journal: Any = None) -> FitResult:
     """Fit ``LHS ~ MODEL`` (text, or a formula parsed once by the caller) to data columns by
     least squares; parameters start at 1 unless ``start`` says otherwise, and ``params``
     declares them exactly (see :func:`adcli.regression.problem.fit_setup` for every name rule).
@@ -241,7 +241,7 @@ def fit(text: str | Formula, data_columns: Mapping[str, Any], *,
     by 1/sigma_i^2; with ``absolute_sigma`` the standard errors take sigma as the true errors
     (curve_fit's meaning) instead of rescaling by the residual variance. ``max_time``
     (seconds from ``started``, a ``time.monotonic()``, default now) stops the engine at the
-    best point so far, not converged."""
+    best point so far, not converged. ``journal(free)`` wraps each sweep (``--checkpoint``)."""
     from ..io.data import DataError, from_columns
 
     began = time.perf_counter()
@@ -271,9 +271,11 @@ def fit(text: str | Formula, data_columns: Mapping[str, Any], *,
     if not np.all(np.isfinite(r0)):
         raise FitError(f"the residual is not finite at the start values, at data row "
                        f"{_bad_row(r0)}; choose other start values with --from")
-    engine = Compressed(lambda b: qr_sums(*res.both(b)), p)  # as over partitions
+    engine = Compressed(lambda b: qr_sums(*res.both(b)), p,  # as over partitions
+                        journal and journal(setup.free))
     sol = solve(engine, setup.x0, setup.lower, setup.upper,
-                max_evaluations or 1000 * (p + 1), max_time=max_time, started=started)
+                max_evaluations or 1000 * (p + 1), max_time=max_time, started=started,
+                interrupt=True)
     jac = engine.both(sol.x)[1]
     out = conclude(setup, engine, sol, engine.rss(sol.x), jac, rows, weights is not None,
                    absolute_sigma, max_time, lambda: _tss(formula, res, columns))
@@ -328,8 +330,8 @@ def conclude(setup: FitSetup, res: Any, sol: Any, rss: float, jac: np.ndarray, r
     x_by = dict(zip(names, (float(v) for v in sol.x)))
     parameters = {n: x_by[n] if n in x_by else setup.fixed[n] for n in setup.params}
     formula = setup.formula
-    total = tss() if finite and not (formula.names(formula.lhs) - set(setup.columns)) \
-        else None
+    total = tss() if finite and sol.status != INTERRUPT_STATUS and not (  # none on Ctrl-C
+        formula.names(formula.lhs) - set(setup.columns)) else None
     r_squared = 1.0 - rss / total if total and math.isfinite(total) and total > 0 else None
     if converged:
         warnings_ += negative_r_squared(r_squared)
@@ -366,37 +368,6 @@ def _tss(formula: Formula, res: Residuals, columns: Mapping[str, np.ndarray]) ->
     return float(np.sum(w * (y - mean) ** 2))
 
 
-def parse_bounds(texts: str | list[str] | tuple[str, ...], option: str = "--bounds"
-                 ) -> dict[str, tuple[float, float]]:
-    """``"a=0:10,b=-1:"`` -> ``{"a": (0, 10), "b": (-1, inf)}`` (an empty side is unbounded;
-    values may be constant expressions such as ``pi/2``)."""
-    from ..io.point import _NAME, _split_top_level, parse_value
-
-    if isinstance(texts, str):
-        texts = [texts]
-    out: dict[str, tuple[float, float]] = {}
-    for text in texts:
-        for part in _split_top_level(text):
-            item = part.strip()
-            name, eq, span = item.partition("=")
-            name = name.strip()
-            if not eq or ":" not in span:
-                raise FitError(f"{option} '{item}' is not name=lo:hi (e.g. b=0:10, b=0:)")
-            if not _NAME.match(name):
-                raise FitError(f"{option} '{name}' is not a valid name")
-            if name in out:
-                raise FitError(f"{option} gives '{name}' twice")
-            lo_text, _, hi_text = span.partition(":")
-            lo = parse_value(lo_text, context=f"{option} {name}=") if lo_text.strip() \
-                else -math.inf
-            hi = parse_value(hi_text, context=f"{option} {name}=") if hi_text.strip() \
-                else math.inf
-            if math.isnan(lo) or math.isnan(hi) or not lo < hi:
-                raise FitError(f"{option} {name}={span.strip()}: need lo < hi")
-            out[name] = (lo, hi)
-    return out
-
-
 # --------------------------------------------------------------------------- minimize --data
 
 
@@ -429,13 +400,13 @@ def _time_message(max_time: float | None) -> str:
 
 def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray,
                            bounds: tuple[np.ndarray, np.ndarray] | None = None,
-                           max_time: float | None = None, started: float | None = None
-                           ) -> Any | None:
+                           max_time: float | None = None, started: float | None = None,
+                           journal: Any = None) -> Any | None:
     """``minimize --data`` on a squared residual by the least-squares engine: the same
     minimum as the mean (or sum) of squares, found by Levenberg-Marquardt on the exact
     Jacobian (within ``bounds``, lower and upper arrays over ``objective.names``, by trf's
-    reflection). Returns a :class:`~adcli.optimize.MinimizeResult`, or None when the objective
-    is not of that form (the caller then runs its own method)."""
+    reflection; ``journal`` as :func:`fit`'s). Returns a :class:`~adcli.optimize.MinimizeResult`,
+    or None when the objective is not of that form (the caller then runs its own method)."""
     if not objective.columns or objective.stochastic:
         return None
     node = squared_residual(program, objective.tape)
@@ -456,9 +427,10 @@ def least_squares_minimize(program: Program, objective: Any, x0: np.ndarray,
         return None  # the general path reports a non-finite start its own way
     lower = np.full(len(start), -np.inf) if bounds is None else bounds[0][order]
     upper = np.full(len(start), np.inf) if bounds is None else bounds[1][order]
-    engine = Compressed(lambda b: qr_sums(*res.both(b)), len(start))  # as over partitions
+    engine = Compressed(lambda b: qr_sums(*res.both(b)), len(start),  # as Dask's
+                        journal and journal(res.free))
     sol = solve(engine, start, lower, upper, 1000 * (len(start) + 1), max_time=max_time,
-                started=started)
+                started=started, interrupt=True)
     r, jac = engine.both(sol.x)
     return ls_result(objective, res.free, sol, r, jac, res.rows, bounds, max_time)
 
@@ -469,7 +441,15 @@ def ls_result(objective: Any, free: Sequence[str], sol: Any, r: np.ndarray, jac:
     """The :class:`~adcli.results.MinimizeResult` of ``minimize --data`` run by the
     least-squares engine (in memory or over partitions: ``r`` and ``jac`` need only have the
     rows' rᵀr and Jᵀr)."""
-    from ..results import DIVERGED, LS_TOL, MAX_STEPS, NO_PROGRESS, TIME_LIMIT, MinimizeResult
+    from ..results import (
+        DIVERGED,
+        INTERRUPTED,
+        LS_TOL,
+        MAX_STEPS,
+        NO_PROGRESS,
+        TIME_LIMIT,
+        MinimizeResult,
+    )
 
     scale = 1.0 if objective.reduce == "sum" else 1.0 / rows
     with np.errstate(all="ignore"):
@@ -489,6 +469,8 @@ def ls_result(objective: Any, free: Sequence[str], sol: Any, r: np.ndarray, jac:
         reason, message = DIVERGED, ""
     elif sol.status == TIME_STATUS:
         reason, message = TIME_LIMIT, _time_message(max_time)
+    elif sol.status == INTERRUPT_STATUS:
+        reason, message = INTERRUPTED, "interrupted; the best point so far is reported"
     elif sol.status in (1, 2, 3, 4):
         reason = LS_TOL
     elif sol.status == 5:  # a kink: no step makes the progress the model promises

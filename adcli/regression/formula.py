@@ -3,6 +3,7 @@ sides of a residual program; errors point at the user's own text (line and colum
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,3 +120,34 @@ def parse_formula(text: str, *, max_bytes: int | None = DEFAULT_MAX_SOURCE_BYTES
         statements = left.statements[:-1] + [Statement(None, residual, line, col)]
     lets = {s.name: s.expr for s in statements[:-1]}
     return Formula(Program(statements, text), lhs, model, lets)
+
+
+def parse_bounds(texts: str | list[str] | tuple[str, ...], option: str = "--bounds"
+                 ) -> dict[str, tuple[float, float]]:
+    """``"a=0:10,b=-1:"`` -> ``{"a": (0, 10), "b": (-1, inf)}`` (an empty side is unbounded;
+    values may be constant expressions such as ``pi/2``)."""
+    from ..io.point import _NAME, _split_top_level, parse_value
+
+    if isinstance(texts, str):
+        texts = [texts]
+    out: dict[str, tuple[float, float]] = {}
+    for text in texts:
+        for part in _split_top_level(text):
+            item = part.strip()
+            name, eq, span = item.partition("=")
+            name = name.strip()
+            if not eq or ":" not in span:
+                raise FitError(f"{option} '{item}' is not name=lo:hi (e.g. b=0:10, b=0:)")
+            if not _NAME.match(name):
+                raise FitError(f"{option} '{name}' is not a valid name")
+            if name in out:
+                raise FitError(f"{option} gives '{name}' twice")
+            lo_text, _, hi_text = span.partition(":")
+            lo = parse_value(lo_text, context=f"{option} {name}=") if lo_text.strip() \
+                else -math.inf
+            hi = parse_value(hi_text, context=f"{option} {name}=") if hi_text.strip() \
+                else math.inf
+            if math.isnan(lo) or math.isnan(hi) or not lo < hi:
+                raise FitError(f"{option} {name}={span.strip()}: need lo < hi")
+            out[name] = (lo, hi)
+    return out

@@ -41,6 +41,9 @@ REASONS[KINK_STOP] = (
     "a kink (as abs, max or min make) or the edge of the model's domain (as sqrt(b) at b = 0), "
     "which may be a minimum or not: the engine cannot tell. Try other start values (--from), "
     "or a smooth form of the model")
+#: the status of a run stopped by Ctrl-C once a point was evaluated (not one of scipy's).
+INTERRUPT_STATUS = -3
+REASONS[INTERRUPT_STATUS] = "interrupted; the best point so far is reported"
 
 
 class _OutOfTime(Exception):
@@ -128,14 +131,19 @@ class Compressed:
     point costs one sweep with the Jacobian, so a trial point's residual vector already
     belongs to that point's Jacobian; accepting the point costs no second sweep."""
 
-    def __init__(self, sweep: Any, p: int) -> None:
-        self.sweep = sweep
+    def __init__(self, sweep: Any, p: int, journal: Any = None) -> None:
+        # journal: --checkpoint/--resume wrap the sweep (each recorded, or answered from file)
+        self.sweep = sweep if journal is None else journal(sweep)
         self.p = p
         self.evaluations = 0
         self.jacobians = 0
         #: the norms of the Jacobian's columns at the first Jacobian (the start)
         self.start_norms = np.ones(p)
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
+        #: the point of lowest |r|^2 swept so far (as :func:`solve` ranks them), kept so that
+        #: a run stopped by Ctrl-C reports it without another sweep (a pass over the data)
+        self._best: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
+        self._best_rss = math.inf
 
     def _at(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self._last is None or not np.array_equal(self._last[0], b):
@@ -149,7 +157,17 @@ class Compressed:
                 rest = vec[p * p + p] - float(r[:p] @ r[:p])
                 r[p] = math.sqrt(max(rest, 0.0)) if math.isfinite(rest) else math.nan
             self._last = (np.array(b, dtype=np.float64), r, jac, float(vec[p * p + p]))
+            with np.errstate(all="ignore"):
+                size = float(r @ r)
+            if size < self._best_rss:
+                self._best, self._best_rss = self._last, size
         return self._last[1], self._last[2]
+
+    def recall(self, b: np.ndarray) -> None:
+        """Make the kept best point the current one when it is ``b``: what is asked about
+        ``b`` next (its rᵀr, its Jacobian) then costs no sweep."""
+        if self._best is not None and np.array_equal(self._best[0], b):
+            self._last = self._best
 
     def rss(self, b: np.ndarray) -> float:
         """rᵀr at ``b`` as the rows give it (not |r̃|², which rounds it once more)."""
@@ -189,13 +207,16 @@ class Solution:
 
 def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
           max_evaluations: int, ftol: float = FTOL, xtol: float = XTOL, gtol: float = GTOL,
-          max_time: float | None = None, started: float | None = None) -> Solution:
+          max_time: float | None = None, started: float | None = None,
+          interrupt: bool = False) -> Solution:
     """Least squares on adcli's exact Jacobian from ``x0``: without bounds by the numpy
     Levenberg-Marquardt of :mod:`adcli.regression.lm` (trust region, exact subproblem by SVD,
     MINPACK-style parameter scaling by the Jacobian's column norms); with a finite bound by
     scipy's trust-region reflective method (the same steps, reflected at the bounds), imported
     only then. ``max_time`` (seconds, checked before each evaluation) stops with status
-    :data:`TIME_STATUS` at the lowest sum of squares seen."""
+    :data:`TIME_STATUS` at the lowest sum of squares seen; with ``interrupt``, Ctrl-C
+    (KeyboardInterrupt) with :data:`INTERRUPT_STATUS` there, once a point was evaluated (a
+    refit inside a larger job leaves ``interrupt`` off, so that Ctrl-C stops the job)."""
     deadline = None
     if max_time:
         deadline = (time.monotonic() if started is None else started) + max_time
@@ -225,21 +246,28 @@ def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
     start_eval = res.evaluations
     bounded = bool(np.any(np.isfinite(lower)) or np.any(np.isfinite(upper)))
     try:
-        with np.errstate(all="ignore"):
-            if bounded:
-                x, status = _bounded(residuals, jac, x0, lower, upper, max_evaluations,
-                                     ftol, xtol)
-            else:
-                x, status, _ = levenberg_marquardt(residuals, jac, x0, max_evaluations,
-                                                   ftol, xtol)
-    except _Orthogonal as stop:
-        x, status = stop.x, 1
-    except _OutOfTime as stop:
-        x, status = stop.x, TIME_STATUS
-    if bounded and status in (2, 3, 4) and _bounded_kink(res, x, lower, upper, recent):
-        status = KINK_STOP
-    if status in (2, 3, 4) and isinstance(res, Compressed):
-        x = polish(res, x, lower, upper)
+        try:
+            with np.errstate(all="ignore"):
+                if bounded:
+                    x, status = _bounded(residuals, jac, x0, lower, upper, max_evaluations,
+                                         ftol, xtol)
+                else:
+                    x, status, _ = levenberg_marquardt(residuals, jac, x0, max_evaluations,
+                                                       ftol, xtol)
+        except _Orthogonal as stop:
+            x, status = stop.x, 1
+        except _OutOfTime as stop:
+            x, status = stop.x, TIME_STATUS
+        if bounded and status in (2, 3, 4) and _bounded_kink(res, x, lower, upper, recent):
+            status = KINK_STOP
+        if status in (2, 3, 4) and isinstance(res, Compressed):
+            x = polish(res, x, lower, upper)
+    except KeyboardInterrupt:
+        if not interrupt or not math.isfinite(best[0]):  # nothing to report
+            raise
+        x, status = best[1], INTERRUPT_STATUS  # as the other methods: the best point seen
+        if isinstance(res, Compressed):
+            res.recall(x)
     return Solution(x, status, res.evaluations - start_eval, res.jacobians - start_jac,
                     BOUNDED_METHOD if bounded else METHOD)
 
