@@ -10,11 +10,10 @@ import click
 
 from ..errors import EXIT_FAILED, AdcliError, escape_control
 from ..io.data import DEFAULT_MAX_DATA_BYTES
-from ..output import render
+from ..output.plain import warn
 from ..regression.fitting import FitResult, parse_bounds
 from ..regression.fitting import fit as run_fit
 from ..regression.formula import Formula, parse_formula
-from ..regression.profile import PROFILE_LEVELS, profile
 from ..regression.uncertainty import DEFAULT_LEVELS, parse_derive, parse_levels, wald
 from .common import (
     DATA_HELP,
@@ -120,6 +119,8 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         raise AdcliError("--level needs --ci wald or --ci profile")
     if profile_plot and ci != "profile":
         raise AdcliError("--profile-plot needs --ci profile")
+    if ci == "profile":  # the profile's module only where it runs (start-up)
+        from ..regression.profile import PROFILE_LEVELS, profile
     # a bad level or --derive text fails before the data is read
     ci_levels = parse_levels(levels, PROFILE_LEVELS if ci == "profile" else DEFAULT_LEVELS) \
         if ci else None
@@ -157,7 +158,9 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
     if wants_dask(data_path, scheduler):
         if plot_path:  # the plot draws every row, which stays on the workers
             raise AdcliError("--plot is not available with partitioned data (Dask)")
-        live = not as_json and render.live_display_possible()
+        from ..output.render import live_display_possible
+
+        live = not as_json and live_display_possible()
         options.update(checkpoint=checkpoint, resume=resume)
         result = _fit_on_dask(formula, data_path, scheduler, sep, renames, dropna, live,
                               options, uncertainty)
@@ -175,9 +178,9 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         result = run_fit(formula, data.columns, **options)
         uncertainty(result)
     if absolute_sigma and sigma is None:
-        render.warn("--absolute-sigma has no effect without --sigma")
+        warn("--absolute-sigma has no effect without --sigma")
     for message in result.warnings:
-        render.warn(message)
+        warn(message)
     if plot_path and data is not None:
         from ..output.fitplot import plot_fit
 
@@ -219,7 +222,7 @@ def _fit_on_dask(formula: Formula, data_path: str, scheduler: str | None, sep: s
 
     with Scheduler(scheduler) as where:
         for message in where.warnings:
-            render.warn(message)
+            warn(message)
         if live:
             from ..partitioned.progress import dashboard_link
 

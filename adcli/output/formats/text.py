@@ -65,6 +65,16 @@ def _propagation(result: Any, **_: Any) -> None:
     sys.stdout.write(propagation_text(result))
 
 
+def _fit(result: Any, **_: Any) -> None:
+    from .. import fitreport
+
+    text = fitreport.fit_text(result) if plain.rich_would_be_plain(sys.stdout) else None
+    if text is None:
+        _rich().fit_result(result)
+    else:
+        sys.stdout.write(text)
+
+
 def _by_rich(name: str) -> Callable[..., None]:
     return lambda record, **_: getattr(_rich(), name)(record)
 
@@ -79,7 +89,7 @@ WRITERS: dict[str, Callable[..., None]] = {
     "ScalingReport": _by_rich("scaling"),
     "HessianReport": _by_rich("hessian"),
     "MinimizeResult": _by_rich("minimize_result"),
-    "FitResult": _by_rich("fit_result"),
+    "FitResult": _fit,
     "Check": _check,
     "Propagation": _propagation,
 }
