@@ -10,7 +10,7 @@ import click
 
 from ..errors import EXIT_FAILED, AdcliError, escape_control
 from ..io.data import DEFAULT_MAX_DATA_BYTES
-from ..output.plain import warn
+from ..output.formats.text import warn
 from ..regression.fitting import FitResult, parse_bounds
 from ..regression.fitting import fit as run_fit
 from ..regression.formula import Formula, parse_formula

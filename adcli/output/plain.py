@@ -171,14 +171,3 @@ def warning_text(message: str) -> str | None:
     text = f"Warning: {escape_control(clip_words(message))}"
     return text + "\n" if _safe(text) else None
 
-
-def warn(message: str) -> None:
-    """``Warning: ...`` on stderr: the plain text rich would write there, or rich itself (on a
-    terminal, or for text only rich can render)."""
-    text = warning_text(message) if rich_would_be_plain(sys.stderr) else None
-    if text is None:
-        from .render import warn as rich_warn
-
-        rich_warn(message)
-    else:
-        sys.stderr.write(text)

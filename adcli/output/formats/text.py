@@ -19,6 +19,16 @@ def _rich():
     return render
 
 
+def warn(message: str) -> None:
+    """``Warning: ...`` on stderr: the plain text rich would write there, or rich itself (on a
+    terminal, or for text only rich can render)."""
+    text = plain.warning_text(message) if plain.rich_would_be_plain(sys.stderr) else None
+    if text is None:
+        _rich().warn(message)
+    else:
+        sys.stderr.write(text)
+
+
 def _grad(report: Any, table: bool = True, max_rows: int = 200, **_: Any) -> None:
     text = (plain.grad_text(report, table=table, max_rows=max_rows)
             if plain.rich_would_be_plain(sys.stdout) else None)
