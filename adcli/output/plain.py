@@ -170,4 +170,3 @@ def warning_text(message: str) -> str | None:
     rich can say."""
     text = f"Warning: {escape_control(clip_words(message))}"
     return text + "\n" if _safe(text) else None
-
