@@ -121,6 +121,27 @@ def test_rich_still_writes_to_terminals_and_profiles_still_run():
     assert code == 0 and "adcli.regression.profile" in names and "rich" not in names
 
 
+BLAS_THREADS = """
+import os, sys
+from adcli.commands import fit
+from adcli.fast.blas import _libraries
+print([get() for _, get in _libraries()], os.environ.get("OPENBLAS_NUM_THREADS"))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="BLAS found by /proc/self/maps")
+def test_a_fit_starts_blas_at_one_thread_and_leaves_the_environment():
+    # the fit pins BLAS to one thread anyway; started so, OpenBLAS makes no thread pool
+    def counts(value: str | None) -> str:
+        out = subprocess.run([sys.executable, "-c", BLAS_THREADS], capture_output=True, text=True,
+                             cwd=ROOT, timeout=120, check=True,
+                             env=_environ({"OPENBLAS_NUM_THREADS": value}))
+        return out.stdout.strip()
+
+    assert counts(None) == "[1] None"  # and children see the environment as it was
+    assert counts("2") == "[2] 2"  # the user's setting stands
+
+
 def test_bounds_still_use_scipys_trf():
     # the other side of the test above: the runner does see scipy when a fit needs it
     code, names, stdout = modules("fit", "y ~ a*x + b", "--data", LINE, "--bounds", "a=0:0.5",

@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 
 import click
 
-from ..errors import EXIT_FAILED, AdcliError, escape_control
-from ..io.data import DEFAULT_MAX_DATA_BYTES
-from ..output.formats.text import warn
-from ..regression.fitting import FitResult, parse_bounds
-from ..regression.fitting import fit as run_fit
-from ..regression.formula import Formula, parse_formula
-from ..regression.uncertainty import DEFAULT_LEVELS, parse_derive, parse_levels, wald
-from .common import (
+
+def _numpy_at_one_blas_thread() -> None:
+    """Import numpy with OpenBLAS started at one thread. A fit pins BLAS to one thread anyway
+    (the same bits whatever the machine: adcli.fast.blas); started so, OpenBLAS creates no
+    thread pool, whose threads spin beside the fit (a tenth of a short fit's start-up on two
+    cores). A setting of the user's stands, and children (Dask workers) get the environment
+    as it was."""
+    if "numpy" in sys.modules or "OPENBLAS_NUM_THREADS" in os.environ:
+        return
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        import numpy  # noqa: F401
+    finally:
+        del os.environ["OPENBLAS_NUM_THREADS"]
+
+
+_numpy_at_one_blas_thread()
+
+from ..errors import EXIT_FAILED, AdcliError, escape_control  # noqa: E402 - numpy first
+from ..io.data import DEFAULT_MAX_DATA_BYTES  # noqa: E402
+from ..output.formats.text import warn  # noqa: E402
+from ..regression.fitting import FitResult, parse_bounds  # noqa: E402
+from ..regression.fitting import fit as run_fit  # noqa: E402
+from ..regression.formula import Formula, parse_formula  # noqa: E402
+from ..regression.uncertainty import DEFAULT_LEVELS, parse_derive, parse_levels, wald  # noqa: E402
+from .common import (  # noqa: E402
     DATA_HELP,
     EXPR_HELP,
     ByteSize,
