@@ -10,22 +10,23 @@ from collections.abc import Callable
 import click
 
 
-def _numpy_at_one_blas_thread() -> None:
+def _numpy_at_one_blas_thread() -> bool:
     """Import numpy with OpenBLAS started at one thread. A fit pins BLAS to one thread anyway
     (the same bits whatever the machine: adcli.fast.blas); started so, OpenBLAS creates no
     thread pool, whose threads spin beside the fit (a tenth of a short fit's start-up on two
     cores). A setting of the user's stands, and children (Dask workers) get the environment
-    as it was."""
+    as it was. True when numpy's BLAS was started so here."""
     if "numpy" in sys.modules or "OPENBLAS_NUM_THREADS" in os.environ:
-        return
+        return False
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
     try:
         import numpy  # noqa: F401
     finally:
         del os.environ["OPENBLAS_NUM_THREADS"]
+    return True
 
 
-_numpy_at_one_blas_thread()
+_BLAS_AT_ONE_THREAD = _numpy_at_one_blas_thread()
 
 from ..errors import EXIT_FAILED, AdcliError, escape_control  # noqa: E402 - numpy first
 from ..io.data import DEFAULT_MAX_DATA_BYTES  # noqa: E402
@@ -191,9 +192,10 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         data = load_data(data_path, max_data_size or None, sep, renames)
         used = formula.names(formula.lhs) | formula.names(formula.model)
         data = data.select(used | ({sigma} if sigma else set()), dropna)
-        from ..fast.blas import pin_blas
+        if not _BLAS_AT_ONE_THREAD:  # else it is (above)
+            from ..fast.blas import pin_blas
 
-        pin_blas()  # BLAS at one thread: the same bits whatever OPENBLAS_NUM_THREADS says
+            pin_blas()  # BLAS at one thread: the same bits whatever OPENBLAS_NUM_THREADS says
         result = run_fit(formula, data.columns, **options)
         uncertainty(result)
     if absolute_sigma and sigma is None:
