@@ -120,7 +120,8 @@ def main() -> None:
     print("|---|---|---|---|")
     for name, ts in times.items():
         print(f"| {name} | {statistics.median(ts) * 1e3:.0f} | "
-              f"{min(ts) * 1e3:.0f}-{max(ts) * 1e3:.0f} | {statistics.median(cpu[name]) * 1e3:.0f} |")
+              f"{min(ts) * 1e3:.0f}-{max(ts) * 1e3:.0f} | "
+              f"{statistics.median(cpu[name]) * 1e3:.0f} |")
     for name in [n for n in times if n.startswith("fit")]:
         grad = _grad_of(name)
         ratio = statistics.median(times[name]) / statistics.median(times[grad])
