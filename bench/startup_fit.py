@@ -11,6 +11,8 @@ bytecode caches:
   grad                     adcli grad "x^2" --at x=3
   fit line                 adcli fit "y ~ a*x + b" --data samples/line.csv
   fit Rat43                the README's Rat43 fit (samples/rat43.csv from NIST's start 1)
+  grad, numpy loaded first the floor of any fit: grad in a process that imports numpy first
+                           (with OpenBLAS at one thread, as adcli fit imports it)
   fit line, scipy loaded   the line fit in a process that imports scipy.optimize first: what
                            the fit cost while its engine was scipy's least_squares
   fit line --bounds        the line fit with --bounds (still scipy's trf, imported then)
@@ -81,6 +83,11 @@ def commands(install: str, trees: dict[str, Path]) -> dict[str, tuple[list[str],
         rows["fit line" + suffix] = (adcli + ["fit", "y ~ a*x + b", "--data", LINE], env)
         rows["fit Rat43" + suffix] = (adcli + RAT43, env)
         if label == "this":
+            # what any fit costs at least: grad's start-up and numpy's (BLAS at one thread, as
+            # adcli fit imports it)
+            rows["grad, numpy loaded first"] = (
+                [py, "-S", "-c", "import numpy; " + CONSOLE, "grad", "x^2", "--at", "x=3"],
+                dict(env, OPENBLAS_NUM_THREADS="1"))
             rows["fit line, scipy loaded"] = ([py, "-S", "-c", SCIPY_FIRST, "fit",
                                                "y ~ a*x + b", "--data", LINE], env)
             rows["fit line --bounds"] = (adcli + ["fit", "y ~ a*x + b", "--data", LINE,
@@ -122,7 +129,7 @@ def main() -> None:
         print(f"| {name} | {statistics.median(ts) * 1e3:.0f} | "
               f"{min(ts) * 1e3:.0f}-{max(ts) * 1e3:.0f} | "
               f"{statistics.median(cpu[name]) * 1e3:.0f} |")
-    for name in [n for n in times if n.startswith("fit")]:
+    for name in [n for n in times if n.startswith("fit") or n.startswith("grad, numpy")]:
         grad = _grad_of(name)
         ratio = statistics.median(times[name]) / statistics.median(times[grad])
         ratio_cpu = statistics.median(cpu[name]) / statistics.median(cpu[grad])
