@@ -13,8 +13,8 @@ import click
 def _numpy_at_one_blas_thread() -> bool:
     """Import numpy with OpenBLAS started at one thread. A fit pins BLAS to one thread anyway
     (the same bits whatever the machine: adcli.fast.blas); started so, OpenBLAS creates no
-    thread pool, whose threads spin beside the fit (a tenth of a short fit's start-up on two
-    cores). A setting of the user's stands, and children (Dask workers) get the environment
+    thread pool, whose threads would start and spin beside a short fit, competing with it for
+    the cores. A setting of the user's stands, and children (Dask workers) get the environment
     as it was. True when numpy's BLAS was started so here."""
     if "numpy" in sys.modules or "OPENBLAS_NUM_THREADS" in os.environ:
         return False

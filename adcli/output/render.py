@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -334,6 +333,7 @@ def scaling(report) -> None:
 
 def scaling_chart(rows, width: int = 40) -> str:
     """Bars of log10(time): each step of n multiplies forward time by ~n^2, reverse by ~n."""
+    import math
 
     times = [t for r in rows for t in (r.forward_seconds, r.reverse_seconds) if t > 0]
     if not times:
