@@ -2,9 +2,10 @@
 (:func:`adcli.output.render.fit_result`) and this module's plain text share, and that plain text
 itself. Where stdout is no terminal rich writes no colours, and its tables here have no box, so
 :func:`fit_text` writes the same bytes without importing rich (rich's imports and its table
-layout were a large share of a short fit's start-up). Where only rich can say (text it would interpret or
-measure differently, a label column it would fold, a line it would wrap) :func:`fit_text`
-returns None and the caller prints through rich; tests compare the two over many reports."""
+layout were a large share of a short fit's start-up). Where only rich can say (text it would
+interpret or measure differently, a label column it would fold, a line it would wrap)
+:func:`fit_text` returns None and the caller prints through rich; tests compare the two over
+many reports."""
 
 from __future__ import annotations
 
