@@ -1,7 +1,8 @@
 """Start-up of ``adcli fit`` (bench/startup_fit.py): without ``--bounds`` a fit runs on the numpy
 Levenberg-Marquardt engine (adcli.regression.lm) and its p values come from adcli's own
 incomplete beta function, so the process imports neither ``scipy.optimize`` nor
-``scipy.special``, nor pandas or Dask for a plain CSV. Checked in a fresh interpreter that runs
+``scipy.special``, nor pandas or Dask for a plain CSV; into a pipe its report is plain text,
+so it imports no rich either. Checked in a fresh interpreter that runs
 the console entry point and then lists ``sys.modules``; the engine and the p values are checked
 against independent references here too."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,13 +39,22 @@ sys.stderr.write("\\nMODULES " + json.dumps([code, sorted(sys.modules)]) + "\\n"
 """
 
 
-def modules(*args: str) -> tuple[int, set[str], str]:
-    """(exit status, modules loaded, stdout) of ``adcli ARGS`` in a fresh interpreter."""
+def modules(*args: str, env: dict[str, str | None] | None = None) -> tuple[int, set[str], str]:
+    """(exit status, modules loaded, stdout) of ``adcli ARGS`` in a fresh interpreter, stdout
+    a pipe."""
     out = subprocess.run([sys.executable, "-c", RUNNER, *args], capture_output=True,
-                         text=True, cwd=ROOT, timeout=120, check=False)
+                         text=True, cwd=ROOT, timeout=120, check=False,
+                         env=None if env is None else _environ(env))
     line = [x for x in out.stderr.splitlines() if x.startswith("MODULES ")][-1]
     code, names = json.loads(line[len("MODULES "):])
     return code, set(names), out.stdout
+
+
+def _environ(changes: dict[str, str | None]) -> dict[str, str]:
+    """os.environ with ``changes``; None removes a variable."""
+    env = {k: v for k, v in os.environ.items() if k not in changes}
+    env.update({k: v for k, v in changes.items() if v is not None})
+    return env
 
 
 def heavy(names: set[str]) -> list[str]:
@@ -65,6 +76,70 @@ def test_an_unbounded_fit_imports_no_scipy_optimize(args):
     assert code == 0 and stdout
     assert "adcli.regression.lm" in names  # the engine that ran
     assert heavy(names) == []
+
+
+#: What a fit into a pipe does without: rich (the report is plain text there, rich's bytes)
+#: and what only rich brought along, glob (the Dask path only), the profile's module (--ci
+#: profile; --ci also takes ``percent`` from it, and ``statistics`` for the normal quantile,
+#: which imports random, fractions and decimal).
+UNNEEDED = ("rich", "adcli.output.render", "glob", "decimal", "fractions", "random",
+            "statistics", "adcli.regression.profile")
+
+
+def unneeded(names: set[str], allowed: tuple[str, ...] = ()) -> list[str]:
+    return sorted(n for n in names if (n in UNNEEDED or n.split(".")[0] in UNNEEDED)
+                  and n.split(".")[0] not in allowed and n not in allowed)
+
+
+#: rich's colour switches unset: stdout a pipe means plain text
+PLAIN_ENV = {"TTY_COMPATIBLE": None, "FORCE_COLOR": None, "NO_COLOR": None}
+WITH_CI = ("adcli.regression.profile", "statistics", "random", "fractions", "decimal")
+
+
+@pytest.mark.parametrize("args, allowed", [
+    (["fit", "y ~ a*x + b", "--data", LINE], ()),
+    (["fit", "y ~ a*x + b", "--data", LINE, "--json"], ()),
+    (["fit", "y ~ b1 / (1 + exp(b2 - b3*x))^(1/b4)", "--data", RAT43,
+      "--from", "b1=100,b2=10,b3=1,b4=1"], ()),
+    (["fit", "y ~ a*x + b", "--data", LINE, "--absolute-sigma"], ()),  # a warning on stderr
+    (["fit", "y ~ a*x + b", "--data", LINE, "--derive", "r = a/b"], ()),
+    (["fit", "y ~ a*x + b", "--data", LINE, "--ci", "wald"], WITH_CI),
+], ids=["line", "line-json", "rat43", "warning", "derive", "ci-wald"])
+def test_a_fit_into_a_pipe_imports_no_rich(args, allowed):
+    code, names, stdout = modules(*args, env=PLAIN_ENV)
+    assert code == 0 and stdout.startswith(("converged: ", "{"))
+    assert unneeded(names, allowed) == []
+
+
+def test_rich_still_writes_to_terminals_and_profiles_still_run():
+    # the other side of the test above: the runner sees rich and the profile when they are used
+    code, names, stdout = modules("fit", "y ~ a*x + b", "--data", LINE,
+                                  env={**PLAIN_ENV, "TTY_COMPATIBLE": "1"})
+    assert code == 0 and "rich.console" in names and "\x1b[" in stdout
+    code, names, stdout = modules("fit", "y ~ a*x + b", "--data", LINE, "--ci", "profile",
+                                  env=PLAIN_ENV)
+    assert code == 0 and "adcli.regression.profile" in names and "rich" not in names
+
+
+BLAS_THREADS = """
+import os, sys
+from adcli.commands import fit
+from adcli.fast.blas import _libraries
+print([get() for _, get in _libraries()], os.environ.get("OPENBLAS_NUM_THREADS"))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="BLAS found by /proc/self/maps")
+def test_a_fit_starts_blas_at_one_thread_and_leaves_the_environment():
+    # the fit pins BLAS to one thread anyway; started so, OpenBLAS makes no thread pool
+    def counts(value: str | None) -> str:
+        out = subprocess.run([sys.executable, "-c", BLAS_THREADS], capture_output=True, text=True,
+                             cwd=ROOT, timeout=120, check=True,
+                             env=_environ({"OPENBLAS_NUM_THREADS": value}))
+        return out.stdout.strip()
+
+    assert counts(None) == "[1] None"  # and children see the environment as it was
+    assert counts("2") == "[2] 2"  # the user's setting stands
 
 
 def test_bounds_still_use_scipys_trf():

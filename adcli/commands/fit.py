@@ -3,20 +3,39 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 
 import click
 
-from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, AdcliError, escape_control
-from ..io.data import DEFAULT_MAX_DATA_BYTES
-from ..output import render
-from ..regression.fitting import FitResult, parse_bounds
-from ..regression.fitting import fit as run_fit
-from ..regression.formula import Formula, parse_formula
-from ..regression.profile import PROFILE_LEVELS, profile
-from ..regression.uncertainty import DEFAULT_LEVELS, parse_derive, parse_levels, wald
-from .common import (
+
+def _numpy_at_one_blas_thread() -> bool:
+    """Import numpy with OpenBLAS started at one thread. A fit pins BLAS to one thread anyway
+    (the same bits whatever the machine: adcli.fast.blas); started so, OpenBLAS creates no
+    thread pool, whose threads would start and spin beside a short fit, competing with it for
+    the cores. A setting of the user's stands, and children (Dask workers) get the environment
+    as it was. True when numpy's BLAS was started so here."""
+    if "numpy" in sys.modules or "OPENBLAS_NUM_THREADS" in os.environ:
+        return False
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        import numpy  # noqa: F401
+    finally:
+        del os.environ["OPENBLAS_NUM_THREADS"]
+    return True
+
+
+_BLAS_AT_ONE_THREAD = _numpy_at_one_blas_thread()
+
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, AdcliError, escape_control  # noqa: E402 - numpy first
+from ..io.data import DEFAULT_MAX_DATA_BYTES  # noqa: E402
+from ..output.formats.text import warn  # noqa: E402
+from ..regression.fitting import FitResult, parse_bounds  # noqa: E402
+from ..regression.fitting import fit as run_fit  # noqa: E402
+from ..regression.formula import Formula, parse_formula  # noqa: E402
+from ..regression.uncertainty import DEFAULT_LEVELS, parse_derive, parse_levels, wald  # noqa: E402
+from .common import (  # noqa: E402
     DATA_HELP,
     EXPR_HELP,
     ByteSize,
@@ -120,6 +139,8 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         raise AdcliError("--level needs --ci wald or --ci profile")
     if profile_plot and ci != "profile":
         raise AdcliError("--profile-plot needs --ci profile")
+    if ci == "profile":  # the profile's module only where it runs (start-up)
+        from ..regression.profile import PROFILE_LEVELS, profile
     # a bad level or --derive text fails before the data is read
     ci_levels = parse_levels(levels, PROFILE_LEVELS if ci == "profile" else DEFAULT_LEVELS) \
         if ci else None
@@ -160,7 +181,9 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
     if wants_dask(data_path, scheduler):
         if plot_path:  # the plot draws every row, which stays on the workers
             raise AdcliError("--plot is not available with partitioned data (Dask)")
-        live = not as_json and render.live_display_possible()
+        from ..output.render import live_display_possible
+
+        live = not as_json and live_display_possible()
         options.update(checkpoint=checkpoint, resume=resume)
         result = _fit_on_dask(formula, data_path, scheduler, sep, renames, dropna, live,
                               options, uncertainty)
@@ -169,18 +192,19 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         data = load_data(data_path, max_data_size or None, sep, renames)
         used = formula.names(formula.lhs) | formula.names(formula.model)
         data = data.select(used | ({sigma} if sigma else set()), dropna)
-        from ..fast.blas import pin_blas
+        if not _BLAS_AT_ONE_THREAD:  # else it is (above)
+            from ..fast.blas import pin_blas
 
-        pin_blas()  # BLAS at one thread: the same bits whatever OPENBLAS_NUM_THREADS says
+            pin_blas()  # BLAS at one thread: the same bits whatever OPENBLAS_NUM_THREADS says
         journal = _memory_journal(formula, data_path, list(data.columns), options, checkpoint,
                                   resume, [sep, sorted(renames), dropna]) \
             if checkpoint or resume else None
         result = run_fit(formula, data.columns, journal=journal, **options)
         uncertainty(result)
     if absolute_sigma and sigma is None:
-        render.warn("--absolute-sigma has no effect without --sigma")
+        warn("--absolute-sigma has no effect without --sigma")
     for message in result.warnings:
-        render.warn(message)
+        warn(message)
     interrupted = _interrupted(result)
     if interrupted:  # Ctrl-C: the best point so far, and no plot of it (as minimize)
         plot_path = profile_plot = None
@@ -257,7 +281,7 @@ def _fit_on_dask(formula: Formula, data_path: str, scheduler: str | None, sep: s
 
     with Scheduler(scheduler) as where:
         for message in where.warnings:
-            render.warn(message)
+            warn(message)
         if live:
             from ..partitioned.progress import dashboard_link
 

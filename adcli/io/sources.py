@@ -8,7 +8,6 @@ CSV ``usecols``.
 
 from __future__ import annotations
 
-import glob
 import os
 import stat
 from collections.abc import Iterable, Mapping
@@ -338,6 +337,8 @@ def open_partitioned(path: str, sep: str | None = None,
     """Find the files of ``path`` (a CSV or Parquet file, a glob, or a directory) and read the
     column names from the first one; the rows are read later, by Dask."""
     if _GLOB & set(path) and not os.path.exists(path):
+        import glob  # only here: an in-memory fit never globs (start-up)
+
         files = sorted(glob.glob(path))
         if not files:
             raise DataError(f"--data '{path}' matches no file")

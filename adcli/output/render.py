@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +14,8 @@ from rich.table import Table
 
 from ..errors import clip_words, escape_control
 from ..results import GradReport
+from . import fitreport
+from .fitreport import counted
 from .numbers import full, num
 from .plain import LABEL_MIN_WIDTH, TITLE, node_rows
 
@@ -70,11 +71,6 @@ def _number_column(table: Table, header: str, **style) -> None:
 
 def _label_column(table: Table, header: str, **style) -> None:
     table.add_column(header, overflow="fold", **style)
-
-
-def counted(n: int, noun: str) -> str:
-    """``1 iteration``, ``2 iterations``, ``1,000 iterations``."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _user(text: str) -> str:
@@ -376,110 +372,49 @@ def derivatives(result) -> None:
 
 def fit_result(result) -> None:
     """The report of ``adcli fit``: estimates with standard errors, correlations, goodness of
-    fit and why the engine stopped (the content of R's summary(nls) and gnuplot's fit log)."""
-    from ..regression import uncertainty  # numpy: not for the commands that start without it
-
+    fit and why the engine stopped (the content of R's summary(nls) and gnuplot's fit log); the
+    cells come from :mod:`adcli.output.fitreport`, which writes the same as plain text."""
     out = stdout()
     colour = "green" if result.converged else "yellow"
     verdict = "converged" if result.converged else "not converged"
     out.print(f"[bold {colour}]{verdict}[/bold {colour}]: {_user(result.reason)}",
               soft_wrap=True)
-    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    table.add_column("parameter")
-    table.add_column("value", justify="right")
-    table.add_column("std. error", justify="right")
-    table.add_column("rel. error", justify="right")
-    table.add_column("t value", justify="right")
-    table.add_column("Pr(>|t|)", justify="right")
-    t_values, p_values = uncertainty.t_values(result), uncertainty.p_values(result)
-    for name, v in result.parameters.items():
-        if name in result.fixed:
-            table.add_row(_user(name), num(v, style="g"), "(fixed)", "", "", "")
-            continue
-        se = result.stderr.get(name, math.nan)
-        rel = result.relative_error(name)
-        table.add_row(_user(name), num(v, style="g"), num(se, 5, style="g"),
-                      "nan" if math.isnan(rel) else f"{rel:.3g}%",
-                      num(t_values.get(name, math.nan), 4, style="g"),
-                      _p_text(p_values.get(name, math.nan)))
-    print_table(out, table)
+    _fit_table(out, fitreport.PARAMETER_HEADERS, fitreport.parameter_rows(result, _user))
     if result.ci is not None:
-        _fit_intervals(out, result)
+        ci = result.ci
+        out.print(f"[bold]confidence intervals[/bold] ({_user(ci['method'])}, "
+                  f"{_user(ci['distribution'])})", soft_wrap=True)
+        _fit_table(out, fitreport.interval_headers(result),
+                   fitreport.interval_rows(result, _user))
+        for name, notes in ci.get("notes", {}).items():  # an end a profile did not reach
+            for note in notes:
+                out.print(f"{_user(name)}: {_user(note)}", soft_wrap=True)
     if result.derived:
-        _fit_derived(out, result)
-    names = result.correlation_names
-    if len(names) > 1:
+        out.print("[bold]derived[/bold] (delta method)", soft_wrap=True)
+        _fit_table(out, fitreport.DERIVED_HEADERS, fitreport.derived_rows(result, _user))
+    if len(result.correlation_names) > 1:
         out.print("[bold]correlation[/bold]")
-        corr = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-        corr.add_column("")
-        for name in names:
-            corr.add_column(_user(name), justify="right")
-        for i, name in enumerate(names):
-            corr.add_row(_user(name), *(("nan" if math.isnan(c) else f"{c:.3f}")
-                                         for c in result.correlation[i]))
-        print_table(out, corr)
-    weighted = " (weighted)" if result.weighted else ""
-    rss, std = num(result.rss, style="g"), num(result.residual_std, style="g")
-    out.print(f"[bold]residual sum of squares[/bold]{weighted}  {rss}",
-              soft_wrap=True)
-    out.print(f"[bold]residual std. deviation[/bold]  {std} on "
-              f"{result.dof} degrees of freedom ({result.rows} rows)", soft_wrap=True)
-    if result.r_squared is not None:
-        out.print(f"[bold]R^2[/bold]  {result.r_squared:.6f}", soft_wrap=True)
-    chi2 = uncertainty.reduced_chi_square(result)
-    if chi2 is not None:
-        out.print(f"[bold]reduced chi-square[/bold]  {num(chi2, 6, style='g')}", soft_wrap=True)
-    aic, bic = uncertainty.information(result)
-    aic_text, bic_text = num(aic, 8, style="g"), num(bic, 8, style="g")
-    out.print(f"[bold]AIC[/bold]  {aic_text}  [bold]BIC[/bold]  {bic_text}  [dim](lmfit's: "
-              "n log(RSS/n) + 2k, + log(n) k)[/dim]", soft_wrap=True)
+        _fit_table(out, ("", *map(_user, result.correlation_names)),
+                   fitreport.correlation_rows(result, _user))
+    for head, rest in fitreport.statistics_lines(result):
+        out.print(f"[bold]{head}[/bold]{rest}", soft_wrap=True)
+    aic, bic = fitreport.information_text(result)
+    out.print(f"[bold]AIC[/bold]  {aic}  [bold]BIC[/bold]  {bic}  "
+              f"[dim]{fitreport.AIC_NOTE}[/dim]", soft_wrap=True)
     if result.absolute_sigma:
-        out.print("[dim]standard errors take sigma as the absolute errors of the data[/dim]")
-    out.print(f"[dim]method {_user(result.method)}, {counted(result.iterations, 'iteration')}, "
-              f"{counted(result.evaluations, 'evaluation')}, "
-              f"{counted(result.jacobian_evaluations, 'Jacobian evaluation')}[/dim]",
+        out.print(f"[dim]{fitreport.ABSOLUTE_NOTE}[/dim]")
+    out.print(f"[dim]method {_user(result.method)}, {fitreport.method_text(result)}[/dim]",
               soft_wrap=True)
 
 
-def _p_text(p: float) -> str:
-    """A p value for the table. The p values are accurate down to float64's smallest
-    numbers, so one that underflowed to 0 is below 1e-300, not 0 (R prints "< 2e-16")."""
-    return "<1e-300" if p == 0.0 else num(p, 3, style="g")
-
-
-def _fit_intervals(out, result) -> None:
-    """The table of ``fit --ci``: lower and upper end of each parameter per level."""
-    from ..regression.profile import percent
-
-    ci = result.ci
-    levels = ci["levels"]
-    out.print(f"[bold]confidence intervals[/bold] ({ci['method']}, {ci['distribution']})",
-              soft_wrap=True)
+def _fit_table(out, headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table of the fit report: no box, the first column a label, the others right-justified."""
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    table.add_column("parameter")
-    for level in levels:
-        table.add_column(f"{percent(level)} lower", justify="right")
-        table.add_column(f"{percent(level)} upper", justify="right")
-    for name, pairs in ci["intervals"].items():
-        table.add_row(_user(name), *("-" if v is None else num(v, style="g")
-                                     for pair in pairs for v in pair))
-    print_table(out, table)
-    for name, notes in ci.get("notes", {}).items():  # an end a profile did not reach
-        for note in notes:
-            out.print(f"{_user(name)}: {_user(note)}", soft_wrap=True)
-
-
-def _fit_derived(out, result) -> None:
-    """The table of ``fit --derive``: value and delta-method standard error of each."""
-    out.print("[bold]derived[/bold] (delta method)", soft_wrap=True)
-    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    table.add_column("quantity")
-    table.add_column("expression")
-    table.add_column("value", justify="right")
-    table.add_column("std. error", justify="right")
-    for name, d in result.derived.items():
-        table.add_row(_user(name), _user(d["expression"]), num(d["value"], style="g"),
-                      num(d["stderr"], 5, style="g"))
+    table.add_column(headers[0])
+    for header in headers[1:]:
+        table.add_column(header, justify="right")
+    for row in rows:
+        table.add_row(*row)
     print_table(out, table)
 
 

@@ -41,16 +41,28 @@ class Uncertain:
     ci: dict | None = None
     #: ``--derive``: name -> expression, value and delta-method standard error
     derived: dict | None = None
-    #: the fit's problem with more parameters held (:class:`adcli.regression.profile.Refit`)
-    refit: Any = None
     #: each profiled parameter's (value, F statistic) points, for ``--profile-plot``
     profile_traces: dict | None = None
+    _refit: Any = None
+    _problem: tuple | None = None
+
+    @property
+    def refit(self) -> Any:
+        """The fit's problem with more parameters held (:class:`adcli.regression.profile.Refit`),
+        made when a profile first asks: most fits never import the profile's module."""
+        if self._refit is None and self._problem is not None:
+            from .profile import Refit
+
+            self._refit = Refit.of(*self._problem)
+        return self._refit
+
+    @refit.setter
+    def refit(self, value: Any) -> None:
+        self._refit = value
 
     def keep_problem(self, residuals: Any, setup: Any, max_evaluations: int) -> None:
         """Keep an in-memory fit's residuals and setup for profile refits."""
-        from .profile import Refit
-
-        self.refit = Refit.of(residuals, setup, max_evaluations)
+        self._problem = (residuals, setup, max_evaluations)
 
     def conf_interval(self, method: str = "profile", levels: Sequence[float] | None = None,
                       names: Sequence[str] | None = None) -> dict[str, Any]:

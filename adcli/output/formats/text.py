@@ -19,6 +19,16 @@ def _rich():
     return render
 
 
+def warn(message: str) -> None:
+    """``Warning: ...`` on stderr: the plain text rich would write there, or rich itself (on a
+    terminal, or for text only rich can render)."""
+    text = plain.warning_text(message) if plain.rich_would_be_plain(sys.stderr) else None
+    if text is None:
+        _rich().warn(message)
+    else:
+        sys.stderr.write(text)
+
+
 def _grad(report: Any, table: bool = True, max_rows: int = 200, **_: Any) -> None:
     text = (plain.grad_text(report, table=table, max_rows=max_rows)
             if plain.rich_would_be_plain(sys.stdout) else None)
@@ -65,6 +75,16 @@ def _propagation(result: Any, **_: Any) -> None:
     sys.stdout.write(propagation_text(result))
 
 
+def _fit(result: Any, **_: Any) -> None:
+    from .. import fitreport
+
+    text = fitreport.fit_text(result) if plain.rich_would_be_plain(sys.stdout) else None
+    if text is None:
+        _rich().fit_result(result)
+    else:
+        sys.stdout.write(text)
+
+
 def _by_rich(name: str) -> Callable[..., None]:
     return lambda record, **_: getattr(_rich(), name)(record)
 
@@ -79,7 +99,7 @@ WRITERS: dict[str, Callable[..., None]] = {
     "ScalingReport": _by_rich("scaling"),
     "HessianReport": _by_rich("hessian"),
     "MinimizeResult": _by_rich("minimize_result"),
-    "FitResult": _by_rich("fit_result"),
+    "FitResult": _fit,
     "Check": _check,
     "Propagation": _propagation,
 }
