@@ -238,8 +238,8 @@ class HandStartedCluster:
     (``DASK_CONFIG``: the user's ~/.config/dask is not touched). Scheduler and workers listen
     on 127.0.0.1 at free ports; all are stopped on exit."""
 
-    def __init__(self, folder: Path, workers: int = 2) -> None:
-        self.folder, self.workers = folder, workers
+    def __init__(self, folder: Path, workers: int = 2, memory_limit: str = "") -> None:
+        self.folder, self.workers, self.memory_limit = folder, workers, memory_limit
         self.processes: list[subprocess.Popen] = []
         self.address = ""
 
@@ -272,8 +272,9 @@ class HandStartedCluster:
             self.address = self._wait_for(log, r"Scheduler at:\s+(tcp://\S+)", child).group(1)
             for i in range(self.workers):
                 log = self.folder / f"worker{i}.log"
-                child = self._start([_script("dask"), "worker", self.address, "--nthreads", "1"],
-                                    log, env)
+                limit = ["--memory-limit", self.memory_limit] if self.memory_limit else []
+                child = self._start([_script("dask"), "worker", self.address, "--nthreads", "1",
+                                     *limit], log, env)
                 self._wait_for(log, r"Registered to:", child)
         except BaseException:
             self.__exit__()
@@ -328,15 +329,18 @@ def _stats(times: list[float]) -> tuple[float, float]:
     return ordered[0], ordered[len(ordered) // 2]
 
 
-def paths(sizes: list[int], rounds: int, tmp: Path, wide: bool, cluster: bool) -> None:
+def paths(sizes: list[int], rounds: int, tmp: Path, wide: bool, configurations: list[str],
+          memory_limit: str = "") -> None:
     """Issue 26's table: a pass of the line fit's loss and gradient through ``adcli minimize``
     on each scheduler against the objective in memory, at each size, rounds interleaved."""
-    configurations = ["threads", "local:2"] + (["cluster"] if cluster else [])
     shapes = ["narrow"] + (["wide"] if wide else [])
-    with (HandStartedCluster(tmp / "cluster") if cluster else _Nothing()) as hand:
+    cluster = "cluster" in configurations
+    with (HandStartedCluster(tmp / "cluster", memory_limit=memory_limit) if cluster
+          else _Nothing()) as hand:
         if cluster:
             print(f"cluster: dask scheduler at {hand.address}, {hand.workers} x dask worker "
-                  "--nthreads 1 with the README's worker configuration")
+                  f"--nthreads 1 {'--memory-limit ' + memory_limit + ' ' if memory_limit else ''}"
+                  "with the README's worker configuration")
         for rows in sizes:
             per_file = 250_000 if rows <= 1_000_000 else 1_000_000
             steps = 60 if rows <= 1_000_000 else 25
@@ -433,13 +437,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="--paths: rows, comma-separated")
     parser.add_argument("--rounds", type=int, default=5, help="--paths: interleaved rounds")
     parser.add_argument("--no-wide", action="store_true", help="--paths: no wide copy")
-    parser.add_argument("--no-cluster", action="store_true",
-                        help="--paths: no hand-started cluster")
+    parser.add_argument("--schedulers", default="threads,local:2,cluster",
+                        help="--paths: where the commands run; cluster: started by hand")
+    parser.add_argument("--worker-memory-limit", default="",
+                        help="--paths: the hand-started workers' --memory-limit (e.g. 2GB)")
     args = parser.parse_args(argv)
     if args.paths:
         with tempfile.TemporaryDirectory() as tmp:
             paths([int(n) for n in args.sizes.split(",")], args.rounds, Path(tmp),
-                  not args.no_wide, not args.no_cluster)
+                  not args.no_wide, args.schedulers.split(","), args.worker_memory_limit)
         return
     if args.reread:
         import adcli.partitioned.distributed
