@@ -31,7 +31,8 @@ With ``--paths`` it measures instead what users run (issue 26's table), in one r
   times, at new points, in the same rounds (its time a pass: the same passes/wall);
 - the wide case: the same rows in files that also carry 20 unused float columns, on each Dask
   scheduler; the trace (every iteration's value and point, every digit) must be the same bits
-  as the narrow copy's (asserted), and the in-memory value at the start within 1e-12.
+  as the narrow copy's (asserted), and the in-memory value at the start within 1e-12;
+- last, what a pass on the cluster costs before any sweep: the round trip of two empty tasks.
 """
 
 from __future__ import annotations
@@ -408,6 +409,24 @@ def paths(sizes: list[int], rounds: int, tmp: Path, wide: bool, configurations: 
                       f"| {best / base_best:.2f}x ({median / base_median:.2f}x) | {versus} | "
                       f"{whole:.1f} s |")
             sys.stdout.flush()
+        if cluster:
+            _round_trip(hand.address)
+
+
+def _round_trip(address: str, repeat: int = 50) -> None:
+    """What a pass on a cluster costs before any sweep: two tasks that do nothing (one a
+    worker), submitted and gathered by a client, as a pass of two kept blocks is."""
+    from distributed import Client
+
+    with Client(address) as client:
+        times = []
+        for i in range(repeat + 5):
+            t = time.perf_counter()
+            client.gather(client.map(abs, [-i, -i - 0.5], pure=False))
+            times.append(time.perf_counter() - t)
+    best, median = _stats(times[5:])
+    print(f"\ncluster round trip of 2 empty tasks: best {best * 1e3:.1f} ms, median "
+          f"{median * 1e3:.1f} ms ({repeat} after 5 warm-up, load {os.getloadavg()[0]:.1f})")
 
 
 class _Nothing:
