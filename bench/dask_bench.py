@@ -1,6 +1,8 @@
 """Loss + gradient of the line fit sum((w0 + w1*x - y)^2) on Dask vs in memory.
 
     python bench/dask_bench.py [--rows 1000000] [--big-rows 20000000] [--repeat 5]
+    python bench/dask_bench.py --paths [--sizes 1000000,10000000] [--rounds 5]
+        [--schedulers threads,local:2,cluster] [--no-wide] [--worker-memory-limit 2GB]
 
 1. Overhead at ``--rows`` (Parquet files of 250,000 rows): one pass of the Dask path on the
    local threaded and synchronous schedulers against the in-memory objective on the same rows

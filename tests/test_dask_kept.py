@@ -63,7 +63,7 @@ def test_wide_files_are_kept_when_their_used_columns_fit(tmp_path):
 def test_compressed_files_too_large_as_values_are_re_read(tmp_path):
     """Constant columns compress to a few KB on disk but are 8 bytes a cell in memory: data
     whose values do not fit in a quarter of the memory at hand is re-read, and sums right."""
-    folder = tmp_path / "zeros"
+    folder = tmp_path / "constant"
     folder.mkdir()
     rows = 200_000
     pq.write_table(pa.table({"x": np.ones(rows), "y": np.full(rows, 5.0)}),
