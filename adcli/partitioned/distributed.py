@@ -40,6 +40,7 @@ from .partitions import (
     frame_sample,
     frame_sums,
     joined,
+    kept_bytes,
     located,
     no_leaf,
     partition_hessian,
@@ -275,7 +276,7 @@ class Partitions:
     Data that fits in :data:`PERSIST_FRACTION` of the memory at hand is read ONCE into
     :class:`Block` s of float64 columns, checked once for non-finite cells: one block per
     worker thread here (per worker on a cluster, kept there as futures), or fewer so that a
-    block has at least :data:`BLOCK_BYTES` of files; a pass is then one
+    block has at least :data:`BLOCK_BYTES` (:func:`kept_bytes`); a pass is then one
     task per block that sweeps its partitions and returns the tree nodes they cover
     (:func:`block_nodes`), and the client adds those up to the root. Larger data is re-read
     on every pass: one task per partition (read, check, sweep) and the additions of the tree
@@ -296,8 +297,7 @@ class Partitions:
         self.count = len(parts)
         if self.count == 0:
             raise AdcliError("the data has no partitions")
-        memory = scheduler.memory()
-        size = data.bytes()
+        size, memory = kept_bytes(data), scheduler.memory()
         self.persisted = memory is not None and size <= PERSIST_FRACTION * memory
         self.passes = 0
         self.rows: list[int] | None = None

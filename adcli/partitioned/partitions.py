@@ -39,6 +39,19 @@ def columns_of(frame: Any) -> dict[str, np.ndarray]:
     return out
 
 
+def kept_bytes(data: PartitionedData) -> int:
+    """What keeping the data in memory takes: for Parquet, its rows (from the footers read when
+    the partitions were listed) x 8 bytes x the used columns, whatever other columns the files
+    carry and however well they compress (a wide file's size would have it re-read every pass
+    for columns never read; a compressed one's would keep data far larger than its files); for
+    CSV the files' size, all that is known before reading (text is longer than its values)."""
+    if data.kind != "parquet":
+        return data.bytes()
+    use = data.use if data.use is not None else data.names
+    footers = [data.stamps[path][2] for path in data.files if path in data.stamps]
+    return 8 * len(use) * sum(footer[0] for footer in footers if footer is not None)
+
+
 @functools.lru_cache(maxsize=8)
 def _tape(source: str, bound: tuple[str, ...]) -> Tape:
     """The tape of ``source`` re-parsed on this worker by adcli's parser (never unpickled)."""
