@@ -9,7 +9,18 @@ from typing import Any
 
 import numpy as np
 
-from .checks import JUMPS, NEWTON_NOISE, PROBE_ULPS, rounding_level
+from ..results import FLAT, SADDLE, MinimizeResult
+from .checks import (
+    JUMPS,
+    NEWTON_NOISE,
+    PROBE_ULPS,
+    flat_around,
+    free_parameters,
+    hessian_eigen,
+    negative_curvature,
+    rounding_level,
+    saddle_message,
+)
 from .linesearch import Evaluate
 
 
@@ -103,3 +114,28 @@ def rg_message(why: str, rg: float, tol: float) -> str:
 def decade(f: float) -> int:
     """The power of ten a negative value has reached (0 for values above -10)."""
     return math.floor(math.log10(-f)) if f <= -10.0 else 0
+
+
+def second_look(result: MinimizeResult, problem: Any, evaluate: Evaluate,
+                project: Callable[[np.ndarray], np.ndarray],
+                limits: tuple[np.ndarray, np.ndarray] | None, smooth: bool) -> None:
+    """A converged point where no lower value was found may still be no minimum: a saddle or
+    a maximum (a negative Hessian eigenvalue: reason ``saddle``), or a plateau, where the
+    value is flat to float64 precision along every parameter and the gradient test passed only
+    because nothing changes (:func:`.checks.flat_around`: reason ``flat``).  A constant piece
+    of an expression with kinks (``relu(x)`` from x = -5: the same value and an exactly zero
+    gradient at every look) stays converged: there every nearby point has the same value, a
+    minimum.  ``smooth``: the tape has no kinks.  Sets the result's reason and message."""
+    curvature = hessian_eigen(problem, result.x, free_parameters(result.x, limits))
+    if negative_curvature(curvature):
+        result.reason, result.message = SADDLE, saddle_message(curvature)  # type: ignore[arg-type]
+        return
+    flat = flat_around(result.x, result.value, result.grad, evaluate, project, problem,
+                       curvature)
+    if flat is None or flat[1] and not smooth:
+        return
+    result.reason, result.message = FLAT, (
+        f"{result.message}, but the value does not change to float64 precision within "
+        f"{flat[0]:.2g} of the point along any parameter (nor does the Hessian predict a "
+        "change): a plateau, which may or may not be a minimum (far from the data a model's "
+        "terms underflow or are lost in rounding); try other starts (--from)")
