@@ -192,7 +192,6 @@ INTERRUPTED = "interrupted"
 TIME_LIMIT = "time-limit"
 SADDLE = "saddle"  # a zero gradient where the Hessian has negative curvature: no minimum
 FLAT = "flat"  # a gradient test passed where the value is flat to float64 precision
-
 REASONS = {
     GRAD_TOL: "the gradient norm fell below --tol",
     PRECISION: "no lower point exists to float64 precision: the point is stationary to the "
@@ -206,8 +205,7 @@ REASONS = {
     TIME_LIMIT: "the time limit was reached; the best point so far is reported",
     SADDLE: "the gradient is zero but the Hessian has a negative eigenvalue: a saddle point "
             "or a maximum, not a minimum",
-    FLAT: "the value does not change to float64 precision around the point: a plateau, "
-          "which may or may not be a minimum",
+    FLAT: "the value is flat to float64 precision around the point: a plateau, maybe no minimum",
 }
 
 

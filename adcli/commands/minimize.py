@@ -136,8 +136,9 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     lower point can be found ("no-progress"), when the value becomes inf/nan
     ("diverged") or falls without bound ("unbounded"), at a saddle point or maximum
     with no lower value in sight ("saddle"), on a plateau where the value is flat to
-    float64 precision ("flat"), or after --max-time seconds ("time-limit"); gd, momentum, nesterov and adam that ran their --steps exit 0 with
-    "converged": false. Ctrl-C stops and reports the best point so far (exit status 130).
+    float64 precision ("flat"), or after --max-time seconds ("time-limit"); gd, momentum,
+    nesterov and adam that ran their --steps exit 0 with "converged": false. Ctrl-C
+    stops and reports the best point so far (exit status 130).
 
     \b
     Examples:

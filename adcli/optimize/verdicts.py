@@ -137,5 +137,5 @@ def second_look(result: MinimizeResult, problem: Any, evaluate: Evaluate,
     result.reason, result.message = FLAT, (
         f"{result.message}, but the value does not change to float64 precision within "
         f"{flat[0]:.2g} of the point along any parameter (nor does the Hessian predict a "
-        "change): a plateau, which may or may not be a minimum (far from the data a model's "
-        "terms underflow or are lost in rounding); try other starts (--from)")
+        "change): a plateau, which may or may not be a minimum (as where terms of EXPR "
+        "underflow or are lost in rounding beside others); try other starts (--from)")
