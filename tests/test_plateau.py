@@ -155,3 +155,23 @@ def test_a_flat_converged_run_under_bounds_is_a_plateau_too():
                  bounds={"x3": (5.0, 20.0)})
     assert r.reason == "flat" and not r.converged, r.message
     assert "relative projected gradient" in r.message
+
+
+@pytest.mark.parametrize("extra", [[], ["--scheduler", "synchronous"]])
+@pytest.mark.parametrize("c, reason", [(30, "flat"), (0, "ls-tol")])
+def test_the_least_squares_engine_gets_the_same_look(run, tmp_path, extra, c, reason):
+    """method auto over data runs the least-squares engine, which said converged (gtol) at the
+    start c = 30, where every model term underflows (exit 0, "minimum"); from c = 0 it reaches
+    the minimum and stays converged."""
+    if extra:
+        pytest.importorskip("dask.dataframe")
+    data = tmp_path / "gaussian.csv"
+    data.write_text("t,y\n" + "".join(f"{(8 - i) / 2},{GAUSSIAN_Y[i - 1]}\n"
+                                      for i in range(1, 16)))
+    result = run("minimize", "(a*exp(-b*(t - c)^2/2) - y)^2", "--data", str(data),
+                 "--from", f"a=4,b=10,c={c}", "--json", *extra)
+    out = json.loads(result.stdout)
+    assert out["method"] == "least-squares" and out["reason"] == reason, result.stderr
+    assert result.exit_code == (1 if reason == "flat" else 0)
+    if reason == "ls-tol":
+        assert out["value"] < 1e-9  # the mean of squares at MGH's minimum, 1.13e-8 / 15

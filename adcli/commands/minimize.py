@@ -26,6 +26,7 @@ from ..optimize import (
     minimize as run_minimize,
 )
 from ..optimize.covariance import at_result, check_request
+from ..optimize.verdicts import second_look
 from ..output import render
 from ..regression.fitting import parse_bounds
 from .common import (
@@ -231,6 +232,9 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         if result is not None:
             click.echo("Note: EXPR is the square of a residual over the data, so method auto "
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)
+            if result.converged:  # a saddle or a plateau: the driver's looks, on its objective
+                second_look(result, objective, objective, lambda z: z if box is None else
+                            np.clip(z, *box), box, fresh=True)
     if result is None:
         history = trace = None
         if plot_path:

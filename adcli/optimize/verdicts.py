@@ -12,6 +12,7 @@ import numpy as np
 from ..results import FLAT, SADDLE, MinimizeResult
 from .checks import (
     JUMPS,
+    KINKS,
     NEWTON_NOISE,
     PROBE_ULPS,
     flat_around,
@@ -118,20 +119,26 @@ def decade(f: float) -> int:
 
 def second_look(result: MinimizeResult, problem: Any, evaluate: Evaluate,
                 project: Callable[[np.ndarray], np.ndarray],
-                limits: tuple[np.ndarray, np.ndarray] | None, smooth: bool) -> None:
+                limits: tuple[np.ndarray, np.ndarray] | None, smooth: bool | None = None,
+                fresh: bool = False) -> None:
     """A converged point where no lower value was found may still be no minimum: a saddle or
     a maximum (a negative Hessian eigenvalue: reason ``saddle``), or a plateau, where the
     value is flat to float64 precision along every parameter and the gradient test passed only
     because nothing changes (:func:`.checks.flat_around`: reason ``flat``).  A constant piece
     of an expression with kinks (``relu(x)`` from x = -5: the same value and an exactly zero
     gradient at every look) stays converged: there every nearby point has the same value, a
-    minimum.  ``smooth``: the tape has no kinks.  Sets the result's reason and message."""
+    minimum.  ``smooth``: the tape has no kinks (None: read from ``problem``'s tape);
+    ``fresh``: the looks compare with ``evaluate``'s own value at the point (the least-squares
+    engine's value is summed another way).  Sets the result's reason and message."""
     curvature = hessian_eigen(problem, result.x, free_parameters(result.x, limits))
     if negative_curvature(curvature):
         result.reason, result.message = SADDLE, saddle_message(curvature)  # type: ignore[arg-type]
         return
-    flat = flat_around(result.x, result.value, result.grad, evaluate, project, problem,
-                       curvature)
+    if smooth is None:
+        tape = getattr(problem, "tape", None)
+        smooth = tape is None or not {getattr(op, "name", op) for op in tape.ops} & KINKS
+    value = evaluate(result.x)[0] if fresh else result.value
+    flat = flat_around(result.x, value, result.grad, evaluate, project, problem, curvature)
     if flat is None or flat[1] and not smooth:
         return
     result.reason, result.message = FLAT, (
