@@ -94,7 +94,7 @@ def test_exp_of_minus_x_squared_from_3_with_newton_is_a_plateau():
     assert -2 * x * mpmath.exp(-x * x) < 0  # the exact slope: still falling, no minimum
 
 
-@pytest.mark.parametrize("method", ["bfgs", "lbfgs", "newton"])
+@pytest.mark.parametrize("method", ["bfgs", "lbfgs", "newton", "gd", "adam"])
 def test_a_tiny_slope_on_a_constant_is_a_plateau(method):
     """1 + 1e-30*x falls without bound, yet its relative gradient is 1e-30 at once."""
     obj, x0 = objective("1 + 1e-30*x", {"x": 0.0})
@@ -175,3 +175,16 @@ def test_the_least_squares_engine_gets_the_same_look(run, tmp_path, extra, c, re
     assert result.exit_code == (1 if reason == "flat" else 0)
     if reason == "ls-tol":
         assert out["value"] < 1e-9  # the mean of squares at MGH's minimum, 1.13e-8 / 15
+
+
+@pytest.mark.parametrize("method", ["bfgs", "newton"])
+def test_a_big_constant_hides_the_bowl_but_not_its_bottom(method):
+    """1e20 + x^2: from x = 3 the gradient test passes at once (relative gradient 1.8e-19) and
+    the value is 1e20 to float64 precision within 100 of 0: a plateau, x = 3 no minimiser.
+    From x = 0 the gradient is exactly zero and the Hessian (2) positive definite: a strict
+    minimum, converged."""
+    obj, x0 = objective("1e20 + x^2", {"x": 3.0})
+    r = minimize(obj, x0, method=method)
+    assert r.reason == "flat" and r.x[0] == 3.0, r.message
+    r = minimize(obj, [0.0], method=method)
+    assert r.converged and r.reason == "grad-tol", r.message

@@ -127,13 +127,18 @@ def second_look(result: MinimizeResult, problem: Any, evaluate: Evaluate,
     because nothing changes (:func:`.checks.flat_around`: reason ``flat``).  A constant piece
     of an expression with kinks (``relu(x)`` from x = -5: the same value and an exactly zero
     gradient at every look) stays converged: there every nearby point has the same value, a
-    minimum.  ``smooth``: the tape has no kinks (None: read from ``problem``'s tape);
-    ``fresh``: the looks compare with ``evaluate``'s own value at the point (the least-squares
-    engine's value is summed another way).  Sets the result's reason and message."""
+    minimum; so does an exactly zero gradient with a positive definite Hessian (``1e20 + x^2``
+    from x = 0; from x = 3 it is ``flat``: the value is 1e20 within 100 of 0).  ``smooth``:
+    the tape has no kinks (None: read from ``problem``'s tape); ``fresh``: the looks compare
+    with ``evaluate``'s own value at the point (the least-squares engine's value is summed
+    another way).  Sets the result's reason and message."""
     curvature = hessian_eigen(problem, result.x, free_parameters(result.x, limits))
     if negative_curvature(curvature):
         result.reason, result.message = SADDLE, saddle_message(curvature)  # type: ignore[arg-type]
         return
+    if curvature is not None and len(curvature[0]) and curvature[0][0] > 0 and \
+            not np.any(result.grad):
+        return  # g = 0 exactly with a positive definite Hessian: a strict local minimum
     if smooth is None:
         tape = getattr(problem, "tape", None)
         smooth = tape is None or not {getattr(op, "name", op) for op in tape.ops} & KINKS
