@@ -188,3 +188,22 @@ def test_a_big_constant_hides_the_bowl_but_not_its_bottom(method):
     assert r.reason == "flat" and r.x[0] == 3.0, r.message
     r = minimize(obj, [0.0], method=method)
     assert r.converged and r.reason == "grad-tol", r.message
+
+
+def test_a_time_limit_passing_during_the_looks_keeps_the_runs_verdict():
+    """The looks are evaluations under --max-time: a limit that passes during them ends the
+    looks, not the command (no traceback); the run's own verdict stands, as when the limit
+    passes just after a run."""
+    import time
+
+    obj, x0 = objective("1 + 1e-30*x", {"x": 0.0})
+    calls = []
+
+    def slow(x):
+        calls.append(x)
+        if len(calls) > 1:  # the looks, after the run's one evaluation
+            time.sleep(0.3)
+        return obj(x)
+
+    r = minimize(slow, x0, method="bfgs", names=["x"], max_time=0.2)
+    assert r.reason == "grad-tol" and len(calls) == 2, (r.reason, len(calls))

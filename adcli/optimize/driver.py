@@ -189,7 +189,10 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                                  "for no limit)") from None
             # else the alarm rang just after the run had ended: keep its result
         if result.converged and not stochastic:  # no lower point found: a minimum?
-            verdicts.second_look(result, problem, run.full, run.project, limits, run.smooth)
+            try:
+                verdicts.second_look(result, problem, run.full, run.project, limits, run.smooth)
+            except TimeUp:  # the limit passed during the looks: the run's own verdict stands
+                pass
             result.evaluations = run.evaluations  # the looks count too
     result.warnings[:0] = moved
     return result
