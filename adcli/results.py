@@ -191,7 +191,7 @@ UNBOUNDED = "unbounded"
 INTERRUPTED = "interrupted"
 TIME_LIMIT = "time-limit"
 SADDLE = "saddle"  # a zero gradient where the Hessian has negative curvature: no minimum
-
+FLAT = "flat"  # a gradient test passed where the value is flat to float64 precision
 REASONS = {
     GRAD_TOL: "the gradient norm fell below --tol",
     PRECISION: "no lower point exists to float64 precision: the point is stationary to the "
@@ -205,6 +205,7 @@ REASONS = {
     TIME_LIMIT: "the time limit was reached; the best point so far is reported",
     SADDLE: "the gradient is zero but the Hessian has a negative eigenvalue: a saddle point "
             "or a maximum, not a minimum",
+    FLAT: "the value is flat to float64 precision around the point: a plateau, maybe no minimum",
 }
 
 

@@ -22,6 +22,7 @@ from ..optimize import (
     resolve_method,
 )
 from ..optimize import minimize as run_minimize
+from ..optimize.verdicts import second_look
 from ..output import render
 from .common import show
 
@@ -122,6 +123,9 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
                 result = least_squares_partitioned(function, objective,
                                                    np.asarray(x0, dtype=np.float64), box,
                                                    max_time, began)
+                if result is not None and result.converged:  # the driver's looks: a plateau?
+                    second_look(result, objective, objective, lambda z: z if box is None else
+                                np.clip(z, *box), box, fresh=True)
             if result is None:
                 mu = 0.9 if momentum is None else momentum
                 result = run_minimize(objective, np.asarray(x0, dtype=np.float64),

@@ -27,6 +27,7 @@ from ..optimize import (
     minimize as run_minimize,
 )
 from ..optimize.covariance import at_result, check_request
+from ..optimize.verdicts import second_look
 from ..output import render
 from ..regression.fitting import parse_bounds
 from .common import (
@@ -136,9 +137,10 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     Otherwise exit status 1: after --steps iterations of bfgs, lbfgs or newton, when no
     lower point can be found ("no-progress"), when the value becomes inf/nan
     ("diverged") or falls without bound ("unbounded"), at a saddle point or maximum
-    with no lower value in sight ("saddle"), or after --max-time seconds
-    ("time-limit"); gd, momentum, nesterov and adam that ran their --steps exit 0 with
-    "converged": false. Ctrl-C stops and reports the best point so far (exit status 130).
+    with no lower value in sight ("saddle"), on a plateau where the value is flat to
+    float64 precision ("flat"), or after --max-time seconds ("time-limit"); gd, momentum,
+    nesterov and adam that ran their --steps exit 0 with "converged": false. Ctrl-C
+    stops and reports the best point so far (exit status 130).
 
     \b
     Examples:
@@ -243,6 +245,9 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         if result is not None:
             click.echo("Note: EXPR is the square of a residual over the data, so method auto "
                        "used the least-squares engine (--method bfgs for BFGS)", err=True)
+            if result.converged:  # a saddle or a plateau: the driver's looks, on its objective
+                second_look(result, objective, objective, lambda z: z if box is None else
+                            np.clip(z, *box), box, fresh=True)
     if result is None:
         history = trace = None
         problem: Any = objective

@@ -196,10 +196,7 @@ def across_jump(x: np.ndarray, f: float, evaluate: Evaluate,
     than the Hessian check may (:data:`CHECK_HESSIAN_MAX_PARAMS`, :data:`CHECK_HESSIAN_MAX_WORK`
     over ``problem``'s tape and rows: a check, not a second run)."""
     n = len(x)
-    tape = getattr(problem, "tape", None)
-    rows = max(1, int(getattr(problem, "rows", 1) or 1))
-    if n == 0 or n > CHECK_HESSIAN_MAX_PARAMS or (
-            tape is not None and 2 * n * len(tape) * rows > CHECK_HESSIAN_MAX_WORK):
+    if not _looks_affordable(n, problem):
         return None
     noise = 4.0 * _EPS * abs(f)
     h = ESCAPE_STEP * max(float(np.max(np.abs(x))), 1.0)
@@ -215,6 +212,55 @@ def across_jump(x: np.ndarray, f: float, evaluate: Evaluate,
             if fp < f - noise:  # nan compares false
                 return xp
     return None
+
+
+def _looks_affordable(n: int, problem: Any) -> bool:
+    """Whether 2n looks around a point stay within the Hessian check's limits
+    (:data:`CHECK_HESSIAN_MAX_PARAMS`, :data:`CHECK_HESSIAN_MAX_WORK` over ``problem``'s tape
+    and rows): a check, not a second run."""
+    tape = getattr(problem, "tape", None)
+    rows = max(1, int(getattr(problem, "rows", 1) or 1))
+    return 0 < n <= CHECK_HESSIAN_MAX_PARAMS and (
+        tape is None or 2 * n * len(tape) * rows <= CHECK_HESSIAN_MAX_WORK)
+
+
+def flat_around(x: np.ndarray, f: float, g: np.ndarray, evaluate: Evaluate,
+                project: Callable[[np.ndarray], np.ndarray] | None = None,
+                problem: Any = None,
+                curvature: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                ) -> tuple[float, bool] | None:
+    """A gradient test passes wherever the value is flat to float64 precision, minimum or not:
+    far from the data a model underflows or is lost beside the residuals' constant part (MGH's
+    Gaussian from 10*x0: f = 0.564 with a relative gradient of 1e-114 where the minimum is
+    1.1e-8).  Is the value flat around ``x``: the same to f's rounding (4 units of eps*|f|, at
+    least 4 of the smallest subnormal) :data:`ESCAPE_STEP` * max(|x|_inf, 1) both ways along
+    every parameter, with the curvature ``curvature`` (:func:`hessian_eigen`, where affordable)
+    predicting no change there either?  Returns (that distance, whether every looked-at value
+    equals f exactly with an exactly zero gradient, as on a constant piece of ``relu``); None
+    when it is not flat, or the 2n looks cost more than the Hessian check may."""
+    n = len(x)
+    if not _looks_affordable(n, problem):
+        return None
+    noise = 4.0 * max(_EPS * abs(f), float(np.spacing(0.0)))
+    h = ESCAPE_STEP * max(float(np.max(np.abs(x))), 1.0)
+    if curvature is not None and len(curvature[0]) and \
+            float(np.max(np.abs(curvature[0]))) * h * h / 2.0 > noise:
+        return None
+    exact, looked = not np.any(g), False
+    for i in range(n):
+        for sign in (-1.0, 1.0):
+            xp = x.copy()
+            xp[i] += sign * h
+            if project is not None:
+                xp = project(xp)
+            if np.array_equal(xp, x):
+                continue
+            fp, gp = evaluate(xp)
+            if not abs(fp - f) <= noise:  # nan: off the domain is no evidence of flatness
+                return None
+            looked = True
+            exact = exact and fp == f and not np.any(gp)
+    return (h, exact) if looked else None
 
 
 def free_parameters(x: np.ndarray, limits: tuple[np.ndarray, np.ndarray] | None

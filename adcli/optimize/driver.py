@@ -18,7 +18,6 @@ from ..results import (
     NO_PROGRESS,
     PRECISION,
     REASONS,
-    SADDLE,
     TIME_LIMIT,
     UNBOUNDED,
     MinimizeResult,
@@ -43,8 +42,6 @@ from .checks import (
     escape,
     free_parameters,
     hessian_eigen,
-    negative_curvature,
-    saddle_message,
 )
 from .linesearch import Evaluate
 from .rules import RULES, Options, Rule
@@ -191,10 +188,12 @@ def minimize(problem: Evaluate, x0: Sequence[float], *, method: str = "auto",
                                  "first evaluation of the objective finished (--max-time; 0 "
                                  "for no limit)") from None
             # else the alarm rang just after the run had ended: keep its result
-        if result.converged and not stochastic:
-            curvature = hessian_eigen(problem, result.x, free_parameters(result.x, limits))
-            if negative_curvature(curvature):  # no lower point found: no minimum either
-                result.reason, result.message = SADDLE, saddle_message(curvature)
+        if result.converged and not stochastic:  # no lower point found: a minimum?
+            try:
+                verdicts.second_look(result, problem, run.full, run.project, limits, run.smooth)
+            except TimeUp:  # the limit passed during the looks: the run's own verdict stands
+                pass
+            result.evaluations = run.evaluations  # the looks count too
     result.warnings[:0] = moved
     return result
 

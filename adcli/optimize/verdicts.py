@@ -9,7 +9,19 @@ from typing import Any
 
 import numpy as np
 
-from .checks import JUMPS, NEWTON_NOISE, PROBE_ULPS, rounding_level
+from ..results import FLAT, SADDLE, MinimizeResult
+from .checks import (
+    JUMPS,
+    KINKS,
+    NEWTON_NOISE,
+    PROBE_ULPS,
+    flat_around,
+    free_parameters,
+    hessian_eigen,
+    negative_curvature,
+    rounding_level,
+    saddle_message,
+)
 from .linesearch import Evaluate
 
 
@@ -103,3 +115,39 @@ def rg_message(why: str, rg: float, tol: float) -> str:
 def decade(f: float) -> int:
     """The power of ten a negative value has reached (0 for values above -10)."""
     return math.floor(math.log10(-f)) if f <= -10.0 else 0
+
+
+def second_look(result: MinimizeResult, problem: Any, evaluate: Evaluate,
+                project: Callable[[np.ndarray], np.ndarray],
+                limits: tuple[np.ndarray, np.ndarray] | None, smooth: bool | None = None,
+                fresh: bool = False) -> None:
+    """A converged point where no lower value was found may still be no minimum: a saddle or
+    a maximum (a negative Hessian eigenvalue: reason ``saddle``), or a plateau, where the
+    value is flat to float64 precision along every parameter and the gradient test passed only
+    because nothing changes (:func:`.checks.flat_around`: reason ``flat``).  A constant piece
+    of an expression with kinks (``relu(x)`` from x = -5: the same value and an exactly zero
+    gradient at every look) stays converged: there every nearby point has the same value, a
+    minimum; so does an exactly zero gradient with a positive definite Hessian (``1e20 + x^2``
+    from x = 0; from x = 3 it is ``flat``: the value is 1e20 within 100 of 0).  ``smooth``:
+    the tape has no kinks (None: read from ``problem``'s tape); ``fresh``: the looks compare
+    with ``evaluate``'s own value at the point (the least-squares engine's value is summed
+    another way).  Sets the result's reason and message."""
+    curvature = hessian_eigen(problem, result.x, free_parameters(result.x, limits))
+    if negative_curvature(curvature):
+        result.reason, result.message = SADDLE, saddle_message(curvature)  # type: ignore[arg-type]
+        return
+    if curvature is not None and len(curvature[0]) and curvature[0][0] > 0 and \
+            not np.any(result.grad):
+        return  # g = 0 exactly with a positive definite Hessian: a strict local minimum
+    if smooth is None:
+        tape = getattr(problem, "tape", None)
+        smooth = tape is None or not {getattr(op, "name", op) for op in tape.ops} & KINKS
+    value = evaluate(result.x)[0] if fresh else result.value
+    flat = flat_around(result.x, value, result.grad, evaluate, project, problem, curvature)
+    if flat is None or flat[1] and not smooth:
+        return
+    result.reason, result.message = FLAT, (
+        f"{result.message}, but the value does not change to float64 precision within "
+        f"{flat[0]:.2g} of the point along any parameter (nor does the Hessian predict a "
+        "change): a plateau, which may or may not be a minimum (as where terms of EXPR "
+        "underflow or are lost in rounding beside others); try other starts (--from)")
