@@ -27,7 +27,16 @@ from ..function import Function
 from ..language.parser import DEFAULT_MAX_SOURCE_BYTES
 from ..results import Key
 from .formula import FitError, Formula, nest_elements, parse_bounds, parse_formula  # noqa: F401
-from .leastsq import INTERRUPT_STATUS, REASONS, TIME_STATUS, Compressed, covariance, qr_sums, solve
+from .leastsq import (
+    FLAT_STOP,
+    INTERRUPT_STATUS,
+    REASONS,
+    TIME_STATUS,
+    Compressed,
+    covariance,
+    qr_sums,
+    solve,
+)
 from .problem import FitSetup, check_time, fit_setup, negative_r_squared, zero_columns
 from .uncertainty import Uncertain, report_json
 
@@ -443,6 +452,7 @@ def ls_result(objective: Any, free: Sequence[str], sol: Any, r: np.ndarray, jac:
     rows' rᵀr and Jᵀr)."""
     from ..results import (
         DIVERGED,
+        FLAT,
         INTERRUPTED,
         LS_TOL,
         MAX_STEPS,
@@ -475,6 +485,8 @@ def ls_result(objective: Any, free: Sequence[str], sol: Any, r: np.ndarray, jac:
         reason = LS_TOL
     elif sol.status == 5:  # a kink: no step makes the progress the model promises
         reason = NO_PROGRESS
+    elif sol.status == FLAT_STOP:  # the tests passed on a plateau
+        reason = FLAT
     else:
         reason = MAX_STEPS
     return MinimizeResult(list(objective.names), x, value, grad, max(sol.jacobians - 1, 0),

@@ -41,6 +41,15 @@ REASONS[KINK_STOP] = (
     "a kink (as abs, max or min make) or the edge of the model's domain (as sqrt(b) at b = 0), "
     "which may be a minimum or not: the engine cannot tell. Try other start values (--from), "
     "or a smooth form of the model")
+#: the status of a run whose tolerance tests passed on a plateau (not one of scipy's)
+FLAT_STOP = 6
+#: how far a look for a plateau goes along a parameter, relative to max(|p|, 1)
+FLAT_LOOK = 1e-3
+REASONS[FLAT_STOP] = (
+    "the tolerance tests passed where the sum of squares is flat: it does not change to float64 "
+    "precision within 1e-3*max(|p|, 1) of the point along any parameter, nor does the "
+    "Jacobian predict a change (the model underflows or stops depending on the parameters "
+    "there). A plateau may or may not be a minimum; try other start values (--from)")
 #: the status of a run stopped by Ctrl-C once a point was evaluated (not one of scipy's).
 INTERRUPT_STATUS = -3
 REASONS[INTERRUPT_STATUS] = "interrupted; the best point so far is reported"
@@ -262,6 +271,8 @@ def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
             status = KINK_STOP
         if status in (2, 3, 4) and isinstance(res, Compressed):
             x = polish(res, x, lower, upper)
+        if status in (1, 2, 3, 4) and _flat(res, x, lower, upper):
+            status = FLAT_STOP
     except KeyboardInterrupt:
         if not interrupt or not math.isfinite(best[0]):  # nothing to report
             raise
@@ -270,6 +281,43 @@ def solve(res: Any, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
             res.recall(x)
     return Solution(x, status, res.evaluations - start_eval, res.jacobians - start_jac,
                     BOUNDED_METHOD if bounded else METHOD)
+
+
+def _flat(res: Any, x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> bool:
+    """True where the tests passed on a plateau: rᵀr > 0, and neither the Jacobian's model nor
+    a look at x ± h along each parameter the bounds leave free (h = FLAT_LOOK*max(|p|, 1))
+    changes rᵀr by more than 4 eps of it. A model far from its data underflows: r stays the
+    data, J is zero to rounding and every test passes (a Gaussian bump placed 20 widths away).
+    The looks are not counted as evaluations; they cost passes only where the model already
+    predicts no change."""
+    measure = getattr(res, "rss", None)
+    with np.errstate(all="ignore"):
+        r, jac = res.both(x)
+        res.jacobians -= 1  # a look, not an iteration
+        cost = measure(x) if measure is not None else float(r @ r)
+        if not (math.isfinite(cost) and cost > 0.0):
+            return False  # rᵀr = 0 is the least sum of squares there is
+        tol = 4.0 * np.finfo(np.float64).eps * cost
+        h = FLAT_LOOK * np.maximum(np.abs(x), 1.0)
+        free = (x - h >= lower) & (x + h <= upper)
+        predicted = 2.0 * np.abs(h * (jac.T @ r)) + h * h * np.einsum("ij,ij->j", jac, jac)
+        if not free.any() or not np.all(predicted[free] <= tol):
+            return False
+        evaluations = res.evaluations
+        try:
+            for i in np.flatnonzero(free):
+                for sign in (-1.0, 1.0):
+                    b = np.array(x, dtype=np.float64)
+                    b[i] += sign * h[i]
+                    rb = res.residuals(b)
+                    look = measure(b) if measure is not None else float(rb @ rb)
+                    if not abs(look - cost) <= tol:
+                        return False
+        finally:
+            res.evaluations = evaluations
+            if hasattr(res, "recall"):
+                res.recall(x)
+    return True
 
 
 def _bounded_kink(res: Any, x: np.ndarray, lower: np.ndarray, upper: np.ndarray,

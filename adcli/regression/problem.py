@@ -250,10 +250,11 @@ def zero_columns(names: Sequence[str], norms: np.ndarray) -> list[str]:
         return []
     one = len(dead) == 1
     shown = ", ".join(f"'{n}'" for n in dead)
-    it, where = ("it", "it is") if one else ("them", "they are")
-    return [f"the residuals do not change with {shown} at the start values (a zero Jacobian "
-            f"column{'' if one else 's'}), so the first steps leave {it} where {where}; if "
-            "the estimate looks wrong, start elsewhere with --from"]
+    it, where, columns = ("it", "it is", "a zero Jacobian column") if one else (
+        "them", "they are", "zero Jacobian columns")
+    return [f"the residuals do not change with {shown} at the start values ({columns}), so the "
+            f"first steps leave {it} where {where}; if the estimate looks wrong, start elsewhere "
+            "with --from"]
 
 
 def negative_r_squared(r_squared: float | None) -> list[str]:
