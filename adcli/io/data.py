@@ -13,7 +13,6 @@ import csv
 import re
 import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,7 +37,6 @@ class DataError(AdcliError):
     """A data file that cannot be used: missing, empty, ragged or with a non-numeric cell."""
 
 
-@dataclass(slots=True)
 class Dataset:
     """Columns of equal length, by header name, in file order.
 
@@ -48,25 +46,38 @@ class Dataset:
     cells of a column with text as read, to write them back out (a :class:`TextColumn`);
     ``spare`` the values of a column with missing cells that :meth:`select` left out of
     ``columns`` (nan where missing, only to write them back out); ``headers`` maps a name to
-    its header text where they differ."""
+    its header text where they differ.
 
-    columns: dict[str, np.ndarray]
-    path: str = ""
-    order: list[str] = field(default_factory=list)
-    problems: dict[str, DataError] = field(default_factory=dict)
-    missing: dict[str, tuple[np.ndarray, DataError]] = field(default_factory=dict)
-    text: dict[str, Sequence[str]] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    spare: dict[str, np.ndarray] = field(default_factory=dict)
-    #: The data lines (``keep_lines``) as read, with ',' separators: an output that repeats
-    #: the input columns copies them instead of formatting numbers.
-    lines: Sequence[str] | None = None
-    #: The number of rows, when no column kept says it (text that was not kept).
-    nrows: int | None = None
+    A plain slotted class, not a dataclass: making a dataclass runs generated code at import,
+    start-up a fit pays and ``adcli grad`` does not. ``lines`` holds the data lines
+    (``keep_lines``) as read, with ',' separators: an output that repeats the input columns
+    copies them instead of formatting numbers; ``nrows`` the number of rows, when no column
+    kept says it (text that was not kept)."""
 
-    def __post_init__(self) -> None:
-        if not self.order:
-            self.order = list(self.columns)
+    __slots__ = ("columns", "path", "order", "problems", "missing", "text", "headers", "spare",
+                 "lines", "nrows")
+
+    def __init__(self, columns: dict[str, np.ndarray], path: str = "",
+                 order: list[str] | None = None,
+                 problems: dict[str, DataError] | None = None,
+                 missing: dict[str, tuple[np.ndarray, DataError]] | None = None,
+                 text: dict[str, Sequence[str]] | None = None,
+                 headers: dict[str, str] | None = None,
+                 spare: dict[str, np.ndarray] | None = None,
+                 lines: Sequence[str] | None = None, nrows: int | None = None) -> None:
+        self.columns = columns
+        self.path = path
+        self.order = order or list(columns)
+        self.problems = {} if problems is None else problems
+        self.missing = {} if missing is None else missing
+        self.text = {} if text is None else text
+        self.headers = {} if headers is None else headers
+        self.spare = {} if spare is None else spare
+        self.lines = lines
+        self.nrows = nrows
+
+    def __repr__(self) -> str:
+        return "Dataset(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
 
     @property
     def names(self) -> list[str]:
