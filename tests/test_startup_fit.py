@@ -302,3 +302,30 @@ def test_refit_with_held_parameters_is_the_fit_with_fix():
     whole = refit(engine, np.ones(3), np.zeros(3, dtype=bool), -inf, inf)
     plain = adcli.fit("y ~ a*exp(-b*x) + c", {"x": x, "y": y})
     assert np.allclose(whole.x, [plain.parameters[n] for n in "abc"], rtol=1e-10)
+
+
+GC_RUNNER = """
+import gc, sys
+{first}
+from adcli.cli import main
+sys.argv = ["adcli"] + sys.argv[1:]
+try:
+    main()
+except SystemExit:
+    pass
+sys.stderr.write("\\nGC %s %d\\n" % (gc.isenabled(), gc.get_freeze_count()))
+"""
+
+
+@pytest.mark.parametrize("first", ["", "import numpy"], ids=["fresh", "numpy-loaded"])
+def test_the_fit_imports_pause_the_collector_only_in_a_fresh_process(first):
+    """A fresh ``adcli fit`` imports numpy and its modules with the cyclic collector paused,
+    then freezes what they made and turns the collector back on; where numpy was imported
+    before (a library user, a test run), the command leaves the collector as it was."""
+    out = subprocess.run([sys.executable, "-c", GC_RUNNER.format(first=first), "fit",
+                          "y ~ a*x + b", "--data", LINE], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120, check=False)
+    enabled, frozen = [x for x in out.stderr.splitlines() if x.startswith("GC ")][-1].split()[1:]
+    assert out.stdout.startswith("converged")
+    assert enabled == "True"
+    assert (int(frozen) > 10_000) == (first == "")
