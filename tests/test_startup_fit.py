@@ -81,9 +81,10 @@ def test_an_unbounded_fit_imports_no_scipy_optimize(args):
 #: What a fit into a pipe does without: rich (the report is plain text there, rich's bytes)
 #: and what only rich brought along, glob (the Dask path only), the profile's module (--ci
 #: profile; --ci also takes ``percent`` from it, and ``statistics`` for the normal quantile,
-#: which imports random, fractions and decimal).
+#: which imports random, fractions and decimal), the csv module (a file of plain numbers with
+#: a plain header is split without it) and the "utf-8-sig" codec.
 UNNEEDED = ("rich", "adcli.output.render", "glob", "decimal", "fractions", "random",
-            "statistics", "adcli.regression.profile")
+            "statistics", "adcli.regression.profile", "csv", "encodings.utf_8_sig")
 
 
 def unneeded(names: set[str], allowed: tuple[str, ...] = ()) -> list[str]:

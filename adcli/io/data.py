@@ -9,7 +9,6 @@ number rule (:data:`CELL`), the same as EXPR's and ``--at``'s.
 
 from __future__ import annotations
 
-import csv
 import re
 import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -334,10 +333,17 @@ def _too_large(what: str, limit: int, size: int | None = None) -> DataError:
 
 
 def _decode(header: bytes, what: str) -> str:
+    # what the "utf-8-sig" codec does (a byte-order mark dropped; an error's position after
+    # it), without importing that codec's module into every fit
     try:
-        return header.decode("utf-8-sig")
+        return (header[3:] if header.startswith(b"\xef\xbb\xbf") else header).decode("utf-8")
     except UnicodeDecodeError as err:
         raise DataError(f"{what} is not UTF-8 text (byte {err.start})") from None
+
+
+#: the csv module's default limit on a cell's length (a longer header goes to the module, which
+#: says so)
+_CSV_FIELD_LIMIT = 131072
 
 
 def _header(line: str, path: str, sep: str,
@@ -347,10 +353,18 @@ def _header(line: str, path: str, sep: str,
     if not line.strip():
         raise DataError(f"data file '{path}' is empty; the first line must name the columns, "
                         "e.g. x,y")
-    try:
-        raw = [n.strip() for n in next(csv.reader([line], delimiter=sep, strict=True))]
-    except csv.Error as err:
-        raise DataError(f"data file '{path}', line 1: {csv_reason(str(err))}") from None
+    body = line[:-2] if line.endswith("\r\n") else line[:-1] if line.endswith("\n") else line
+    if len(body) <= _CSV_FIELD_LIMIT and not any(c in body for c in '"\r\n\0'):
+        # what the csv module makes of a line without quotes or line breaks, without
+        # importing it for a file of plain numbers (a fit's start-up)
+        raw = [n.strip() for n in body.split(sep)]
+    else:
+        import csv
+
+        try:
+            raw = [n.strip() for n in next(csv.reader([line], delimiter=sep, strict=True))]
+        except csv.Error as err:
+            raise DataError(f"data file '{path}', line 1: {csv_reason(str(err))}") from None
     by_header = {orig: new for new, orig in rename.items()}
     for orig in by_header:
         if orig not in raw and orig not in {_to_name(h, i) for i, h in enumerate(raw, 1)}:
