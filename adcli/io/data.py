@@ -53,8 +53,8 @@ class Dataset:
     copies them instead of formatting numbers; ``nrows`` the number of rows, when no column
     kept says it (text that was not kept)."""
 
-    __slots__ = ("columns", "path", "order", "problems", "missing", "text", "headers", "spare",
-                 "lines", "nrows")
+    __slots__ = __match_args__ = ("columns", "path", "order", "problems", "missing", "text",
+                                  "headers", "spare", "lines", "nrows")
 
     def __init__(self, columns: dict[str, np.ndarray], path: str = "",
                  order: list[str] | None = None,

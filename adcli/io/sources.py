@@ -154,6 +154,9 @@ class PartitionedData:
     code at import, start-up every fit pays (this module tells a fit whether it goes to
     Dask)."""
 
+    __match_args__ = ("path", "files", "kind", "names", "headers", "sep", "use", "dropna",
+                      "blocksize", "stamps")
+
     def __init__(self, path: str, files: list[str], kind: str, names: list[str],
                  headers: dict[str, str] | None = None, sep: str = ",",
                  use: list[str] | None = None, dropna: bool = False,

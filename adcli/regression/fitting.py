@@ -139,7 +139,7 @@ class FitResult(Uncertain):
     class with a dataclass's ``==`` and ``repr`` (``FIELDS`` in the arguments' order, not
     showing ``_HIDDEN``): making a dataclass runs generated code at import."""
 
-    FIELDS: ClassVar[tuple[str, ...]] = (
+    FIELDS = __match_args__ = (
         "formula", "parameters", "stderr", "correlation_names", "correlation", "rss",
         "residual_std", "dof", "r_squared", "converged", "reason", "iterations", "evaluations",
         "jacobian_evaluations", "method", "rows", "fixed", "at_bound", "warnings", "seconds",

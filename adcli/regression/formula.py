@@ -50,7 +50,7 @@ class Formula:
     A plain slotted class with a dataclass's equality and ``repr``: making a dataclass runs
     generated code at import, start-up only a fit pays."""
 
-    __slots__ = ("program", "lhs", "model", "lets")
+    __slots__ = __match_args__ = ("program", "lhs", "model", "lets")
 
     def __init__(self, program: Program, lhs: Any, model: Any, lets: dict[str, Any]) -> None:
         self.program = program

@@ -190,7 +190,7 @@ class Solution:
     which engine ran (:data:`METHOD` or :data:`BOUNDED_METHOD`). A plain slotted class, not a
     dataclass: making a dataclass runs generated code at import, start-up only a fit pays."""
 
-    __slots__ = ("x", "status", "evaluations", "jacobians", "method")
+    __slots__ = __match_args__ = ("x", "status", "evaluations", "jacobians", "method")
 
     def __init__(self, x: np.ndarray, status: int, evaluations: int, jacobians: int,
                  method: str = METHOD) -> None:
@@ -391,7 +391,7 @@ class Covariance:
     and (JᵀJ)⁻¹ itself (``inverse``: the correlations come from it, so a perfect fit, variance
     0, still has them). A plain slotted class, as :class:`Solution`."""
 
-    __slots__ = ("matrix", "unidentifiable", "condition", "inverse")
+    __slots__ = __match_args__ = ("matrix", "unidentifiable", "condition", "inverse")
 
     def __init__(self, matrix: np.ndarray, unidentifiable: list[list[str]], condition: float,
                  inverse: np.ndarray | None = None) -> None:

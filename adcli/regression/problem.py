@@ -166,8 +166,8 @@ class FitSetup:
     is lowered. A plain slotted class, not a dataclass: making a dataclass runs generated code
     at import, start-up only a fit pays."""
 
-    __slots__ = ("formula", "columns", "bound", "params", "free", "fixed", "x0", "lower",
-                 "upper", "sigma", "warnings", "predictors")
+    __slots__ = __match_args__ = ("formula", "columns", "bound", "params", "free", "fixed",
+                                  "x0", "lower", "upper", "sigma", "warnings", "predictors")
 
     def __init__(self, formula: Formula, columns: list[str], bound: set[str],
                  params: list[str], free: list[str], fixed: dict[str, float], x0: np.ndarray,
