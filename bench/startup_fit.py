@@ -12,7 +12,8 @@ bytecode caches:
   fit line                 adcli fit "y ~ a*x + b" --data samples/line.csv
   fit Rat43                the README's Rat43 fit (samples/rat43.csv from NIST's start 1)
   grad, numpy loaded first the floor of any fit: grad in a process that imports numpy first
-                           (with OpenBLAS at one thread, as adcli fit imports it)
+                           (with OpenBLAS at one thread and the garbage collector paused, as
+                           adcli fit imports it)
   fit line, scipy loaded   the line fit in a process that imports scipy.optimize first: what
                            the fit cost while its engine was scipy's least_squares
   fit line --bounds        the line fit with --bounds (still scipy's trf, imported then)
@@ -53,6 +54,9 @@ RAT43 = ["fit", "y ~ b1 / (1 + exp(b2 - b3*x))^(1/b4)", "--data",
 #: What the console script ``adcli`` of a regular install runs.
 CONSOLE = "import sys; from adcli.cli import main; sys.argv[0] = 'adcli'; sys.exit(main())"
 SCIPY_FIRST = "import scipy.optimize; " + CONSOLE
+#: numpy imported as ``adcli fit`` imports it in a fresh process: the cyclic garbage collector
+#: paused, then what the import made frozen
+NUMPY_FIRST = "import gc; gc.disable(); import numpy; gc.freeze(); gc.enable(); "
 
 
 def commands(install: str, trees: dict[str, Path]) -> dict[str, tuple[list[str], dict]]:
@@ -86,7 +90,7 @@ def commands(install: str, trees: dict[str, Path]) -> dict[str, tuple[list[str],
             # what any fit costs at least: grad's start-up and numpy's (BLAS at one thread, as
             # adcli fit imports it)
             rows["grad, numpy loaded first"] = (
-                [py, "-S", "-c", "import numpy; " + CONSOLE, "grad", "x^2", "--at", "x=3"],
+                [py, "-S", "-c", NUMPY_FIRST + CONSOLE, "grad", "x^2", "--at", "x=3"],
                 dict(env, OPENBLAS_NUM_THREADS="1"))
             rows["fit line, scipy loaded"] = ([py, "-S", "-c", SCIPY_FIRST, "fit",
                                                "y ~ a*x + b", "--data", LINE], env)

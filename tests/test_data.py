@@ -293,3 +293,47 @@ def test_a_stray_quote_in_a_text_cell_is_text(tmp_path, monkeypatch):
     monkeypatch.setattr(adcli.io.blocks, "_BATCH_ROWS", 4)
     with pytest.raises(DataError, match="its rows take more than 1,000 bytes of memory"):
         read_csv(path, 1_000, use=["x"])
+
+
+def test_a_header_is_split_as_the_csv_module_splits_it():
+    """Headers without quotes or line breaks are split without the csv module (start-up);
+    every header, with them or not, gives the names the csv module's split gives."""
+    import csv
+    import random
+
+    from adcli.io.data import _header
+
+    rng = random.Random(7)
+    alphabet = ["x", "y", "a_1", " ", "\t", ",", ";", '"', "\r", "\n", "é", "1", "(", ")", "-"]
+    checked = 0
+    for _ in range(3000):
+        line = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+        line += rng.choice(["", "\n", "\r\n"])
+        sep = rng.choice([",", ";", "\t"])
+        try:
+            raw = [n.strip() for n in next(csv.reader([line], delimiter=sep, strict=True))]
+        except (csv.Error, StopIteration):
+            raw = None
+        try:
+            names, headers = _header(line, "h.csv", sep, {})
+        except DataError:
+            continue  # refused (empty, duplicate names, not CSV): the same either way below
+        assert raw is not None, repr(line)
+        assert [headers.get(n, n) for n in names] == raw, repr(line)
+        checked += 1
+    assert checked > 500
+
+
+def test_a_header_longer_than_the_csv_field_limit_is_refused_as_before(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_bytes(b"x" * 200_000 + b",y\n1,2\n")
+    with pytest.raises(DataError, match="longer than 131,072 characters"):
+        read_csv(str(path))
+
+
+def test_a_byte_that_is_not_utf8_after_a_byte_order_mark_is_placed_as_the_codec_places_it(
+        tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"\xef\xbb\xbfx,\xff\n1,2\n")
+    with pytest.raises(DataError, match=r"is not UTF-8 text \(byte 2\)"):
+        read_csv(str(path))

@@ -352,3 +352,20 @@ def test_minimize_keeps_its_own_method_when_not_a_square_of_a_residual(run, expr
     doc = json.loads(run("minimize", expr, "--data", str(SAMPLES / "line.csv"),
                          "--json").stdout)
     assert doc["method"] == "bfgs"
+
+
+def test_a_fit_result_keeps_the_dataclass_repr_equality_and_patterns():
+    """FitResult and Formula are plain classes (start-up); their repr, == and positional
+    patterns are those the dataclasses had."""
+    x = np.linspace(0, 1, 8)
+    res = adcli.fit("y ~ a*x + b", {"x": x, "y": 2 * x + 1})
+    shown = repr(res)
+    assert shown.startswith("FitResult(formula='y ~ a*x + b', parameters={")
+    assert "observed=" not in shown and "covariance=" not in shown and "start={" in shown
+    assert res == res and res != adcli.fit("y ~ a*x + b", {"x": x, "y": 3 * x})
+    match res:
+        case adcli.FitResult(formula, parameters):
+            assert formula == "y ~ a*x + b" and set(parameters) == {"a", "b"}
+    formula = parse_formula("y ~ a*x")  # nodes compare by identity, as they did
+    assert formula == formula and formula != parse_formula("y ~ a*x")
+    assert repr(formula).startswith("Formula(program=Program(")

@@ -81,9 +81,10 @@ def test_an_unbounded_fit_imports_no_scipy_optimize(args):
 #: What a fit into a pipe does without: rich (the report is plain text there, rich's bytes)
 #: and what only rich brought along, glob (the Dask path only), the profile's module (--ci
 #: profile; --ci also takes ``percent`` from it, and ``statistics`` for the normal quantile,
-#: which imports random, fractions and decimal).
+#: which imports random, fractions and decimal), the csv module (a file of plain numbers with
+#: a plain header is split without it) and the "utf-8-sig" codec.
 UNNEEDED = ("rich", "adcli.output.render", "glob", "decimal", "fractions", "random",
-            "statistics", "adcli.regression.profile")
+            "statistics", "adcli.regression.profile", "csv", "encodings.utf_8_sig")
 
 
 def unneeded(names: set[str], allowed: tuple[str, ...] = ()) -> list[str]:
@@ -302,3 +303,30 @@ def test_refit_with_held_parameters_is_the_fit_with_fix():
     whole = refit(engine, np.ones(3), np.zeros(3, dtype=bool), -inf, inf)
     plain = adcli.fit("y ~ a*exp(-b*x) + c", {"x": x, "y": y})
     assert np.allclose(whole.x, [plain.parameters[n] for n in "abc"], rtol=1e-10)
+
+
+GC_RUNNER = """
+import gc, sys
+{first}
+from adcli.cli import main
+sys.argv = ["adcli"] + sys.argv[1:]
+try:
+    main()
+except SystemExit:
+    pass
+sys.stderr.write("\\nGC %s %d\\n" % (gc.isenabled(), gc.get_freeze_count()))
+"""
+
+
+@pytest.mark.parametrize("first", ["", "import numpy"], ids=["fresh", "numpy-loaded"])
+def test_the_fit_imports_pause_the_collector_only_in_a_fresh_process(first):
+    """A fresh ``adcli fit`` imports numpy and its modules with the cyclic collector paused,
+    then freezes what they made and turns the collector back on; where numpy was imported
+    before (a library user, a test run), the command leaves the collector as it was."""
+    out = subprocess.run([sys.executable, "-c", GC_RUNNER.format(first=first), "fit",
+                          "y ~ a*x + b", "--data", LINE], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120, check=False)
+    enabled, frozen = [x for x in out.stderr.splitlines() if x.startswith("GC ")][-1].split()[1:]
+    assert out.stdout.startswith("converged")
+    assert enabled == "True"
+    assert (int(frozen) > 10_000) == (first == "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -25,6 +26,14 @@ def _numpy_at_one_blas_thread() -> bool:
         del os.environ["OPENBLAS_NUM_THREADS"]
     return True
 
+
+#: In a fresh process (numpy not imported yet) the fit's modules are imported with the cyclic
+#: garbage collector paused, then frozen (:func:`gc.freeze`): imports make objects that live as
+#: long as the process and form no garbage, and the collector would otherwise traverse them
+#: over and over while numpy and the fit's modules load, and again in every later pass.
+_STARTING = "numpy" not in sys.modules and gc.isenabled()
+if _STARTING:
+    gc.disable()
 
 _BLAS_AT_ONE_THREAD = _numpy_at_one_blas_thread()
 
@@ -51,6 +60,10 @@ from .common import (  # noqa: E402
     read_source,
     show,
 )
+
+if _STARTING:
+    gc.freeze()
+    gc.enable()
 
 
 @click.command(epilog=f"{EXPR_HELP} {DATA_HELP}")

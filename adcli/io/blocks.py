@@ -8,7 +8,6 @@ memory grows with what is kept and a bad byte stops the reading at once.
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import re
@@ -313,6 +312,8 @@ class Reader:
     def _cells(self, block: bytes) -> None:
         """Any other block: decoded strictly, split by the csv module (quotes, a separator
         inside quotes, a line break inside quotes), checked cell by cell."""
+        import csv  # here: a file of plain numbers never needs it (a fit's start-up)
+
         reader = csv.reader(self._decoded(block), delimiter=self.sep, strict=True)
         rows: list[list[str]] = []
         where: list[int] = []  # the line of each row (its last line, for a quoted line break)
@@ -363,6 +364,8 @@ def csv_reason(message: str) -> str:
     if "unexpected end of data" in message:
         return "a quoted cell opens on this line and is never closed"
     if "field larger than field limit" in message:
+        import csv
+
         return f"a cell is longer than {csv.field_size_limit():,} characters"
     if "new-line character seen in unquoted field" in message:
         return ("a line ends with a lone carriage return (CR); save the file with "

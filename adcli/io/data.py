@@ -9,11 +9,9 @@ number rule (:data:`CELL`), the same as EXPR's and ``--at``'s.
 
 from __future__ import annotations
 
-import csv
 import re
 import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,7 +36,6 @@ class DataError(AdcliError):
     """A data file that cannot be used: missing, empty, ragged or with a non-numeric cell."""
 
 
-@dataclass(slots=True)
 class Dataset:
     """Columns of equal length, by header name, in file order.
 
@@ -48,25 +45,38 @@ class Dataset:
     cells of a column with text as read, to write them back out (a :class:`TextColumn`);
     ``spare`` the values of a column with missing cells that :meth:`select` left out of
     ``columns`` (nan where missing, only to write them back out); ``headers`` maps a name to
-    its header text where they differ."""
+    its header text where they differ.
 
-    columns: dict[str, np.ndarray]
-    path: str = ""
-    order: list[str] = field(default_factory=list)
-    problems: dict[str, DataError] = field(default_factory=dict)
-    missing: dict[str, tuple[np.ndarray, DataError]] = field(default_factory=dict)
-    text: dict[str, Sequence[str]] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    spare: dict[str, np.ndarray] = field(default_factory=dict)
-    #: The data lines (``keep_lines``) as read, with ',' separators: an output that repeats
-    #: the input columns copies them instead of formatting numbers.
-    lines: Sequence[str] | None = None
-    #: The number of rows, when no column kept says it (text that was not kept).
-    nrows: int | None = None
+    A plain slotted class, not a dataclass: making a dataclass runs generated code at import,
+    start-up a fit pays and ``adcli grad`` does not. ``lines`` holds the data lines
+    (``keep_lines``) as read, with ',' separators: an output that repeats the input columns
+    copies them instead of formatting numbers; ``nrows`` the number of rows, when no column
+    kept says it (text that was not kept)."""
 
-    def __post_init__(self) -> None:
-        if not self.order:
-            self.order = list(self.columns)
+    __slots__ = __match_args__ = ("columns", "path", "order", "problems", "missing", "text",
+                                  "headers", "spare", "lines", "nrows")
+
+    def __init__(self, columns: dict[str, np.ndarray], path: str = "",
+                 order: list[str] | None = None,
+                 problems: dict[str, DataError] | None = None,
+                 missing: dict[str, tuple[np.ndarray, DataError]] | None = None,
+                 text: dict[str, Sequence[str]] | None = None,
+                 headers: dict[str, str] | None = None,
+                 spare: dict[str, np.ndarray] | None = None,
+                 lines: Sequence[str] | None = None, nrows: int | None = None) -> None:
+        self.columns = columns
+        self.path = path
+        self.order = order or list(columns)
+        self.problems = {} if problems is None else problems
+        self.missing = {} if missing is None else missing
+        self.text = {} if text is None else text
+        self.headers = {} if headers is None else headers
+        self.spare = {} if spare is None else spare
+        self.lines = lines
+        self.nrows = nrows
+
+    def __repr__(self) -> str:
+        return "Dataset(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
 
     @property
     def names(self) -> list[str]:
@@ -323,10 +333,17 @@ def _too_large(what: str, limit: int, size: int | None = None) -> DataError:
 
 
 def _decode(header: bytes, what: str) -> str:
+    # what the "utf-8-sig" codec does (a byte-order mark dropped; an error's position after
+    # it), without importing that codec's module into every fit
     try:
-        return header.decode("utf-8-sig")
+        return (header[3:] if header.startswith(b"\xef\xbb\xbf") else header).decode("utf-8")
     except UnicodeDecodeError as err:
         raise DataError(f"{what} is not UTF-8 text (byte {err.start})") from None
+
+
+#: the csv module's default limit on a cell's length (a longer header goes to the module, which
+#: says so)
+_CSV_FIELD_LIMIT = 131072
 
 
 def _header(line: str, path: str, sep: str,
@@ -336,10 +353,18 @@ def _header(line: str, path: str, sep: str,
     if not line.strip():
         raise DataError(f"data file '{path}' is empty; the first line must name the columns, "
                         "e.g. x,y")
-    try:
-        raw = [n.strip() for n in next(csv.reader([line], delimiter=sep, strict=True))]
-    except csv.Error as err:
-        raise DataError(f"data file '{path}', line 1: {csv_reason(str(err))}") from None
+    body = line[:-2] if line.endswith("\r\n") else line[:-1] if line.endswith("\n") else line
+    if len(body) <= _CSV_FIELD_LIMIT and not any(c in body for c in '"\r\n\0'):
+        # what the csv module makes of a line without quotes or line breaks, without
+        # importing it for a file of plain numbers (a fit's start-up)
+        raw = [n.strip() for n in body.split(sep)]
+    else:
+        import csv
+
+        try:
+            raw = [n.strip() for n in next(csv.reader([line], delimiter=sep, strict=True))]
+        except csv.Error as err:
+            raise DataError(f"data file '{path}', line 1: {csv_reason(str(err))}") from None
     by_header = {orig: new for new, orig in rename.items()}
     for orig in by_header:
         if orig not in raw and orig not in {_to_name(h, i) for i, h in enumerate(raw, 1)}:

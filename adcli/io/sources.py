@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import EXIT_FAILED, AdcliError, escape_control
@@ -144,25 +143,45 @@ def wants_dask(path: str | None, scheduler: str | None) -> bool:
     return is_large(path) and dask_installed()
 
 
-@dataclass
 class PartitionedData:
     """Columns spread over files, read lazily partition by partition.
 
-    ``names`` are the column names as adcli sees them (headers that are not names mapped as
-    for a single CSV file); ``use`` the columns an expression reads (None: not yet chosen)."""
+    ``kind`` is "csv" or "parquet"; ``names`` are the column names as adcli sees them (headers
+    that are not names mapped as for a single CSV file; ``headers``: name -> header text);
+    ``use`` the columns an expression reads (None: not yet chosen); ``stamps`` every file's
+    fingerprint, taken when its partitions are first listed, shared by the copies
+    :meth:`select` makes. A plain class, not a dataclass: making a dataclass runs generated
+    code at import, start-up every fit pays (this module tells a fit whether it goes to
+    Dask)."""
 
-    path: str
-    files: list[str]
-    kind: str  # "csv" or "parquet"
-    names: list[str]
-    headers: dict[str, str] = field(default_factory=dict)  # name -> header text
-    sep: str = ","
-    use: list[str] | None = None
-    dropna: bool = False
-    blocksize: int | str | None = "64MB"
-    #: Every file's fingerprint, taken when its partitions are first listed; shared by the
-    #: copies :meth:`select` makes.
-    stamps: dict[str, Stamp] = field(default_factory=dict)
+    __match_args__ = ("path", "files", "kind", "names", "headers", "sep", "use", "dropna",
+                      "blocksize", "stamps")
+
+    def __init__(self, path: str, files: list[str], kind: str, names: list[str],
+                 headers: dict[str, str] | None = None, sep: str = ",",
+                 use: list[str] | None = None, dropna: bool = False,
+                 blocksize: int | str | None = "64MB",
+                 stamps: dict[str, Stamp] | None = None) -> None:
+        self.path = path
+        self.files = files
+        self.kind = kind
+        self.names = names
+        self.headers = {} if headers is None else headers
+        self.sep = sep
+        self.use = use
+        self.dropna = dropna
+        self.blocksize = blocksize
+        self.stamps = {} if stamps is None else stamps
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
+
+    def __repr__(self) -> str:
+        return "PartitionedData(" + ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items()) + ")"
 
     def bytes(self) -> int:
         """The size of the files on disk."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -142,40 +141,59 @@ class Residuals:
         return r
 
 
-@dataclass
 class FitResult(Uncertain):
-    """The outcome of a fit, with the statistics of R's ``summary(nls)``."""
+    """The outcome of a fit, with the statistics of R's ``summary(nls)``; ``observed``,
+    ``fitted``: the left side and the model per row at the estimates; ``covariance``, ``start``:
+    s²(JᵀJ)⁻¹ and the start of the free parameters (:class:`.uncertainty.Uncertain`). A plain
+    class with a dataclass's ``==`` and ``repr`` (``FIELDS`` in the arguments' order, not
+    showing ``_HIDDEN``): making a dataclass runs generated code at import."""
 
-    formula: str
-    parameters: dict[str, float]
-    stderr: dict[str, float]
-    correlation_names: list[str]
-    correlation: np.ndarray
-    rss: float
-    residual_std: float
-    dof: int
-    r_squared: float | None
-    converged: bool
-    reason: str
-    iterations: int
-    evaluations: int
-    jacobian_evaluations: int
-    method: str
-    rows: int
-    fixed: dict[str, float] = field(default_factory=dict)
-    at_bound: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    absolute_sigma: bool = False
-    weighted: bool = False
-    #: the left side per row, the model per row at the estimates, and the model's data columns
-    observed: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
-    fitted: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
-    predictors: list[str] = field(default_factory=list)
-    parsed: Formula | None = field(default=None, repr=False)
-    #: s²(JᵀJ)⁻¹ and start values of the free parameters (ci, derived: uncertainty.Uncertain)
-    covariance: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
-    start: dict[str, float] = field(default_factory=dict)
+    FIELDS = __match_args__ = (
+        "formula", "parameters", "stderr", "correlation_names", "correlation", "rss",
+        "residual_std", "dof", "r_squared", "converged", "reason", "iterations", "evaluations",
+        "jacobian_evaluations", "method", "rows", "fixed", "at_bound", "warnings", "seconds",
+        "absolute_sigma", "weighted", "observed", "fitted", "predictors", "parsed",
+        "covariance", "start")
+    _HIDDEN: ClassVar[frozenset[str]] = frozenset(("observed", "fitted", "parsed", "covariance"))
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
+
+    def __init__(self, formula: str, parameters: dict[str, float], stderr: dict[str, float],
+                 correlation_names: list[str], correlation: np.ndarray, rss: float,
+                 residual_std: float, dof: int, r_squared: float | None, converged: bool,
+                 reason: str, iterations: int, evaluations: int, jacobian_evaluations: int,
+                 method: str, rows: int, fixed: dict[str, float] | None = None,
+                 at_bound: list[str] | None = None, warnings: list[str] | None = None,
+                 seconds: float = 0.0, absolute_sigma: bool = False, weighted: bool = False,
+                 observed: np.ndarray | None = None, fitted: np.ndarray | None = None,
+                 predictors: list[str] | None = None, parsed: Formula | None = None,
+                 covariance: np.ndarray | None = None, start: dict[str, float] | None = None,
+                 ) -> None:
+        (self.formula, self.parameters, self.stderr, self.correlation_names, self.correlation,
+         self.rss, self.residual_std, self.dof, self.r_squared, self.converged, self.reason,
+         self.iterations, self.evaluations, self.jacobian_evaluations, self.method, self.rows,
+         self.seconds, self.absolute_sigma, self.weighted, self.parsed) = (
+            formula, parameters, stderr, correlation_names, correlation, rss, residual_std, dof,
+            r_squared, converged, reason, iterations, evaluations, jacobian_evaluations, method,
+            rows, seconds, absolute_sigma, weighted, parsed)
+        self.fixed = {} if fixed is None else fixed
+        self.at_bound = [] if at_bound is None else at_bound
+        self.warnings = [] if warnings is None else warnings
+        self.observed = np.zeros(0) if observed is None else observed
+        self.fitted = np.zeros(0) if fitted is None else fitted
+        self.predictors = [] if predictors is None else predictors
+        self.covariance = np.zeros((0, 0)) if covariance is None else covariance
+        self.start = {} if start is None else start
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (tuple(getattr(self, n) for n in self.FIELDS)
+                == tuple(getattr(other, n) for n in self.FIELDS))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.FIELDS
+                          if n not in self._HIDDEN)
+        return f"FitResult({shown})"
 
     def predict(self, columns: Mapping[str, Any], band: str | None = None,
                 level: float = 0.95, sigma: Any = None) -> Any:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -195,16 +194,25 @@ class Compressed:
         return r.copy(), jac.copy()
 
 
-@dataclass
 class Solution:
     """Where the engine stopped, its scipy-style status (see :data:`REASONS`), its counts and
-    which engine ran (:data:`METHOD` or :data:`BOUNDED_METHOD`)."""
+    which engine ran (:data:`METHOD` or :data:`BOUNDED_METHOD`). A plain slotted class, not a
+    dataclass: making a dataclass runs generated code at import, start-up only a fit pays."""
 
-    x: np.ndarray
-    status: int
-    evaluations: int
-    jacobians: int
-    method: str = METHOD
+    __slots__ = __match_args__ = ("x", "status", "evaluations", "jacobians", "method")
+
+    def __init__(self, x: np.ndarray, status: int, evaluations: int, jacobians: int,
+                 method: str = METHOD) -> None:
+        self.x = x
+        self.status = status
+        self.evaluations = evaluations
+        self.jacobians = jacobians
+        self.method = method
+
+    def __repr__(self) -> str:
+        return (f"Solution(x={self.x!r}, status={self.status!r}, "
+                f"evaluations={self.evaluations!r}, jacobians={self.jacobians!r}, "
+                f"method={self.method!r})")
 
     def describe(self) -> str:
         """The engine in a fit's report: the numpy engine is plain Levenberg-Marquardt; under
@@ -425,14 +433,24 @@ def polish(res: Compressed, x: np.ndarray, lower: np.ndarray, upper: np.ndarray,
 SINGULAR = 1e-10
 
 
-@dataclass
 class Covariance:
-    matrix: np.ndarray          # covariance of the free parameters (nan where not identifiable)
-    unidentifiable: list[list[str]]
-    condition: float            # of the column-scaled Jacobian
-    #: (JᵀJ)⁻¹ itself: the correlations come from it, so a perfect fit (variance 0) still
-    #: has them
-    inverse: np.ndarray | None = None
+    """The covariance of the free parameters (``matrix``, nan where not identifiable), the
+    groups of parameters that are not, the condition number of the column-scaled Jacobian,
+    and (JᵀJ)⁻¹ itself (``inverse``: the correlations come from it, so a perfect fit, variance
+    0, still has them). A plain slotted class, as :class:`Solution`."""
+
+    __slots__ = __match_args__ = ("matrix", "unidentifiable", "condition", "inverse")
+
+    def __init__(self, matrix: np.ndarray, unidentifiable: list[list[str]], condition: float,
+                 inverse: np.ndarray | None = None) -> None:
+        self.matrix = matrix
+        self.unidentifiable = unidentifiable
+        self.condition = condition
+        self.inverse = inverse
+
+    def __repr__(self) -> str:
+        return (f"Covariance(matrix={self.matrix!r}, unidentifiable={self.unidentifiable!r}, "
+                f"condition={self.condition!r}, inverse={self.inverse!r})")
 
     def errors(self) -> tuple[np.ndarray, np.ndarray]:
         """Standard errors (sqrt of the diagonal) and the correlation matrix."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -160,24 +159,37 @@ def check_names(used: Collection[str], columns: Collection[str], lets: Collectio
     return params, warnings_
 
 
-@dataclass
 class FitSetup:
-    """Everything ``fit`` decides before it reads a row: the same for every engine."""
+    """Everything ``fit`` decides before it reads a row: the same for every engine.
+    ``columns`` are the data columns the fit reads (the formula's, then the sigma column),
+    file order; ``bound`` the names bound per row or per parameter when the residual program
+    is lowered. A plain slotted class, not a dataclass: making a dataclass runs generated code
+    at import, start-up only a fit pays."""
 
-    formula: Formula
-    #: the data columns the fit reads (the formula's, then the sigma column), file order
-    columns: list[str]
-    #: the names bound per row or per parameter when the residual program is lowered
-    bound: set[str]
-    params: list[str]
-    free: list[str]
-    fixed: dict[str, float]
-    x0: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    sigma: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    predictors: list[str] = field(default_factory=list)
+    __slots__ = __match_args__ = ("formula", "columns", "bound", "params", "free", "fixed",
+                                  "x0", "lower", "upper", "sigma", "warnings", "predictors")
+
+    def __init__(self, formula: Formula, columns: list[str], bound: set[str],
+                 params: list[str], free: list[str], fixed: dict[str, float], x0: np.ndarray,
+                 lower: np.ndarray, upper: np.ndarray, sigma: str | None = None,
+                 warnings: list[str] | None = None,
+                 predictors: list[str] | None = None) -> None:
+        self.formula = formula
+        self.columns = columns
+        self.bound = bound
+        self.params = params
+        self.free = free
+        self.fixed = fixed
+        self.x0 = x0
+        self.lower = lower
+        self.upper = upper
+        self.sigma = sigma
+        self.warnings = [] if warnings is None else warnings
+        self.predictors = [] if predictors is None else predictors
+
+    def __repr__(self) -> str:
+        return "FitSetup(" + ", ".join(f"{n}={getattr(self, n)!r}"
+                                       for n in self.__slots__) + ")"
 
 
 def fit_setup(formula: Formula, column_names: Sequence[str], *,
