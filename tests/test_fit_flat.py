@@ -1,7 +1,7 @@
 """A fit whose tolerance tests pass on a plateau is not converged: a model placed far from its
 data underflows, so r stays the data, J is zero to rounding and every test passes at once.
 ``adcli fit`` said "converged (gtol)", exit 0, with standard errors; now the least-squares
-engine looks (adcli.regression.leastsq._flat) and the fit ends not converged, exit 1, in
+engine looks (adcli.regression.lm.flat_stop) and the fit ends not converged, exit 1, in
 memory and over partitions, while a fit that reaches the minimum stays converged."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from adcli.regression.leastsq import FLAT_STOP, REASONS, _flat
+from adcli.regression.leastsq import FLAT_STOP, REASONS
+from adcli.regression.lm import flat_stop as _flat
 
 GAUSSIAN_Y = [0.0009, 0.0044, 0.0175, 0.0540, 0.1295, 0.2420, 0.3521, 0.3989, 0.3521, 0.2420,
               0.1295, 0.0540, 0.0175, 0.0044, 0.0009]

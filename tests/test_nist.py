@@ -79,7 +79,7 @@ def run_minimize(name: str, start: int):
     (adcli.commands.minimize) on columns in memory."""
     from adcli.io.data import from_columns
     from adcli.optimize import build_objective
-    from adcli.regression.fitting import least_squares_minimize
+    from adcli.regression.lsminimize import least_squares_minimize
 
     problem = load(name)
     lhs, model = problem.formula.split("~")

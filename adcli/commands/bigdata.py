@@ -142,7 +142,7 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
         if result.reason == INTERRUPTED:
             trace_path = None
         from ..optimize.covariance import at_result
-        from ..regression.fitting import squared_residual
+        from ..regression.lsminimize import squared_residual
 
         squared = bool(stderr_method) and squared_residual(function.program, tape) is not None
         estimate = at_result(objective, result, stderr_method, box, squared)

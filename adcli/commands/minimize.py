@@ -237,7 +237,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         # A square of a residual over data is least squares: Levenberg-Marquardt on the
         # exact Jacobian (adcli fit's engine) instead of BFGS on the mean of squares.
         from ..partitioned.checkpoint import sweep_journal
-        from ..regression.fitting import least_squares_minimize
+        from ..regression.lsminimize import least_squares_minimize
 
         result = least_squares_minimize(function.program, objective, x0, box,
                                         max_time or None, began,
@@ -282,7 +282,7 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
         note = plot_run(plot_path, result, history, objective)
         if note:
             click.echo(f"Note: {note}", err=True)
-    from ..regression.fitting import squared_residual
+    from ..regression.lsminimize import squared_residual
 
     squared = bool(stderr_method) and squared_residual(function.program, tape) is not None
     estimate = at_result(objective, result, stderr_method, box, squared)

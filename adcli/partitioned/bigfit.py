@@ -57,9 +57,9 @@ def _formula(text: str | tuple[str, str, tuple[str, ...]]) -> Formula:
 def residual_formula(function: Function, bound: set[str]) -> Formula | None:
     """The residual r of ``function`` when its output is r^2 (the program's statements kept,
     its output replaced by r), else None: as
-    :func:`adcli.regression.fitting.least_squares_minimize`."""
+    :func:`adcli.regression.lsminimize.least_squares_minimize`."""
     from ..core.syntax import Program, Statement
-    from ..regression.fitting import squared_residual
+    from ..regression.lsminimize import squared_residual
 
     program = function.program
     node = squared_residual(program, function.tape(bound))
@@ -286,11 +286,11 @@ def least_squares_partitioned(function: Function, objective: Any, x0: np.ndarray
     """``minimize --data`` over partitions (a :class:`~adcli.partitioned.distributed.DaskObjective`)
     when the expression is the square of a residual: the least-squares engine, fed by partition sums
     as ``fit`` over partitions is (the in-memory route,
-    :func:`adcli.regression.fitting.least_squares_minimize`, runs the same engine on the full
+    :func:`adcli.regression.lsminimize.least_squares_minimize`, runs the same engine on the full
     Jacobian). The data kept for the objective is reused. Returns a
     :class:`~adcli.results.MinimizeResult`, or None when the objective is not of that form
     (the caller then runs its own method)."""
-    from ..regression.fitting import ls_result
+    from ..regression.lsminimize import ls_result
 
     if objective.stochastic:
         return None

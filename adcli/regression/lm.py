@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -204,3 +205,61 @@ def _stopped(reduction: float, cost: float, step_norm: float, x_norm: float, rat
     if x_ok:
         return XTOL_STOP
     return None
+
+
+#: how far a look for a plateau goes along a parameter, relative to max(|p|, 1)
+FLAT_LOOK = 1e-3
+
+
+def flat_stop(res: Any, x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> bool:
+    """True where the tests passed on a plateau: rᵀr > 0, and neither the Jacobian's model nor
+    a look at x ± h along each parameter the bounds leave free (h = FLAT_LOOK*max(|p|, 1))
+    changes rᵀr by more than 4 eps of it. A model far from its data underflows: r stays the
+    data, J is zero to rounding and every test passes (a Gaussian bump placed 20 widths away).
+    The looks are not counted as evaluations; they cost passes only where the model already
+    predicts no change."""
+    measure = getattr(res, "rss", None)
+    with np.errstate(all="ignore"):
+        r, jac = res.both(x)
+        res.jacobians -= 1  # a look, not an iteration
+        cost = measure(x) if measure is not None else float(r @ r)
+        if not (math.isfinite(cost) and cost > 0.0):
+            return False  # rᵀr = 0 is the least sum of squares there is
+        tol = 4.0 * np.finfo(np.float64).eps * cost
+        h = FLAT_LOOK * np.maximum(np.abs(x), 1.0)
+        free = (x - h >= lower) & (x + h <= upper)
+        predicted = 2.0 * np.abs(h * (jac.T @ r)) + h * h * np.einsum("ij,ij->j", jac, jac)
+        if not free.any() or not np.all(predicted[free] <= tol):
+            return False
+        evaluations = res.evaluations
+        try:
+            for i in np.flatnonzero(free):
+                for sign in (-1.0, 1.0):
+                    b = np.array(x, dtype=np.float64)
+                    b[i] += sign * h[i]
+                    rb = res.residuals(b)
+                    look = measure(b) if measure is not None else float(rb @ rb)
+                    if not abs(look - cost) <= tol:
+                        return False
+        finally:
+            res.evaluations = evaluations
+            if hasattr(res, "recall"):
+                res.recall(x)
+    return True
+
+
+def bounded_kink(res: Any, x: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                  recent: list[float]) -> bool:
+    """:func:`adcli.regression.lm.at_kink` where scipy's trf stopped: over the parameters not
+    at a bound (a bound holds the others, whatever the model promises along them), with the
+    changes of the sum of squares over its last trial points as the rounding level."""
+    with np.errstate(all="ignore"):
+        r, jac = res.both(x)
+        res.jacobians -= 1  # a look, not an iteration
+        cost = 0.5 * float(r @ r)
+        span = np.maximum(np.abs(x), 1.0) * 1e-10
+        free = (x - lower > span) & (upper - x > span)
+        norms = np.linalg.norm(jac, axis=0)
+        jh = jac[:, free] / np.where(norms[free] > 0, norms[free], 1.0)
+        changes = [0.5 * abs(c - 2.0 * cost) for c in recent if math.isfinite(c)]
+    return bool(free.any()) and math.isfinite(cost) and at_kink(jh, r, cost, changes)
