@@ -143,6 +143,26 @@ def test_a_fit_starts_blas_at_one_thread_and_leaves_the_environment():
     assert counts("2") == "[2] 2"  # the user's setting stands
 
 
+def test_only_an_openblas_numpy_counts_as_started_at_one_thread():
+    # OPENBLAS_NUM_THREADS means nothing to MKL or another BLAS: pin_blas must still run there
+    from types import SimpleNamespace
+
+    from adcli.commands.fit import _built_with_openblas
+
+    def numpy_with(config: object) -> SimpleNamespace:
+        return SimpleNamespace(__config__=SimpleNamespace(CONFIG=config))
+
+    def blas(name: str) -> SimpleNamespace:
+        return numpy_with({"Build Dependencies": {"blas": {"name": name}}})
+
+    assert _built_with_openblas(blas("scipy-openblas"))
+    assert _built_with_openblas(blas("openblas64"))
+    assert not _built_with_openblas(blas("mkl-sdl"))
+    assert not _built_with_openblas(blas("accelerate"))
+    assert not _built_with_openblas(numpy_with({}))  # no record: pinned the usual way
+    assert not _built_with_openblas(SimpleNamespace())
+
+
 def test_bounds_still_use_scipys_trf():
     # the other side of the test above: the runner does see scipy when a fit needs it
     code, names, stdout = modules("fit", "y ~ a*x + b", "--data", LINE, "--bounds", "a=0:0.5",
