@@ -216,7 +216,9 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         data = load_data(data_path, max_data_size or None, sep, renames)
         used = formula.names(formula.lhs) | formula.names(formula.model)
         data = data.select(used | ({sigma} if sigma else set()), dropna)
-        if not _BLAS_AT_ONE_THREAD:  # else it is (above)
+        if options["bounds"]:  # trf runs on scipy's own BLAS: loaded now, to be pinned too
+            import scipy.linalg  # noqa: F401
+        if options["bounds"] or not _BLAS_AT_ONE_THREAD:  # else numpy's is (above)
             from ..fast.blas import pin_blas
 
             pin_blas()  # BLAS at one thread: the same bits whatever OPENBLAS_NUM_THREADS says
