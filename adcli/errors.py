@@ -89,12 +89,14 @@ class AdcliError(Exception):
     def render(self) -> str:
         """The full message as the CLI prints it after 'Error: '."""
         where = f" (line {self.line}, column {self.column})" if self.line > 0 else ""
-        parts = [escape_control(clip_words(self.message)) + where]
+        # a line break echoed from the input (--sep, a file name, a --from name) is shown as
+        # \n: the message stays one line, as is the hint (the source line is the context's)
+        parts = [escape_control(clip_words(self.message)).replace("\n", "\\n") + where]
         ctx = self.context()
         if ctx:
             parts.append(ctx)
         if self.hint:
-            parts.append(escape_control(clip_words(self.hint)))
+            parts.append(escape_control(clip_words(self.hint)).replace("\n", "\\n"))
         return "\n".join(parts)
 
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # numpy is imported where arrays are handled: a point of floa
 
 class _Record(tuple):
     """A named tuple, as ``collections.namedtuple`` makes one (fields by name and position,
-    ``repr``, ``_asdict``, ``_replace``, pickling), for the results below."""
+    ``repr``, ``_make``, ``_asdict``, ``_replace``, pickling), for the results below."""
 
     __slots__ = ()
     _fields: tuple[str, ...] = ()
@@ -37,6 +37,10 @@ class _Record(tuple):
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in zip(self._fields, self))
         return f"{self.__class__.__name__}({shown})"
+
+    @classmethod
+    def _make(cls, iterable: Iterable[Any]) -> _Record:
+        return cls(*iterable)
 
     def _asdict(self) -> dict[str, Any]:
         return dict(zip(self._fields, self))

@@ -331,9 +331,15 @@ def test_a_header_longer_than_the_csv_field_limit_is_refused_as_before(tmp_path)
         read_csv(str(path))
 
 
-def test_a_byte_that_is_not_utf8_after_a_byte_order_mark_is_placed_as_the_codec_places_it(
-        tmp_path):
+def test_a_byte_of_the_header_that_is_not_utf8_is_placed_as_in_the_rows(tmp_path):
+    # counted from 1 at the line's start, a byte-order mark included: the file's own byte
     path = tmp_path / "bad.csv"
     path.write_bytes(b"\xef\xbb\xbfx,\xff\n1,2\n")
-    with pytest.raises(DataError, match=r"is not UTF-8 text \(byte 2\)"):
+    with pytest.raises(DataError, match=r"line 1: byte 6 \(0xff\) is not UTF-8 text"):
+        read_csv(str(path))
+    path.write_bytes(b"x,\xff\n1,2\n")
+    with pytest.raises(DataError, match=r"line 1: byte 3 \(0xff\) is not UTF-8 text"):
+        read_csv(str(path))
+    path.write_bytes(b"x,y\n1,\xff\n")  # the rows' own wording, which the header's follows
+    with pytest.raises(DataError, match=r"line 2: byte 3 \(0xff\) is not UTF-8 text"):
         read_csv(str(path))

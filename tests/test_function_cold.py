@@ -143,3 +143,34 @@ def test_op_functions_made_without_compile_are_the_compiled_ones():
             o = struct.unpack("<d", out)[0] if isinstance(out, bytes) else 1.0
             for f1, f2 in zip(p1, p2):
                 assert outcome(f1, *xs, o) == outcome(f2, *xs, o), (op.name, xs)
+
+
+@pytest.mark.parametrize("make", ["grad", "jvp"])
+def test_the_results_behave_as_the_named_tuples_they_replaced(make):
+    # GradResult and JvpResult were typing.NamedTuples: a caller's unpacking, indexing,
+    # ==, repr, pickling and the namedtuple helpers must work as collections.namedtuple's do
+    import copy
+    import pickle
+    from collections import namedtuple
+
+    import adcli
+
+    f = adcli.parse("x^2*y")
+    got = f.grad({"x": 1.5, "y": 2.0}) if make == "grad" else \
+        f.jvp({"x": 1.5, "y": 2.0}, {"x": 1.0})
+    cls = type(got)
+    ref_cls = namedtuple(cls.__name__, cls._fields)
+    ref = ref_cls(*got)
+    assert got == ref == tuple(got) and len(got) == 2 and isinstance(got, tuple)
+    assert repr(got) == repr(ref)
+    assert got._asdict() == ref._asdict()
+    assert got._replace(value=7.0) == ref._replace(value=7.0)
+    assert type(got._replace(value=7.0)) is cls
+    assert cls._make(list(got)) == got and type(cls._make(got)) is cls
+    for field in cls._fields:
+        assert getattr(got, field) == getattr(ref, field)
+    for back in (pickle.loads(pickle.dumps(got)), copy.deepcopy(got), copy.copy(got)):
+        assert back == got and type(back) is cls
+    match got:
+        case cls(value=v):
+            assert v == got[0]

@@ -233,6 +233,26 @@ def test_from_and_bounds_values_with_an_equals_sign_are_errors():
     assert parse_assignments("x=pow(2, 3),y=-1e3") == {"x": 8.0, "y": -1000.0}
 
 
+@pytest.mark.parametrize("args, shown", [
+    (["fit", "y ~ a*x", "--data", "DATA", "--sep", "\n"], "--sep '\\n'"),
+    (["fit", "y ~ a*x", "--data", "no\nfile.csv"], "'no\\nfile.csv'"),
+    (["fit", "y ~ a*x", "--data", "DATA", "--from", "a\nb=1"], "'a\\nb'"),
+])
+def test_a_line_break_echoed_from_an_option_keeps_the_error_on_one_line(args, shown, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("x,y\n1,2\n2,4\n")
+    proc = run([str(data) if a == "DATA" else a for a in args])
+    assert_clean_error(proc, 2, shown)
+    assert proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_a_hint_with_a_line_break_stays_on_its_line():
+    from adcli.errors import AdcliError
+
+    err = AdcliError("bad 'a\nb'", hint="try 'c\nd'")
+    assert err.render() == "bad 'a\\nb'\ntry 'c\\nd'"
+
+
 # --------------------------------------------------------------------------- function names
 
 

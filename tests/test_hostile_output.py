@@ -378,3 +378,12 @@ def test_property_nothing_hostile_reaches_stderr_or_dot_raw(template, text):
         result.exception, SystemExit), repr(result.exception)
     assert_clean(result.stderr_bytes, f"stderr of {template} {text!r}")
     assert_clean(result.stdout_bytes, f"stdout of {template} {text!r}")
+
+
+def test_a_bad_byte_in_an_expression_file_is_placed_at_its_offset_in_the_file(tmp_path):
+    # a byte-order mark is dropped before decoding, but the byte named is the file's own
+    expr = tmp_path / "e.adc"
+    for text, where in ((b"x + \xff", 4), (b"\xef\xbb\xbfx + \xff", 7)):
+        expr.write_bytes(text)
+        done = adcli("eval", f"@{expr}", "--at", "x=1")
+        assert_error(done, 2, f"is not UTF-8 text (byte {where})")

@@ -183,3 +183,18 @@ def test_a_minimum_on_a_kink_found_exactly_stays_converged():
     obj, x0 = objective("abs(x - 1) + abs(y + 2)", {"x": 1.0, "y": -2.0})
     r = minimize(obj, x0, method="bfgs")
     assert r.converged and r.value == 0.0
+
+
+def test_the_looks_around_a_point_go_both_ways_along_each_coordinate_within_the_bounds():
+    # across_jump and flat_around judge a point by these looks: none may be missed or repeated
+    from adcli.optimize.checks import ESCAPE_STEP, _look_step, _looks
+
+    x = np.array([2.0, -0.5])
+    h = _look_step(x)
+    assert h == ESCAPE_STEP * 2.0
+    got = [p.tolist() for p in _looks(x, h, None)]
+    assert got == [[2.0 - h, -0.5], [2.0 + h, -0.5], [2.0, -0.5 - h], [2.0, -0.5 + h]]
+    # a bound at x[0]'s value: its downward look projects back onto x and is skipped
+    clip = [p.tolist() for p in _looks(x, h, lambda z: np.maximum(z, [2.0, -10.0]))]
+    assert clip == got[1:]
+    assert x.tolist() == [2.0, -0.5]  # the looks are copies

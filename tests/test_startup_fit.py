@@ -143,6 +143,50 @@ def test_a_fit_starts_blas_at_one_thread_and_leaves_the_environment():
     assert counts("2") == "[2] 2"  # the user's setting stands
 
 
+BOUNDED_BLAS = """
+import sys
+sys.argv = ["adcli", "fit", "y ~ a*x + b", "--data", sys.argv[1], "--bounds", "a=0:10",
+            "--json"]
+from adcli.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+from adcli.fast.blas import _libraries
+_libraries.cache_clear()  # every BLAS loaded by now, scipy's included
+print([get() for _, get in _libraries()])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="BLAS found by /proc/self/maps")
+def test_a_bounded_fit_pins_scipys_blas_too():
+    # trf's SVD and QR run on scipy's own OpenBLAS, which would start at the user's thread count
+    out = subprocess.run([sys.executable, "-c", BOUNDED_BLAS, LINE], capture_output=True,
+                         text=True, cwd=ROOT, timeout=120, check=True,
+                         env=_environ({"OPENBLAS_NUM_THREADS": "2"}))
+    counts = json.loads(out.stdout.splitlines()[-1])
+    assert len(counts) >= 2 and set(counts) == {1}, out.stdout
+
+def test_only_an_openblas_numpy_counts_as_started_at_one_thread():
+    # OPENBLAS_NUM_THREADS means nothing to MKL or another BLAS: pin_blas must still run there
+    from types import SimpleNamespace
+
+    from adcli.commands.fit import _built_with_openblas
+
+    def numpy_with(config: object) -> SimpleNamespace:
+        return SimpleNamespace(__config__=SimpleNamespace(CONFIG=config))
+
+    def blas(name: str) -> SimpleNamespace:
+        return numpy_with({"Build Dependencies": {"blas": {"name": name}}})
+
+    assert _built_with_openblas(blas("scipy-openblas"))
+    assert _built_with_openblas(blas("openblas64"))
+    assert not _built_with_openblas(blas("mkl-sdl"))
+    assert not _built_with_openblas(blas("accelerate"))
+    assert not _built_with_openblas(numpy_with({}))  # no record: pinned the usual way
+    assert not _built_with_openblas(SimpleNamespace())
+
+
 def test_bounds_still_use_scipys_trf():
     # the other side of the test above: the runner does see scipy when a fit needs it
     code, names, stdout = modules("fit", "y ~ a*x + b", "--data", LINE, "--bounds", "a=0:0.5",

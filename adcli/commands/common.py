@@ -37,12 +37,11 @@ def read_source(expr: str, max_bytes: int) -> str:
             raise AdcliError(f"EXPR is not UTF-8 text (byte 0x{ord(expr[bad]) - 0xDC00:02x} "
                              f"at character {bad + 1})")
         return expr
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+    mark = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise AdcliError(f"{origin} is not UTF-8 text (byte {err.start})") from None
+        return data[mark:].decode("utf-8")
+    except UnicodeDecodeError as err:  # the file's offset: the mark counts
+        raise AdcliError(f"{origin} is not UTF-8 text (byte {err.start + mark})") from None
 
 
 def load_function(expr: str, max_bytes: int = DEFAULT_MAX_SOURCE_BYTES) -> Function:

@@ -16,15 +16,26 @@ def _numpy_at_one_blas_thread() -> bool:
     (the same bits whatever the machine: adcli.fast.blas); started so, OpenBLAS creates no
     thread pool, whose threads would start and spin beside a short fit, competing with it for
     the cores. A setting of the user's stands, and children (Dask workers) get the environment
-    as it was. True when numpy's BLAS was started so here."""
+    as it was. True when numpy's BLAS was started so here: an OpenBLAS build (another BLAS,
+    such as MKL, ignores the variable and is pinned by pin_blas)."""
     if "numpy" in sys.modules or "OPENBLAS_NUM_THREADS" in os.environ:
         return False
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
     try:
-        import numpy  # noqa: F401
+        import numpy
     finally:
         del os.environ["OPENBLAS_NUM_THREADS"]
-    return True
+    return _built_with_openblas(numpy)
+
+
+def _built_with_openblas(numpy: object) -> bool:
+    """Whether numpy's build record (``numpy.__config__``, loaded with numpy) names OpenBLAS
+    as its BLAS; False when it names another or cannot be read."""
+    try:
+        name = numpy.__config__.CONFIG["Build Dependencies"]["blas"]["name"]  # type: ignore[attr-defined]
+    except (AttributeError, KeyError, TypeError):
+        return False
+    return "openblas" in str(name).lower()
 
 
 #: In a fresh process (numpy not imported yet) the fit's modules are imported with the cyclic
@@ -205,7 +216,9 @@ def fit(expr: str, data_path: str, scheduler: str | None, start: tuple[str, ...]
         data = load_data(data_path, max_data_size or None, sep, renames)
         used = formula.names(formula.lhs) | formula.names(formula.model)
         data = data.select(used | ({sigma} if sigma else set()), dropna)
-        if not _BLAS_AT_ONE_THREAD:  # else it is (above)
+        if options["bounds"]:  # trf runs on scipy's own BLAS: loaded now, to be pinned too
+            import scipy.linalg  # noqa: F401
+        if options["bounds"] or not _BLAS_AT_ONE_THREAD:  # else numpy's is (above)
             from ..fast.blas import pin_blas
 
             pin_blas()  # BLAS at one thread: the same bits whatever OPENBLAS_NUM_THREADS says

@@ -218,6 +218,8 @@ def minimize(expr: str, start: tuple[str, ...], wrt: str | None, bounds: tuple[s
     if data is not None:
         from ..fast.blas import pin_blas
 
+        if box is not None:  # trf and L-BFGS-B run on scipy's own BLAS: loaded to be pinned
+            import scipy.linalg  # noqa: F401
         pin_blas()  # BLAS at one thread: the same bits whatever OPENBLAS_NUM_THREADS says
     journal = None
     if (checkpoint or resume) and data is None:

@@ -298,16 +298,6 @@ def count_error(given: int, names: list[str]) -> PointError:
 _OPFUNCS: dict[str, tuple[Callable, tuple[Callable, ...]]] = {}
 
 
-def _op_functions(op: Op) -> tuple[Callable, tuple[Callable, ...]]:
-    """The op's value and partials as tiny Python-float functions, from its templates; built
-    on the op's first use (a run uses a few ops: start-up compiles only those)."""
-    found = _OPFUNCS.get(op.name)
-    if found is None:
-        _build_op_functions([op])
-        found = _OPFUNCS[op.name]
-    return found
-
-
 def _build_op_functions(ops: list[Op]) -> None:
     """The float functions of ``ops`` (each op once), in one ``compile``."""
     made = op_functions([(op.arity, op.value, op.partial) for op in ops], SCALAR_NAMES)

@@ -333,12 +333,16 @@ def _too_large(what: str, limit: int, size: int | None = None) -> DataError:
 
 
 def _decode(header: bytes, what: str) -> str:
-    # what the "utf-8-sig" codec does (a byte-order mark dropped; an error's position after
-    # it), without importing that codec's module into every fit
+    # what the "utf-8-sig" codec does (a byte-order mark dropped), without importing that
+    # codec's module into every fit; a bad byte is placed as in the rows (Reader._lines):
+    # counted from 1 at the line's start, the mark included, so that it is the file's byte
+    mark = 3 if header.startswith(b"\xef\xbb\xbf") else 0
     try:
-        return (header[3:] if header.startswith(b"\xef\xbb\xbf") else header).decode("utf-8")
+        return header[mark:].decode("utf-8")
     except UnicodeDecodeError as err:
-        raise DataError(f"{what} is not UTF-8 text (byte {err.start})") from None
+        at = mark + err.start
+        raise DataError(f"{what}, line 1: byte {at + 1} (0x{header[at]:02x}) is not UTF-8 "
+                        "text; data files are read as UTF-8") from None
 
 
 #: the csv module's default limit on a cell's length (a longer header goes to the module, which

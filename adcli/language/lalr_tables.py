@@ -265,11 +265,6 @@ def _build_tables() -> dict:
 _CACHE_STATE = {"used": False, "shipped": False, "distrusted": False}
 
 
-def tables_from_cache() -> bool:
-    """Whether the tables the driver runs were read from the cache (not built just now)."""
-    return _CACHE_STATE["used"]
-
-
 def tables_source() -> str:
     """Where the tables the driver runs came from: "package", "cache" or "lark" (built now)."""
     if _CACHE_STATE["shipped"]:

@@ -4,7 +4,7 @@ and the exit status of a run (pure numpy; the driver calls them)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -199,19 +199,31 @@ def across_jump(x: np.ndarray, f: float, evaluate: Evaluate,
     if not _looks_affordable(n, problem):
         return None
     noise = 4.0 * _EPS * abs(f)
-    h = ESCAPE_STEP * max(float(np.max(np.abs(x))), 1.0)
-    for i in range(n):
+    for xp in _looks(x, _look_step(x), project):
+        fp, _ = evaluate(xp)
+        if fp < f - noise:  # nan compares false
+            return xp
+    return None
+
+
+def _look_step(x: np.ndarray) -> float:
+    """How far :func:`across_jump` and :func:`flat_around` look: :data:`ESCAPE_STEP` of the
+    point's size (at least of 1)."""
+    return ESCAPE_STEP * max(float(np.max(np.abs(x))), 1.0)
+
+
+def _looks(x: np.ndarray, h: float, project: Callable[[np.ndarray], np.ndarray] | None
+           ) -> Iterator[np.ndarray]:
+    """The points ``h`` away from ``x`` both ways along every coordinate (projected into the
+    bounds; a look the bounds leave at ``x`` is skipped), in order."""
+    for i in range(len(x)):
         for sign in (-1.0, 1.0):
             xp = x.copy()
             xp[i] += sign * h
             if project is not None:
                 xp = project(xp)
-            if np.array_equal(xp, x):
-                continue
-            fp, _ = evaluate(xp)
-            if fp < f - noise:  # nan compares false
-                return xp
-    return None
+            if not np.array_equal(xp, x):
+                yield xp
 
 
 def _looks_affordable(n: int, problem: Any) -> bool:
@@ -242,24 +254,17 @@ def flat_around(x: np.ndarray, f: float, g: np.ndarray, evaluate: Evaluate,
     if not _looks_affordable(n, problem):
         return None
     noise = 4.0 * max(_EPS * abs(f), float(np.spacing(0.0)))
-    h = ESCAPE_STEP * max(float(np.max(np.abs(x))), 1.0)
+    h = _look_step(x)
     if curvature is not None and len(curvature[0]) and \
             float(np.max(np.abs(curvature[0]))) * h * h / 2.0 > noise:
         return None
     exact, looked = not np.any(g), False
-    for i in range(n):
-        for sign in (-1.0, 1.0):
-            xp = x.copy()
-            xp[i] += sign * h
-            if project is not None:
-                xp = project(xp)
-            if np.array_equal(xp, x):
-                continue
-            fp, gp = evaluate(xp)
-            if not abs(fp - f) <= noise:  # nan: off the domain is no evidence of flatness
-                return None
-            looked = True
-            exact = exact and fp == f and not np.any(gp)
+    for xp in _looks(x, h, project):
+        fp, gp = evaluate(xp)
+        if not abs(fp - f) <= noise:  # nan: off the domain is no evidence of flatness
+            return None
+        looked = True
+        exact = exact and fp == f and not np.any(gp)
     return (h, exact) if looked else None
 
 
