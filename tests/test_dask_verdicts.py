@@ -104,6 +104,21 @@ def test_the_dask_verdict_is_the_in_memory_one(case, method, files, synchronous)
     np.testing.assert_allclose(got.x, ref.x, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", [CASES[0], CASES[6]], ids=["kink", "step"])
+def test_data_re_read_every_pass_gives_the_same_verdicts(case, files, synchronous,
+                                                         monkeypatch):
+    """Data too big to keep (re-read each pass, one task a partition): the same verdicts."""
+    import adcli.partitioned.distributed as distributed
+
+    monkeypatch.setattr(distributed, "PERSIST_FRACTION", 0.0)
+    _, expr, start = case
+    ref, _ = _run(expr, start, "bfgs", *files, None)
+    got, objective = _run(expr, start, "bfgs", *files, synchronous)
+    assert not objective.persisted
+    assert (got.reason, exit_status(got)) == (ref.reason, exit_status(ref))
+    np.testing.assert_allclose(got.x, ref.x, rtol=1e-9, atol=1e-12)
+
+
 def test_the_kink_verdicts_are_not_all_one_kind(files, synchronous):
     """The cases above reach the different verdicts (else their parity would say little)."""
     reasons = {_run(expr, start, "bfgs", *files, None)[0].reason for _, expr, start in CASES}
