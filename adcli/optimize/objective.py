@@ -124,22 +124,7 @@ class Objective:
         the quadrant of hypot's and atan2's arguments (their kink is the origin).  Where two
         points agree, the tape's gradient is one smooth function between them (ADOL-C's
         branch test), so a change of the gradient there is no jump.  Empty without kinks."""
-        sides = []
-        kinked = [(op, args) for _, op, args in self.tape.instructions() if op.kink is not None]
-        if not kinked:
-            return np.zeros(0)
-        values = sweeps.evaluate(self.tape, self.point(x))
-        with np.errstate(all="ignore"):
-            for op, args in kinked:
-                argv = [values[a] for a in args]
-                if len(argv) == 1:
-                    side = np.sign(argv[0])
-                elif op.name in ("max", "min"):
-                    side = np.sign(argv[0] - argv[1])
-                else:  # hypot and atan2 at the origin: the quadrant (the gradient turns)
-                    side = np.concatenate([np.ravel(np.sign(v)) for v in argv])
-                sides.append(np.ravel(np.asarray(side, dtype=np.float64)))
-        return np.concatenate(sides)
+        return branch_sides(self.tape, self.point(x))
 
     def score_outer(self, x: np.ndarray) -> np.ndarray:
         """sum_i g_i g_i^T over the rows, g_i the gradient of row i's term (the middle of
@@ -149,6 +134,27 @@ class Objective:
             g = self._sweep(x, {}, 1, 1.0)[1]
             return np.outer(g, g)
         return score_outer(self.tape, self.point(x), self.names, self.rows)
+
+
+def branch_sides(tape: Tape, point: Mapping[str, Any]) -> np.ndarray:
+    """:meth:`Objective.branches` of ``tape`` at ``point`` (its data columns, if any): in
+    memory over every row, on Dask over one partition's rows."""
+    kinked = [(op, args) for _, op, args in tape.instructions() if op.kink is not None]
+    if not kinked:
+        return np.zeros(0)
+    sides = []
+    values = sweeps.evaluate(tape, point)
+    with np.errstate(all="ignore"):
+        for op, args in kinked:
+            argv = [values[a] for a in args]
+            if len(argv) == 1:
+                side = np.sign(argv[0])
+            elif op.name in ("max", "min"):
+                side = np.sign(argv[0] - argv[1])
+            else:  # hypot and atan2 at the origin: the quadrant (the gradient turns)
+                side = np.concatenate([np.ravel(np.sign(v)) for v in argv])
+            sides.append(np.ravel(np.asarray(side, dtype=np.float64)))
+    return np.concatenate(sides)
 
 
 #: Rows per column sweep of :func:`score_outer`: the per-row gradients of a block take at most

@@ -125,7 +125,7 @@ def second_look(result: MinimizeResult, problem: Any, evaluate: Evaluate,
     a maximum (a negative Hessian eigenvalue: reason ``saddle``), or a plateau, where the
     value is flat to float64 precision along every parameter and the gradient test passed only
     because nothing changes (:func:`.checks.flat_around`: reason ``flat``).  A constant piece
-    of an expression with kinks (``relu(x)`` from x = -5: the same value and an exactly zero
+    of an expression with kinks (``relu(x)`` from x = -5: the same value to rounding, a 0
     gradient at every look) stays converged: there every nearby point has the same value, a
     minimum; so does an exactly zero gradient with a positive definite Hessian (``1e20 + x^2``
     from x = 0; from x = 3 it is ``flat``: the value is 1e20 within 100 of 0).  ``smooth``:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AdcliError, escape_control
+from .partitions import BRANCH_WORDS
 
 FORMAT = "adcli-checkpoint-1"
 #: A checkpoint is read whole; anything larger is not one of ours.
@@ -168,6 +169,8 @@ def pass_size(name: str, args: tuple) -> int:
         return {"rss": 2, "qr": 2 + p + p * p, "lhs": 3, "tss": 2}.get(args[4], -1)
     if name == "partition_sums":
         return p + 2
+    if name == "partition_branches":
+        return p + 2 + BRANCH_WORDS
     if name in ("partition_hessian", "partition_score_outer"):
         return p * p + 1
     raise AdcliError(f"--checkpoint cannot record a pass of {name}")

@@ -31,6 +31,7 @@ from ..fast.blas import pin_blas, restore_blas
 from ..io.sources import PartitionedData, require
 from ..optimize.bounded import TimeUp
 from ..optimize.objective import Objective
+from .kinks import PassBranches
 from .partitions import (
     Combine,
     PartitionFunction,
@@ -392,7 +393,7 @@ class Partitions:
         return np.asarray(self.scheduler.run(graph, ["adcli-sample"], self.what)[0])
 
 
-class DaskObjective(Objective):
+class DaskObjective(PassBranches, Objective):
     """:class:`~adcli.optimize.objective.Objective` whose sums over rows run per partition
     on Dask: each call is one pass over the data; :meth:`sample` is one minibatch."""
 
@@ -441,9 +442,8 @@ class DaskObjective(Objective):
 
     def sums(self, x: np.ndarray) -> tuple[float, np.ndarray, int]:
         """(sum over all rows, gradient of that sum, rows): one pass over the partitions."""
-        total = self._parts.sums(partition_sums, self._args(x))
-        if self.on_pass is not None:
-            self.on_pass(self.passes, self.partitions)
+        total = self._sums_at(x)
+        self._passed()
         rows = int(total[-1])
         if rows == 0:
             from ..io.data import DataError
@@ -485,8 +485,7 @@ class DaskObjective(Objective):
         if self.batch_size is not None:
             raise AdcliError("--method newton cannot use --batch-size")
         total = self._parts.sums(partition_hessian, self._args(x))
-        if self.on_pass is not None:
-            self.on_pass(self.passes, self.partitions)
+        self._passed()
         rows = int(total[-1])
         p = len(self.names)
         scale = 1.0 if self.reduce == "sum" else 1.0 / max(rows, 1)

@@ -88,6 +88,38 @@ def partition_sums(columns: dict[str, np.ndarray], rows: int, source: str,
     return out
 
 
+#: Numbers :func:`partition_branches` adds after :func:`partition_sums`' own: three 32-bit
+#: words of a digest of the partition's branch sides, the count of sides at 0 (on a kink),
+#: the count that are NaN.
+BRANCH_WORDS = 5
+
+
+def partition_branches(columns: dict[str, np.ndarray], rows: int, source: str,
+                       bound: tuple[str, ...], names: tuple[str, ...],
+                       fixed: tuple[tuple[str, float], ...], x: tuple[float, ...]
+                       ) -> np.ndarray:
+    """:func:`partition_sums`, then which side of its kinks every row is on
+    (:func:`adcli.optimize.objective.branch_sides`) as :data:`BRANCH_WORDS` numbers, not a
+    number a row: a digest of the sides (with the partition's rows and first row, so that
+    two partitions' sides cannot trade places) and how many are 0 or NaN.  Exact integers
+    below 2**32 each, so their sums over the tree are exact: two points agree on every row's
+    side where their sums agree (but for a digest collision, about 2**-96)."""
+    import hashlib
+
+    from ..optimize.objective import branch_sides
+
+    out = partition_sums(columns, rows, source, bound, names, fixed, x)
+    sides = branch_sides(_tape(source, bound), _point(columns, names, fixed, x)
+                         ) if rows else np.zeros(0)
+    digest = hashlib.blake2b(np.nan_to_num(sides, nan=2.0).astype(np.int8).tobytes(),
+                             digest_size=12)
+    digest.update(np.array([rows] + [columns[k][0] for k in sorted(columns) if rows],
+                           dtype=np.float64).tobytes())
+    words = np.frombuffer(digest.digest(), dtype="<u4").astype(np.float64)
+    counts = [float(np.count_nonzero(sides == 0)), float(np.count_nonzero(np.isnan(sides)))]
+    return np.concatenate([out, words, counts])
+
+
 def partition_hessian(columns: dict[str, np.ndarray], rows: int, source: str,
                       bound: tuple[str, ...], names: tuple[str, ...],
                       fixed: tuple[tuple[str, float], ...], x: tuple[float, ...]
