@@ -66,8 +66,6 @@ def minimize_partitioned(function: Function, point: dict[str, float], names: lis
             click.echo(f"\r{progress_line(count, partitions, link)}", err=True, nl=False)
 
     link = None
-    if box_of is not None:  # L-BFGS-B and trf run on scipy's BLAS: loaded before the pinning
-        import scipy.linalg  # noqa: F401
 
     with Scheduler(scheduler) as where:
         for message in where.warnings:
