@@ -304,8 +304,6 @@ def _fit_on_dask(formula: Formula, data_path: str, scheduler: str | None, sep: s
             click.echo(f"\r{progress_line(count, partitions, link)}", err=True, nl=False)
 
     link = None
-    if options.get("bounds"):  # trf runs on scipy's BLAS: loaded before the Scheduler pins BLAS
-        import scipy.linalg  # noqa: F401
 
     with Scheduler(scheduler) as where:
         for message in where.warnings:
