@@ -374,3 +374,47 @@ def test_the_fit_imports_pause_the_collector_only_in_a_fresh_process(first):
     assert out.stdout.startswith("converged")
     assert enabled == "True"
     assert (int(frozen) > 10_000) == (first == "")
+
+
+DASK_BOUNDED_BLAS = """
+import json, sys
+import adcli.regression.leastsq as leastsq
+from adcli.fast.blas import _libraries
+
+seen = []
+engine = leastsq._bounded
+
+
+def watched(*args, **kwargs):
+    _libraries.cache_clear()  # every BLAS loaded by now, scipy's included
+    seen.append([get() for _, get in _libraries()])
+    return engine(*args, **kwargs)
+
+
+leastsq._bounded = watched
+sys.argv = ["adcli", sys.argv[1], sys.argv[2], "--data", sys.argv[3], "--bounds", "a=0:10",
+            "--scheduler", "synchronous", "--json", *sys.argv[4:]]
+from adcli.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="BLAS found by /proc/self/maps")
+@pytest.mark.parametrize("command, expr, extra", [
+    ("fit", "y ~ a*x + b", []),
+    ("minimize", "(a*x + b - y)^2", ["--from", "a=1,b=0"]),
+])
+def test_a_bounded_run_on_dask_pins_scipys_blas_while_it_runs(command, expr, extra):
+    # scipy's BLAS runs trf's SVD and QR on the client: held at one thread there as numpy's
+    # (the Scheduler and every pass pin each BLAS loaded), whatever OPENBLAS_NUM_THREADS says
+    pytest.importorskip("dask.dataframe")
+    out = subprocess.run([sys.executable, "-c", DASK_BOUNDED_BLAS, command, expr, LINE, *extra],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300, check=True,
+                         env=_environ({"OPENBLAS_NUM_THREADS": "2"}))
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert seen, out.stderr  # the bounded engine ran
+    assert all(len(counts) >= 2 and set(counts) == {1} for counts in seen), seen
