@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 from ..errors import PointError
+from .records import Record
 from .tape import Tape
 
 TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
@@ -25,31 +26,19 @@ if TYPE_CHECKING:
     Value = Any  # float64 scalar or numpy array
 
 
-class OpCount:
+class OpCount(Record):
     """Elementary operations the sweeps executed, counted as they run (pass ``count=`` to a
     sweep): a primitive evaluation, a local partial derivative, or a multiply-accumulate along an
     edge (tangent or adjoint propagation) each count as one. This is how ``compare-modes`` shows
     what forward and reverse mode really cost, rather than estimating it. (A plain class, not a
     dataclass: ``dataclasses`` loads ``inspect``, milliseconds of a first parse.)"""
 
-    __slots__ = __match_args__ = ("evaluations", "partials", "products")
+    __slots__ = __match_args__ = FIELDS = SHOWN = ("evaluations", "partials", "products")
 
     def __init__(self, evaluations: int = 0, partials: int = 0, products: int = 0) -> None:
         self.evaluations = evaluations
         self.partials = partials
         self.products = products
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return (self.evaluations, self.partials, self.products) == (
-            other.evaluations, other.partials, other.products)  # type: ignore[attr-defined]
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
-
-    def __repr__(self) -> str:
-        return (f"OpCount(evaluations={self.evaluations!r}, partials={self.partials!r}, "
-                f"products={self.products!r})")
 
     @property
     def total(self) -> int:

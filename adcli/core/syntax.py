@@ -8,6 +8,7 @@ stack.
 from __future__ import annotations
 
 from ..ops import OPS, apply
+from .records import Record
 
 TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
 if TYPE_CHECKING:
@@ -74,14 +75,14 @@ def call(op: str, *args: Node, line: int = 0, column: int = 0) -> Node:
     return Node(op, tuple(args), line=line, column=column)
 
 
-class Statement:
+class Statement(Record):
     """``name = expr`` (``name`` is None for the final bare expression); ``ranges`` holds the
     ranges of a vector-valued binding ``h[j = 1..16] = expr`` (else empty).
 
     Plain classes here and in :class:`Program`, with the equality and ``repr`` a dataclass
     would give: ``dataclasses`` loads ``inspect``, milliseconds of a first parse."""
 
-    __slots__ = __match_args__ = ("name", "expr", "line", "column", "ranges")
+    __slots__ = __match_args__ = FIELDS = SHOWN = ("name", "expr", "line", "column", "ranges")
 
     def __init__(self, name: str | None, expr: Node, line: int = 0, column: int = 0,
                  ranges: tuple[Range, ...] = ()) -> None:
@@ -91,45 +92,20 @@ class Statement:
         self.column = column
         self.ranges = ranges
 
-    def _key(self) -> tuple:
-        return (self.name, self.expr, self.line, self.column, self.ranges)
 
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._key() == other._key()  # type: ignore[attr-defined]
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
-    def __repr__(self) -> str:
-        return (f"Statement(name={self.name!r}, expr={self.expr!r}, line={self.line!r}, "
-                f"column={self.column!r}, ranges={self.ranges!r})")
-
-
-class Program:
+class Program(Record):
     """Statements in order; the last one is the output. ``postorder`` is the parser's list of
     every node it made, in the order made (the post-order of a one-statement program's tree;
     see :func:`adcli.core.lower.lower`), or None; it takes no part in equality or ``repr``."""
 
-    __slots__ = ("statements", "source", "postorder")
-    __match_args__ = __slots__
+    __slots__ = __match_args__ = ("statements", "source", "postorder")
+    FIELDS = SHOWN = ("statements", "source")
 
     def __init__(self, statements: list[Statement] | None = None, source: str = "",
                  postorder: list[Node] | None = None) -> None:
         self.statements = [] if statements is None else statements
         self.source = source
         self.postorder = postorder
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return (self.statements, self.source) == (
-            other.statements, other.source)  # type: ignore[attr-defined]
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
-    def __repr__(self) -> str:
-        return f"Program(statements={self.statements!r}, source={self.source!r})"
 
     @property
     def output(self) -> Node:

@@ -8,6 +8,7 @@ scalars or numpy columns, without re-parsing (see :mod:`adcli.core.sweeps`).
 from __future__ import annotations
 
 from ..ops import OPS, Op
+from .records import Shown
 
 TYPE_CHECKING = False  # annotations only: typing and collections.abc cost start-up time
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ VAR = "var"
 CONST = "const"
 
 
-class Tape:
+class Tape(Shown):
     """A lowered program.
 
     ``ops[i]`` is an :class:`~adcli.ops.Op`, or the strings ``"var"``/``"const"``.
@@ -37,7 +38,7 @@ class Tape:
     __slots__ = ("ops", "args", "consts", "inputs", "labels", "active", "output", "positions",
                  "folded_from", "_instructions", "_instructions_len", "_derived")
     #: The fields shown by ``repr`` and matched by position, in order (the caches are not).
-    _SHOWN = __match_args__ = ("ops", "args", "consts", "inputs", "labels", "active", "output",
+    SHOWN = __match_args__ = ("ops", "args", "consts", "inputs", "labels", "active", "output",
                                "positions", "folded_from")
 
     def __init__(self, ops: list | None = None, args: list[tuple[int, ...]] | None = None,
@@ -57,10 +58,6 @@ class Tape:
         self._instructions: list = []  # instructions(), cached
         self._instructions_len = -1  # len(ops) when it was cached
         self._derived: dict = {}  # see derived()
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._SHOWN)
-        return f"Tape({fields})"
 
     def __len__(self) -> int:
         return len(self.ops)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ..core.records import Shown
 from ..errors import AdcliError
 from .blocks import CELL, MISSING, Reader, TextColumn, csv_cell, csv_reason
 from .inputs import open_binary
@@ -36,7 +37,7 @@ class DataError(AdcliError):
     """A data file that cannot be used: missing, empty, ragged or with a non-numeric cell."""
 
 
-class Dataset:
+class Dataset(Shown):
     """Columns of equal length, by header name, in file order.
 
     ``columns`` holds the numeric ones (nan where a cell is missing); a column with a cell
@@ -53,7 +54,7 @@ class Dataset:
     copies them instead of formatting numbers; ``nrows`` the number of rows, when no column
     kept says it (text that was not kept)."""
 
-    __slots__ = __match_args__ = ("columns", "path", "order", "problems", "missing", "text",
+    __slots__ = __match_args__ = SHOWN = ("columns", "path", "order", "problems", "missing", "text",
                                   "headers", "spare", "lines", "nrows")
 
     def __init__(self, columns: dict[str, np.ndarray], path: str = "",
@@ -74,9 +75,6 @@ class Dataset:
         self.spare = {} if spare is None else spare
         self.lines = lines
         self.nrows = nrows
-
-    def __repr__(self) -> str:
-        return "Dataset(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
 
     @property
     def names(self) -> list[str]:

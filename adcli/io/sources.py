@@ -13,6 +13,7 @@ import stat
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..core.records import Record
 from ..errors import EXIT_FAILED, AdcliError, escape_control
 from .data import DataError, _decode, _header, _separator
 
@@ -143,7 +144,7 @@ def wants_dask(path: str | None, scheduler: str | None) -> bool:
     return is_large(path) and dask_installed()
 
 
-class PartitionedData:
+class PartitionedData(Record):
     """Columns spread over files, read lazily partition by partition.
 
     ``kind`` is "csv" or "parquet"; ``names`` are the column names as adcli sees them (headers
@@ -154,8 +155,8 @@ class PartitionedData:
     code at import, start-up every fit pays (this module tells a fit whether it goes to
     Dask)."""
 
-    __match_args__ = ("path", "files", "kind", "names", "headers", "sep", "use", "dropna",
-                      "blocksize", "stamps")
+    __match_args__ = FIELDS = SHOWN = ("path", "files", "kind", "names", "headers", "sep", "use",
+                                       "dropna", "blocksize", "stamps")
 
     def __init__(self, path: str, files: list[str], kind: str, names: list[str],
                  headers: dict[str, str] | None = None, sep: str = ",",
@@ -172,16 +173,6 @@ class PartitionedData:
         self.dropna = dropna
         self.blocksize = blocksize
         self.stamps = {} if stamps is None else stamps
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self.__dict__ == other.__dict__
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
-
-    def __repr__(self) -> str:
-        return "PartitionedData(" + ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items()) + ")"
 
     def bytes(self) -> int:
         """The size of the files on disk."""

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core import sweeps
+from ..core.records import Record
 from ..core.syntax import Program, Statement
 from ..function import Function
 from ..language.parser import DEFAULT_MAX_SOURCE_BYTES
@@ -140,12 +141,13 @@ class Residuals:
         return r
 
 
-class FitResult(Uncertain):
+class FitResult(Uncertain, Record):
     """The outcome of a fit, with the statistics of R's ``summary(nls)``; ``observed``,
     ``fitted``: the left side and the model per row at the estimates; ``covariance``, ``start``:
     s²(JᵀJ)⁻¹ and the start of the free parameters (:class:`.uncertainty.Uncertain`). A plain
-    class with a dataclass's ``==`` and ``repr`` (``FIELDS`` in the arguments' order, not
-    showing ``_HIDDEN``): making a dataclass runs generated code at import."""
+    class with a dataclass's ``==`` and ``repr`` (``FIELDS`` in the arguments' order; ``repr``
+    leaves out the per-row arrays, the parsed formula and the covariance): making a dataclass
+    runs generated code at import."""
 
     FIELDS = __match_args__ = (
         "formula", "parameters", "stderr", "correlation_names", "correlation", "rss",
@@ -153,8 +155,7 @@ class FitResult(Uncertain):
         "jacobian_evaluations", "method", "rows", "fixed", "at_bound", "warnings", "seconds",
         "absolute_sigma", "weighted", "observed", "fitted", "predictors", "parsed",
         "covariance", "start")
-    _HIDDEN: ClassVar[frozenset[str]] = frozenset(("observed", "fitted", "parsed", "covariance"))
-    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
+    SHOWN = tuple(n for n in FIELDS if n not in ("observed", "fitted", "parsed", "covariance"))
 
     def __init__(self, formula: str, parameters: dict[str, float], stderr: dict[str, float],
                  correlation_names: list[str], correlation: np.ndarray, rss: float,
@@ -182,17 +183,6 @@ class FitResult(Uncertain):
         self.predictors = [] if predictors is None else predictors
         self.covariance = np.zeros((0, 0)) if covariance is None else covariance
         self.start = {} if start is None else start
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return (tuple(getattr(self, n) for n in self.FIELDS)
-                == tuple(getattr(other, n) for n in self.FIELDS))
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.FIELDS
-                          if n not in self._HIDDEN)
-        return f"FitResult({shown})"
 
     def predict(self, columns: Mapping[str, Any], band: str | None = None,
                 level: float = 0.95, sigma: Any = None) -> Any:

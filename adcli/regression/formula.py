@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..core.records import Record
 from ..core.syntax import Program, Statement, call, iter_postorder
 from ..errors import AdcliError
 from ..function import gc_paused
@@ -45,30 +46,18 @@ def _locate(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
-class Formula:
+class Formula(Record):
     """A parsed ``LHS ~ MODEL``: the residual program ``lets; LHS - MODEL`` and its parts.
     A plain slotted class with a dataclass's equality and ``repr``: making a dataclass runs
     generated code at import, start-up only a fit pays."""
 
-    __slots__ = __match_args__ = ("program", "lhs", "model", "lets")
+    __slots__ = __match_args__ = FIELDS = SHOWN = ("program", "lhs", "model", "lets")
 
     def __init__(self, program: Program, lhs: Any, model: Any, lets: dict[str, Any]) -> None:
         self.program = program
         self.lhs = lhs
         self.model = model
         self.lets = lets
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return (self.program, self.lhs, self.model, self.lets) == (
-            other.program, other.lhs, other.model, other.lets)  # type: ignore[attr-defined]
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
-
-    def __repr__(self) -> str:
-        return (f"Formula(program={self.program!r}, lhs={self.lhs!r}, model={self.model!r}, "
-                f"lets={self.lets!r})")
 
     def bind(self, point: Any, option: str = "--from") -> dict[str, Any]:
         """``point`` (a copy) with an indexed parameter's values (``a=[..]``, ``a=0``) given

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.records import Shown
 from .lm import KINK_STOP, bounded_kink, flat_stop, levenberg_marquardt
 
 # --------------------------------------------------------------------------- the engine
@@ -192,12 +193,12 @@ class Compressed:
         return r.copy(), jac.copy()
 
 
-class Solution:
+class Solution(Shown):
     """Where the engine stopped, its scipy-style status (see :data:`REASONS`), its counts and
     which engine ran (:data:`METHOD` or :data:`BOUNDED_METHOD`). A plain slotted class, not a
     dataclass: making a dataclass runs generated code at import, start-up only a fit pays."""
 
-    __slots__ = __match_args__ = ("x", "status", "evaluations", "jacobians", "method")
+    __slots__ = __match_args__ = SHOWN = ("x", "status", "evaluations", "jacobians", "method")
 
     def __init__(self, x: np.ndarray, status: int, evaluations: int, jacobians: int,
                  method: str = METHOD) -> None:
@@ -206,11 +207,6 @@ class Solution:
         self.evaluations = evaluations
         self.jacobians = jacobians
         self.method = method
-
-    def __repr__(self) -> str:
-        return (f"Solution(x={self.x!r}, status={self.status!r}, "
-                f"evaluations={self.evaluations!r}, jacobians={self.jacobians!r}, "
-                f"method={self.method!r})")
 
     def describe(self) -> str:
         """The engine in a fit's report: the numpy engine is plain Levenberg-Marquardt; under
@@ -377,13 +373,13 @@ def polish(res: Compressed, x: np.ndarray, lower: np.ndarray, upper: np.ndarray,
 SINGULAR = 1e-10
 
 
-class Covariance:
+class Covariance(Shown):
     """The covariance of the free parameters (``matrix``, nan where not identifiable), the
     groups of parameters that are not, the condition number of the column-scaled Jacobian,
     and (JᵀJ)⁻¹ itself (``inverse``: the correlations come from it, so a perfect fit, variance
     0, still has them). A plain slotted class, as :class:`Solution`."""
 
-    __slots__ = __match_args__ = ("matrix", "unidentifiable", "condition", "inverse")
+    __slots__ = __match_args__ = SHOWN = ("matrix", "unidentifiable", "condition", "inverse")
 
     def __init__(self, matrix: np.ndarray, unidentifiable: list[list[str]], condition: float,
                  inverse: np.ndarray | None = None) -> None:
@@ -391,10 +387,6 @@ class Covariance:
         self.unidentifiable = unidentifiable
         self.condition = condition
         self.inverse = inverse
-
-    def __repr__(self) -> str:
-        return (f"Covariance(matrix={self.matrix!r}, unidentifiable={self.unidentifiable!r}, "
-                f"condition={self.condition!r}, inverse={self.inverse!r})")
 
     def errors(self) -> tuple[np.ndarray, np.ndarray]:
         """Standard errors (sqrt of the diagonal) and the correlation matrix."""

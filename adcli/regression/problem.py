@@ -22,6 +22,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..core.records import Shown
 from ..function import Function
 from .formula import FitError, Formula
 
@@ -159,14 +160,14 @@ def check_names(used: Collection[str], columns: Collection[str], lets: Collectio
     return params, warnings_
 
 
-class FitSetup:
+class FitSetup(Shown):
     """Everything ``fit`` decides before it reads a row: the same for every engine.
     ``columns`` are the data columns the fit reads (the formula's, then the sigma column),
     file order; ``bound`` the names bound per row or per parameter when the residual program
     is lowered. A plain slotted class, not a dataclass: making a dataclass runs generated code
     at import, start-up only a fit pays."""
 
-    __slots__ = __match_args__ = ("formula", "columns", "bound", "params", "free", "fixed",
+    __slots__ = __match_args__ = SHOWN = ("formula", "columns", "bound", "params", "free", "fixed",
                                   "x0", "lower", "upper", "sigma", "warnings", "predictors")
 
     def __init__(self, formula: Formula, columns: list[str], bound: set[str],
@@ -187,9 +188,6 @@ class FitSetup:
         self.warnings = [] if warnings is None else warnings
         self.predictors = [] if predictors is None else predictors
 
-    def __repr__(self) -> str:
-        return "FitSetup(" + ", ".join(f"{n}={getattr(self, n)!r}"
-                                       for n in self.__slots__) + ")"
 
 
 def fit_setup(formula: Formula, column_names: Sequence[str], *,
