@@ -43,29 +43,4 @@ def test_one_and_four_blas_threads_give_the_same_bits(decay, extra):
     one, four = (json.loads(r.stdout) for r in runs)
     assert one["converged"] and abs(one["minimum"]["b"] - 0.7) < 0.01
     assert one == four  # every number, bit for bit
-
-
-BOUNDED_BLAS = """
-import sys
-sys.argv = ["adcli", "minimize", "(a*x + b - y)^2", "--data", sys.argv[1], "--from", "a=1,b=0",
-            "--bounds", "a=0:10", "--json"]
-from adcli.cli import main
-try:
-    main()
-except SystemExit:
-    pass
-from adcli.fast.blas import _libraries
-_libraries.cache_clear()  # every BLAS loaded by now, scipy's included
-print([get() for _, get in _libraries()])
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="BLAS found by /proc/self/maps")
-def test_a_bounded_run_over_data_pins_scipys_blas_too():
-    # trf (the least-squares route) and L-BFGS-B run on scipy's own OpenBLAS, which would
-    # start at the user's thread count
-    out = subprocess.run([sys.executable, "-c", BOUNDED_BLAS, str(ROOT / "samples" / "line.csv")],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120, check=True,
-                         env={**os.environ, "OPENBLAS_NUM_THREADS": "2"})
-    counts = json.loads(out.stdout.splitlines()[-1])
-    assert len(counts) >= 2 and set(counts) == {1}, out.stdout
+    # bounded runs (scipy's BLAS): tests/test_startup_fit.py

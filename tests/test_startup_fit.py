@@ -145,8 +145,7 @@ def test_a_fit_starts_blas_at_one_thread_and_leaves_the_environment():
 
 BOUNDED_BLAS = """
 import sys
-sys.argv = ["adcli", "fit", "y ~ a*x + b", "--data", sys.argv[1], "--bounds", "a=0:10",
-            "--json"]
+sys.argv = ["adcli", *sys.argv[2:], "--data", sys.argv[1], "--bounds", "a=0:10", "--json"]
 from adcli.cli import main
 try:
     main()
@@ -159,13 +158,19 @@ print([get() for _, get in _libraries()])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="BLAS found by /proc/self/maps")
-def test_a_bounded_fit_pins_scipys_blas_too():
-    # trf's SVD and QR run on scipy's own OpenBLAS, which would start at the user's thread count
-    out = subprocess.run([sys.executable, "-c", BOUNDED_BLAS, LINE], capture_output=True,
-                         text=True, cwd=ROOT, timeout=120, check=True,
+@pytest.mark.parametrize("command", [
+    ["fit", "y ~ a*x + b"],
+    ["minimize", "(a*x + b - y)^2", "--from", "a=1,b=0"],  # in memory: trf or L-BFGS-B
+])
+def test_a_bounded_run_pins_scipys_blas_too(command):
+    # trf's SVD and QR (and L-BFGS-B) run on scipy's own OpenBLAS, which would start at the
+    # user's thread count
+    out = subprocess.run([sys.executable, "-c", BOUNDED_BLAS, LINE, *command],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120, check=True,
                          env=_environ({"OPENBLAS_NUM_THREADS": "2"}))
     counts = json.loads(out.stdout.splitlines()[-1])
     assert len(counts) >= 2 and set(counts) == {1}, out.stdout
+
 
 def test_only_an_openblas_numpy_counts_as_started_at_one_thread():
     # OPENBLAS_NUM_THREADS means nothing to MKL or another BLAS: pin_blas must still run there
