@@ -128,16 +128,8 @@ def partition_hessian(columns: dict[str, np.ndarray], rows: int, source: str,
     exact second derivatives of :mod:`adcli.derive.curvature`, which sums the rows itself."""
     from ..derive.curvature import hessian
 
-    p = len(names)
-    out = np.zeros(p * p + 1)
-    out[-1] = rows
-    if rows == 0:
-        return out
-    point = _point(columns, names, fixed, x)
-    with np.errstate(all="ignore"):
-        out[:-1] = np.asarray(hessian(_tape(source, bound), point, list(names), rows=rows),
-                              dtype=np.float64).ravel()
-    return out
+    return _matrix_sum(rows, len(names), lambda: hessian(
+        _tape(source, bound), _point(columns, names, fixed, x), list(names), rows=rows))
 
 
 def partition_score_outer(columns: dict[str, np.ndarray], rows: int, source: str,
@@ -149,14 +141,18 @@ def partition_score_outer(columns: dict[str, np.ndarray], rows: int, source: str
     (:func:`adcli.optimize.objective.score_outer`)."""
     from ..optimize.objective import score_outer
 
-    p = len(names)
+    return _matrix_sum(rows, len(names), lambda: score_outer(
+        _tape(source, bound), _point(columns, names, fixed, x), names, rows))
+
+
+def _matrix_sum(rows: int, p: int, compute: Any) -> np.ndarray:
+    """[``compute()`` (a p x p sum over the partition's rows, row-major), rows]; zeros for an
+    empty partition, which ``compute`` never sees."""
     out = np.zeros(p * p + 1)
     out[-1] = rows
-    if rows == 0:
-        return out
-    point = _point(columns, names, fixed, x)
-    with np.errstate(all="ignore"):
-        out[:-1] = score_outer(_tape(source, bound), point, names, rows).ravel()
+    if rows:
+        with np.errstate(all="ignore"):
+            out[:-1] = np.asarray(compute(), dtype=np.float64).ravel()
     return out
 
 
