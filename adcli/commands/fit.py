@@ -38,43 +38,41 @@ def _built_with_openblas(numpy: object) -> bool:
     return "openblas" in str(name).lower()
 
 
-#: In a fresh process (numpy not imported yet) the fit's modules are imported with the cyclic
-#: garbage collector paused, then frozen (:func:`gc.freeze`): imports make objects that live as
-#: long as the process and form no garbage, and the collector would otherwise traverse them
-#: over and over while numpy and the fit's modules load, and again in every later pass.
+from ..function import gc_paused  # noqa: E402 - before numpy; it imports none
+
+#: In a fresh process (numpy not imported yet) what the fit's imports make is frozen
+#: (:func:`gc.freeze`) once they are done, and the cyclic collector is paused while they run:
+#: imports make objects that live as long as the process and form no garbage, and the
+#: collector would otherwise traverse them over and over while numpy and the fit's modules
+#: load, and again in every later pass.
 _STARTING = "numpy" not in sys.modules and gc.isenabled()
-if _STARTING:
-    gc.disable()
-
-_BLAS_AT_ONE_THREAD = _numpy_at_one_blas_thread()
-
-from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, AdcliError, escape_control  # noqa: E402 - numpy first
-from ..io.data import DEFAULT_MAX_DATA_BYTES  # noqa: E402
-from ..output.formats.text import warn  # noqa: E402
-from ..regression.fitting import FitResult, parse_bounds  # noqa: E402
-from ..regression.fitting import fit as run_fit  # noqa: E402
-from ..regression.formula import Formula, parse_formula  # noqa: E402
-from ..regression.uncertainty import DEFAULT_LEVELS, parse_derive, parse_levels, wald  # noqa: E402
-from .common import (  # noqa: E402
-    DATA_HELP,
-    EXPR_HELP,
-    ByteSize,
-    data_options,
-    digits_option,
-    expr_argument,
-    json_option,
-    load_data,
-    max_size_option,
-    max_time_option,
-    parse_names,
-    parse_point,
-    read_source,
-    show,
-)
-
-if _STARTING:
-    gc.freeze()
-    gc.enable()
+with gc_paused():
+    _BLAS_AT_ONE_THREAD = _numpy_at_one_blas_thread()
+    from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, AdcliError, escape_control  # noqa: E402 - numpy first
+    from ..io.data import DEFAULT_MAX_DATA_BYTES  # noqa: E402
+    from ..output.formats.text import warn  # noqa: E402
+    from ..regression.fitting import FitResult, parse_bounds  # noqa: E402
+    from ..regression.fitting import fit as run_fit  # noqa: E402
+    from ..regression.formula import Formula, parse_formula  # noqa: E402
+    from ..regression.uncertainty import DEFAULT_LEVELS, parse_derive, parse_levels, wald  # noqa: E402
+    from .common import (  # noqa: E402
+        DATA_HELP,
+        EXPR_HELP,
+        ByteSize,
+        data_options,
+        digits_option,
+        expr_argument,
+        json_option,
+        load_data,
+        max_size_option,
+        max_time_option,
+        parse_names,
+        parse_point,
+        read_source,
+        show,
+    )
+    if _STARTING:
+        gc.freeze()
 
 
 @click.command(epilog=f"{EXPR_HELP} {DATA_HELP}")
