@@ -367,6 +367,12 @@ def _product(atoms: list[Any]) -> Node:
 def to_node(c: Coef) -> Node:
     """``c`` as one expression (its numerator over its denominator, the sign in front)."""
     sign, num, den = parts(c)
+    return quotient(num, den, sign)
+
+
+def quotient(num: list[Node], den: list[Node], sign: int = 1) -> Node:
+    """num[0]*num[1]*.../(den[0]*...), the sign in front, as :func:`parts` splits a
+    coefficient."""
     acc = num[0] if num else S.const(1.0)
     for n in num[1:]:
         acc = S.call("mul", acc, n)

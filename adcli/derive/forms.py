@@ -13,7 +13,7 @@ from ..core import syntax as S
 from ..core.syntax import Node
 from ..errors import AdcliError
 from ..ops import OPS, apply, const_key
-from .exact import Coef, parts
+from .exact import Coef, parts, quotient
 
 
 class Builder:
@@ -70,17 +70,7 @@ class Builder:
                         S.call(n.op, *(done[id(a)] for a in n.args)))
             return done[id(node)]
 
-        acc = S.const(1.0) if not num else num[0]
-        for f in num[1:]:
-            acc = S.call("mul", acc, f)
-        if den:
-            d = den[0]
-            for f in den[1:]:
-                d = S.call("mul", d, f)
-            acc = S.call("div", acc, d)
-        if sign < 0:
-            acc = S.const(-acc.value) if acc.op == "const" else S.call("neg", acc)
-        return intern(acc)
+        return intern(quotient(num, den, sign))
 
     def raw(self, op: str, *args: Node) -> Node:
         """``op(args)`` interned, never folded (2*pi stays 2*pi)."""
